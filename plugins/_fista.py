@@ -1,0 +1,96 @@
+"""FISTA with backtracking and adaptive restart, as a ``torch.optim.Optimizer``.
+
+Beck & Teboulle (2009) accelerated proximal gradient, with the step found by backtracking on
+the quadratic upper bound (and allowed to grow again by a small factor each iteration), and
+O'Donoghue & Candes (2015) gradient-based restart, which restores linear convergence on the
+strongly convex problems that penalized logistic regression usually is.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable
+
+import torch
+
+from tuner import ProxFn
+
+
+class FISTA(torch.optim.Optimizer):
+    """Full-batch accelerated proximal gradient.
+
+    ``step(closure)`` runs ``max_iter`` iterations; ``closure`` must zero the gradients,
+    compute the *smooth* objective, call ``backward()`` and return the objective. ``prox``
+    is applied to every parameter group flagged ``penalized``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        prox: ProxFn | None = None,
+        lr: float = 1.0,
+        max_iter: int = 50,
+        grow: float = 1.1,
+        shrink: float = 0.5,
+    ) -> None:
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0; got {lr}")
+        super().__init__(params, dict(lr=lr, max_iter=max_iter, grow=grow, shrink=shrink))
+        self._prox = prox
+        self._global: dict[str, Any] = {}
+
+    def _params(self) -> list[tuple[torch.Tensor, bool]]:
+        return [(p, bool(g.get("penalized", False))) for g in self.param_groups for p in g["params"]]
+
+    def _take(self, y: list[torch.Tensor], grads: list[torch.Tensor], step: float) -> None:
+        for (p, penalized), yi, gi in zip(self._params(), y, grads):
+            cand = yi - step * gi
+            if penalized and self._prox is not None:
+                cand = self._prox(cand, step)
+            p.copy_(cand)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+        group = self.param_groups[0]
+        st = self._global
+        params = [p for p, _ in self._params()]
+        if not st:
+            st.update(t=1.0, step=float(group["lr"]), x_prev=[p.detach().clone() for p in params], y=None)
+        if st["y"] is not None:  # resume from the extrapolated point of the last call
+            for p, yi in zip(params, st["y"]):
+                p.copy_(yi)
+
+        def evaluate() -> float:
+            with torch.enable_grad():
+                return float(closure().detach())
+
+        f_x = math.nan
+        for _ in range(int(group["max_iter"])):
+            f_y = evaluate()
+            grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
+            y = [p.detach().clone() for p in params]
+            step = st["step"] * group["grow"]
+            for _attempt in range(60):
+                self._take(y, grads, step)
+                f_x = evaluate()
+                lin = sum(float((g * (p - yi)).sum()) for g, p, yi in zip(grads, params, y))
+                sq = sum(float((p - yi).pow(2).sum()) for p, yi in zip(params, y))
+                if f_x <= f_y + lin + sq / (2.0 * step) + 1e-12 * abs(f_y):
+                    break
+                step *= group["shrink"]
+            st["step"] = step
+            x_new = [p.detach().clone() for p in params]
+            # Gradient restart: the momentum points uphill, so drop it.
+            uphill = sum(float(((yi - xn) * (xn - xp)).sum()) for yi, xn, xp in zip(y, x_new, st["x_prev"]))
+            if uphill > 0:
+                st["t"] = 1.0
+            t = st["t"]
+            t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
+            beta = (t - 1.0) / t_next
+            st["y"] = [xn + beta * (xn - xp) for xn, xp in zip(x_new, st["x_prev"])]
+            st["x_prev"], st["t"] = x_new, t_next
+            if sq == 0.0:
+                break
+        for p, xn in zip(params, st["x_prev"]):  # leave the parameters at the iterate, not at y
+            p.copy_(xn)
+        return torch.tensor(f_x)

@@ -1,0 +1,93 @@
+"""Built-in optimizers: sgd, adam, rmsprop, lbfgs and fista."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import torch
+
+from tuner import Categorical, Float, Int, Optimizer, ProxFn
+
+from ._fista import FISTA
+
+__all__ = ["SGDOptimizer", "AdamOptimizer", "RMSpropOptimizer", "LBFGSOptimizer", "FISTAOptimizer"]
+
+
+class SGDOptimizer(Optimizer):
+    name = "sgd"
+    description = "Mini-batch SGD with (Nesterov) momentum; proximal step for L1 parts."
+    search_space = {
+        "lr": Float(1e-4, 10.0, default=0.5, log=True, description="learning rate"),
+        "momentum": Float(0.0, 0.99, default=0.9),
+        "nesterov": Categorical([True, False], default=True),
+    }
+
+    def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
+        momentum = float(params["momentum"])
+        return torch.optim.SGD(
+            list(param_groups), lr=float(params["lr"]), momentum=momentum,
+            nesterov=bool(params["nesterov"]) and momentum > 0,
+        )
+
+
+class AdamOptimizer(Optimizer):
+    name = "adam"
+    description = "Adam (mini-batch); proximal step for L1 parts."
+    search_space = {
+        "lr": Float(1e-5, 1.0, default=0.01, log=True, description="learning rate"),
+        "beta1": Float(0.0, 0.999, default=0.9),
+        "beta2": Float(0.9, 0.9999, default=0.999),
+    }
+
+    def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
+        return torch.optim.Adam(
+            list(param_groups), lr=float(params["lr"]), betas=(float(params["beta1"]), float(params["beta2"]))
+        )
+
+
+class RMSpropOptimizer(Optimizer):
+    name = "rmsprop"
+    description = "RMSprop (mini-batch); proximal step for L1 parts."
+    search_space = {
+        "lr": Float(1e-5, 1.0, default=0.003, log=True, description="learning rate"),
+        "alpha": Float(0.8, 0.999, default=0.99, description="smoothing constant"),
+        "momentum": Float(0.0, 0.99, default=0.0),
+    }
+
+    def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
+        return torch.optim.RMSprop(
+            list(param_groups), lr=float(params["lr"]), alpha=float(params["alpha"]), momentum=float(params["momentum"])
+        )
+
+
+class LBFGSOptimizer(Optimizer):
+    name = "lbfgs"
+    description = "Full-batch L-BFGS with strong-Wolfe line search (smooth penalties only)."
+    search_space = {
+        "lr": Float(1e-2, 1.0, default=1.0, log=True, description="initial step length"),
+        "history_size": Int(3, 100, default=20),
+    }
+    full_batch = True
+    prox_mode = "unsupported"
+
+    def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
+        flat = [p for g in param_groups for p in g["params"]]
+        precise = flat[0].dtype == torch.float64
+        return torch.optim.LBFGS(
+            flat, lr=float(params["lr"]), max_iter=500, history_size=int(params["history_size"]),
+            tolerance_grad=1e-10 if precise else 1e-6, tolerance_change=1e-15 if precise else 1e-9,
+            line_search_fn="strong_wolfe",
+        )
+
+
+class FISTAOptimizer(Optimizer):
+    name = "fista"
+    description = "Full-batch FISTA with backtracking and restart: exact optimum and exact zeros for L1/elastic net."
+    search_space = {
+        "lr": Float(1e-3, 1e3, default=1.0, log=True, description="initial step (adapted by backtracking)"),
+    }
+    full_batch = True
+    prox_mode = "internal"
+
+    def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
+        return FISTA(list(param_groups), prox=prox, lr=float(params["lr"]), max_iter=50)

@@ -1,0 +1,79 @@
+"""Built-in penalties: none, l1, l2 and elastic net.
+
+All follow the convention ``strength * (l1_ratio * ||W||_1 + (1 - l1_ratio) / 2 * ||W||_2^2)``
+(``strength = 1 / (C * n_train)`` against scikit-learn's ``C``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from tuner import Float, Penalty
+
+__all__ = ["NoPenalty", "L1Penalty", "L2Penalty", "ElasticNetPenalty", "soft_threshold"]
+
+STRENGTH = Float(1e-7, 10.0, default=1e-4, log=True, description="overall penalty weight, 1 / (C * n_train)")
+
+
+def soft_threshold(weight: torch.Tensor, threshold: Any) -> torch.Tensor:
+    """The proximal operator of ``threshold * ||W||_1``: shrink toward zero, exact zeros inside."""
+    return torch.sign(weight) * torch.clamp(weight.abs() - threshold, min=0.0)
+
+
+class NoPenalty(Penalty):
+    name = "none"
+    description = "Plain (unpenalized) logistic regression."
+    search_space: Mapping[str, Any] = {}
+
+    def smooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
+        return weight.new_zeros(())
+
+
+class _ElasticNetFamily(Penalty):
+    """strength * (l1_ratio * ||W||_1 + (1 - l1_ratio)/2 * ||W||^2) with a fixed or searched l1_ratio."""
+
+    fixed_l1_ratio: float | None = None
+
+    def _l1_ratio(self, params: Mapping[str, Any]) -> Any:
+        return self.fixed_l1_ratio if self.fixed_l1_ratio is not None else params["l1_ratio"]
+
+    def smooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
+        l2_part = 1.0 - self._l1_ratio(params)
+        return params["strength"] * l2_part * 0.5 * weight.pow(2).sum()
+
+    def nonsmooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
+        return params["strength"] * self._l1_ratio(params) * weight.abs().sum()
+
+    def prox(self, weight: torch.Tensor, step: float, params: Mapping[str, Any]) -> torch.Tensor:
+        l1_ratio = self._l1_ratio(params)
+        if self.has_prox:
+            return soft_threshold(weight, step * params["strength"] * l1_ratio)
+        return weight
+
+
+class L1Penalty(_ElasticNetFamily):
+    name = "l1"
+    description = "Lasso: strength * ||W||_1, exact zeros through soft-thresholding."
+    search_space = {"strength": STRENGTH}
+    has_prox = True
+    fixed_l1_ratio = 1.0
+
+
+class L2Penalty(_ElasticNetFamily):
+    name = "l2"
+    description = "Ridge: strength / 2 * ||W||_2^2."
+    search_space = {"strength": STRENGTH}
+    fixed_l1_ratio = 0.0
+
+
+class ElasticNetPenalty(_ElasticNetFamily):
+    name = "elasticnet"
+    description = "Elastic net: strength * (l1_ratio * ||W||_1 + (1 - l1_ratio) / 2 * ||W||_2^2)."
+    search_space = {
+        "strength": STRENGTH,
+        "l1_ratio": Float(0.0, 1.0, default=0.5, description="share of the L1 part"),
+    }
+    has_prox = True
+

@@ -1,0 +1,104 @@
+"""Turning names and hyperparameter values into a trained, evaluated model.
+
+This is the one place that joins data, plugins, trainer and model; the CLI's ``train`` and
+every search trial go through :func:`train_one`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from ._data import Dataset
+from ._metrics import evaluate
+from ._model import LogisticModel
+from ._plugin_api import Optimizer, Penalty, compatibility_reason
+from ._registry import optimizers, penalties
+from ._trainer import Callback, FitResult, TrainConfig, fit
+from .errors import ConfigError, IncompatiblePluginsError
+
+__all__ = ["resolve_params", "resolve_pair", "split_overrides", "train_one", "TrainOutcome"]
+
+
+def resolve_params(plugin: Penalty | Optimizer, overrides: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """The plugin's defaults with ``overrides`` applied, each value checked against its space."""
+    space = plugin.search_space
+    unknown = sorted(set(overrides) - set(space))
+    if unknown:
+        known = ", ".join(f"{kind}.{k}" for k in space) or "none"
+        raise ConfigError(f"{kind} '{plugin.name}' has no hyperparameter {unknown[0]!r}; it has: {known}.")
+    out = {name: hp.default for name, hp in space.items()}
+    for name, value in overrides.items():
+        out[name] = space[name].validate(f"{kind}.{name}", value)
+    return out
+
+
+def resolve_pair(penalty_name: str, optimizer_name: str) -> tuple[Penalty, Optimizer]:
+    """Load both plugins and refuse an incompatible pair with the reason."""
+    pen, opt = penalties.get(penalty_name), optimizers.get(optimizer_name)
+    reason = compatibility_reason(pen, opt)
+    if reason:
+        raise IncompatiblePluginsError(f"Penalty '{pen.name}' cannot be used with optimizer '{opt.name}': {reason}.")
+    return pen, opt
+
+
+def split_overrides(pairs: Sequence[tuple[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``[("penalty.strength", v), ("optimizer.lr", v)]`` -> (penalty overrides, optimizer overrides)."""
+    pen: dict[str, Any] = {}
+    opt: dict[str, Any] = {}
+    for key, value in pairs:
+        group, _, name = key.partition(".")
+        if group == "penalty" and name:
+            pen[name.split(".")[-1]] = value
+        elif group == "optimizer" and name:
+            opt[name.split(".")[-1]] = value
+        else:
+            raise ConfigError(f"Hyperparameter {key!r} must be named penalty.NAME or optimizer.NAME.")
+    return pen, opt
+
+
+@dataclass
+class TrainOutcome:
+    model: LogisticModel
+    result: FitResult
+    val_metrics: dict[str, float]
+    test_metrics: dict[str, float]
+    penalty_params: dict[str, Any]
+    optimizer_params: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "penalty": self.model.info.get("penalty"),
+            "optimizer": self.model.info.get("optimizer"),
+            "penalty_params": self.penalty_params,
+            "optimizer_params": self.optimizer_params,
+            "validation": self.val_metrics,
+            "test": self.test_metrics,
+            "train_objective": self.result.objective,
+            "n_nonzero_weights": self.result.n_nonzero,
+            "n_weights": int(self.result.weight.size),
+            "epochs_run": self.result.epochs_run,
+            "stop_reason": self.result.stop_reason,
+            "fit_seconds": round(self.result.fit_seconds, 4),
+            "device": self.result.device,
+        }
+
+
+def train_one(data: Dataset, penalty_name: str, optimizer_name: str, penalty_overrides: Mapping[str, Any],
+              optimizer_overrides: Mapping[str, Any], config: TrainConfig | None = None,
+              callbacks: Sequence[Callback] = ()) -> TrainOutcome:
+    """Train one configuration on ``data`` and evaluate it on the validation and test splits."""
+    pen, opt = resolve_pair(penalty_name, optimizer_name)
+    pp = resolve_params(pen, penalty_overrides, "penalty")
+    op = resolve_params(opt, optimizer_overrides, "optimizer")
+    config = config or TrainConfig()
+    result = fit(data.X_train, data.y_train, data.n_classes, pen, pp, opt, op, config,
+                 X_val=data.X_val if len(data.y_val) else None, y_val=data.y_val if len(data.y_val) else None,
+                 callbacks=callbacks, classes=data.classes)
+    model = LogisticModel(data.classes, result.weight, result.intercept, data.pipeline, info={
+        "penalty": pen.name, "optimizer": opt.name, "penalty_params": pp, "optimizer_params": op,
+        "train_objective": result.objective, "epochs_run": result.epochs_run, "source": data.raw.source,
+    })
+    val = evaluate(data.y_val, model.predict_proba_features(data.X_val), data.n_classes) if len(data.y_val) else {}
+    test = evaluate(data.y_test, model.predict_proba_features(data.X_test), data.n_classes) if len(data.y_test) else {}
+    return TrainOutcome(model, result, val, test, pp, op)

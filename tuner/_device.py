@@ -1,0 +1,100 @@
+"""Device and dtype handling in one place: resolve ``auto``, move dense or CSR data over."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .errors import ConfigError
+
+__all__ = ["Placement"]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where tensors live and in which floating-point type."""
+
+    device: torch.device
+    dtype: torch.dtype
+
+    @classmethod
+    def resolve(cls, device: str = "auto", dtype: str = "float32") -> "Placement":
+        if dtype not in _DTYPES:
+            raise ConfigError(f"The 'dtype' parameter must be one of {sorted(_DTYPES)}; got {dtype!r} instead.")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("The 'device' parameter is 'cuda' but no CUDA device is available; use --device cpu.")
+        if device != "cpu" and not device.startswith("cuda"):
+            raise ConfigError(f"The 'device' parameter must be 'auto', 'cpu' or 'cuda[:N]'; got {device!r} instead.")
+        return cls(torch.device(device), _DTYPES[dtype])
+
+    def features(self, X: Any) -> torch.Tensor:
+        """A dense tensor for an array, a sparse CSR tensor for a scipy sparse matrix."""
+        if sp.issparse(X):
+            X = sp.csr_matrix(X)
+            if not X.has_sorted_indices:
+                X = X.sorted_indices()
+            return torch.sparse_csr_tensor(
+                torch.from_numpy(X.indptr.astype(np.int64)),
+                torch.from_numpy(X.indices.astype(np.int64)),
+                torch.from_numpy(np.asarray(X.data, dtype=np.float64)).to(self.dtype),
+                size=X.shape,
+            ).to(self.device)
+        return torch.as_tensor(np.asarray(X, dtype=np.float64), dtype=self.dtype, device=self.device)
+
+    def vector(self, v: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(v), dtype=dtype or self.dtype, device=self.device)
+
+
+def csr_rows(X: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``rows`` of a sparse CSR tensor, as a new CSR tensor (gathered on X's device)."""
+    crow, col, val = X.crow_indices(), X.col_indices(), X.values()
+    starts, ends = crow[rows], crow[rows + 1]
+    lengths = ends - starts
+    new_crow = torch.zeros(len(rows) + 1, dtype=crow.dtype, device=crow.device)
+    torch.cumsum(lengths, 0, out=new_crow[1:])
+    total = int(new_crow[-1])
+    # position of each output non-zero inside its source row
+    row_of = torch.repeat_interleave(torch.arange(len(rows), device=crow.device), lengths, output_size=total)
+    offset = torch.arange(total, device=crow.device) - new_crow[:-1][row_of]
+    src = starts[row_of] + offset
+    return torch.sparse_csr_tensor(new_crow, col[src], val[src], size=(len(rows), X.shape[1]))
+
+
+class _SparseMatmul(torch.autograd.Function):
+    """``X @ W`` for a constant sparse CSR ``X``, with a fast backward.
+
+    PyTorch's generic CSR backward is an order of magnitude slower than either a product by a
+    precomputed transpose (full batch) or a gather/index_add over the non-zeros (mini-batch).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, X: torch.Tensor, XT: torch.Tensor | None, W: torch.Tensor) -> torch.Tensor:
+        ctx.X, ctx.XT = X, XT
+        return X @ W
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        X, XT = ctx.X, ctx.XT
+        if XT is not None:
+            return None, None, XT @ grad
+        crow, col, val = X.crow_indices(), X.col_indices(), X.values()
+        row = torch.repeat_interleave(
+            torch.arange(X.shape[0], device=crow.device), crow.diff(), output_size=val.numel()
+        )
+        out = torch.zeros(X.shape[1], grad.shape[1], dtype=grad.dtype, device=grad.device)
+        return None, None, out.index_add_(0, col, val[:, None] * grad[row])
+
+
+def matmul(X: torch.Tensor, W: torch.Tensor, XT: torch.Tensor | None = None) -> torch.Tensor:
+    """``X @ W`` for dense or sparse CSR ``X`` (``XT``: optional precomputed CSR transpose)."""
+    if X.layout == torch.sparse_csr:
+        return _SparseMatmul.apply(X, XT, W)
+    return X @ W

@@ -1,0 +1,210 @@
+"""Feature preprocessing fitted on the training rows only, and saved without pickles.
+
+Two kinds of input exist:
+
+* a *matrix* (LIBSVM, ``.npz``, scikit-learn's bundled sets): dense columns are
+  standardized, sparse ones scaled by their maximum absolute value (keeps sparsity);
+* a *table* (CSV/TSV/Parquet, text files): numeric columns are standardized, and an optional
+  text column becomes TF-IDF 1-2 grams (rows L2-normalized, so not rescaled again).
+
+The fitted state is a JSON-able dict plus named float arrays, which the model stores with
+its weights, so a loaded model transforms raw rows exactly as during training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import DataError
+
+__all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block"]
+
+TFIDF_OPTIONS = {"ngram_range": (1, 2), "min_df": 1, "sublinear_tf": True, "dtype": np.float64}
+
+
+def check_finite_matrix(X: Any, where: str = "") -> None:
+    """Raise :class:`DataError` naming the first row and column holding NaN or inf."""
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        bad = ~np.isfinite(X.data)
+        if bad.any():
+            pos = int(np.argmax(bad))
+            row = int(np.searchsorted(X.indptr, pos, side="right") - 1)
+            raise DataError(
+                f"Feature values must be finite{where}; row {row} column {int(X.indices[pos])} holds "
+                f"{X.data[pos]}. Remove or impute such values first."
+            )
+        return
+    A = np.asarray(X, dtype=np.float64)
+    bad = ~np.isfinite(A)
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(
+            f"Feature values must be finite{where}; row {row} column {col} holds {A[row, col]}. "
+            "Remove or impute such values first."
+        )
+
+
+def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "") -> np.ndarray:
+    """The given columns as a float matrix; clear errors for missing, text or non-finite values."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"Column(s) {missing} are missing{where}; the data has columns {list(frame.columns)}.")
+    for c in columns:
+        if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]):
+            if not pd.api.types.is_bool_dtype(frame[c]):
+                raise DataError(
+                    f"Feature column {c!r} is not numeric (dtype {frame[c].dtype}){where}; pass it as "
+                    "--text-column if it holds text, or drop it."
+                )
+    A = frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(A)
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(
+            f"Feature column {columns[col]!r} holds {A[row, col]} at row {row}{where}; features must be "
+            "finite numbers. Remove or impute such values first."
+        )
+    return A
+
+
+@dataclass
+class FeaturePipeline:
+    """Raw rows -> the matrix the trainer saw. Construct with :meth:`fit` or :meth:`from_state`."""
+
+    kind: str  # "matrix" or "table"
+    n_input_features: int = 0
+    sparse_input: bool = False
+    numeric_columns: list[str] = field(default_factory=list)
+    text_column: str | None = None
+    input_feature_names: list[str] = field(default_factory=list)
+    center: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    vocabulary: list[str] = field(default_factory=list)
+    idf: np.ndarray | None = None
+    _vectorizer: Any = field(default=None, repr=False)
+
+    # ---- fitting ---------------------------------------------------------------------
+    @classmethod
+    def fit(cls, X: Any, *, kind: str, numeric_columns: list[str] | None = None, text_column: str | None = None,
+            feature_names: list[str] | None = None) -> "FeaturePipeline":
+        """Fit on the training rows (a matrix, or a DataFrame for ``kind='table'``)."""
+        if kind == "matrix":
+            sparse = sp.issparse(X)
+            pipe = cls("matrix", n_input_features=X.shape[1], sparse_input=sparse,
+                       input_feature_names=list(feature_names or [f"x{i}" for i in range(X.shape[1])]))
+            if sparse:
+                max_abs = np.asarray(abs(sp.csr_matrix(X)).max(axis=0).todense()).ravel()
+                pipe.scale = np.where(max_abs > 0, max_abs, 1.0)
+            else:
+                A = np.asarray(X, dtype=np.float64)
+                pipe.center = A.mean(axis=0)
+                std = A.std(axis=0)
+                pipe.scale = np.where(std > 0, std, 1.0)
+            return pipe
+        numeric_columns = list(numeric_columns or [])
+        pipe = cls("table", numeric_columns=numeric_columns, text_column=text_column)
+        if numeric_columns:
+            A = numeric_block(X, numeric_columns)
+            pipe.center = A.mean(axis=0)
+            std = A.std(axis=0)
+            pipe.scale = np.where(std > 0, std, 1.0)
+        if text_column is not None:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            vec = TfidfVectorizer(**TFIDF_OPTIONS)
+            try:
+                vec.fit(cls._texts(X, text_column))
+            except ValueError as exc:
+                raise DataError(f"The text column {text_column!r} yields no terms: {exc}") from None
+            pipe.vocabulary = list(vec.get_feature_names_out())
+            pipe.idf = vec.idf_.copy()
+            pipe._vectorizer = vec
+        return pipe
+
+    @staticmethod
+    def _texts(frame: pd.DataFrame, column: str) -> list[str]:
+        if column not in frame.columns:
+            raise DataError(f"Text column {column!r} is missing; the data has columns {list(frame.columns)}.")
+        return frame[column].fillna("").astype(str).tolist()
+
+    # ---- applying --------------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the columns the model's weights refer to."""
+        if self.kind == "matrix":
+            return list(self.input_feature_names)
+        return list(self.vocabulary) + list(self.numeric_columns)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def _get_vectorizer(self) -> Any:
+        if self._vectorizer is None:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            vec = TfidfVectorizer(**TFIDF_OPTIONS, vocabulary={t: i for i, t in enumerate(self.vocabulary)})
+            vec.idf_ = np.asarray(self.idf, dtype=np.float64)
+            self._vectorizer = vec
+        return self._vectorizer
+
+    def transform(self, X: Any) -> Any:
+        """Raw rows -> features (dense ndarray or CSR matrix)."""
+        if self.kind == "matrix":
+            if isinstance(X, pd.DataFrame):
+                X = X.to_numpy(dtype=np.float64)
+            if X.ndim != 2 or X.shape[1] != self.n_input_features:
+                raise DataError(f"Expected {self.n_input_features} feature columns; got an input of shape {X.shape}.")
+            check_finite_matrix(X)
+            if sp.issparse(X):
+                return sp.csr_matrix(X, dtype=np.float64) @ sp.diags(1.0 / self.scale)
+            A = np.asarray(X, dtype=np.float64)
+            return (A - self.center) / self.scale if self.center is not None else A / self.scale
+        if not isinstance(X, pd.DataFrame):
+            raise DataError("This model was trained on a table; give it rows with named columns (CSV, Parquet...).")
+        blocks = []
+        if self.text_column is not None:
+            blocks.append(self._get_vectorizer().transform(self._texts(X, self.text_column)))
+        if self.numeric_columns:
+            A = (numeric_block(X, self.numeric_columns) - self.center) / self.scale
+            blocks.append(sp.csr_matrix(A) if self.text_column is not None else A)
+        if self.text_column is not None:
+            return sp.hstack(blocks, format="csr") if len(blocks) > 1 else sp.csr_matrix(blocks[0])
+        return blocks[0]
+
+    # ---- saving ----------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(JSON-able description, named arrays) that :meth:`from_state` rebuilds from."""
+        meta = {
+            "kind": self.kind,
+            "n_input_features": self.n_input_features,
+            "sparse_input": self.sparse_input,
+            "numeric_columns": self.numeric_columns,
+            "text_column": self.text_column,
+            "input_feature_names": self.input_feature_names,
+            "vocabulary": self.vocabulary,
+            "tfidf": {k: list(v) if isinstance(v, tuple) else v for k, v in TFIDF_OPTIONS.items() if k != "dtype"},
+        }
+        arrays = {k: v for k, v in (("center", self.center), ("scale", self.scale), ("idf", self.idf)) if v is not None}
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "FeaturePipeline":
+        return cls(
+            kind=meta["kind"],
+            n_input_features=int(meta.get("n_input_features", 0)),
+            sparse_input=bool(meta.get("sparse_input", False)),
+            numeric_columns=list(meta.get("numeric_columns", [])),
+            text_column=meta.get("text_column"),
+            input_feature_names=list(meta.get("input_feature_names", [])),
+            center=arrays.get("center"),
+            scale=arrays.get("scale"),
+            vocabulary=list(meta.get("vocabulary", [])),
+            idf=arrays.get("idf"),
+        )

@@ -1,0 +1,128 @@
+"""The two plugin interfaces: :class:`Penalty` and :class:`Optimizer`.
+
+A plugin is a class registered under an entry point of the group
+``logreg_tuner.penalties`` or ``logreg_tuner.optimizers``; the entry-point name must equal
+the class's ``name``. The registry instantiates it with no arguments. Hyperparameter values
+arrive in a mapping (``params``) whose values are Python numbers or tensors, so one call can
+serve several trials side by side.
+
+Penalty convention (what every penalty must follow so strengths compare across variants)::
+
+    objective(W, b) = (1/n) * sum_i s_i * loss_i(W, b) + penalty(W)
+
+``W`` is the weight matrix of shape ``(n_features, n_outputs)``; the intercept ``b`` is never
+passed to a penalty, so it is never penalized. The built-in penalties use
+``penalty(W) = strength * (l1_ratio * ||W||_1 + (1 - l1_ratio) / 2 * ||W||_2^2)``, which
+matches scikit-learn's ``LogisticRegression`` with ``strength = 1 / (C * n_train)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Mapping
+
+from ._space import Hyperparameter
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["Penalty", "Optimizer", "ProxFn", "compatibility_reason"]
+
+ProxFn = Callable[["torch.Tensor", float], "torch.Tensor"]
+"""``prox(W, step) -> W'``: the proximal operator of the non-smooth part, hyperparameters bound."""
+
+
+class Penalty:
+    """A regularizer of the weight matrix.
+
+    Subclasses set ``name``, ``description`` and ``search_space`` and implement
+    :meth:`smooth_value`. A penalty with a non-smooth part (such as L1) sets
+    ``has_prox = True`` and implements :meth:`nonsmooth_value` and :meth:`prox`; the trainer
+    then never differentiates the non-smooth part but applies its proximal operator after each
+    gradient step, which is what produces exact zeros.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    search_space: ClassVar[Mapping[str, Hyperparameter]] = {}
+    has_prox: ClassVar[bool] = False
+    incompatible_optimizers: ClassVar[frozenset[str]] = frozenset()
+    """Names of optimizers this penalty refuses to work with (besides capability checks)."""
+
+    def smooth_value(self, weight: "torch.Tensor", params: Mapping[str, Any]) -> "torch.Tensor":
+        """The differentiable part of the penalty (a 0-dim tensor); autograd flows through it."""
+        raise NotImplementedError
+
+    def nonsmooth_value(self, weight: "torch.Tensor", params: Mapping[str, Any]) -> "torch.Tensor":
+        """The non-smooth part's value (0 for a smooth penalty); never differentiated."""
+        return weight.new_zeros(())
+
+    def prox(self, weight: "torch.Tensor", step: float, params: Mapping[str, Any]) -> "torch.Tensor":
+        """``argmin_V  1/(2 step) ||V - weight||^2 + nonsmooth(V)``; identity for a smooth penalty."""
+        return weight
+
+    def value(self, weight: "torch.Tensor", params: Mapping[str, Any]) -> "torch.Tensor":
+        """The whole penalty: smooth plus non-smooth part."""
+        return self.smooth_value(weight, params) + self.nonsmooth_value(weight, params)
+
+
+ProxMode = Literal["after_step", "internal", "unsupported"]
+
+
+class Optimizer:
+    """A way to minimise the smooth part of the objective over the parameters.
+
+    Subclasses set ``name``, ``description``, ``search_space`` and implement :meth:`build`.
+
+    ``prox_mode`` says how a non-smooth penalty is handled:
+
+    * ``"after_step"``: the trainer applies ``prox(W, lr)`` to the weights after every
+      ``step()`` (proximal gradient; right for SGD-like methods);
+    * ``"internal"``: the optimizer applies the ``prox`` it receives in :meth:`build` itself
+      (FISTA-style methods);
+    * ``"unsupported"``: the optimizer cannot minimise a non-smooth objective (L-BFGS), so the
+      pair is refused.
+
+    ``full_batch`` optimizers get the whole training set in every step and their ``step``
+    takes a closure that recomputes the smooth objective with gradients.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    search_space: ClassVar[Mapping[str, Hyperparameter]] = {}
+    full_batch: ClassVar[bool] = False
+    prox_mode: ClassVar[ProxMode] = "after_step"
+    incompatible_penalties: ClassVar[frozenset[str]] = frozenset()
+    """Names of penalties this optimizer refuses to work with (besides capability checks)."""
+
+    def build(
+        self,
+        param_groups: Iterable[dict[str, Any]],
+        params: Mapping[str, Any],
+        prox: ProxFn | None = None,
+    ) -> "torch.optim.Optimizer":
+        """Return a ``torch.optim.Optimizer`` over ``param_groups``.
+
+        ``param_groups`` holds two groups: the weight matrix (``{"penalized": True}``) and the
+        intercept (``{"penalized": False}``). ``prox`` is given when the penalty has a
+        non-smooth part; only ``prox_mode == "internal"`` optimizers use it.
+        """
+        raise NotImplementedError
+
+    def step_size(self, optimizer: "torch.optim.Optimizer") -> float:
+        """The step size that ``after_step`` proximal updates use (default: group 0's ``lr``)."""
+        return float(optimizer.param_groups[0]["lr"])
+
+
+def compatibility_reason(penalty: Penalty, optimizer: Optimizer) -> str | None:
+    """Why ``penalty`` and ``optimizer`` cannot be used together, or ``None`` when they can."""
+    if optimizer.name in penalty.incompatible_optimizers:
+        return f"penalty '{penalty.name}' declares that it does not work with optimizer '{optimizer.name}'"
+    if penalty.name in optimizer.incompatible_penalties:
+        return f"optimizer '{optimizer.name}' declares that it does not work with penalty '{penalty.name}'"
+    if penalty.has_prox and optimizer.prox_mode == "unsupported":
+        return (
+            f"penalty '{penalty.name}' has a non-smooth part that optimizer '{optimizer.name}' cannot "
+            "minimise (it would leave tiny non-zero weights instead of exact zeros); choose a "
+            "proximal optimizer such as 'fista', 'sgd', 'adam' or 'rmsprop'"
+        )
+    return None

@@ -1,0 +1,162 @@
+"""Loading plugins from entry points: lazily, sorted, validated, and failing per plugin.
+
+One generic :class:`Registry` serves both groups. Built-ins and third-party plugins go
+through the same path; ``TUNER_DISABLE_PLUGIN_AUTOLOAD=1`` keeps only the plugins of the
+``logreg-tuner`` distribution itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Generic, TypeVar
+
+from ._plugin_api import Optimizer, Penalty
+from ._space import validate_space
+from .errors import PluginError
+
+__all__ = ["PluginInfo", "Registry", "penalties", "optimizers", "OWN_DISTRIBUTION", "AUTOLOAD_ENV"]
+
+OWN_DISTRIBUTION = "logreg-tuner"
+AUTOLOAD_ENV = "TUNER_DISABLE_PLUGIN_AUTOLOAD"
+
+T = TypeVar("T", Penalty, Optimizer)
+
+
+@dataclass
+class PluginInfo(Generic[T]):
+    """One entry point of a plugin group, loaded or broken."""
+
+    group: str
+    name: str
+    value: str
+    distribution: str
+    version: str
+    plugin: T | None = None
+    error: str | None = None
+    search_space: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def description(self) -> str:
+        return self.plugin.description if self.plugin is not None else ""
+
+
+def _validate(obj: Any, name: str, base: type) -> Any:
+    """Return an instance of ``base`` built from ``obj`` or raise ``ValueError`` saying why not."""
+    if inspect.isclass(obj):
+        if not issubclass(obj, base):
+            raise ValueError(f"{obj.__module__}.{obj.__qualname__} is not a subclass of tuner.{base.__name__}")
+        try:
+            obj = obj()
+        except Exception as exc:  # a plugin's constructor is third-party code
+            raise ValueError(f"instantiating it with no arguments failed: {type(exc).__name__}: {exc}") from None
+    elif not isinstance(obj, base):
+        raise ValueError(f"{obj!r} is neither a tuner.{base.__name__} subclass nor an instance of one")
+    if obj.name != name:
+        raise ValueError(f"its name attribute {obj.name!r} differs from its entry-point name {name!r}")
+    if not isinstance(obj.description, str) or not obj.description.strip():
+        raise ValueError("it has no description (a one-line string)")
+    validate_space(obj.search_space)
+    if base is Penalty:
+        if type(obj).smooth_value is Penalty.smooth_value:
+            raise ValueError("it does not implement smooth_value()")
+        if obj.has_prox and (type(obj).prox is Penalty.prox or type(obj).nonsmooth_value is Penalty.nonsmooth_value):
+            raise ValueError("has_prox is True but prox() or nonsmooth_value() is not implemented")
+    else:
+        if type(obj).build is Optimizer.build:
+            raise ValueError("it does not implement build()")
+        if obj.prox_mode not in ("after_step", "internal", "unsupported"):
+            raise ValueError(f"prox_mode must be 'after_step', 'internal' or 'unsupported'; got {obj.prox_mode!r}")
+    return obj
+
+
+class Registry(Generic[T]):
+    """The plugins of one entry-point group, loaded on first use."""
+
+    def __init__(self, group: str, base: type[T], kind: str) -> None:
+        self.group = group
+        self.base = base
+        self.kind = kind
+        self._infos: dict[str, PluginInfo[T]] | None = None
+
+    def reload(self) -> None:
+        """Forget what was loaded (after installing a package, or in tests)."""
+        self._infos = None
+
+    def _entry_points(self) -> list[metadata.EntryPoint]:
+        eps = list(metadata.entry_points(group=self.group))
+        if os.environ.get(AUTOLOAD_ENV, "").strip().lower() in ("1", "true", "yes"):
+            eps = [ep for ep in eps if ep.dist is not None and ep.dist.name == OWN_DISTRIBUTION]
+        # The same distribution can be seen twice (e.g. an editable install and a build dir).
+        seen: set[tuple[str, str, str]] = set()
+        unique = []
+        for ep in eps:
+            key = (ep.name, ep.value, ep.dist.name if ep.dist else "")
+            if key not in seen:
+                seen.add(key)
+                unique.append(ep)
+        return sorted(unique, key=lambda ep: (ep.name, ep.dist.name if ep.dist else ""))
+
+    def _load(self) -> dict[str, PluginInfo[T]]:
+        if self._infos is not None:
+            return self._infos
+        infos: dict[str, PluginInfo[T]] = {}
+        for ep in self._entry_points():
+            dist = ep.dist.name if ep.dist is not None else "<unknown distribution>"
+            version = ep.dist.version if ep.dist is not None else "?"
+            info: PluginInfo[T] = PluginInfo(self.group, ep.name, ep.value, dist, version)
+            if ep.name in infos:
+                other = infos[ep.name]
+                reason = (
+                    f"the name {ep.name!r} is claimed by two distributions, {other.distribution!r} and "
+                    f"{dist!r}; uninstall one of them"
+                )
+                other.error, other.plugin = reason, None
+                continue
+            try:
+                obj = ep.load()
+            except Exception as exc:  # any import-time failure of third-party code
+                info.error = f"importing {ep.value} failed: {type(exc).__name__}: {exc}"
+            else:
+                try:
+                    info.plugin = _validate(obj, ep.name, self.base)
+                    info.search_space = dict(info.plugin.search_space)
+                except ValueError as exc:
+                    info.error = f"invalid {self.kind} plugin {ep.value}: {exc}"
+            infos[ep.name] = info
+        self._infos = infos
+        return infos
+
+    def infos(self) -> list[PluginInfo[T]]:
+        """Every entry point of the group, broken ones included, sorted by name."""
+        return list(self._load().values())
+
+    def names(self) -> list[str]:
+        """The names of the usable plugins."""
+        return [n for n, i in self._load().items() if i.ok]
+
+    def info(self, name: str) -> PluginInfo[T]:
+        infos = self._load()
+        if name not in infos:
+            raise PluginError(f"Unknown {self.kind} {name!r}. Usable {self.kind}s: {', '.join(self.names()) or 'none'}.")
+        return infos[name]
+
+    def get(self, name: str) -> T:
+        """The plugin called ``name``; a clear :class:`PluginError` when unknown or broken."""
+        info = self.info(name)
+        if info.plugin is None:
+            raise PluginError(
+                f"The {self.kind} {name!r} (distribution {info.distribution!r}) is broken: {info.error}. "
+                f"Usable {self.kind}s: {', '.join(self.names()) or 'none'}."
+            )
+        return info.plugin
+
+
+penalties: Registry[Penalty] = Registry("logreg_tuner.penalties", Penalty, "penalty")
+optimizers: Registry[Optimizer] = Registry("logreg_tuner.optimizers", Optimizer, "optimizer")

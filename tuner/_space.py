@@ -1,0 +1,166 @@
+"""Declarative hyperparameter search spaces.
+
+A plugin declares each hyperparameter as a :class:`Float`, :class:`Int` or
+:class:`Categorical` with a default. These are plain data: they validate values, list
+themselves in ``tuner plugins list`` and turn into Optuna distributions only in the search
+module (``to_optuna``), so loading a plugin never imports Optuna.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence, Union
+
+from .errors import ConfigError
+
+__all__ = ["Float", "Int", "Categorical", "Hyperparameter", "validate_space", "parse_value"]
+
+
+@dataclass(frozen=True)
+class Float:
+    """A real hyperparameter in ``[low, high]``, searched on a log scale when ``log``."""
+
+    low: float
+    high: float
+    default: float
+    log: bool = False
+    description: str = ""
+
+    def check(self) -> None:
+        """Raise ``ValueError`` when the declaration itself is invalid."""
+        for label, v in (("low", self.low), ("high", self.high), ("default", self.default)):
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ValueError(f"{label} must be a finite number; got {v!r}")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scale range needs low > 0; got low={self.low}")
+        if not self.low <= self.default <= self.high:
+            raise ValueError(f"default {self.default} lies outside [{self.low}, {self.high}]")
+
+    def validate(self, name: str, value: Any) -> float:
+        """Return ``value`` as a float, or raise :class:`ConfigError` when out of range."""
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"The '{name}' hyperparameter must be a number; got {value!r} instead.") from None
+        if not math.isfinite(v) or not self.low <= v <= self.high:
+            raise ConfigError(
+                f"The '{name}' hyperparameter must be in [{self.low:g}, {self.high:g}]; got {value!r} instead."
+            )
+        return v
+
+    def describe(self) -> str:
+        return f"float [{self.low:g}, {self.high:g}]{' log' if self.log else ''}, default {self.default:g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "float", "low": self.low, "high": self.high, "log": self.log, "default": self.default}
+
+
+@dataclass(frozen=True)
+class Int:
+    """An integer hyperparameter in ``[low, high]``."""
+
+    low: int
+    high: int
+    default: int
+    log: bool = False
+    description: str = ""
+
+    def check(self) -> None:
+        for label, v in (("low", self.low), ("high", self.high), ("default", self.default)):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError(f"{label} must be an integer; got {v!r}")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scale range needs low > 0; got low={self.low}")
+        if not self.low <= self.default <= self.high:
+            raise ValueError(f"default {self.default} lies outside [{self.low}, {self.high}]")
+
+    def validate(self, name: str, value: Any) -> int:
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"The '{name}' hyperparameter must be an integer; got {value!r} instead.") from None
+        if not f.is_integer() or not self.low <= f <= self.high:
+            raise ConfigError(
+                f"The '{name}' hyperparameter must be an integer in [{self.low}, {self.high}]; got {value!r} instead."
+            )
+        return int(f)
+
+    def describe(self) -> str:
+        return f"int [{self.low}, {self.high}]{' log' if self.log else ''}, default {self.default}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "int", "low": self.low, "high": self.high, "log": self.log, "default": self.default}
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """A choice among a fixed list of values (str, int, float or bool)."""
+
+    choices: Sequence[Any]
+    default: Any
+    description: str = ""
+
+    def check(self) -> None:
+        if len(self.choices) == 0:
+            raise ValueError("choices must not be empty")
+        if self.default not in self.choices:
+            raise ValueError(f"default {self.default!r} is not one of {list(self.choices)!r}")
+        for c in self.choices:
+            if not isinstance(c, (str, int, float, bool)) and c is not None:
+                raise ValueError(f"choice {c!r} is not a str, int, float, bool or None")
+
+    def validate(self, name: str, value: Any) -> Any:
+        for c in self.choices:
+            if value == c or (isinstance(value, str) and str(c).lower() == value.lower()):
+                return c
+        raise ConfigError(
+            f"The '{name}' hyperparameter must be one of {list(self.choices)!r}; got {value!r} instead."
+        )
+
+    def describe(self) -> str:
+        return f"one of {list(self.choices)!r}, default {self.default!r}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "categorical", "choices": list(self.choices), "default": self.default}
+
+
+Hyperparameter = Union[Float, Int, Categorical]
+
+
+def validate_space(space: Any) -> dict[str, Hyperparameter]:
+    """Check a declared search space and return it as a plain dict; raise ``ValueError``."""
+    if not isinstance(space, Mapping):
+        raise ValueError(f"search_space must be a mapping of names to Float/Int/Categorical; got {type(space).__name__}")
+    out: dict[str, Hyperparameter] = {}
+    for name, hp in space.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"hyperparameter name {name!r} must be a Python identifier")
+        if not isinstance(hp, (Float, Int, Categorical)):
+            raise ValueError(f"hyperparameter {name!r} must be a Float, Int or Categorical; got {hp!r}")
+        try:
+            hp.check()
+        except ValueError as exc:
+            raise ValueError(f"hyperparameter {name!r}: {exc}") from None
+        out[name] = hp
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line value: bool, int, float, or the string itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text.strip()
+

@@ -1,0 +1,247 @@
+"""The ``tuner`` command line. Heavy imports happen inside commands so ``tuner --help`` is instant."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import click
+
+from .errors import TunerError
+
+__all__ = ["main", "cli"]
+
+
+@dataclass
+class AppContext:
+    """Options shared by every command."""
+
+    quiet: bool = False
+
+
+pass_app = click.make_pass_decorator(AppContext, ensure=True)
+
+
+class TunerGroup(click.Group):
+    """A group that turns domain errors into one-line messages with exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TunerError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def parse_assignments(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``("penalty.strength=0.1", ...)`` -> ``[("penalty.strength", "0.1"), ...]``."""
+    out = []
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE (for example penalty.strength=0.001)", param_hint="--param")
+        out.append((key.strip(), value.strip()))
+    return out
+
+
+def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that say where the data is and how to read and split it."""
+    options = [
+        click.argument("data", required=False, type=click.Path(dir_okay=True)),
+        click.option("--dataset", help="A bundled scikit-learn dataset: breast_cancer, digits, wine, iris."),
+        click.option("--target", help="Label column of a CSV/TSV/Parquet file."),
+        click.option("--text-column", help="Column holding text, turned into TF-IDF 1-2 grams."),
+        click.option("--format", "fmt", default="auto", show_default=True,
+                     type=click.Choice(["auto", "csv", "tsv", "parquet", "npz", "svmlight", "classfiles", "labeltext"])),
+        click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the data file(s)."),
+        click.option("--n-features", type=int, help="Number of features of a LIBSVM file (when it cannot be inferred)."),
+        click.option("--val-size", default=0.2, show_default=True, type=float, help="Share of rows for validation."),
+        click.option("--test-size", default=0.2, show_default=True, type=float, help="Share of rows for the test."),
+        click.option("--test-file", type=click.Path(exists=True, dir_okay=True), help="A separate labelled test file."),
+        click.option("--seed", default=0, show_default=True, type=int, help="Seed for splits, shuffling and search."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--epochs", default=100, show_default=True, type=int, help="Maximum number of epochs."),
+        click.option("--batch-size", default=256, show_default=True, type=int, help="Mini-batch size (SGD-like optimizers)."),
+        click.option("--patience", default=5, show_default=True, type=int, help="Epochs without improvement before stopping."),
+        click.option("--tol", default=1e-6, show_default=True, type=float, help="Relative improvement that counts."),
+        click.option("--class-weight", type=click.Choice(["balanced"]), help="Reweight classes inversely to their frequency."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
+        click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "float64"])),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def load_dataset(data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
+                 encoding: str, n_features: int | None, val_size: float, test_size: float, test_file: str | None,
+                 seed: int) -> Any:
+    from ._data import load_data, prepare
+
+    raw = load_data(data, dataset=dataset, target=target, text_column=text_column, encoding=encoding, fmt=fmt,
+                    n_features=n_features)
+    test_raw = None
+    if test_file is not None:
+        test_raw = load_data(test_file, target=target, text_column=text_column, encoding=encoding, fmt=fmt,
+                             n_features=n_features or (raw.X.shape[1] if raw.kind == "matrix" else None))
+    return prepare(raw, val_size=val_size, test_size=test_size, seed=seed, test_raw=test_raw)
+
+
+@click.group(cls=TunerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--quiet", "-q", is_flag=True, help="Print less.")
+@click.version_option(package_name="logreg-tuner")
+@pass_app
+def cli(app: AppContext, quiet: bool) -> None:
+    """Tune logistic regression: plugins for penalties and optimizers, Optuna studies, MLflow tracking."""
+    app.quiet = quiet
+
+
+# ---------------------------------------------------------------------------------------------
+@cli.group(cls=TunerGroup)
+def plugins() -> None:
+    """List and check the installed penalty and optimizer plugins."""
+
+
+def _plugin_rows() -> list[dict[str, Any]]:
+    from ._registry import optimizers, penalties
+
+    rows = []
+    for registry in (penalties, optimizers):
+        for info in registry.infos():
+            row: dict[str, Any] = {
+                "group": registry.kind, "name": info.name, "distribution": info.distribution,
+                "version": info.version, "status": "ok" if info.ok else "broken",
+            }
+            if info.ok:
+                plugin = info.plugin
+                row["description"] = plugin.description
+                row["search_space"] = {k: v.to_dict() for k, v in plugin.search_space.items()}
+                if registry.kind == "penalty":
+                    row["has_prox"] = plugin.has_prox
+                    row["incompatible"] = sorted(plugin.incompatible_optimizers)
+                else:
+                    row["full_batch"] = plugin.full_batch
+                    row["prox_mode"] = plugin.prox_mode
+                    row["incompatible"] = sorted(plugin.incompatible_penalties)
+            else:
+                row["error"] = info.error
+            rows.append(row)
+    return rows
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_list(as_json: bool) -> None:
+    """Both plugin groups: each plugin's origin, description, search space and compatibility."""
+    rows = _plugin_rows()
+    if as_json:
+        echo_json(rows)
+        return
+    for kind in ("penalty", "optimizer"):
+        click.secho(f"{kind.capitalize()} plugins (logreg_tuner.{'penalties' if kind == 'penalty' else 'optimizers'}):", bold=True)
+        for row in (r for r in rows if r["group"] == kind):
+            origin = f"{row['distribution']} {row['version']}"
+            if row["status"] != "ok":
+                click.secho(f"  {row['name']:<12} BROKEN ({origin}): {row['error']}", fg="red")
+                continue
+            click.echo(f"  {row['name']:<12} {row['description']}  [{origin}]")
+
+            for hp_name, spec in row["search_space"].items():
+                click.echo(f"      {kind}.{hp_name}: {_describe(spec)}")
+            extra = []
+            if kind == "penalty" and row["has_prox"]:
+                extra.append("proximal (exact zeros)")
+            if kind == "optimizer":
+                extra.append("full-batch" if row["full_batch"] else "mini-batch")
+                extra.append({"after_step": "prox after each step", "internal": "proximal solver",
+                              "unsupported": "smooth penalties only"}[row["prox_mode"]])
+            if row["incompatible"]:
+                extra.append("not with: " + ", ".join(row["incompatible"]))
+            if extra:
+                click.echo(f"      ({'; '.join(extra)})")
+
+
+def _describe(spec: dict[str, Any]) -> str:
+    if spec["type"] == "categorical":
+        return f"one of {spec['choices']}, default {spec['default']!r}"
+    return f"{spec['type']} [{spec['low']:g}, {spec['high']:g}]{' log' if spec['log'] else ''}, default {spec['default']:g}"
+
+
+# ---------------------------------------------------------------------------------------------
+@cli.command()
+@data_options
+@training_options
+@click.option("--penalty", required=True, help="Penalty plugin name (see `tuner plugins list`).")
+@click.option("--optimizer", required=True, help="Optimizer plugin name.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A hyperparameter, e.g. penalty.strength=1e-3 or optimizer.lr=0.1 (repeatable).")
+@click.option("--save-model", type=click.Path(file_okay=False), help="Folder to save the fitted model in.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def train(data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
+          encoding: str, n_features: int | None, val_size: float, test_size: float, test_file: str | None, seed: int,
+          epochs: int, batch_size: int, patience: int, tol: float, class_weight: str | None, device: str, dtype: str,
+          penalty: str, optimizer: str, params: tuple[str, ...], save_model: str | None, as_json: bool) -> None:
+    """Train one configuration and report validation and test metrics."""
+    from ._configure import resolve_pair, resolve_params, split_overrides, train_one
+    from ._space import parse_value
+    from ._trainer import TrainConfig
+
+    pen_over, opt_over = split_overrides([(k, parse_value(v)) for k, v in parse_assignments(params)])
+    pen, opt = resolve_pair(penalty, optimizer)  # fail on names and values before reading data
+    resolve_params(pen, pen_over, "penalty")
+    resolve_params(opt, opt_over, "optimizer")
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, patience=patience, tol=tol, class_weight=class_weight,
+                         device=device, dtype=dtype, seed=seed)
+    config.check()
+    ds = load_dataset(data, dataset, target, text_column, fmt, encoding, n_features, val_size, test_size, test_file, seed)
+    outcome = train_one(ds, penalty, optimizer, pen_over, opt_over, config)
+    summary = outcome.summary()
+    summary.update(data=ds.raw.source, classes=ds.classes, n_train=len(ds.y_train), n_val=len(ds.y_val),
+                   n_test=len(ds.y_test), n_features=ds.pipeline.n_features)
+    if save_model:
+        summary["model_path"] = str(outcome.model.save(save_model))
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"Trained {penalty} + {optimizer} on {ds.raw.source}: {len(ds.y_train)} training rows, "
+               f"{ds.pipeline.n_features} features, {ds.n_classes} classes.")
+    click.echo(f"  epochs run: {summary['epochs_run']} ({summary['stop_reason']}), {summary['fit_seconds']:.2f} s on {summary['device']}")
+    click.echo(f"  training objective: {summary['train_objective']:.6f}")
+    click.echo(f"  non-zero weights: {summary['n_nonzero_weights']} of {summary['n_weights']}")
+    for split in ("validation", "test"):
+        if summary[split]:
+            click.echo(f"  {split:<10}  " + "  ".join(f"{k} {v:.4f}" for k, v in summary[split].items()))
+    if save_model:
+        click.echo(f"  model saved to {summary['model_path']}")
+
+
+def main() -> None:
+    """Entry point of the ``tuner`` script."""
+    cli(prog_name="tuner")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
