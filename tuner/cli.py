@@ -238,6 +238,16 @@ def train(data: str | None, dataset: str | None, target: str | None, text_column
         click.echo(f"  model saved to {summary['model_path']}")
 
 
+def _register_extra_commands() -> None:
+    """Commands kept in their own modules (each imports only click at module level)."""
+    from ._cli_plugins_check import plugins_check
+
+    plugins.add_command(plugins_check, "check")
+
+
+_register_extra_commands()
+
+
 def main() -> None:
     """Entry point of the ``tuner`` script."""
     cli(prog_name="tuner")
