@@ -64,7 +64,7 @@ class LBFGSOptimizer(Optimizer):
     name = "lbfgs"
     description = "Full-batch L-BFGS with strong-Wolfe line search (smooth penalties only)."
     search_space = {
-        "lr": Float(1e-2, 1.0, default=1.0, log=True, description="initial step length"),
+        "lr": Float(0.1, 1.0, default=1.0, log=True, description="initial step length"),
         "history_size": Int(3, 100, default=20),
     }
     full_batch = True

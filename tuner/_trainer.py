@@ -258,7 +258,7 @@ def fit(
                 if penalty.has_prox:
                     with torch.no_grad():
                         W.copy_(penalty.prox(W, optimizer.step_size(opt), penalty_params))
-                total += float(loss) * len(rows)
+                total += float(loss.detach()) * len(rows)
             train_obj = total / n + float(penalty.nonsmooth_value(W.detach(), penalty_params))
             if scheduler is not None:
                 scheduler.step()

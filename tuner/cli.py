@@ -238,11 +238,145 @@ def train(data: str | None, dataset: str | None, target: str | None, text_column
         click.echo(f"  model saved to {summary['model_path']}")
 
 
+# ---------------------------------------------------------------------------------------------
+def _csv_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+class _Progress:
+    """One status line on stderr: trials done, best value, elapsed time (terminals only)."""
+
+    def __init__(self, enabled: bool, metric: str) -> None:
+        self.enabled, self.metric = enabled, metric
+
+    def __call__(self, p: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        total = p["total"] or "?"
+        width = 24
+        frac = p["done"] / p["total"] if p["total"] else 0
+        bar = "#" * int(width * min(frac, 1)) + "-" * (width - int(width * min(frac, 1)))
+        best = "-" if p["best"] is None else f"{p['best']:.5g}"
+        mins, secs = divmod(int(p["elapsed"]), 60)
+        click.echo(f"\r[{bar}] {p['done']}/{total} trials  best {self.metric} {best}  {mins:02d}:{secs:02d}", nl=False, err=True)
+
+    def close(self) -> None:
+        if self.enabled:
+            click.echo("", err=True)
+
+
+@cli.command()
+@data_options
+@training_options
+@click.option("--study", "study_name", help="Study name (default: from the data and the time). An existing one is resumed.")
+@click.option("--storage", envvar="TUNER_STORAGE", help="SQLAlchemy URL of the study database [env TUNER_STORAGE; default sqlite:///tuner-studies.db].")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI [env MLFLOW_TRACKING_URI; default sqlite:///mlflow.db].")
+@click.option("--no-tracking", is_flag=True, help="Do not log to MLflow.")
+@click.option("--penalty", "penalty_list", help="Comma-separated penalties to search (default: all).")
+@click.option("--optimizer", "optimizer_list", help="Comma-separated optimizers to search (default: all).")
+@click.option("--param", "params", multiple=True, metavar="NAME=LOW..HIGH[:log] | NAME=V",
+              help="Narrow or fix a hyperparameter, e.g. penalty.strength=1e-6..1e-2:log or optimizer.lr=0.1.")
+@click.option("--trials", type=int, help="Trial budget of the study (complete + pruned trials) [default 50].")
+@click.option("--timeout", type=float, help="Stop starting trials after this many seconds.")
+@click.option("--metric", type=click.Choice(["log_loss", "accuracy", "roc_auc", "f1"]), help="Validation metric [default log_loss].")
+@click.option("--sampler", type=click.Choice(["tpe", "random", "qmc", "grid", "cmaes"]), default="tpe", show_default=True)
+@click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default="median", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+def tune(app: AppContext, data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
+         encoding: str, n_features: int | None, val_size: float, test_size: float, test_file: str | None, seed: int,
+         epochs: int, batch_size: int, patience: int, tol: float, class_weight: str | None, device: str, dtype: str,
+         study_name: str | None, storage: str | None, tracking_uri: str | None, no_tracking: bool,
+         penalty_list: str | None, optimizer_list: str | None, params: tuple[str, ...], trials: int | None,
+         timeout: float | None, metric: str | None, sampler: str, pruner: str, as_json: bool) -> None:
+    """Run (or resume) an Optuna study over penalties, optimizers and their hyperparameters."""
+    import time
+    from pathlib import Path
+
+    from ._data import load_data
+    from ._registry import optimizers, penalties
+    from ._search import build_space, run_study
+    from ._spec import DataSpec, StudySpec
+    from ._storage import default_storage_url, same_database
+    from .errors import ConfigError
+
+    storage_url = storage or default_storage_url()
+    if storage is None and not app.quiet and not as_json:
+        click.echo(f"Study storage: {storage_url}", err=True)
+    spec = None
+    if data is not None or dataset is not None:
+        raw = load_data(data, dataset=dataset, target=target, text_column=text_column, encoding=encoding, fmt=fmt,
+                        n_features=n_features)
+        spec = StudySpec(
+            data=DataSpec(path=str(Path(data).resolve()) if data else None, dataset=dataset, target=target,
+                          text_column=text_column, fmt=fmt, encoding=encoding, n_features=n_features,
+                          val_size=val_size, test_size=test_size,
+                          test_file=str(Path(test_file).resolve()) if test_file else None, seed=seed,
+                          fingerprint=raw.fingerprint),
+            penalties=_csv_list(penalty_list) or penalties.names(),
+            optimizers=_csv_list(optimizer_list) or optimizers.names(),
+            params=dict(parse_assignments(params)), metric=metric or "log_loss", sampler=sampler, pruner=pruner,
+            seed=seed, n_trials=50 if trials is None else trials, timeout=timeout,
+            train={"epochs": epochs, "batch_size": batch_size, "patience": patience, "tol": tol,
+                   "class_weight": class_weight, "device": device, "dtype": dtype},
+        )
+        build_space(spec)  # unknown plugins, bad --param values: fail before any trial
+        if study_name is None:
+            stem = Path(data).stem if data else dataset
+            study_name = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    elif study_name is None:
+        raise click.UsageError("Give DATA or --dataset to start a study, or --study NAME to resume one.")
+    observers = []
+    if not no_tracking:
+        from ._tracking import MlflowObserver, default_tracking_uri
+
+        uri = tracking_uri or default_tracking_uri()
+        if same_database(uri, storage_url):
+            raise ConfigError("The study database and the MLflow store must be different databases; "
+                              "change --storage or --tracking-uri.")
+        observers.append(MlflowObserver(uri))
+    progress = _Progress(sys.stderr.isatty() and not app.quiet and not as_json, metric or "value")
+    try:
+        result = run_study(spec, study_name, storage_url, observers=observers, progress=progress,
+                           resume_only=spec is None, n_trials=trials, timeout=timeout)
+    finally:
+        progress.close()
+    summary = result.summary()
+    if as_json:
+        echo_json(summary)
+    else:
+        _print_study_summary(summary)
+    if result.interrupted:
+        raise SystemExit(130 if result.interrupted == "SIGINT" else 143)
+
+
+def _print_study_summary(s: dict[str, Any]) -> None:
+    for w in s.get("warnings", []):
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+    t = s["trials"]
+    click.echo(f"Study {s['study']} ({s['storage']})")
+    click.echo(f"  trials: {t['complete']} complete, {t['pruned']} pruned, {t['fail']} failed")
+    if s.get("interrupted"):
+        click.secho(f"  interrupted by {s['interrupted']}: completed trials are kept; resume with "
+                    f"`tuner tune --study {s['study']}`", fg="yellow")
+    if s["best_trial"] is None:
+        click.echo("  no completed trial yet")
+        return
+    click.echo(f"  best trial: #{s['best_trial']}  validation {s['metric']} = {s['best_value']:.6g} ({s['direction']})")
+    for k, v in s["best_params"].items():
+        click.echo(f"    {k} = {v:.6g}" if isinstance(v, float) else f"    {k} = {v}")
+    if "test" in s:
+        click.echo("  test: " + "  ".join(f"{k} {v:.4f}" for k, v in s["test"].items()))
+        click.echo(f"  non-zero weights: {s['n_nonzero_weights']} of {s['n_weights']}")
+
+
 def _register_extra_commands() -> None:
     """Commands kept in their own modules (each imports only click at module level)."""
     from ._cli_plugins_check import plugins_check
+    from ._cli_study import study
 
     plugins.add_command(plugins_check, "check")
+    cli.add_command(study, "study")
 
 
 _register_extra_commands()

@@ -1,0 +1,520 @@
+"""Optuna studies: the search space over variants and hyperparameters, and the study loop.
+
+The only module that imports Optuna. A trial picks a compatible ``penalty:optimizer`` pair
+(one categorical ``variant``), then the chosen plugins' own hyperparameters (conditional on
+the pair), trains with per-epoch reports for pruning, and returns the validation metric.
+"""
+
+from __future__ import annotations
+
+import math
+import json
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from ._configure import TrainOutcome, train_one
+from ._data import Dataset, load_data, prepare
+from ._metrics import METRICS, evaluate
+from ._observer import StudyInfo, StudyObserver, TrialInfo
+from ._plugin_api import compatibility_reason
+from ._registry import optimizers, penalties
+from ._spec import StudySpec, parse_range
+from ._storage import open_storage
+from ._trainer import Callback, TrainConfig, TrainingState
+from .errors import ConfigError, TrainingDivergedError, TunerError
+
+__all__ = ["SearchSpace", "Slot", "build_space", "run_study", "StudyResult", "load_dataset_for", "make_sampler",
+           "make_pruner", "Interrupted"]
+
+VARIANT = "variant"
+SAMPLERS = ("tpe", "random", "qmc", "grid", "cmaes")
+PRUNERS = ("median", "hyperband", "none")
+
+
+class Interrupted(KeyboardInterrupt):
+    """The study was stopped by SIGINT or SIGTERM; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class Slot:
+    """One hyperparameter of one plugin, as it appears in the trials."""
+
+    name: str  # the trial parameter name, e.g. penalty.strength
+    kind: str  # "penalty" or "optimizer"
+    plugin: str
+    hp: str
+    spec: Any  # tuner Float / Int / Categorical
+    fixed: Any = None
+    is_fixed: bool = False
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+
+    def suggest(self, trial: Any) -> Any:
+        from ._space import Categorical, Int
+
+        if self.is_fixed:
+            return self.fixed
+        if isinstance(self.spec, Categorical):
+            return trial.suggest_categorical(self.name, list(self.spec.choices))
+        if isinstance(self.spec, Int):
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+
+
+@dataclass
+class SearchSpace:
+    """Variants in play and, for each, the slots of its two plugins."""
+
+    variants: list[str]
+    slots: dict[str, list[Slot]]
+    skipped: dict[str, str] = field(default_factory=dict)  # incompatible pair -> reason
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {VARIANT: self.variants}
+        for slots in self.slots.values():
+            for s in slots:
+                out[s.name] = s.fixed if s.is_fixed else {"low": s.low, "high": s.high, "log": s.log} \
+                    if s.low is not None else list(s.spec.choices)
+        return out
+
+
+def variant_name(penalty: str, optimizer: str) -> str:
+    return f"{penalty}:{optimizer}"
+
+
+def build_space(spec: StudySpec) -> SearchSpace:
+    """The variants (compatible pairs) and their conditional hyperparameters, overrides applied."""
+    from ._space import Categorical
+
+    pens = {n: penalties.get(n) for n in spec.penalties}
+    opts = {n: optimizers.get(n) for n in spec.optimizers}
+    variants, skipped = [], {}
+    for pn, p in pens.items():
+        for on, o in opts.items():
+            reason = compatibility_reason(p, o)
+            if reason:
+                skipped[variant_name(pn, on)] = reason
+            else:
+                variants.append(variant_name(pn, on))
+    if not variants:
+        raise ConfigError("No compatible penalty/optimizer pair among the choices: " + "; ".join(skipped.values()) + ".")
+
+    def names(kind: str, plugins: dict[str, Any]) -> dict[tuple[str, str], str]:
+        decl: dict[str, set[str]] = {}
+        for pl in plugins.values():
+            for hp, hspec in pl.search_space.items():
+                decl.setdefault(hp, set()).add(repr(hspec.to_dict()))
+        return {(pn, hp): (f"{kind}.{hp}" if len(decl[hp]) == 1 else f"{kind}.{pn}.{hp}")
+                for pn, pl in plugins.items() for hp in pl.search_space}
+
+    slot_names = {**{("penalty",) + k: v for k, v in names("penalty", pens).items()},
+                  **{("optimizer",) + k: v for k, v in names("optimizer", opts).items()}}
+    all_slots: dict[tuple[str, str, str], Slot] = {}
+    for (kind, pn, hp), full in slot_names.items():
+        hspec = (pens if kind == "penalty" else opts)[pn].search_space[hp]
+        s = Slot(full, kind, pn, hp, hspec)
+        if not isinstance(hspec, Categorical):
+            s.low, s.high, s.log = hspec.low, hspec.high, hspec.log
+        all_slots[(kind, pn, hp)] = s
+
+    for key, text in spec.params.items():
+        matches = [s for s in all_slots.values()
+                   if key == s.name or key == f"{s.kind}.{s.hp}" or key == f"{s.kind}.{s.plugin}.{s.hp}"]
+        if not matches:
+            known = sorted({s.name for s in all_slots.values()})
+            raise ConfigError(f"--param {key}: no plugin in play declares it. Searchable: {', '.join(known)}.")
+        mode, value = parse_range(text)
+        for s in matches:
+            if mode == "fixed":
+                s.fixed, s.is_fixed = s.spec.validate(s.name, value), True
+            else:
+                low, high, log = value
+                if isinstance(s.spec, Categorical):
+                    raise ConfigError(f"--param {key}: {s.name} is categorical; fix it with {key}=VALUE instead of a range.")
+                s.spec.validate(s.name, low)
+                s.spec.validate(s.name, high)
+                s.low, s.high, s.log = low, high, log or s.spec.log
+    slots: dict[str, list[Slot]] = {}
+    for v in variants:
+        pn, on = v.split(":")
+        slots[v] = [s for (kind, pl, _), s in all_slots.items()
+                    if (kind == "penalty" and pl == pn) or (kind == "optimizer" and pl == on)]
+    return SearchSpace(variants, slots, skipped)
+
+
+def make_sampler(name: str, seed: int, space: SearchSpace) -> Any:
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=10)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False,
+                                            independent_sampler=optuna.samplers.TPESampler(seed=seed))
+    if name == "grid":
+        grid: dict[str, list[Any]] = {VARIANT: list(space.variants)}
+        for slots in space.slots.values():
+            for s in slots:
+                if s.is_fixed or s.name in grid:
+                    continue
+                if s.low is None:
+                    grid[s.name] = list(s.spec.choices)
+                elif s.log:
+                    grid[s.name] = [float(v) for v in np.geomspace(s.low, s.high, 5)]
+                else:
+                    vals = np.linspace(s.low, s.high, 5)
+                    grid[s.name] = sorted({int(round(v)) for v in vals}) if isinstance(s.low, int) and \
+                        type(s.spec).__name__ == "Int" else [float(v) for v in vals]
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    raise ConfigError(f"The 'sampler' parameter must be one of {list(SAMPLERS)}; got {name!r} instead.")
+
+
+def make_pruner(name: str, epochs: int) -> Any:
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 3))
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"The 'pruner' parameter must be one of {list(PRUNERS)}; got {name!r} instead.")
+
+
+def load_dataset_for(spec: StudySpec) -> Dataset:
+    """Read and split the data named by the spec (the same way on every worker)."""
+    d = spec.data
+    raw = load_data(d.path, dataset=d.dataset, target=d.target, text_column=d.text_column, encoding=d.encoding,
+                    fmt=d.fmt, n_features=d.n_features)
+    test_raw = None
+    if d.test_file:
+        test_raw = load_data(d.test_file, target=d.target, text_column=d.text_column, encoding=d.encoding, fmt=d.fmt,
+                             n_features=d.n_features or (raw.X.shape[1] if raw.kind == "matrix" else None))
+    if d.fingerprint and raw.fingerprint != d.fingerprint:
+        raise ConfigError(
+            f"The data at {raw.source} differs from the data this study was created with (fingerprint "
+            f"{raw.fingerprint} != {d.fingerprint}); use a new --study name."
+        )
+    d.fingerprint = raw.fingerprint
+    return prepare(raw, val_size=d.val_size, test_size=d.test_size, seed=d.seed, test_raw=test_raw)
+
+
+def train_config(spec: StudySpec) -> TrainConfig:
+    return TrainConfig(seed=spec.seed, **spec.train)
+
+
+class _MetricCallback(Callback):
+    """Adds ``val_<metric>`` to the epoch logs (from the validation probabilities)."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+
+    def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        if self.metric == "log_loss":
+            logs["val_log_loss"] = logs["val_loss"]
+            return
+        proba = state.val_proba()
+        logs[f"val_{self.metric}"] = evaluate(state.y_val, proba, state.n_classes)[self.metric]
+
+
+class _PruningCallback(Callback):
+    """Reports the study metric each epoch and raises ``optuna.TrialPruned`` when told to."""
+
+    def __init__(self, trial: Any, metric: str) -> None:
+        self.trial, self.metric = trial, metric
+
+    def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        import optuna
+
+        value = logs[f"val_{self.metric}"]
+        if not math.isfinite(value):
+            return
+        self.trial.report(value, int(logs["epoch"]))
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {int(logs['epoch'])} (val_{self.metric}={value:.6g})")
+
+
+@dataclass
+class StudyResult:
+    """What a finished (or interrupted) study run produced."""
+
+    study_name: str
+    storage_url: str
+    metric: str
+    direction: str
+    counts: dict[str, int]
+    best_number: int | None
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_outcome: TrainOutcome | None
+    interrupted: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "study": self.study_name, "storage": self.storage_url, "metric": self.metric,
+            "direction": self.direction, "trials": self.counts, "best_trial": self.best_number,
+            "best_value": self.best_value, "best_params": self.best_params, "elapsed_seconds": round(self.elapsed, 2),
+        }
+        if self.best_outcome is not None:
+            o = self.best_outcome
+            out.update(test=o.test_metrics, validation=o.val_metrics, n_nonzero_weights=o.result.n_nonzero,
+                       n_weights=int(o.result.weight.size), penalty=o.model.info["penalty"],
+                       optimizer=o.model.info["optimizer"])
+        if self.interrupted:
+            out["interrupted"] = self.interrupted
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
+
+
+def _counts(study: Any) -> dict[str, int]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    return {s.name.lower(): sum(t.state == s for t in trials)
+            for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
+
+
+@contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM (and SIGINT) raise :class:`Interrupted` in the main thread while searching."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _plugin_versions(spec: StudySpec) -> dict[str, str]:
+    out = {}
+    for n in spec.penalties:
+        i = penalties.info(n)
+        out[f"penalty:{n}"] = f"{i.distribution}=={i.version}"
+    for n in spec.optimizers:
+        i = optimizers.info(n)
+        out[f"optimizer:{n}"] = f"{i.distribution}=={i.version}"
+    return out
+
+
+def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: str,
+                         resume_only: bool = False) -> tuple[Any, StudySpec, list[str]]:
+    """Load the study (checking ``spec`` against the stored one) or create it with ``spec``."""
+    import optuna
+
+    storage = open_storage(storage_url)
+    warnings: list[str] = []
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        study = None
+    if study is not None:
+        if "spec" not in study.user_attrs:
+            raise ConfigError(f"Study {study_name!r} in {storage_url} was not created by tuner (it has no spec).")
+        stored = StudySpec.from_json(study.user_attrs["spec"])
+        if spec is not None:
+            diffs = stored.differences(spec)
+            if diffs:
+                raise ConfigError(
+                    f"Study {study_name!r} was created with different options; refusing to mix trials:\n  "
+                    + "\n  ".join(diffs) + "\nResume with `tuner tune --study NAME` alone, or choose a new --study name."
+                )
+            stored.n_trials, stored.timeout = spec.n_trials, spec.timeout
+        now = _plugin_versions(stored)
+        changed = {k: (stored.plugin_versions.get(k), v) for k, v in now.items() if stored.plugin_versions.get(k) != v}
+        if changed:
+            for k, (old, new) in changed.items():
+                warnings.append(f"plugin {k} changed from {old} to {new} since the study started")
+            history = list(study.user_attrs.get("plugin_version_changes", []))
+            history.append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "changes": {k: list(v) for k, v in changed.items()}})
+            study.set_user_attr("plugin_version_changes", history)
+            stored.plugin_versions = now
+            study.set_user_attr("spec", stored.to_json())
+        return study, stored, warnings
+    if resume_only or spec is None:
+        raise ConfigError(f"No study named {study_name!r} in {storage_url}; give data (DATA or --dataset) to create it.")
+    spec.plugin_versions = _plugin_versions(spec)
+    study = optuna.create_study(study_name=study_name, storage=storage, direction=METRICS[spec.metric])
+    study.set_user_attr("spec", spec.to_json())
+    study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return study, spec, warnings
+
+
+def _trial_info(trial: Any, variant: str, pp: dict[str, Any], op: dict[str, Any]) -> TrialInfo:
+    pn, on = variant.split(":")
+    return TrialInfo(trial.number, pn, on, dict(trial.params), pp, op)
+
+
+def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
+              observers: Sequence[StudyObserver] = (), progress: Callable[[dict[str, Any]], None] | None = None,
+              resume_only: bool = False, refit_best: bool = True, n_trials: int | None = None,
+              timeout: float | None = None) -> StudyResult:
+    """Create or resume ``study_name`` and run trials until its budget; refit and test the best.
+
+    ``n_trials`` / ``timeout`` given here replace the stored budget (the budget counts the
+    study's complete and pruned trials, whichever process ran them).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.time()
+    study, spec, warnings = open_or_create_study(spec, study_name, storage_url, resume_only)
+    if n_trials is not None:
+        spec.n_trials = n_trials
+    if timeout is not None:
+        spec.timeout = timeout
+    space = build_space(spec)
+    data = load_dataset_for(spec)
+    if spec.metric == "roc_auc" and data.n_classes > 2:
+        raise ConfigError("The roc_auc metric is for binary targets; use f1 (macro F1) or log_loss for multiclass.")
+    if len(data.y_val) == 0:
+        raise ConfigError("A study needs a validation split to compare trials; use --val-size > 0.")
+    config = train_config(spec)
+    config.check()
+    direction = METRICS[spec.metric]
+    info = StudyInfo(study_name, storage_url, json.loads(spec.to_json()), direction, spec.metric,
+                     dict(study.user_attrs))
+    for obs in observers:
+        for k, v in obs.on_study_start(info).items():
+            study.set_user_attr(k, v)
+            info.user_attrs[k] = v
+    study.sampler = make_sampler(spec.sampler, spec.seed + len(study.trials), space)
+    study.pruner = make_pruner(spec.pruner, config.epochs)
+
+    def objective(trial: Any) -> float:
+        variant = trial.suggest_categorical(VARIANT, space.variants)
+        pn, on = variant.split(":")
+        values = {s.name: s.suggest(trial) for s in space.slots[variant]}
+        pp = {s.hp: values[s.name] for s in space.slots[variant] if s.kind == "penalty"}
+        op = {s.hp: values[s.name] for s in space.slots[variant] if s.kind == "optimizer"}
+        trial.set_user_attr("penalty", pn)
+        trial.set_user_attr("optimizer", on)
+        tinfo = _trial_info(trial, variant, pp, op)
+        callbacks: list[Callback] = [_MetricCallback(spec.metric)]
+        for obs in observers:
+            cbs, attrs = obs.on_trial_start(info, tinfo)
+            callbacks.extend(cbs)
+            for k, v in attrs.items():
+                trial.set_user_attr(k, v)
+        callbacks.append(_PruningCallback(trial, spec.metric))
+
+        def finish(state: str, value: float | None, outcome: TrainOutcome | None, reason: str | None) -> None:
+            if reason:
+                trial.set_user_attr("fail_reason" if state == "FAIL" else "prune_reason", reason)
+            for obs in observers:
+                for k, v in obs.on_trial_end(info, tinfo, state, value, outcome, reason).items():
+                    trial.set_user_attr(k, v)
+
+        try:
+            outcome = train_one(data, pn, on, pp, op, config, callbacks)
+        except optuna.TrialPruned as exc:
+            finish("PRUNED", None, None, str(exc))
+            raise
+        except TrainingDivergedError as exc:
+            finish("PRUNED", None, None, f"diverged: {exc}")
+            raise optuna.TrialPruned(f"diverged: {exc}") from None
+        except Interrupted as exc:
+            finish("FAIL", None, None, f"interrupted by {exc}")
+            raise
+        except KeyboardInterrupt:
+            finish("FAIL", None, None, "interrupted by SIGINT")
+            raise
+        except Exception as exc:
+            finish("FAIL", None, None, f"{type(exc).__name__}: {exc}")
+            raise
+        value = outcome.val_metrics.get(spec.metric, math.nan)
+        trial.set_user_attr("val_metrics", outcome.val_metrics)
+        trial.set_user_attr("n_nonzero_weights", outcome.result.n_nonzero)
+        trial.set_user_attr("epochs_run", outcome.result.epochs_run)
+        trial.set_user_attr("fit_seconds", round(outcome.result.fit_seconds, 4))
+        if not math.isfinite(value):
+            finish("PRUNED", None, outcome, f"non-finite validation {spec.metric}: {value}")
+            raise optuna.TrialPruned(f"non-finite validation {spec.metric}")
+        finish("COMPLETE", value, outcome, None)
+        return float(value)
+
+    def count_done() -> int:
+        return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
+
+    def on_trial(study_: Any, trial: Any) -> None:
+        if progress is not None:
+            try:
+                best = study_.best_value
+            except ValueError:
+                best = None
+            progress({"done": count_done(), "total": spec.n_trials, "best": best, "elapsed": time.time() - started,
+                      "last_state": trial.state.name})
+
+    interrupted = None
+    remaining = None if spec.n_trials is None else max(spec.n_trials - count_done(), 0)
+    callbacks_: list[Any] = [on_trial]
+    if spec.n_trials is not None:
+        callbacks_.append(optuna.study.MaxTrialsCallback(spec.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    try:
+        with _signals_as_interrupts():
+            if remaining is None or remaining > 0:
+                study.optimize(objective, n_trials=remaining, timeout=spec.timeout, callbacks=callbacks_,
+                               catch=(TunerError, RuntimeError, ValueError, ArithmeticError), gc_after_trial=False)
+    except Interrupted as exc:
+        interrupted = str(exc)
+    except KeyboardInterrupt:
+        interrupted = "SIGINT"
+
+    best_trial = None
+    try:
+        best_trial = study.best_trial
+    except ValueError:
+        pass
+    best_outcome = None
+    if best_trial is not None and refit_best and interrupted is None:
+        variant = best_trial.params[VARIANT]
+        pn, on = variant.split(":")
+        pp, op = _params_of(space, best_trial)
+        best_outcome = train_one(data, pn, on, pp, op, config)
+        history = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+                   for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        binfo = TrialInfo(best_trial.number, pn, on, dict(best_trial.params), pp, op, dict(best_trial.user_attrs))
+        study.set_user_attr("best_test_metrics", best_outcome.test_metrics)
+        for obs in observers:
+            for k, v in obs.on_study_end(info, binfo, best_outcome, history).items():
+                study.set_user_attr(k, v)
+    return StudyResult(study_name, storage_url, spec.metric, direction, _counts(study),
+                       best_trial.number if best_trial else None, best_trial.value if best_trial else None,
+                       dict(best_trial.params) if best_trial else {}, best_outcome, interrupted, warnings,
+                       time.time() - started)
+
+
+def _params_of(space: SearchSpace, trial: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Plugin hyperparameters of a finished trial (fixed slots included)."""
+    variant = trial.params[VARIANT]
+    pp, op = {}, {}
+    for s in space.slots[variant]:
+        value = s.fixed if s.is_fixed else trial.params[s.name]
+        (pp if s.kind == "penalty" else op)[s.hp] = value
+    return pp, op
+

@@ -1,0 +1,106 @@
+"""The study spec: everything needed to rebuild a study's objective from storage alone.
+
+Plain data that round-trips through JSON; stored as the Optuna study's ``spec`` user
+attribute and logged to MLflow, so any worker rebuilds the objective from the storage URL
+and the study name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["DataSpec", "StudySpec", "SPEC_VERSION", "parse_range"]
+
+SPEC_VERSION = 1
+
+
+@dataclass
+class DataSpec:
+    """Where the data is and how it is read and split."""
+
+    path: str | None = None
+    dataset: str | None = None
+    target: str | None = None
+    text_column: str | None = None
+    fmt: str = "auto"
+    encoding: str = "utf-8"
+    n_features: int | None = None
+    val_size: float = 0.2
+    test_size: float = 0.2
+    test_file: str | None = None
+    seed: int = 0
+    fingerprint: str = ""
+
+
+@dataclass
+class StudySpec:
+    """A whole study: data, plugins in play, search space narrowing, metric, budget, seeds."""
+
+    data: DataSpec
+    penalties: list[str]
+    optimizers: list[str]
+    params: dict[str, str] = field(default_factory=dict)
+    metric: str = "log_loss"
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0
+    n_trials: int | None = 50
+    timeout: float | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    plugin_versions: dict[str, str] = field(default_factory=dict)
+    version: int = SPEC_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "StudySpec":
+        raw = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        raw = {k: v for k, v in raw.items() if k in known}
+        raw["data"] = DataSpec(**{k: v for k, v in raw["data"].items() if k in {f.name for f in fields(DataSpec)}})
+        return cls(**raw)
+
+    def identity(self) -> dict[str, Any]:
+        """The parts that must not change when a study is resumed."""
+        return {
+            "data fingerprint": self.data.fingerprint,
+            "data split": (self.data.val_size, self.data.test_size, self.data.seed, self.data.test_file),
+            "penalties": sorted(self.penalties),
+            "optimizers": sorted(self.optimizers),
+            "search space (--param)": dict(sorted(self.params.items())),
+            "metric": self.metric,
+            "training options": dict(sorted(self.train.items())),
+        }
+
+    def differences(self, other: "StudySpec") -> list[str]:
+        """Human-readable list of identity differences between two specs."""
+        mine, theirs = self.identity(), other.identity()
+        return [f"{k}: stored {mine[k]!r}, now {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
+
+
+def parse_range(text: str) -> tuple[str, Any]:
+    """``"LOW..HIGH[:log]"`` -> ("range", (low, high, log)); ``"V"`` -> ("fixed", V)."""
+    from ._space import parse_value
+
+    body, log = text, False
+    if text.endswith(":log"):
+        body, log = text[:-4], True
+    if ".." in body:
+        lo, _, hi = body.partition("..")
+        try:
+            low, high = float(lo), float(hi)
+        except ValueError:
+            raise ConfigError(f"{text!r} is not a range LOW..HIGH[:log] of numbers.") from None
+        if low > high:
+            raise ConfigError(f"The range {text!r} has LOW greater than HIGH.")
+        if log and low <= 0:
+            raise ConfigError(f"The log range {text!r} needs LOW > 0.")
+        return "range", (low, high, log)
+    if log:
+        raise ConfigError(f"{text!r}: ':log' only applies to a range LOW..HIGH.")
+    return "fixed", parse_value(body)
