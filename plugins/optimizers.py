@@ -10,6 +10,8 @@ from tuner import Categorical, Float, Int, Optimizer, ProxFn
 
 from ._fista import FISTA
 
+LR_DOMAIN = (1e-12, 1e6)  # what a user may fix or search explicitly; the default search range is narrower
+
 __all__ = ["SGDOptimizer", "AdamOptimizer", "RMSpropOptimizer", "LBFGSOptimizer", "FISTAOptimizer"]
 
 
@@ -17,7 +19,7 @@ class SGDOptimizer(Optimizer):
     name = "sgd"
     description = "Mini-batch SGD with (Nesterov) momentum; proximal step for L1 parts."
     search_space = {
-        "lr": Float(1e-4, 10.0, default=0.5, log=True, description="learning rate"),
+        "lr": Float(1e-4, 10.0, default=0.5, log=True, description="learning rate", domain=LR_DOMAIN),
         "momentum": Float(0.0, 0.99, default=0.9),
         "nesterov": Categorical([True, False], default=True),
     }
@@ -34,7 +36,7 @@ class AdamOptimizer(Optimizer):
     name = "adam"
     description = "Adam (mini-batch); proximal step for L1 parts."
     search_space = {
-        "lr": Float(1e-5, 1.0, default=0.01, log=True, description="learning rate"),
+        "lr": Float(1e-5, 1.0, default=0.01, log=True, description="learning rate", domain=LR_DOMAIN),
         "beta1": Float(0.0, 0.999, default=0.9),
         "beta2": Float(0.9, 0.9999, default=0.999),
     }
@@ -49,7 +51,7 @@ class RMSpropOptimizer(Optimizer):
     name = "rmsprop"
     description = "RMSprop (mini-batch); proximal step for L1 parts."
     search_space = {
-        "lr": Float(1e-5, 1.0, default=0.003, log=True, description="learning rate"),
+        "lr": Float(1e-5, 1.0, default=0.003, log=True, description="learning rate", domain=LR_DOMAIN),
         "alpha": Float(0.8, 0.999, default=0.99, description="smoothing constant"),
         "momentum": Float(0.0, 0.99, default=0.0),
     }
@@ -64,7 +66,7 @@ class LBFGSOptimizer(Optimizer):
     name = "lbfgs"
     description = "Full-batch L-BFGS with strong-Wolfe line search (smooth penalties only)."
     search_space = {
-        "lr": Float(0.1, 1.0, default=1.0, log=True, description="initial step length"),
+        "lr": Float(0.1, 1.0, default=1.0, log=True, description="initial step length", domain=LR_DOMAIN),
         "history_size": Int(3, 100, default=20),
     }
     full_batch = True
@@ -84,7 +86,7 @@ class FISTAOptimizer(Optimizer):
     name = "fista"
     description = "Full-batch FISTA with backtracking and restart: exact optimum and exact zeros for L1/elastic net."
     search_space = {
-        "lr": Float(1e-3, 1e3, default=1.0, log=True, description="initial step (adapted by backtracking)"),
+        "lr": Float(1e-3, 1e3, default=1.0, log=True, description="initial step (adapted by backtracking)", domain=LR_DOMAIN),
     }
     full_batch = True
     prox_mode = "internal"

@@ -14,7 +14,8 @@ from tuner import Float, Penalty
 
 __all__ = ["NoPenalty", "L1Penalty", "L2Penalty", "ElasticNetPenalty", "soft_threshold"]
 
-STRENGTH = Float(1e-7, 10.0, default=1e-4, log=True, description="overall penalty weight, 1 / (C * n_train)")
+STRENGTH = Float(1e-7, 10.0, default=1e-4, log=True, description="overall penalty weight, 1 / (C * n_train)",
+                 domain=(0.0, 1e6))
 
 
 def soft_threshold(weight: torch.Tensor, threshold: Any) -> torch.Tensor:

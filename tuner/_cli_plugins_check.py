@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 
 @click.command("check")
 @click.argument("name")
-def plugins_check(name: str) -> None:
-    """Run the plugin contract checks (tuner.testing) on the plugin NAME."""
-    raise click.ClickException("not implemented yet")
+@click.option("--group", type=click.Choice(["penalty", "optimizer"]),
+              help="Check only the plugin of this group (default: every group that has NAME).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random weights and toy problem.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_check(name: str, group: str | None, seed: int, as_json: bool) -> None:
+    """Run the plugin contract checks (tuner.testing) on the installed plugin NAME.
+
+    Prints each check with PASS, FAIL or SKIP and the reason; exits with status 1 when a
+    check fails. A penalty and an optimizer of the same name are both checked unless
+    --group chooses one.
+    """
+    from .testing import run_installed_checks
+
+    reports = run_installed_checks(name, group, seed=seed)  # PluginError (unknown name) -> ClickException
+    ok = all(r.ok for r in reports)
+    if as_json:
+        click.echo(json.dumps({"name": name, "ok": ok, "plugins": [r.to_dict() for r in reports]}, indent=2))
+    else:
+        for report in reports:
+            click.secho(f"{report.group} {report.name!r} ({report.value}, {report.distribution} {report.version}):",
+                        bold=True)
+            width = max(len(r.check) for r in report.results)
+            for result in report.results:
+                label = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}[result.status]
+                color = {"pass": "green", "fail": "red", "skip": "yellow"}[result.status]
+                click.echo("  " + click.style(label, fg=color) + f"  {result.check:<{width}}  {result.reason}")
+            counts = {s: sum(r.status == s for r in report.results) for s in ("pass", "fail", "skip")}
+            click.echo(f"  {len(report.results)} checks: {counts['pass']} passed, {counts['fail']} failed, "
+                       f"{counts['skip']} skipped")
+    if not ok:
+        click.get_current_context().exit(1)

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Mapping, TypeVar
 
 from ._plugin_api import Optimizer, Penalty
 from ._space import validate_space
 from .errors import PluginError
 
-__all__ = ["PluginInfo", "Registry", "penalties", "optimizers", "OWN_DISTRIBUTION", "AUTOLOAD_ENV"]
+__all__ = ["PluginInfo", "Registry", "penalties", "optimizers", "OWN_DISTRIBUTION", "AUTOLOAD_ENV", "NAME_PATTERN"]
 
 OWN_DISTRIBUTION = "logreg-tuner"
 AUTOLOAD_ENV = "TUNER_DISABLE_PLUGIN_AUTOLOAD"
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
+"""What a plugin name must look like, so that it works in ``--penalty a,b`` and ``penalty.NAME.x``."""
 
 T = TypeVar("T", Penalty, Optimizer)
 
@@ -60,9 +63,16 @@ def _validate(obj: Any, name: str, base: type) -> Any:
         raise ValueError(f"{obj!r} is neither a tuner.{base.__name__} subclass nor an instance of one")
     if obj.name != name:
         raise ValueError(f"its name attribute {obj.name!r} differs from its entry-point name {name!r}")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ValueError(f"its name {name!r} is not identifier-like (letters, digits, '_' or '-')")
     if not isinstance(obj.description, str) or not obj.description.strip():
         raise ValueError("it has no description (a one-line string)")
-    validate_space(obj.search_space)
+    if not isinstance(obj.search_space, Mapping):
+        raise ValueError(f"search_space must be a mapping; got {type(obj.search_space).__name__}")
+    try:
+        validate_space(obj.search_space)
+    except ValueError as exc:
+        raise ValueError(f"invalid search space: {exc}") from None
     if base is Penalty:
         if type(obj).smooth_value is Penalty.smooth_value:
             raise ValueError("it does not implement smooth_value()")
@@ -79,10 +89,11 @@ def _validate(obj: Any, name: str, base: type) -> Any:
 class Registry(Generic[T]):
     """The plugins of one entry-point group, loaded on first use."""
 
-    def __init__(self, group: str, base: type[T], kind: str) -> None:
+    def __init__(self, group: str, base: type[T], kind: str, plural: str | None = None) -> None:
         self.group = group
         self.base = base
         self.kind = kind
+        self.plural = plural or f"{kind}s"
         self._infos: dict[str, PluginInfo[T]] | None = None
 
     def reload(self) -> None:
@@ -107,21 +118,25 @@ class Registry(Generic[T]):
         if self._infos is not None:
             return self._infos
         infos: dict[str, PluginInfo[T]] = {}
+        claimants: dict[str, list[str]] = {}
         for ep in self._entry_points():
             dist = ep.dist.name if ep.dist is not None else "<unknown distribution>"
             version = ep.dist.version if ep.dist is not None else "?"
             info: PluginInfo[T] = PluginInfo(self.group, ep.name, ep.value, dist, version)
+            claimants.setdefault(ep.name, []).append(dist)
             if ep.name in infos:
+                # Neither wins: which one loads would depend on the order of sys.path.
                 other = infos[ep.name]
-                reason = (
-                    f"the name {ep.name!r} is claimed by two distributions, {other.distribution!r} and "
-                    f"{dist!r}; uninstall one of them"
+                names = ", ".join(repr(d) for d in claimants[ep.name])
+                other.error = (
+                    f"the name {ep.name!r} is claimed by {len(claimants[ep.name])} distributions, {names}; "
+                    "uninstall all but one of them"
                 )
-                other.error, other.plugin = reason, None
+                other.plugin, other.search_space = None, {}
                 continue
             try:
                 obj = ep.load()
-            except Exception as exc:  # any import-time failure of third-party code
+            except (Exception, SystemExit) as exc:  # any import-time failure of third-party code
                 info.error = f"importing {ep.value} failed: {type(exc).__name__}: {exc}"
             else:
                 try:
@@ -129,6 +144,9 @@ class Registry(Generic[T]):
                     info.search_space = dict(info.plugin.search_space)
                 except ValueError as exc:
                     info.error = f"invalid {self.kind} plugin {ep.value}: {exc}"
+                except Exception as exc:  # third-party code run by the checks (a property, a constructor...)
+                    info.plugin = None
+                    info.error = f"invalid {self.kind} plugin {ep.value}: {type(exc).__name__}: {exc}"
             infos[ep.name] = info
         self._infos = infos
         return infos
@@ -144,7 +162,7 @@ class Registry(Generic[T]):
     def info(self, name: str) -> PluginInfo[T]:
         infos = self._load()
         if name not in infos:
-            raise PluginError(f"Unknown {self.kind} {name!r}. Usable {self.kind}s: {', '.join(self.names()) or 'none'}.")
+            raise PluginError(f"Unknown {self.kind} {name!r}. Usable {self.plural}: {', '.join(self.names()) or 'none'}.")
         return infos[name]
 
     def get(self, name: str) -> T:
@@ -153,10 +171,10 @@ class Registry(Generic[T]):
         if info.plugin is None:
             raise PluginError(
                 f"The {self.kind} {name!r} (distribution {info.distribution!r}) is broken: {info.error}. "
-                f"Usable {self.kind}s: {', '.join(self.names()) or 'none'}."
+                f"Usable {self.plural}: {', '.join(self.names()) or 'none'}."
             )
         return info.plugin
 
 
-penalties: Registry[Penalty] = Registry("logreg_tuner.penalties", Penalty, "penalty")
+penalties: Registry[Penalty] = Registry("logreg_tuner.penalties", Penalty, "penalty", "penalties")
 optimizers: Registry[Optimizer] = Registry("logreg_tuner.optimizers", Optimizer, "optimizer")

@@ -384,10 +384,10 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.time()
     study, spec, warnings = open_or_create_study(spec, study_name, storage_url, resume_only)
-    if n_trials is not None:
-        spec.n_trials = n_trials
-    if timeout is not None:
-        spec.timeout = timeout
+    if (n_trials is not None and n_trials != spec.n_trials) or (timeout is not None and timeout != spec.timeout):
+        spec.n_trials = spec.n_trials if n_trials is None else n_trials
+        spec.timeout = spec.timeout if timeout is None else timeout
+        study.set_user_attr("spec", spec.to_json())  # workers joining later see the new budget
     space = build_space(spec)
     data = load_dataset_for(spec)
     if spec.metric == "roc_auc" and data.n_classes > 2:

@@ -19,13 +19,22 @@ __all__ = ["Float", "Int", "Categorical", "Hyperparameter", "validate_space", "p
 
 @dataclass(frozen=True)
 class Float:
-    """A real hyperparameter in ``[low, high]``, searched on a log scale when ``log``."""
+    """A real hyperparameter searched in ``[low, high]`` (on a log scale when ``log``).
+
+    ``domain`` is the wider range of values a user may fix or search explicitly (for example
+    a learning rate of 1e3 to see what divergence looks like); it defaults to ``[low, high]``.
+    """
 
     low: float
     high: float
     default: float
     log: bool = False
     description: str = ""
+    domain: tuple[float, float] | None = None
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.domain if self.domain is not None else (self.low, self.high)
 
     def check(self) -> None:
         """Raise ``ValueError`` when the declaration itself is invalid."""
@@ -38,24 +47,30 @@ class Float:
             raise ValueError(f"a log-scale range needs low > 0; got low={self.low}")
         if not self.low <= self.default <= self.high:
             raise ValueError(f"default {self.default} lies outside [{self.low}, {self.high}]")
+        if self.domain is not None:
+            lo, hi = self.domain
+            if not (lo <= self.low and self.high <= hi):
+                raise ValueError(f"domain {self.domain} does not contain the search range [{self.low}, {self.high}]")
 
     def validate(self, name: str, value: Any) -> float:
-        """Return ``value`` as a float, or raise :class:`ConfigError` when out of range."""
+        """Return ``value`` as a float, or raise :class:`ConfigError` when outside the domain."""
         try:
             v = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"The '{name}' hyperparameter must be a number; got {value!r} instead.") from None
-        if not math.isfinite(v) or not self.low <= v <= self.high:
-            raise ConfigError(
-                f"The '{name}' hyperparameter must be in [{self.low:g}, {self.high:g}]; got {value!r} instead."
-            )
+        lo, hi = self.bounds
+        if not math.isfinite(v) or not lo <= v <= hi:
+            raise ConfigError(f"The '{name}' hyperparameter must be in [{lo:g}, {hi:g}]; got {value!r} instead.")
         return v
 
     def describe(self) -> str:
         return f"float [{self.low:g}, {self.high:g}]{' log' if self.log else ''}, default {self.default:g}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "float", "low": self.low, "high": self.high, "log": self.log, "default": self.default}
+        out = {"type": "float", "low": self.low, "high": self.high, "log": self.log, "default": self.default}
+        if self.domain is not None:
+            out["domain"] = list(self.domain)
+        return out
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,13 @@ from .errors import StorageError
 __all__ = ["DEFAULT_STORAGE_FILE", "default_storage_url", "open_storage", "sqlite_path", "same_database"]
 
 DEFAULT_STORAGE_FILE = "tuner-studies.db"
-HEARTBEAT_INTERVAL = int(os.environ.get("TUNER_HEARTBEAT_INTERVAL", "10"))
-HEARTBEAT_GRACE = int(os.environ.get("TUNER_HEARTBEAT_GRACE", "30"))
+
+
+def _heartbeat() -> dict[str, int]:
+    """Workers beat every ``TUNER_HEARTBEAT_INTERVAL`` s; a trial silent for ``TUNER_HEARTBEAT_GRACE``
+    s (a killed worker's) is marked failed when the next trial starts."""
+    return {"heartbeat_interval": int(os.environ.get("TUNER_HEARTBEAT_INTERVAL", "10")),
+            "grace_period": int(os.environ.get("TUNER_HEARTBEAT_GRACE", "30"))}
 
 
 def default_storage_url() -> str:
@@ -71,11 +77,11 @@ def open_storage(url: str, *, heartbeat: bool = True) -> Any:
     if path is not None:
         _prepare_sqlite(path)
         engine_kwargs["connect_args"] = {"timeout": 30}
-    kwargs: dict[str, Any] = {}
-    if heartbeat:
-        kwargs = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": HEARTBEAT_GRACE}
+    kwargs: dict[str, Any] = _heartbeat() if heartbeat else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except RuntimeError as exc:  # Optuna's schema-version check
         raise StorageError(f"The study database {url} has an incompatible schema: {exc}") from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:

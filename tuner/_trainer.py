@@ -141,11 +141,17 @@ def _proba(logits: torch.Tensor, n_classes: int) -> torch.Tensor:
 
 
 def _data_loss(logits: torch.Tensor, y: torch.Tensor, s: torch.Tensor, n: int, n_classes: int) -> torch.Tensor:
-    """``(1/n) sum_i s_i loss_i``, computed stably on logits."""
+    """``(1/n) sum_i s_i loss_i``, computed stably on logits.
+
+    Written with softplus / logsumexp rather than ``F.binary_cross_entropy_with_logits``:
+    the fused kernels are no faster here and, on small batches, their intra-op threading
+    costs milliseconds per call on a busy 2-core machine.
+    """
     if n_classes == 2:
-        per = F.binary_cross_entropy_with_logits(logits[:, 0], y.to(logits.dtype), reduction="none")
+        z = logits[:, 0]
+        per = F.softplus(z) - y.to(z.dtype) * z
     else:
-        per = F.cross_entropy(logits, y, reduction="none")
+        per = torch.logsumexp(logits, dim=1) - logits.gather(1, y[:, None])[:, 0]
     return (per * s).sum() / n
 
 
@@ -175,6 +181,48 @@ def fit(
     """
     config = config or TrainConfig()
     config.check()
+    threads = torch.get_num_threads()
+    if _work_size(X) < SMALL_WORK:
+        torch.set_num_threads(1)
+    try:
+        return _fit(X, y, n_classes, penalty, penalty_params, optimizer, optimizer_params, config, X_val=X_val,
+                    y_val=y_val, sample_weight=sample_weight, callbacks=callbacks, classes=classes)
+    finally:
+        torch.set_num_threads(threads)
+
+
+DIVERGENCE_FACTOR = 1e3
+"""Training diverged when its objective exceeds this multiple of the objective at zero weights
+(a convex loss that a working optimizer starts from can only go down from there)."""
+
+SMALL_WORK = 2_000_000
+"""Below this many stored feature values, one thread is faster: on a small machine the
+intra-op thread pool costs more (milliseconds per op when other processes are busy) than
+the arithmetic it shares out."""
+
+
+def _work_size(X: Any) -> int:
+    import scipy.sparse as sp
+
+    return int(X.nnz) if sp.issparse(X) else int(np.prod(np.shape(X)))
+
+
+def _fit(
+    X: Any,
+    y: np.ndarray,
+    n_classes: int,
+    penalty: Penalty,
+    penalty_params: Mapping[str, Any],
+    optimizer: Optimizer,
+    optimizer_params: Mapping[str, Any],
+    config: TrainConfig,
+    *,
+    X_val: Any,
+    y_val: np.ndarray | None,
+    sample_weight: np.ndarray | None,
+    callbacks: Sequence[Callback],
+    classes: Sequence[Any] | None,
+) -> FitResult:
     reason = compatibility_reason(penalty, optimizer)
     if reason:
         raise IncompatiblePluginsError(f"Cannot train with penalty '{penalty.name}' and optimizer '{optimizer.name}': {reason}.")
@@ -229,6 +277,8 @@ def fit(
     for cb in callbacks:
         cb.on_train_begin(state)
 
+    start_obj = full_objective()  # at W = 0, b = 0: the weighted mean of log(K)
+    blowup = DIVERGENCE_FACTOR * max(start_obj, 1e-3)
     history: list[dict[str, float]] = []
     best_value, best_epoch, bad_epochs = math.inf, 0, 0
     best_params: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -244,6 +294,9 @@ def fit(
                 return loss
 
             opt.step(closure)
+            if penalty.has_prox and optimizer.prox_mode == "after_step":
+                with torch.no_grad():
+                    W.copy_(penalty.prox(W, optimizer.step_size(opt), penalty_params))
             train_obj = full_objective()
         else:
             order = torch.randperm(n, generator=gen).to(place.device)
@@ -255,17 +308,17 @@ def fit(
                 loss = objective_smooth(Xb, yt[rows], st[rows], len(rows))
                 loss.backward()
                 opt.step()
-                if penalty.has_prox:
+                if penalty.has_prox and optimizer.prox_mode == "after_step":
                     with torch.no_grad():
                         W.copy_(penalty.prox(W, optimizer.step_size(opt), penalty_params))
                 total += float(loss.detach()) * len(rows)
             train_obj = total / n + float(penalty.nonsmooth_value(W.detach(), penalty_params))
             if scheduler is not None:
                 scheduler.step()
-        if not math.isfinite(train_obj) or not bool(torch.isfinite(W).all()):
+        if not math.isfinite(train_obj) or not bool(torch.isfinite(W).all()) or train_obj > blowup:
             raise TrainingDivergedError(
-                f"The training loss became {train_obj} at epoch {epoch} with optimizer '{optimizer.name}' "
-                f"({dict(optimizer_params)}); lower the learning rate."
+                f"The training loss became {train_obj:.6g} at epoch {epoch} (it was {start_obj:.6g} at the start) "
+                f"with optimizer '{optimizer.name}' ({dict(optimizer_params)}); lower the learning rate."
             )
         logs: dict[str, float] = {"epoch": epoch, "train_loss": train_obj}
         if has_val:

@@ -1,0 +1,237 @@
+"""Studies end to end on a real SQLite file: completion, resume, refusal, kill -9, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from optuna.trial import TrialState
+
+from tuner._search import build_space
+from tuner._spec import DataSpec, StudySpec, parse_range
+from tuner._storage import open_storage
+from tuner.cli import cli
+from tuner.errors import ConfigError, StorageError
+
+FAST = ["--epochs", "30", "--no-tracking"]
+
+
+def tune(tmp_path: Path, *args: str) -> tuple[int, str]:
+    runner = CliRunner()
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    res = runner.invoke(cli, ["tune", "--storage", url, *args], catch_exceptions=False)
+    # With --json, stdout holds the JSON alone; messages and warnings go to stderr.
+    return res.exit_code, res.stdout if "--json" in args and res.exit_code == 0 else res.output
+
+
+def load(tmp_path: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'studies.db'}")
+
+
+def test_study_of_all_four_variants_completes_and_resumes(tmp_path: Path) -> None:
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "bc", "--trials", "8",
+                     "--penalty", "none,l1,l2,elasticnet", "--optimizer", "fista", "--sampler", "random",
+                     "--json", *FAST)
+    assert code == 0, out
+    summary = json.loads(out)
+    assert summary["trials"]["complete"] + summary["trials"]["pruned"] == 8
+    assert summary["best_params"]["variant"].endswith(":fista")
+    assert 0 < summary["test"]["log_loss"] < 0.5 and summary["test"]["accuracy"] > 0.9
+    study = load(tmp_path, "bc")
+    variants = {t.params["variant"] for t in study.trials}
+    assert len(variants) >= 3  # random sampling over the four variants
+    # resume: budget 12 in total, same spec
+    code, out = tune(tmp_path, "--study", "bc", "--trials", "12", "--json", *FAST[2:])
+    assert code == 0, out
+    study = load(tmp_path, "bc")
+    done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(done) == 12
+    assert json.loads(study.user_attrs["spec"])["n_trials"] == 12
+
+
+def test_resume_with_contradicting_options_is_refused(tmp_path: Path) -> None:
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "s", "--trials", "2",
+                     "--penalty", "l2", "--optimizer", "lbfgs", *FAST)
+    assert code == 0, out
+    code, out = tune(tmp_path, "--dataset", "wine", "--study", "s", "--trials", "3",
+                     "--penalty", "l2", "--optimizer", "lbfgs", *FAST)
+    assert code != 0
+    assert "different options" in out and "data fingerprint" in out
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "s", "--trials", "3",
+                     "--penalty", "l1", "--optimizer", "fista", *FAST)
+    assert code != 0 and "penalties" in out
+    assert len(load(tmp_path, "s").trials) == 2  # nothing was added
+
+
+def test_divergent_learning_rate_prunes_with_reason_and_study_still_has_a_best(tmp_path: Path) -> None:
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "div", "--trials", "6",
+                     "--penalty", "l2", "--optimizer", "sgd,lbfgs", "--param", "optimizer.lr=1e3",
+                     "--param", "penalty.strength=1e-2", "--pruner", "none", "--json", *FAST)
+    assert code == 0, out
+    study = load(tmp_path, "div")
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, "SGD with a learning rate of 1e3 on an L2 penalty of 1e-2 must diverge"
+    assert all("diverged" in t.user_attrs["prune_reason"] for t in pruned)
+    assert all(t.value is None for t in pruned)  # never an inf stored as COMPLETE
+    for t in study.trials:
+        assert t.state != TrialState.COMPLETE or abs(t.value) < 1e9
+    assert study.best_trial.params["variant"] == "l2:lbfgs"  # the study still returns a best trial
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "qmc", "grid", "cmaes"])
+def test_every_sampler_runs(tmp_path: Path, sampler: str) -> None:
+    code, out = tune(tmp_path, "--dataset", "iris", "--study", sampler, "--trials", "3", "--sampler", sampler,
+                     "--penalty", "l2,l1", "--optimizer", "fista", "--metric", "accuracy", "--json", *FAST)
+    assert code == 0, out
+    s = json.loads(out)
+    assert s["direction"] == "maximize" and 0 <= s["best_value"] <= 1
+    assert s["trials"]["complete"] + s["trials"]["pruned"] == 3
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband", "none"])
+def test_pruners_mark_pruned_trials_as_pruned_not_failed(tmp_path: Path, pruner: str) -> None:
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", pruner, "--trials", "10", "--pruner", pruner,
+                     "--penalty", "l2", "--optimizer", "adam", "--param", "optimizer.lr=1e-5..1e-1:log",
+                     "--json", *FAST)
+    assert code == 0, out
+    s = json.loads(out)
+    assert s["trials"]["fail"] == 0
+    study = load(tmp_path, pruner)
+    for t in study.trials:
+        if t.state == TrialState.PRUNED:
+            assert "pruned at epoch" in t.user_attrs["prune_reason"]
+            assert t.intermediate_values  # per-epoch values were reported
+    if pruner == "none":
+        assert s["trials"]["pruned"] == 0
+
+
+def test_param_narrowing_and_fixing_reaches_the_trials(tmp_path: Path) -> None:
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "n", "--trials", "4", "--penalty", "elasticnet",
+                     "--optimizer", "fista", "--param", "penalty.strength=1e-4..1e-3:log",
+                     "--param", "penalty.l1_ratio=0.25", *FAST)
+    assert code == 0, out
+    for t in load(tmp_path, "n").trials:
+        assert 1e-4 <= t.params["penalty.strength"] <= 1e-3
+        assert "penalty.l1_ratio" not in t.params  # fixed, not searched
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "bad", "--penalty", "l2", "--optimizer",
+                     "lbfgs", "--param", "penalty.bogus=1", *FAST)
+    assert code != 0 and "penalty.strength" in out
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "bad", "--penalty", "l2", "--optimizer",
+                     "lbfgs", "--param", "penalty.strength=-1", *FAST)
+    assert code != 0 and "penalty.strength" in out
+
+
+def test_incompatible_pairs_are_left_out_of_the_space() -> None:
+    spec = StudySpec(DataSpec(dataset="iris"), ["l1", "l2"], ["lbfgs", "fista"])
+    space = build_space(spec)
+    assert "l1:lbfgs" not in space.variants and "l1:fista" in space.variants and "l2:lbfgs" in space.variants
+    assert "non-smooth" in space.skipped["l1:lbfgs"]
+    with pytest.raises(ConfigError, match="No compatible"):
+        build_space(StudySpec(DataSpec(dataset="iris"), ["l1"], ["lbfgs"]))
+
+
+def test_parse_range() -> None:
+    assert parse_range("1e-4..1e-2:log") == ("range", (1e-4, 1e-2, True))
+    assert parse_range("0.5") == ("fixed", 0.5)
+    for bad in ("2..1", "0..1:log", "a..b", "3:log"):
+        with pytest.raises(ConfigError):
+            parse_range(bad)
+
+
+def _run_bg(tmp_path: Path, name: str, trials: int, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(extra_env or {}))
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuner.cli", "tune", "--dataset", "breast_cancer", "--study", name,
+         "--storage", f"sqlite:///{tmp_path / 'studies.db'}", "--trials", str(trials), "--penalty", "l2,l1",
+         "--optimizer", "sgd", "--epochs", "200", "--patience", "200", "--pruner", "none", "--no-tracking"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for_complete(tmp_path: Path, name: str, n: int, proc: subprocess.Popen, limit: float = 120) -> None:
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            st = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'studies.db'}")
+            done = [t for t in st.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+            running = [t for t in st.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+            if len(done) >= n and running:
+                return
+        except KeyError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("the study did not progress")
+
+
+def test_sigkill_mid_study_keeps_completed_trials_and_the_study_resumes(tmp_path: Path) -> None:
+    env = {"TUNER_HEARTBEAT_INTERVAL": "1", "TUNER_HEARTBEAT_GRACE": "2"}
+    proc = _run_bg(tmp_path, "killed", 50, env)
+    _wait_for_complete(tmp_path, "killed", 2, proc)
+    proc.kill()
+    proc.wait()
+    st = load(tmp_path, "killed")
+    complete = [t for t in st.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) >= 2 and all(t.value is not None and t.params for t in complete)
+    time.sleep(3)  # past the heartbeat grace period: the killed trial is stale
+    runner = CliRunner(env=env)
+    res = runner.invoke(cli, ["tune", "--study", "killed", "--storage", f"sqlite:///{tmp_path / 'studies.db'}",
+                              "--trials", str(len(complete) + 2), "--epochs", "20", "--no-tracking", "--json"])
+    assert res.exit_code == 0, res.output
+    st = load(tmp_path, "killed")
+    states = [t.state for t in st.trials]
+    assert TrialState.RUNNING not in states  # the stale trial was failed by the heartbeat check
+    assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) == len(complete) + 2
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signals_stop_cleanly(tmp_path: Path, signum: int, code: int) -> None:
+    proc = _run_bg(tmp_path, "sig", 50)
+    _wait_for_complete(tmp_path, "sig", 1, proc)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, (out, err)
+    assert "interrupted" in out
+    st = load(tmp_path, "sig")
+    failed = [t for t in st.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and "interrupted by " + signal.Signals(signum).name in failed[0].user_attrs["fail_reason"]
+    assert all(t.state != TrialState.RUNNING for t in st.trials)
+    assert sum(t.state == TrialState.COMPLETE for t in st.trials) >= 1
+
+
+def test_sqlite_storage_uses_wal(tmp_path: Path) -> None:
+    open_storage(f"sqlite:///{tmp_path / 'x.db'}")
+    with sqlite3.connect(tmp_path / "x.db") as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_old_schema_gives_a_message_saying_what_to_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    open_storage(url)
+    with sqlite3.connect(tmp_path / "old.db") as con:
+        con.execute("UPDATE alembic_version SET version_num = 'v1.2.0.a'")
+        con.execute("UPDATE version_info SET schema_version = 1")
+    with pytest.raises(StorageError, match="optuna storage upgrade"):
+        open_storage(url)
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="Cannot reach the study database"):
+        open_storage("postgresql+psycopg2://nobody:secret@127.0.0.1:9/none?connect_timeout=2")
+    code, out = tune(tmp_path, "--dataset", "iris", "--storage", "postgresql+psycopg2://nobody:secret@127.0.0.1:9/none")
+    assert code != 0 and "Cannot reach" in out and "secret" not in out
+
+
+def test_study_and_mlflow_store_must_differ(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'same.db'}"
+    res = CliRunner().invoke(cli, ["tune", "--dataset", "iris", "--storage", db, "--tracking-uri", db])
+    assert res.exit_code != 0 and "different databases" in res.output

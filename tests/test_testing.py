@@ -1,0 +1,433 @@
+"""tuner.testing: the contract checks pass the built-ins and catch each kind of broken plugin."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import tuner
+from tuner import Categorical, Float, Optimizer, Penalty
+from tuner.cli import cli
+from tuner.testing import (
+    OPTIMIZER_CHECKS,
+    PENALTY_CHECKS,
+    ContractError,
+    check_optimizer,
+    check_penalty,
+    check_plugin,
+    hyperparameter_settings,
+    run_checks,
+    run_installed_checks,
+)
+
+STRENGTH = Float(1e-6, 10.0, default=1e-3, log=True)
+
+
+def soft(w, t):
+    return torch.sign(w) * torch.clamp(w.abs() - t, min=0.0)
+
+
+# --- well-behaved plugins ----------------------------------------------------------------
+
+
+class GoodL1(Penalty):
+    name = "good_l1"
+    description = "A correct lasso."
+    search_space = {"strength": STRENGTH}
+    has_prox = True
+
+    def smooth_value(self, weight, params):
+        return weight.new_zeros(())
+
+    def nonsmooth_value(self, weight, params):
+        return params["strength"] * weight.abs().sum()
+
+    def prox(self, weight, step, params):
+        return soft(weight, step * params["strength"])
+
+
+class GoodSGD(Optimizer):
+    name = "good_sgd"
+    description = "Plain SGD."
+    search_space = {"lr": Float(1e-3, 1.0, default=0.3, log=True)}
+
+    def build(self, param_groups, params, prox=None):
+        return torch.optim.SGD(list(param_groups), lr=float(params["lr"]))
+
+
+def results_of(obj, **kw):
+    return {r.check: r for r in run_checks(obj, **kw)}
+
+
+def failed_checks(obj, **kw):
+    return [r.check for r in run_checks(obj, **kw) if r.failed]
+
+
+# --- the built-ins and the good examples pass ------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["none", "l1", "l2", "elasticnet"])
+def test_builtin_penalties_pass(name):
+    results = check_penalty(tuner.penalties.get(name), name=name)
+    assert [r.check for r in results] == list(PENALTY_CHECKS)
+    assert not any(r.failed for r in results)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop", "lbfgs", "fista"])
+def test_builtin_optimizers_pass(name):
+    results = check_optimizer(tuner.optimizers.get(name), name=name)
+    assert [r.check for r in results] == list(OPTIMIZER_CHECKS)
+    assert all(r.passed for r in results), [r for r in results if not r.passed]
+
+
+def test_good_plugins_pass_as_classes_and_instances():
+    for obj in (GoodL1, GoodL1(), GoodSGD, GoodSGD()):
+        assert not any(r.failed for r in check_plugin(obj))
+    smooth = results_of(tuner.penalties.get("l2"))
+    assert smooth["prox_minimises"].status == "skip" and "has_prox is False" in smooth["prox_minimises"].reason
+
+
+def test_hyperparameter_settings_cover_defaults_bounds_and_choices():
+    space = {"a": Float(0.1, 2.0, default=1.0), "b": Categorical(["x", "y"], default="x")}
+    labelled = dict(hyperparameter_settings(space))
+    assert labelled["defaults"] == {"a": 1.0, "b": "x"}
+    assert {"a": 0.1, "b": "x"} in labelled.values() and {"a": 2.0, "b": "x"} in labelled.values()
+    assert {"a": 1.0, "b": "y"} in labelled.values()
+
+
+# --- each broken penalty fails the matching check ------------------------------------
+
+
+class IdentityProx(GoodL1):
+    """Claims a prox but returns its input: never minimises the prox problem."""
+
+    def prox(self, weight, step, params):
+        return weight
+
+
+class ProxIgnoresStep(GoodL1):
+    def prox(self, weight, step, params):
+        return soft(weight, params["strength"])
+
+
+class ProxGrows(GoodL1):
+    def prox(self, weight, step, params):
+        return soft(weight, step * params["strength"]) * (1.0 + step)
+
+
+class ElementwiseProxForRowNorms(GoodL1):
+    """Row-norm (group) penalty with the elementwise prox: shrinks, is the identity at 0, yet wrong."""
+
+    def nonsmooth_value(self, weight, params):
+        return params["strength"] * weight.norm(dim=1).sum()
+
+
+class LogPenalty(GoodL1):
+    """Its smooth part is -inf at zero weights."""
+
+    def smooth_value(self, weight, params):
+        return params["strength"] * torch.log(weight.abs()).sum()
+
+
+class SqrtPenalty(Penalty):
+    """Finite everywhere, but the gradient at zero is infinite."""
+
+    name = "sqrt"
+    description = "sqrt of |w|."
+    search_space = {"strength": STRENGTH}
+
+    def smooth_value(self, weight, params):
+        return params["strength"] * weight.abs().sqrt().sum()
+
+
+class DetachedPenalty(Penalty):
+    """Autograd sees none of the value: the gradient disagrees with finite differences."""
+
+    name = "detached"
+    description = "ridge computed on a detached copy."
+    search_space = {"strength": STRENGTH}
+
+    def smooth_value(self, weight, params):
+        return params["strength"] * 0.5 * weight.detach().pow(2).sum() + 0.0 * weight.sum()
+
+
+class HiddenNonsmooth(Penalty):
+    """has_prox is False yet it reports a non-smooth part the trainer would never minimise."""
+
+    name = "hidden"
+    description = "L1 without a prox."
+    search_space = {"strength": STRENGTH}
+
+    def smooth_value(self, weight, params):
+        return weight.new_zeros(())
+
+    def nonsmooth_value(self, weight, params):
+        return params["strength"] * weight.abs().sum()
+
+
+class FloatOnlyPenalty(GoodL1):
+    """Breaks when hyperparameters arrive as tensors."""
+
+    def nonsmooth_value(self, weight, params):
+        s = params["strength"]
+        return (s if isinstance(s, float) else 0.0) * weight.abs().sum()
+
+
+@pytest.mark.parametrize(
+    "plugin, check",
+    [
+        (IdentityProx, "prox_minimises"),
+        (ProxIgnoresStep, "prox_identity"),
+        (ProxGrows, "prox_shrinks"),
+        (ElementwiseProxForRowNorms, "prox_minimises"),
+        (LogPenalty, "value_finite"),
+        (SqrtPenalty, "gradient"),
+        (DetachedPenalty, "gradient"),
+        (HiddenNonsmooth, "value_finite"),
+        (FloatOnlyPenalty, "tensor_hyperparameters"),
+    ],
+)
+def test_broken_penalty_fails_the_matching_check(plugin, check):
+    assert check in failed_checks(plugin)
+    with pytest.raises(ContractError) as info:
+        check_plugin(plugin)
+    assert isinstance(info.value, AssertionError)
+    assert f"'{plugin.name}'" in str(info.value) and plugin.__qualname__ in str(info.value)
+    assert check == info.value.check or check in info.value.others
+
+
+def test_the_failing_prox_is_reported_with_its_objective_values():
+    reason = results_of(IdentityProx)["prox_minimises"].reason
+    assert "does not minimise" in reason and "step" in reason
+
+
+# --- interface, name and search space ------------------------------------------------
+
+
+class NotAPlugin:
+    name = "duck"
+    description = "quacks like a penalty"
+    search_space = {}
+
+    def smooth_value(self, weight, params):
+        return weight.sum()
+
+
+class NoSmoothValue(Penalty):
+    name = "nosmooth"
+    description = "forgot smooth_value"
+
+
+class ProxWithoutNonsmooth(Penalty):
+    name = "half"
+    description = "has_prox but no nonsmooth_value"
+    has_prox = True
+
+    def smooth_value(self, weight, params):
+        return weight.new_zeros(())
+
+    def prox(self, weight, step, params):
+        return weight
+
+
+class BadName(GoodL1):
+    name = "good l1, really"
+
+
+class EmptyName(GoodL1):
+    name = ""
+
+
+class NoDescription(GoodL1):
+    description = "   "
+
+
+class UpsideDownSpace(GoodL1):
+    search_space = {"strength": Float(1.0, 0.1, default=0.5)}
+
+
+class LogFromZeroSpace(GoodL1):
+    search_space = {"strength": Float(0.0, 1.0, default=0.1, log=True)}
+
+
+class NeedsArguments(GoodL1):
+    def __init__(self, scale):
+        self.scale = scale
+
+
+@pytest.mark.parametrize(
+    "plugin, check, words",
+    [
+        (NoSmoothValue, "interface", "smooth_value"),
+        (ProxWithoutNonsmooth, "interface", "nonsmooth_value"),
+        (NeedsArguments, "interface", "no arguments"),
+        (BadName, "name", "identifier-like"),
+        (EmptyName, "name", "empty"),
+        (NoDescription, "description", "no description"),
+        (UpsideDownSpace, "search_space", "greater than high"),
+        (LogFromZeroSpace, "search_space", "log-scale"),
+    ],
+)
+def test_declaration_errors_fail_the_matching_check(plugin, check, words):
+    results = results_of(plugin)
+    assert results[check].failed and words in results[check].reason
+    if check in ("interface", "search_space"):  # what depends on it is skipped, with the reason
+        assert results["prox_minimises"].status == "skip" and "needs" in results["prox_minimises"].reason
+
+
+def test_not_a_subclass_fails_interface():
+    with pytest.raises(ContractError, match="interface") as info:
+        check_plugin(NotAPlugin)
+    assert "NotAPlugin" in str(info.value)
+    results = results_of(NotAPlugin, kind="penalty")
+    assert results["interface"].failed and "not a subclass of tuner.Penalty" in results["interface"].reason
+
+
+def test_name_must_equal_the_entry_point_name():
+    assert results_of(GoodL1, name="good_l1")["name"].passed
+    result = results_of(GoodL1, name="lasso")["name"]
+    assert result.failed and "'good_l1' differs from its entry-point name 'lasso'" in result.reason
+    with pytest.raises(ContractError, match="name"):
+        check_penalty(GoodL1, name="lasso")
+
+
+def test_a_penalty_is_not_an_optimizer():
+    results = results_of(GoodL1, kind="optimizer")
+    assert results["interface"].failed and "tuner.Optimizer" in results["interface"].reason
+
+
+# --- each broken optimizer fails the matching check ----------------------------------
+
+
+class Uphill(GoodSGD):
+    def build(self, param_groups, params, prox=None):
+        return torch.optim.SGD(list(param_groups), lr=float(params["lr"]), maximize=True)
+
+
+class Frozen(GoodSGD):
+    """Steps so small that nothing changes."""
+
+    def build(self, param_groups, params, prox=None):
+        return torch.optim.SGD(list(param_groups), lr=float(params["lr"]) * 1e-9)
+
+
+class ForgetsIntercept(GoodSGD):
+    def build(self, param_groups, params, prox=None):
+        return torch.optim.SGD([list(param_groups)[0]], lr=float(params["lr"]))
+
+
+class ReturnsAList(GoodSGD):
+    def build(self, param_groups, params, prox=None):
+        return list(param_groups)
+
+
+class BadProxMode(GoodSGD):
+    prox_mode = "sometimes"
+
+
+class ZeroStepSize(GoodSGD):
+    def step_size(self, optimizer):
+        return 0.0
+
+
+class InternalIgnoresProx(Optimizer):
+    """Says it applies the prox itself (like FISTA) but never does: no exact zeros."""
+
+    name = "fake_fista"
+    description = "Full-batch gradient descent that drops the prox."
+    search_space = {"lr": Float(0.1, 2.0, default=1.0)}
+    full_batch = True
+    prox_mode = "internal"
+
+    def build(self, param_groups, params, prox=None):
+        return torch.optim.LBFGS([p for g in param_groups for p in g["params"]], lr=float(params["lr"]), max_iter=20)
+
+
+class DivergesAtItsBound(GoodSGD):
+    """Fine at its default, but its search range reaches step sizes that overflow float32."""
+
+    search_space = {"lr": Float(1e-3, 1e25, default=0.3, log=True)}
+
+    def build(self, param_groups, params, prox=None):
+        return torch.optim.SGD(list(param_groups), lr=float(params["lr"]) ** 2)
+
+
+@pytest.mark.parametrize(
+    "plugin, check, words",
+    [
+        (Uphill, "decreases_loss", "should decrease"),
+        (Frozen, "decreases_loss", "should decrease"),
+        (ForgetsIntercept, "build", "intercept"),
+        (ReturnsAList, "build", "not a torch.optim.Optimizer"),
+        (BadProxMode, "prox_mode", "sometimes"),
+        (ZeroStepSize, "build", "step_size"),
+        (InternalIgnoresProx, "decreases_loss", "exact"),
+        (DivergesAtItsBound, "build", "at lr=1e+25"),  # the reason names the setting
+    ],
+)
+def test_broken_optimizer_fails_the_matching_check(plugin, check, words):
+    results = results_of(plugin)
+    assert results[check].failed and words in results[check].reason, results[check]
+    with pytest.raises(ContractError, match=check):
+        check_optimizer(plugin)
+
+
+def test_checks_leave_torch_threads_as_they_were():
+    before = torch.get_num_threads()
+    run_checks(GoodSGD)
+    assert torch.get_num_threads() == before
+
+
+# --- installed plugins and the CLI command ------------------------------------------
+
+
+def test_run_installed_checks_reports_origin():
+    (report,) = run_installed_checks("elasticnet")
+    assert (report.group, report.distribution) == ("penalty", "logreg-tuner")
+    assert report.results[0].check == "load" and report.ok
+
+
+def test_unknown_plugin_lists_usable_ones():
+    with pytest.raises(tuner.PluginError, match="Usable penalties: .*elasticnet.*usable optimizers: .*fista"):
+        run_installed_checks("no_such_plugin")
+
+
+def test_cli_check_text_and_json():
+    runner = CliRunner()
+    text = runner.invoke(cli, ["plugins", "check", "l1"])
+    assert text.exit_code == 0, text.output
+    assert "PASS  prox_minimises" in text.output and "FAIL" not in text.output
+    js = runner.invoke(cli, ["plugins", "check", "lbfgs", "--group", "optimizer", "--json"])
+    assert js.exit_code == 0, js.output
+    data = json.loads(js.output)
+    assert data["ok"] is True and data["plugins"][0]["distribution"] == "logreg-tuner"
+    assert [c["check"] for c in data["plugins"][0]["checks"]] == ["load", *OPTIMIZER_CHECKS]
+
+
+def test_cli_check_unknown_name_and_wrong_group():
+    runner = CliRunner()
+    unknown = runner.invoke(cli, ["plugins", "check", "nope"])
+    assert unknown.exit_code == 1 and "Unknown plugin 'nope'" in unknown.output and "l2" in unknown.output
+    wrong_group = runner.invoke(cli, ["plugins", "check", "l1", "--group", "optimizer"])
+    assert wrong_group.exit_code == 1 and "Unknown optimizer 'l1'. Usable optimizers:" in wrong_group.output
+
+
+class FullBatchAfterStep(Optimizer):
+    """Full-batch with an after-step prox, which the trainer would never apply."""
+
+    name = "fb_after"
+    description = "Full-batch L-BFGS that claims after-step proxes."
+    search_space = {"lr": Float(0.1, 1.0, default=1.0)}
+    full_batch = True
+    prox_mode = "after_step"
+
+    def build(self, param_groups, params, prox=None):
+        return torch.optim.LBFGS([p for g in param_groups for p in g["params"]], lr=float(params["lr"]))
+
+
+def test_full_batch_optimizers_cannot_rely_on_after_step_proxes():
+    result = results_of(FullBatchAfterStep)["prox_mode"]
+    assert result.failed and "mini-batch training only" in result.reason
