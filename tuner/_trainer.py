@@ -34,6 +34,8 @@ class TrainConfig:
     patience: int = 5
     tol: float = 1e-6
     schedule: Literal["cosine", "constant"] = "cosine"
+    monitor: Literal["val", "objective"] = "val"
+    """Early stopping watches the validation loss (best epoch restored) or the training objective."""
     class_weight: str | Mapping[Any, float] | None = None
     device: str = "auto"
     dtype: Literal["float32", "float64"] = "float32"
@@ -48,6 +50,8 @@ class TrainConfig:
             raise ConfigError(f"The 'patience' parameter must be an integer >= 1; got {self.patience!r} instead.")
         if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
             raise ConfigError(f"The 'tol' parameter must be a number >= 0; got {self.tol!r} instead.")
+        if self.monitor not in ("val", "objective"):
+            raise ConfigError(f"The 'monitor' parameter must be 'val' or 'objective'; got {self.monitor!r} instead.")
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"The 'schedule' parameter must be 'cosine' or 'constant'; got {self.schedule!r} instead.")
 
@@ -329,16 +333,17 @@ def _fit(
         for cb in callbacks:
             cb.on_epoch_end(state, logs)
 
-        monitored = logs["val_loss"] if has_val else train_obj
+        watch_val = has_val and config.monitor == "val"
+        monitored = logs["val_loss"] if watch_val else train_obj
         improved = not math.isfinite(best_value) or monitored < best_value - config.tol * abs(best_value)
         if improved:
             best_value, best_epoch, bad_epochs = monitored, epoch, 0
-            if has_val:
+            if watch_val:
                 best_params = (W.detach().clone(), b.detach().clone())
         else:
             bad_epochs += 1
             if bad_epochs >= config.patience:
-                stop_reason = "early_stopping" if has_val else "converged"
+                stop_reason = "early_stopping" if watch_val else "converged"
                 break
 
     if best_params is not None:

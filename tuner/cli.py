@@ -87,6 +87,8 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--batch-size", default=256, show_default=True, type=int, help="Mini-batch size (SGD-like optimizers)."),
         click.option("--patience", default=5, show_default=True, type=int, help="Epochs without improvement before stopping."),
         click.option("--tol", default=1e-6, show_default=True, type=float, help="Relative improvement that counts."),
+        click.option("--monitor", default="val", show_default=True, type=click.Choice(["val", "objective"]),
+                     help="Stop on the validation loss (best epoch kept) or when the training objective converges."),
         click.option("--class-weight", type=click.Choice(["balanced"]), help="Reweight classes inversely to their frequency."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
         click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "float64"])),
@@ -202,7 +204,8 @@ def _describe(spec: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def train(data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
           encoding: str, n_features: int | None, val_size: float, test_size: float, test_file: str | None, seed: int,
-          epochs: int, batch_size: int, patience: int, tol: float, class_weight: str | None, device: str, dtype: str,
+          epochs: int, batch_size: int, patience: int, tol: float, monitor: str, class_weight: str | None, device: str,
+          dtype: str,
           penalty: str, optimizer: str, params: tuple[str, ...], save_model: str | None, as_json: bool) -> None:
     """Train one configuration and report validation and test metrics."""
     from ._configure import resolve_pair, resolve_params, split_overrides, train_one
@@ -213,8 +216,8 @@ def train(data: str | None, dataset: str | None, target: str | None, text_column
     pen, opt = resolve_pair(penalty, optimizer)  # fail on names and values before reading data
     resolve_params(pen, pen_over, "penalty")
     resolve_params(opt, opt_over, "optimizer")
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, patience=patience, tol=tol, class_weight=class_weight,
-                         device=device, dtype=dtype, seed=seed)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, patience=patience, tol=tol, monitor=monitor,
+                         class_weight=class_weight, device=device, dtype=dtype, seed=seed)
     config.check()
     ds = load_dataset(data, dataset, target, text_column, fmt, encoding, n_features, val_size, test_size, test_file, seed)
     outcome = train_one(ds, penalty, optimizer, pen_over, opt_over, config)
@@ -285,7 +288,8 @@ class _Progress:
 @pass_app
 def tune(app: AppContext, data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
          encoding: str, n_features: int | None, val_size: float, test_size: float, test_file: str | None, seed: int,
-         epochs: int, batch_size: int, patience: int, tol: float, class_weight: str | None, device: str, dtype: str,
+         epochs: int, batch_size: int, patience: int, tol: float, monitor: str, class_weight: str | None, device: str,
+          dtype: str,
          study_name: str | None, storage: str | None, tracking_uri: str | None, no_tracking: bool,
          penalty_list: str | None, optimizer_list: str | None, params: tuple[str, ...], trials: int | None,
          timeout: float | None, metric: str | None, sampler: str, pruner: str, as_json: bool) -> None:
@@ -317,7 +321,7 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
             optimizers=_csv_list(optimizer_list) or optimizers.names(),
             params=dict(parse_assignments(params)), metric=metric or "log_loss", sampler=sampler, pruner=pruner,
             seed=seed, n_trials=50 if trials is None else trials, timeout=timeout,
-            train={"epochs": epochs, "batch_size": batch_size, "patience": patience, "tol": tol,
+            train={"epochs": epochs, "batch_size": batch_size, "patience": patience, "tol": tol, "monitor": monitor,
                    "class_weight": class_weight, "device": device, "dtype": dtype},
         )
         build_space(spec)  # unknown plugins, bad --param values: fail before any trial

@@ -1,0 +1,106 @@
+"""`tuner study ...` and the tune command's output options, on a real SQLite study database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tuner.cli import cli
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('studies') / 'studies.db'}"
+    for name, ds in (("alpha", "breast_cancer"), ("beta", "wine")):
+        res = CliRunner().invoke(cli, ["tune", "--dataset", ds, "--study", name, "--storage", url, "--trials", "6",
+                                       "--penalty", "l2,l1", "--optimizer", "fista", "--epochs", "20",
+                                       "--no-tracking", "--json"])
+        assert res.exit_code == 0, res.output
+    return url
+
+
+def run(*args: str, input: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+def test_study_list_table_and_json(db: str) -> None:
+    res = run("study", "list", "--storage", db)
+    assert res.exit_code == 0 and "alpha" in res.output and "beta" in res.output
+    rows = json.loads(run("study", "list", "--storage", db, "--json").stdout)
+    by_name = {r["name"]: r for r in rows}
+    assert set(by_name) == {"alpha", "beta"}
+    assert by_name["alpha"]["trials"].get("complete", 0) + by_name["alpha"]["trials"].get("pruned", 0) == 6
+    assert by_name["alpha"]["metric"] == "log_loss" and by_name["alpha"]["best_value"] > 0
+
+
+def test_study_show_has_spec_top_trials_and_importances(db: str) -> None:
+    res = run("study", "show", "alpha", "--storage", db, "--top", "3")
+    assert res.exit_code == 0
+    assert "breast_cancer" in res.output and "top" in res.output
+    info = json.loads(run("study", "show", "alpha", "--storage", db, "--json").stdout)
+    assert info["spec"]["data"]["dataset"] == "breast_cancer"
+    values = [t["value"] for t in info["top"]]
+    assert values == sorted(values)  # minimised metric: best first
+    assert info["best"]["value"] == values[0]
+    assert "penalty.strength" in info["importances"]
+
+
+def test_study_best_json(db: str) -> None:
+    best = json.loads(run("study", "best", "beta", "--storage", db, "--json").stdout)
+    assert best["state"] == "COMPLETE" and best["params"]["variant"] in ("l2:fista", "l1:fista")
+    assert set(best["test_metrics"]) >= {"log_loss", "accuracy", "f1"}
+
+
+def test_study_export_csv_and_json(db: str, tmp_path: Path) -> None:
+    res = run("study", "export", "alpha", "--storage", db, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert len(rows) == 6 and "params_penalty.strength" in rows[0] and "value" in rows[0]
+    out = tmp_path / "alpha.json"
+    assert run("study", "export", "alpha", "--storage", db, "--format", "json", "-o", str(out)).exit_code == 0
+    trials = json.loads(out.read_text())
+    assert [t["number"] for t in trials] == list(range(6))
+
+
+def test_study_delete_asks_and_deletes(db: str) -> None:
+    res = run("study", "delete", "beta", "--storage", db, input="n\n")
+    assert res.exit_code != 0
+    assert "beta" in run("study", "list", "--storage", db).output
+    assert run("study", "delete", "beta", "--storage", db, "--yes").exit_code == 0
+    assert "beta" not in run("study", "list", "--storage", db).output
+    res = run("study", "show", "beta", "--storage", db)
+    assert res.exit_code != 0 and "No study named 'beta'" in res.output and "alpha" in res.output
+
+
+def test_tune_prints_a_summary_table_and_no_progress_bar_off_terminal(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    res = run("tune", "--dataset", "iris", "--study", "t", "--storage", url, "--trials", "3", "--penalty", "l2",
+              "--optimizer", "lbfgs", "--metric", "f1", "--no-tracking")
+    assert res.exit_code == 0, res.output
+    assert "best trial: #" in res.output and "validation f1" in res.output and "test:" in res.output
+    assert "\r[" not in res.output  # not a terminal: no progress bar
+    assert "trials: " in res.output and "non-zero weights" in res.output
+
+
+def test_tune_refuses_roc_auc_on_multiclass_and_needs_data(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    res = run("tune", "--dataset", "iris", "--storage", url, "--metric", "roc_auc", "--trials", "2", "--no-tracking")
+    assert res.exit_code != 0 and "roc_auc" in res.output and "binary" in res.output
+    res = run("tune", "--storage", url, "--no-tracking")
+    assert res.exit_code != 0 and "--study" in res.output
+    res = run("tune", "--study", "nope", "--storage", url, "--no-tracking")
+    assert res.exit_code != 0 and "No study named 'nope'" in res.output
+
+
+def test_tune_default_study_name_and_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = run("tune", "--dataset", "iris", "--trials", "2", "--penalty", "l2", "--optimizer", "lbfgs",
+              "--no-tracking", "--json")
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)
+    assert s["study"].startswith("iris-") and (tmp_path / "tuner-studies.db").is_file()
+    assert "tuner-studies.db" in s["storage"]
