@@ -333,6 +333,10 @@ def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: s
     except KeyError:
         study = None
     if study is not None:
+        for _ in range(50):  # a study just created by another worker gets its spec a moment later
+            if "spec" in study.user_attrs:
+                break
+            time.sleep(0.1)
         if "spec" not in study.user_attrs:
             raise ConfigError(f"Study {study_name!r} in {storage_url} was not created by tuner (it has no spec).")
         stored = StudySpec.from_json(study.user_attrs["spec"])
@@ -358,7 +362,11 @@ def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: s
     if resume_only or spec is None:
         raise ConfigError(f"No study named {study_name!r} in {storage_url}; give data (DATA or --dataset) to create it.")
     spec.plugin_versions = _plugin_versions(spec)
-    study = optuna.create_study(study_name=study_name, storage=storage, direction=METRICS[spec.metric])
+    try:
+        study = optuna.create_study(study_name=study_name, storage=storage, direction=METRICS[spec.metric])
+    except optuna.exceptions.DuplicatedStudyError:
+        # Another worker created it between our load and create: join it like a resume.
+        return open_or_create_study(spec, study_name, storage_url, resume_only=True)
     study.set_user_attr("spec", spec.to_json())
     study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
     return study, spec, warnings

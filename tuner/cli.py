@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from dataclasses import dataclass
@@ -301,8 +300,7 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
     from ._registry import optimizers, penalties
     from ._search import build_space, run_study
     from ._spec import DataSpec, StudySpec
-    from ._storage import default_storage_url, same_database
-    from .errors import ConfigError
+    from ._storage import default_storage_url
 
     storage_url = storage or default_storage_url()
     if storage is None and not app.quiet and not as_json:
@@ -330,15 +328,7 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
             study_name = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     elif study_name is None:
         raise click.UsageError("Give DATA or --dataset to start a study, or --study NAME to resume one.")
-    observers = []
-    if not no_tracking:
-        from ._tracking import MlflowObserver, default_tracking_uri
-
-        uri = tracking_uri or default_tracking_uri()
-        if same_database(uri, storage_url):
-            raise ConfigError("The study database and the MLflow store must be different databases; "
-                              "change --storage or --tracking-uri.")
-        observers.append(MlflowObserver(uri))
+    observers = _observers(storage_url, tracking_uri, no_tracking)
     progress = _Progress(sys.stderr.isatty() and not app.quiet and not as_json, metric or "value")
     try:
         result = run_study(spec, study_name, storage_url, observers=observers, progress=progress,
@@ -352,6 +342,64 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
         _print_study_summary(summary)
     if result.interrupted:
         raise SystemExit(130 if result.interrupted == "SIGINT" else 143)
+
+
+@cli.command()
+@click.option("--study", "study_name", required=True, envvar="TUNER_STUDY", help="The study to work on [env TUNER_STUDY].")
+@click.option("--storage", envvar="TUNER_STORAGE", required=True, help="SQLAlchemy URL of the shared study database [env TUNER_STORAGE].")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI [env MLFLOW_TRACKING_URI].")
+@click.option("--no-tracking", is_flag=True, help="Do not log to MLflow.")
+@click.option("--wait", default=300.0, show_default=True, help="Seconds to wait for the study to be created.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | None, no_tracking: bool, wait: float,
+           as_json: bool) -> None:
+    """Join an existing study and run its trials until the study's budget is spent.
+
+    Start as many workers as you like on one database (PostgreSQL); the budget counts every
+    worker's trials. The study is created by `tuner tune ... --study NAME --trials N`.
+    """
+    import time
+
+    import optuna
+
+    from ._search import run_study
+    from ._storage import open_storage
+    from .errors import ConfigError
+
+    deadline = time.time() + wait
+    storage_obj = open_storage(storage, heartbeat=False)
+    while True:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage_obj, include_best_trial=False)]
+        if study_name in names:
+            break
+        if time.time() > deadline:
+            raise ConfigError(f"No study named {study_name!r} appeared in {storage} within {wait:g} s.")
+        time.sleep(1.0)
+    observers = _observers(storage, tracking_uri, no_tracking)
+    result = run_study(None, study_name, storage, observers=observers, resume_only=True)
+    summary = result.summary()
+    if as_json:
+        echo_json(summary)
+    else:
+        _print_study_summary(summary)
+    if result.interrupted:
+        raise SystemExit(130 if result.interrupted == "SIGINT" else 143)
+
+
+def _observers(storage_url: str, tracking_uri: str | None, no_tracking: bool) -> list[Any]:
+    """The MLflow observer (unless disabled), checked to use another database than the study."""
+    if no_tracking:
+        return []
+    from ._storage import same_database
+    from ._tracking import MlflowObserver, default_tracking_uri
+    from .errors import ConfigError
+
+    uri = tracking_uri or default_tracking_uri()
+    if same_database(uri, storage_url):
+        raise ConfigError("The study database and the MLflow store must be different databases; "
+                          "change --storage or --tracking-uri.")
+    return [MlflowObserver(uri)]
 
 
 def _print_study_summary(s: dict[str, Any]) -> None:
