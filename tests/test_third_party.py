@@ -183,3 +183,51 @@ def test_check_covers_both_groups_of_a_shared_name(sites):
     data = json.loads(proc.stdout)
     assert [(p["group"], p["distribution"], p["ok"]) for p in data["plugins"]] == [
         ("penalty", "tuner-fixture-two-groups", True), ("optimizer", "tuner-fixture-two-groups", True)]
+
+
+def _bump_version(src: Path, dst: Path, version: str) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests"))
+    pyproject = dst / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', f'version = "{version}"'))
+    return dst
+
+
+def test_a_study_chooses_between_the_example_penalty_and_a_builtin(sites: dict[str, Path], tmp_path: Path) -> None:
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    proc = run(["tune", "--dataset", "breast_cancer", "--study", "extras", "--storage", storage, "--trials", "8",
+                "--sampler", "random", "--penalty", "group_lasso,l2", "--optimizer", "adagrad,fista", "--epochs", "20",
+                "--no-tracking", "--json"], [sites["extras"]])
+    assert proc.returncode == 0, proc.stderr
+    study = optuna.load_study(study_name="extras", storage=storage)
+    variants = {t.params["variant"] for t in study.trials}
+    assert any(v.startswith("group_lasso:") for v in variants) and any(v.startswith("l2:") for v in variants)
+    for t in study.trials:
+        assert "penalty.strength" in t.params  # one shared name: the two plugins declare the same range
+        if t.params["variant"].startswith("group_lasso:"):
+            assert "penalty.l1_ratio" in t.params
+        if t.params["variant"].endswith(":adagrad"):
+            assert {"optimizer.adagrad.lr", "optimizer.lr_decay"} <= set(t.params)
+    spec = json.loads(study.user_attrs["spec"])
+    assert spec["plugin_versions"]["penalty:group_lasso"] == "logreg-tuner-extras==0.1.0"
+
+
+def test_resuming_after_a_plugin_upgrade_warns_and_records_it(sites: dict[str, Path], tmp_path: Path) -> None:
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    args = ["--study", "upgrade", "--storage", storage, "--no-tracking", "--epochs", "10"]
+    proc = run(["tune", "--dataset", "breast_cancer", "--trials", "2", "--penalty", "group_lasso",
+                "--optimizer", "fista", *args], [sites["extras"]])
+    assert proc.returncode == 0, proc.stderr
+    newer = tmp_path / "newer"
+    _install([_bump_version(EXAMPLE, tmp_path / "src" / EXAMPLE.name, "0.2.0")], newer, tmp_path / "scratch")
+    proc = run(["tune", "--trials", "3", *args], [newer])
+    assert proc.returncode == 0, proc.stderr
+    assert "plugin penalty:group_lasso changed from logreg-tuner-extras==0.1.0 to logreg-tuner-extras==0.2.0" in proc.stderr
+    study = optuna.load_study(study_name="upgrade", storage=storage)
+    changes = study.user_attrs["plugin_version_changes"]
+    assert changes[-1]["changes"]["penalty:group_lasso"] == ["logreg-tuner-extras==0.1.0", "logreg-tuner-extras==0.2.0"]
+    assert json.loads(study.user_attrs["spec"])["plugin_versions"]["penalty:group_lasso"] == "logreg-tuner-extras==0.2.0"
+    assert len(study.trials) == 3

@@ -113,7 +113,9 @@ def build_space(spec: StudySpec) -> SearchSpace:
         decl: dict[str, set[str]] = {}
         for pl in plugins.values():
             for hp, hspec in pl.search_space.items():
-                decl.setdefault(hp, set()).add(repr(hspec.to_dict()))
+                d = hspec.to_dict()  # the Optuna distribution, not defaults or descriptions, decides sharing
+                decl.setdefault(hp, set()).add(repr((d["type"], d.get("low"), d.get("high"), d.get("log"),
+                                                     d.get("choices"))))
         return {(pn, hp): (f"{kind}.{hp}" if len(decl[hp]) == 1 else f"{kind}.{pn}.{hp}")
                 for pn, pl in plugins.items() for hp in pl.search_space}
 
