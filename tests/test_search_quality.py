@@ -29,7 +29,7 @@ def lrcv_best_val_log_loss(ds) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cv = LogisticRegressionCV(Cs=10, l1_ratios=[0, 0.25, 0.5, 0.75, 1], solver="saga", cv=PredefinedSplit(fold),
-                                  scoring="neg_log_loss", max_iter=1000, tol=1e-4, refit=False, n_jobs=2,
+                                  scoring="neg_log_loss", max_iter=1000, tol=1e-4, refit=True, n_jobs=2,
                                   use_legacy_attributes=False).fit(X, y)
     assert cv.scores_.shape == (1, 5, 10)
     return float(-np.max(cv.scores_))

@@ -32,10 +32,12 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 256
     patience: int = 5
-    tol: float = 1e-6
+    tol: float = 1e-4
     schedule: Literal["cosine", "constant"] = "cosine"
-    monitor: Literal["val", "objective"] = "val"
-    """Early stopping watches the validation loss (best epoch restored) or the training objective."""
+    monitor: Literal["val", "objective"] = "objective"
+    """What early stopping watches: the training objective (train to the convex optimum; the
+    validation split then only compares trials), or the validation loss (the best epoch's
+    weights are restored; with a small validation split this tends to fit it by chance)."""
     class_weight: str | Mapping[Any, float] | None = None
     device: str = "auto"
     dtype: Literal["float32", "float64"] = "float32"

@@ -85,9 +85,9 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--epochs", default=100, show_default=True, type=int, help="Maximum number of epochs."),
         click.option("--batch-size", default=256, show_default=True, type=int, help="Mini-batch size (SGD-like optimizers)."),
         click.option("--patience", default=5, show_default=True, type=int, help="Epochs without improvement before stopping."),
-        click.option("--tol", default=1e-6, show_default=True, type=float, help="Relative improvement that counts."),
-        click.option("--monitor", default="val", show_default=True, type=click.Choice(["val", "objective"]),
-                     help="Stop on the validation loss (best epoch kept) or when the training objective converges."),
+        click.option("--tol", default=1e-4, show_default=True, type=float, help="Relative improvement that counts."),
+        click.option("--monitor", default="objective", show_default=True, type=click.Choice(["objective", "val"]),
+                     help="Stop when the training objective converges, or on the validation loss (best epoch kept)."),
         click.option("--class-weight", type=click.Choice(["balanced"]), help="Reweight classes inversely to their frequency."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
         click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "float64"])),
@@ -425,10 +425,13 @@ def _print_study_summary(s: dict[str, Any]) -> None:
 def _register_extra_commands() -> None:
     """Commands kept in their own modules (each imports only click at module level)."""
     from ._cli_plugins_check import plugins_check
+    from ._cli_predict import predict, sync_mlflow
     from ._cli_study import study
 
     plugins.add_command(plugins_check, "check")
+    study.add_command(sync_mlflow, "sync-mlflow")
     cli.add_command(study, "study")
+    cli.add_command(predict, "predict")
 
 
 _register_extra_commands()

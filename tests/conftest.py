@@ -1,0 +1,54 @@
+"""Shared fixtures: where the public data sets are, and small helpers built on them.
+
+The data sets are read from ``TUNER_DATA_DIR`` (default ``../shared/data`` relative to the
+repository root); they are never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("TUNER_DATA_DIR") or ROOT.parent / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder holding the public data sets (a9a/, rt-polarity/, sst/, ...)."""
+    path = _data_dir()
+    assert path.is_dir(), (
+        f"The test data folder {path} does not exist; set TUNER_DATA_DIR to the folder holding "
+        "a9a/, rt-polarity/ and sst/."
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def a9a(data_dir: Path) -> tuple[sp.csr_matrix, np.ndarray]:
+    """a9a's training set: a CSR matrix (32-bit indices, as scikit-learn's solvers want) and 0/1 labels."""
+    from sklearn.datasets import load_svmlight_file
+
+    X, y = load_svmlight_file(str(data_dir / "a9a" / "a9a"), n_features=123)
+    X = sp.csr_matrix(X, dtype=np.float64)
+    X.indices = X.indices.astype(np.int32)
+    X.indptr = X.indptr.astype(np.int32)
+    assert set(np.unique(y)) == {-1.0, 1.0}
+    return X, (y > 0).astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def breast_cancer() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's breast cancer set, standardized."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    d = load_breast_cancer()
+    return StandardScaler().fit_transform(d.data), d.target.astype(np.int64)

@@ -1,0 +1,147 @@
+"""A study against a real ``mlflow server`` subprocess, then the champion served two ways.
+
+`tuner predict models:/NAME@champion` (a separate process) and `mlflow models serve`
+answering POST /invocations must give the in-process model's predictions. A TCP proxy in
+front of the server, switched off mid-study, stands for a lost tracking server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from _mlflow_fixtures import (N_TRIALS, Served, TcpProxy, free_port, mlflow_exe, served_study, stop_process,
+                              stop_served, wait_http)
+from tuner._data import load_data
+from tuner._search import run_study
+from tuner._spec import DataSpec, StudySpec
+from tuner._tracking import CHAMPION_ALIAS, MlflowObserver, sync_study
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield served_study(tmp_path_factory)
+    stop_served()
+
+
+def _rows() -> tuple[pd.DataFrame, np.ndarray]:
+    raw = load_data(dataset="breast_cancer")
+    return pd.DataFrame(raw.X[100:140], columns=raw.feature_names), raw.X[100:140]
+
+
+def _tuner_predict_cmd() -> list[str]:
+    """`tuner predict` once the CLI registers it; the same click command run directly until then."""
+    from tuner.cli import cli
+
+    if "predict" in cli.commands:
+        return [str(Path(sys.executable).with_name("tuner")), "predict"]
+    return [sys.executable, "-c", "from tuner._cli_predict import predict; predict(prog_name='tuner predict')"]
+
+
+def test_study_is_logged_to_the_server(served: Served) -> None:
+    client = MlflowClient(served.server.url)
+    exp = client.get_experiment_by_name(served.study)
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("tuner.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+    assert len(parents) == 1 and len(children) == N_TRIALS
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert exp.artifact_location.startswith("mlflow-artifacts:")  # the server decides where artifacts go
+    plots = {f.path for f in client.list_artifacts(parents[0].info.run_id, "plots")}
+    assert "plots/optimization_history.png" in plots and "plots/roc_curve.png" in plots
+    assert (served.root / "artifacts").is_dir() and any((served.root / "artifacts").rglob("weights.safetensors"))
+    mv = client.get_model_version_by_alias(served.study, CHAMPION_ALIAS)
+    study = optuna.load_study(study_name=served.study, storage=served.storage)
+    assert mv.tags["tuner.trial"] == str(study.best_trial.number)
+
+
+def test_predict_cli_and_models_serve_match_the_in_process_model(served: Served, tmp_path: Path) -> None:
+    rows, X = _rows()
+    model = served.result.best_outcome.model
+    expected, expected_proba = model.predict(X), model.predict_proba(X)
+    data = tmp_path / "data.csv"
+    rows.to_csv(data, index=False)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": served.server.url}
+
+    proc = subprocess.run([*_tuner_predict_cmd(), f"models:/{served.study}@champion", str(data), "--proba"],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = pd.read_csv(io.StringIO(proc.stdout))
+    assert out["prediction"].tolist() == expected.tolist()
+    np.testing.assert_allclose(out[["proba_0", "proba_1"]].to_numpy(), expected_proba, rtol=1e-9)
+
+    port, log = free_port(), tmp_path / "serve.log"
+    with log.open("w") as fh:
+        serve = subprocess.Popen([mlflow_exe(), "models", "serve", "-m", f"models:/{served.study}@champion",
+                                  "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1", "-w", "1"],
+                                 stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ping", serve, log, timeout=300)
+        split = rows.to_dict(orient="split")
+        body = {"dataframe_split": {"columns": split["columns"], "data": split["data"]}}
+        assert _invoke(port, body)["predictions"] == expected.tolist()
+        records = _invoke(port, {**body, "params": {"proba": True}})["predictions"]
+        assert [r["prediction"] for r in records] == expected.tolist()
+        np.testing.assert_allclose([[r["proba_0"], r["proba_1"]] for r in records], expected_proba, rtol=1e-9)
+    finally:
+        stop_process(serve)
+
+
+def _invoke(port: int, body: dict[str, Any]) -> Any:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def test_lost_server_mid_study_keeps_trials_going_and_sync_logs_them_later(
+        served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast once the network is gone
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    proxy = TcpProxy(served.server.port).start()
+    try:
+        obs = MlflowObserver(proxy.url)
+        storage = f"sqlite:///{tmp_path / 'studies.db'}"
+
+        def progress(p: dict[str, Any]) -> None:
+            if p["done"] == 2 and proxy.running:
+                obs.flush()  # trials 0 and 1 are fully logged; then the server "goes away"
+                proxy.stop()
+
+        spec = StudySpec(DataSpec(dataset="iris", fingerprint=load_data(dataset="iris").fingerprint), ["l2"],
+                         ["lbfgs"], metric="accuracy", sampler="random", pruner="none", n_trials=5,
+                         train={"epochs": 5})
+        result = run_study(spec, "lossy", storage, observers=[obs], progress=progress)
+        assert result.counts["complete"] == 5 and result.best_outcome is not None  # the study went on
+        study = optuna.load_study(study_name="lossy", storage=storage)
+        attrs = [t.user_attrs for t in study.trials]
+        assert [a.get("mlflow_logged", True) for a in attrs] == [True, True, False, False, False]
+        assert all("mlflow_run_id" in a for a in attrs[:2])
+        assert study.user_attrs["mlflow_unlogged_trials"] == [2, 3, 4]
+
+        proxy.start()
+        summary = sync_study(storage, "lossy", proxy.url)
+        assert summary["synced_trials"] == [2, 3, 4] and summary["already_logged"] == 2
+        client = MlflowClient(served.server.url)
+        exp = client.get_experiment_by_name("lossy")
+        runs = client.search_runs([exp.experiment_id], filter_string="tags.`tuner.role` = 'trial'")
+        assert sorted(int(r.data.tags["tuner.trial"]) for r in runs) == [0, 1, 2, 3, 4]
+        assert all(r.data.tags["tuner.logged"] == "true" and r.info.status == "FINISHED" for r in runs)
+        mv = client.get_model_version_by_alias("lossy", CHAMPION_ALIAS)
+        assert mv.tags["tuner.trial"] == str(study.best_trial.number)
+    finally:
+        proxy.stop()

@@ -1,0 +1,401 @@
+"""MLflow tracking against a real local store (SQLite + local artifacts), driven by real studies.
+
+No mocks: the search loop (tuner._search.run_study) trains real models and the observer
+logs them with a real MlflowClient. A failing optimizer plugin is injected into the
+registry to get FAIL trials; SGD with a learning rate of 1e3 diverges to get PRUNED ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+from safetensors.numpy import load_file
+
+from tuner import Optimizer
+from tuner._cli_predict import predict, sync_mlflow
+from tuner import _plots
+from tuner._configure import train_one
+from tuner._data import load_data, prepare
+from tuner._observer import StudyInfo, TrialInfo
+from tuner._registry import PluginInfo, optimizers
+from tuner._search import open_or_create_study, run_study
+from tuner._spec import DataSpec, StudySpec
+from tuner._tracking import (CHAMPION_ALIAS, EPOCH_PREFIX, MlflowObserver, download_model, save_pyfunc_model,
+                             sync_study)
+from tuner._trainer import TrainConfig
+from tuner.errors import TrackingError
+
+STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+class BoomOptimizer(Optimizer):
+    """A plugin whose every trial fails (stands for a buggy third-party optimizer)."""
+
+    name = "boom"
+    description = "Always fails when building its torch optimizer."
+    search_space: dict[str, Any] = {}
+
+    def build(self, param_groups: Any, params: Any, prox: Any = None) -> Any:
+        raise RuntimeError("boom: this optimizer always fails")
+
+
+@pytest.fixture
+def boom() -> Iterator[None]:
+    infos = optimizers._load()
+    infos["boom"] = PluginInfo("logreg_tuner.optimizers", "boom", "tests:BoomOptimizer", "tests-fixture", "0.0",
+                               plugin=BoomOptimizer())
+    yield
+    infos.pop("boom", None)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _data(dataset: str) -> DataSpec:
+    """Like the CLI: the data spec carries the data's fingerprint from the start."""
+    return DataSpec(dataset=dataset, fingerprint=load_data(dataset=dataset).fingerprint)
+
+
+def _uris(tmp_path: Path) -> tuple[str, str]:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'studies.db'}"
+
+
+def _client(uri: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _runs(client: MlflowClient, study: str) -> tuple[list[Any], list[Any]]:
+    """(parent runs, child runs) of a study's experiment."""
+    exp = client.get_experiment_by_name(study)
+    assert exp is not None, f"no experiment named {study}"
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("tuner.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+    return parents, children
+
+
+def test_study_logs_a_parent_and_a_child_run_per_trial_and_resume_reuses_them(tmp_path: Path, boom: None) -> None:
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(_data("breast_cancer"), ["l2"], ["sgd", "lbfgs", "boom"],
+                     params={"optimizer.sgd.lr": "1e3", "penalty.strength": "1e-2..1e-1:log"},
+                     sampler="random", pruner="none", seed=7, n_trials=4, train={"epochs": 8})
+    study, _, _ = open_or_create_study(spec, "bc", storage)
+    for variant in ("l2:lbfgs", "l2:sgd", "l2:boom", "l2:lbfgs"):  # complete, diverged (pruned), failed, complete
+        study.enqueue_trial({"variant": variant})
+    result = run_study(spec, "bc", storage, observers=[MlflowObserver(uri)])
+    study = optuna.load_study(study_name="bc", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
+                                               TrialState.COMPLETE]
+
+    client = _client(uri)
+    parents, children = _runs(client, "bc")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+    assert parent.info.status == "FINISHED"
+    assert len(children) == len(study.trials)
+    by_number = {int(r.data.tags["tuner.trial"]): r for r in children}
+    assert sorted(by_number) == [t.number for t in study.trials]
+    fingerprint = json.loads(study.user_attrs["spec"])["data"]["fingerprint"]
+    for t in study.trials:
+        run = by_number[t.number]
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        assert run.info.run_name == f"trial-{t.number:04d}"
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert t.user_attrs["mlflow_run_id"] == run.info.run_id
+        assert "mlflow_logged" not in t.user_attrs
+        assert run.info.status == STATUS[t.state.name]
+        assert tags["tuner.state"] == t.state.name and tags["tuner.logged"] == "true"
+        assert tags["optuna.study_name"] == "bc" and tags["tuner.study"] == "bc"
+        assert tags["tuner.data.fingerprint"] == fingerprint
+        assert tags["tuner.version.mlflow"] == mlflow.__version__ and tags["tuner.version.optuna"] == optuna.__version__
+        assert params["variant"] == t.params["variant"] and params["penalty"] == "l2"
+        assert 1e-2 <= float(params["penalty.strength"]) <= 1e-1
+        optimizer = t.params["variant"].split(":")[1]
+        assert params["optimizer"] == optimizer and tags["tuner.optimizer"] == optimizer
+        if optimizer == "boom":
+            assert tags["tuner.optimizer.distribution"] == "tests-fixture"
+        else:
+            assert tags["tuner.optimizer.distribution"] == "logreg-tuner"
+            assert tags["tuner.optimizer.version"] == tags["tuner.version.logreg-tuner"]
+        if t.state == TrialState.FAIL:
+            assert "boom" in tags["tuner.reason"] and optimizer == "boom"
+        elif t.state == TrialState.PRUNED:
+            assert "diverged" in tags["tuner.reason"] and optimizer == "sgd"
+        else:
+            assert optimizer == "lbfgs"
+            assert math.isclose(metrics["val_log_loss"], t.value, rel_tol=1e-9)
+            for key in ("test_log_loss", "test_accuracy", "test_roc_auc", "val_roc_auc", "n_nonzero_weights",
+                        "fit_seconds", "epochs_run"):
+                assert key in metrics, key
+            history = client.get_metric_history(run.info.run_id, EPOCH_PREFIX + "val_loss")
+            assert [m.step for m in sorted(history, key=lambda m: m.step)] == list(range(1, int(metrics["epochs_run"]) + 1))
+            assert len(client.get_metric_history(run.info.run_id, EPOCH_PREFIX + "train_loss")) == metrics["epochs_run"]
+            weights = load_file(client.download_artifacts(run.info.run_id, "weights.safetensors", str(tmp_path / "w")))
+            assert weights["coef"].shape == (30, 1) and weights["intercept"].shape == (1,)
+
+    # Study-level artifacts on the parent run.
+    names = {f.path for f in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/optimization_history.png", "plots/coefficients.png", "plots/roc_curve.png"} <= names
+    spec_file = client.download_artifacts(parent.info.run_id, "study_spec.json", str(tmp_path / "s"))
+    assert json.loads(Path(spec_file).read_text())["optimizers"] == ["sgd", "lbfgs", "boom"]
+    best_curve = client.get_metric_history(parent.info.run_id, "best_log_loss")
+    assert min(m.value for m in best_curve) == pytest.approx(study.best_value)
+
+    # The champion: the best trial's model, registered under the study name; predicts raw rows.
+    champion = client.get_model_version_by_alias("bc", CHAMPION_ALIAS)
+    assert champion.tags["tuner.trial"] == str(study.best_trial.number)
+    assert float(champion.tags["tuner.value"]) == pytest.approx(study.best_value)
+    assert champion.run_id == by_number[study.best_trial.number].info.run_id
+    local = download_model("models:/bc@champion", tmp_path / "champion", uri)
+    pyfunc = mlflow.pyfunc.load_model(str(local))
+    raw = load_data(dataset="breast_cancer")
+    rows = pd.DataFrame(raw.X[:40], columns=raw.feature_names)
+    expected = result.best_outcome.model.predict(raw.X[:40])
+    assert list(pyfunc.predict(rows)) == list(expected)
+    proba = pyfunc.predict(rows, params={"proba": True})
+    assert list(proba.columns) == ["prediction", "proba_0", "proba_1"]
+    np.testing.assert_allclose(proba[["proba_0", "proba_1"]].to_numpy(),
+                               result.best_outcome.model.predict_proba(raw.X[:40]), rtol=1e-12)
+
+    # `tuner predict` with the registry alias and with the run's model URI.
+    csv_path = tmp_path / "rows.csv"
+    rows.assign(target=raw.y[:40]).to_csv(csv_path, index=False)
+    for model_uri in ("models:/bc@champion", f"runs:/{champion.run_id}/model"):
+        res = CliRunner().invoke(predict, [model_uri, str(csv_path), "--tracking-uri", uri, "--proba"],
+                                 catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        out = pd.read_csv(io.StringIO(res.stdout))
+        assert list(out["prediction"]) == list(expected)
+        assert np.allclose(out["proba_1"], proba["proba_1"])
+
+    # Resume: same parent, one new child run per new trial; the champion moves only if the best improved.
+    best_before, versions_before = study.best_trial.number, len(client.search_model_versions("name='bc'"))
+    run_study(None, "bc", storage, observers=[MlflowObserver(uri)], resume_only=True, n_trials=7)
+    study = optuna.load_study(study_name="bc", storage=storage)
+    assert len(study.trials) == 8  # 3 complete or pruned of 7: 4 more trials
+    parents, children = _runs(client, "bc")
+    assert [p.info.run_id for p in parents] == [parent.info.run_id]
+    assert sorted(int(r.data.tags["tuner.trial"]) for r in children) == [t.number for t in study.trials]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    improved = study.best_trial.number != best_before
+    versions = client.search_model_versions("name='bc'")
+    assert len(versions) == versions_before + (1 if improved else 0)
+    champion = client.get_model_version_by_alias("bc", CHAMPION_ALIAS)
+    assert champion.tags["tuner.trial"] == str(study.best_trial.number)
+    steps = [m.step for m in client.get_metric_history(parent.info.run_id, "best_log_loss")]
+    assert len(steps) == len(set(steps)) and max(steps) == study.best_trial.number  # one point per improvement
+
+
+def _outcome_with(outcome: Any, log_loss: float) -> Any:
+    return dataclasses.replace(outcome, val_metrics={**outcome.val_metrics, "log_loss": log_loss})
+
+
+def test_champion_alias_moves_only_when_the_new_best_beats_it(tmp_path: Path) -> None:
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"])
+    ds = prepare(load_data(dataset="breast_cancer"))
+    spec.data.fingerprint = ds.raw.fingerprint
+    outcome = train_one(ds, "l2", "lbfgs", {"strength": 1e-3}, {}, TrainConfig(epochs=5))
+    info = StudyInfo("champ", storage, json.loads(spec.to_json()), "minimize", "log_loss")
+    obs = MlflowObserver(uri, plots=False)
+    obs.on_study_start(info)
+    client = _client(uri)
+
+    def end(number: int, value: float) -> dict[str, Any]:
+        best = TrialInfo(number, "l2", "lbfgs", {"variant": "l2:lbfgs"}, {"strength": 1e-3}, {})
+        history = [{"number": number, "state": "COMPLETE", "value": value, "params": {"variant": "l2:lbfgs"}}]
+        return obs.on_study_end(info, best, _outcome_with(outcome, value), history)
+
+    first = end(1, 0.30)
+    assert first["mlflow_model_version"] == "1"
+    assert str(client.get_model_version_by_alias("champ", CHAMPION_ALIAS).version) == "1"
+    worse = end(2, 0.50)  # a worse best (another worker's view, or a resumed study): nothing new
+    assert "mlflow_model_version" not in worse and worse["mlflow_champion_version"] == "1"
+    assert len(client.search_model_versions("name='champ'")) == 1
+    better = end(3, 0.20)
+    assert better["mlflow_model_version"] == "2"
+    mv = client.get_model_version_by_alias("champ", CHAMPION_ALIAS)
+    assert str(mv.version) == "2" and mv.tags["tuner.trial"] == "3" and float(mv.tags["tuner.value"]) == 0.20
+    assert len(client.search_model_versions("name='champ'")) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_tracking_server_fails_before_any_trial(tmp_path: Path) -> None:
+    _, storage = _uris(tmp_path)
+    spec = StudySpec(DataSpec(dataset="iris"), ["l2"], ["lbfgs"], n_trials=3, train={"epochs": 3})
+    started = time.monotonic()
+    with pytest.raises(TrackingError, match=r"Cannot reach the MLflow tracking server at http://127\.0\.0\.1:\d+"):
+        run_study(spec, "unreachable", storage, observers=[MlflowObserver(f"http://127.0.0.1:{_free_port()}")])
+    assert time.monotonic() - started < 30
+    assert optuna.load_study(study_name="unreachable", storage=storage).trials == []
+
+
+def test_a_study_run_without_mlflow_is_synced_later(tmp_path: Path) -> None:
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(_data("wine"), ["l2"], ["lbfgs"], metric="f1", sampler="random", pruner="none",
+                     n_trials=3, train={"epochs": 5})
+    run_study(spec, "late", storage)  # tracking was off (or down)
+    study = optuna.load_study(study_name="late", storage=storage)
+    res = CliRunner().invoke(sync_mlflow, ["late", "--storage", storage, "--tracking-uri", uri, "--json"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["synced_trials"] == [0, 1, 2] and summary["already_logged"] == 0
+    client = _client(uri)
+    parents, children = _runs(client, "late")
+    assert len(parents) == 1 and len(children) == 3
+    for r in children:
+        t = study.trials[int(r.data.tags["tuner.trial"])]
+        assert r.info.status == "FINISHED" and r.data.tags["tuner.synced"] == "true"
+        assert r.data.metrics["val_f1"] == pytest.approx(t.value)
+        assert r.info.start_time == int(t.datetime_start.timestamp() * 1000)
+        history = client.get_metric_history(r.info.run_id, EPOCH_PREFIX + "val_f1")
+        assert {m.step: m.value for m in history} == pytest.approx(t.intermediate_values)
+    mv = client.get_model_version_by_alias("late", CHAMPION_ALIAS)  # the best trial was refit and registered
+    assert mv.tags["tuner.trial"] == str(study.best_trial.number)
+    assert mv.tags["tuner.metric"] == "f1" and float(mv.tags["tuner.value"]) == pytest.approx(study.best_value)
+    parent_plots = {f.path for f in client.list_artifacts(summary["parent_run_id"], "plots")}
+    assert "plots/confusion_matrix.png" in parent_plots and "plots/roc_curve.png" not in parent_plots  # 3 classes
+    # Nothing left to do the second time.
+    again = sync_study(storage, "late", uri)
+    assert again["synced_trials"] == [] and again["already_logged"] == 3 and "model" not in again
+    assert len(_runs(client, "late")[1]) == 3
+
+
+def test_two_studies_in_one_process_do_not_cross_wires(tmp_path: Path) -> None:
+    """Interleaved trials of two studies, each with its own observer, land in their own runs."""
+    uri, storage = _uris(tmp_path)
+    spec = {"data": {"fingerprint": "f"}, "metric": "accuracy", "train": {}}
+    studies = [StudyInfo(n, storage, spec, "maximize", "accuracy") for n in ("alpha", "beta")]
+    observers = [MlflowObserver(uri, plots=False, register_model=False) for _ in studies]
+    parents = [o.on_study_start(s)["mlflow_parent_run_id"] for o, s in zip(observers, studies, strict=True)]
+    assert parents[0] != parents[1]
+    callbacks = []
+    for n in range(3):
+        for o, s in zip(observers, studies, strict=True):
+            trial = TrialInfo(n, "l2", "lbfgs", {"variant": "l2:lbfgs", "study": s.name}, {}, {})
+            cbs, _ = o.on_trial_start(s, trial)
+            callbacks.append((o, s, trial, cbs))
+    for k, (o, s, trial, cbs) in enumerate(reversed(callbacks)):
+        for e in (1, 2):
+            for cb in cbs:
+                cb.on_epoch_end(None, {"epoch": e, "train_loss": float(k), "val_loss": float(k)})
+        o.on_trial_end(s, trial, "PRUNED", None, None, f"pruned {s.name} {trial.number}")
+    for o in observers:
+        o.close()
+    client = _client(uri)
+    for s, parent in zip(studies, parents, strict=True):
+        ps, children = _runs(client, s.name)
+        assert [p.info.run_id for p in ps] == [parent]
+        assert sorted(int(r.data.tags["tuner.trial"]) for r in children) == [0, 1, 2]
+        for r in children:
+            assert r.data.params["study"] == s.name and r.data.tags["tuner.reason"].startswith(f"pruned {s.name}")
+            assert r.info.status == "KILLED" and r.data.metrics["epochs_run"] == 2
+            assert len(client.get_metric_history(r.info.run_id, EPOCH_PREFIX + "val_loss")) == 2
+
+
+_BLOCKING_LOADER = textwrap.dedent("""
+    import importlib.abc, sys
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("tuner", "torch", "optuna"):
+                raise ImportError(f"{name} must not be needed to serve the model")
+            return None
+    sys.meta_path.insert(0, Block())
+    import json, mlflow.pyfunc, pandas as pd
+    model = mlflow.pyfunc.load_model(sys.argv[1])
+    rows = pd.read_csv(sys.argv[2])
+    out = model.predict(rows, params={"proba": True})
+    print(json.dumps({"prediction": [str(v) for v in out["prediction"]], "proba": out.iloc[:, 1:].values.tolist(),
+                      "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("tuner", "torch"))}))
+""")
+
+
+def test_pyfunc_text_model_needs_neither_tuner_nor_torch_to_serve(tmp_path: Path) -> None:
+    texts = ["a great and moving film", "dull boring mess", "wonderful acting and a great story",
+             "a boring plot and bad acting", "great fun", "bad and dull"] * 6
+    labels = ["pos", "neg", "pos", "neg", "pos", "neg"] * 6
+    data = tmp_path / "reviews.csv"
+    pd.DataFrame({"review": texts, "label": labels}).to_csv(data, index=False)
+    ds = prepare(load_data(data, target="label", text_column="review"), seed=0)
+    outcome = train_one(ds, "l2", "lbfgs", {"strength": 1e-3}, {}, TrainConfig(epochs=5))
+    model_dir = save_pyfunc_model(outcome.model, tmp_path / "pyfunc")
+    assert not list(model_dir.rglob("*.pkl")) and not list(model_dir.rglob("*.pickle"))
+    requirements = (model_dir / "requirements.txt").read_text()
+    assert "torch" not in requirements and "logreg-tuner" not in requirements and "scikit-learn==" in requirements
+    new = pd.DataFrame({"review": ["great film", "dull and bad", "a moving story"]})
+    rows = tmp_path / "new.csv"
+    new.to_csv(rows, index=False)
+    script = tmp_path / "serve.py"
+    script.write_text(_BLOCKING_LOADER)
+    proc = subprocess.run([sys.executable, str(script), str(model_dir), str(rows)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["modules"] == []
+    assert got["prediction"] == [str(v) for v in outcome.model.predict(new)] == ["pos", "neg", "pos"]
+    np.testing.assert_allclose(got["proba"], outcome.model.predict_proba(new), rtol=1e-12)
+
+    # `tuner predict` on a plain text file (one review per line), from the MLflow folder and the model folder.
+    lines = tmp_path / "new.txt"
+    lines.write_text("great film\ndull and bad\n\na moving story\n")
+    plain = outcome.model.save(tmp_path / "plain")
+    for source in (model_dir, plain):
+        out = tmp_path / f"pred-{source.name}.csv"
+        res = CliRunner().invoke(predict, [str(source), str(lines), "--output", str(out)], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        assert pd.read_csv(out)["prediction"].tolist() == ["pos", "neg", "pos"]
+
+
+def test_importances_use_the_parameters_every_trial_has_and_plots_are_pngs(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    history = []
+    for n in range(12):
+        strength = float(10 ** rng.uniform(-5, -1))
+        params = {"variant": ["l2:lbfgs", "elasticnet:fista"][n % 2], "penalty.strength": strength}
+        if n % 2:
+            params["penalty.l1_ratio"] = float(rng.uniform())  # conditional: only some trials have it
+        history.append({"number": n, "state": "COMPLETE", "value": 0.1 + abs(math.log10(strength) + 3), "params": params})
+    history.append({"number": 12, "state": "PRUNED", "value": None, "params": {"variant": "l2:lbfgs"}})
+    imp = _plots.compute_importances(history, "minimize")
+    assert set(imp) == {"variant", "penalty.strength"}
+    assert sum(imp.values()) == pytest.approx(1.0) and imp["penalty.strength"] > imp["variant"]
+    assert _plots.compute_importances(history[:3], "minimize") == {}  # too few complete trials
+    coef = np.zeros((6, 3))
+    coef[1, 0], coef[4, 2] = 2.0, -1.5
+    y = np.array([0, 1, 2, 2, 1, 0])
+    paths = [_plots.optimization_history(history, "minimize", "log_loss", tmp_path / "h.png"),
+             _plots.param_importances(imp, tmp_path / "i.png"),
+             _plots.coefficients([f"term {i}" for i in range(6)], coef, ["a", "b", "c"], tmp_path / "c.png"),
+             _plots.confusion_matrix(y, np.array([0, 1, 2, 1, 1, 0]), ["a", "b", "c"], tmp_path / "m.png"),
+             _plots.roc_curve(np.array([0, 1, 1, 0]), np.array([0.1, 0.8, 0.6, 0.3]), "yes", tmp_path / "r.png")]
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000

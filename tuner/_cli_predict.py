@@ -1,0 +1,116 @@
+"""``tuner predict`` and ``tuner study sync-mlflow``: the MLflow side of the command line.
+
+Both are plain click commands that ``tuner.cli`` registers; they import only click at
+module level (MLflow, pandas and Optuna are imported when they run).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+__all__ = ["predict", "sync_mlflow"]
+
+tracking_uri_option = click.option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+    help="MLflow tracking URI for models:/ and runs:/ URIs [env MLFLOW_TRACKING_URI; default sqlite:///mlflow.db].",
+)
+
+
+@click.command("predict")
+@click.argument("model_uri")
+@click.argument("data", type=click.Path(exists=True, dir_okay=True))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="CSV file to write (default: standard output).")
+@click.option("--proba", is_flag=True, help="Add one probability column per class (proba_<class>).")
+@click.option("--format", "fmt", default="auto", show_default=True,
+              type=click.Choice(["auto", "csv", "tsv", "parquet", "npz", "svmlight", "classfiles", "labeltext"]),
+              help="Format of DATA.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of DATA.")
+@click.option("--target", help="Label column in DATA to ignore (it is not a feature).")
+@tracking_uri_option
+def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str, encoding: str,
+            target: str | None, tracking_uri: str | None) -> None:
+    """Predict the classes of the rows in DATA with MODEL_URI.
+
+    MODEL_URI is a registered model (models:/NAME@champion, models:/NAME/3), a run's model
+    (runs:/RUN_ID/model), an MLflow model folder, or a folder saved by `tuner train
+    --save-model`. DATA is read like training data (CSV/TSV/Parquet with the training
+    columns, LIBSVM, .npz, or for a text model a file with one text per line). Writes CSV:
+    a `prediction` column, and with --proba one `proba_<class>` column per class.
+    """
+    import tempfile
+
+    from ._data import load_rows
+    from ._pyfunc import as_rows, labels_of, prediction_frame
+    from ._tracking import resolve_model
+    from .errors import TunerError
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        with tempfile.TemporaryDirectory(prefix="tuner-model-") as tmp:
+            model = resolve_model(model_uri, tmp, tracking_uri)
+        rows = select_columns(load_rows(data, model.pipeline, encoding=encoding, fmt=fmt, target=target), model)
+        p = model.predict_proba(as_rows(rows, model))
+    except TunerError as exc:
+        raise click.ClickException(str(exc)) from None
+    import pandas as pd
+
+    frame = prediction_frame(model, p) if proba else pd.DataFrame({"prediction": labels_of(model, p)})
+    if output:
+        frame.to_csv(output, index=False)
+        click.echo(f"Wrote {len(frame)} predictions to {output}.", err=True)
+    else:
+        frame.to_csv(sys.stdout, index=False)
+
+
+def select_columns(rows: Any, model: Any) -> Any:
+    """For a model trained on a matrix: keep its named feature columns of a table, in order."""
+    import pandas as pd
+
+    pipe = model.pipeline
+    if pipe.kind == "matrix" and isinstance(rows, pd.DataFrame):
+        names = list(pipe.input_feature_names)
+        if names and set(names) <= set(map(str, rows.columns)):
+            rows = rows.copy()
+            rows.columns = [str(c) for c in rows.columns]
+            return rows[names]
+    return rows
+
+
+@click.command("sync-mlflow")
+@click.argument("name")
+@click.option("--storage", envvar="TUNER_STORAGE",
+              help="SQLAlchemy URL of the study database [env TUNER_STORAGE; default sqlite:///tuner-studies.db].")
+@tracking_uri_option
+@click.option("--no-model", is_flag=True, help="Do not refit and register the best model when it is missing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def sync_mlflow(name: str, storage: str | None, tracking_uri: str | None, no_model: bool, as_json: bool) -> None:
+    """Log to MLflow the trials of study NAME that are missing there (after MLflow was down).
+
+    Trials whose run is missing or incomplete get a run from what the study database kept
+    (parameters, state, per-epoch study metric, validation metrics); when the registry's
+    champion is not the study's best trial, the best configuration is refit and registered.
+    """
+    import json
+
+    from ._storage import default_storage_url
+    from ._tracking import default_tracking_uri, sync_study
+    from .errors import TunerError
+
+    try:
+        result = sync_study(storage or default_storage_url(), name, tracking_uri or default_tracking_uri(),
+                            register_model=not no_model)
+    except TunerError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+        return
+    synced = result["synced_trials"]
+    click.echo(f"Study {name}: logged {len(synced)} missing trial(s) to {result['tracking_uri']} "
+               f"({result['already_logged']} were already there); parent run {result['parent_run_id']}.")
+    if result.get("model", {}).get("mlflow_model_uri"):
+        click.echo(f"  registered the best model as {result['model']['mlflow_model_uri']}")
