@@ -64,6 +64,13 @@ class FISTA(torch.optim.Optimizer):
             with torch.enable_grad():
                 return float(closure().detach())
 
+        # A closure may offer ``value_only()``: the objective without gradients, which is all the
+        # backtracking test needs (the trainer's closures do; any other closure works too).
+        value_only = getattr(closure, "value_only", None)
+
+        def value() -> float:
+            return float(value_only()) if value_only is not None else evaluate()
+
         f_x = math.nan
         for _ in range(int(group["max_iter"])):
             f_y = evaluate()
@@ -72,7 +79,7 @@ class FISTA(torch.optim.Optimizer):
             step = st["step"] * group["grow"]
             for _attempt in range(60):
                 self._take(y, grads, step)
-                f_x = evaluate()
+                f_x = value()
                 lin = sum(float((g * (p - yi)).sum()) for g, p, yi in zip(grads, params, y))
                 sq = sum(float((p - yi).pow(2).sum()) for p, yi in zip(params, y))
                 if f_x <= f_y + lin + sq / (2.0 * step) + 1e-12 * abs(f_y):

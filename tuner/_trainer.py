@@ -299,6 +299,11 @@ def _fit(
                 loss.backward()
                 return loss
 
+            @torch.no_grad()
+            def value_only() -> torch.Tensor:
+                return objective_smooth(Xt, yt, st, n, XT)
+
+            closure.value_only = value_only  # type: ignore[attr-defined]
             opt.step(closure)
             if penalty.has_prox and optimizer.prox_mode == "after_step":
                 with torch.no_grad():
