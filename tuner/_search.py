@@ -292,9 +292,32 @@ def _counts(study: Any) -> dict[str, int]:
             for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
 
 
+class _StopRequest:
+    """Set by SIGINT/SIGTERM; acted on at the next safe point (an epoch end, a trial start).
+
+    Deferring keeps a signal from landing inside a database write; a second signal while
+    one is pending interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+
+class _StopCallback(Callback):
+    def __init__(self, request: _StopRequest) -> None:
+        self.request = request
+
+    def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        self.request.check()
+
+
 @contextmanager
-def _signals_as_interrupts() -> Iterator[None]:
-    """SIGTERM (and SIGINT) raise :class:`Interrupted` in the main thread while searching."""
+def _deferred_signals(request: _StopRequest) -> Iterator[None]:
+    """While searching, SIGINT and SIGTERM ask the study to stop at the next safe point."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
@@ -302,7 +325,9 @@ def _signals_as_interrupts() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:
-        raise Interrupted(signum)
+        if request.signum is not None:
+            raise Interrupted(signum)
+        request.signum = signum
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -416,7 +441,18 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     study.sampler = make_sampler(spec.sampler, spec.seed + len(study.trials), space)
     study.pruner = make_pruner(spec.pruner, config.epochs)
 
+    stop = _StopRequest()
+
     def objective(trial: Any) -> float:
+        try:
+            stop.check()
+            return _objective(trial)
+        except Interrupted as exc:
+            if trial.user_attrs.get("fail_reason") is None:
+                trial.set_user_attr("fail_reason", f"interrupted by {exc}")
+            raise
+
+    def _objective(trial: Any) -> float:
         variant = trial.suggest_categorical(VARIANT, space.variants)
         pn, on = variant.split(":")
         values = {s.name: s.suggest(trial) for s in space.slots[variant]}
@@ -432,6 +468,7 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
             for k, v in attrs.items():
                 trial.set_user_attr(k, v)
         callbacks.append(_PruningCallback(trial, spec.metric))
+        callbacks.append(_StopCallback(stop))
 
         def finish(state: str, value: float | None, outcome: TrainOutcome | None, reason: str | None) -> None:
             if reason:
@@ -472,6 +509,8 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
         return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
 
     def on_trial(study_: Any, trial: Any) -> None:
+        if stop.signum is not None:
+            study_.stop()
         if progress is not None:
             try:
                 best = study_.best_value
@@ -486,7 +525,7 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     if spec.n_trials is not None:
         callbacks_.append(optuna.study.MaxTrialsCallback(spec.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     try:
-        with _signals_as_interrupts():
+        with _deferred_signals(stop):
             if remaining is None or remaining > 0:
                 study.optimize(objective, n_trials=remaining, timeout=spec.timeout, callbacks=callbacks_,
                                catch=(TunerError, RuntimeError, ValueError, ArithmeticError), gc_after_trial=False)
@@ -494,6 +533,8 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
         interrupted = str(exc)
     except KeyboardInterrupt:
         interrupted = "SIGINT"
+    if interrupted is None and stop.signum is not None:  # stopped between trials
+        interrupted = signal.Signals(stop.signum).name
 
     best_trial = None
     try:
