@@ -19,9 +19,16 @@ from tuner import ProxFn
 class FISTA(torch.optim.Optimizer):
     """Full-batch accelerated proximal gradient.
 
-    ``step(closure)`` runs ``max_iter`` iterations; ``closure`` must zero the gradients,
-    compute the *smooth* objective, call ``backward()`` and return the objective. ``prox``
-    is applied to every parameter group flagged ``penalized``.
+    ``step(closure)`` runs up to ``max_iter`` iterations; ``closure`` must zero the gradients,
+    compute the *smooth* objective, call ``backward()`` and return the objective. It may offer
+    ``closure.value_only()``, the objective without gradients, which the backtracking test then
+    uses. ``prox`` is applied to every parameter group flagged ``penalized``.
+
+    Each iteration takes the gradient at the extrapolated point ``y``, finds the step by
+    backtracking, and moves to ``x = prox(y - step * grad)``. Iterations stop early once the
+    gradient mapping ``(y - x) / step`` (the gradient of the smooth part plus a subgradient of
+    the non-smooth part: zero exactly at the optimum) is at most ``tolerance_grad`` in every
+    coordinate; later calls then cost one gradient evaluation.
     """
 
     def __init__(
@@ -32,10 +39,14 @@ class FISTA(torch.optim.Optimizer):
         max_iter: int = 50,
         grow: float = 1.1,
         shrink: float = 0.5,
+        tolerance_grad: float = 1e-9,
     ) -> None:
         if lr <= 0:
             raise ValueError(f"lr must be > 0; got {lr}")
-        super().__init__(params, dict(lr=lr, max_iter=max_iter, grow=grow, shrink=shrink))
+        if not 0 < shrink < 1 or grow < 1:
+            raise ValueError(f"need 0 < shrink < 1 <= grow; got shrink={shrink}, grow={grow}")
+        super().__init__(params, dict(lr=lr, max_iter=max_iter, grow=grow, shrink=shrink,
+                                      tolerance_grad=tolerance_grad))
         self._prox = prox
         self._global: dict[str, Any] = {}
 
@@ -73,6 +84,7 @@ class FISTA(torch.optim.Optimizer):
 
         f_x = math.nan
         for _ in range(int(group["max_iter"])):
+            # The parameters hold y here: the extrapolated point whose gradient FISTA steps from.
             f_y = evaluate()
             grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
             y = [p.detach().clone() for p in params]
@@ -87,6 +99,7 @@ class FISTA(torch.optim.Optimizer):
                 step *= group["shrink"]
             st["step"] = step
             x_new = [p.detach().clone() for p in params]
+            mapping = max(float((yi - xn).abs().max()) for yi, xn in zip(y, x_new)) / step
             # Gradient restart: the momentum points uphill, so drop it.
             uphill = sum(float(((yi - xn) * (xn - xp)).sum()) for yi, xn, xp in zip(y, x_new, st["x_prev"]))
             if uphill > 0:
@@ -96,8 +109,11 @@ class FISTA(torch.optim.Optimizer):
             beta = (t - 1.0) / t_next
             st["y"] = [xn + beta * (xn - xp) for xn, xp in zip(x_new, st["x_prev"])]
             st["x_prev"], st["t"] = x_new, t_next
-            if sq == 0.0:
+            if mapping <= group["tolerance_grad"]:
+                st["y"] = [xn.clone() for xn in x_new]  # converged: resume without momentum
                 break
+            for p, yi in zip(params, st["y"]):  # the next gradient is taken at y, not at x
+                p.copy_(yi)
         for p, xn in zip(params, st["x_prev"]):  # leave the parameters at the iterate, not at y
             p.copy_(xn)
         return torch.tensor(f_x)

@@ -76,7 +76,7 @@ class LBFGSOptimizer(Optimizer):
         flat = [p for g in param_groups for p in g["params"]]
         precise = flat[0].dtype == torch.float64
         return torch.optim.LBFGS(
-            flat, lr=float(params["lr"]), max_iter=500, history_size=int(params["history_size"]),
+            flat, lr=float(params["lr"]), max_iter=100, history_size=int(params["history_size"]),
             tolerance_grad=1e-10 if precise else 1e-6, tolerance_change=1e-15 if precise else 1e-9,
             line_search_fn="strong_wolfe",
         )
@@ -92,4 +92,6 @@ class FISTAOptimizer(Optimizer):
     prox_mode = "internal"
 
     def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
-        return FISTA(list(param_groups), prox=prox, lr=float(params["lr"]), max_iter=50)
+        groups = list(param_groups)
+        precise = groups[0]["params"][0].dtype == torch.float64
+        return FISTA(groups, prox=prox, lr=float(params["lr"]), max_iter=50, tolerance_grad=1e-9 if precise else 1e-6)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,12 @@ def _read_text(path: Path, encoding: str) -> str:
         ) from None
     except OSError as exc:
         raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+
+
+def _lines(text: str) -> list[str]:
+    """Split on newlines only: ``str.splitlines`` also splits on characters such as U+0085, which
+    a Latin-1 file holds where cp1252 meant an ellipsis (rt-polarity does)."""
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
 
 
 def _sniff(path: Path, encoding: str) -> str:
@@ -183,17 +190,33 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
                 import pyarrow  # noqa: F401
             except ImportError:
                 raise DataError("Reading Parquet needs pyarrow: pip install 'logreg-tuner[parquet]'.") from None
-            return _table(pd.read_parquet(p), src, fmt, target, text_column, require_target, fp)
+            try:
+                frame = pd.read_parquet(p)
+            except (ValueError, TypeError) as exc:  # pyarrow.ArrowInvalid derives from ValueError
+                raise DataError(f"Cannot read {p} as Parquet: {exc}") from None
+            return _table(frame, src, fmt, target, text_column, require_target, fp)
         if fmt == "npz":
-            with np.load(p, allow_pickle=False) as z:
+            try:
+                z = np.load(p, allow_pickle=False)
+            except (ValueError, zipfile.BadZipFile) as exc:
+                raise DataError(f"Cannot read {p} as a NumPy .npz archive: {exc}") from None
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise DataError(f"{p} is a single NumPy array, not an .npz archive holding 'X' and 'y'.")
+            with z:
                 keys = set(z.files)
-                if {"X_data", "X_indices", "X_indptr", "X_shape"} <= keys:
-                    X: Any = sp.csr_matrix((z["X_data"], z["X_indices"], z["X_indptr"]), shape=tuple(z["X_shape"]))
-                elif "X" in keys:
-                    X = np.asarray(z["X"], dtype=np.float64)
-                else:
-                    raise DataError(f"{p} holds arrays {sorted(keys)}; expected 'X' (or X_data/X_indices/X_indptr/X_shape) and 'y'.")
-                y = z["y"] if "y" in keys else None
+                try:
+                    if {"X_data", "X_indices", "X_indptr", "X_shape"} <= keys:
+                        X: Any = sp.csr_matrix((np.asarray(z["X_data"], dtype=np.float64), z["X_indices"], z["X_indptr"]),
+                                               shape=tuple(int(v) for v in z["X_shape"]))
+                    elif "X" in keys:
+                        X = np.asarray(z["X"], dtype=np.float64)
+                    else:
+                        raise DataError(f"{p} holds arrays {sorted(keys)}; expected 'X' (or X_data/X_indices/X_indptr/X_shape) and 'y'.")
+                    y = z["y"] if "y" in keys else None
+                except (ValueError, TypeError) as exc:  # object arrays (need pickle), text in X, bad CSR parts
+                    raise DataError(f"Cannot use the arrays in {p}: {exc}") from None
+            if X.ndim != 2:
+                raise DataError(f"The 'X' array in {p} must be two-dimensional (rows x features); got shape {X.shape}.")
             if y is None and require_target:
                 raise DataError(f"{p} has no 'y' array with the labels.")
             check_finite_matrix(X, f" in {p}")
@@ -214,7 +237,7 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
             return _classfiles(p, encoding, fp)
         if fmt == "labeltext":
             labels, texts = [], []
-            for i, line in enumerate(_read_text(p, encoding).splitlines()):
+            for i, line in enumerate(_lines(_read_text(p, encoding))):
                 if not line.strip():
                     continue
                 parts = line.strip().split(None, 1)
@@ -247,7 +270,7 @@ def _classfiles(folder: Path, encoding: str, fp: str) -> RawData:
         )
     texts, labels = [], []
     for f in groups[0]:
-        lines = [ln for ln in _read_text(f, encoding).splitlines() if ln.strip()]
+        lines = [ln for ln in _lines(_read_text(f, encoding)) if ln.strip()]
         texts.extend(lines)
         labels.extend([f.suffix[1:]] * len(lines))
     return RawData("table", pd.DataFrame({TEXT: texts}), np.asarray(labels), str(folder), "classfiles",
@@ -262,7 +285,7 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         raise DataError(f"Data file {p} does not exist.")
     if pipeline.kind == "table" and pipeline.text_column is not None and not pipeline.numeric_columns:
         if fmt == "auto" and p.suffix.lower() in (".txt", "") and not p.is_dir():
-            lines = [ln for ln in _read_text(p, encoding).splitlines() if ln.strip()]
+            lines = [ln for ln in _lines(_read_text(p, encoding)) if ln.strip()]
             return pd.DataFrame({pipeline.text_column: lines})
     raw = load_data(p, target=target, text_column=pipeline.text_column, encoding=encoding, fmt=fmt,
                     n_features=pipeline.n_input_features or None, require_target=False)
@@ -291,7 +314,8 @@ def encode_labels(y: Any) -> tuple[np.ndarray, list[Any]]:
         y = y.astype(str)
     classes, idx = np.unique(y, return_inverse=True)
     if len(classes) < 2:
-        raise DataError(f"The target has a single class ({classes[0]!r} if any); logistic regression needs two or more.")
+        only = f" ({classes[0].item()!r})" if len(classes) else ""
+        raise DataError(f"The target has a single class{only}; logistic regression needs two or more.")
     if y.dtype.kind in "iu" and len(classes) > 100 and len(classes) > 0.5 * len(y):
         raise DataError(
             f"The target has {len(classes)} distinct values in {len(y)} rows; it looks continuous, not like class labels."

@@ -170,7 +170,10 @@ class FeaturePipeline:
             raise DataError("This model was trained on a table; give it rows with named columns (CSV, Parquet...).")
         blocks = []
         if self.text_column is not None:
-            blocks.append(self._get_vectorizer().transform(self._texts(X, self.text_column)))
+            texts = self._texts(X, self.text_column)
+            # scikit-learn refuses to transform zero rows (an empty validation or test split)
+            blocks.append(self._get_vectorizer().transform(texts) if texts
+                          else sp.csr_matrix((0, len(self.vocabulary)), dtype=np.float64))
         if self.numeric_columns:
             A = (numeric_block(X, self.numeric_columns) - self.center) / self.scale
             blocks.append(sp.csr_matrix(A) if self.text_column is not None else A)

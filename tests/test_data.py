@@ -1,0 +1,333 @@
+"""Data loading (every format), splitting, preprocessing, and clear errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from tuner._data import BUILTIN_DATASETS, load_data, load_rows, prepare
+from tuner.errors import ConfigError, DataError, TunerError
+
+# ---------------------------------------------------------------------------------------------
+# small synthetic files
+
+
+def numeric_frame(n: int = 100, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(5.0, 2.0, n)
+    b = rng.normal(-1.0, 0.5, n)
+    label = np.where(a + 4 * b + rng.normal(0, 1, n) > 1.5, "dog", "cat")
+    label[:3] = ["cat", "dog", "cat"]  # both classes present whatever the draw
+    return pd.DataFrame({"a": a, "b": b, "label": label})
+
+
+def write_csv(tmp_path: Path, frame: pd.DataFrame, name: str = "data.csv", **kw) -> Path:
+    path = tmp_path / name
+    frame.to_csv(path, index=False, **kw)
+    return path
+
+
+SVM_TEXT = """\
++1 1:0.5 3:1.25
+-1 2:2 4:-1
++1 1:1 2:0.5 # a comment
+-1 3:3
++1 1:0.25 4:2
+-1 2:1.5 3:0.5
+"""
+
+REVIEWS = [
+    ("pos", 'a "wonderful" film, warm and funny'),
+    ("neg", "a dull, tedious mess"),
+    ("pos", "wonderful acting and a moving story"),
+    ("neg", 'tedious plot, "awful" dialogue'),
+    ("pos", "funny, warm, wonderful"),
+    ("neg", "an awful, dull film"),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# formats
+
+
+def test_csv_numeric_split_is_stratified_and_scaling_uses_training_rows(tmp_path: Path) -> None:
+    frame = numeric_frame(200)
+    raw = load_data(write_csv(tmp_path, frame), target="label")
+    assert raw.kind == "table" and raw.fmt == "csv" and raw.numeric_columns == ["a", "b"]
+    ds = prepare(raw, val_size=0.2, test_size=0.25, seed=3)
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (110, 40, 50)
+    assert ds.classes == ["cat", "dog"] and ds.n_classes == 2
+    share = np.mean(frame["label"] == "dog")
+    for part in (ds.y_train, ds.y_val, ds.y_test):  # stratified: each split has the overall share
+        assert abs(part.mean() - share) < 0.03
+    # standardization fitted on the training rows only: exactly centred there, not elsewhere
+    np.testing.assert_allclose(ds.X_train.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(ds.X_train.std(axis=0), 1.0, atol=1e-12)
+    assert np.abs(ds.X_test.mean(axis=0)).max() > 1e-6
+    assert not np.allclose(ds.pipeline.center, frame[["a", "b"]].mean().to_numpy(), rtol=0, atol=1e-9)
+
+
+def test_same_seed_same_split_and_different_seed_different_split(tmp_path: Path) -> None:
+    raw = load_data(write_csv(tmp_path, numeric_frame(120)), target="label")
+    a, b, c = (prepare(raw, seed=s) for s in (1, 1, 2))
+    np.testing.assert_array_equal(a.X_train, b.X_train)
+    assert a.X_train.shape == c.X_train.shape and not np.array_equal(a.X_train, c.X_train)
+
+
+def test_no_validation_and_no_test_rows(tmp_path: Path) -> None:
+    raw = load_data(write_csv(tmp_path, numeric_frame(50)), target="label")
+    ds = prepare(raw, val_size=0, test_size=0)
+    assert len(ds.y_train) == 50 and len(ds.y_val) == 0 and len(ds.y_test) == 0
+    assert ds.X_val.shape == (0, 2) and ds.X_test.shape == (0, 2)
+
+
+def test_tsv_with_quote_marks_and_a_text_column(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.tsv"
+    path.write_text("label\tsentence\n" + "".join(f"{lab}\t{text}\n" for lab, text in REVIEWS), encoding="utf-8")
+    raw = load_data(path, target="label", text_column="sentence")
+    assert raw.fmt == "tsv" and len(raw) == len(REVIEWS)
+    assert raw.X["sentence"].iloc[0] == 'a "wonderful" film, warm and funny'  # quotes kept verbatim
+    ds = prepare(raw, val_size=0, test_size=0)
+    assert sp.issparse(ds.X_train) and ds.X_train.shape[0] == len(REVIEWS)
+    vocab = ds.pipeline.vocabulary
+    assert "wonderful" in vocab and "warm and" in vocab  # 1-2 grams
+    # TF-IDF rows are L2-normalized
+    np.testing.assert_allclose(sp.linalg.norm(ds.X_train, axis=1), 1.0)
+
+
+def test_csv_with_text_and_numeric_columns(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"label": [lab for lab, _ in REVIEWS], "review": [t for _, t in REVIEWS],
+                          "stars": [5.0, 1.0, 4.0, 2.0, 5.0, 1.0]})
+    raw = load_data(write_csv(tmp_path, frame), target="label", text_column="review")
+    ds = prepare(raw, val_size=0, test_size=0)
+    assert ds.pipeline.numeric_columns == ["stars"]
+    assert ds.pipeline.n_features == len(ds.pipeline.vocabulary) + 1 == ds.X_train.shape[1]
+    assert ds.pipeline.feature_names[-1] == "stars"
+    np.testing.assert_allclose(ds.X_train[:, -1].toarray().ravel().mean(), 0.0, atol=1e-12)
+
+
+def test_svmlight_is_sniffed_and_matches_scikit_learn(tmp_path: Path) -> None:
+    from sklearn.datasets import load_svmlight_file
+
+    path = tmp_path / "train"  # no suffix: the format is recognised from the lines
+    path.write_text(SVM_TEXT)
+    raw = load_data(path)
+    assert raw.fmt == "svmlight" and raw.kind == "matrix" and sp.issparse(raw.X)
+    X_ref, y_ref = load_svmlight_file(str(path))
+    np.testing.assert_array_equal(raw.X.toarray(), X_ref.toarray())
+    np.testing.assert_array_equal(raw.y, y_ref.astype(int))
+    assert raw.feature_names == ["f1", "f2", "f3", "f4"]  # LIBSVM indices are 1-based
+    wide = load_data(path, n_features=7)
+    assert wide.X.shape == (6, 7)
+    ds = prepare(raw, val_size=0, test_size=0)
+    assert ds.classes == [-1, 1]
+    # max-abs scaling keeps the matrix sparse and maps every column into [-1, 1]
+    assert sp.issparse(ds.X_train) and ds.X_train.nnz == raw.X.nnz
+    np.testing.assert_allclose(abs(ds.X_train).max(axis=0).toarray().ravel(), 1.0)
+
+
+def test_npz_dense_and_sparse_hold_the_same_rows(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 5)) * (rng.random((30, 5)) < 0.4)
+    y = rng.integers(0, 3, 30)
+    np.savez(tmp_path / "dense.npz", X=X, y=y)
+    S = sp.csr_matrix(X)
+    np.savez(tmp_path / "sparse.npz", X_data=S.data, X_indices=S.indices, X_indptr=S.indptr, X_shape=S.shape, y=y)
+    dense, sparse = load_data(tmp_path / "dense.npz"), load_data(tmp_path / "sparse.npz")
+    assert dense.fmt == sparse.fmt == "npz"
+    assert not sp.issparse(dense.X) and sp.issparse(sparse.X)
+    np.testing.assert_array_equal(dense.X, sparse.X.toarray())
+    np.testing.assert_array_equal(dense.y, sparse.y)
+    assert prepare(dense).classes == [0, 1, 2]
+
+
+def test_parquet(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")  # a test extra: installed wherever the suite runs
+    frame = numeric_frame(40)
+    frame.to_parquet(tmp_path / "data.parquet")
+    raw = load_data(tmp_path / "data.parquet", target="label")
+    assert raw.fmt == "parquet" and raw.numeric_columns == ["a", "b"]
+    np.testing.assert_array_equal(raw.X.to_numpy(), frame[["a", "b"]].to_numpy())
+    np.testing.assert_array_equal(raw.y, frame["label"].to_numpy())
+
+
+def write_classfiles(folder: Path, encoding: str = "latin-1") -> Path:
+    folder.mkdir()
+    # "\x85" is U+0085 in Latin-1 (an ellipsis in cp1252): text, not a line break
+    (folder / "reviews.pos").write_bytes("un café délicieux\nwonderful and warm\n\nfunny\nhmm\x85might\n".encode(encoding))
+    (folder / "reviews.neg").write_bytes("dull\nawful mess\n".encode(encoding))
+    (folder / "README.txt").write_text("not data")
+    return folder
+
+
+def test_class_files_folder_in_latin_1(tmp_path: Path) -> None:
+    folder = write_classfiles(tmp_path / "reviews")
+    with pytest.raises(DataError, match="--encoding"):
+        load_data(folder)  # UTF-8 by default: the Latin-1 bytes do not decode
+    raw = load_data(folder, encoding="latin-1")
+    assert raw.fmt == "classfiles" and raw.text_column == "text"
+    assert len(raw) == 6  # blank lines skipped, README.txt ignored
+    assert "un café délicieux" in list(raw.X["text"]) and "hmm\x85might" in list(raw.X["text"])
+    ds = prepare(raw, val_size=0, test_size=0)
+    assert ds.classes == ["neg", "pos"]
+
+
+def test_labeltext_lines(tmp_path: Path) -> None:
+    path = tmp_path / "stsa.fine.mini"
+    path.write_text("3 a fine , moving film\n0 a disaster\n\n4 simply wonderful\n1 weak and dull\n2 it is a film\n")
+    raw = load_data(path)
+    assert raw.fmt == "labeltext" and len(raw) == 5
+    assert list(raw.y) == [3, 0, 4, 1, 2] and raw.X["text"].iloc[0] == "a fine , moving film"
+    assert prepare(raw, val_size=0, test_size=0).classes == [0, 1, 2, 3, 4]
+
+
+def test_real_text_sets(data_dir: Path) -> None:
+    rt = load_data(data_dir / "rt-polarity", encoding="latin-1")
+    assert len(rt) == 10662 and sorted(set(rt.y)) == ["neg", "pos"]
+    assert (rt.y == "pos").sum() == 5331
+    sst = load_data(data_dir / "sst" / "stsa.fine.train")
+    assert sst.fmt == "labeltext" and len(sst) == 8544 and sorted(set(sst.y)) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("name, shape, n_classes", [
+    ("breast_cancer", (569, 30), 2), ("digits", (1797, 64), 10), ("wine", (178, 13), 3), ("iris", (150, 4), 3),
+])
+def test_bundled_datasets(name: str, shape: tuple[int, int], n_classes: int) -> None:
+    assert name in BUILTIN_DATASETS
+    raw = load_data(dataset=name)
+    assert raw.X.shape == shape and raw.fmt == "builtin"
+    ds = prepare(raw)
+    assert ds.n_classes == n_classes
+    assert len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == shape[0]
+
+
+def test_separate_test_file(tmp_path: Path) -> None:
+    raw = load_data(write_csv(tmp_path, numeric_frame(80)), target="label")
+    test_raw = load_data(write_csv(tmp_path, numeric_frame(30, seed=5), "test.csv"), target="label")
+    ds = prepare(raw, val_size=0.25, test_size=0.4, test_raw=test_raw)  # test_size is ignored
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (60, 20, 30)
+    np.testing.assert_array_equal(ds.y_test, (numeric_frame(30, seed=5)["label"] == "dog").astype(int))
+    # the test rows are scaled with the training rows' statistics
+    expected = (numeric_frame(30, seed=5)[["a", "b"]].to_numpy() - ds.pipeline.center) / ds.pipeline.scale
+    np.testing.assert_allclose(ds.X_test, expected)
+
+    bad = numeric_frame(30, seed=5)
+    bad.loc[0, "label"] = "bird"
+    bad_raw = load_data(write_csv(tmp_path, bad, "bad_test.csv"), target="label")
+    with pytest.raises(DataError, match="bird"):
+        prepare(raw, test_raw=bad_raw)
+
+
+def test_load_rows_for_prediction(tmp_path: Path) -> None:
+    folder = write_classfiles(tmp_path / "reviews", encoding="utf-8")
+    ds = prepare(load_data(folder), val_size=0, test_size=0)
+    lines = tmp_path / "new.txt"
+    lines.write_text("wonderful\n\nawful film\n")
+    rows = load_rows(lines, ds.pipeline)
+    assert list(rows["text"]) == ["wonderful", "awful film"]
+    frame = numeric_frame(20)
+    raw = load_data(write_csv(tmp_path, frame), target="label")
+    pipe = prepare(raw, val_size=0, test_size=0).pipeline
+    unlabeled = write_csv(tmp_path, frame.drop(columns=["label"]), "new.csv")
+    X = load_rows(unlabeled, pipe)
+    assert pipe.transform(X).shape == (20, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: a clear error, naming what is wrong
+
+
+BAD_TABLES = {
+    "nan": (lambda: numeric_frame(20).assign(b=[1.0] * 7 + [np.nan] + [1.0] * 12), "label", ["'b'", "row 7", "nan"]),
+    "inf": (lambda: numeric_frame(20).assign(a=[1.0] * 4 + [np.inf] + [1.0] * 15), "label", ["'a'", "row 4", "inf"]),
+    "misspelled target": (numeric_frame, "lable", ["'lable'", "Did you mean 'label'", "['a', 'b', 'label']"]),
+    "single class": (lambda: numeric_frame(20).assign(label="cat"), "label", ["single class", "'cat'"]),
+    "non-numeric feature": (lambda: numeric_frame(20).assign(b=["x", "y"] * 10), "label", ["'b'", "not numeric", "--text-column"]),
+    "continuous target": (lambda: numeric_frame(20).assign(label=np.linspace(0.1, 3.3, 20)), "label", ["continuous"]),
+    "missing label": (lambda: numeric_frame(20).assign(label=["cat", None] * 10), "label", ["missing", "row 1"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TABLES))
+def test_bad_tables_raise_a_data_error_that_names_the_problem(tmp_path: Path, case: str) -> None:
+    make, target, fragments = BAD_TABLES[case]
+    path = write_csv(tmp_path, make())
+    with pytest.raises(DataError) as info:
+        prepare(load_data(path, target=target))
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    assert "\n" not in message
+
+
+def test_a_table_without_target_lists_its_columns(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"--target.*\['a', 'b', 'label'\]"):
+        load_data(write_csv(tmp_path, numeric_frame(10)))
+
+
+def test_non_finite_values_in_matrices_name_row_and_column(tmp_path: Path) -> None:
+    X = np.ones((6, 3))
+    X[4, 2] = np.nan
+    S = sp.csr_matrix(X)
+    np.savez(tmp_path / "sparse.npz", X_data=S.data, X_indices=S.indices, X_indptr=S.indptr, X_shape=S.shape,
+             y=np.array([0, 1] * 3))
+    with pytest.raises(DataError, match="row 4 column 2 holds nan"):
+        load_data(tmp_path / "sparse.npz")
+    svm = tmp_path / "data.svm"
+    svm.write_text("1 1:1 2:1\n-1 1:inf\n")
+    with pytest.raises(DataError, match="row 1 column 0 holds inf"):
+        load_data(svm)
+
+
+def test_unreadable_or_wrong_inputs(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        load_data(tmp_path / "missing.csv", target="y")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(DataError, match="Cannot read"):
+        load_data(folder, fmt="csv", target="y")  # a directory read as a file
+    with pytest.raises(DataError, match="one text file per class"):
+        load_data(folder)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("a,label\n1,café\n2,thé\n".encode("latin-1"))
+    with pytest.raises(DataError, match="latin-1"):
+        load_data(latin, target="label")
+    assert load_data(latin, target="label", encoding="latin-1").y.tolist() == ["café", "thé"]
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip archive")
+    with pytest.raises(DataError, match="npz"):
+        load_data(tmp_path / "garbage.npz")
+    np.savez(tmp_path / "objects.npz", X=np.array([[1, "a"]], dtype=object), y=np.array([0]))
+    with pytest.raises(DataError, match="objects.npz"):
+        load_data(tmp_path / "objects.npz")
+    np.savez(tmp_path / "no_y.npz", X=np.ones((3, 2)))
+    with pytest.raises(DataError, match="'y'"):
+        load_data(tmp_path / "no_y.npz")
+    (tmp_path / "garbage.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="Parquet"):
+        load_data(tmp_path / "garbage.parquet", target="y")
+    (tmp_path / "bad.svm").write_text("1 1:2 3:4\n-1 2:x\n")
+    with pytest.raises(DataError, match="LIBSVM"):
+        load_data(tmp_path / "bad.svm")
+    (tmp_path / "ragged.csv").write_text("a,label\n1,x\n2,3,4,y\n")
+    with pytest.raises(DataError, match="ragged.csv"):
+        load_data(tmp_path / "ragged.csv", target="label")
+
+
+def test_bad_options_raise_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="breast_cancer, digits, wine, iris"):
+        load_data(dataset="mnist")
+    with pytest.raises(ConfigError, match="not both"):
+        load_data(tmp_path, dataset="iris")
+    raw = load_data(dataset="iris")
+    with pytest.raises(ConfigError, match="val_size"):
+        prepare(raw, val_size=1.2)
+    with pytest.raises(ConfigError, match="leave some rows"):
+        prepare(raw, val_size=0.5, test_size=0.5)
+
+
+def test_every_data_error_is_a_tuner_error() -> None:
+    assert issubclass(DataError, TunerError) and issubclass(ConfigError, TunerError)
