@@ -158,7 +158,11 @@ def make_sampler(name: str, seed: int, space: SearchSpace) -> Any:
     import optuna
 
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=10)
+        import warnings
+
+        with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna, and what we want
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=10)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "qmc":
