@@ -335,13 +335,7 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
                            resume_only=spec is None, n_trials=trials, timeout=timeout)
     finally:
         progress.close()
-    summary = result.summary()
-    if as_json:
-        echo_json(summary)
-    else:
-        _print_study_summary(summary)
-    if result.interrupted:
-        raise SystemExit(130 if result.interrupted == "SIGINT" else 143)
+    _report_study(result, as_json)
 
 
 @cli.command()
@@ -378,6 +372,11 @@ def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | N
         time.sleep(1.0)
     observers = _observers(storage, tracking_uri, no_tracking)
     result = run_study(None, study_name, storage, observers=observers, resume_only=True)
+    _report_study(result, as_json)
+
+
+def _report_study(result: Any, as_json: bool) -> None:
+    """Print a finished study's summary; exit 130/143 when a signal stopped it."""
     summary = result.summary()
     if as_json:
         echo_json(summary)
