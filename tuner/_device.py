@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,16 +42,25 @@ class Placement:
             X = sp.csr_matrix(X)
             if not X.has_sorted_indices:
                 X = X.sorted_indices()
-            return torch.sparse_csr_tensor(
+            return _csr_tensor(
                 torch.from_numpy(X.indptr.astype(np.int64)),
                 torch.from_numpy(X.indices.astype(np.int64)),
                 torch.from_numpy(np.asarray(X.data, dtype=np.float64)).to(self.dtype),
-                size=X.shape,
+                X.shape,
             ).to(self.device)
         return torch.as_tensor(np.asarray(X, dtype=np.float64), dtype=self.dtype, device=self.device)
 
     def vector(self, v: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
         return torch.as_tensor(np.asarray(v), dtype=dtype or self.dtype, device=self.device)
+
+
+def _csr_tensor(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A CSR tensor from parts that are valid by construction (scipy's, or gathered from one), without
+    PyTorch's warnings that CSR support is in beta and that invariants are not checked."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled", category=UserWarning)
+        return torch.sparse_csr_tensor(crow, col, val, size=size, check_invariants=False)
 
 
 def csr_rows(X: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -65,7 +75,7 @@ def csr_rows(X: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     row_of = torch.repeat_interleave(torch.arange(len(rows), device=crow.device), lengths, output_size=total)
     offset = torch.arange(total, device=crow.device) - new_crow[:-1][row_of]
     src = starts[row_of] + offset
-    return torch.sparse_csr_tensor(new_crow, col[src], val[src], size=(len(rows), X.shape[1]))
+    return _csr_tensor(new_crow, col[src], val[src], (len(rows), X.shape[1]))
 
 
 class _SparseMatmul(torch.autograd.Function):

@@ -23,7 +23,9 @@ def evaluate(y: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, floa
         return {}
     labels = list(range(n_classes))
     out: dict[str, Any] = {
-        "log_loss": float(log_loss(y, np.clip(proba, 1e-15, 1.0), labels=labels)),
+        # clipped (a saturated probability costs at most log(1e15)), then renormalized: scikit-learn
+        # warns about rows that do not sum to one
+        "log_loss": float(log_loss(y, _clip(proba), labels=labels)),
         "accuracy": float(accuracy_score(y, proba.argmax(axis=1))),
     }
     if n_classes == 2:
@@ -32,3 +34,8 @@ def evaluate(y: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, floa
     else:
         out["f1"] = float(f1_score(y, proba.argmax(axis=1), labels=labels, average="macro", zero_division=0))
     return out
+
+
+def _clip(proba: np.ndarray, low: float = 1e-15) -> np.ndarray:
+    clipped = np.clip(proba, low, 1.0)
+    return clipped / clipped.sum(axis=1, keepdims=True)

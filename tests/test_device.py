@@ -1,0 +1,61 @@
+"""Placement (device and dtype) and the sparse CSR helpers the trainer relies on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from tuner._device import Placement, csr_rows, matmul
+from tuner.errors import ConfigError
+
+
+def test_placement_resolves_device_and_dtype() -> None:
+    place = Placement.resolve("auto", "float64")
+    assert place.dtype == torch.float64
+    assert place.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert Placement.resolve("cpu").dtype == torch.float32
+    with pytest.raises(ConfigError, match="'dtype'"):
+        Placement.resolve("cpu", "float16")
+    with pytest.raises(ConfigError, match="'device'"):
+        Placement.resolve("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            Placement.resolve("cuda")
+
+
+def test_features_keep_dense_dense_and_sparse_sparse() -> None:
+    place = Placement.resolve("cpu", "float64")
+    A = np.arange(12, dtype=float).reshape(4, 3)
+    dense = place.features(A)
+    assert dense.layout == torch.strided and dense.dtype == torch.float64
+    S = sp.csr_matrix(A)
+    S.indices, S.indptr = S.indices.astype(np.int32), S.indptr.astype(np.int32)
+    sparse = place.features(S.tocoo())  # any scipy format
+    assert sparse.layout == torch.sparse_csr
+    np.testing.assert_array_equal(sparse.to_dense().numpy(), A)
+
+
+def test_csr_rows_gathers_rows_like_scipy() -> None:
+    S = sp.random(50, 20, density=0.2, format="csr", random_state=0)
+    X = Placement.resolve("cpu", "float64").features(S)
+    rows = torch.tensor([7, 0, 49, 7, 13])
+    np.testing.assert_array_equal(csr_rows(X, rows).to_dense().numpy(), S[rows.numpy()].toarray())
+    assert csr_rows(X, torch.tensor([], dtype=torch.long)).shape == (0, 20)
+
+
+@pytest.mark.parametrize("with_transpose", [True, False])
+def test_sparse_matmul_forward_and_backward_match_dense(with_transpose: bool) -> None:
+    S = sp.random(40, 15, density=0.3, format="csr", random_state=1)
+    place = Placement.resolve("cpu", "float64")
+    X, XT = place.features(S), place.features(S.T.tocsr()) if with_transpose else None
+    W = torch.randn(15, 3, dtype=torch.float64, requires_grad=True)
+    G = torch.randn(40, 3, dtype=torch.float64)
+    (matmul(X, W, XT) * G).sum().backward()
+    grad_sparse = W.grad.clone()
+    W.grad = None
+    out_dense = torch.tensor(S.toarray()) @ W
+    (out_dense * G).sum().backward()
+    np.testing.assert_allclose(matmul(X, W, XT).detach().numpy(), out_dense.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad_sparse.numpy(), W.grad.numpy(), rtol=1e-12, atol=1e-12)
