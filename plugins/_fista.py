@@ -82,22 +82,28 @@ class FISTA(torch.optim.Optimizer):
         def value() -> float:
             return float(value_only()) if value_only is not None else evaluate()
 
+        # Rounding in f(x) - f(y): below this, the backtracking test cannot tell steps apart.
+        eps = 10.0 * torch.finfo(params[0].dtype).eps
         f_x = math.nan
         for _ in range(int(group["max_iter"])):
             # The parameters hold y here: the extrapolated point whose gradient FISTA steps from.
             f_y = evaluate()
             grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
             y = [p.detach().clone() for p in params]
-            step = st["step"] * group["grow"]
+            slack = eps * abs(f_y)
+            step = st["step"] * (group["grow"] if st.get("grow_ok", True) else 1.0)
             for _attempt in range(60):
                 self._take(y, grads, step)
                 f_x = value()
                 lin = sum(float((g * (p - yi)).sum()) for g, p, yi in zip(grads, params, y))
                 sq = sum(float((p - yi).pow(2).sum()) for p, yi in zip(params, y))
-                if f_x <= f_y + lin + sq / (2.0 * step) + 1e-12 * abs(f_y):
+                if f_x <= f_y + lin + sq / (2.0 * step) + slack:
                     break
                 step *= group["shrink"]
             st["step"] = step
+            # Grow the step again only while the test above is meaningful: once the quadratic
+            # term is below rounding, every step would pass it, and the iterates would oscillate.
+            st["grow_ok"] = sq / (2.0 * step) > slack
             x_new = [p.detach().clone() for p in params]
             mapping = max(float((yi - xn).abs().max()) for yi, xn in zip(y, x_new)) / step
             # Gradient restart: the momentum points uphill, so drop it.

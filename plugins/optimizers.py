@@ -16,6 +16,15 @@ __all__ = ["SGDOptimizer", "AdamOptimizer", "RMSpropOptimizer", "LBFGSOptimizer"
 
 
 class SGDOptimizer(Optimizer):
+    """Mini-batch SGD with (Nesterov) momentum.
+
+    The proximal step after each update uses ``lr / (1 - momentum)``: at a fixed point the
+    momentum buffer holds ``grad / (1 - momentum)``, so each update moves the weights by that
+    step times the gradient, and the prox must shrink by the same step. With ``lr`` alone the
+    penalty would act ``1 / (1 - momentum)`` times too weakly (10 times at momentum 0.9): fewer
+    zeros and the optimum of another objective.
+    """
+
     name = "sgd"
     description = "Mini-batch SGD with (Nesterov) momentum; proximal step for L1 parts."
     search_space = {
@@ -31,8 +40,25 @@ class SGDOptimizer(Optimizer):
             nesterov=bool(params["nesterov"]) and momentum > 0,
         )
 
+    def step_size(self, optimizer: torch.optim.Optimizer) -> float:
+        group = optimizer.param_groups[0]
+        return float(group["lr"]) / (1.0 - float(group["momentum"]))
+
+
+def _coordinate_steps(lr: float, denom: torch.Tensor) -> torch.Tensor:
+    return lr / denom
+
 
 class AdamOptimizer(Optimizer):
+    """Adam; the proximal step is Adam's own per-coordinate step where the penalty allows it.
+
+    Adam moves coordinate ``j`` by ``lr / (sqrt(v_hat_j) + eps)`` times the (averaged) gradient,
+    so the matching proximal step (proximal Adam) is that same per-coordinate step
+    (:meth:`coordinate_step_size`). A single ``lr`` would shrink by far less than Adam moves
+    (Adam normalises gradients to about 1): the L1 part would be almost ignored and no
+    weight would stay at zero. Penalties whose prox is not elementwise get ``lr``.
+    """
+
     name = "adam"
     description = "Adam (mini-batch); proximal step for L1 parts."
     search_space = {
@@ -46,8 +72,21 @@ class AdamOptimizer(Optimizer):
             list(param_groups), lr=float(params["lr"]), betas=(float(params["beta1"]), float(params["beta2"]))
         )
 
+    def coordinate_step_size(self, optimizer: torch.optim.Optimizer, param: torch.Tensor) -> torch.Tensor | None:
+        """``lr / (sqrt(v_hat) + eps)`` for ``param`` (``None`` before the first step)."""
+        state = optimizer.state.get(param, {})
+        if "exp_avg_sq" not in state:
+            return None
+        group = next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
+        beta2 = group["betas"][1]
+        correction = 1.0 - beta2 ** float(state["step"])
+        return _coordinate_steps(float(group["lr"]), (state["exp_avg_sq"] / correction).sqrt() + group["eps"])
+
 
 class RMSpropOptimizer(Optimizer):
+    """RMSprop; like Adam, the proximal step is its per-coordinate step where the penalty allows it:
+    ``lr / ((sqrt(square_avg) + eps) * (1 - momentum))``."""
+
     name = "rmsprop"
     description = "RMSprop (mini-batch); proximal step for L1 parts."
     search_space = {
@@ -60,6 +99,19 @@ class RMSpropOptimizer(Optimizer):
         return torch.optim.RMSprop(
             list(param_groups), lr=float(params["lr"]), alpha=float(params["alpha"]), momentum=float(params["momentum"])
         )
+
+    def step_size(self, optimizer: torch.optim.Optimizer) -> float:
+        group = optimizer.param_groups[0]
+        return float(group["lr"]) / (1.0 - float(group["momentum"]))
+
+    def coordinate_step_size(self, optimizer: torch.optim.Optimizer, param: torch.Tensor) -> torch.Tensor | None:
+        """``lr / ((sqrt(square_avg) + eps) * (1 - momentum))`` for ``param`` (``None`` before the first step)."""
+        state = optimizer.state.get(param, {})
+        if "square_avg" not in state:
+            return None
+        group = next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
+        lr = float(group["lr"]) / (1.0 - float(group["momentum"]))
+        return _coordinate_steps(lr, state["square_avg"].sqrt() + group["eps"])
 
 
 class LBFGSOptimizer(Optimizer):
