@@ -1,0 +1,231 @@
+"""The `tuner train` and `tuner plugins list` commands, end to end, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+
+from tuner._model import LogisticModel
+from tuner.cli import cli
+
+BUILTINS = {("penalty", n) for n in ("none", "l1", "l2", "elasticnet")} | {
+    ("optimizer", n) for n in ("sgd", "adam", "rmsprop", "lbfgs", "fista")}
+
+
+def invoke(*args: Any) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def ok_json(*args: Any) -> Any:
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# ---------------------------------------------------------------------------------------------
+# plugins list
+
+
+def test_plugins_list_json_parses_back() -> None:
+    rows = ok_json("plugins", "list")
+    by_key = {(r["group"], r["name"]): r for r in rows}
+    assert BUILTINS <= set(by_key)
+    for key in BUILTINS:
+        row = by_key[key]
+        assert row["status"] == "ok" and row["distribution"] == "logreg-tuner" and row["description"]
+    assert by_key[("penalty", "l1")]["has_prox"] is True and by_key[("penalty", "l2")]["has_prox"] is False
+    assert by_key[("optimizer", "lbfgs")]["prox_mode"] == "unsupported" and by_key[("optimizer", "lbfgs")]["full_batch"]
+    assert by_key[("optimizer", "fista")]["prox_mode"] == "internal"
+    strength = by_key[("penalty", "elasticnet")]["search_space"]["strength"]
+    assert strength["type"] == "float" and strength["log"] is True and strength["low"] < strength["default"] < strength["high"]
+    assert set(by_key[("optimizer", "sgd")]["search_space"]) == {"lr", "momentum", "nesterov"}
+
+
+def test_plugins_list_text() -> None:
+    result = invoke("plugins", "list")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Penalty plugins (logreg_tuner.penalties):" in out and "Optimizer plugins (logreg_tuner.optimizers):" in out
+    for _, name in BUILTINS:
+        assert f"  {name} " in out
+    assert "penalty.strength: float [" in out and "optimizer.lr: float [" in out and "penalty.l1_ratio" in out
+    assert "smooth penalties only" in out and "proximal (exact zeros)" in out
+    assert out.index("Penalty plugins") < out.index("elasticnet") < out.index("Optimizer plugins") < out.index("rmsprop")
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+
+
+def test_train_json_on_a_bundled_dataset() -> None:
+    s = ok_json("train", "--dataset", "breast_cancer", "--penalty", "l1", "--optimizer", "fista",
+                "--param", "penalty.strength=0.01", "--param", "optimizer.lr=2")
+    assert (s["penalty"], s["optimizer"]) == ("l1", "fista")
+    assert s["penalty_params"] == {"strength": 0.01} and s["optimizer_params"] == {"lr": 2.0}
+    assert (s["n_train"], s["n_val"], s["n_test"]) == (341, 114, 114) and s["n_features"] == 30
+    assert s["classes"] == [0, 1] and s["data"] == "sklearn:breast_cancer"
+    assert set(s["validation"]) == set(s["test"]) == {"log_loss", "accuracy", "roc_auc", "f1"}
+    assert s["test"]["accuracy"] > 0.9 and s["test"]["roc_auc"] > 0.95
+    assert 0 < s["n_nonzero_weights"] < s["n_weights"] == 30  # exact zeros
+    assert s["stop_reason"] in ("converged", "max_epochs") and s["epochs_run"] >= 1 and s["device"] == "cpu"
+
+
+def test_train_text_output(tmp_path: Path) -> None:
+    result = invoke("train", "--dataset", "iris", "--penalty", "l2", "--optimizer", "lbfgs",
+                    "--save-model", tmp_path / "m")
+    assert result.exit_code == 0, result.output
+    assert "Trained l2 + lbfgs on sklearn:iris: 90 training rows, 4 features, 3 classes." in result.output
+    assert "validation" in result.output and "test" in result.output and f"model saved to {tmp_path / 'm'}" in result.output
+
+
+def test_train_without_validation_or_test_rows() -> None:
+    s = ok_json("train", "--dataset", "wine", "--penalty", "elasticnet", "--optimizer", "adam",
+                "--val-size", "0", "--test-size", "0", "--epochs", "20")
+    assert (s["n_train"], s["n_val"], s["n_test"]) == (178, 0, 0)
+    assert s["validation"] == {} and s["test"] == {}
+    assert s["n_weights"] == 13 * 3
+
+
+def test_train_with_a_test_file_and_saved_model(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+
+    def table(n: int) -> pd.DataFrame:
+        X = rng.normal(size=(n, 3))
+        return pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "x3": X[:, 2],
+                             "y": np.where(X[:, 0] - X[:, 1] > 0, "up", "down")})
+
+    table(200).to_csv(tmp_path / "train.csv", index=False)
+    test = table(50)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    s = ok_json("train", tmp_path / "train.csv", "--target", "y", "--test-file", tmp_path / "test.csv",
+                "--penalty", "l2", "--optimizer", "sgd", "--val-size", "0.25", "--save-model", tmp_path / "model",
+                "--seed", "3")
+    assert (s["n_train"], s["n_val"], s["n_test"]) == (150, 50, 50)
+    assert s["classes"] == ["down", "up"] and s["test"]["accuracy"] > 0.9
+    model = LogisticModel.load(s["model_path"])
+    predicted = model.predict(test.drop(columns=["y"]))
+    assert np.mean(predicted == test["y"].to_numpy()) == pytest.approx(s["test"]["accuracy"])
+
+
+@pytest.mark.slow
+def test_sentiment_from_raw_sentences_end_to_end(data_dir: Path, tmp_path: Path) -> None:
+    """The README's text example: rt-polarity (Latin-1) -> TF-IDF -> saved model -> raw sentences."""
+    s = ok_json("train", data_dir / "rt-polarity", "--encoding", "latin-1", "--penalty", "l2", "--optimizer", "lbfgs",
+                "--save-model", tmp_path / "model")
+    assert s["classes"] == ["neg", "pos"] and s["n_train"] + s["n_val"] + s["n_test"] == 10662
+    assert s["test"]["accuracy"] > 0.70 and s["n_features"] > 50_000
+    model = LogisticModel.load(tmp_path / "model")
+    sentences = pd.DataFrame({"text": [
+        "a wonderful , moving and beautifully acted film , one of the best of the year",
+        "a dull , boring and tedious mess , the worst film of the year",
+    ]})
+    assert list(model.predict(sentences)) == ["pos", "neg"]
+    proba = model.predict_proba(sentences)
+    assert proba[0, 1] > 0.7 and proba[1, 0] > 0.7
+    (tmp_path / "new.txt").write_text("\n".join(sentences["text"]) + "\n")
+    from tuner._data import load_rows
+
+    np.testing.assert_allclose(model.predict_proba(load_rows(tmp_path / "new.txt", model.pipeline)), proba)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: non-zero exit, one line, nothing written
+
+
+def _frame(**columns: Any) -> pd.DataFrame:
+    base = {"a": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "b": [0.5, 0.1, 0.7, 0.2, 0.9, 0.3], "label": ["x", "y"] * 3}
+    base.update(columns)
+    return pd.DataFrame(base)
+
+
+def _write(tmp_path: Path, case: str) -> list[Any]:
+    """Arguments (data and options) for one bad-input case."""
+    csv = tmp_path / "data.csv"
+    if case == "nan":
+        _frame(b=[0.5, 0.1, np.nan, 0.2, 0.9, 0.3]).to_csv(csv, index=False)
+    elif case == "inf":
+        _frame(a=[1.0, 2.0, 3.0, np.inf, 5.0, 6.0]).to_csv(csv, index=False)
+    elif case == "single class":
+        _frame(label=["x"] * 6).to_csv(csv, index=False)
+    elif case == "text feature":
+        _frame(b=["p", "q", "r", "s", "t", "u"]).to_csv(csv, index=False)
+    elif case == "continuous target":
+        _frame(label=[0.1, 0.25, 0.5, 1.5, 2.25, 3.5]).to_csv(csv, index=False)
+    elif case == "latin-1 read as utf-8":
+        csv.write_bytes("a,b,label\n1,2,café\n3,4,thé\n5,6,café\n7,8,thé\n".encode("latin-1"))
+    else:
+        _frame().to_csv(csv, index=False)
+    return [csv, "--target", "lable" if case == "misspelled target" else "label"]
+
+
+CLI_ERRORS = {
+    # case: (extra options, fragments of the message)
+    "nan": ([], ["'b'", "row 2", "nan"]),
+    "inf": ([], ["'a'", "row 3", "inf"]),
+    "misspelled target": ([], ["'lable'", "Did you mean 'label'", "['a', 'b', 'label']"]),
+    "single class": ([], ["single class"]),
+    "text feature": ([], ["'b'", "not numeric", "--text-column"]),
+    "continuous target": ([], ["continuous"]),
+    "latin-1 read as utf-8": ([], ["Cannot decode", "--encoding"]),
+    "unknown penalty": (["--penalty", "lasso"], ["Unknown penalty 'lasso'", "Usable penalties: elasticnet, l1, l2, none"]),
+    "unknown optimizer": (["--optimizer", "newton"], ["Unknown optimizer 'newton'", "adam, fista, lbfgs, rmsprop, sgd"]),
+    "negative strength": (["--param", "penalty.strength=-1"], ["'penalty.strength'", "got -1"]),
+    "unknown hyperparameter": (["--param", "optimizer.momentum=0.5"], ["no hyperparameter 'momentum'", "optimizer.lr"]),
+    "incompatible pair": (["--penalty", "l1"], ["'l1'", "'lbfgs'", "fista"]),
+    "bad split": (["--val-size", "0.6", "--test-size", "0.5"], ["leave some rows"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLI_ERRORS))
+def test_bad_input_exits_non_zero_with_one_line_and_writes_nothing(tmp_path: Path, case: str) -> None:
+    extra, fragments = CLI_ERRORS[case]
+    options = {"--penalty": "l2", "--optimizer": "lbfgs"}
+    rest: list[Any] = []
+    it = iter(extra)
+    for opt in it:
+        if opt in options:
+            options[opt] = next(it)
+        else:
+            rest += [opt, next(it)]
+    out_dir = tmp_path / "model"
+    result = invoke("train", *_write(tmp_path, case), *[x for kv in options.items() for x in kv], *rest,
+                    "--save-model", out_dir, "--json")
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert result.stdout == ""  # --json: nothing on stdout
+    assert not out_dir.exists()
+
+
+def test_missing_or_unreadable_data(tmp_path: Path) -> None:
+    result = invoke("train", tmp_path / "nope.csv", "--target", "y", "--penalty", "l2", "--optimizer", "lbfgs")
+    assert result.exit_code == 1 and result.output.strip() == f"Error: Data file {tmp_path / 'nope.csv'} does not exist."
+    (tmp_path / "folder").mkdir()
+    result = invoke("train", tmp_path / "folder", "--format", "csv", "--target", "y", "--penalty", "l2",
+                    "--optimizer", "lbfgs")
+    assert result.exit_code == 1 and "Cannot read" in result.output and len(result.output.strip().splitlines()) == 1
+    result = invoke("train", tmp_path / "folder", "--penalty", "l2", "--optimizer", "lbfgs")
+    assert result.exit_code == 1 and "one text file per class" in result.output
+
+
+def test_a_real_process_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
+    _frame(b=[0.5, np.inf, 0.7, 0.2, 0.9, 0.3]).to_csv(tmp_path / "bad.csv", index=False)
+    proc = subprocess.run([sys.executable, "-m", "tuner.cli", "train", str(tmp_path / "bad.csv"), "--target", "label",
+                           "--penalty", "l2", "--optimizer", "lbfgs", "--save-model", str(tmp_path / "m")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: Feature column 'b' holds inf at row 1 in {tmp_path / 'bad.csv'}; features must be finite numbers. "
+        "Remove or impute such values first."]
+    assert not (tmp_path / "m").exists()

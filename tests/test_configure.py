@@ -1,0 +1,56 @@
+"""Turning names and values into a trained, evaluated model (what `tuner train` and every trial use)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tuner._configure import resolve_pair, resolve_params, split_overrides, train_one
+from tuner._data import load_data, prepare
+from tuner._trainer import TrainConfig
+from tuner.errors import ConfigError, IncompatiblePluginsError, PluginError
+from tuner import optimizers, penalties
+
+
+def test_resolve_params_fills_defaults_and_validates() -> None:
+    sgd = optimizers.get("sgd")
+    assert resolve_params(sgd, {}, "optimizer") == {"lr": 0.5, "momentum": 0.9, "nesterov": True}
+    out = resolve_params(sgd, {"lr": "0.05", "nesterov": "false"}, "optimizer")
+    assert out == {"lr": 0.05, "momentum": 0.9, "nesterov": False}
+    with pytest.raises(ConfigError, match=r"no hyperparameter 'beta1'.*optimizer\.lr, optimizer\.momentum"):
+        resolve_params(sgd, {"beta1": 0.9}, "optimizer")
+    with pytest.raises(ConfigError, match="'penalty.strength'.*got -1"):
+        resolve_params(penalties.get("l2"), {"strength": -1}, "penalty")
+    with pytest.raises(ConfigError, match="'penalty.l1_ratio'"):
+        resolve_params(penalties.get("elasticnet"), {"l1_ratio": 1.5}, "penalty")
+
+
+def test_split_overrides() -> None:
+    pen, opt = split_overrides([("penalty.strength", 0.1), ("optimizer.lr", 0.2), ("penalty.elasticnet.l1_ratio", 0.3)])
+    assert pen == {"strength": 0.1, "l1_ratio": 0.3} and opt == {"lr": 0.2}
+    for bad in ("strength", "penalty.", "model.lr"):
+        with pytest.raises(ConfigError, match="penalty.NAME or optimizer.NAME"):
+            split_overrides([(bad, 1)])
+
+
+def test_resolve_pair() -> None:
+    pen, opt = resolve_pair("elasticnet", "fista")
+    assert (pen.name, opt.name) == ("elasticnet", "fista")
+    with pytest.raises(IncompatiblePluginsError, match="'elasticnet'.*'lbfgs'"):
+        resolve_pair("elasticnet", "lbfgs")
+    with pytest.raises(PluginError, match="Unknown penalty"):
+        resolve_pair("ridge", "lbfgs")
+
+
+def test_train_one_evaluates_and_describes_the_model() -> None:
+    ds = prepare(load_data(dataset="wine"), seed=1)
+    out = train_one(ds, "l1", "fista", {"strength": 0.02}, {}, TrainConfig(device="cpu"))
+    s = out.summary()
+    assert (s["penalty"], s["optimizer"]) == ("l1", "fista")
+    assert s["penalty_params"] == {"strength": 0.02} and s["optimizer_params"] == {"lr": 1.0}
+    assert s["n_weights"] == 13 * 3 and 0 < s["n_nonzero_weights"] < 39
+    assert s["validation"]["accuracy"] > 0.85 and s["test"]["accuracy"] > 0.85
+    assert out.model.info["source"] == "sklearn:wine" and out.model.classes_ == [0, 1, 2]
+    # the metrics are those of the returned model on the held-out rows
+    acc = np.mean(out.model.predict_proba_features(ds.X_test).argmax(1) == ds.y_test)
+    assert s["test"]["accuracy"] == pytest.approx(acc)

@@ -1,0 +1,68 @@
+"""Feature pipelines: fitted on training rows, saved as JSON + arrays, rebuilt identically."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from tuner._features import FeaturePipeline, check_finite_matrix, numeric_block
+from tuner.errors import DataError
+
+FRAME = pd.DataFrame({
+    "text": ["good film", "bad film", "good good acting", "bad plot , bad acting", None],
+    "x": [1.0, 2.0, 3.0, 4.0, 5.0],
+    "flag": [True, False, True, False, True],
+})
+
+
+def rebuilt(pipe: FeaturePipeline) -> FeaturePipeline:
+    meta, arrays = pipe.state()
+    meta = json.loads(json.dumps(meta))  # the description is plain JSON
+    return FeaturePipeline.from_state(meta, {k: np.array(v) for k, v in arrays.items()})
+
+
+def test_table_pipeline_round_trip_and_empty_input() -> None:
+    pipe = FeaturePipeline.fit(FRAME, kind="table", numeric_columns=["x", "flag"], text_column="text")
+    X = pipe.transform(FRAME)
+    assert sp.issparse(X) and X.shape == (5, len(pipe.vocabulary) + 2)
+    assert "good film" in pipe.vocabulary and pipe.feature_names[-2:] == ["x", "flag"]
+    again = rebuilt(pipe)
+    np.testing.assert_array_equal(again.transform(FRAME).toarray(), X.toarray())
+    empty = again.transform(FRAME.iloc[:0])
+    assert empty.shape == (0, X.shape[1])  # an empty validation or test split
+    assert X[4, : len(pipe.vocabulary)].nnz == 0  # a missing text is an empty text
+
+
+def test_matrix_pipelines_standardize_dense_and_scale_sparse() -> None:
+    rng = np.random.default_rng(0)
+    A = rng.normal(3.0, 2.0, size=(30, 4))
+    A[:, 3] = 7.0  # constant column: left centred, not divided by zero
+    dense = FeaturePipeline.fit(A, kind="matrix")
+    Z = dense.transform(A)
+    np.testing.assert_allclose(Z.mean(0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(Z[:, :3].std(0), 1.0)
+    assert np.all(Z[:, 3] == 0)
+    np.testing.assert_array_equal(rebuilt(dense).transform(A), Z)
+    S = sp.random(30, 6, density=0.3, format="csr", random_state=0) * 10
+    sparse = FeaturePipeline.fit(S, kind="matrix")
+    T = sparse.transform(S)
+    assert sp.issparse(T) and T.nnz == S.nnz
+    np.testing.assert_allclose(abs(T).max(0).toarray().ravel()[abs(S).max(0).toarray().ravel() > 0], 1.0)
+    np.testing.assert_array_equal(rebuilt(sparse).transform(S).toarray(), T.toarray())
+
+
+def test_finiteness_and_type_checks_name_the_culprit() -> None:
+    with pytest.raises(DataError, match="row 1 column 2 holds inf"):
+        check_finite_matrix(np.array([[0, 0, 0], [0, 0, np.inf]]))
+    with pytest.raises(DataError, match="'x' holds nan at row 1"):
+        numeric_block(pd.DataFrame({"x": [1.0, np.nan]}), ["x"])
+    with pytest.raises(DataError, match="'t' is not numeric"):
+        numeric_block(pd.DataFrame({"t": ["a", "b"]}), ["t"])
+    with pytest.raises(DataError, match=r"\['missing'\] are missing"):
+        numeric_block(pd.DataFrame({"x": [1.0]}), ["missing"])
+    with pytest.raises(DataError, match="yields no terms"):
+        FeaturePipeline.fit(pd.DataFrame({"text": ["", " "]}), kind="table", text_column="text")

@@ -1,0 +1,147 @@
+"""The plugin registry: built-ins load through entry points, are valid, unknown names list the
+usable ones, and TUNER_DISABLE_PLUGIN_AUTOLOAD keeps only this distribution's plugins.
+
+A real (if tiny) third-party distribution is written to a temporary folder on ``sys.path``:
+a ``*.dist-info`` with an ``entry_points.txt``, which ``importlib.metadata`` finds like an
+installed package.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tuner import Optimizer, Penalty, optimizers, penalties
+from tuner._registry import AUTOLOAD_ENV, OWN_DISTRIBUTION, Registry
+from tuner._space import validate_space
+from tuner.errors import PluginError
+from tuner.testing import check_installed
+
+BUILTIN_PENALTIES = {"none", "l1", "l2", "elasticnet"}
+BUILTIN_OPTIMIZERS = {"sgd", "adam", "rmsprop", "lbfgs", "fista"}
+
+REGISTERED = [("penalty", i.name) for i in penalties.infos()] + [("optimizer", i.name) for i in optimizers.infos()]
+
+
+def test_builtins_are_registered_by_this_distribution() -> None:
+    own = {(r.kind, i.name) for r in (penalties, optimizers) for i in r.infos() if i.distribution == OWN_DISTRIBUTION}
+    assert own == {("penalty", n) for n in BUILTIN_PENALTIES} | {("optimizer", n) for n in BUILTIN_OPTIMIZERS}
+    assert penalties.names() == sorted(penalties.names())  # listed in a stable order
+
+
+@pytest.mark.parametrize("group, name", REGISTERED, ids=[f"{g}-{n}" for g, n in REGISTERED])
+def test_every_registered_plugin_is_valid(group: str, name: str) -> None:
+    registry = penalties if group == "penalty" else optimizers
+    info = registry.info(name)
+    assert info.ok, info.error
+    plugin = registry.get(name)
+    assert isinstance(plugin, Penalty if group == "penalty" else Optimizer)
+    assert plugin.name == name and plugin.description.strip() and "\n" not in plugin.description
+    space = validate_space(plugin.search_space)
+    for hp_name, hp in space.items():
+        assert hp.validate(f"{group}.{hp_name}", hp.default) == hp.default
+    check_installed(name, group)  # the whole contract (tuner.testing), as a plugin author runs it
+
+
+def test_unknown_names_list_the_usable_plugins() -> None:
+    with pytest.raises(PluginError, match=r"Unknown penalty 'lasso'\. Usable penalties: elasticnet, l1, l2, none\."):
+        penalties.get("lasso")
+    with pytest.raises(PluginError, match=r"Unknown optimizer 'newton'\. Usable optimizers: adam, fista, lbfgs, rmsprop, sgd\."):
+        optimizers.get("newton")
+
+
+def test_importing_tuner_loads_no_plugin_and_no_torch() -> None:
+    code = ("import sys, tuner; print('torch' in sys.modules, 'logreg_tuner_plugins' in sys.modules, "
+            "tuner.penalties._infos is None); tuner.penalties.names(); print('logreg_tuner_plugins' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "True", "True"]
+
+
+# ---------------------------------------------------------------------------------------------
+# a third-party distribution on sys.path
+
+
+EXTRA_MODULE = '''
+import torch
+from tuner import Float, Penalty
+
+
+class Ridge2(Penalty):
+    name = "ridge2"
+    description = "Ridge again, from another distribution."
+    search_space = {"strength": Float(1e-6, 1.0, default=1e-3, log=True)}
+
+    def smooth_value(self, weight, params):
+        return params["strength"] * 0.5 * weight.pow(2).sum()
+
+
+class Misnamed(Ridge2):
+    name = "something_else"
+'''
+
+
+@pytest.fixture
+def extra_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "tuner_test_extra.py").write_text(textwrap.dedent(EXTRA_MODULE))
+    info = site / "tuner_test_extra-1.2.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tuner-test-extra\nVersion: 1.2\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent("""\
+        [logreg_tuner.penalties]
+        ridge2 = tuner_test_extra:Ridge2
+        misnamed = tuner_test_extra:Misnamed
+        gone = tuner_test_extra_missing:Gone
+        """))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    penalties.reload()
+    yield site
+    monkeypatch.undo()
+    sys.modules.pop("tuner_test_extra", None)
+    penalties.reload()
+
+
+def test_third_party_plugins_load_through_the_same_path(extra_distribution: Path) -> None:
+    assert "ridge2" in penalties.names() and BUILTIN_PENALTIES <= set(penalties.names())
+    info = penalties.info("ridge2")
+    assert (info.distribution, info.version, info.ok) == ("tuner-test-extra", "1.2", True)
+    # broken entry points are listed with their distribution and reason; the rest keeps working
+    gone, misnamed = penalties.info("gone"), penalties.info("misnamed")
+    assert not gone.ok and "tuner_test_extra_missing" in gone.error and "ModuleNotFoundError" in gone.error
+    assert not misnamed.ok and "'something_else'" in misnamed.error and "'misnamed'" in misnamed.error
+    assert "gone" not in penalties.names() and "misnamed" not in penalties.names()
+    with pytest.raises(PluginError, match=r"'gone' \(distribution 'tuner-test-extra'\) is broken.*Usable penalties: "
+                                          r"elasticnet, l1, l2, none, ridge2\."):
+        penalties.get("gone")
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES"])
+def test_disabling_autoload_keeps_only_this_distributions_plugins(extra_distribution: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    assert "ridge2" in penalties.names()
+    monkeypatch.setenv(AUTOLOAD_ENV, value)
+    penalties.reload()
+    assert set(penalties.names()) == BUILTIN_PENALTIES
+    assert {i.distribution for i in penalties.infos()} == {OWN_DISTRIBUTION}
+    with pytest.raises(PluginError, match="Unknown penalty 'ridge2'"):
+        penalties.get("ridge2")
+    monkeypatch.setenv(AUTOLOAD_ENV, "0")
+    penalties.reload()
+    assert "ridge2" in penalties.names()
+
+
+def test_a_registry_is_generic_over_its_group(extra_distribution: Path) -> None:
+    registry: Registry[Penalty] = Registry("logreg_tuner.penalties", Penalty, "penalty", "penalties")
+    assert registry._infos is None  # nothing is loaded before it is asked for
+    assert registry.names() == penalties.names()
+    empty: Registry[Optimizer] = Registry("logreg_tuner.no_such_group", Optimizer, "optimizer")
+    assert empty.names() == []
+    with pytest.raises(PluginError, match="Usable optimizers: none"):
+        empty.get("sgd")
