@@ -60,9 +60,9 @@ def multinomial_objective(X: Any, y: np.ndarray, W: np.ndarray, b: np.ndarray, s
     return float(loss + strength / 2 * (W * W).sum())
 
 
-def sklearn_fit(X: Any, y: np.ndarray, C: float, l1_ratio: float) -> LogisticRegression:
+def sklearn_fit(X: Any, y: np.ndarray, C: float, l1_ratio: float, solver: str | None = None) -> LogisticRegression:
     """A tightly converged reference; a convergence warning fails the test."""
-    solver = "lbfgs" if l1_ratio == 0 else "saga"
+    solver = solver or ("lbfgs" if l1_ratio == 0 else "saga")
     model = LogisticRegression(C=C, l1_ratio=l1_ratio, solver=solver, tol=1e-10, max_iter=1_000_000)
     # One BLAS/OpenMP thread: on a small busy machine, scikit-learn's thread pools make the
     # multinomial fits a hundred times slower.
@@ -162,11 +162,16 @@ def test_binary_parity(data: str, penalty: str, C: float, a9a: Any, breast_cance
         assert np.sum(zeros != zeros_ref) <= 3
 
 
-@pytest.mark.parametrize("data, C", [("a9a", 1e4), ("breast_cancer[mean features]", 1e6)])
+@pytest.mark.parametrize("data, C", [("a9a", 1e6), ("breast_cancer[mean features]", 1e6)])
 def test_unpenalized_parity(data: str, C: float, a9a: Any, breast_cancer: Any) -> None:
-    """`none` has no penalty; scikit-learn with a C this large is within 1e-6 of the same optimum."""
+    """`none` has no penalty; scikit-learn with a C this large is within 1e-6 of the same optimum.
+
+    The reference is scikit-learn's Newton solver: on a9a (a nearly flat valley along rare
+    features) its L-BFGS needs about 400 s to reach tol=1e-10 at C=1e4, Newton-Cholesky well
+    under a second at C=1e6, and lands lower.
+    """
     X, y = problem(data, a9a, breast_cancer)
-    ref = sklearn_fit(X, y, C, 0.0)
+    ref = sklearn_fit(X, y, C, 0.0, solver="newton-cholesky")
     f_ref = binary_objective(X, y, ref.coef_.ravel(), float(ref.intercept_[0]), 0.0, 0.0)
     ours = our_fit(X, y, "none", None)
     f_ours = binary_objective(X, y, ours.weight.ravel(), float(ours.intercept[0]), 0.0, 0.0)

@@ -155,18 +155,20 @@ def build_space(spec: StudySpec) -> SearchSpace:
 
 
 def make_sampler(name: str, seed: int, space: SearchSpace) -> Any:
+    import warnings
+
     import optuna
 
     if name == "tpe":
-        import warnings
-
         with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna, and what we want
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=10)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.0; chosen on purpose by --sampler qmc
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False,
                                             independent_sampler=optuna.samplers.TPESampler(seed=seed))
