@@ -62,6 +62,22 @@ def test_importing_tuner_loads_no_plugin_and_no_torch() -> None:
     assert out == ["False", "False", "True", "True"]
 
 
+def test_training_imports_torch_but_no_study_or_tracking_library() -> None:
+    """The trainer and the built-in plugins stand on torch (and numpy/scipy) alone."""
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from tuner import optimizers, penalties
+        from tuner._trainer import TrainConfig, fit
+        X = np.random.default_rng(0).normal(size=(40, 3)); y = (X[:, 0] > 0).astype(int)
+        fit(X, y, 2, penalties.get("l1"), {"strength": 0.01}, optimizers.get("fista"), {"lr": 1.0},
+            TrainConfig(device="cpu", epochs=3))
+        print(sorted(m for m in ("torch", "optuna", "mlflow", "sklearn", "sqlalchemy", "pandas") if m in sys.modules))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["['torch']"]
+
+
 # ---------------------------------------------------------------------------------------------
 # a third-party distribution on sys.path
 
