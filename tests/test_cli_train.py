@@ -86,6 +86,16 @@ def test_train_text_output(tmp_path: Path) -> None:
     assert "validation" in result.output and "test" in result.output and f"model saved to {tmp_path / 'm'}" in result.output
 
 
+def test_train_reports_how_far_a_mini_batch_fit_stopped_from_the_optimum() -> None:
+    result = invoke("train", "--dataset", "breast_cancer", "--penalty", "l1", "--optimizer", "rmsprop", "--epochs", "3")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "above the optimum" in x)
+    assert line.startswith("  above the optimum (fista): ") and "rmsprop stopped short" in line
+    s = ok_json("train", "--dataset", "breast_cancer", "--penalty", "l1", "--optimizer", "rmsprop", "--epochs", "3")
+    assert s["optimality_gap"] > 0.01
+    assert ok_json("train", "--dataset", "breast_cancer", "--penalty", "l1", "--optimizer", "fista")["optimality_gap"] is None
+
+
 def test_train_without_validation_or_test_rows() -> None:
     s = ok_json("train", "--dataset", "wine", "--penalty", "elasticnet", "--optimizer", "adam",
                 "--val-size", "0", "--test-size", "0", "--epochs", "20")

@@ -54,3 +54,24 @@ def test_train_one_evaluates_and_describes_the_model() -> None:
     # the metrics are those of the returned model on the held-out rows
     acc = np.mean(out.model.predict_proba_features(ds.X_test).argmax(1) == ds.y_test)
     assert s["test"]["accuracy"] == pytest.approx(acc)
+
+
+def test_a_short_mini_batch_fit_reports_how_far_it_stopped_from_the_optimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On 341 rows an epoch is two steps of 256: a few epochs of adam end far above the optimum;
+    the exact solvers report no gap (they stop on their exact objective)."""
+    import tuner._configure as configure
+
+    ds = prepare(load_data(dataset="breast_cancer"), seed=0)
+    short = train_one(ds, "l2", "adam", {"strength": 1e-3}, {}, TrainConfig(device="cpu", epochs=5))
+    assert short.gap_solver == "lbfgs" and short.optimality_gap > 0.1
+    exact = train_one(ds, "l2", "lbfgs", {"strength": 1e-3}, {}, TrainConfig(device="cpu"))
+    assert exact.optimality_gap is None and exact.summary()["optimality_gap"] is None
+    # the gap is measured against that optimum
+    expected = (short.result.objective - exact.result.objective) / exact.result.objective
+    assert short.optimality_gap == pytest.approx(expected, rel=1e-3)
+    # a proximal penalty is checked against fista, and a well-run sgd gets close
+    l1 = train_one(ds, "l1", "sgd", {"strength": 1e-2}, {}, TrainConfig(device="cpu", batch_size=16))
+    assert l1.gap_solver == "fista" and 0 <= l1.optimality_gap < 0.01
+    # above the size where a full-batch solve is cheap, nothing is checked
+    monkeypatch.setattr(configure, "GAP_CHECK_WORK", 1000)
+    assert train_one(ds, "l2", "adam", {"strength": 1e-3}, {}, TrainConfig(device="cpu", epochs=5)).optimality_gap is None

@@ -87,6 +87,26 @@ def test_divergent_learning_rate_prunes_with_reason_and_study_still_has_a_best(t
     assert study.best_trial.params["variant"] == "l2:lbfgs"  # the study still returns a best trial
 
 
+def test_mini_batch_trials_that_stop_far_from_the_optimum_are_pruned(tmp_path: Path) -> None:
+    """On breast_cancer (341 training rows, two mini-batch steps an epoch) five epochs of adam end
+    far above the optimum: such a trial is pruned with the gap, so that it cannot win on the
+    114-row validation split by chance; the exact solver's trials complete."""
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "gap", "--trials", "6", "--penalty", "l2",
+                     "--optimizer", "adam,lbfgs", "--sampler", "random", "--pruner", "none", "--epochs", "5",
+                     "--no-tracking", "--json")
+    assert code == 0, out
+    trials = load(tmp_path, "gap").trials
+    adam = [t for t in trials if t.params["variant"] == "l2:adam"]
+    lbfgs = [t for t in trials if t.params["variant"] == "l2:lbfgs"]
+    assert adam and lbfgs
+    for t in adam:
+        assert t.state == TrialState.PRUNED and t.user_attrs["optimality_gap"] > 0.01
+        assert t.user_attrs["prune_reason"].startswith("not converged: stopped ")
+        assert "above the optimum of its objective (lbfgs)" in t.user_attrs["prune_reason"]
+    assert all(t.state == TrialState.COMPLETE and "optimality_gap" not in t.user_attrs for t in lbfgs)
+    assert json.loads(out)["best_params"]["variant"] == "l2:lbfgs"
+
+
 @pytest.mark.parametrize("sampler", ["tpe", "random", "qmc", "grid", "cmaes"])
 def test_every_sampler_runs(tmp_path: Path, sampler: str) -> None:
     code, out = tune(tmp_path, "--dataset", "iris", "--study", sampler, "--trials", "3", "--sampler", sampler,
@@ -99,19 +119,23 @@ def test_every_sampler_runs(tmp_path: Path, sampler: str) -> None:
 
 @pytest.mark.parametrize("pruner", ["median", "hyperband", "none"])
 def test_pruners_mark_pruned_trials_as_pruned_not_failed(tmp_path: Path, pruner: str) -> None:
-    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", pruner, "--trials", "10", "--pruner", pruner,
-                     "--penalty", "l2", "--optimizer", "adam", "--param", "optimizer.lr=1e-5..1e-1:log",
-                     "--json", *FAST)
+    # the exact solver over four decades of strength: the strong penalties fall behind the median
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", pruner, "--trials", "12", "--pruner", pruner,
+                     "--penalty", "l2", "--optimizer", "lbfgs", "--param", "penalty.strength=1e-4..10:log",
+                     "--param", "optimizer.lr=0.1", "--json", *FAST)
     assert code == 0, out
     s = json.loads(out)
     assert s["trials"]["fail"] == 0
     study = load(tmp_path, pruner)
-    for t in study.trials:
-        if t.state == TrialState.PRUNED:
-            assert "pruned at epoch" in t.user_attrs["prune_reason"]
-            assert t.intermediate_values  # per-epoch values were reported
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert len(pruned) == s["trials"]["pruned"]
+    for t in pruned:
+        assert t.user_attrs["prune_reason"].startswith("pruned at epoch")
+        assert 0 < len(t.intermediate_values) < 6  # per-epoch values reported; stopped before converging
     if pruner == "none":
-        assert s["trials"]["pruned"] == 0
+        assert not pruned
+    elif pruner == "median":
+        assert pruned
 
 
 def test_param_narrowing_and_fixing_reaches_the_trials(tmp_path: Path) -> None:
@@ -182,15 +206,17 @@ def test_sigkill_mid_study_keeps_completed_trials_and_the_study_resumes(tmp_path
     st = load(tmp_path, "killed")
     complete = [t for t in st.trials if t.state == TrialState.COMPLETE]
     assert len(complete) >= 2 and all(t.value is not None and t.params for t in complete)
+    # the budget counts pruned trials too (sgd trials that stopped far from the optimum)
+    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in st.trials)
     time.sleep(3)  # past the heartbeat grace period: the killed trial is stale
     runner = CliRunner(env=env)
     res = runner.invoke(cli, ["tune", "--study", "killed", "--storage", f"sqlite:///{tmp_path / 'studies.db'}",
-                              "--trials", str(len(complete) + 2), "--epochs", "20", "--no-tracking", "--json"])
+                              "--trials", str(done + 2), "--epochs", "20", "--no-tracking", "--json"])
     assert res.exit_code == 0, res.output
     st = load(tmp_path, "killed")
     states = [t.state for t in st.trials]
     assert TrialState.RUNNING not in states  # the stale trial was failed by the heartbeat check
-    assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) == len(complete) + 2
+    assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) == done + 2
 
 
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -96,6 +96,21 @@ def _runs(client: MlflowClient, study: str) -> tuple[list[Any], list[Any]]:
     return parents, children
 
 
+def test_an_unconverged_mini_batch_trial_is_logged_as_killed_with_its_gap(tmp_path: Path) -> None:
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(_data("breast_cancer"), ["l2"], ["adam"], params={"penalty.strength": "1e-3"},
+                     sampler="random", pruner="none", seed=3, n_trials=1, train={"epochs": 3})
+    result = run_study(spec, "gap", storage, observers=[MlflowObserver(uri)])
+    assert result.counts["pruned"] == 1 and result.best_outcome is None
+    trial = optuna.load_study(study_name="gap", storage=storage).trials[0]
+    assert trial.state == TrialState.PRUNED and trial.user_attrs["optimality_gap"] > 0.01
+    _, children = _runs(_client(uri), "gap")
+    (run,) = children
+    assert run.info.status == "KILLED" and run.data.tags["tuner.reason"].startswith("not converged: stopped ")
+    assert run.data.metrics["optimality_gap"] == pytest.approx(trial.user_attrs["optimality_gap"])
+    assert "val_log_loss" in run.data.metrics  # what it reached is kept for the review
+
+
 def test_study_logs_a_parent_and_a_child_run_per_trial_and_resume_reuses_them(tmp_path: Path, boom: None) -> None:
     uri, storage = _uris(tmp_path)
     spec = StudySpec(_data("breast_cancer"), ["l2"], ["sgd", "lbfgs", "boom"],

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ._configure import TrainOutcome, train_one
+from ._configure import MAX_OPTIMALITY_GAP, TrainOutcome, train_one
 from ._data import Dataset, load_data, prepare
 from ._metrics import METRICS, evaluate
 from ._observer import StudyInfo, StudyObserver, TrialInfo
@@ -508,6 +508,15 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
         if not math.isfinite(value):
             finish("PRUNED", None, outcome, f"non-finite validation {spec.metric}: {value}")
             raise optuna.TrialPruned(f"non-finite validation {spec.metric}")
+        if outcome.optimality_gap is not None:
+            trial.set_user_attr("optimality_gap", outcome.optimality_gap)
+            if outcome.optimality_gap > MAX_OPTIMALITY_GAP:
+                # Such a model is one draw of the optimizer's noise, not the penalty's solution:
+                # on a small validation split it can win by chance and then fail on the test split.
+                reason = (f"not converged: stopped {outcome.optimality_gap:.1%} above the optimum of its objective "
+                          f"({outcome.gap_solver}); too few mini-batch steps on data this small")
+                finish("PRUNED", None, outcome, reason)
+                raise optuna.TrialPruned(reason)
         finish("COMPLETE", value, outcome, None)
         return float(value)
 

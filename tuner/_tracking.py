@@ -574,6 +574,8 @@ class MlflowObserver(StudyObserver):
             finals.update({f"test_{k}": v for k, v in outcome.test_metrics.items()})
             finals.update(n_nonzero_weights=r.n_nonzero, n_weights=int(r.weight.size), fit_seconds=r.fit_seconds,
                           epochs_run=r.epochs_run, best_epoch=r.best_epoch, train_objective=r.objective)
+            if outcome.optimality_gap is not None:
+                finals["optimality_gap"] = outcome.optimality_gap
             tags["tuner.device"] = str(r.device)
             tags["tuner.stop_reason"] = str(r.stop_reason)
         elif epochs_seen:

@@ -207,7 +207,7 @@ def train(data: str | None, dataset: str | None, target: str | None, text_column
           dtype: str,
           penalty: str, optimizer: str, params: tuple[str, ...], save_model: str | None, as_json: bool) -> None:
     """Train one configuration and report validation and test metrics."""
-    from ._configure import resolve_pair, resolve_params, split_overrides, train_one
+    from ._configure import MAX_OPTIMALITY_GAP, resolve_pair, resolve_params, split_overrides, train_one
     from ._space import parse_value
     from ._trainer import TrainConfig
 
@@ -232,6 +232,10 @@ def train(data: str | None, dataset: str | None, target: str | None, text_column
                f"{ds.pipeline.n_features} features, {ds.n_classes} classes.")
     click.echo(f"  epochs run: {summary['epochs_run']} ({summary['stop_reason']}), {summary['fit_seconds']:.2f} s on {summary['device']}")
     click.echo(f"  training objective: {summary['train_objective']:.6f}")
+    if outcome.optimality_gap is not None:
+        click.echo(f"  above the optimum ({outcome.gap_solver}): {outcome.optimality_gap:.3%}"
+                   + ("" if outcome.optimality_gap <= MAX_OPTIMALITY_GAP else
+                      f"; {optimizer} stopped short: give it more steps (--epochs, a smaller --batch-size) or use {outcome.gap_solver}"))
     click.echo(f"  non-zero weights: {summary['n_nonzero_weights']} of {summary['n_weights']}")
     for split in ("validation", "test"):
         if summary[split]:
