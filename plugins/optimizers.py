@@ -41,12 +41,16 @@ class SGDOptimizer(Optimizer):
         )
 
     def step_size(self, optimizer: torch.optim.Optimizer) -> float:
-        group = optimizer.param_groups[0]
-        return float(group["lr"]) / (1.0 - float(group["momentum"]))
+        return _momentum_step(optimizer.param_groups[0])
 
 
-def _coordinate_steps(lr: float, denom: torch.Tensor) -> torch.Tensor:
-    return lr / denom
+def _momentum_step(group: Mapping[str, Any]) -> float:
+    """``lr / (1 - momentum)``: how far a momentum method moves per unit gradient at a fixed point."""
+    return float(group["lr"]) / (1.0 - float(group["momentum"]))
+
+
+def _group_of(optimizer: torch.optim.Optimizer, param: torch.Tensor) -> dict[str, Any]:
+    return next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
 
 
 class AdamOptimizer(Optimizer):
@@ -77,10 +81,9 @@ class AdamOptimizer(Optimizer):
         state = optimizer.state.get(param, {})
         if "exp_avg_sq" not in state:
             return None
-        group = next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
-        beta2 = group["betas"][1]
-        correction = 1.0 - beta2 ** float(state["step"])
-        return _coordinate_steps(float(group["lr"]), (state["exp_avg_sq"] / correction).sqrt() + group["eps"])
+        group = _group_of(optimizer, param)
+        correction = 1.0 - group["betas"][1] ** float(state["step"])
+        return float(group["lr"]) / ((state["exp_avg_sq"] / correction).sqrt() + group["eps"])
 
 
 class RMSpropOptimizer(Optimizer):
@@ -101,17 +104,15 @@ class RMSpropOptimizer(Optimizer):
         )
 
     def step_size(self, optimizer: torch.optim.Optimizer) -> float:
-        group = optimizer.param_groups[0]
-        return float(group["lr"]) / (1.0 - float(group["momentum"]))
+        return _momentum_step(optimizer.param_groups[0])
 
     def coordinate_step_size(self, optimizer: torch.optim.Optimizer, param: torch.Tensor) -> torch.Tensor | None:
         """``lr / ((sqrt(square_avg) + eps) * (1 - momentum))`` for ``param`` (``None`` before the first step)."""
         state = optimizer.state.get(param, {})
         if "square_avg" not in state:
             return None
-        group = next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
-        lr = float(group["lr"]) / (1.0 - float(group["momentum"]))
-        return _coordinate_steps(lr, state["square_avg"].sqrt() + group["eps"])
+        group = _group_of(optimizer, param)
+        return _momentum_step(group) / (state["square_avg"].sqrt() + group["eps"])
 
 
 class LBFGSOptimizer(Optimizer):

@@ -36,9 +36,7 @@ class _ElasticNetFamily(Penalty):
     """strength * (l1_ratio * ||W||_1 + (1 - l1_ratio)/2 * ||W||^2) with a fixed or searched l1_ratio."""
 
     fixed_l1_ratio: float | None = None
-    elementwise_prox = True
-    """The prox acts on each weight alone, so it also takes a tensor of per-weight steps (the
-    proximal step of Adam and RMSprop, whose steps differ by coordinate)."""
+    elementwise_prox = True  # soft thresholding acts on each weight alone
 
     def _l1_ratio(self, params: Mapping[str, Any]) -> Any:
         return self.fixed_l1_ratio if self.fixed_l1_ratio is not None else params["l1_ratio"]

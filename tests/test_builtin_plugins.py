@@ -19,7 +19,7 @@ def test_soft_threshold_and_elementwise_prox_with_per_weight_steps() -> None:
     steps = torch.tensor([[1.0, 2.0], [3.0, 0.5]], dtype=torch.float64)
     together = en.prox(w, steps, params)
     one_by_one = [[float(en.prox(w[i:i + 1, j:j + 1], float(steps[i, j]), params)) for j in range(2)] for i in range(2)]
-    assert getattr(en, "elementwise_prox", False) and getattr(penalties.get("l1"), "elementwise_prox", False)
+    assert en.elementwise_prox and penalties.get("l1").elementwise_prox
     np.testing.assert_allclose(together.numpy(), one_by_one)
     assert together[1, 0] == 0.0 and together[0, 1] == pytest.approx(-0.1)
 

@@ -45,6 +45,9 @@ class Penalty:
     description: ClassVar[str] = ""
     search_space: ClassVar[Mapping[str, Hyperparameter]] = {}
     has_prox: ClassVar[bool] = False
+    elementwise_prox: ClassVar[bool] = False
+    """The prox acts on each weight alone, so it also takes a tensor of per-weight steps (the
+    proximal step of optimizers whose steps differ by coordinate: Adam, RMSprop)."""
     incompatible_optimizers: ClassVar[frozenset[str]] = frozenset()
     """Names of optimizers this penalty refuses to work with (besides capability checks)."""
 
@@ -56,8 +59,10 @@ class Penalty:
         """The non-smooth part's value (0 for a smooth penalty); never differentiated."""
         return weight.new_zeros(())
 
-    def prox(self, weight: "torch.Tensor", step: float, params: Mapping[str, Any]) -> "torch.Tensor":
-        """``argmin_V  1/(2 step) ||V - weight||^2 + nonsmooth(V)``; identity for a smooth penalty."""
+    def prox(self, weight: "torch.Tensor", step: "float | torch.Tensor", params: Mapping[str, Any]) -> "torch.Tensor":
+        """``argmin_V  1/(2 step) ||V - weight||^2 + nonsmooth(V)``; identity for a smooth penalty.
+
+        ``step`` is a number, or a tensor shaped like ``weight`` when ``elementwise_prox``."""
         return weight
 
     def value(self, weight: "torch.Tensor", params: Mapping[str, Any]) -> "torch.Tensor":
@@ -111,6 +116,12 @@ class Optimizer:
     def step_size(self, optimizer: "torch.optim.Optimizer") -> float:
         """The step size that ``after_step`` proximal updates use (default: group 0's ``lr``)."""
         return float(optimizer.param_groups[0]["lr"])
+
+    def coordinate_step_size(self, optimizer: "torch.optim.Optimizer", param: "torch.Tensor") -> "torch.Tensor | None":
+        """Per-weight steps for ``after_step`` proximal updates of an ``elementwise_prox`` penalty,
+        shaped like ``param``, for optimizers whose steps differ by coordinate; ``None`` (the
+        default) means :meth:`step_size` applies to every weight."""
+        return None
 
 
 def compatibility_reason(penalty: Penalty, optimizer: Optimizer) -> str | None:

@@ -218,16 +218,12 @@ def _prox_step(penalty: Penalty, optimizer: Optimizer, opt: torch.optim.Optimize
     """The step of the proximal update after an optimizer step.
 
     ``optimizer.step_size(opt)`` (a number) in general; a tensor of per-weight steps when the
-    optimizer's steps differ by coordinate (it offers ``coordinate_step_size``: Adam, RMSprop)
-    and the penalty's prox is elementwise (``elementwise_prox``), which is the exact proximal
-    step in the optimizer's own metric.
+    optimizer's steps differ by coordinate (``coordinate_step_size``: Adam, RMSprop) and the
+    penalty's prox is elementwise (``elementwise_prox``), which is the exact proximal step in
+    the optimizer's own metric.
     """
-    if getattr(penalty, "elementwise_prox", False):
-        per_weight = getattr(optimizer, "coordinate_step_size", None)
-        steps = per_weight(opt, W) if per_weight is not None else None
-        if steps is not None:
-            return steps
-    return optimizer.step_size(opt)
+    steps = optimizer.coordinate_step_size(opt, W) if penalty.elementwise_prox else None
+    return optimizer.step_size(opt) if steps is None else steps
 
 
 def _work_size(X: Any) -> int:
