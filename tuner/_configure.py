@@ -14,7 +14,7 @@ from ._metrics import evaluate
 from ._model import LogisticModel
 from ._plugin_api import Optimizer, Penalty, compatibility_reason
 from ._registry import optimizers, penalties
-from ._trainer import Callback, FitResult, TrainConfig, _work_size, fit
+from ._trainer import Callback, FitResult, TrainConfig, work_size, fit
 from .errors import ConfigError, IncompatiblePluginsError, PluginError, TrainingDivergedError
 
 __all__ = ["resolve_params", "resolve_pair", "split_overrides", "train_one", "TrainOutcome", "optimality_gap",
@@ -76,7 +76,7 @@ def optimality_gap(data: Dataset, penalty: Penalty, penalty_params: Mapping[str,
     is larger than :data:`GAP_CHECK_WORK` or no such solver takes the penalty. Returns the gap
     (``>= 0``) and the solver's name.
     """
-    if _work_size(data.X_train) > GAP_CHECK_WORK:
+    if work_size(data.X_train) > GAP_CHECK_WORK:
         return None
     name = "fista" if penalty.has_prox else "lbfgs"
     try:

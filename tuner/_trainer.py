@@ -188,7 +188,7 @@ def fit(
     config = config or TrainConfig()
     config.check()
     threads = torch.get_num_threads()
-    if _work_size(X) < SMALL_WORK:
+    if work_size(X) < SMALL_WORK:
         torch.set_num_threads(1)
     try:
         return _fit(X, y, n_classes, penalty, penalty_params, optimizer, optimizer_params, config, X_val=X_val,
@@ -226,7 +226,8 @@ def _prox_step(penalty: Penalty, optimizer: Optimizer, opt: torch.optim.Optimize
     return optimizer.step_size(opt) if steps is None else steps
 
 
-def _work_size(X: Any) -> int:
+def work_size(X: Any) -> int:
+    """Stored feature values: non-zeros of a sparse matrix, every entry of a dense one."""
     import scipy.sparse as sp
 
     return int(X.nnz) if sp.issparse(X) else int(np.prod(np.shape(X)))
