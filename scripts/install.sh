@@ -1,10 +1,40 @@
 #!/usr/bin/env bash
-# Install logreg-tuner (and, with "test", its test extras) into the current Python.
+# Install logreg-tuner (and, with "test", its test extras plus the Debian packages the tests
+# need: PostgreSQL, Chromium and ChromeDriver) into the current Python.
 # On a machine without an NVIDIA GPU the CPU build of torch is installed first, as PyTorch's
 # own instructions advise, so that the dependency range `torch>=2.2` does not pull a CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
+extra="${1:-}"
+
+# The services the test suite starts itself (a throwaway PostgreSQL server, headless Chromium
+# for the MLflow UI test). Installed from Debian when this is a Debian-like system and we may
+# (root, or password-less sudo); otherwise we say exactly what to install and stop.
+install_test_services() {
+  local missing=()
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo=(sudo -n); else sudo=(none); fi
+  fi
+  if ! command -v apt-get >/dev/null 2>&1 || [ "${sudo[*]}" = none ]; then
+    echo "install.sh: the tests need ${missing[*]}, which are not installed and cannot be installed" >&2
+    echo "  from here (needs apt-get as root). Install them, e.g.: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install.sh: installing ${missing[*]} from Debian for the tests" >&2
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+if [ "$extra" = "test" ]; then
+  install_test_services
+fi
+
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   if command -v nvidia-smi >/dev/null 2>&1; then
     "$PY" -m pip install "torch>=2.2"
@@ -16,7 +46,6 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
       || "$PY" -m pip install torch --index-url https://download.pytorch.org/whl/cpu
   fi
 fi
-extra="${1:-}"
 if [ "$extra" = "test" ]; then
   "$PY" -m pip install -e ".[test]"
 else

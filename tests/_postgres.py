@@ -27,8 +27,13 @@ def _bin_dir() -> Path:
 
 
 @contextmanager
-def postgres_server(databases: tuple[str, ...] = ("studies", "mlflow")) -> Iterator[dict[str, str]]:
-    """Start a server in a temporary folder; yield {database name: SQLAlchemy URL}; stop it after."""
+def postgres_server(databases: tuple[str, ...] = ("studies", "mlflow"), *, user: str = "tuner",
+                    password: str = "tuner", host_auth: str = "trust") -> Iterator[dict[str, str]]:
+    """Start a server in a temporary folder; yield {database name: SQLAlchemy URL}; stop it after.
+
+    ``host_auth="scram-sha-256"`` makes TCP connections prove the password (the URLs still carry
+    it; a test may drop it and pass ``PGPASSWORD`` instead); the superuser works over the socket.
+    """
     bindir = _bin_dir()
     root = Path(tempfile.mkdtemp(prefix="tuner-pg-"))
     data, sock = root / "data", root / "sock"
@@ -40,17 +45,20 @@ def postgres_server(databases: tuple[str, ...] = ("studies", "mlflow")) -> Itera
         shutil.chown(sock, "postgres")
         os.chmod(root, 0o755)
     port = free_port()
-    subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+    subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
+                             f"--auth-host={host_auth}", "-E", "UTF8"],
                    check=True, capture_output=True)
     subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60",
                              "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
                    check=True, capture_output=True)
     try:
-        psql = [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c"]
-        subprocess.run(psql + ["CREATE ROLE tuner LOGIN PASSWORD 'tuner'"], check=True, capture_output=True)
+        psql = prefix + [str(bindir / "psql"), "-h", str(sock), "-p", str(port), "-U", "postgres", "-v", "ON_ERROR_STOP=1",
+                         "-c"]
+        quoted = password.replace("'", "''")
+        subprocess.run(psql + [f"CREATE ROLE {user} LOGIN PASSWORD '{quoted}'"], check=True, capture_output=True)
         for db in databases:
-            subprocess.run(psql + [f"CREATE DATABASE {db} OWNER tuner"], check=True, capture_output=True)
-        yield {db: f"postgresql+psycopg2://tuner:tuner@127.0.0.1:{port}/{db}" for db in databases}
+            subprocess.run(psql + [f"CREATE DATABASE {db} OWNER {user}"], check=True, capture_output=True)
+        yield {db: f"postgresql+psycopg2://{user}:{password}@127.0.0.1:{port}/{db}" for db in databases}
     finally:
         subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)
