@@ -73,6 +73,7 @@ def test_predict_cli_and_models_serve_match_the_in_process_model(served: Served,
     rows, X = _rows()
     model = served.result.best_outcome.model
     expected, expected_proba = model.predict(X), model.predict_proba(X)
+    expected = np.array(["malignant", "benign"])[expected.astype(int)]  # breast_cancer's target_names
     data = tmp_path / "data.csv"
     rows.to_csv(data, index=False)
     env = {**os.environ, "MLFLOW_TRACKING_URI": served.server.url}
@@ -82,7 +83,7 @@ def test_predict_cli_and_models_serve_match_the_in_process_model(served: Served,
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = pd.read_csv(io.StringIO(proc.stdout))
     assert out["prediction"].tolist() == expected.tolist()
-    np.testing.assert_allclose(out[["proba_0", "proba_1"]].to_numpy(), expected_proba, rtol=1e-9)
+    np.testing.assert_allclose(out[["proba_malignant", "proba_benign"]].to_numpy(), expected_proba, rtol=1e-9)
 
     port, log = free_port(), tmp_path / "serve.log"
     with log.open("w") as fh:
@@ -96,7 +97,7 @@ def test_predict_cli_and_models_serve_match_the_in_process_model(served: Served,
         assert _invoke(port, body)["predictions"] == expected.tolist()
         records = _invoke(port, {**body, "params": {"proba": True}})["predictions"]
         assert [r["prediction"] for r in records] == expected.tolist()
-        np.testing.assert_allclose([[r["proba_0"], r["proba_1"]] for r in records], expected_proba, rtol=1e-9)
+        np.testing.assert_allclose([[r["proba_malignant"], r["proba_benign"]] for r in records], expected_proba, rtol=1e-9)
     finally:
         stop_process(serve)
 

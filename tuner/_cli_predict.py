@@ -12,7 +12,10 @@ from typing import Any
 
 import click
 
-__all__ = ["predict", "sync_mlflow"]
+__all__ = ["predict", "sync_mlflow", "select_columns", "spreadsheet_safe"]
+
+# A cell starting with one of these is run as a formula by spreadsheets (OWASP: CSV injection)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 tracking_uri_option = click.option(
     "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
@@ -39,8 +42,11 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     MODEL_URI is a registered model (models:/NAME@champion, models:/NAME/3), a run's model
     (runs:/RUN_ID/model), an MLflow model folder, or a folder saved by `tuner train
     --save-model`. DATA is read like training data (CSV/TSV/Parquet with the training
-    columns, LIBSVM, .npz, or for a text model a file with one text per line). Writes CSV:
-    a `prediction` column, and with --proba one `proba_<class>` column per class.
+    columns, matched by name; a CSV without a header must have exactly the training columns,
+    in training order; LIBSVM read with the training index base, .npz, or for a text model a
+    file with one text per line). Writes CSV: a `prediction` column with the training labels,
+    and with --proba one `proba_<class>` column per class; a text cell that a spreadsheet
+    would run as a formula is written with a leading `'`.
     """
     import tempfile
 
@@ -60,6 +66,7 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     import pandas as pd
 
     frame = prediction_frame(model, p) if proba else pd.DataFrame({"prediction": labels_of(model, p)})
+    frame = spreadsheet_safe(frame)
     if output:
         frame.to_csv(output, index=False)
         click.echo(f"Wrote {len(frame)} predictions to {output}.", err=True)
@@ -68,17 +75,40 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
 
 
 def select_columns(rows: Any, model: Any) -> Any:
-    """For a model trained on a matrix: keep its named feature columns of a table, in order."""
+    """A table's training columns, matched by name (an error names missing and unexpected ones).
+
+    Columns the model does not read (an id, the label without --target) are dropped with a
+    note on standard error.
+    """
     import pandas as pd
 
-    pipe = model.pipeline
-    if pipe.kind == "matrix" and isinstance(rows, pd.DataFrame):
-        names = list(pipe.input_feature_names)
-        if names and set(names) <= set(map(str, rows.columns)):
-            rows = rows.copy()
-            rows.columns = [str(c) for c in rows.columns]
-            return rows[names]
-    return rows
+    if not isinstance(rows, pd.DataFrame):
+        return rows
+    unused = model.pipeline.unused_columns(rows)
+    selected = model.pipeline.select_columns(rows)
+    if unused:
+        click.echo(f"note: ignoring column(s) {unused}: the model was not trained on them.", err=True)
+    return selected
+
+
+def spreadsheet_safe(frame: Any) -> Any:
+    """Text cells that a spreadsheet would run as a formula, prefixed with ``'`` (numbers are left alone)."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype.kind in "biufc":
+            continue
+        out[col] = [_safe_cell(v) for v in out[col]]
+    return out
+
+
+def _safe_cell(value: Any) -> Any:
+    if not isinstance(value, str) or not value.startswith(FORMULA_PREFIXES):
+        return value
+    try:
+        float(value)  # "-1" is a number, not a formula
+        return value
+    except ValueError:
+        return "'" + value
 
 
 @click.command("sync-mlflow")

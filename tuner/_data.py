@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +26,21 @@ import scipy.sparse as sp
 from ._features import FeaturePipeline, check_finite_matrix, numeric_block
 from .errors import ConfigError, DataError
 
-__all__ = ["RawData", "Dataset", "load_data", "load_rows", "prepare", "encode_labels", "BUILTIN_DATASETS"]
+__all__ = ["RawData", "Dataset", "load_data", "load_rows", "prepare", "encode_labels", "BUILTIN_DATASETS",
+           "DATA_ROOT_ENV", "portable_path", "locate", "file_fingerprint"]
 
 BUILTIN_DATASETS = ("breast_cancer", "digits", "wine", "iris")
 FORMATS = ("auto", "csv", "tsv", "parquet", "npz", "svmlight", "classfiles", "labeltext")
 TEXT = "text"
 _SVM_LINE = re.compile(r"^\s*[-+]?[\d.eE+-]+(\s+(qid:\S+|\d+:\S+))*\s*(#.*)?$")
 _SVM_PAIR = re.compile(r"\s\d+:\S")
+_SVM_INDEX_ZERO = re.compile(rb"\s0+:")
+TABLE_FORMATS = ("csv", "tsv", "parquet")
+DATA_ROOT_ENV = "TUNER_DATA_ROOT"
+# Without --n-features, a LIBSVM file may not be wider than this many columns per stored value
+# (nor than MIN_WIDTH_CHECKED): one stray index like 2000000000 would size every weight vector.
+MAX_WIDTH_PER_VALUE = 100
+MIN_WIDTH_CHECKED = 1 << 16
 
 
 @dataclass
@@ -46,6 +56,8 @@ class RawData:
     text_column: str | None = None
     feature_names: list[str] = field(default_factory=list)
     fingerprint: str = ""
+    zero_based: bool | None = None  # LIBSVM files: whether feature indices start at 0
+    class_names: dict[Any, str] = field(default_factory=dict)  # label -> display name (bundled sets)
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -126,6 +138,15 @@ def _fingerprint(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
+def file_fingerprint(path: str | Path, *, fmt: str = "auto", target: str | None = None,
+                     text_column: str | None = None, encoding: str = "utf-8") -> str:
+    """What :attr:`RawData.fingerprint` of ``load_data(path, ...)`` will be, without parsing the file."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"Data file {p} does not exist.")
+    return _fingerprint(p, _sniff(p, encoding) if fmt == "auto" else fmt, target, text_column, encoding)
+
+
 def _builtin(name: str) -> RawData:
     from sklearn import datasets
 
@@ -135,13 +156,19 @@ def _builtin(name: str) -> RawData:
         raise ConfigError(f"Unknown dataset {name!r}. Bundled datasets: {', '.join(BUILTIN_DATASETS)}.")
     bunch = loaders[name]()
     names = [str(n) for n in getattr(bunch, "feature_names", [])] or [f"x{i}" for i in range(bunch.data.shape[1])]
+    targets = [str(t) for t in getattr(bunch, "target_names", [])]
+    class_names = {i: t for i, t in enumerate(targets) if t != str(i)}
     return RawData("matrix", np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target), f"sklearn:{name}",
-                   "builtin", feature_names=names, fingerprint=_fingerprint("builtin", name, bunch.data.shape))
+                   "builtin", feature_names=names, fingerprint=_fingerprint("builtin", name, bunch.data.shape),
+                   class_names=class_names if len(class_names) == len(targets) else {})
 
 
 def _table(frame: pd.DataFrame, source: str, fmt: str, target: str | None, text_column: str | None,
            require_target: bool, fingerprint: str) -> RawData:
     frame.columns = [str(c) for c in frame.columns]
+    _check_column_names(list(frame.columns), source)
+    if target is not None and target == text_column:
+        raise DataError(f"Column {target!r} cannot be both the target (--target) and the text column (--text-column).")
     if target is None and require_target:
         raise DataError(f"{source} is a table: name its label column with --target (columns: {list(frame.columns)}).")
     y = None
@@ -158,19 +185,81 @@ def _table(frame: pd.DataFrame, source: str, fmt: str, target: str | None, text_
             frame = frame.drop(columns=[target])
     if text_column is not None and text_column not in frame.columns:
         raise DataError(f"Text column {text_column!r} not found in {source}. Columns: {list(frame.columns)}.")
+    if len(frame) == 0:
+        raise DataError(f"{source} holds no data rows.")
     numeric = [c for c in frame.columns if c != text_column]
     numeric_block(frame, numeric, f" in {source}")  # validates types and finiteness now, with names
     return RawData("table", frame.reset_index(drop=True), y, source, fmt, numeric_columns=numeric,
                    text_column=text_column, feature_names=numeric, fingerprint=fingerprint)
 
 
+def _check_column_names(names: list[str], source: str) -> None:
+    """Every column needs its own, non-empty name (pandas would silently rename ``x`` to ``x.1``)."""
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise DataError(f"{source} names the column(s) {dups} more than once; give every column its own name.")
+    empty = [i + 1 for i, n in enumerate(names) if not n.strip()]
+    if empty:
+        raise DataError(f"Column {empty[0]} of {source} has no name in the header (a saved row index?); "
+                        "name it or remove it.")
+
+
+def _check_options(fmt: str, source: str, target: str | None, text_column: str | None, n_features: int | None,
+                   zero_based: bool | None) -> None:
+    """Options that do not apply to the format are an error, never silently ignored."""
+    given = []
+    if fmt not in TABLE_FORMATS:
+        given += [opt for opt, v in (("--target", target), ("--text-column", text_column)) if v is not None]
+    if fmt != "svmlight":
+        given += [opt for opt, v in (("--n-features", n_features), ("--zero-based/--one-based", zero_based))
+                  if v is not None]
+    if given:
+        raise ConfigError(f"{' and '.join(given)} do(es) not apply to {source} (read as {fmt}): --target and "
+                          "--text-column name columns of CSV/TSV/Parquet tables, --n-features and "
+                          "--zero-based/--one-based size and index LIBSVM files.")
+
+
+def _read_table(p: Path, fmt: str, encoding: str, header: bool = True) -> pd.DataFrame:
+    """A CSV/TSV/Parquet file as a DataFrame: header names checked, no column silently dropped or renamed."""
+    if fmt == "parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise DataError("Reading Parquet needs pyarrow: pip install 'logreg-tuner[parquet]'.") from None
+        try:
+            _check_column_names([str(n) for n in pq.read_schema(p).names], str(p))
+            return pd.read_parquet(p)
+        except (ValueError, TypeError) as exc:  # pyarrow.ArrowInvalid derives from ValueError
+            raise DataError(f"Cannot read {p} as Parquet: {exc}") from None
+    sep, quoting = ("\t", csv.QUOTE_NONE) if fmt == "tsv" else (",", csv.QUOTE_MINIMAL)
+    if header:
+        with p.open("r", encoding=encoding, newline="") as fh:
+            _check_column_names(next(csv.reader(fh, delimiter=sep, quoting=quoting), []), str(p))
+    with warnings.catch_warnings():
+        # index_col=False: rows with more fields than the header would otherwise shift every column
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(p, sep=sep, encoding=encoding, quoting=quoting, index_col=False,
+                               header=0 if header else None)
+        except pd.errors.ParserWarning:
+            raise DataError(f"The rows of {p} have more fields than its header names; name every column in the "
+                            "header (is a separator missing, or a row index unnamed?).") from None
+
+
 def load_data(path: str | Path | None = None, *, dataset: str | None = None, target: str | None = None,
               text_column: str | None = None, encoding: str = "utf-8", fmt: str = "auto",
-              n_features: int | None = None, require_target: bool = True) -> RawData:
-    """Read a data set from a file, a folder, or scikit-learn's bundled sets (``dataset=``)."""
+              n_features: int | None = None, require_target: bool = True,
+              zero_based: bool | None = None) -> RawData:
+    """Read a data set from a file, a folder, or scikit-learn's bundled sets (``dataset=``).
+
+    ``zero_based`` says whether LIBSVM feature indices start at 0; ``None`` decides from the
+    file (zero-based when it holds an index 0) and :attr:`RawData.zero_based` records it,
+    so that every later file (test file, prediction rows) is read the same way.
+    """
     if (path is None) == (dataset is None):
         raise ConfigError("Give either a data file or --dataset NAME (not both).")
     if dataset is not None:
+        _check_options("builtin", f"the bundled dataset {dataset!r}", target, text_column, n_features, zero_based)
         return _builtin(dataset)
     p = Path(path)
     if not p.exists():
@@ -178,23 +267,12 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
     if fmt not in FORMATS:
         raise ConfigError(f"The 'format' parameter must be one of {list(FORMATS)}; got {fmt!r} instead.")
     fmt = _sniff(p, encoding) if fmt == "auto" else fmt
-    fp = _fingerprint(p, fmt, target, text_column, encoding)
+    _check_options(fmt, str(p), target, text_column, n_features, zero_based)
+    fp = file_fingerprint(p, fmt=fmt, target=target, text_column=text_column, encoding=encoding)
     src = str(p)
     try:
-        if fmt in ("csv", "tsv"):
-            sep = "\t" if fmt == "tsv" else ","
-            frame = pd.read_csv(p, sep=sep, encoding=encoding, quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
-            return _table(frame, src, fmt, target, text_column, require_target, fp)
-        if fmt == "parquet":
-            try:
-                import pyarrow  # noqa: F401
-            except ImportError:
-                raise DataError("Reading Parquet needs pyarrow: pip install 'logreg-tuner[parquet]'.") from None
-            try:
-                frame = pd.read_parquet(p)
-            except (ValueError, TypeError) as exc:  # pyarrow.ArrowInvalid derives from ValueError
-                raise DataError(f"Cannot read {p} as Parquet: {exc}") from None
-            return _table(frame, src, fmt, target, text_column, require_target, fp)
+        if fmt in TABLE_FORMATS:
+            return _table(_read_table(p, fmt, encoding), src, fmt, target, text_column, require_target, fp)
         if fmt == "npz":
             try:
                 z = np.load(p, allow_pickle=False)
@@ -223,16 +301,7 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
             names = [f"x{i}" for i in range(X.shape[1])]
             return RawData("matrix", X, y, src, fmt, feature_names=names, fingerprint=fp)
         if fmt == "svmlight":
-            from sklearn.datasets import load_svmlight_file
-
-            try:
-                X, y = load_svmlight_file(str(p), n_features=n_features, dtype=np.float64)
-            except ValueError as exc:
-                raise DataError(f"{p} is not a valid LIBSVM/svmlight file: {exc}") from None
-            check_finite_matrix(X, f" in {p}")
-            y = y.astype(np.int64) if np.all(np.mod(y, 1) == 0) else y
-            names = [f"f{i + 1}" for i in range(X.shape[1])]  # LIBSVM indices are 1-based
-            return RawData("matrix", X, y, src, fmt, feature_names=names, fingerprint=fp)
+            return _svmlight(p, n_features, zero_based, fp)
         if fmt == "classfiles":
             return _classfiles(p, encoding, fp)
         if fmt == "labeltext":
@@ -248,11 +317,57 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
             return RawData("table", pd.DataFrame({TEXT: texts}), y_arr, src, fmt, text_column=TEXT, fingerprint=fp)
     except UnicodeDecodeError as exc:
         raise DataError(f"Cannot decode {p} as {encoding}: {exc.reason}; pass the right --encoding (e.g. latin-1).") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
         raise DataError(f"Cannot parse {p} as {fmt}: {exc}") from None
     except OSError as exc:
         raise DataError(f"Cannot read {p}: {exc.strerror or exc}.") from None
     raise ConfigError(f"Unsupported format {fmt!r}.")  # pragma: no cover
+
+
+def _svmlight(p: Path, n_features: int | None, zero_based: bool | None, fp: str) -> RawData:
+    """A LIBSVM file read with one index base (decided from the file when ``zero_based`` is None)."""
+    from sklearn.datasets import load_svmlight_file
+
+    try:  # read the indices as written; the base is applied below, the same way for every file
+        X, y = load_svmlight_file(str(p), zero_based=True, dtype=np.float64)
+    except ValueError as exc:
+        raise DataError(f"{p} is not a valid LIBSVM/svmlight file: {exc}") from None
+    X = sp.csr_matrix(X)
+    has_zero = bool(X.nnz) and int(X.indices.min()) == 0
+    if zero_based is None:
+        zero_based = has_zero
+    elif has_zero and not zero_based:
+        raise DataError(f"{p} line {_line_with_index_zero(p)} has the feature index 0, but this data is read "
+                        "one-based (LIBSVM's convention, indices from 1); pass --zero-based if its indices "
+                        "start at 0, and train again so that every file is read that way.")
+    top = int(X.indices.max()) if X.nnz else -1  # the largest index as written
+    width = top + 1 if zero_based else max(top, 0)
+    if n_features is None and width > max(MIN_WIDTH_CHECKED, MAX_WIDTH_PER_VALUE * X.nnz):
+        raise DataError(f"{p} has the feature index {top} but only {X.nnz} stored values; if it really has "
+                        f"{width} features, say so with --n-features {width}.")
+    if n_features is not None and width > n_features:
+        raise DataError(f"{p} has the feature index {top}, beyond the {n_features} features expected "
+                        f"(--n-features, or the training data's width; indices read {_base(zero_based)}).")
+    n = width if n_features is None else n_features
+    indices = X.indices if zero_based else X.indices - 1
+    X = sp.csr_matrix((X.data, indices, X.indptr), shape=(X.shape[0], n))
+    check_finite_matrix(X, f" in {p}")
+    y = y.astype(np.int64) if np.all(np.mod(y, 1) == 0) else y
+    names = [f"f{i + (0 if zero_based else 1)}" for i in range(n)]  # the feature names follow the index base
+    return RawData("matrix", X, y, str(p), "svmlight", feature_names=names, fingerprint=fp, zero_based=zero_based)
+
+
+def _base(zero_based: bool) -> str:
+    return "zero-based" if zero_based else "one-based"
+
+
+def _line_with_index_zero(p: Path) -> int | str:
+    """The number of the first line of a LIBSVM file that uses feature index 0."""
+    with p.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if _SVM_INDEX_ZERO.search(line.split(b"#", 1)[0]):
+                return number
+    return "?"  # pragma: no cover - only called when the parsed file holds an index 0
 
 
 def _classfiles(folder: Path, encoding: str, fp: str) -> RawData:
@@ -279,7 +394,12 @@ def _classfiles(folder: Path, encoding: str, fp: str) -> RawData:
 
 def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "utf-8", fmt: str = "auto",
               target: str | None = None) -> Any:
-    """Read rows to predict on, in the shape the model's pipeline expects (labels optional)."""
+    """Read rows to predict on, in the shape the model's pipeline expects (labels optional).
+
+    A table keeps its header's names (the pipeline matches columns by name); a CSV/TSV whose
+    first row is all numbers has no header and is read as such, no row lost. A LIBSVM file
+    is read with the model's index base and width.
+    """
     p = Path(path)
     if not p.exists():
         raise DataError(f"Data file {p} does not exist.")
@@ -287,9 +407,37 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         if fmt == "auto" and p.suffix.lower() in (".txt", "") and not p.is_dir():
             lines = [ln for ln in _lines(_read_text(p, encoding)) if ln.strip()]
             return pd.DataFrame({pipeline.text_column: lines})
-    raw = load_data(p, target=target, text_column=pipeline.text_column, encoding=encoding, fmt=fmt,
-                    n_features=pipeline.n_input_features or None, require_target=False)
-    return raw.X
+    fmt = _sniff(p, encoding) if fmt == "auto" else fmt
+    if fmt in TABLE_FORMATS:
+        try:
+            frame = _read_table(p, fmt, encoding, header=fmt == "parquet" or _has_header(p, fmt, encoding, pipeline))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"Cannot decode {p} as {encoding}: {exc.reason}; pass the right --encoding.") from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+            raise DataError(f"Cannot parse {p} as {fmt}: {exc}") from None
+        if fmt == "parquet":
+            frame.columns = [str(c) for c in frame.columns]
+        if target is not None and target in frame.columns:
+            frame = frame.drop(columns=[target])
+        return frame
+    zero_based = pipeline.zero_based if fmt == "svmlight" else None
+    n_features = (pipeline.n_input_features or None) if fmt == "svmlight" else None
+    return load_data(p, encoding=encoding, fmt=fmt, n_features=n_features, zero_based=zero_based,
+                     require_target=False).X
+
+
+def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> bool:
+    """Whether the first row of a CSV/TSV names columns: it does unless every cell is a number."""
+    sep, quoting = ("\t", csv.QUOTE_NONE) if fmt == "tsv" else (",", csv.QUOTE_MINIMAL)
+    with p.open("r", encoding=encoding, newline="") as fh:
+        first = next(csv.reader(fh, delimiter=sep, quoting=quoting), [])
+    if not first or {c.strip() for c in first} & set(pipeline.input_columns):
+        return True
+    try:
+        [float(c) for c in first]
+    except ValueError:
+        return True
+    return False
 
 
 def encode_labels(y: Any) -> tuple[np.ndarray, list[Any]]:
@@ -337,25 +485,36 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
         raise ConfigError("val_size + test_size must leave some rows for training.")
     if raw.y is None:
         raise DataError(f"{raw.source} has no labels.")
+    if len(raw) == 0:
+        raise DataError(f"{raw.source} holds no data rows.")
     y, classes = encode_labels(raw.y)
+    _check_split_sizes(y, classes, raw.source, val_size, test_size)
     idx = np.arange(len(y))
 
     def split(ix: np.ndarray, frac: float) -> tuple[np.ndarray, np.ndarray]:
         if frac == 0:
             return ix, ix[:0]
-        strat = y[ix] if np.bincount(y[ix]).min(initial=len(ix)) >= 2 else None
         try:
-            return train_test_split(ix, test_size=frac, random_state=seed, stratify=strat)
-        except ValueError:
-            return train_test_split(ix, test_size=frac, random_state=seed, stratify=None)
+            return train_test_split(ix, test_size=frac, random_state=seed, stratify=y[ix])
+        except ValueError as exc:
+            raise DataError(f"Cannot split the {len(ix)} rows of {raw.source} stratified by class: {exc} Add rows, "
+                            "or lower --val-size/--test-size (0 turns a split off).") from None
 
     rest, test_idx = split(idx, test_size)
     train_idx, val_idx = split(rest, val_size / (1 - test_size) if test_size else val_size)
-    if len(np.unique(y[train_idx])) < 2:
-        raise DataError("The training split holds a single class; use more data or a smaller validation/test size.")
+    absent = [classes[c] for c in range(len(classes)) if not np.any(y[train_idx] == c)]
+    if absent:
+        raise DataError(f"The training split holds no row of class(es) {absent}; use more data or a smaller "
+                        "validation/test size.")
     pipe = FeaturePipeline.fit(raw.take(train_idx), kind=raw.kind, numeric_columns=raw.numeric_columns,
                                text_column=raw.text_column, feature_names=raw.feature_names)
+    pipe.zero_based = raw.zero_based
+    if raw.class_names:
+        pipe.class_names = [raw.class_names.get(c, str(c)) for c in classes]
     if test_raw is not None:
+        if raw.kind == "matrix" and test_raw.kind == "matrix" and test_raw.X.shape[1] != raw.X.shape[1]:
+            raise DataError(f"Test file {test_raw.source} has {test_raw.X.shape[1]} feature columns; the training "
+                            f"data has {raw.X.shape[1]}.")
         if test_raw.y is None:
             raise DataError(f"Test file {test_raw.source} has no labels.")
         lookup = {str(c): i for i, c in enumerate(classes)}
@@ -368,3 +527,56 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
         y_test, X_test = y[test_idx], pipe.transform(raw.take(test_idx))
     return Dataset(pipe.transform(raw.take(train_idx)), y[train_idx], pipe.transform(raw.take(val_idx)), y[val_idx],
                    X_test, y_test, classes, pipe, raw)
+
+
+def _check_split_sizes(y: np.ndarray, classes: list[Any], source: str, val_size: float, test_size: float) -> None:
+    """Enough rows of every class for a stratified split into every part asked for; names the class."""
+    parts = 1 + (val_size > 0) + (test_size > 0)
+    parts_named = ["training"] + ["validation"] * (val_size > 0) + ["test"] * (test_size > 0)
+    names = " and ".join(parts_named) if len(parts_named) < 3 else "training, validation and test"
+    advice = "add rows, or lower --val-size/--test-size (0 turns that split off)"
+    if len(y) < parts * len(classes):
+        raise DataError(f"{source} has only {len(y)} rows: too few to split into {names} rows with every class "
+                        f"in each (at least {parts * len(classes)} here); {advice}.")
+    counts = np.bincount(y, minlength=len(classes))
+    if parts > 1 and counts.min() < parts:
+        small = int(np.argmin(counts))
+        raise DataError(f"Class {classes[small]!r} has only {counts[small]} row(s) in {source}: too few to split "
+                        f"stratified into {names} rows (at least {parts} needed); {advice}.")
+
+
+def portable_path(path: str | Path) -> tuple[str, str | None]:
+    """(absolute path, path relative to ``$TUNER_DATA_ROOT`` or else to the working folder).
+
+    The relative path is what another machine resolves against its own data root (docker
+    compose mounts the data at ``/data``) or working folder; ``None`` when there is none.
+    """
+    absolute = Path(path).resolve()
+    root = os.environ.get(DATA_ROOT_ENV)
+    if root:
+        try:
+            return str(absolute), absolute.relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            pass
+    try:
+        return str(absolute), Path(os.path.relpath(absolute, Path.cwd())).as_posix()
+    except ValueError:  # another drive (Windows)
+        return str(absolute), None
+
+
+def locate(absolute: str, relative: str | None, what: str = "data file") -> Path:
+    """The first existing of ``$TUNER_DATA_ROOT/relative``, ``absolute``, ``./relative``; an error lists them."""
+    tried: list[tuple[Path, str]] = []
+    root = os.environ.get(DATA_ROOT_ENV)
+    if relative and root:
+        tried.append((Path(root) / relative, f"${DATA_ROOT_ENV}/{relative}"))
+    tried.append((Path(absolute), "the path given when the study was created"))
+    if relative:
+        tried.append((Path.cwd() / relative, "relative to the working folder"))
+    for candidate, _ in tried:
+        if candidate.exists():
+            return candidate
+    listed = "; ".join(f"{c} ({why})" for c, why in tried)
+    hint = (f"set {DATA_ROOT_ENV} to the folder that holds {relative} on this machine" if relative and not root
+            else "make the file available at one of these paths" + (f" or change {DATA_ROOT_ENV}" if root else ""))
+    raise DataError(f"Cannot find the study's {what}; tried {listed}. {hint[0].upper()}{hint[1:]}.")

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from .errors import DataError
 
-__all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block"]
+__all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block", "standardization"]
 
 TFIDF_OPTIONS = {"ngram_range": (1, 2), "min_df": 1, "sublinear_tf": True, "dtype": np.float64}
 
@@ -73,6 +73,28 @@ def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "") -> n
     return A
 
 
+def standardization(A: np.ndarray, names: list[str], where: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Column means and spreads (1 for a constant column); an error names a column whose scale overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        center = A.mean(axis=0)
+        std = A.std(axis=0)
+    bad = ~(np.isfinite(center) & np.isfinite(std))
+    if bad.any():
+        col = int(np.argmax(bad))
+        name = names[col] if col < len(names) else str(col)
+        raise DataError(
+            f"Feature column {name!r} is too large to standardize{where} (values up to "
+            f"{np.abs(A[:, col]).max():g}: its mean or spread overflows float64); rescale it first, "
+            "for example by dividing it by a power of ten."
+        )
+    return center, np.where(std > 0, std, 1.0)
+
+
+def _is_headerless(frame: pd.DataFrame) -> bool:
+    """Columns numbered 0..n-1 by pandas (a file read without a header row), not named."""
+    return all(isinstance(c, (int, np.integer)) for c in frame.columns)
+
+
 @dataclass
 class FeaturePipeline:
     """Raw rows -> the matrix the trainer saw. Construct with :meth:`fit` or :meth:`from_state`."""
@@ -87,6 +109,8 @@ class FeaturePipeline:
     scale: np.ndarray | None = None
     vocabulary: list[str] = field(default_factory=list)
     idf: np.ndarray | None = None
+    zero_based: bool | None = None  # how LIBSVM feature indices were read (None: not LIBSVM, or an older model)
+    class_names: list[str] = field(default_factory=list)  # display names of the classes (scikit-learn's target_names)
     _vectorizer: Any = field(default=None, repr=False)
 
     # ---- fitting ---------------------------------------------------------------------
@@ -102,18 +126,12 @@ class FeaturePipeline:
                 max_abs = np.asarray(abs(sp.csr_matrix(X)).max(axis=0).todense()).ravel()
                 pipe.scale = np.where(max_abs > 0, max_abs, 1.0)
             else:
-                A = np.asarray(X, dtype=np.float64)
-                pipe.center = A.mean(axis=0)
-                std = A.std(axis=0)
-                pipe.scale = np.where(std > 0, std, 1.0)
+                pipe.center, pipe.scale = standardization(np.asarray(X, dtype=np.float64), pipe.input_feature_names)
             return pipe
         numeric_columns = list(numeric_columns or [])
         pipe = cls("table", numeric_columns=numeric_columns, text_column=text_column)
         if numeric_columns:
-            A = numeric_block(X, numeric_columns)
-            pipe.center = A.mean(axis=0)
-            std = A.std(axis=0)
-            pipe.scale = np.where(std > 0, std, 1.0)
+            pipe.center, pipe.scale = standardization(numeric_block(X, numeric_columns), numeric_columns)
         if text_column is not None:
             from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -145,6 +163,58 @@ class FeaturePipeline:
     def n_features(self) -> int:
         return len(self.feature_names)
 
+    @property
+    def input_columns(self) -> list[str]:
+        """The raw columns a table of rows must name: the training columns, in training order."""
+        if self.kind == "matrix":
+            return list(self.input_feature_names)
+        return ([self.text_column] if self.text_column is not None else []) + list(self.numeric_columns)
+
+    def unused_columns(self, frame: pd.DataFrame) -> list[str]:
+        """Named columns of ``frame`` that the model does not read (an id, the label...)."""
+        if _is_headerless(frame):
+            return []
+        wanted = set(self.input_columns)
+        return [str(c) for c in frame.columns if str(c) not in wanted]
+
+    def select_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The training columns of ``frame``, matched by name (never by position), in training order.
+
+        A frame without a header (columns numbered by pandas) is accepted only with exactly the
+        training width, and only for numeric columns, whose order the model knows.
+        """
+        expected = self.input_columns
+        if _is_headerless(frame) and len(frame.columns):
+            if self.text_column is not None:
+                raise DataError(
+                    f"These rows have no header; a model with the text column {self.text_column!r} needs a header "
+                    f"row naming its columns {expected}."
+                )
+            if frame.shape[1] != len(expected):
+                raise DataError(
+                    f"These rows have no header and {frame.shape[1]} columns; the model was trained on "
+                    f"{len(expected)} columns. Add a header row naming them: {expected}."
+                )
+            out = frame.copy()
+            out.columns = expected
+            return out
+        names = [str(c) for c in frame.columns]
+        if len(set(names)) != len(names):
+            dups = sorted({n for n in names if names.count(n) > 1})
+            raise DataError(f"Column name(s) {dups} appear more than once; every column needs its own name.")
+        missing = [c for c in expected if c not in names]
+        if missing:
+            unexpected = [n for n in names if n not in set(expected)]
+            raise DataError(
+                f"The rows lack the training column(s) {missing}"
+                + (f" and hold column(s) {unexpected} the model was not trained on" if unexpected else "")
+                + "; columns are matched by name, so name them as in training"
+                + (f": {expected}." if len(expected) <= 12 else f" ({len(expected)} columns).")
+            )
+        out = frame.copy()
+        out.columns = names
+        return out[expected]
+
     def _get_vectorizer(self) -> Any:
         if self._vectorizer is None:
             from sklearn.feature_extraction.text import TfidfVectorizer
@@ -158,16 +228,19 @@ class FeaturePipeline:
         """Raw rows -> features (dense ndarray or CSR matrix)."""
         if self.kind == "matrix":
             if isinstance(X, pd.DataFrame):
-                X = X.to_numpy(dtype=np.float64)
+                X = numeric_block(self.select_columns(X), self.input_feature_names)
             if X.ndim != 2 or X.shape[1] != self.n_input_features:
                 raise DataError(f"Expected {self.n_input_features} feature columns; got an input of shape {X.shape}.")
             check_finite_matrix(X)
             if sp.issparse(X):
                 return sp.csr_matrix(X, dtype=np.float64) @ sp.diags(1.0 / self.scale)
             A = np.asarray(X, dtype=np.float64)
-            return (A - self.center) / self.scale if self.center is not None else A / self.scale
+            return self._finite((A - self.center) / self.scale if self.center is not None else A / self.scale,
+                                self.input_feature_names)
         if not isinstance(X, pd.DataFrame):
             raise DataError("This model was trained on a table; give it rows with named columns (CSV, Parquet...).")
+        if _is_headerless(X):
+            X = self.select_columns(X)
         blocks = []
         if self.text_column is not None:
             texts = self._texts(X, self.text_column)
@@ -175,11 +248,24 @@ class FeaturePipeline:
             blocks.append(self._get_vectorizer().transform(texts) if texts
                           else sp.csr_matrix((0, len(self.vocabulary)), dtype=np.float64))
         if self.numeric_columns:
-            A = (numeric_block(X, self.numeric_columns) - self.center) / self.scale
+            A = self._finite((numeric_block(X, self.numeric_columns) - self.center) / self.scale, self.numeric_columns)
             blocks.append(sp.csr_matrix(A) if self.text_column is not None else A)
         if self.text_column is not None:
             return sp.hstack(blocks, format="csr") if len(blocks) > 1 else sp.csr_matrix(blocks[0])
         return blocks[0]
+
+    @staticmethod
+    def _finite(Z: np.ndarray, names: list[str]) -> np.ndarray:
+        """Standardized values; an error names a column whose values overflow once standardized."""
+        bad = ~np.isfinite(Z)
+        if bad.any():
+            row, col = (int(v) for v in np.argwhere(bad)[0])
+            raise DataError(
+                f"Feature column {names[col] if col < len(names) else col!r} at row {row} is too large for the "
+                "training scale of that "
+                "column (it overflows float64 once standardized); check its units."
+            )
+        return Z
 
     # ---- saving ----------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -192,6 +278,8 @@ class FeaturePipeline:
             "text_column": self.text_column,
             "input_feature_names": self.input_feature_names,
             "vocabulary": self.vocabulary,
+            "zero_based": self.zero_based,
+            "class_names": self.class_names,
             "tfidf": {k: list(v) if isinstance(v, tuple) else v for k, v in TFIDF_OPTIONS.items() if k != "dtype"},
         }
         arrays = {k: v for k, v in (("center", self.center), ("scale", self.scale), ("idf", self.idf)) if v is not None}
@@ -210,4 +298,6 @@ class FeaturePipeline:
             scale=arrays.get("scale"),
             vocabulary=list(meta.get("vocabulary", [])),
             idf=arrays.get("idf"),
+            zero_based=meta.get("zero_based"),
+            class_names=[str(c) for c in meta.get("class_names", [])],
         )

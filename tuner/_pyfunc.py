@@ -9,9 +9,11 @@ logreg-tuner nor torch has to be installed where the model is served. Keep the i
 this module, ``_model`` and ``_features`` relative and limited to each other and ``errors``.
 
 Input: raw rows, as a DataFrame with the training columns (a ``text`` column for text
-models, the numeric feature columns otherwise); a list or Series of strings is accepted for
-a text-only model. Output: the predicted class labels; with ``params={"proba": True}`` a
-DataFrame with a ``prediction`` column and one ``proba_<class>`` column per class.
+models, the numeric feature columns otherwise), matched by name, never by position; a list
+or Series of strings is accepted for a text-only model. Output: the predicted class labels
+(as in the training data: scikit-learn's bundled sets give their ``target_names``); with
+``params={"proba": True}`` a DataFrame with a ``prediction`` column and one
+``proba_<class>`` column per class.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pandas as pd
 
 from ._model import LogisticModel
 
-__all__ = ["LogisticPyfunc", "as_rows", "prediction_frame"]
+__all__ = ["LogisticPyfunc", "as_rows", "class_labels", "labels_of", "prediction_frame"]
 
 PROBA_PARAM = "proba"
 
@@ -40,19 +42,25 @@ def as_rows(model_input: Any, model: LogisticModel) -> Any:
             return pd.DataFrame({pipe.text_column: list(model_input)})
         return pd.DataFrame(model_input)
     if isinstance(model_input, pd.DataFrame):
-        return model_input.to_numpy(dtype=np.float64)
+        return model_input  # the feature pipeline matches its columns by name
     return model_input if hasattr(model_input, "shape") else np.asarray(model_input, dtype=np.float64)
+
+
+def class_labels(model: LogisticModel) -> list[Any]:
+    """The classes as the training data named them (``malignant``, not ``0``, for breast_cancer)."""
+    names = model.pipeline.class_names
+    return list(names) if len(names) == len(model.classes_) else list(model.classes_)
 
 
 def labels_of(model: LogisticModel, proba: np.ndarray) -> np.ndarray:
     """Class labels (with their natural NumPy dtype) of the most probable classes."""
-    return np.asarray(model.classes_)[proba.argmax(axis=1)]
+    return np.asarray(class_labels(model))[proba.argmax(axis=1)]
 
 
 def prediction_frame(model: LogisticModel, proba: np.ndarray) -> pd.DataFrame:
     """``prediction`` plus one ``proba_<class>`` column per class."""
     out = pd.DataFrame({"prediction": labels_of(model, proba)})
-    for i, c in enumerate(model.classes_):
+    for i, c in enumerate(class_labels(model)):
         out[f"proba_{c}"] = proba[:, i]
     return out
 

@@ -1,0 +1,172 @@
+"""Issue 9, `tuner predict` input and output: columns matched by name, never by position; a
+headerless file read as such; labels as in training; cells a spreadsheet would run escaped.
+
+Real saved models (``tuner train --save-model``), real files, the real CLI.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+
+from tuner.cli import cli
+
+FAST = ("--penalty", "l2", "--optimizer", "lbfgs", "--epochs", "30")
+
+
+def invoke(*args: Any) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def trained(tmp_path: Path, *data_args: Any) -> Path:
+    folder = tmp_path / "model"
+    result = invoke("train", *data_args, *FAST, "--save-model", folder)
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def predictions(model: Path, data: Path, *args: Any) -> pd.DataFrame:
+    result = invoke("predict", model, data, *args)
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(io.StringIO(result.stdout), dtype=str, keep_default_na=False)
+
+
+def one_line_error(result: Result) -> str:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output, result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def cancer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A model trained on scikit-learn's breast_cancer and 40 of its raw rows."""
+    from sklearn.datasets import load_breast_cancer
+
+    tmp = tmp_path_factory.mktemp("cancer")
+    rows = load_breast_cancer(as_frame=True).data.iloc[::14].reset_index(drop=True)
+    return trained(tmp, "--dataset", "breast_cancer"), rows
+
+
+def test_breast_cancer_labels_are_the_training_labels(tmp_path: Path, cancer: tuple[Path, pd.DataFrame]) -> None:
+    model, rows = cancer
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    out = predictions(model, tmp_path / "rows.csv", "--proba")
+    assert set(out["prediction"]) == {"malignant", "benign"}
+    assert list(out.columns) == ["prediction", "proba_malignant", "proba_benign"]
+    malignant = out["proba_malignant"].astype(float) > 0.5
+    assert ((out["prediction"] == "malignant") == malignant).all()
+
+
+def test_renamed_or_missing_columns_are_named_in_the_error(tmp_path: Path, cancer: tuple[Path, pd.DataFrame]) -> None:
+    model, rows = cancer
+    rows.rename(columns={"mean radius": "radius"}).to_csv(tmp_path / "renamed.csv", index=False)
+    line = one_line_error(invoke("predict", model, tmp_path / "renamed.csv"))
+    assert "['mean radius']" in line and "['radius']" in line
+    rows.drop(columns=["worst area"]).to_csv(tmp_path / "missing.csv", index=False)
+    line = one_line_error(invoke("predict", model, tmp_path / "missing.csv"))
+    assert "['worst area']" in line
+
+
+def test_reordered_columns_and_extra_columns_are_matched_by_name(tmp_path: Path,
+                                                                 cancer: tuple[Path, pd.DataFrame]) -> None:
+    model, rows = cancer
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    expected = predictions(model, tmp_path / "rows.csv", "--proba")
+    reordered = rows[list(reversed(rows.columns))].assign(comment="seen twice")
+    reordered.to_csv(tmp_path / "reordered.csv", index=False)
+    result = invoke("predict", model, tmp_path / "reordered.csv", "--proba")
+    assert result.exit_code == 0, result.output
+    assert "ignoring column(s) ['comment']" in result.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(result.stdout), dtype=str, keep_default_na=False), expected)
+
+
+def test_headerless_file_loses_no_row_and_needs_the_training_width(tmp_path: Path,
+                                                                   cancer: tuple[Path, pd.DataFrame]) -> None:
+    model, rows = cancer
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    rows.to_csv(tmp_path / "bare.csv", index=False, header=False)
+    expected = predictions(model, tmp_path / "rows.csv", "--proba")
+    pd.testing.assert_frame_equal(predictions(model, tmp_path / "bare.csv", "--proba"), expected)
+    rows.iloc[:, :-1].to_csv(tmp_path / "narrow.csv", index=False, header=False)
+    line = one_line_error(invoke("predict", model, tmp_path / "narrow.csv"))
+    assert "no header" in line and "29 columns" in line and "30" in line
+
+
+def test_pyfunc_matches_dataframe_columns_by_name(cancer: tuple[Path, pd.DataFrame]) -> None:
+    """What `mlflow models serve` calls: a DataFrame in another column order predicts the same."""
+    from tuner._model import LogisticModel
+    from tuner._pyfunc import LogisticPyfunc
+
+    model_dir, rows = cancer
+    pyfunc = LogisticPyfunc(LogisticModel.load(model_dir))
+    straight = pyfunc.predict(rows, params={"proba": True})
+    shuffled = pyfunc.predict(rows[list(reversed(rows.columns))], params={"proba": True})
+    pd.testing.assert_frame_equal(shuffled, straight)
+
+
+def test_table_model_ignores_extra_text_columns(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=60)
+    pd.DataFrame({"a": a, "b": rng.normal(size=60), "label": np.where(a > 0, "up", "down")}).to_csv(
+        tmp_path / "train.csv", index=False)
+    model = trained(tmp_path, tmp_path / "train.csv", "--target", "label")
+    new = pd.DataFrame({"id": ["r1", "r2"], "b": [0.0, 0.0], "a": [3.0, -3.0], "note": ["x", "y"]})
+    new.to_csv(tmp_path / "new.csv", index=False)
+    assert list(predictions(model, tmp_path / "new.csv")["prediction"]) == ["up", "down"]
+    new[["a", "b"]].to_csv(tmp_path / "bare.csv", index=False, header=False)
+    assert list(predictions(model, tmp_path / "bare.csv")["prediction"]) == ["up", "down"]
+
+
+def test_text_model_given_a_csv_with_extra_columns(tmp_path: Path) -> None:
+    texts = ["a wonderful warm film", "dull and boring plot", "warm wonderful acting", "boring dull film"] * 6
+    labels = ["pos", "neg", "pos", "neg"] * 6
+    pd.DataFrame({"review": texts, "label": labels}).to_csv(tmp_path / "train.csv", index=False)
+    model = trained(tmp_path, tmp_path / "train.csv", "--target", "label", "--text-column", "review")
+    new = pd.DataFrame({"id": ["a", "b"], "review": ["wonderful warm", "dull boring"], "label": ["?", "?"]})
+    new.to_csv(tmp_path / "new.csv", index=False)
+    assert list(predictions(model, tmp_path / "new.csv", "--target", "label")["prediction"]) == ["pos", "neg"]
+
+
+def test_formula_like_labels_are_written_so_a_spreadsheet_does_not_run_them(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=90)
+    labels = np.select([a < -0.4, a > 0.4], ["=HYPERLINK(\"http://x\")", "@SUM(A1)"], "-2+3+cmd|' /C calc'!A0")
+    pd.DataFrame({"a": a, "label": labels}).to_csv(tmp_path / "train.csv", index=False)
+    model = trained(tmp_path, tmp_path / "train.csv", "--target", "label")
+    pd.DataFrame({"a": [-3.0, 3.0, 0.0]}).to_csv(tmp_path / "new.csv", index=False)
+    out_file = tmp_path / "out.csv"
+    result = invoke("predict", model, tmp_path / "new.csv", "--output", out_file)
+    assert result.exit_code == 0, result.output
+    cells = pd.read_csv(out_file, dtype=str)["prediction"].tolist()
+    assert cells == ["'=HYPERLINK(\"http://x\")", "'@SUM(A1)", "'-2+3+cmd|' /C calc'!A0"]
+    # a label that is a negative number is a number, not a formula: left alone
+    lines = [f"{1 if i % 2 else -1} 1:{(1 if i % 2 else -1) * (1 + i / 40):.3f} 2:{i % 3}" for i in range(40)]
+    (tmp_path / "train.svm").write_text("\n".join(lines) + "\n")
+    model = trained(tmp_path / "svm", tmp_path / "train.svm")
+    (tmp_path / "new.svm").write_text("0 1:-2 2:1\n0 1:2 2:1\n")
+    assert list(predictions(model, tmp_path / "new.svm")["prediction"]) == ["-1", "1"]
+
+
+def test_svmlight_rows_are_read_with_the_models_index_base(tmp_path: Path) -> None:
+    """A zero-based model reads a file without index 0 zero-based; a one-based model refuses index 0."""
+    rows = [f"{i % 2} 0:{(i * 7) % 5 / 5:.2f} 1:{(2 if i % 2 else -2) + (i % 3) / 3:.3f}" for i in range(40)]
+    (tmp_path / "zero.svm").write_text("\n".join(rows) + "\n")
+    zero_model = trained(tmp_path / "z", tmp_path / "zero.svm")
+    assert json.loads((zero_model / "model.json").read_text())["pipeline"]["zero_based"] is True
+    (tmp_path / "new.svm").write_text("0 1:3\n0 1:-3\n")  # no index 0: feature 1 is still feature 1
+    assert list(predictions(zero_model, tmp_path / "new.svm")["prediction"]) == ["1", "0"]
+    one_rows = [r.replace(" 1:", " 2:").replace(" 0:", " 1:") for r in rows]
+    (tmp_path / "one.svm").write_text("\n".join(one_rows) + "\n")
+    one_model = trained(tmp_path / "o", tmp_path / "one.svm")
+    (tmp_path / "bad.svm").write_text("0 2:3\n0 0:1 2:-3\n")
+    line = one_line_error(invoke("predict", one_model, tmp_path / "bad.svm"))
+    assert "bad.svm line 2" in line and "index 0" in line
