@@ -1,23 +1,55 @@
 """Study storage: the only place that builds SQLAlchemy URLs and engines.
 
 SQLite (the default, a file in the working directory) is opened in WAL mode with a busy
-timeout; every engine uses ``pool_pre_ping``. Errors become :class:`StorageError` with what
-to do about them.
+timeout; every engine uses ``pool_pre_ping`` and a connect timeout. The first start of a
+store is serialised (:func:`schema_lock`: a file lock next to a SQLite file, an advisory lock
+on PostgreSQL), so many processes can start on one new database. A store that is only read
+(``tuner study list/show``) is opened read-only and never created. Errors become
+:class:`StorageError` with what to do about them, passwords hidden (:func:`redact`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sqlite3
+import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+from urllib.parse import quote, unquote
 
-from .errors import StorageError
+from .errors import StorageError, TunerError
 
-__all__ = ["DEFAULT_STORAGE_FILE", "default_storage_url", "open_storage", "sqlite_path", "same_database"]
+__all__ = [
+    "DEFAULT_STORAGE_FILE",
+    "CONNECT_TIMEOUT_S",
+    "default_storage_url",
+    "open_storage",
+    "sqlite_path",
+    "same_database",
+    "redact",
+    "resolve_url",
+    "prepare_sqlite",
+    "schema_lock",
+    "check_reachable",
+    "memory_sqlite",
+    "retry_races",
+    "sqlite_writable",
+]
 
 DEFAULT_STORAGE_FILE = "tuner-studies.db"
+CONNECT_TIMEOUT_S = 10
+_PG_LOCK_KEY = 0x74756E6572  # "tuner": one advisory lock per database, held while a schema is created
+_RETRIES = 5
+_DRIVER_PACKAGES = {  # DBAPI module -> what to pip install
+    "psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pg8000": "pg8000", "asyncpg": "asyncpg",
+    "MySQLdb": "mysqlclient", "pymysql": "PyMySQL", "mysql": "mysql-connector-python", "pyodbc": "pyodbc",
+    "oracledb": "oracledb",
+}
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
+_DSN_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s,;)]+)")
 
 
 def _heartbeat() -> dict[str, int]:
@@ -31,17 +63,64 @@ def default_storage_url() -> str:
     return f"sqlite:///{Path.cwd() / DEFAULT_STORAGE_FILE}"
 
 
-def sqlite_path(url: str) -> Path | None:
-    """The file of a ``sqlite:///`` URL, or None for other databases (or in-memory SQLite)."""
+# ---- secrets ----------------------------------------------------------------------------------
+def redact(text: Any, *urls: str) -> str:
+    """``text`` with every password hidden: in URLs (``user:***@``), in libpq DSNs
+    (``password=***``) and, verbatim, the passwords of ``urls`` (for drivers' own messages)."""
+    out = _DSN_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\g<head>:***@", str(text)))
+    for secret in sorted({s for url in urls for s in _passwords(url)}, key=len, reverse=True):
+        out = out.replace(secret, "***")
+    return out
+
+
+def _passwords(url: str) -> set[str]:
+    """The password of ``url`` as written, decoded and encoded."""
+    m = re.search(r"://[^:/@\s]*:([^@\s]*)@", str(url))
+    if not m or not m.group(1):
+        return set()
+    raw = m.group(1)
+    return {s for s in (raw, unquote(raw), quote(unquote(raw), safe="")) if s}
+
+
+# ---- URLs -------------------------------------------------------------------------------------
+def _parse(url: str) -> Any:
     from sqlalchemy.engine import make_url
 
     try:
-        parsed = make_url(url)
+        return make_url(url)
     except Exception:
-        raise StorageError(f"{url!r} is not a database URL (e.g. sqlite:///studies.db or postgresql://user@host/db).") from None
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        raise StorageError(f"{redact(url)!r} is not a database URL (e.g. sqlite:///studies.db or "
+                           "postgresql://user@host/db).") from None
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (also ``sqlite:///file:PATH?mode=ro&uri=true``), or None
+    for other databases (or in-memory SQLite)."""
+    parsed = _parse(url)
+    db = parsed.database
+    if parsed.get_backend_name() != "sqlite" or _is_memory(parsed):
         return None
-    return Path(parsed.database)
+    if db.startswith("file:"):
+        db = unquote(db[5:].split("?")[0])
+        if db.startswith("//"):  # file://host/path
+            db = "/" + db[2:].partition("/")[2]
+    return Path(db)
+
+
+def _is_memory(parsed: Any) -> bool:
+    db = parsed.database or ""
+    return (not db or db in (":memory:", "file::memory:") or parsed.query.get("mode") == "memory"
+            or (db.startswith("file:") and "mode=memory" in db))
+
+
+def memory_sqlite(url: str) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (forgotten when the process ends)."""
+    parsed = _parse(url)
+    return parsed.get_backend_name() == "sqlite" and _is_memory(parsed)
+
+
+def _read_only_url(parsed: Any) -> bool:
+    return parsed.query.get("mode") == "ro" or parsed.query.get("immutable") == "1"
 
 
 def same_database(url_a: str, url_b: str) -> bool:
@@ -50,53 +129,278 @@ def same_database(url_a: str, url_b: str) -> bool:
 
     try:
         a, b = make_url(url_a), make_url(url_b)
+        pa, pb = sqlite_path(url_a), sqlite_path(url_b)
     except Exception:
         return False
-    pa, pb = sqlite_path(url_a), sqlite_path(url_b)
     if pa is not None and pb is not None:
         return pa.resolve() == pb.resolve()
     return a.set(password=None).render_as_string() == b.set(password=None).render_as_string()
 
 
-def _prepare_sqlite(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def resolve_url(url: str, what: str = "study database", error: type[TunerError] = StorageError) -> str:
+    """``url`` with a driver that is installed, or ``error`` naming the pip command.
+
+    A plain ``postgresql://`` means psycopg (3) to SQLAlchemy 2.1; with only psycopg2
+    installed it is mapped to ``postgresql+psycopg2://``.
+    """
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "postgresql" and "+" not in parsed.drivername and not _importable("psycopg") \
+            and _importable("psycopg2"):
+        return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     try:
-        with sqlite3.connect(path, timeout=30) as con:
-            con.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.Error as exc:
-        raise StorageError(f"Cannot open the SQLite study database {path}: {exc}.") from None
+        dialect = parsed.get_dialect()
+    except Exception:
+        raise error(f"The {what} URL {redact(url)} names an unknown database kind {parsed.drivername!r}; "
+                    "use e.g. sqlite:///studies.db or postgresql://user:password@host/db.") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        module = (getattr(exc, "name", None) or str(dialect.driver)).split(".")[0]
+        package = _DRIVER_PACKAGES.get(module, module)
+        hint = "pip install 'logreg-tuner[postgres]'" if package == "psycopg[binary]" else f"pip install '{package}'"
+        raise error(f"The {what} URL {redact(url)} needs the database driver {module!r}, which is not installed: "
+                    f"{hint}.") from None
+    return url
 
 
-def open_storage(url: str, *, heartbeat: bool = True) -> Any:
-    """An ``optuna.storages.RDBStorage`` for ``url`` with our engine settings."""
-    import optuna
-    import sqlalchemy.exc
+def _importable(module: str) -> bool:
+    import importlib
 
-    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    """A connect timeout for server databases (unless the URL sets one), a busy timeout for SQLite."""
+    parsed = _parse(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return {"timeout": 30}
+    if backend in ("postgresql", "mysql", "mariadb") and "connect_timeout" not in parsed.query:
+        return {"connect_timeout": CONNECT_TIMEOUT_S}
+    return {}
+
+
+def check_reachable(url: str, what: str, error: type[TunerError] = StorageError) -> None:
+    """Connect once to a server database (within the connect timeout), or raise ``error``."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    url = resolve_url(url, what, error)
+    if _parse(url).get_backend_name() == "sqlite":
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=_connect_args(url))
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:
+        raise error(f"Cannot reach the {what} {redact(url)}: {_first_line(exc, url)}. Check that the server "
+                    "is running and the URL is right.") from None
+    finally:
+        engine.dispose()
+
+
+# ---- SQLite files -----------------------------------------------------------------------------
+def prepare_sqlite(path: Path, what: str = "SQLite study database", error: type[TunerError] = StorageError) -> None:
+    """Create the folder, and put a new database in WAL mode (concurrent readers, fewer fsyncs)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as con:
+            if str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+    except (OSError, sqlite3.Error) as exc:
+        raise error(f"Cannot open the {what} {path}: {exc}.") from None
+
+
+def sqlite_writable(path: Path) -> bool:
+    """Whether this process can write the SQLite file ``path`` (and its folder: WAL needs both)."""
+    folder = path.parent if path.parent.exists() else next((p for p in path.parents if p.exists()), Path("/"))
+    return os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _sqlite_read_url(path: Path) -> str:
+    """A read-only URL of ``path``; ``immutable`` where SQLite cannot create the WAL index (read-only media)."""
+    query = "mode=ro&uri=true"
+    if not os.access(path.parent, os.W_OK) and not Path(f"{path}-shm").exists():
+        query += "&immutable=1"
+    return f"sqlite:///file:{quote(str(path.resolve()))}?{query}"
+
+
+@contextlib.contextmanager
+def schema_lock(url: str, what: str = "study database", error: type[TunerError] = StorageError) -> Iterator[None]:
+    """Serialise creating (or checking) a store's schema among processes starting together.
+
+    SQLite: a file lock next to the database; a database that this block creates and fails to
+    finish (an error, Ctrl-C) is removed, never left half-made. PostgreSQL: a session advisory
+    lock. Other databases: nothing (the callers retry on "already exists").
+    """
     path = sqlite_path(url)
     if path is not None:
-        _prepare_sqlite(path)
-        engine_kwargs["connect_args"] = {"timeout": 30}
-    kwargs: dict[str, Any] = _heartbeat() if heartbeat else {}
+        with _sqlite_lock(path, what, error):
+            yield
+    elif _parse(url).get_backend_name() == "postgresql":
+        with _pg_lock(url, what, error):
+            yield
+    else:
+        yield
+
+
+@contextlib.contextmanager
+def _sqlite_lock(path: Path, what: str, error: type[TunerError]) -> Iterator[None]:
+    from filelock import FileLock, Timeout
+
+    if not sqlite_writable(path):
+        yield
+        return
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"Cannot create the folder of the {what} {path}: {exc}.") from None
+    lock = FileLock(str(path.parent / f".{path.name}.lock"))
+    try:
+        lock.acquire(timeout=600)
+    except Timeout:
+        raise error(f"Another process has held the lock {lock.lock_file} for 10 minutes while creating the {what} "
+                    f"{path}; remove the lock file if no tuner process is running.") from None
+    fresh = not path.exists() or path.stat().st_size == 0
+    try:
+        yield
+    except BaseException:
+        if fresh:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        raise
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def _pg_lock(url: str, what: str, error: type[TunerError]) -> Iterator[None]:
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    url = resolve_url(url, what, error)
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=_connect_args(url))
+    try:
+        con = engine.connect()
+    except Exception as exc:
+        engine.dispose()
+        raise error(f"Cannot reach the {what} {redact(url)}: {_first_line(exc, url)}. Check that the server is "
+                    "running and the URL is right.") from None
+    try:
+        con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+        con.commit()
+        yield
+    finally:
+        con.close()  # ends the session, which releases the lock
+        engine.dispose()
+
+
+def retry_races(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args)``, again (a few times) when another process created the same table or row just now."""
+    for attempt in range(_RETRIES):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            text = str(exc).lower()
+            race = any(k in text for k in ("already exists", "duplicate key", "unique constraint", "uniqueviolation"))
+            if not race or attempt == _RETRIES - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _sqlalchemy_error(exc: BaseException) -> BaseException:
+    """The SQLAlchemy error under ``exc`` (Optuna wraps them), or ``exc``'s innermost cause."""
+    while getattr(exc, "orig", None) is None and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _first_line(exc: Any, *urls: str) -> str:
+    """The first line of the innermost error (the driver's own words), passwords hidden."""
+    inner = _sqlalchemy_error(exc)
+    inner = getattr(inner, "orig", None) or inner
+    text = str(inner).strip() or type(inner).__name__
+    return redact(text.splitlines()[0], *urls)[:300]
+
+
+# ---- the study storage ------------------------------------------------------------------------
+def _engine_url(url: str, writable: bool) -> str:
+    """The URL to open: the driver checked, SQLite read-only where it has to be, never in memory."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() != "sqlite":
+        return resolve_url(url)
+    if _is_memory(parsed):
+        raise StorageError(f"The study storage {url} is an in-memory SQLite database, which forgets every study "
+                           "when the command ends; give a file (e.g. sqlite:///tuner-studies.db).")
+    path = sqlite_path(url)
+    assert path is not None
+    if writable:
+        if _read_only_url(parsed):
+            raise StorageError(f"The study database {path} is opened read-only ({redact(url)}); running trials "
+                               "needs a writable one.")
+        if not sqlite_writable(path):
+            raise StorageError(f"The study database {path} is read-only (file or folder not writable); "
+                               "`tuner study list/show` can read it; copy it to a writable folder to run trials.")
+        return url
+    if not path.is_file():
+        raise StorageError(f"There is no study database at {path}; check --storage / TUNER_STORAGE "
+                           "(a study is created by `tuner tune`).")
+    return url if _read_only_url(parsed) else _sqlite_read_url(path)
+
+
+def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> Any:
+    """An ``optuna.storages.RDBStorage`` for ``url`` with our engine settings.
+
+    ``writable=False`` opens a store only to read it (SQLite: read-only, never created), so a
+    store on read-only media can be listed and shown.
+    """
+    import optuna
+
+    engine_url = _engine_url(url, writable)
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True, "connect_args": _connect_args(engine_url)}
+    kwargs: dict[str, Any] = _heartbeat() if heartbeat else {}
+    path = sqlite_path(url)
+    where = str(path) if path is not None else redact(url)
+
+    def create() -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
-    except RuntimeError as exc:  # Optuna's schema-version check
-        raise StorageError(f"The study database {url} has an incompatible schema: {exc}") from None
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
-        raise StorageError(
-            f"Cannot reach the study database {_redact(url)}: {exc.orig if getattr(exc, 'orig', None) else exc}. "
-            "Check that the server is running and the URL (--storage / TUNER_STORAGE) is right."
-        ) from None
-    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ImportError, ValueError) as exc:
-        raise StorageError(f"Cannot use the study database URL {_redact(url)}: {exc}.") from None
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
+            return optuna.storages.RDBStorage(engine_url, engine_kwargs=engine_kwargs, skip_table_creation=not writable,
+                                              **kwargs)
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
+        if not writable:
+            return create()
+        with schema_lock(engine_url):
+            if path is not None:
+                prepare_sqlite(path)
+            return retry_races(create)
+    except TunerError:
+        raise
+    except RuntimeError as exc:  # Optuna's schema-version check
+        raise StorageError(f"The study database {where} has an incompatible schema: {_first_line(exc, url)}") from None
+    except ImportError as exc:
+        raise StorageError(f"Cannot use the study database URL {redact(url)}: {_first_line(exc, url)}.") from None
+    except Exception as exc:
+        raise _storage_error(exc, url, where, path is not None) from None
+
+
+def _storage_error(exc: Exception, url: str, where: str, is_sqlite: bool) -> StorageError:
+    """One line for a failure to open the study database."""
+    import sqlalchemy.exc
+
+    reason = _first_line(exc, url)
+    if "readonly database" in reason or "no such table" in reason or ('relation "' in reason and "does not exist" in reason):
+        return StorageError(f"{where} is not a study database (it holds no Optuna tables); check --storage / "
+                            "TUNER_STORAGE.")
+    if is_sqlite:
+        return StorageError(f"Cannot open the SQLite study database {where}: {reason}.")
+    if isinstance(_sqlalchemy_error(exc), (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+        return StorageError(f"Cannot reach the study database {where}: {reason}. Check that the server is running "
+                            "and the URL (--storage / TUNER_STORAGE) is right.")
+    return StorageError(f"Cannot use the study database {where}: {reason}.")

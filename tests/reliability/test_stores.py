@@ -1,0 +1,320 @@
+"""Stores (issue 9): many processes on a new store, damaged, read-only and unreachable stores,
+database drivers, and passwords that never show.
+
+Everything runs for real: SQLite files, a throwaway PostgreSQL server (tests/_postgres.py),
+MLflow stores, and the ``tuner`` CLI in subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _postgres import postgres_server  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "Sw0rdf1sh-n0t-Here"
+FAST = ("--trials", "2", "--epochs", "3", "--penalty", "l2", "--optimizer", "lbfgs")
+
+# What `tuner tune` does with its stores before the first trial, in one process: open the
+# study storage, create a study, open the MLflow store and the study's experiment and parent
+# run. Each child waits for the others (a go file), so the four really start together.
+CHILD = r"""
+import sys, time
+from pathlib import Path
+import optuna
+from tuner._observer import StudyInfo
+from tuner._storage import open_storage
+from tuner._tracking import MlflowObserver
+
+storage_url, tracking_uri, name, folder = sys.argv[1:5]
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+(Path(folder) / f"ready-{name}").touch()
+while not (Path(folder) / "go").exists():
+    time.sleep(0.01)
+storage = open_storage(storage_url)
+optuna.create_study(study_name=name, storage=storage)
+obs = MlflowObserver(tracking_uri, register_model=False, plots=False, background=False)
+obs.on_study_start(StudyInfo(name, storage_url, {}, "minimize", "log_loss"))
+obs.close()
+"""
+
+# Runs the CLI with some database drivers made unimportable (as if not installed).
+WITHOUT = r"""
+import sys
+for name in sys.argv[1].split(","):
+    sys.modules[name] = None
+sys.argv = ["tuner", *sys.argv[2:]]
+from tuner.cli import main
+main()
+"""
+
+
+def tuner(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tuner.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def invoke(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in this process (click's CliRunner), for the commands that train nothing."""
+    from click.testing import CliRunner
+
+    from tuner.cli import cli
+
+    res = CliRunner().invoke(cli, list(args))
+    return subprocess.CompletedProcess(args, res.exit_code, res.stdout, res.stderr)
+
+
+def one_line_error(res: subprocess.CompletedProcess) -> str:
+    """The CLI's one-line error (exit 1, no traceback)."""
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1, res.stderr
+    return lines[0]
+
+
+def start_together(storage_url: str, tracking_uri: str, folder: Path, n: int = 4) -> list[subprocess.Popen]:
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, storage_url, tracking_uri, f"s{i}", str(folder)],
+                              cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(n)]
+    deadline = time.time() + 180
+    while len(list(folder.glob("ready-*"))) < n and time.time() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.05)
+    (folder / "go").touch()
+    return procs
+
+
+def assert_all_started(procs: list[subprocess.Popen], storage_url: str, tracking_uri: str) -> None:
+    import optuna
+    from mlflow import MlflowClient
+
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    names = {f"s{i}" for i in range(len(procs))}
+    assert {s.study_name for s in optuna.get_all_study_summaries(storage_url)} == names
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    assert names <= {e.name for e in client.search_experiments()}
+    client.search_registered_models()  # the registry tables are there too
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[dict[str, str]]:
+    """One server, a fresh pair of databases per test, a role whose password TCP logins must prove."""
+    names = ("race_studies", "race_mlflow", "drv_studies", "drv_mlflow", "sec_studies", "sec_mlflow")
+    with postgres_server(names, user="spy", password=SECRET, host_auth="scram-sha-256") as urls:
+        yield urls
+
+
+# ---- 1. a first start of many processes ---------------------------------------------------------
+def test_four_processes_start_together_on_new_sqlite_stores(tmp_path: Path) -> None:
+    studies, mlflow_db = f"sqlite:///{tmp_path / 'studies.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    procs = start_together(studies, mlflow_db, tmp_path)
+    assert_all_started(procs, studies, mlflow_db)
+
+
+def test_four_workers_start_together_on_a_new_postgresql(pg: dict[str, str], tmp_path: Path) -> None:
+    procs = start_together(pg["race_studies"], pg["race_mlflow"], tmp_path)
+    assert_all_started(procs, pg["race_studies"], pg["race_mlflow"])
+
+
+def test_a_process_killed_while_creating_the_mlflow_store_leaves_no_half_made_store(tmp_path: Path) -> None:
+    for delay in (0.3, 1.0):  # early and late in MLflow's migrations
+        folder = tmp_path / f"after-{delay}s"
+        folder.mkdir()
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        code = f"from tuner._tracking import MlflowObserver; MlflowObserver({uri!r}).check()"
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=folder, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "Creating initial MLflow database tables" in line:
+                break
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        res = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-1500:]
+        from mlflow import MlflowClient
+
+        assert "Default" in {e.name for e in MlflowClient(tracking_uri=uri).search_experiments()}
+        assert not list(folder.glob(".mlflow.db.*.new*"))  # what the killed process left is cleared
+
+
+# ---- 2. damaged, read-only, missing and unreachable stores ---------------------------------------
+def _study_db(path: Path) -> str:
+    import optuna
+
+    url = f"sqlite:///{path}"
+    study = optuna.create_study(study_name="kept", storage=url)
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0) ** 2, n_trials=3)
+    return url
+
+
+def _unshare_ok() -> bool:
+    try:
+        return subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def test_a_store_on_a_read_only_mount_can_be_listed_and_shown(tmp_path: Path) -> None:
+    if not _unshare_ok():
+        pytest.skip("needs `unshare -m` (a private mount namespace) for a read-only bind mount")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    url = _study_db(ro / "studies.db")
+    before = sorted(p.name for p in ro.iterdir())
+
+    def on_ro_mount(*args: str) -> subprocess.CompletedProcess:
+        cmd = " ".join(["exec", sys.executable, "-m", "tuner.cli", *[f"'{a}'" for a in args]])
+        script = f"mount --bind '{ro}' '{ro}' && mount -o remount,bind,ro '{ro}' && {cmd}"
+        return subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+
+    res = on_ro_mount("study", "list", "--json", "--storage", url)
+    assert res.returncode == 0, res.stderr
+    assert [r["name"] for r in json.loads(res.stdout)] == ["kept"]
+    res = on_ro_mount("study", "show", "kept", "--storage", url)
+    assert res.returncode == 0 and "Study kept" in res.stdout and "3 complete" in res.stdout, res.stderr
+    line = one_line_error(on_ro_mount("tune", "--dataset", "iris", "--study", "kept", *FAST, "--storage", url,
+                                      "--no-tracking"))
+    assert "read-only" in line and str(ro / "studies.db") in line
+    line = one_line_error(on_ro_mount("tune", "--dataset", "iris", *FAST, "--storage", f"sqlite:///{tmp_path / 'w.db'}",
+                                      "--tracking-uri", f"sqlite:///{ro / 'mlflow.db'}"))
+    assert "read-only" in line and "MLflow" in line
+    assert sorted(p.name for p in ro.iterdir()) == before
+
+
+def test_a_read_only_url_is_read_without_writing(tmp_path: Path) -> None:
+    path = tmp_path / "studies.db"
+    _study_db(path)
+    url = f"sqlite:///file:{path}?mode=ro&uri=true"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    res = tuner("study", "list", "--json", "--storage", url, cwd=cwd)
+    assert res.returncode == 0, res.stderr
+    assert [r["name"] for r in json.loads(res.stdout)] == ["kept"]
+    assert list(cwd.iterdir()) == []  # nothing created beside it (no folder named "file:")
+    line = one_line_error(tuner("tune", "--dataset", "iris", "--study", "kept", *FAST, "--storage", url,
+                                "--no-tracking", cwd=cwd))
+    assert "read-only" in line
+
+
+def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "studies.db"
+    line = one_line_error(tuner("study", "list", "--storage", f"sqlite:///{missing}", cwd=tmp_path))
+    assert "no study database" in line and str(missing) in line
+    assert not missing.parent.exists()
+
+
+def test_an_in_memory_store_that_would_lose_the_study_is_refused(tmp_path: Path) -> None:
+    line = one_line_error(tuner("tune", "--dataset", "iris", *FAST, "--storage", "sqlite://", "--no-tracking",
+                                cwd=tmp_path))
+    assert "in-memory" in line
+    line = one_line_error(tuner("tune", "--dataset", "iris", *FAST, "--tracking-uri", "sqlite:///:memory:",
+                                cwd=tmp_path))
+    assert "in-memory" in line and "MLflow" in line
+
+
+def test_a_corrupted_file_for_either_store_is_one_line_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(os.urandom(8192))
+    line = one_line_error(tuner("study", "list", "--storage", f"sqlite:///{bad}", cwd=tmp_path))
+    assert str(bad) in line and "not a database" in line
+    line = one_line_error(tuner("tune", "--dataset", "iris", *FAST, "--tracking-uri", f"sqlite:///{bad}",
+                                cwd=tmp_path))
+    assert str(bad) in line and "MLflow" in line
+    assert bad.stat().st_size == 8192
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts TCP connections and never answers (a hung or firewalled server)."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+        yield srv.getsockname()[1]
+
+
+def test_an_unreachable_postgresql_store_fails_within_seconds(tmp_path: Path, silent_server: int) -> None:
+    url = f"postgresql+psycopg2://spy:{SECRET}@127.0.0.1:{silent_server}/studies"
+    t0 = time.monotonic()
+    res = tuner("study", "list", "--storage", url, cwd=tmp_path, timeout=60)
+    line = one_line_error(res)
+    assert "Cannot reach the study database" in line and SECRET not in res.stderr + res.stdout
+    res = tuner("tune", "--dataset", "iris", *FAST, "--storage", f"sqlite:///{tmp_path / 's.db'}",
+                "--tracking-uri", url.replace("/studies", "/mlflow"), cwd=tmp_path, timeout=60)
+    line = one_line_error(res)
+    assert "Cannot reach the MLflow tracking store" in line and SECRET not in res.stderr + res.stdout
+    assert time.monotonic() - t0 < 60
+
+
+# ---- 3. drivers ------------------------------------------------------------------------------------
+def test_postgresql_urls_work_with_either_driver_for_both_stores(pg: dict[str, str], tmp_path: Path) -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(r.startswith("psycopg[binary]") for r in extras["postgres"])  # what `postgresql://` needs
+    plain = {k: v.replace("postgresql+psycopg2://", "postgresql://") for k, v in pg.items()}
+    for i, urls in enumerate((plain, pg)):
+        res = tuner("tune", "--dataset", "iris", "--study", f"form{i}", *FAST, "--storage", urls["drv_studies"],
+                    "--tracking-uri", urls["drv_mlflow"], "--json", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["best_value"] is not None
+
+
+def test_a_missing_driver_is_mapped_or_named_with_the_pip_command(pg: dict[str, str], tmp_path: Path) -> None:
+    plain = {k: v.replace("postgresql+psycopg2://", "postgresql://") for k, v in pg.items()}
+    args = ["tune", "--dataset", "iris", "--study", "no-psycopg3", *FAST, "--storage", plain["drv_studies"],
+            "--tracking-uri", plain["drv_mlflow"], "--json"]
+    res = subprocess.run([sys.executable, "-c", WITHOUT, "psycopg", *args], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr  # plain postgresql:// falls back to psycopg2
+    res = subprocess.run([sys.executable, "-c", WITHOUT, "psycopg,psycopg2", *args], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    line = one_line_error(res)
+    assert "pip install 'logreg-tuner[postgres]'" in line and SECRET not in line
+
+
+# ---- 4. secrets ---------------------------------------------------------------------------------------
+def test_the_password_shows_nowhere(pg: dict[str, str], tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    st, ml = pg["sec_studies"], pg["sec_mlflow"]
+    runs = [
+        tuner("tune", "--dataset", "iris", "--study", "sec", *FAST, "--storage", st, "--tracking-uri", ml, cwd=tmp_path),
+        tuner("tune", "--study", "sec", "--storage", st, "--tracking-uri", ml, "--json", cwd=tmp_path),
+        tuner("worker", "--study", "sec", "--storage", st, "--no-tracking", "--json", cwd=tmp_path),
+        tuner("worker", "--study", "sec", "--storage", st, "--no-tracking", cwd=tmp_path),
+        invoke("study", "list", "--storage", st),
+        invoke("study", "list", "--json", "--storage", st),
+        invoke("study", "show", "sec", "--storage", st),
+        invoke("study", "show", "sec", "--json", "--storage", st),
+    ]
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-800:] for r in runs if r.returncode]
+    assert json.loads(runs[1].stdout)["storage"].startswith("postgresql+psycopg2://spy:***@")
+    errors = [
+        invoke("worker", "--study", "nosuch", "--wait", "0", "--storage", st, "--no-tracking"),
+        invoke("study", "show", "nosuch", "--storage", st),
+        invoke("study", "list", "--storage", st.replace("/sec_studies", "/nodb")),
+        invoke("tune", "--dataset", "iris", *FAST, "--storage", st, "--tracking-uri", st),
+    ]
+    for res in errors:
+        one_line_error(res)
+    for res in runs + errors:
+        assert SECRET not in res.stdout + res.stderr, res.stdout + res.stderr
+    client = MlflowClient(tracking_uri=ml)
+    exp = client.get_experiment_by_name("sec")
+    parents = client.search_runs([exp.experiment_id], filter_string="tags.`tuner.role` = 'study'")
+    assert parents and parents[0].data.tags["tuner.storage"].startswith("postgresql+psycopg2://spy:***@")
+    for run in client.search_runs([exp.experiment_id]):
+        assert SECRET not in json.dumps([run.data.tags, run.data.params])
