@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+
+from tuner._plugin_api import Optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +55,26 @@ def breast_cancer() -> tuple[np.ndarray, np.ndarray]:
 
     d = load_breast_cancer()
     return StandardScaler().fit_transform(d.data), d.target.astype(np.int64)
+
+
+class BoomOptimizer(Optimizer):
+    """An optimizer plugin whose every trial fails (stands for a buggy third-party plugin)."""
+
+    name = "boom"
+    description = "Always fails when building its torch optimizer."
+    search_space: dict[str, Any] = {}
+
+    def build(self, param_groups: Any, params: Any, prox: Any = None) -> Any:
+        raise RuntimeError("boom: this optimizer always fails")
+
+
+@pytest.fixture
+def boom() -> Iterator[None]:
+    """Registers :class:`BoomOptimizer` as the optimizer plugin ``boom`` for one test."""
+    from tuner._registry import PluginInfo, optimizers
+
+    infos = optimizers._load()
+    infos["boom"] = PluginInfo("logreg_tuner.optimizers", "boom", "tests:BoomOptimizer", "tests-fixture", "0.0",
+                               plugin=BoomOptimizer())
+    yield
+    infos.pop("boom", None)

@@ -210,8 +210,9 @@ def test_sigkill_mid_study_keeps_completed_trials_and_the_study_resumes(tmp_path
     done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in st.trials)
     time.sleep(3)  # past the heartbeat grace period: the killed trial is stale
     runner = CliRunner(env=env)
+    # (no --epochs here: a resume used to ignore it silently, and refuses it since issue 9)
     res = runner.invoke(cli, ["tune", "--study", "killed", "--storage", f"sqlite:///{tmp_path / 'studies.db'}",
-                              "--trials", str(done + 2), "--epochs", "20", "--no-tracking", "--json"])
+                              "--trials", str(done + 2), "--no-tracking", "--json"])
     assert res.exit_code == 0, res.output
     st = load(tmp_path, "killed")
     states = [t.state for t in st.trials]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any
@@ -16,10 +17,10 @@ storage_option = click.option(
 )
 
 
-def _storage(url: str | None) -> Any:
+def _storage(url: str | None, writable: bool = False) -> Any:
     from ._storage import default_storage_url, open_storage
 
-    return open_storage(url or default_storage_url(), heartbeat=False)
+    return open_storage(url or default_storage_url(), heartbeat=False, writable=writable)
 
 
 def _load(name: str, storage: Any) -> Any:
@@ -35,11 +36,28 @@ def _load(name: str, storage: Any) -> Any:
         raise ConfigError(f"No study named {name!r}. Studies in this database: {', '.join(names) or 'none'}.") from None
 
 
-def _counts(trials: list[Any]) -> dict[str, int]:
+def _counts(trials: list[Any], study: Any = None, url: str | None = None) -> dict[str, int]:
+    """Trials by state; ``stale`` counts the running ones whose worker stopped sending heartbeats."""
     out: dict[str, int] = {}
     for t in trials:
         out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
+    if study is not None and out.get("running"):
+        out["stale"] = len(_stale_ids(study, url))
     return out
+
+
+def _stale_ids(study: Any, url: str | None) -> list[int]:
+    """Ids of the study's running trials past the heartbeat grace period (their worker died)."""
+    get_stale = getattr(_beating_storage(url), "_get_stale_trial_ids", None)
+    return list(get_stale(study._study_id)) if get_stale is not None else []
+
+
+@functools.lru_cache(maxsize=4)
+def _beating_storage(url: str | None) -> Any:
+    """The store with the heartbeat settings the workers use (TUNER_HEARTBEAT_INTERVAL / _GRACE)."""
+    from ._storage import default_storage_url, open_storage
+
+    return open_storage(url or default_storage_url(), writable=False)
 
 
 def _trial_row(t: Any) -> dict[str, Any]:
@@ -74,7 +92,7 @@ def study_list(storage: str | None, as_json: bool) -> None:
         trials = study_obj.get_trials(deepcopy=False)
         spec = json.loads(s.user_attrs.get("spec", "{}"))
         rows.append({"name": s.study_name, "direction": s.direction.name.lower(), "metric": spec.get("metric"),
-                     "trials": _counts(trials),
+                     "trials": _counts(trials, study_obj, storage),
                      "best_value": s.best_trial.value if s.best_trial else None,
                      "created": s.datetime_start.isoformat(timespec="seconds") if s.datetime_start else
                      s.user_attrs.get("created")})
@@ -84,12 +102,14 @@ def study_list(storage: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("No studies.")
         return
-    click.echo(f"{'NAME':<40} {'COMPLETE':>8} {'PRUNED':>7} {'FAILED':>7} {'BEST':>12}  {'METRIC':<9} CREATED")
+    click.echo(f"{'NAME':<40} {'COMPLETE':>8} {'PRUNED':>7} {'FAILED':>7} {'RUNNING':>9} {'BEST':>12}  "
+               f"{'METRIC':<9} CREATED")
     for r in rows:
         t = r["trials"]
         best = "-" if r["best_value"] is None else f"{r['best_value']:.6g}"
+        running = f"{t.get('running', 0)}" + (f" ({t['stale']} stale)" if t.get("stale") else "")
         click.echo(f"{r['name']:<40} {t.get('complete', 0):>8} {t.get('pruned', 0):>7} {t.get('fail', 0):>7} "
-                   f"{best:>12}  {r['metric'] or '-':<9} {r['created'] or '-'}")
+                   f"{running:>9} {best:>12}  {r['metric'] or '-':<9} {r['created'] or '-'}")
 
 
 @study.command("show")
@@ -117,7 +137,7 @@ def study_show(name: str, storage: str | None, top: int, as_json: bool) -> None:
                 importances = {k: float(v) for k, v in optuna.importance.get_param_importances(s).items()}
         except (RuntimeError, ValueError):
             importances = {}
-    info = {"name": name, "spec": json.loads(s.user_attrs.get("spec", "{}")), "trials": _counts(trials),
+    info = {"name": name, "spec": json.loads(s.user_attrs.get("spec", "{}")), "trials": _counts(trials, s, storage),
             "best": _trial_row(s.best_trial) if done else None, "top": [_trial_row(t) for t in ranked],
             "importances": importances,
             "user_attrs": {k: v for k, v in s.user_attrs.items() if k != "spec"}}
@@ -132,7 +152,10 @@ def study_show(name: str, storage: str | None, top: int, as_json: bool) -> None:
     click.echo(f"  metric: {spec.get('metric')} ({s.direction.name.lower()}); sampler {spec.get('sampler')}, "
                f"pruner {spec.get('pruner')}; budget {spec.get('n_trials')} trials")
     t = info["trials"]
-    click.echo(f"  trials: {t.get('complete', 0)} complete, {t.get('pruned', 0)} pruned, {t.get('fail', 0)} failed")
+    click.echo(f"  trials: {t.get('complete', 0)} complete, {t.get('pruned', 0)} pruned, {t.get('fail', 0)} failed, "
+               f"{t.get('running', 0)} running" + (f" ({t['stale']} stale: their worker died; the next trial "
+                                                   "to start fails and retries them)" if t.get("stale") else "")
+               + (f", {t['waiting']} waiting" if t.get("waiting") else ""))
     if not ranked:
         click.echo("  no completed trial")
         return
@@ -204,7 +227,7 @@ def study_delete(name: str, storage: str | None, yes: bool) -> None:
     """Delete a study and all its trials from the study database."""
     import optuna
 
-    st = _storage(storage)
+    st = _storage(storage, writable=True)
     _load(name, st)
     if not yes:
         click.confirm(f"Delete study {name!r} and all its trials?", abort=True)

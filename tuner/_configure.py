@@ -52,18 +52,25 @@ def resolve_pair(penalty_name: str, optimizer_name: str) -> tuple[Penalty, Optim
     return pen, opt
 
 
-def split_overrides(pairs: Sequence[tuple[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``[("penalty.strength", v), ("optimizer.lr", v)]`` -> (penalty overrides, optimizer overrides)."""
+def split_overrides(pairs: Sequence[tuple[str, Any]], penalty: str | None = None,
+                    optimizer: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``[("penalty.strength", v), ("optimizer.lr", v)]`` -> (penalty overrides, optimizer overrides).
+
+    A name qualified by a plugin (``optimizer.sgd.lr``) must name the plugin in use when
+    ``penalty`` / ``optimizer`` are given: it is refused, never applied to another plugin.
+    """
     pen: dict[str, Any] = {}
     opt: dict[str, Any] = {}
     for key, value in pairs:
         group, _, name = key.partition(".")
-        if group == "penalty" and name:
-            pen[name.split(".")[-1]] = value
-        elif group == "optimizer" and name:
-            opt[name.split(".")[-1]] = value
-        else:
+        plugin, _, hp = name.rpartition(".")
+        used = {"penalty": penalty, "optimizer": optimizer}.get(group)
+        if group not in ("penalty", "optimizer") or not hp or "." in plugin:
             raise ConfigError(f"Hyperparameter {key!r} must be named penalty.NAME or optimizer.NAME.")
+        if plugin and used is not None and plugin != used:
+            raise ConfigError(f"The 'param' parameter {key!r} is for {group} '{plugin}', but the {group} is "
+                              f"'{used}'; use {group}.{hp} or choose --{group} {plugin}.")
+        (pen if group == "penalty" else opt)[hp] = value
     return pen, opt
 
 

@@ -49,6 +49,10 @@ class StudyObserver:
     user attributes of the Optuna trial (e.g. the MLflow run id, or ``mlflow_logged=False``).
     """
 
+    def check(self) -> None:
+        """Raise a :class:`~tuner.errors.TunerError` unless the observer can work (called
+        before a new study is stored, so that a refused start leaves nothing behind)."""
+
     def on_study_start(self, study: StudyInfo) -> dict[str, Any]:
         """Called once per process before any trial; returns study user attributes to store."""
         return {}
@@ -69,3 +73,10 @@ class StudyObserver:
         ``history`` lists every finished trial as ``{"number", "state", "value", "params"}``.
         """
         return {}
+
+    def on_trial_lost(self, study: StudyInfo, number: int, reason: str) -> None:
+        """Trial ``number`` was failed because its worker died (no heartbeat); it runs again once."""
+
+    def on_study_stop(self, study: StudyInfo, status: str, reason: str | None) -> None:
+        """Called instead of :meth:`on_study_end` when a run ends without a refit: ``status`` is
+        FINISHED (nothing to refit), KILLED (a signal) or FAILED (an error, in ``reason``)."""

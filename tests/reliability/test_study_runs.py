@@ -1,0 +1,292 @@
+"""Study runs that must never give a silent wrong answer (issue 9): resume, exit codes,
+rejected starts, killed workers and signals. Real SQLite stores, real MLflow stores, real
+subprocesses and real signals."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from click.testing import CliRunner
+from optuna.trial import TrialState
+
+from tuner.cli import cli
+
+FAST = ["--epochs", "20", "--no-tracking"]
+PAIR = ["--penalty", "l2", "--optimizer", "lbfgs"]
+
+
+def _url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'studies.db'}"
+
+
+def tune(tmp_path: Path, *args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(cli, ["tune", "--storage", _url(tmp_path), *args])
+    assert "Traceback" not in res.output, res.output
+    return res.exit_code, res.stdout if "--json" in args and res.exit_code == 0 else res.output
+
+
+def trials(tmp_path: Path, name: str) -> list[Any]:
+    return optuna.load_study(study_name=name, storage=_url(tmp_path)).trials
+
+
+def study_names(tmp_path: Path) -> list[str]:
+    return [s.study_name for s in optuna.get_all_study_summaries(_url(tmp_path), include_best_trial=False)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- 1. resume ------------------------------------------------------------------------------
+def test_resume_refuses_every_explicit_option_that_differs_from_the_stored_study(tmp_path: Path) -> None:
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "s", "--trials", "2", *PAIR, *FAST)
+    assert code == 0, out
+    for args in (["--penalty", "none", "--metric", "accuracy"],  # no data argument: used to be ignored
+                 ["--sampler", "random"], ["--seed", "3"], ["--epochs", "50"], ["--device", "cpu"],
+                 ["--param", "optimizer.sgd.lr=0.5"],  # sgd is not in the study
+                 ["--dataset", "breast_cancer", "--pruner", "none"]):  # with the data argument too
+        code, out = tune(tmp_path, "--study", "s", "--trials", "4", *args, "--no-tracking")
+        assert code == 1, (args, out)
+        assert "different options" in out and "Only the budget (--trials, --timeout)" in out, out
+    assert "penalties: stored ['l2'], now ['none']" in tune(
+        tmp_path, "--study", "s", "--penalty", "none", "--metric", "accuracy", "--no-tracking")[1]
+    assert len(trials(tmp_path, "s")) == 2  # nothing ran
+    # the budget and the output options may change; options equal to the stored ones are fine,
+    # and defaults never contradict the stored study (with or without the data argument)
+    code, out = tune(tmp_path, "--study", "s", "--trials", "3", "--penalty", "l2", "--epochs", "20", "--json",
+                     "--no-tracking")
+    assert code == 0, out
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "s", "--trials", "4", "--json",
+                     "--no-tracking")
+    assert code == 0, out
+    assert json.loads(out)["trials"]["complete"] + json.loads(out)["trials"]["pruned"] == 4
+
+
+def test_lowering_the_budget_below_the_finished_trials_says_so(tmp_path: Path) -> None:
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "b", "--trials", "3", *PAIR, *FAST)
+    assert code == 0, out
+    code, out = tune(tmp_path, "--study", "b", "--trials", "1", "--no-tracking")
+    assert code == 0 and "3 finished trials, more than its new budget of 1" in out, out
+    assert len(trials(tmp_path, "b")) == 3
+
+
+def test_train_refuses_a_param_for_another_optimizer(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["train", "--dataset", "breast_cancer", "--penalty", "l2", "--optimizer", "adam",
+                                   "--param", "optimizer.sgd.lr=0.5", "--epochs", "2"])
+    assert res.exit_code == 1 and "'optimizer.sgd.lr' is for optimizer 'sgd'" in res.output, res.output
+    res = CliRunner().invoke(cli, ["train", "--dataset", "breast_cancer", "--penalty", "l2", "--optimizer", "adam",
+                                   "--param", "optimizer.adam.lr=0.05", "--epochs", "2", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["optimizer_params"]["lr"] == 0.05, res.output
+
+
+# ---- 2. exit codes --------------------------------------------------------------------------
+
+
+def test_a_study_whose_trials_all_fail_exits_non_zero_with_the_first_reason(tmp_path: Path, boom: None) -> None:
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "f", "--trials", "20", "--penalty", "l2",
+                     "--optimizer", "boom", *FAST)
+    assert code == 1, out
+    assert "Every trial of study 'f' failed" in out and "RuntimeError: boom: this optimizer always fails" in out
+    assert len(trials(tmp_path, "f")) == 3  # it stops after a few failures in a row, not after 20
+
+
+def test_a_negative_budget_is_refused_not_run_as_nothing(tmp_path: Path) -> None:
+    for args, message in ((["--trials", "-1"], "The 'trials' parameter of tune must be an integer >= 0; got -1"),
+                          (["--timeout", "0"], "The 'timeout' parameter of tune must be a number of seconds > 0")):
+        code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "n", *args, *PAIR, *FAST)
+        assert code == 1 and message in out, out
+    assert study_names(tmp_path) == []
+
+
+def test_a_study_whose_trials_were_all_pruned_has_no_answer_and_says_so(tmp_path: Path) -> None:
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "p", "--trials", "3", "--penalty", "l2",
+                     "--optimizer", "sgd", "--param", "optimizer.lr=1e3", "--param", "penalty.strength=1e-2",
+                     "--epochs", "10", "--no-tracking")
+    assert code == 1, out
+    assert "No trial of study 'p' completed: all 3 finished ones were pruned; the first, #0: diverged" in out
+
+
+def test_a_one_class_validation_split_is_an_error_before_any_trial(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "rare.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["x1", "x2", "x3", "label"])
+        for row, label in zip(rng.normal(size=(40, 3)), ["a"] * 37 + ["b"] * 3):
+            w.writerow([*row, label])
+    # 4 validation rows, all of class 'a': roc_auc is NaN for every trial, log_loss meaningless
+    code, out = tune(tmp_path, str(path), "--target", "label", "--val-size", "0.1", "--study", "r", "--trials", "3",
+                     "--metric", "roc_auc", *PAIR, *FAST)
+    assert code == 1 and "validation split (4 rows) holds a single class ('a')" in out, out
+    assert study_names(tmp_path) == []
+
+
+# ---- 3. a refused start leaves nothing behind --------------------------------------------
+def test_a_rejected_start_stores_nothing_and_the_corrected_retry_works(tmp_path: Path) -> None:
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "x", "--trials", "2", "--device", "bogus",
+                     *PAIR, *FAST)
+    assert code == 1 and "'device' parameter" in out, out
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "x", "--trials", "2", "--tracking-uri",
+                     f"http://127.0.0.1:{_free_port()}", "--epochs", "20", *PAIR)
+    assert code == 1 and "Cannot reach the MLflow tracking server" in out, out
+    assert study_names(tmp_path) == []
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "x", "--trials", "2", "--device", "cpu",
+                     *PAIR, *FAST)
+    assert code == 0, out
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda_fails_before_any_trial(tmp_path: Path) -> None:
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "c", "--trials", "2", "--device", "cuda",
+                     *PAIR, *FAST)
+    assert code == 1 and "no CUDA device is available" in out, out
+    assert study_names(tmp_path) == []
+
+
+# ---- 5. a killed worker, 6. signals -----------------------------------------------------
+def _popen(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tuner.cli", "tune", "--storage", _url(tmp_path), *args],
+                            cwd=tmp_path, env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait(tmp_path: Path, name: str, proc: subprocess.Popen, ready: Any, limit: float = 180) -> list[Any]:
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            ts = optuna.load_study(study_name=name, storage=_url(tmp_path)).get_trials(deepcopy=False)
+            if ready(ts):
+                return ts
+        except KeyError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the study did not get there in time")
+
+
+SLOW = ["--penalty", "l2", "--optimizer", "sgd", "--epochs", "300", "--patience", "300", "--pruner", "none"]
+
+
+def test_a_killed_workers_trial_is_shown_stale_then_failed_with_a_reason_and_retried_once(tmp_path: Path) -> None:
+    env = {"TUNER_HEARTBEAT_INTERVAL": "1", "TUNER_HEARTBEAT_GRACE": "2"}
+    proc = _popen(tmp_path, "--dataset", "breast_cancer", "--study", "k", "--trials", "50", *SLOW, "--no-tracking",
+                  env=env)
+    _wait(tmp_path, "k", proc, lambda ts: any(t.state == TrialState.RUNNING and t.intermediate_values for t in ts))
+    proc.kill()
+    proc.communicate()
+    time.sleep(3)  # past the grace period
+    res = CliRunner(env=env).invoke(cli, ["study", "list", "--storage", _url(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)
+    assert row["trials"]["running"] == 1 and row["trials"]["stale"] == 1
+    res = CliRunner(env=env).invoke(cli, ["study", "show", "k", "--storage", _url(tmp_path)])
+    assert "1 running (1 stale" in res.output, res.output
+    lost = next(t for t in trials(tmp_path, "k") if t.state == TrialState.RUNNING)
+    res = CliRunner(env=env).invoke(cli, ["tune", "--study", "k", "--storage", _url(tmp_path), "--trials", "1",
+                                          "--no-tracking", "--json"])
+    assert res.exit_code == 0, res.output
+    ts = trials(tmp_path, "k")
+    assert ts[lost.number].state == TrialState.FAIL
+    assert ts[lost.number].user_attrs["fail_reason"].startswith("lost: its worker sent no heartbeat")
+    (retry,) = [t for t in ts if t.user_attrs.get("retry_of") == lost.number]
+    assert retry.params == lost.params and retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert "fail_reason" not in retry.user_attrs
+
+
+def _mlflow_runs(uri: str, study: str) -> tuple[list[Any], Any]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.get_experiment_by_name(study)
+    return client.search_runs([exp.experiment_id], max_results=100), client
+
+
+def _logged_models(db: Path) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            return con.execute("SELECT count(*) FROM logged_models").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_the_final_refit_or_registration_ends_cleanly(tmp_path: Path, signum: int, code: int) -> None:
+    """The one trial completes; the signal lands in the refit of the best trial (SIGINT) or while
+    the best model is registered (SIGTERM): the parent run is ended, any champion is a whole
+    registered model, and the output is one line, no traceback."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = _popen(tmp_path, "--dataset", "breast_cancer", "--study", "z", "--trials", "1", *SLOW,
+                  "--tracking-uri", uri)
+    _wait(tmp_path, "z", proc, lambda ts: any(t.state == TrialState.COMPLETE for t in ts))
+    if signum == signal.SIGTERM:  # wait for the registration of the best model to begin
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and not _logged_models(tmp_path / "mlflow.db"):
+            time.sleep(0.05)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=180)
+    if signum == signal.SIGINT:  # the refit of a 300-epoch sgd fit takes seconds: the signal lands in it
+        assert proc.returncode == code, (out, err)
+    assert proc.returncode in (code, 0), (out, err)  # 0 only if it had finished before the signal
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    if proc.returncode == code:
+        assert f"interrupted by {signal.Signals(signum).name}" in out
+    runs, client = _mlflow_runs(uri, "z")
+    parents = [r for r in runs if r.data.tags.get("tuner.role") == "study"]
+    assert len(parents) == 1 and parents[0].info.status in ("FINISHED", "KILLED") and parents[0].info.end_time
+    assert all(r.info.status != "RUNNING" for r in runs)
+    try:
+        mv = client.get_model_version_by_alias("z", "champion")
+    except Exception:
+        mv = None
+    if mv is not None:  # a champion is always a complete model version
+        assert mv.status == "READY" and mv.tags["tuner.trial"] == "0"
+        assert client.get_logged_model(mv.model_id).status.name == "READY" if mv.model_id else True
+
+
+def test_an_interrupt_mid_trial_prints_one_line_not_a_traceback(tmp_path: Path) -> None:
+    proc = _popen(tmp_path, "--dataset", "breast_cancer", "--study", "i", "--trials", "50", *SLOW, "--no-tracking")
+    _wait(tmp_path, "i", proc, lambda ts: any(t.state == TrialState.COMPLETE for t in ts)
+          and any(t.state == TrialState.RUNNING for t in ts))
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "interrupted by SIGINT" in out
+
+
+# ---- made-up study names ----------------------------------------------------------------------
+def test_a_made_up_study_name_never_joins_a_study_another_process_started(tmp_path: Path) -> None:
+    """Two `tune` runs without --study in the same second make up the same name; the second must
+    not silently share the first one's study and budget."""
+    from tuner._data import load_data
+    from tuner._search import run_study
+    from tuner._spec import DataSpec, StudySpec
+    from tuner.errors import ConfigError
+
+    def spec() -> StudySpec:
+        return StudySpec(DataSpec(dataset="iris", fingerprint=load_data(dataset="iris").fingerprint), ["l2"],
+                         ["lbfgs"], sampler="random", pruner="none", n_trials=1, train={"epochs": 5})
+
+    run_study(spec(), "iris-20261128-101500", _url(tmp_path), new_only=True)
+    with pytest.raises(ConfigError, match="already exists .*--study NAME"):
+        run_study(spec(), "iris-20261128-101500", _url(tmp_path), new_only=True)
+    assert len(trials(tmp_path, "iris-20261128-101500")) == 1
+    # a name the user chose is joined as before (that is how workers share a study)
+    run_study(spec(), "iris-20261128-101500", _url(tmp_path), n_trials=2)
+    assert len(trials(tmp_path, "iris-20261128-101500")) == 2

@@ -1,0 +1,216 @@
+"""Several processes on one study: exact budgets, lost trials, failures, per-process seeds.
+
+Part of the search stage (it imports Optuna). Optuna's ``MaxTrialsCallback`` counts finished
+trials only, and a sampler seeded alike in processes started together repeats their samples;
+this module is what :func:`tuner._search.run_study` uses instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any, Callable, Mapping
+
+from ._spec import StudySpec
+from .errors import TunerError
+
+__all__ = ["WORKER", "GAVE_UP", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
+           "own_stale_check", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings"]
+
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+"""Which process ran a trial (the ``worker`` user attribute)."""
+BUDGET_POLL_S = 0.5
+TRIAL_OUTCOME_ATTRS = ("fail_reason", "prune_reason", "val_metrics", "n_nonzero_weights", "epochs_run",
+                       "fit_seconds", "optimality_gap", "mlflow_run_id", "mlflow_logged")
+FAIL_STREAK = 3
+"""A process stops after this many failed trials in a row (a plugin that always raises, a broken setup)."""
+GAVE_UP = "budget already spent"
+
+
+def seeded_sampler(make_sampler: Callable[[int], Any], seed: int) -> Any:
+    """A sampler seeded with ``seed`` plus the number of the first trial this process runs.
+
+    Trial numbers are unique in a study, so processes that start together never share a
+    seed (and never repeat each other's samples), while one process on a fresh study is
+    seeded with ``seed`` itself, as reproducible as before.
+    """
+    from optuna.samplers import BaseSampler
+
+    class _PerProcessSeed(BaseSampler):
+        def __init__(self) -> None:
+            self.inner: Any = None
+
+        def before_trial(self, study: Any, trial: Any) -> None:
+            if self.inner is None:
+                self.inner = make_sampler(seed + trial.number)
+            self.inner.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
+            return self.inner.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
+            return self.inner.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
+            return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            if self.inner is not None:
+                self.inner.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            if self.inner is not None:
+                self.inner.reseed_rng()
+
+    make_sampler(seed)  # a bad name fails now, not at the first trial
+    return _PerProcessSeed()
+
+
+class Budget:
+    """Exact trial budgets when several processes share a study.
+
+    Optuna's ``MaxTrialsCallback`` counts finished trials only, so processes that start a
+    trial together overshoot. Here a process waits while running trials hold the rest of the
+    budget (one of them may fail or be lost), and a trial claims its slot after it is created:
+    the finished trials plus the running ones created before it must leave room for it.
+    """
+
+    def __init__(self, study: Any, n_trials: int | None, deadline: float | None, check: Callable[[], None],
+                 fail_stale: Callable[[], None]) -> None:
+        """``check`` raises to stop waiting (a signal); ``fail_stale`` fails the trials of dead workers."""
+        self.study, self.n_trials, self.deadline, self.check, self.fail_stale = \
+            study, n_trials, deadline, check, fail_stale
+
+    def _states(self) -> list[Any]:
+        return [(t.number, t.state) for t in self.study.get_trials(deepcopy=False)]
+
+    def done(self) -> int:
+        from optuna.trial import TrialState
+
+        return sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for _, s in self._states())
+
+    def wait_for_room(self) -> bool:
+        """Before a trial: True when one may start, False when the budget is spent (or time is up)."""
+        from optuna.trial import TrialState
+
+        if self.n_trials is None:
+            return not self._timed_out()
+        while True:
+            self.check()
+            states = [s for _, s in self._states()]
+            done = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
+            if done >= self.n_trials or self._timed_out():
+                return False
+            waiting = states.count(TrialState.WAITING)  # enqueued or retried trials go first
+            if waiting or done + states.count(TrialState.RUNNING) + waiting < self.n_trials:
+                return True
+            time.sleep(BUDGET_POLL_S)
+            self.fail_stale()
+
+    def claim(self, number: int) -> bool:
+        """After trial ``number`` was created: whether it fits in the budget."""
+        from optuna.trial import TrialState
+
+        if self.n_trials is None:
+            return True
+        states = self._states()
+        done = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for _, s in states)
+        ahead = sum(s == TrialState.RUNNING and n < number for n, s in states)
+        return done + ahead < self.n_trials
+
+    def _timed_out(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
+
+
+class GaveUp(Exception):
+    """A trial created past the budget by a race; failed with :data:`GAVE_UP`, not counted."""
+
+
+def own_stale_check(storage: Any) -> Callable[[int], list[int]] | None:
+    """Take the check for trials of dead workers over from Optuna, and return it.
+
+    Optuna fails such a trial at the start of the next one, without a reason; here the
+    process fails it itself (:func:`fail_stale_trials`), saying why, at the same moments.
+    None when the storage has no heartbeat.
+    """
+    find = getattr(storage, "_get_stale_trial_ids", None)
+    if find is None or getattr(storage, "heartbeat_interval", None) is None:
+        return None
+    storage._get_stale_trial_ids = lambda study_id: []  # Optuna's own check finds nothing left to fail
+    return find
+
+
+def fail_stale_trials(study: Any, storage: Any, find: Callable[[int], list[int]] | None,
+                      on_lost: Callable[[Any], None]) -> None:
+    """Fail the trials of dead workers (no heartbeat within the grace period), with a reason.
+
+    The reason is written while the trial is still RUNNING (a finished trial cannot take
+    attributes), then the state change decides which process handles it: that one calls
+    ``on_lost`` (the retry and the MLflow run).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    if find is None:
+        return
+    grace = storage.grace_period or 2 * storage.heartbeat_interval
+    for trial_id in find(study._study_id):
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason",
+                                        f"lost: its worker sent no heartbeat for {grace} s (killed or cut off)")
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                on_lost(storage.get_trial(trial_id))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another process failed it first
+
+
+def failure_streak(mine: Mapping[int, tuple[str, str | None]]) -> list[str]:
+    """Reasons of this process's failed trials since its last finished one (interruptions aside)."""
+    streak: list[str] = []
+    for _, (state, reason) in sorted(mine.items()):
+        if state in ("COMPLETE", "PRUNED"):
+            streak = []
+        elif state == "FAIL" and not (reason or "").startswith("interrupted"):
+            streak.append(reason or "unknown error")
+    return streak
+
+
+def raise_if_failing(study_name: str, mine: Mapping[int, tuple[str, str | None]]) -> None:
+    """Exit code 0 must mean trials ran: refuse a run whose trials all (or lately all) failed."""
+    failed = [(n, r) for n, (st, r) in sorted(mine.items()) if st == "FAIL"]
+    if not failed:
+        return
+    if not any(st in ("COMPLETE", "PRUNED") for st, _ in mine.values()):
+        n, reason = failed[0]
+        raise TunerError(f"Every trial of study {study_name!r} failed ({len(failed)} here); the first, #{n}: "
+                         f"{reason or 'unknown error'}")
+    streak = failure_streak(mine)
+    if len(streak) >= FAIL_STREAK:
+        raise TunerError(f"The last {len(streak)} trials of study {study_name!r} failed, so it stopped before its "
+                         f"budget; the first of them: {streak[0]}")
+
+
+def none_completed(study: Any) -> str | None:
+    """Why there is no answer when every finished trial of the study was pruned (else None)."""
+    from optuna.trial import TrialState
+
+    pruned = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.PRUNED]
+    if not pruned:
+        return None
+    first = pruned[0]
+    return (f"No trial of study {study.study_name!r} completed: all {len(pruned)} finished ones were pruned; "
+            f"the first, #{first.number}: {first.user_attrs.get('prune_reason', 'pruned')}")
+
+
+def budget_warnings(budget: Budget, spec: StudySpec, mine: Mapping[int, Any]) -> list[str]:
+    if spec.n_trials is None or mine:
+        return []
+    done = budget.done()
+    if done > spec.n_trials:
+        return [f"the study already has {done} finished trials, more than its new budget of {spec.n_trials} "
+                "(--trials); no trial was run"]
+    if done == spec.n_trials and spec.n_trials > 0:
+        return [f"the budget of {spec.n_trials} trials is already spent; no trial was run (raise --trials to run more)"]
+    return []
