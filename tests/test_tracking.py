@@ -18,7 +18,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import mlflow
 import mlflow.pyfunc
@@ -31,13 +31,11 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 from safetensors.numpy import load_file
 
-from tuner import Optimizer
 from tuner._cli_predict import predict, sync_mlflow
 from tuner import _plots
 from tuner._configure import train_one
 from tuner._data import load_data, prepare
 from tuner._observer import StudyInfo, TrialInfo
-from tuner._registry import PluginInfo, optimizers
 from tuner._search import open_or_create_study, run_study
 from tuner._spec import DataSpec, StudySpec
 from tuner._tracking import (CHAMPION_ALIAS, EPOCH_PREFIX, MlflowObserver, download_model, save_pyfunc_model,
@@ -48,24 +46,6 @@ from tuner.errors import TrackingError
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
 
-class BoomOptimizer(Optimizer):
-    """A plugin whose every trial fails (stands for a buggy third-party optimizer)."""
-
-    name = "boom"
-    description = "Always fails when building its torch optimizer."
-    search_space: dict[str, Any] = {}
-
-    def build(self, param_groups: Any, params: Any, prox: Any = None) -> Any:
-        raise RuntimeError("boom: this optimizer always fails")
-
-
-@pytest.fixture
-def boom() -> Iterator[None]:
-    infos = optimizers._load()
-    infos["boom"] = PluginInfo("logreg_tuner.optimizers", "boom", "tests:BoomOptimizer", "tests-fixture", "0.0",
-                               plugin=BoomOptimizer())
-    yield
-    infos.pop("boom", None)
 
 
 @pytest.fixture(autouse=True)
@@ -115,8 +95,8 @@ def test_study_logs_a_parent_and_a_child_run_per_trial_and_resume_reuses_them(tm
     uri, storage = _uris(tmp_path)
     spec = StudySpec(_data("breast_cancer"), ["l2"], ["sgd", "lbfgs", "boom"],
                      params={"optimizer.sgd.lr": "1e3", "penalty.strength": "1e-2..1e-1:log"},
-                     sampler="random", pruner="none", seed=7, n_trials=4, train={"epochs": 8})
-    study, _, _ = open_or_create_study(spec, "bc", storage)
+                     sampler="random", pruner="none", seed=7, n_trials=3, train={"epochs": 8})
+    study, _, _ = open_or_create_study(spec, "bc", storage)  # budget 3: the failed trial is not counted
     for variant in ("l2:lbfgs", "l2:sgd", "l2:boom", "l2:lbfgs"):  # complete, diverged (pruned), failed, complete
         study.enqueue_trial({"variant": variant})
     result = run_study(spec, "bc", storage, observers=[MlflowObserver(uri)])
@@ -188,11 +168,12 @@ def test_study_logs_a_parent_and_a_child_run_per_trial_and_resume_reuses_them(tm
     pyfunc = mlflow.pyfunc.load_model(str(local))
     raw = load_data(dataset="breast_cancer")
     rows = pd.DataFrame(raw.X[:40], columns=raw.feature_names)
-    expected = result.best_outcome.model.predict(raw.X[:40])
+    # predictions are the training labels: breast_cancer's target_names, class 0 first
+    expected = np.array(["malignant", "benign"])[result.best_outcome.model.predict(raw.X[:40]).astype(int)]
     assert list(pyfunc.predict(rows)) == list(expected)
     proba = pyfunc.predict(rows, params={"proba": True})
-    assert list(proba.columns) == ["prediction", "proba_0", "proba_1"]
-    np.testing.assert_allclose(proba[["proba_0", "proba_1"]].to_numpy(),
+    assert list(proba.columns) == ["prediction", "proba_malignant", "proba_benign"]
+    np.testing.assert_allclose(proba[["proba_malignant", "proba_benign"]].to_numpy(),
                                result.best_outcome.model.predict_proba(raw.X[:40]), rtol=1e-12)
 
     # `tuner predict` with the registry alias and with the run's model URI.
@@ -204,13 +185,14 @@ def test_study_logs_a_parent_and_a_child_run_per_trial_and_resume_reuses_them(tm
         assert res.exit_code == 0, res.output
         out = pd.read_csv(io.StringIO(res.stdout))
         assert list(out["prediction"]) == list(expected)
-        assert np.allclose(out["proba_1"], proba["proba_1"])
+        assert np.allclose(out["proba_benign"], proba["proba_benign"])
 
     # Resume: same parent, one new child run per new trial; the champion moves only if the best improved.
     best_before, versions_before = study.best_trial.number, len(client.search_model_versions("name='bc'"))
     run_study(None, "bc", storage, observers=[MlflowObserver(uri)], resume_only=True, n_trials=7)
     study = optuna.load_study(study_name="bc", storage=storage)
-    assert len(study.trials) == 8  # 3 complete or pruned of 7: 4 more trials
+    # the budget counts complete and pruned trials exactly (failed ones, e.g. boom's, are not counted)
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials) == 7
     parents, children = _runs(client, "bc")
     assert [p.info.run_id for p in parents] == [parent.info.run_id]
     assert sorted(int(r.data.tags["tuner.trial"]) for r in children) == [t.number for t in study.trials]
@@ -270,7 +252,8 @@ def test_unreachable_tracking_server_fails_before_any_trial(tmp_path: Path) -> N
     with pytest.raises(TrackingError, match=r"Cannot reach the MLflow tracking server at http://127\.0\.0\.1:\d+"):
         run_study(spec, "unreachable", storage, observers=[MlflowObserver(f"http://127.0.0.1:{_free_port()}")])
     assert time.monotonic() - started < 30
-    assert optuna.load_study(study_name="unreachable", storage=storage).trials == []
+    # issue 9: checked before the study is stored, so a corrected retry starts afresh
+    assert "unreachable" not in [s.study_name for s in optuna.get_all_study_summaries(storage)]
 
 
 def test_a_study_run_without_mlflow_is_synced_later(tmp_path: Path) -> None:

@@ -7,13 +7,14 @@ the pair), trains with per-epoch reports for pruning, and returns the validation
 
 from __future__ import annotations
 
-import math
+import copy
 import json
+import math
 import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -23,13 +24,16 @@ from ._metrics import METRICS, evaluate
 from ._observer import StudyInfo, StudyObserver, TrialInfo
 from ._plugin_api import compatibility_reason
 from ._registry import optimizers, penalties
+from ._runs import (FAIL_STREAK, GAVE_UP, TRIAL_OUTCOME_ATTRS, WORKER, Budget, GaveUp, budget_warnings,
+                    fail_stale_trials, failure_streak, none_completed, own_stale_check, raise_if_failing,
+                    seeded_sampler)
 from ._spec import StudySpec, parse_range
-from ._storage import open_storage
+from ._storage import open_storage, redact
 from ._trainer import Callback, TrainConfig, TrainingState
 from .errors import ConfigError, TrainingDivergedError, TunerError
 
 __all__ = ["SearchSpace", "Slot", "build_space", "run_study", "StudyResult", "load_dataset_for", "make_sampler",
-           "make_pruner", "Interrupted"]
+           "make_pruner", "Interrupted", "open_or_create_study", "resume_spec", "RESUMABLE"]
 
 VARIANT = "variant"
 SAMPLERS = ("tpe", "random", "qmc", "grid", "cmaes")
@@ -162,7 +166,9 @@ def make_sampler(name: str, seed: int, space: SearchSpace) -> Any:
     if name == "tpe":
         with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna, and what we want
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=10)
+            # constant_liar: trials running in other workers count as bad, so workers spread out
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=10,
+                                              constant_liar=True)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "qmc":
@@ -203,21 +209,48 @@ def make_pruner(name: str, epochs: int) -> Any:
 
 
 def load_dataset_for(spec: StudySpec) -> Dataset:
-    """Read and split the data named by the spec (the same way on every worker)."""
+    """Read and split the data named by the spec (the same way on every worker).
+
+    The files are looked for under ``$TUNER_DATA_ROOT``, at their creation path, then in the
+    working folder; a file whose content is not the study's is refused here, before any trial.
+    """
+    from ._data import locate
+
     d = spec.data
-    raw = load_data(d.path, dataset=d.dataset, target=d.target, text_column=d.text_column, encoding=d.encoding,
-                    fmt=d.fmt, n_features=d.n_features)
-    test_raw = None
+    path = test_path = None
+    if d.path:
+        path = locate(d.path, d.relative_path)
+        d.fingerprint = _same_content(path, d, d.fingerprint, "data file")
     if d.test_file:
-        test_raw = load_data(d.test_file, target=d.target, text_column=d.text_column, encoding=d.encoding, fmt=d.fmt,
-                             n_features=d.n_features or (raw.X.shape[1] if raw.kind == "matrix" else None))
-    if d.fingerprint and raw.fingerprint != d.fingerprint:
-        raise ConfigError(
-            f"The data at {raw.source} differs from the data this study was created with (fingerprint "
-            f"{raw.fingerprint} != {d.fingerprint}); use a new --study name."
-        )
-    d.fingerprint = raw.fingerprint
+        test_path = locate(d.test_file, d.test_relative_path, "test file")
+        d.test_fingerprint = _same_content(test_path, d, d.test_fingerprint, "test file")
+    raw = load_data(path, dataset=d.dataset, target=d.target, text_column=d.text_column, encoding=d.encoding,
+                    fmt=d.fmt, n_features=d.n_features, zero_based=d.zero_based)
+    if d.dataset:
+        if d.fingerprint and raw.fingerprint != d.fingerprint:
+            raise ConfigError(f"The bundled dataset {d.dataset!r} differs from the one this study was created "
+                              "with; start a new study with a new --study name.")
+        d.fingerprint = raw.fingerprint
+    test_raw = None
+    if test_path is not None:
+        test_raw = load_data(test_path, target=d.target, text_column=d.text_column, encoding=d.encoding, fmt=d.fmt,
+                             n_features=d.n_features or (raw.X.shape[1] if raw.fmt == "svmlight" else None),
+                             zero_based=raw.zero_based)
     return prepare(raw, val_size=d.val_size, test_size=d.test_size, seed=d.seed, test_raw=test_raw)
+
+
+def _same_content(path: Any, d: Any, stored: str, what: str) -> str:
+    """The fingerprint of the file at ``path``, refused when the study stored another one."""
+    from ._data import file_fingerprint
+
+    now = file_fingerprint(path, fmt=d.fmt, target=d.target, text_column=d.text_column, encoding=d.encoding)
+    if stored and now != stored:
+        raise ConfigError(
+            f"The {what} {path} differs from the one this study was created with (fingerprint {now} != "
+            f"{stored}); give this machine the study's file (TUNER_DATA_ROOT says where the data is), or start "
+            "a new study with a new --study name."
+        )
+    return now
 
 
 def train_config(spec: StudySpec) -> TrainConfig:
@@ -271,10 +304,12 @@ class StudyResult:
     interrupted: str | None = None
     warnings: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    no_result: str | None = None
+    """Set when trials ran here but the study has no completed trial (all pruned): why."""
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "study": self.study_name, "storage": self.storage_url, "metric": self.metric,
+            "study": self.study_name, "storage": redact(self.storage_url), "metric": self.metric,
             "direction": self.direction, "trials": self.counts, "best_trial": self.best_number,
             "best_value": self.best_value, "best_params": self.best_params, "elapsed_seconds": round(self.elapsed, 2),
         }
@@ -302,11 +337,13 @@ class _StopRequest:
     """Set by SIGINT/SIGTERM; acted on at the next safe point (an epoch end, a trial start).
 
     Deferring keeps a signal from landing inside a database write; a second signal while
-    one is pending interrupts at once.
+    one is pending interrupts at once, except in a ``critical`` part (registering the best
+    model), which always runs to its end.
     """
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.critical = False
 
     def check(self) -> None:
         if self.signum is not None:
@@ -331,9 +368,9 @@ def _deferred_signals(request: _StopRequest) -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if request.signum is not None:
+        if request.signum is not None and not request.critical:
             raise Interrupted(signum)
-        request.signum = signum
+        request.signum = request.signum or signum
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -354,55 +391,110 @@ def _plugin_versions(spec: StudySpec) -> dict[str, str]:
     return out
 
 
+def _note_plugin_changes(study: Any, stored: StudySpec) -> list[str]:
+    """Warn about (and record) plugins whose installed version changed since the study started."""
+    warnings: list[str] = []
+    now = _plugin_versions(stored)
+    changed = {k: (stored.plugin_versions.get(k), v) for k, v in now.items() if stored.plugin_versions.get(k) != v}
+    if changed:
+        for k, (old, new) in changed.items():
+            warnings.append(f"plugin {k} changed from {old} to {new} since the study started")
+        history = list(study.user_attrs.get("plugin_version_changes", []))
+        history.append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "changes": {k: list(v) for k, v in changed.items()}})
+        study.set_user_attr("plugin_version_changes", history)
+        stored.plugin_versions = now
+        study.set_user_attr("spec", stored.to_json())
+    return warnings
+
+
+def _load_study(storage: Any, study_name: str) -> Any | None:
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return None
+
+
+def _stored_spec(study: Any, study_name: str, storage_url: str) -> StudySpec:
+    for _ in range(50):  # a study just created by another worker gets its spec a moment later
+        if "spec" in study.user_attrs:
+            break
+        time.sleep(0.1)
+    if "spec" not in study.user_attrs:
+        raise ConfigError(f"Study {study_name!r} in {storage_url} was not created by tuner (it has no spec).")
+    return StudySpec.from_json(study.user_attrs["spec"])
+
+
+def resume_spec(stored: StudySpec, spec: StudySpec | None, changes: Mapping[str, Any] | None,
+                study_name: str) -> StudySpec:
+    """The stored spec, after checking that nothing asked for now contradicts it.
+
+    ``changes`` are the options given explicitly (spec keys, see :meth:`StudySpec.with_changes`);
+    ``spec`` (when the data was given) contributes its data fingerprint. With ``changes`` None,
+    the whole ``spec`` is compared. Only the budget (``n_trials``, ``timeout``) may change.
+    """
+    if changes is None:
+        wanted = spec
+    else:
+        wanted = stored.with_changes(changes)
+        if spec is not None:  # the data was read now: its content, not its path, must match
+            wanted.data.fingerprint = spec.data.fingerprint
+            if "data.test_file" in changes and hasattr(spec.data, "test_fingerprint"):
+                wanted.data.test_fingerprint = spec.data.test_fingerprint
+                if wanted.data.test_file and stored.data.test_file:
+                    wanted.data.test_file = stored.data.test_file
+    diffs = stored.differences(wanted) if wanted is not None else []
+    if diffs:
+        raise ConfigError(
+            f"Study {study_name!r} was created with different options, refusing to mix trials ("
+            + "; ".join(diffs) + f"). Only {RESUMABLE} may change on resume: resume with "
+            f"`tuner tune --study {study_name}` (and those options), or choose a new --study name."
+        )
+    return stored
+
+
+RESUMABLE = "the budget (--trials, --timeout) and the output options (--json, --quiet, --storage, --tracking-uri, " \
+            "--no-tracking)"
+
+
 def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: str,
-                         resume_only: bool = False) -> tuple[Any, StudySpec, list[str]]:
-    """Load the study (checking ``spec`` against the stored one) or create it with ``spec``."""
+                         resume_only: bool = False, changes: Mapping[str, Any] | None = None,
+                         new_only: bool = False) -> tuple[Any, StudySpec, list[str]]:
+    """Load the study (checking ``spec`` against the stored one) or create it with ``spec``.
+
+    ``new_only``: the name was made up for a new study, so an existing one is an error, never
+    joined (two processes started in the same second would otherwise share one study).
+    """
     import optuna
 
     storage = open_storage(storage_url)
-    warnings: list[str] = []
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        study = None
+    study = _load_study(storage, study_name)
+    if study is not None and new_only:
+        raise ConfigError(_taken(study_name))
     if study is not None:
-        for _ in range(50):  # a study just created by another worker gets its spec a moment later
-            if "spec" in study.user_attrs:
-                break
-            time.sleep(0.1)
-        if "spec" not in study.user_attrs:
-            raise ConfigError(f"Study {study_name!r} in {storage_url} was not created by tuner (it has no spec).")
-        stored = StudySpec.from_json(study.user_attrs["spec"])
+        stored = resume_spec(_stored_spec(study, study_name, storage_url), spec, changes, study_name)
         if spec is not None:
-            diffs = stored.differences(spec)
-            if diffs:
-                raise ConfigError(
-                    f"Study {study_name!r} was created with different options; refusing to mix trials:\n  "
-                    + "\n  ".join(diffs) + "\nResume with `tuner tune --study NAME` alone, or choose a new --study name."
-                )
             stored.n_trials, stored.timeout = spec.n_trials, spec.timeout
-        now = _plugin_versions(stored)
-        changed = {k: (stored.plugin_versions.get(k), v) for k, v in now.items() if stored.plugin_versions.get(k) != v}
-        if changed:
-            for k, (old, new) in changed.items():
-                warnings.append(f"plugin {k} changed from {old} to {new} since the study started")
-            history = list(study.user_attrs.get("plugin_version_changes", []))
-            history.append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "changes": {k: list(v) for k, v in changed.items()}})
-            study.set_user_attr("plugin_version_changes", history)
-            stored.plugin_versions = now
-            study.set_user_attr("spec", stored.to_json())
-        return study, stored, warnings
+        return study, stored, _note_plugin_changes(study, stored)
     if resume_only or spec is None:
         raise ConfigError(f"No study named {study_name!r} in {storage_url}; give data (DATA or --dataset) to create it.")
     spec.plugin_versions = _plugin_versions(spec)
     try:
         study = optuna.create_study(study_name=study_name, storage=storage, direction=METRICS[spec.metric])
     except optuna.exceptions.DuplicatedStudyError:
+        if new_only:
+            raise ConfigError(_taken(study_name)) from None
         # Another worker created it between our load and create: join it like a resume.
-        return open_or_create_study(spec, study_name, storage_url, resume_only=True)
+        return open_or_create_study(spec, study_name, storage_url, resume_only=True, changes=changes)
     study.set_user_attr("spec", spec.to_json())
     study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
-    return study, spec, warnings
+    return study, spec, []
+
+
+def _taken(study_name: str) -> str:
+    return (f"A study named {study_name!r} already exists (another process started one in the same second?); "
+            f"choose a name with --study NAME, or resume that one with --study {study_name}.")
 
 
 def _trial_info(trial: Any, variant: str, pp: dict[str, Any], op: dict[str, Any]) -> TrialInfo:
@@ -410,33 +502,101 @@ def _trial_info(trial: Any, variant: str, pp: dict[str, Any], op: dict[str, Any]
     return TrialInfo(trial.number, pn, on, dict(trial.params), pp, op)
 
 
-def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
-              observers: Sequence[StudyObserver] = (), progress: Callable[[dict[str, Any]], None] | None = None,
-              resume_only: bool = False, refit_best: bool = True, n_trials: int | None = None,
-              timeout: float | None = None) -> StudyResult:
-    """Create or resume ``study_name`` and run trials until its budget; refit and test the best.
+def _check_budget(n_trials: int | None, timeout: float | None) -> None:
+    if n_trials is not None and (not isinstance(n_trials, int) or n_trials < 0):
+        raise ConfigError(f"The 'trials' parameter of tune must be an integer >= 0; got {n_trials!r} instead.")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"The 'timeout' parameter of tune must be a number of seconds > 0; got {timeout!r} instead.")
 
-    ``n_trials`` / ``timeout`` given here replace the stored budget (the budget counts the
-    study's complete and pruned trials, whichever process ran them).
-    """
-    import optuna
-    from optuna.trial import TrialState
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    started = time.time()
-    study, spec, warnings = open_or_create_study(spec, study_name, storage_url, resume_only)
-    if (n_trials is not None and n_trials != spec.n_trials) or (timeout is not None and timeout != spec.timeout):
-        spec.n_trials = spec.n_trials if n_trials is None else n_trials
-        spec.timeout = spec.timeout if timeout is None else timeout
-        study.set_user_attr("spec", spec.to_json())  # workers joining later see the new budget
-    space = build_space(spec)
-    data = load_dataset_for(spec)
+def _check_data(spec: StudySpec, data: Dataset) -> None:
+    """Refuse data on which no trial could be compared (before any trial is stored)."""
+    from .errors import DataError
+
     if spec.metric == "roc_auc" and data.n_classes > 2:
         raise ConfigError("The roc_auc metric is for binary targets; use f1 (macro F1) or log_loss for multiclass.")
     if len(data.y_val) == 0:
         raise ConfigError("A study needs a validation split to compare trials; use --val-size > 0.")
-    config = train_config(spec)
+    present = np.unique(data.y_val)
+    if len(present) < 2:
+        raise DataError(
+            f"The validation split ({len(data.y_val)} rows) holds a single class ({data.classes[int(present[0])]!r}), "
+            f"so every trial's validation {spec.metric} would be meaningless; use a larger --val-size or more data.")
+
+
+def _check_training(config: TrainConfig) -> None:
+    from ._device import Placement
+
     config.check()
+    Placement.resolve(config.device, config.dtype)  # --device cuda without CUDA, --device bogus
+
+
+def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
+              observers: Sequence[StudyObserver] = (), progress: Callable[[dict[str, Any]], None] | None = None,
+              resume_only: bool = False, refit_best: bool = True, n_trials: int | None = None,
+              timeout: float | None = None, changes: Mapping[str, Any] | None = None,
+              new_only: bool = False) -> StudyResult:
+    """Create or resume ``study_name`` and run trials until its budget; refit and test the best.
+
+    ``n_trials`` / ``timeout`` given here replace the stored budget (the budget counts the
+    study's complete and pruned trials, whichever process ran them). ``changes`` are the
+    options the user gave explicitly (see :func:`resume_spec`). Data, split, training options
+    and observers (tracking) are checked before a new study is stored, so a refused start
+    leaves nothing behind. ``new_only`` refuses an existing study (see :func:`open_or_create_study`).
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported in one line each, below
+    started = time.time()
+    _check_budget(n_trials, timeout)
+    storage = open_storage(storage_url)
+    study = _load_study(storage, study_name)
+    if study is not None and new_only:
+        raise ConfigError(_taken(study_name))
+    if study is not None:
+        spec = resume_spec(_stored_spec(study, study_name, storage_url), spec, changes, study_name)
+    elif resume_only or spec is None:
+        raise ConfigError(f"No study named {study_name!r} in {storage_url}; give data (DATA or --dataset) to create it.")
+    spec = StudySpec.from_json(spec.to_json())
+    if n_trials is not None:
+        spec.n_trials = n_trials
+    if timeout is not None:
+        spec.timeout = timeout
+    space = build_space(spec)
+    data = load_dataset_for(spec)
+    _check_data(spec, data)
+    config = train_config(spec)
+    _check_training(config)
+    for obs in observers:
+        obs.check()
+    warnings: list[str] = []
+    if study is None:
+        study, spec, warnings = open_or_create_study(spec, study_name, storage_url, changes=changes,
+                                                     new_only=new_only)
+        study = optuna.load_study(study_name=study_name, storage=storage)  # on our storage (heartbeat settings)
+        if n_trials is not None:
+            spec.n_trials = n_trials
+        if timeout is not None:
+            spec.timeout = timeout
+    else:
+        warnings = _note_plugin_changes(study, spec)
+    if study.user_attrs.get("spec") != spec.to_json():
+        study.set_user_attr("spec", spec.to_json())  # workers joining later see the new budget
+    stop = _StopRequest()
+    with _deferred_signals(stop):  # from the moment the study is stored, a signal waits for a safe point
+        return _run(study, storage, storage_url, spec, space, data, config, observers, progress, refit_best,
+                    warnings, started, stop)
+
+
+def _run(study: Any, storage: Any, storage_url: str, spec: StudySpec, space: SearchSpace, data: Dataset,
+         config: TrainConfig, observers: Sequence[StudyObserver],
+         progress: Callable[[dict[str, Any]], None] | None, refit_best: bool, warnings: list[str],
+         started: float, stop: _StopRequest) -> StudyResult:
+    """The study loop of :func:`run_study`, once everything was checked and the study is stored."""
+    import optuna
+    from optuna.trial import TrialState
+
+    study_name = study.study_name
     direction = METRICS[spec.metric]
     info = StudyInfo(study_name, storage_url, json.loads(spec.to_json()), direction, spec.metric,
                      dict(study.user_attrs))
@@ -444,18 +604,48 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
         for k, v in obs.on_study_start(info).items():
             study.set_user_attr(k, v)
             info.user_attrs[k] = v
-    study.sampler = make_sampler(spec.sampler, spec.seed + len(study.trials), space)
+    study.sampler = seeded_sampler(lambda s: make_sampler(spec.sampler, s, space), spec.seed)
     study.pruner = make_pruner(spec.pruner, config.epochs)
 
-    stop = _StopRequest()
+    def on_lost(trial: Any) -> None:
+        reason = trial.user_attrs.get("fail_reason") or "lost: its worker sent no heartbeat (killed or cut off)"
+        for obs in observers:
+            obs.on_trial_lost(info, trial.number, reason)
+        if spec.n_trials is not None and budget.done() >= spec.n_trials:
+            return  # nothing left to retry it for
+        again = copy.deepcopy(trial)  # the retry starts clean, saying what it retries
+        again.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in TRIAL_OUTCOME_ATTRS}
+        again.user_attrs["retry_of"] = trial.number
+        retry(study, again)
+
+    import warnings as _warnings
+
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with _warnings.catch_warnings():  # "experimental" since Optuna 2.8, and what a killed worker needs
+        _warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=1)  # a lost trial runs again once, same parameters
+    find_stale = own_stale_check(storage)
+    fail_stale = lambda: fail_stale_trials(study, storage, find_stale, on_lost)  # noqa: E731
+
+    budget = Budget(study, spec.n_trials, None if spec.timeout is None else started + spec.timeout, stop.check,
+                    fail_stale)
 
     def objective(trial: Any) -> float:
         try:
             stop.check()
+            trial.set_user_attr("worker", WORKER)
+            if not budget.claim(trial.number):
+                trial.set_user_attr("fail_reason", GAVE_UP + " (started with other workers; not counted)")
+                raise GaveUp(GAVE_UP)
             return _objective(trial)
         except Interrupted as exc:
             if trial.user_attrs.get("fail_reason") is None:
                 trial.set_user_attr("fail_reason", f"interrupted by {exc}")
+            raise
+        except Exception as exc:  # outside training (an observer, a sampler): still one reason
+            if trial.user_attrs.get("fail_reason") is None and not isinstance(exc, optuna.TrialPruned):
+                trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
             raise
 
     def _objective(trial: Any) -> float:
@@ -520,59 +710,105 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
         finish("COMPLETE", value, outcome, None)
         return float(value)
 
-    def count_done() -> int:
-        return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
+    mine: dict[int, tuple[str, str | None]] = {}  # this process's trials: number -> (state, fail reason)
 
     def on_trial(study_: Any, trial: Any) -> None:
-        if stop.signum is not None:
-            study_.stop()
+        fail_stale()  # before the next trial starts, as Optuna would (but with the reason)
+        reason = trial.user_attrs.get("fail_reason") if trial.state == TrialState.FAIL else None
+        if not (reason or "").startswith(GAVE_UP):
+            mine[trial.number] = (trial.state.name, reason)
         if progress is not None:
             try:
                 best = study_.best_value
             except ValueError:
                 best = None
-            progress({"done": count_done(), "total": spec.n_trials, "best": best, "elapsed": time.time() - started,
-                      "last_state": trial.state.name})
+            quiet = (reason or "").startswith((GAVE_UP, "interrupted"))  # not failures of the trial itself
+            progress({"done": budget.done(), "total": spec.n_trials, "best": best, "elapsed": time.time() - started,
+                      "last_state": trial.state.name, "number": trial.number, "reason": None if quiet else reason})
+        if stop.signum is not None or len(failure_streak(mine)) >= FAIL_STREAK or not budget.wait_for_room():
+            study_.stop()
 
-    interrupted = None
-    remaining = None if spec.n_trials is None else max(spec.n_trials - count_done(), 0)
-    callbacks_: list[Any] = [on_trial]
-    if spec.n_trials is not None:
-        callbacks_.append(optuna.study.MaxTrialsCallback(spec.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    interrupted: str | None = None
+    best_trial, best_outcome, ended = None, None, False
     try:
         with _deferred_signals(stop):
-            if remaining is None or remaining > 0:
-                study.optimize(objective, n_trials=remaining, timeout=spec.timeout, callbacks=callbacks_,
-                               catch=(TunerError, RuntimeError, ValueError, ArithmeticError), gc_after_trial=False)
-    except Interrupted as exc:
-        interrupted = str(exc)
-    except KeyboardInterrupt:
-        interrupted = "SIGINT"
-    if interrupted is None and stop.signum is not None:  # stopped between trials
-        interrupted = signal.Signals(stop.signum).name
+            try:
+                fail_stale()
+                while budget.wait_for_room():
+                    try:
+                        study.optimize(objective, n_trials=None, timeout=spec.timeout, callbacks=[on_trial],
+                                       catch=(TunerError, RuntimeError, ValueError, ArithmeticError, GaveUp),
+                                       gc_after_trial=False)
+                        break
+                    except optuna.exceptions.UpdateFinishedTrialError:
+                        # our heartbeat came late (a starved machine): another worker failed this
+                        # process's trial as lost and retries it; carry on with the next one
+                        warnings.append("a trial of this process was failed as lost by another worker (its "
+                                        "heartbeat was late) and retried there; raise TUNER_HEARTBEAT_GRACE")
+            except Interrupted as exc:
+                interrupted = str(exc)
+            except KeyboardInterrupt:
+                interrupted = "SIGINT"
+            if interrupted is None and stop.signum is not None:  # stopped between trials
+                interrupted = signal.Signals(stop.signum).name
+            best_trial = _best_trial(study)
+            if interrupted is None:
+                raise_if_failing(study_name, mine)
+            if best_trial is not None and refit_best and interrupted is None:
+                best_outcome, interrupted = _refit_and_end(study, space, data, config, best_trial, observers, info,
+                                                           stop)
+                ended = best_outcome is not None
+    except TunerError as exc:
+        for obs in observers:
+            obs.on_study_stop(info, "FAILED", str(exc))
+        raise
+    if not ended:
+        for obs in observers:
+            obs.on_study_stop(info, "KILLED" if interrupted else "FINISHED",
+                              f"interrupted by {interrupted}" if interrupted else None)
+    return StudyResult(study_name, storage_url, spec.metric, direction, _counts(study),
+                       best_trial.number if best_trial else None, best_trial.value if best_trial else None,
+                       dict(best_trial.params) if best_trial else {}, best_outcome, interrupted,
+                       warnings + budget_warnings(budget, spec, mine), time.time() - started,
+                       no_result=none_completed(study) if best_trial is None and mine and not interrupted else None)
 
-    best_trial = None
+
+def _best_trial(study: Any) -> Any | None:
     try:
-        best_trial = study.best_trial
+        return study.best_trial
     except ValueError:
-        pass
-    best_outcome = None
-    if best_trial is not None and refit_best and interrupted is None:
-        variant = best_trial.params[VARIANT]
-        pn, on = variant.split(":")
-        pp, op = _params_of(space, best_trial)
-        best_outcome = train_one(data, pn, on, pp, op, config)
-        history = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
-                   for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-        binfo = TrialInfo(best_trial.number, pn, on, dict(best_trial.params), pp, op, dict(best_trial.user_attrs))
+        return None
+
+
+def _refit_and_end(study: Any, space: SearchSpace, data: Dataset, config: TrainConfig, best_trial: Any,
+                   observers: Sequence[StudyObserver], info: StudyInfo, stop: "_StopRequest"
+                   ) -> tuple[TrainOutcome | None, str | None]:
+    """Refit the best configuration and let the observers register it.
+
+    A signal during the refit stops it (nothing is registered); one during the end of the
+    study (registration) waits until that is done, so the champion stays consistent.
+    Returns the outcome (None when interrupted) and the signal's name, if any.
+    """
+    variant = best_trial.params[VARIANT]
+    pn, on = variant.split(":")
+    pp, op = _params_of(space, best_trial)
+    try:
+        stop.check()
+        best_outcome = train_one(data, pn, on, pp, op, config, [_StopCallback(stop)])
+    except Interrupted as exc:
+        return None, str(exc)
+    history = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+               for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    binfo = TrialInfo(best_trial.number, pn, on, dict(best_trial.params), pp, op, dict(best_trial.user_attrs))
+    stop.critical = True
+    try:
         study.set_user_attr("best_test_metrics", best_outcome.test_metrics)
         for obs in observers:
             for k, v in obs.on_study_end(info, binfo, best_outcome, history).items():
                 study.set_user_attr(k, v)
-    return StudyResult(study_name, storage_url, spec.metric, direction, _counts(study),
-                       best_trial.number if best_trial else None, best_trial.value if best_trial else None,
-                       dict(best_trial.params) if best_trial else {}, best_outcome, interrupted, warnings,
-                       time.time() - started)
+    finally:
+        stop.critical = False
+    return best_outcome, None if stop.signum is None else signal.Signals(stop.signum).name
 
 
 def _params_of(space: SearchSpace, trial: Any) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import ConfigError
 
@@ -17,10 +17,21 @@ __all__ = ["DataSpec", "StudySpec", "SPEC_VERSION", "parse_range"]
 
 SPEC_VERSION = 1
 
+# DataSpec fields compared on their own (or not at all: the fingerprint stands for the content)
+_NOT_READING = ("path", "dataset", "fingerprint", "val_size", "test_size", "seed", "test_file",
+                "relative_path", "test_relative_path")  # where this machine finds the files: free to differ
+
 
 @dataclass
 class DataSpec:
-    """Where the data is and how it is read and split."""
+    """Where the data is and how it is read and split.
+
+    ``path`` / ``test_file`` are absolute paths on the machine that created the study;
+    ``relative_path`` / ``test_relative_path`` are the same files relative to that machine's
+    ``$TUNER_DATA_ROOT`` (when they lie under it) or working folder, which a worker resolves
+    against its own (see :func:`tuner._data.locate`). ``zero_based`` is the LIBSVM index base
+    decided when the study was created; the fingerprints identify the files' contents.
+    """
 
     path: str | None = None
     dataset: str | None = None
@@ -34,6 +45,10 @@ class DataSpec:
     test_file: str | None = None
     seed: int = 0
     fingerprint: str = ""
+    relative_path: str | None = None
+    test_relative_path: str | None = None
+    zero_based: bool | None = None
+    test_fingerprint: str = ""
 
 
 @dataclass
@@ -66,16 +81,41 @@ class StudySpec:
         return cls(**raw)
 
     def identity(self) -> dict[str, Any]:
-        """The parts that must not change when a study is resumed."""
+        """The parts that must not change when a study is resumed (all but the budget)."""
+        d = self.data
         return {
-            "data fingerprint": self.data.fingerprint,
-            "data split": (self.data.val_size, self.data.test_size, self.data.seed, self.data.test_file),
+            "data fingerprint": d.fingerprint,
+            "data reading": {f.name: getattr(d, f.name) for f in fields(d) if f.name not in _NOT_READING},
+            "data split": (d.val_size, d.test_size, d.seed, d.test_file),
             "penalties": sorted(self.penalties),
             "optimizers": sorted(self.optimizers),
             "search space (--param)": dict(sorted(self.params.items())),
             "metric": self.metric,
+            "sampler": self.sampler,
+            "pruner": self.pruner,
+            "seed": self.seed,
             "training options": dict(sorted(self.train.items())),
         }
+
+    def with_changes(self, changes: Mapping[str, Any]) -> "StudySpec":
+        """A copy with ``changes`` applied; keys are field names, ``data.NAME`` or ``train.NAME``."""
+        out = StudySpec.from_json(self.to_json())
+        for key, value in changes.items():
+            head, _, name = key.partition(".")
+            if head == "data" and name:
+                if name not in {f.name for f in fields(DataSpec)}:
+                    raise ConfigError(f"The study spec has no data option {name!r}.")
+                setattr(out.data, name, value)
+            elif head == "train" and name:
+                out.train[name] = value
+            elif key in {f.name for f in fields(StudySpec)} and key not in ("data", "train"):
+                setattr(out, key, value)
+            elif key.startswith("--"):
+                raise ConfigError(f"{key} cannot be given when resuming a study: the stored study does not record "
+                                  "it. Leave it out, or choose a new --study name.")
+            else:
+                raise ConfigError(f"The study spec has no option {key!r}.")
+        return out
 
     def differences(self, other: "StudySpec") -> list[str]:
         """Human-readable list of identity differences between two specs."""

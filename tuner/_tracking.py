@@ -35,6 +35,7 @@ is missing later (``tuner study sync-mlflow NAME``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -117,8 +118,26 @@ def _is_http(uri: str) -> bool:
     return _scheme(uri) in ("http", "https")
 
 
-def _redact(uri: str) -> str:
-    return re.sub(r"//([^/@:]+):[^/@]*@", r"//\1:***@", uri)
+def _redact(uri: str, *urls: str) -> str:
+    """``uri`` (or any text) with passwords hidden: the one helper, :func:`tuner._storage.redact`."""
+    from ._storage import redact
+
+    return redact(uri, *urls)
+
+
+_DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def _store_uri(uri: str) -> str:
+    """A database store's URI with an installed driver (TrackingError naming the pip command otherwise)."""
+    if _scheme(uri).split("+")[0] not in _DB_SCHEMES:
+        return uri
+    from ._storage import memory_sqlite, resolve_url
+
+    if memory_sqlite(uri):
+        raise TrackingError(f"The MLflow tracking store {uri} is an in-memory SQLite database, which forgets every "
+                            "run when the command ends; give a file (e.g. sqlite:///mlflow.db).")
+    return resolve_url(uri, "MLflow tracking store", TrackingError)
 
 
 def _sqlite_file(uri: str) -> Path | None:
@@ -266,11 +285,8 @@ class MlflowObserver(StudyObserver):
     # ---- connection ---------------------------------------------------------------------
     @property
     def client(self) -> Any:
-        if self._client is None:
-            if _is_http(self.tracking_uri):
-                for k, v in _HTTP_ENV_DEFAULTS.items():
-                    os.environ.setdefault(k, v)
-            self._client = _explicit_client(self.tracking_uri)
+        if self._client is None:  # _explicit_client bounds HTTP retries and timeouts (bound_http_requests)
+            self._client = _explicit_client(_store_uri(self.tracking_uri))
         return self._client
 
     def check(self) -> None:
@@ -297,14 +313,38 @@ class MlflowObserver(StudyObserver):
                     f"{_first_line(resp.text)}). Check the URI and credentials (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN)."
                 )
         else:
-            db = _sqlite_file(self.tracking_uri)
-            if db is not None:
-                _prepare_sqlite(db)
-            try:
-                self.client.search_experiments(max_results=1)
-            except Exception as exc:
-                raise TrackingError(f"Cannot open the MLflow tracking store {uri}: {_first_line(exc)}.") from None
+            self._open_store()
         self._checked = True
+
+    def _open_store(self) -> None:
+        """Open (on a first start: create) a database or file store; one process at a time creates it."""
+        from ._storage import check_reachable, retry_races, schema_lock, sqlite_writable
+
+        uri, what = self.tracking_uri, "MLflow tracking store"
+        store_uri = _store_uri(uri)
+        db = _sqlite_file(uri)
+        if db is None and _scheme(uri).split("+")[0] in _DB_SCHEMES:
+            check_reachable(store_uri, what, TrackingError)
+        if db is not None and not sqlite_writable(db):
+            raise TrackingError(f"The {what} {db} is read-only (file or folder not writable); give a writable one "
+                                "(--tracking-uri / MLFLOW_TRACKING_URI) or run with --no-tracking.")
+        try:
+            with schema_lock(store_uri, what, TrackingError):
+                if db is not None:
+                    if not db.exists() or db.stat().st_size == 0:
+                        _create_sqlite_store(db)
+                    _prepare_sqlite(db)
+                retry_races(self.client.search_experiments, max_results=1)
+                retry_races(self.client.search_registered_models, max_results=1)
+        except TrackingError:
+            raise
+        except Exception as exc:
+            where = db if db is not None else _redact(uri)
+            reason = _first_line(exc, uri)
+            if "out-of-date database schema" in reason:
+                reason = (f"its schema is from another MLflow version ({reason.split('(', 1)[-1].split(')')[0]}); "
+                          f"back it up, then run: mlflow db upgrade '{_redact(uri)}'")
+            raise TrackingError(f"Cannot open the {what} {where}: {reason}.") from None
 
     def _artifact_location(self, study_name: str) -> str | None:
         root = self.artifact_root
@@ -751,6 +791,36 @@ class MlflowObserver(StudyObserver):
         return {"mlflow_model_version": str(mv.version), "mlflow_model_uri": f"models:/{ctx.name}/{mv.version}",
                 "mlflow_champion_version": str(self._champion(ctx.name).version)}
 
+    # ---- runs left open by a dead worker or a stopped study (study-runs engineer) -------
+    def on_trial_lost(self, study: StudyInfo, number: int, reason: str) -> None:
+        """Close the run of a trial whose worker died as FAILED, with the reason."""
+        ctx = self._ctx(study)
+
+        def close() -> None:
+            runs = self.client.search_runs(
+                [ctx.experiment_id], filter_string=f"tags.`{TAG_STUDY}` = '{_q(ctx.name)}' and "
+                f"tags.`{TAG_TRIAL}` = '{number}' and tags.`{TAG_ROLE}` = 'trial' and attributes.status = 'RUNNING'",
+                max_results=10)
+            for run in runs:
+                self._log_batch(run.info.run_id, tags={TAG_STATE: "FAIL", TAG_REASON: _short(reason),
+                                                       TAG_LOGGED: "true"})
+                self.client.set_terminated(run.info.run_id, "FAILED")
+
+        self._submit(ctx.name, None, close)
+
+    def on_study_stop(self, study: StudyInfo, status: str, reason: str | None) -> None:
+        """End the parent run (after the queued trial logging) when the study stops without a refit."""
+        ctx = self._studies.get(study.name)
+        if ctx is None:
+            return
+        self.flush()
+        try:
+            if reason:
+                self._log_batch(ctx.parent_run_id, tags={TAG_REASON: _short(reason)})
+            self.client.set_terminated(ctx.parent_run_id, status)
+        except Exception as exc:
+            self._went_offline(exc)
+
     # ---- helpers ------------------------------------------------------------------------
     def _log_batch(self, run_id: str, *, metrics: Sequence[Any] = (), params: Mapping[str, Any] | None = None,
                    tags: Mapping[str, str] | None = None) -> None:
@@ -807,9 +877,9 @@ def _q(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def _first_line(exc: Any) -> str:
+def _first_line(exc: Any, *urls: str) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return _short(text.splitlines()[0], 300)
+    return _short(_redact(text.splitlines()[0], *urls), 300)
 
 
 def _param_value(v: Any) -> str:
@@ -836,14 +906,30 @@ def _try(fn: Callable[[], Any], what: str) -> None:
 
 def _prepare_sqlite(path: Path) -> None:
     """Create the folder, and put a new database in WAL mode (concurrent readers, fewer fsyncs)."""
-    import sqlite3
+    from ._storage import prepare_sqlite
 
+    prepare_sqlite(path, "MLflow database", TrackingError)
+
+
+def _create_sqlite_store(db: Path) -> None:
+    """Make a new MLflow SQLite store whole or not at all: its schema is built in a file beside it
+    (rollback journal: every commit is in the file), which is then renamed into place, so a
+    process killed while creating it leaves no half-migrated store behind."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for stale in db.parent.glob(f".{db.name}.*.new*"):  # left by a killed process (we hold the lock)
+        stale.unlink(missing_ok=True)
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.new")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(path, timeout=30) as con:
-            con.execute("PRAGMA journal_mode=WAL")
-    except (OSError, sqlite3.Error) as exc:
-        raise TrackingError(f"Cannot open the MLflow database {path}: {exc}.") from None
+        client = _explicit_client(f"sqlite:///{tmp}")
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+        with contextlib.suppress(AttributeError):  # close the pools (MLflow's private attributes)
+            for store in (client._tracking_client.store, client._get_registry_client().store):
+                store.engine.dispose()
+        os.replace(tmp, db)
+    finally:
+        for path in (tmp, Path(f"{tmp}-journal")):
+            path.unlink(missing_ok=True)
 
 
 def _weights_blob(outcome: Any) -> bytes:
@@ -947,24 +1033,108 @@ def download_model(model_uri: str, dst: str | Path, tracking_uri: str | None = N
     """Fetch ``models:/NAME@alias``, ``models:/NAME/3``, ``models:/m-ID``, ``runs:/ID/model`` ... into ``dst``.
 
     ``models:/`` and ``runs:/`` URIs are resolved here with an explicit client: MLflow's own
-    resolution of ``models:/`` consults the process-global tracking and registry URIs.
+    resolution of ``models:/`` consults the process-global tracking and registry URIs. A
+    server is asked once, quickly, before anything else (a dead one fails within seconds);
+    a local database store must exist and be an MLflow one (it is never created or upgraded
+    here); a name, alias or version that does not exist is an error listing those that do.
     """
     from mlflow.exceptions import MlflowException
 
     uri = tracking_uri or default_tracking_uri()
-    client = _explicit_client(uri)
+    check_server(uri)
+    _check_store_exists(uri)
+    client = _explicit_client(_store_uri(uri))
     try:
         location = _storage_location(client, model_uri)
         Path(dst).mkdir(parents=True, exist_ok=True)
         return Path(get_repo(location, uri).download_artifacts("", dst_path=str(dst)))
     except (MlflowException, OSError, ValueError) as exc:
-        raise TrackingError(f"Cannot fetch the model {model_uri} from {_redact(uri)}: {_first_line(exc)}") from None
+        raise TrackingError(f"Cannot fetch the model {model_uri} from {_redact(uri)}: "
+                            f"{_first_line(exc, uri)}") from None
+    except Exception as exc:  # requests' errors from an artifact server that went away
+        if type(exc).__module__.split(".")[0] not in ("requests", "urllib3"):
+            raise
+        raise TrackingError(f"Cannot fetch the model {model_uri} from {_redact(uri)}: {_why(exc)}.") from None
+
+
+def bound_http_requests() -> None:
+    """Bounded retries and timeouts for every MLflow HTTP request of this process.
+
+    The one place that sets them, before any client is made (:func:`_explicit_client`, used by
+    the observer and the model functions alike); values the user set in the environment win.
+    """
+    for k, v in _HTTP_ENV_DEFAULTS.items():
+        os.environ.setdefault(k, v)
 
 
 def _explicit_client(uri: str) -> Any:
+    bound_http_requests()
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def check_server(uri: str) -> None:
+    """For an HTTP(S) tracking URI: one quick request without retries, or TrackingError in one line."""
+    if not _is_http(uri):
+        return
+    bound_http_requests()
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    where = _redact(uri)
+    try:
+        resp = http_request(get_default_host_creds(uri), "/api/2.0/mlflow/experiments/search", "POST",
+                            json={"max_results": 1}, max_retries=0, backoff_factor=0, timeout=CHECK_TIMEOUT_S,
+                            raise_on_status=False)
+    except Exception as exc:
+        raise TrackingError(f"Cannot reach the MLflow tracking server at {where} ({_why(exc)}); start it "
+                            "(mlflow server ...) or fix --tracking-uri / MLFLOW_TRACKING_URI.") from None
+    if resp.status_code != 200:
+        raise TrackingError(f"The MLflow tracking server at {where} refused a request (HTTP {resp.status_code}); "
+                            "check the URI and credentials (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN).")
+
+
+def _why(exc: BaseException) -> str:
+    """A short reason for a failed HTTP request: refused, no answer in time, or the first line."""
+    text = " ".join(str(e) for e in _chain(exc))
+    if "timed out" in text or "Timeout" in text:
+        return f"no answer within {CHECK_TIMEOUT_S} s"
+    if "Connection refused" in text:
+        return "connection refused"
+    m = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    return m.group(1).strip() if m else _first_line(exc)
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    out: list[BaseException] = []
+    while exc is not None and exc not in out:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
+def _check_store_exists(uri: str) -> None:
+    """A SQLite tracking store to read a model from must exist and hold MLflow's tables.
+
+    MLflow would otherwise create an empty store (or add its tables to another database,
+    such as the study database) and then report that the model is not found.
+    """
+    import sqlite3
+
+    db = _sqlite_file(uri)
+    if db is None:
+        return
+    hint = "pass --tracking-uri (or set MLFLOW_TRACKING_URI) to the store the study logged to"
+    if not db.is_file():
+        raise ConfigError(f"There is no MLflow tracking store at {db} (no such file); {hint}.")
+    try:
+        with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30) as con:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        raise ConfigError(f"Cannot read the MLflow tracking store {db}: {exc}; {hint}.") from None
+    if not {"experiments", "registered_models"} <= tables:
+        raise ConfigError(f"{db} is not an MLflow tracking store (it has no MLflow tables); {hint}.")
 
 
 def get_repo(artifact_uri: str, tracking_uri: str) -> Any:
@@ -982,18 +1152,12 @@ def _storage_location(client: Any, model_uri: str) -> str:
             return client.get_logged_model(body).artifact_location
         if "@" in body:
             name, alias = body.rsplit("@", 1)
-            mv = client.get_model_version_by_alias(name, alias)
+            mv = _model_version(client, name, alias=alias)
         else:
             name, _, version = body.rpartition("/")
             if not name:
                 raise ValueError(f"{model_uri} is not models:/NAME@ALIAS, models:/NAME/VERSION or models:/MODEL_ID")
-            if version.lower() == "latest":
-                versions = client.search_model_versions(f"name='{_q(name)}'")
-                if not versions:
-                    raise ValueError(f"the registered model {name!r} has no versions")
-                mv = max(versions, key=lambda v: int(v.version))
-            else:
-                mv = client.get_model_version(name, version)
+            mv = _model_version(client, name, version=version)
         source = mv.source
         if _scheme(source) == "models":
             return _storage_location(client, source)
@@ -1010,14 +1174,69 @@ def _storage_location(client: Any, model_uri: str) -> str:
         models = [m for m in client.search_logged_models([run.info.experiment_id], filter_string=f"name = '{_q(name)}'")
                   if m.source_run_id == run_id]
         if not models:
-            raise ValueError(f"run {run_id} has neither artifacts nor a logged model at {path!r}")
+            study = run.data.tags.get(TAG_STUDY)
+            hint = f"; the best model of study {study} is models:/{study}@{CHAMPION_ALIAS}" if study else ""
+            raise ConfigError(f"The run {run_id} has no model at {path!r} (a study logs the model of its best "
+                              f"trial only){hint}.")
         latest = max(models, key=lambda m: m.creation_timestamp)
         return latest.artifact_location.rstrip("/") + (f"/{rest}" if rest else "")
     return model_uri
 
 
+def _missing(exc: Exception) -> bool:
+    return any(c in str(getattr(exc, "error_code", "")) for c in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"))
+
+
+def _model_version(client: Any, name: str, *, alias: str | None = None, version: str | None = None) -> Any:
+    """The registered model version of ``name`` at ``alias`` or ``version`` (``latest``: the newest).
+
+    One that does not exist is a :class:`ConfigError` listing what does.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if alias is not None:
+            return client.get_model_version_by_alias(name, alias)
+        if str(version).lower() == "latest":
+            versions = client.search_model_versions(f"name='{_q(name)}'")
+            if versions:
+                return max(versions, key=lambda v: int(v.version))
+        else:
+            return client.get_model_version(name, version)
+    except MlflowException as exc:
+        if not _missing(exc):
+            raise
+    raise ConfigError(_what_exists(client, name, f"alias {alias!r}" if alias is not None else f"version {version}"))
+
+
+def _what_exists(client: Any, name: str, wanted: str, limit: int = 20) -> str:
+    """One line: the registered models there are, or the aliases and versions of ``name``."""
+    from mlflow.exceptions import MlflowException
+
+    store = _redact(client.tracking_uri)
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException as exc:
+        if not _missing(exc):
+            raise
+        names = sorted(m.name for m in client.search_registered_models(max_results=1000))
+        listed = ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+        return (f"There is no registered model {name!r} in {store}; " + (
+            f"the registered models are: {listed}." if names else
+            "it has no registered models yet (a study registers its best model when it ends with tracking on)."))
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{_q(name)}'"))
+    aliases = ", ".join(f"@{a} (version {v})" for a, v in sorted((registered.aliases or {}).items())) or "none"
+    shown = ", ".join(map(str, versions[-limit:])) or "none"
+    return (f"The registered model {name!r} has no {wanted}; its aliases: {aliases}; its versions: {shown}. "
+            f"Use models:/{name}@ALIAS or models:/{name}/VERSION.")
+
+
 def load_logistic_model(path: str | Path) -> Any:
-    """A :class:`LogisticModel` from its own folder or from an MLflow model folder holding one."""
+    """A :class:`LogisticModel` from its own folder or from an MLflow model folder holding one.
+
+    The MLmodel file's ``data`` path must lead (links resolved) to a folder inside the MLflow
+    model folder: a downloaded model never reads files outside itself.
+    """
     from ._model import MODEL_JSON, LogisticModel
     from .errors import DataError
 
@@ -1026,15 +1245,37 @@ def load_logistic_model(path: str | Path) -> Any:
         return LogisticModel.load(folder)
     mlmodel = folder / "MLmodel"
     if mlmodel.is_file():
-        import yaml
-
-        conf = yaml.safe_load(mlmodel.read_text()) or {}
-        pyfunc = conf.get("flavors", {}).get("python_function", {})
-        data = pyfunc.get("data")
-        if not data or not str(pyfunc.get("loader_module", "")).endswith("._pyfunc"):
-            raise DataError(f"{folder} is an MLflow model, but not one logged by logreg-tuner.")
-        return LogisticModel.load(folder / data)
+        return LogisticModel.load(_mlmodel_data(folder, mlmodel))
     raise DataError(f"{folder} is neither a saved model folder (model.json) nor an MLflow model (MLmodel).")
+
+
+def _mlmodel_data(folder: Path, mlmodel: Path) -> Path:
+    """The LogisticModel folder that an MLflow model's MLmodel file names (inside ``folder``)."""
+    import yaml
+
+    from .errors import DataError
+
+    try:
+        conf = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DataError(f"{mlmodel} is not a readable MLmodel file ({_first_line(exc)}); download the model "
+                        "again.") from None
+    flavors = conf.get("flavors") if isinstance(conf, dict) else None
+    pyfunc = flavors.get("python_function") if isinstance(flavors, dict) else None
+    pyfunc = pyfunc if isinstance(pyfunc, dict) else {}
+    data = pyfunc.get("data")
+    if not isinstance(data, str) or not data or not str(pyfunc.get("loader_module", "")).endswith("._pyfunc"):
+        raise DataError(f"{folder} is an MLflow model, but not one logged by logreg-tuner.")
+    target = folder / data
+    try:
+        inside = target.resolve(strict=True).is_relative_to(folder.resolve(strict=True))
+    except (OSError, RuntimeError):
+        raise DataError(f"{mlmodel} names the model data {data!r}, which does not exist in {folder}; download "
+                        "the model again.") from None
+    if not inside:
+        raise DataError(f"{mlmodel} names the model data {data!r}, which leads to {target.resolve()}, outside "
+                        f"the model folder {folder}; a model folder must hold its own files.")
+    return target
 
 
 def resolve_model(model_uri: str, workdir: str | Path, tracking_uri: str | None = None) -> Any:
@@ -1046,7 +1287,15 @@ def resolve_model(model_uri: str, workdir: str | Path, tracking_uri: str | None 
 
             local = Path(unquote(urlparse(model_uri).path))
         return load_logistic_model(local)
-    return load_logistic_model(download_model(model_uri, workdir, tracking_uri))
+    from .errors import DataError
+
+    try:
+        return load_logistic_model(download_model(model_uri, workdir, tracking_uri))
+    except DataError as exc:  # name the model, not the temporary folder it was downloaded to
+        text = str(exc)
+        for tmp in sorted({str(Path(workdir)), str(Path(workdir).resolve())}, key=len, reverse=True):
+            text = text.replace(tmp + os.sep, model_uri + "/").replace(tmp, model_uri)
+        raise DataError(f"The model {model_uri} is not usable: {text}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -1062,8 +1311,33 @@ def sync_study(storage_url: str, study_name: str, tracking_uri: str | None = Non
     the per-epoch study metric (Optuna's intermediate values), validation metrics, weights
     counts and times. With ``register_model``, when the registry's champion is not the study's
     best trial (or worse), the best configuration is refit and registered as at the end of a
-    study. Returns what was done.
+    study. Returns what was done; raises :class:`TrackingError` (one line) when MLflow cannot
+    be reached or fails on the way, so a partial sync never looks like a complete one.
     """
+    uri = tracking_uri or default_tracking_uri()
+    check_server(uri)
+    study, info = _study_to_sync(storage_url, study_name)
+    obs = MlflowObserver(uri, background=False, register_model=register_model)
+    try:
+        return _sync(obs, study, info, register_model)
+    except Exception as exc:
+        if isinstance(exc, TrackingError) or not _mlflow_failure(exc):
+            raise
+        raise TrackingError(f"MLflow at {_redact(uri)} failed while syncing study {study_name!r}: "
+                            f"{_first_line(exc, uri)}. What was logged is kept; run `tuner study sync-mlflow "
+                            f"{study_name}` again.") from None
+    finally:
+        obs.close()
+
+
+def _mlflow_failure(exc: BaseException) -> bool:
+    """An error of MLflow, of the HTTP stack under it, or of the file system it writes artifacts to."""
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, (MlflowException, OSError)) or type(exc).__module__.split(".")[0] in ("requests", "urllib3")
+
+
+def _study_to_sync(storage_url: str, study_name: str) -> tuple[Any, StudyInfo]:
     import optuna
 
     from ._storage import open_storage
@@ -1080,7 +1354,11 @@ def sync_study(storage_url: str, study_name: str, tracking_uri: str | None = Non
     spec = json.loads(raw_spec) if isinstance(raw_spec, str) else dict(raw_spec)
     direction = study.direction.name.lower()
     info = StudyInfo(study_name, storage_url, spec, direction, spec.get("metric", "log_loss"), dict(study.user_attrs))
-    obs = MlflowObserver(tracking_uri, background=False, register_model=register_model)
+    return study, info
+
+
+def _sync(obs: MlflowObserver, study: Any, info: StudyInfo, register_model: bool) -> dict[str, Any]:
+    study_name, spec, direction = info.name, info.spec, info.direction
     for k, v in obs.on_study_start(info).items():
         study.set_user_attr(k, v)
     ctx = obs._studies[study_name]
@@ -1118,6 +1396,11 @@ def sync_study(storage_url: str, study_name: str, tracking_uri: str | None = Non
         binfo, outcome = _refit(spec, best)
         binfo.user_attrs = {ATTR_RUN: _run_id_of(obs, ctx, best.number)}
         attrs = obs.on_study_end(info, binfo, outcome, history)
+        if attrs.get("mlflow_study_logged") is False or attrs.get(ATTR_UNLOGGED):
+            # on_study_end keeps a study going on any MLflow failure; a sync must not report success
+            raise TrackingError(f"MLflow at {_redact(obs.tracking_uri)} failed while registering the best model of "
+                                f"study {study_name!r} ({obs._last_error}); the {len(synced)} missing trial(s) "
+                                f"were logged. Fix the cause and run `tuner study sync-mlflow {study_name}` again.")
         result["model"] = attrs
         for k, v in attrs.items():
             study.set_user_attr(k, v)
@@ -1129,7 +1412,6 @@ def sync_study(storage_url: str, study_name: str, tracking_uri: str | None = Non
             obs.client.set_terminated(ctx.parent_run_id, "FINISHED")
     if study.user_attrs.get(ATTR_UNLOGGED):
         study.set_user_attr(ATTR_UNLOGGED, [])
-    obs.close()
     return result
 
 

@@ -31,7 +31,9 @@ class TunerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TunerError as exc:
-            raise click.ClickException(str(exc)) from None
+            from ._storage import redact
+
+            raise click.ClickException(redact(exc)) from None
 
 
 def echo_json(obj: Any) -> None:
@@ -69,7 +71,11 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--format", "fmt", default="auto", show_default=True,
                      type=click.Choice(["auto", "csv", "tsv", "parquet", "npz", "svmlight", "classfiles", "labeltext"])),
         click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the data file(s)."),
-        click.option("--n-features", type=int, help="Number of features of a LIBSVM file (when it cannot be inferred)."),
+        click.option("--n-features", type=click.IntRange(min=1),
+                     help="Number of features of a LIBSVM file (needed when it is far wider than its values)."),
+        click.option("--zero-based/--one-based", "zero_based", default=None,
+                     help="Whether LIBSVM feature indices start at 0 or 1 [default: zero-based only when the training "
+                          "file holds an index 0]; every later file is read the same way."),
         click.option("--val-size", default=0.2, show_default=True, type=float, help="Share of rows for validation."),
         click.option("--test-size", default=0.2, show_default=True, type=float, help="Share of rows for the test."),
         click.option("--test-file", type=click.Path(exists=True, dir_okay=True), help="A separate labelled test file."),
@@ -97,18 +103,51 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def load_dataset(data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
-                 encoding: str, n_features: int | None, val_size: float, test_size: float, test_file: str | None,
-                 seed: int) -> Any:
-    from ._data import load_data, prepare
+def _read_data(data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
+               encoding: str, n_features: int | None, test_file: str | None, zero_based: bool | None) -> Any:
+    """The training data and the test file (or None), the test file read like the training data."""
+    from ._data import load_data
+    from .errors import ConfigError
 
+    ctx = click.get_current_context(silent=True)
+    if test_file is not None and ctx is not None and ctx.get_parameter_source("test_size") not in (
+            None, click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP):
+        raise ConfigError("--test-size splits a test part off the data; with --test-file the test rows come from "
+                          "that file instead: give one of the two.")
     raw = load_data(data, dataset=dataset, target=target, text_column=text_column, encoding=encoding, fmt=fmt,
-                    n_features=n_features)
+                    n_features=n_features, zero_based=zero_based)
     test_raw = None
     if test_file is not None:
         test_raw = load_data(test_file, target=target, text_column=text_column, encoding=encoding, fmt=fmt,
-                             n_features=n_features or (raw.X.shape[1] if raw.kind == "matrix" else None))
+                             n_features=n_features or (raw.X.shape[1] if raw.fmt == "svmlight" else None),
+                             zero_based=raw.zero_based)
+    return raw, test_raw
+
+
+def load_dataset(data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
+                 encoding: str, n_features: int | None, val_size: float, test_size: float, test_file: str | None,
+                 seed: int, zero_based: bool | None = None) -> Any:
+    """Read and split the data named by the data options."""
+    from ._data import prepare
+
+    raw, test_raw = _read_data(data, dataset, target, text_column, fmt, encoding, n_features, test_file, zero_based)
     return prepare(raw, val_size=val_size, test_size=test_size, seed=seed, test_raw=test_raw)
+
+
+def data_spec(data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
+              encoding: str, n_features: int | None, val_size: float, test_size: float, test_file: str | None,
+              seed: int, zero_based: bool | None = None) -> Any:
+    """The study spec's DataSpec: paths any worker can resolve, the index base, both fingerprints."""
+    from ._data import portable_path
+    from ._spec import DataSpec
+
+    raw, test_raw = _read_data(data, dataset, target, text_column, fmt, encoding, n_features, test_file, zero_based)
+    path, rel = portable_path(data) if data else (None, None)
+    test_path, test_rel = portable_path(test_file) if test_file else (None, None)
+    return DataSpec(path=path, relative_path=rel, dataset=dataset, target=target, text_column=text_column, fmt=fmt,
+                    encoding=encoding, n_features=n_features, zero_based=raw.zero_based, val_size=val_size,
+                    test_size=test_size, test_file=test_path, test_relative_path=test_rel, seed=seed,
+                    fingerprint=raw.fingerprint, test_fingerprint=test_raw.fingerprint if test_raw else "")
 
 
 @click.group(cls=TunerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -202,7 +241,8 @@ def _describe(spec: dict[str, Any]) -> str:
 @click.option("--save-model", type=click.Path(file_okay=False), help="Folder to save the fitted model in.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def train(data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
-          encoding: str, n_features: int | None, val_size: float, test_size: float, test_file: str | None, seed: int,
+          encoding: str, n_features: int | None, zero_based: bool | None, val_size: float, test_size: float,
+          test_file: str | None, seed: int,
           epochs: int, batch_size: int, patience: int, tol: float, monitor: str, class_weight: str | None, device: str,
           dtype: str,
           penalty: str, optimizer: str, params: tuple[str, ...], save_model: str | None, as_json: bool) -> None:
@@ -211,14 +251,16 @@ def train(data: str | None, dataset: str | None, target: str | None, text_column
     from ._space import parse_value
     from ._trainer import TrainConfig
 
-    pen_over, opt_over = split_overrides([(k, parse_value(v)) for k, v in parse_assignments(params)])
+    pen_over, opt_over = split_overrides([(k, parse_value(v)) for k, v in parse_assignments(params)], penalty,
+                                         optimizer)
     pen, opt = resolve_pair(penalty, optimizer)  # fail on names and values before reading data
     resolve_params(pen, pen_over, "penalty")
     resolve_params(opt, opt_over, "optimizer")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, patience=patience, tol=tol, monitor=monitor,
                          class_weight=class_weight, device=device, dtype=dtype, seed=seed)
     config.check()
-    ds = load_dataset(data, dataset, target, text_column, fmt, encoding, n_features, val_size, test_size, test_file, seed)
+    ds = load_dataset(data, dataset, target, text_column, fmt, encoding, n_features, val_size, test_size, test_file, seed,
+                      zero_based)
     outcome = train_one(ds, penalty, optimizer, pen_over, opt_over, config)
     summary = outcome.summary()
     summary.update(data=ds.raw.source, classes=ds.classes, n_train=len(ds.y_train), n_val=len(ds.y_val),
@@ -250,12 +292,18 @@ def _csv_list(value: str | None) -> list[str] | None:
 
 
 class _Progress:
-    """One status line on stderr: trials done, best value, elapsed time (terminals only)."""
+    """One status line on stderr: trials done, best value, elapsed time (terminals only).
 
-    def __init__(self, enabled: bool, metric: str) -> None:
-        self.enabled, self.metric = enabled, metric
+    A failed trial gets one line with its reason (unless ``quiet``), terminal or not.
+    """
+
+    def __init__(self, enabled: bool, metric: str, quiet: bool = False) -> None:
+        self.enabled, self.metric, self.quiet = enabled, metric, quiet
 
     def __call__(self, p: dict[str, Any]) -> None:
+        if p.get("reason") and not self.quiet:
+            click.secho(("\n" if self.enabled else "") + f"warning: trial #{p['number']} failed: {p['reason']}",
+                        fg="yellow", err=True)
         if not self.enabled:
             return
         total = p["total"] or "?"
@@ -269,6 +317,45 @@ class _Progress:
     def close(self) -> None:
         if self.enabled:
             click.echo("", err=True)
+
+
+# What `tune --study NAME` may change on a stored study; any other option given explicitly must
+# match the stored spec (a default never contradicts it: the stored value is used).
+_RESUME_FREE = {"study_name", "storage", "tracking_uri", "no_tracking", "trials", "timeout", "as_json", "data", "dataset"}
+_RESUME_KEYS = {"penalty_list": "penalties", "optimizer_list": "optimizers", "params": "params", "metric": "metric",
+                "sampler": "sampler", "pruner": "pruner"}
+_TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weight", "device", "dtype")
+
+
+def _explicit_changes(ctx: click.Context, spec_values: dict[str, Any]) -> dict[str, Any]:
+    """The spec keys set by options the user gave (command line or environment), not by defaults.
+
+    ``spec_values`` maps a parameter name to the value it puts in the spec. An explicit option
+    that a study spec cannot hold comes back as ``--NAME``, which a resume refuses (it would
+    be silently ignored).
+    """
+    from dataclasses import fields
+
+    from ._spec import DataSpec
+
+    data_fields = {f.name for f in fields(DataSpec)}
+    out: dict[str, Any] = {}
+    for name, value in spec_values.items():
+        source = ctx.get_parameter_source(name)
+        if name in _RESUME_FREE or source in (None, click.core.ParameterSource.DEFAULT,
+                                              click.core.ParameterSource.DEFAULT_MAP):
+            continue
+        if name == "seed":
+            out["seed"] = out["data.seed"] = value
+        elif name in _RESUME_KEYS:
+            out[_RESUME_KEYS[name]] = value
+        elif name in _TRAIN_KEYS:
+            out[f"train.{name}"] = value
+        elif name in data_fields:
+            out[f"data.{name}"] = value
+        else:  # refused by StudySpec.with_changes if the study exists (a resume)
+            out[f"--{name.replace('_', '-')}"] = value
+    return out
 
 
 @cli.command()
@@ -290,35 +377,34 @@ class _Progress:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
 def tune(app: AppContext, data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
-         encoding: str, n_features: int | None, val_size: float, test_size: float, test_file: str | None, seed: int,
+         encoding: str, n_features: int | None, zero_based: bool | None, val_size: float, test_size: float,
+         test_file: str | None, seed: int,
          epochs: int, batch_size: int, patience: int, tol: float, monitor: str, class_weight: str | None, device: str,
           dtype: str,
          study_name: str | None, storage: str | None, tracking_uri: str | None, no_tracking: bool,
          penalty_list: str | None, optimizer_list: str | None, params: tuple[str, ...], trials: int | None,
          timeout: float | None, metric: str | None, sampler: str, pruner: str, as_json: bool) -> None:
-    """Run (or resume) an Optuna study over penalties, optimizers and their hyperparameters."""
+    """Run (or resume) an Optuna study over penalties, optimizers and their hyperparameters.
+
+    An existing --study is resumed: only the budget (--trials, --timeout) and the output
+    options may change; any other option given must match the stored study.
+    """
     import time
     from pathlib import Path
 
-    from ._data import load_data
     from ._registry import optimizers, penalties
     from ._search import build_space, run_study
-    from ._spec import DataSpec, StudySpec
+    from ._spec import StudySpec
     from ._storage import default_storage_url
 
     storage_url = storage or default_storage_url()
     if storage is None and not app.quiet and not as_json:
         click.echo(f"Study storage: {storage_url}", err=True)
-    spec = None
+    spec, new_only = None, False
     if data is not None or dataset is not None:
-        raw = load_data(data, dataset=dataset, target=target, text_column=text_column, encoding=encoding, fmt=fmt,
-                        n_features=n_features)
         spec = StudySpec(
-            data=DataSpec(path=str(Path(data).resolve()) if data else None, dataset=dataset, target=target,
-                          text_column=text_column, fmt=fmt, encoding=encoding, n_features=n_features,
-                          val_size=val_size, test_size=test_size,
-                          test_file=str(Path(test_file).resolve()) if test_file else None, seed=seed,
-                          fingerprint=raw.fingerprint),
+            data=data_spec(data, dataset, target, text_column, fmt, encoding, n_features, val_size, test_size,
+                           test_file, seed, zero_based),
             penalties=_csv_list(penalty_list) or penalties.names(),
             optimizers=_csv_list(optimizer_list) or optimizers.names(),
             params=dict(parse_assignments(params)), metric=metric or "log_loss", sampler=sampler, pruner=pruner,
@@ -330,13 +416,23 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
         if study_name is None:
             stem = Path(data).stem if data else dataset
             study_name = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+            new_only = True  # a made-up name: never join a study another process started this second
     elif study_name is None:
         raise click.UsageError("Give DATA or --dataset to start a study, or --study NAME to resume one.")
+    ctx = click.get_current_context()
+    values = {k: v for k, v in ctx.params.items()}
+    values.update(penalty_list=_csv_list(penalty_list), optimizer_list=_csv_list(optimizer_list),
+                  params=dict(parse_assignments(params)),
+                  test_file=str(Path(test_file).resolve()) if test_file else None)
+    changes = _explicit_changes(ctx, values)
     observers = _observers(storage_url, tracking_uri, no_tracking)
-    progress = _Progress(sys.stderr.isatty() and not app.quiet and not as_json, metric or "value")
+    progress = _Progress(sys.stderr.isatty() and not app.quiet and not as_json, metric or "value", app.quiet)
     try:
         result = run_study(spec, study_name, storage_url, observers=observers, progress=progress,
-                           resume_only=spec is None, n_trials=trials, timeout=timeout)
+                           resume_only=spec is None, n_trials=trials, timeout=timeout, changes=changes,
+                           new_only=new_only)
+    except KeyboardInterrupt:  # Ctrl-C while the data was read or checked: nothing was stored
+        _interrupted_before_start()
     finally:
         progress.close()
     _report_study(result, as_json)
@@ -375,8 +471,18 @@ def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | N
             raise ConfigError(f"No study named {study_name!r} appeared in {storage} within {wait:g} s.")
         time.sleep(1.0)
     observers = _observers(storage, tracking_uri, no_tracking)
-    result = run_study(None, study_name, storage, observers=observers, resume_only=True)
+    progress = _Progress(False, "value", app.quiet)
+    try:
+        result = run_study(None, study_name, storage, observers=observers, progress=progress, resume_only=True)
+    except KeyboardInterrupt:
+        _interrupted_before_start()
     _report_study(result, as_json)
+
+
+def _interrupted_before_start() -> None:
+    """Ctrl-C before any trial (reading or checking the data): one line, exit code 130."""
+    click.secho("Interrupted by SIGINT before any trial started; nothing was run.", fg="yellow", err=True)
+    raise SystemExit(130)
 
 
 def _report_study(result: Any, as_json: bool) -> None:
@@ -388,6 +494,8 @@ def _report_study(result: Any, as_json: bool) -> None:
         _print_study_summary(summary)
     if result.interrupted:
         raise SystemExit(130 if result.interrupted == "SIGINT" else 143)
+    if result.no_result:  # exit code 0 would say there is an answer
+        raise TunerError(result.no_result)
 
 
 def _observers(storage_url: str, tracking_uri: str | None, no_tracking: bool) -> list[Any]:
@@ -411,7 +519,10 @@ def _print_study_summary(s: dict[str, Any]) -> None:
     t = s["trials"]
     click.echo(f"Study {s['study']} ({s['storage']})")
     click.echo(f"  trials: {t['complete']} complete, {t['pruned']} pruned, {t['fail']} failed")
-    if s.get("interrupted"):
+    if s.get("interrupted") and "test" in s:  # the signal came while the best model was registered
+        click.secho(f"  interrupted by {s['interrupted']} once the study had ended: its results are complete",
+                    fg="yellow")
+    elif s.get("interrupted"):
         click.secho(f"  interrupted by {s['interrupted']}: completed trials are kept; resume with "
                     f"`tuner tune --study {s['study']}`", fg="yellow")
     if s["best_trial"] is None:
