@@ -20,6 +20,7 @@ SPEC_VERSION = 1
 # DataSpec fields compared on their own (or not at all: the fingerprint stands for the content)
 _NOT_READING = ("path", "dataset", "fingerprint", "val_size", "test_size", "seed", "test_file",
                 "relative_path", "test_relative_path")  # where this machine finds the files: free to differ
+_ADDED_LATER = ("zero_based", "test_fingerprint")  # unrecorded in studies created before them
 
 
 @dataclass
@@ -118,8 +119,17 @@ class StudySpec:
         return out
 
     def differences(self, other: "StudySpec") -> list[str]:
-        """Human-readable list of identity differences between two specs."""
+        """Human-readable list of identity differences between ``self`` (stored) and ``other``.
+
+        A data-reading field that the stored spec never recorded (a study created before the
+        field existed) is not a difference: such a study keeps reading its data as it did.
+        """
         mine, theirs = self.identity(), other.identity()
+        reading = dict(theirs["data reading"])
+        for name in _ADDED_LATER:
+            if mine["data reading"].get(name) in (None, ""):
+                reading[name] = mine["data reading"].get(name)
+        theirs["data reading"] = reading
         return [f"{k}: stored {mine[k]!r}, now {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
 
 

@@ -290,3 +290,26 @@ def test_target_as_text_column_and_empty_file(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("a,b,label\n")
     line = one_line_error(invoke("train", tmp_path / "empty.csv", "--target", "label", *FAST))
     assert "no data rows" in line
+
+
+def test_a_study_created_before_the_index_base_was_recorded_still_resumes_with_its_data(tmp_path: Path) -> None:
+    """Specs stored before `zero_based`/`test_fingerprint` existed lack them: a resume with the
+    data argument must not be refused for that, while a real change of base still is."""
+    import json
+
+    from tuner._spec import StudySpec
+    from tuner.cli import data_spec
+
+    train = tmp_path / "train.svm"
+    train.write_text("1 1:0.5 3:1\n0 2:1\n1 1:1 2:0.5\n0 3:0.2\n" * 5)
+    new = StudySpec(data_spec(str(train), None, None, None, "auto", "utf-8", None, 0.2, 0.2, None, 0), ["l2"],
+                    ["lbfgs"])
+    old_json = json.loads(new.to_json())
+    for name in ("zero_based", "test_fingerprint", "relative_path", "test_relative_path"):
+        old_json["data"].pop(name)
+    old = StudySpec.from_json(json.dumps(old_json))
+    assert old.data.zero_based is None and new.data.zero_based is False
+    assert old.differences(new) == []
+    explicit = StudySpec(data_spec(str(train), None, None, None, "auto", "utf-8", None, 0.2, 0.2, None, 0,
+                                   zero_based=True), ["l2"], ["lbfgs"])
+    assert any("data reading" in d for d in new.differences(explicit))
