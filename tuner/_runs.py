@@ -143,12 +143,14 @@ def own_stale_check(storage: Any) -> Callable[[int], list[int]] | None:
 
 
 def fail_stale_trials(study: Any, storage: Any, find: Callable[[int], list[int]] | None,
-                      on_lost: Callable[[Any], None]) -> None:
+                      queue_retry: Callable[[Any], int | None], on_lost: Callable[[Any], None]) -> None:
     """Fail the trials of dead workers (no heartbeat within the grace period), with a reason.
 
     The reason is written while the trial is still RUNNING (a finished trial cannot take
-    attributes), then the state change decides which process handles it: that one calls
-    ``on_lost`` (the retry and the MLflow run).
+    attributes). Its retry is queued (``queue_retry``: the WAITING copy's id, or None) *before*
+    the trial is failed, so that no other process ever sees its budget slot free and starts a
+    new trial in it, which would leave the retry no room. The state change then decides which
+    process handles the trial: that one calls ``on_lost``; the others withdraw their copies.
     """
     import optuna
     from optuna.trial import TrialState
@@ -160,10 +162,31 @@ def fail_stale_trials(study: Any, storage: Any, find: Callable[[int], list[int]]
         try:
             storage.set_trial_user_attr(trial_id, "fail_reason",
                                         f"lost: its worker sent no heartbeat for {grace} s (killed or cut off)")
-            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                on_lost(storage.get_trial(trial_id))
+            lost = storage.get_trial(trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another process failed it first
+            continue  # another process failed it first
+        queued = queue_retry(lost)
+        try:
+            won = storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            won = False
+        if won:
+            on_lost(storage.get_trial(trial_id))
+        elif queued is not None:
+            _withdraw(storage, queued)
+
+
+def _withdraw(storage: Any, trial_id: int) -> None:
+    """Fail a queued retry that another process made too (not counted, never run twice)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        if storage.get_trial(trial_id).state == TrialState.WAITING:
+            storage.set_trial_user_attr(trial_id, "fail_reason", GAVE_UP + " (another worker retries this trial)")
+            storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
 
 
 def failure_streak(mine: Mapping[int, tuple[str, str | None]]) -> list[str]:

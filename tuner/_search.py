@@ -7,7 +7,6 @@ the pair), trains with per-epoch reports for pruning, and returns the validation
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import signal
@@ -611,22 +610,22 @@ def _run(study: Any, storage: Any, storage_url: str, spec: StudySpec, space: Sea
         reason = trial.user_attrs.get("fail_reason") or "lost: its worker sent no heartbeat (killed or cut off)"
         for obs in observers:
             obs.on_trial_lost(info, trial.number, reason)
+
+    def queue_retry(trial: Any) -> int | None:
+        """A WAITING copy of a lost trial (same parameters), once: a retry is not retried again."""
+        if "failed_trial" in trial.system_attrs:
+            return None
         if spec.n_trials is not None and budget.done() >= spec.n_trials:
-            return  # nothing left to retry it for
-        again = copy.deepcopy(trial)  # the retry starts clean, saying what it retries
-        again.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in TRIAL_OUTCOME_ATTRS}
-        again.user_attrs["retry_of"] = trial.number
-        retry(study, again)
+            return None  # nothing left to retry it for
+        user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in TRIAL_OUTCOME_ATTRS}
+        user_attrs["retry_of"] = trial.number  # the retry starts clean, saying what it retries
+        template = optuna.trial.create_trial(  # what Optuna's RetryHeartbeatStaleTrialCallback queues
+            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions, user_attrs=user_attrs,
+            system_attrs={"failed_trial": trial.number, "retry_history": [trial.number]})
+        return int(storage.create_new_trial(study._study_id, template_trial=template))
 
-    import warnings as _warnings
-
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-
-    with _warnings.catch_warnings():  # "experimental" since Optuna 2.8, and what a killed worker needs
-        _warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=1)  # a lost trial runs again once, same parameters
     find_stale = own_stale_check(storage)
-    fail_stale = lambda: fail_stale_trials(study, storage, find_stale, on_lost)  # noqa: E731
+    fail_stale = lambda: fail_stale_trials(study, storage, find_stale, queue_retry, on_lost)  # noqa: E731
 
     budget = Budget(study, spec.n_trials, None if spec.timeout is None else started + spec.timeout, stop.check,
                     fail_stale)

@@ -96,7 +96,8 @@ def test_a_worker_killed_mid_trial_on_postgresql(tmp_path: Path) -> None:
         dead = trials[lost]
         assert dead.state == TrialState.FAIL and dead.user_attrs["fail_reason"].startswith("lost: ")
         (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == lost]
-        assert retry.params == dead.params and retry.state in FINISHED
+        assert retry.params == dead.params, (retry.params, dead.params)
+        assert retry.state in FINISHED, (retry.state, retry.user_attrs)
         _mlflow_usable(urls["mlflow"], "shared")
         from mlflow import MlflowClient
 
