@@ -50,10 +50,17 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     """
     import tempfile
 
+    from ._probe import probe_tracking_server
+    from .errors import TunerError
+
+    if model_uri.startswith(("models:/", "runs:/")):
+        try:  # a dead server: one short wait and one line, before MLflow and torch are imported
+            probe_tracking_server(tracking_uri)
+        except TunerError as exc:
+            raise click.ClickException(str(exc)) from None
     from ._data import load_rows
     from ._pyfunc import as_rows, labels_of, prediction_frame
     from ._tracking import resolve_model
-    from .errors import TunerError
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -127,9 +134,15 @@ def sync_mlflow(name: str, storage: str | None, tracking_uri: str | None, no_mod
     """
     import json
 
+    from ._probe import probe_tracking_server
+    from .errors import TunerError
+
+    try:  # a dead server: one short wait and one line, before MLflow and torch are imported
+        probe_tracking_server(tracking_uri)
+    except TunerError as exc:
+        raise click.ClickException(str(exc)) from None
     from ._storage import default_storage_url
     from ._tracking import default_tracking_uri, sync_study
-    from .errors import TunerError
 
     try:
         result = sync_study(storage or default_storage_url(), name, tracking_uri or default_tracking_uri(),

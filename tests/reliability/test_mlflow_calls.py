@@ -183,3 +183,38 @@ def test_a_trial_run_without_a_model_points_to_the_champion(tracked: dict[str, A
     assert sorted(o.exit_code for o in outcomes.values()) == [0, 1]  # the best trial's run holds the model
     line = _one_line(next(o for o in outcomes.values() if o.exit_code))
     assert "has no model" in line and f"models:/{STUDY}@champion" in line, line
+
+
+def test_the_probe_counts_any_http_answer_as_reachable_and_never_prints_the_password() -> None:
+    """A server behind a login (401) or a proxy (404, a redirect) is reachable: MLflow's client
+    deals with credentials afterwards; only silence or a refusal is an error."""
+    import http.server
+    import threading
+
+    from tuner._probe import probe_tracking_server
+    from tuner.errors import TrackingError
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        status = 401
+
+        def do_GET(self) -> None:  # noqa: N802 - the http.server hook name
+            self.send_response(self.status)
+            if self.status == 302:
+                self.send_header("Location", "/login")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for status in (401, 404, 302, 200):
+            Answer.status = status
+            probe_tracking_server(f"http://user:s3cr3t@127.0.0.1:{server.server_port}/prefix/")
+    finally:
+        server.shutdown()
+    probe_tracking_server("sqlite:///nowhere/mlflow.db")  # not a server: left to the store checks
+    with pytest.raises(TrackingError, match="connection refused") as err:
+        probe_tracking_server(f"http://user:s3cr3t@127.0.0.1:{_free_port()}")
+    assert "s3cr3t" not in str(err.value) and "user:***@" in str(err.value)
