@@ -229,8 +229,12 @@ def test_signals_stop_cleanly(tmp_path: Path, signum: int, code: int) -> None:
     assert proc.returncode == code, (out, err)
     assert "interrupted" in out
     st = load(tmp_path, "sig")
+    # The trial that was running, if any, is failed with the reason; a signal that lands between
+    # two trials stops the study before the next one is created, so no trial is failed at all.
     failed = [t for t in st.trials if t.state == TrialState.FAIL]
-    assert len(failed) == 1 and "interrupted by " + signal.Signals(signum).name in failed[0].user_attrs["fail_reason"]
+    assert len(failed) <= 1, [(t.number, t.user_attrs) for t in failed]
+    for t in failed:
+        assert "interrupted by " + signal.Signals(signum).name in t.user_attrs["fail_reason"]
     assert all(t.state != TrialState.RUNNING for t in st.trials)
     assert sum(t.state == TrialState.COMPLETE for t in st.trials) >= 1
 

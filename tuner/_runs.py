@@ -183,6 +183,7 @@ def _withdraw(storage: Any, trial_id: int) -> None:
 
     try:
         if storage.get_trial(trial_id).state == TrialState.WAITING:
+            storage.set_trial_user_attr(trial_id, "withdrawn", True)
             storage.set_trial_user_attr(trial_id, "fail_reason", GAVE_UP + " (another worker retries this trial)")
             storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:

@@ -468,11 +468,8 @@ def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: s
     import optuna
 
     storage = open_storage(storage_url)
-    study = _load_study(storage, study_name)
-    if study is not None and new_only:
-        raise ConfigError(_taken(study_name))
+    study, stored = _existing(storage, study_name, storage_url, spec, changes, new_only)
     if study is not None:
-        stored = resume_spec(_stored_spec(study, study_name, storage_url), spec, changes, study_name)
         if spec is not None:
             stored.n_trials, stored.timeout = spec.n_trials, spec.timeout
         return study, stored, _note_plugin_changes(study, stored)
@@ -489,6 +486,18 @@ def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: s
     study.set_user_attr("spec", spec.to_json())
     study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
     return study, spec, []
+
+
+def _existing(storage: Any, study_name: str, storage_url: str, spec: StudySpec | None,
+              changes: Mapping[str, Any] | None, new_only: bool) -> tuple[Any, StudySpec | None]:
+    """The stored study and its spec with ``changes`` checked (see :func:`resume_spec`), or
+    ``(None, None)``; a stored study is refused when ``new_only``."""
+    study = _load_study(storage, study_name)
+    if study is None:
+        return None, None
+    if new_only:
+        raise ConfigError(_taken(study_name))
+    return study, resume_spec(_stored_spec(study, study_name, storage_url), spec, changes, study_name)
 
 
 def _taken(study_name: str) -> str:
@@ -549,11 +558,9 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     started = time.time()
     _check_budget(n_trials, timeout)
     storage = open_storage(storage_url)
-    study = _load_study(storage, study_name)
-    if study is not None and new_only:
-        raise ConfigError(_taken(study_name))
+    study, resumed = _existing(storage, study_name, storage_url, spec, changes, new_only)
     if study is not None:
-        spec = resume_spec(_stored_spec(study, study_name, storage_url), spec, changes, study_name)
+        spec = resumed
     elif resume_only or spec is None:
         raise ConfigError(f"No study named {study_name!r} in {storage_url}; give data (DATA or --dataset) to create it.")
     spec = StudySpec.from_json(spec.to_json())

@@ -261,13 +261,17 @@ def test_a_signal_during_the_final_refit_or_registration_ends_cleanly(tmp_path: 
 
 def test_an_interrupt_mid_trial_prints_one_line_not_a_traceback(tmp_path: Path) -> None:
     proc = _popen(tmp_path, "--dataset", "breast_cancer", "--study", "i", "--trials", "50", *SLOW, "--no-tracking")
-    _wait(tmp_path, "i", proc, lambda ts: any(t.state == TrialState.COMPLETE for t in ts)
-          and any(t.state == TrialState.RUNNING for t in ts))
-    proc.send_signal(signal.SIGINT)
+    ts = _wait(tmp_path, "i", proc, lambda ts: any(t.state == TrialState.COMPLETE for t in ts)
+               and any(t.state == TrialState.RUNNING and t.intermediate_values for t in ts))
+    running = next(t.number for t in ts if t.state == TrialState.RUNNING and t.intermediate_values)
+    proc.send_signal(signal.SIGINT)  # mid-trial: it has reported epochs, and a trial here runs 300 of them
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert "interrupted by SIGINT" in out
+    stopped = trials(tmp_path, "i")[running]  # the running trial is failed with the reason
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs["fail_reason"] == "interrupted by SIGINT", \
+        (stopped.state, stopped.user_attrs)
 
 
 # ---- made-up study names ----------------------------------------------------------------------
