@@ -27,6 +27,15 @@ __all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block", "standardi
 TFIDF_OPTIONS = {"ngram_range": (1, 2), "min_df": 1, "sublinear_tf": True, "dtype": np.float64}
 
 
+def first_non_finite(A: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the first NaN or inf of a dense 2-D array, or None when all are finite."""
+    bad = ~np.isfinite(A)
+    if not bad.any():
+        return None
+    row, col = np.argwhere(bad)[0]
+    return int(row), int(col)
+
+
 def check_finite_matrix(X: Any, where: str = "") -> None:
     """Raise :class:`DataError` naming the first row and column holding NaN or inf."""
     if sp.issparse(X):
@@ -41,9 +50,9 @@ def check_finite_matrix(X: Any, where: str = "") -> None:
             )
         return
     A = np.asarray(X, dtype=np.float64)
-    bad = ~np.isfinite(A)
-    if bad.any():
-        row, col = (int(v) for v in np.argwhere(bad)[0])
+    cell = first_non_finite(A)
+    if cell is not None:
+        row, col = cell
         raise DataError(
             f"Feature values must be finite{where}; row {row} column {col} holds {A[row, col]}. "
             "Remove or impute such values first."
@@ -63,9 +72,9 @@ def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "") -> n
                     "--text-column if it holds text, or drop it."
                 )
     A = frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(A)
-    if bad.any():
-        row, col = (int(v) for v in np.argwhere(bad)[0])
+    cell = first_non_finite(A)
+    if cell is not None:
+        row, col = cell
         raise DataError(
             f"Feature column {columns[col]!r} holds {A[row, col]} at row {row}{where}; features must be "
             "finite numbers. Remove or impute such values first."
@@ -257,9 +266,9 @@ class FeaturePipeline:
     @staticmethod
     def _finite(Z: np.ndarray, names: list[str]) -> np.ndarray:
         """Standardized values; an error names a column whose values overflow once standardized."""
-        bad = ~np.isfinite(Z)
-        if bad.any():
-            row, col = (int(v) for v in np.argwhere(bad)[0])
+        cell = first_non_finite(Z)
+        if cell is not None:
+            row, col = cell
             raise DataError(
                 f"Feature column {names[col] if col < len(names) else col!r} at row {row} is too large for the "
                 "training scale of that "
