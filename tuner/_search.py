@@ -459,15 +459,17 @@ RESUMABLE = "the budget (--trials, --timeout) and the output options (--json, --
 
 def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: str,
                          resume_only: bool = False, changes: Mapping[str, Any] | None = None,
-                         new_only: bool = False) -> tuple[Any, StudySpec, list[str]]:
+                         new_only: bool = False, storage: Any = None) -> tuple[Any, StudySpec, list[str]]:
     """Load the study (checking ``spec`` against the stored one) or create it with ``spec``.
+
+    ``storage``: an Optuna storage already opened on ``storage_url`` (default: open one).
 
     ``new_only``: the name was made up for a new study, so an existing one is an error, never
     joined (two processes started in the same second would otherwise share one study).
     """
     import optuna
 
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url) if storage is None else storage
     study, stored = _existing(storage, study_name, storage_url, spec, changes, new_only)
     if study is not None:
         if spec is not None:
@@ -482,7 +484,8 @@ def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: s
         if new_only:
             raise ConfigError(_taken(study_name)) from None
         # Another worker created it between our load and create: join it like a resume.
-        return open_or_create_study(spec, study_name, storage_url, resume_only=True, changes=changes)
+        return open_or_create_study(spec, study_name, storage_url, resume_only=True, changes=changes,
+                                    storage=storage)
     study.set_user_attr("spec", spec.to_json())
     study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
     return study, spec, []
@@ -578,12 +581,7 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     warnings: list[str] = []
     if study is None:
         study, spec, warnings = open_or_create_study(spec, study_name, storage_url, changes=changes,
-                                                     new_only=new_only)
-        study = optuna.load_study(study_name=study_name, storage=storage)  # on our storage (heartbeat settings)
-        if n_trials is not None:
-            spec.n_trials = n_trials
-        if timeout is not None:
-            spec.timeout = timeout
+                                                     new_only=new_only, storage=storage)  # the budget is in spec
     else:
         warnings = _note_plugin_changes(study, spec)
     if study.user_attrs.get("spec") != spec.to_json():
