@@ -293,25 +293,9 @@ class MlflowObserver(StudyObserver):
         """Raise :class:`TrackingError` unless the tracking store answers (quickly)."""
         if self._checked:
             return
-        uri = _redact(self.tracking_uri)
         if _is_http(self.tracking_uri):
-            from mlflow.utils.credentials import get_default_host_creds
-            from mlflow.utils.rest_utils import http_request
-
-            try:
-                resp = http_request(get_default_host_creds(self.tracking_uri), "/api/2.0/mlflow/experiments/search",
-                                    "POST", json={"max_results": 1}, max_retries=0, backoff_factor=0,
-                                    timeout=CHECK_TIMEOUT_S, raise_on_status=False)
-            except Exception as exc:
-                raise TrackingError(
-                    f"Cannot reach the MLflow tracking server at {uri}: {_first_line(exc)}. Start it "
-                    "(mlflow server ...), fix --tracking-uri / MLFLOW_TRACKING_URI, or run with --no-tracking."
-                ) from None
-            if resp.status_code != 200:
-                raise TrackingError(
-                    f"The MLflow tracking server at {uri} refused a request (HTTP {resp.status_code}: "
-                    f"{_first_line(resp.text)}). Check the URI and credentials (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN)."
-                )
+            check_server(self.tracking_uri, advice="start it (mlflow server ...), fix --tracking-uri / "
+                                                   "MLFLOW_TRACKING_URI, or run with --no-tracking")
         else:
             self._open_store()
         self._checked = True
@@ -1074,8 +1058,10 @@ def _explicit_client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def check_server(uri: str) -> None:
-    """For an HTTP(S) tracking URI: one quick request without retries, or TrackingError in one line."""
+def check_server(uri: str, advice: str = "start it (mlflow server ...) or fix --tracking-uri / MLFLOW_TRACKING_URI"
+                 ) -> None:
+    """For an HTTP(S) tracking URI: one quick request without retries, or TrackingError in one line
+    ending with ``advice`` when nothing answers."""
     if not _is_http(uri):
         return
     bound_http_requests()
@@ -1088,8 +1074,7 @@ def check_server(uri: str) -> None:
                             json={"max_results": 1}, max_retries=0, backoff_factor=0, timeout=CHECK_TIMEOUT_S,
                             raise_on_status=False)
     except Exception as exc:
-        raise TrackingError(f"Cannot reach the MLflow tracking server at {where} ({_why(exc)}); start it "
-                            "(mlflow server ...) or fix --tracking-uri / MLFLOW_TRACKING_URI.") from None
+        raise TrackingError(f"Cannot reach the MLflow tracking server at {where} ({_why(exc)}); {advice}.") from None
     if resp.status_code != 200:
         raise TrackingError(f"The MLflow tracking server at {where} refused a request (HTTP {resp.status_code}); "
                             "check the URI and credentials (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN).")
