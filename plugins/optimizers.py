@@ -8,6 +8,7 @@ import torch
 
 from tuner import Categorical, Float, Int, Optimizer, ProxFn
 
+from ._batched_optim import BatchedAdam, BatchedRMSprop, BatchedSGD, coordinate_step
 from ._fista import FISTA
 
 LR_DOMAIN = (1e-12, 1e6)  # what a user may fix or search explicitly; the default search range is narrower
@@ -33,20 +34,19 @@ class SGDOptimizer(Optimizer):
         "nesterov": Categorical([True, False], default=True),
     }
 
-    def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
-        momentum = float(params["momentum"])
-        return torch.optim.SGD(
-            list(param_groups), lr=float(params["lr"]), momentum=momentum,
-            nesterov=bool(params["nesterov"]) and momentum > 0,
-        )
+    supports_batch = True
 
-    def step_size(self, optimizer: torch.optim.Optimizer) -> float:
+    def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
+        return BatchedSGD(list(param_groups), lr=params["lr"], momentum=params["momentum"], nesterov=params["nesterov"])
+
+    def step_size(self, optimizer: torch.optim.Optimizer) -> Any:
         return _momentum_step(optimizer.param_groups[0])
 
 
-def _momentum_step(group: Mapping[str, Any]) -> float:
-    """``lr / (1 - momentum)``: how far a momentum method moves per unit gradient at a fixed point."""
-    return float(group["lr"]) / (1.0 - float(group["momentum"]))
+def _momentum_step(group: Mapping[str, Any]) -> Any:
+    """``lr / (1 - momentum)``: how far a momentum method moves per unit gradient at a fixed point
+    (per trial: ``(K, 1, 1)`` when the hyperparameters are tensors)."""
+    return group["lr"] / (1.0 - group["momentum"])
 
 
 def _group_of(optimizer: torch.optim.Optimizer, param: torch.Tensor) -> dict[str, Any]:
@@ -71,19 +71,17 @@ class AdamOptimizer(Optimizer):
         "beta2": Float(0.9, 0.9999, default=0.999),
     }
 
+    supports_batch = True
+
     def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
-        return torch.optim.Adam(
-            list(param_groups), lr=float(params["lr"]), betas=(float(params["beta1"]), float(params["beta2"]))
-        )
+        return BatchedAdam(list(param_groups), lr=params["lr"], beta1=params["beta1"], beta2=params["beta2"])
 
     def coordinate_step_size(self, optimizer: torch.optim.Optimizer, param: torch.Tensor) -> torch.Tensor | None:
         """``lr / (sqrt(v_hat) + eps)`` for ``param`` (``None`` before the first step)."""
         state = optimizer.state.get(param, {})
         if "exp_avg_sq" not in state:
             return None
-        group = _group_of(optimizer, param)
-        correction = 1.0 - group["betas"][1] ** float(state["step"])
-        return float(group["lr"]) / ((state["exp_avg_sq"] / correction).sqrt() + group["eps"])
+        return coordinate_step(state, _group_of(optimizer, param))
 
 
 class RMSpropOptimizer(Optimizer):
@@ -98,12 +96,12 @@ class RMSpropOptimizer(Optimizer):
         "momentum": Float(0.0, 0.99, default=0.0),
     }
 
-    def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
-        return torch.optim.RMSprop(
-            list(param_groups), lr=float(params["lr"]), alpha=float(params["alpha"]), momentum=float(params["momentum"])
-        )
+    supports_batch = True
 
-    def step_size(self, optimizer: torch.optim.Optimizer) -> float:
+    def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
+        return BatchedRMSprop(list(param_groups), lr=params["lr"], alpha=params["alpha"], momentum=params["momentum"])
+
+    def step_size(self, optimizer: torch.optim.Optimizer) -> Any:
         return _momentum_step(optimizer.param_groups[0])
 
     def coordinate_step_size(self, optimizer: torch.optim.Optimizer, param: torch.Tensor) -> torch.Tensor | None:

@@ -28,8 +28,10 @@ class NoPenalty(Penalty):
     description = "Plain (unpenalized) logistic regression."
     search_space: Mapping[str, Any] = {}
 
+    supports_batch = True
+
     def smooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
-        return weight.new_zeros(())
+        return weight.new_zeros(weight.shape[:-2])  # one zero per trial
 
 
 class _ElasticNetFamily(Penalty):
@@ -37,16 +39,17 @@ class _ElasticNetFamily(Penalty):
 
     fixed_l1_ratio: float | None = None
     elementwise_prox = True  # soft thresholding acts on each weight alone
+    supports_batch = True  # values reduce over the last two dimensions: one per trial
 
     def _l1_ratio(self, params: Mapping[str, Any]) -> Any:
         return self.fixed_l1_ratio if self.fixed_l1_ratio is not None else params["l1_ratio"]
 
     def smooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         l2_part = 1.0 - self._l1_ratio(params)
-        return params["strength"] * l2_part * 0.5 * weight.pow(2).sum()
+        return (params["strength"] * l2_part * 0.5 * weight.pow(2)).sum(dim=(-2, -1))
 
     def nonsmooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
-        return params["strength"] * self._l1_ratio(params) * weight.abs().sum()
+        return (params["strength"] * self._l1_ratio(params) * weight.abs()).sum(dim=(-2, -1))
 
     def prox(self, weight: torch.Tensor, step: float, params: Mapping[str, Any]) -> torch.Tensor:
         l1_ratio = self._l1_ratio(params)

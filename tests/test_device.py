@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from tuner._device import Placement, csr_rows, matmul
+from tuner._device import CUDA_CROSSOVER_WORK, CUDA_CROSSOVER_WORK_PER_ROW, Placement, csr_rows, cuda_pays_off, matmul
 from tuner.errors import ConfigError
 
 
@@ -59,3 +59,30 @@ def test_sparse_matmul_forward_and_backward_match_dense(with_transpose: bool) ->
     (out_dense * G).sum().backward()
     np.testing.assert_allclose(matmul(X, W, XT).detach().numpy(), out_dense.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(grad_sparse.numpy(), W.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_cuda_pays_off_only_above_the_crossover() -> None:
+    big = CUDA_CROSSOVER_WORK
+    assert not cuda_pays_off(big - 1, rows=1, full_batch=True)
+    assert cuda_pays_off(big, full_batch=True)
+    # mini-batch: also needs wide rows (or many trials per step), and the rows must be known
+    wide_rows = big // CUDA_CROSSOVER_WORK_PER_ROW
+    assert cuda_pays_off(big, rows=wide_rows, full_batch=False)
+    assert not cuda_pays_off(big, rows=wide_rows + 1, full_batch=False)
+    assert not cuda_pays_off(big, full_batch=False)
+    assert not cuda_pays_off(10 * big, rows=None, full_batch=None)
+
+
+def test_auto_weighs_the_problem_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a9a-sized work stays on the CPU whether or not CUDA is there
+    assert Placement.resolve("auto", work=450_000, rows=32_561, full_batch=True).device.type == "cpu"
+    if not torch.cuda.is_available():
+        assert Placement.resolve("auto", work=10 * CUDA_CROSSOVER_WORK, full_batch=True).device.type == "cpu"
+        # the decision itself, as on a GPU machine (no tensor is placed: a device object only)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert Placement.resolve("auto", "float32", work=10 * CUDA_CROSSOVER_WORK, full_batch=True).device.type == "cuda"
+    assert Placement.resolve("auto", work=10 * CUDA_CROSSOVER_WORK, rows=10 * CUDA_CROSSOVER_WORK,
+                             full_batch=False).device.type == "cpu"
+    assert Placement.resolve("auto", work=100, full_batch=True).device.type == "cpu"
+    assert Placement.resolve("auto").device.type == "cuda"  # size unknown: the old rule
+    assert Placement.resolve("cpu", work=10 * CUDA_CROSSOVER_WORK, full_batch=True).device.type == "cpu"

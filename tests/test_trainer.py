@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from tuner import compatibility_reason, optimizers, penalties
+from tuner._batched import auto_batch_size
 from tuner._trainer import Callback, FitResult, TrainConfig, TrainingState, class_weights, fit
 from tuner.errors import ConfigError, IncompatiblePluginsError, TrainingDivergedError
 
@@ -66,7 +67,8 @@ def test_stochastic_optimizers_reach_the_optimum_with_default_schedule(name: str
     X, y = a9a
     strength = 1 / X.shape[0]  # scikit-learn's C = 1
     config = TrainConfig()  # the defaults a user gets: 100 epochs, batches of 256, cosine decay
-    assert (config.epochs, config.batch_size, config.schedule) == (100, 256, "cosine")
+    assert (config.epochs, config.batch_size, config.schedule) == (100, None, "cosine")
+    assert auto_batch_size(X.shape[0]) == 256  # batches of 256 on data this size
     r = fit(X, y, 2, penalties.get("l2"), {"strength": strength}, optimizers.get(name), defaults(name), config)
     gap = (objective(X, y, r.weight, r.intercept, strength) - a9a_l2_optimum) / a9a_l2_optimum
     print(f"{name}: {gap:.3%} above the optimum after {r.epochs_run} epochs ({r.stop_reason})")

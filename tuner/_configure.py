@@ -14,10 +14,12 @@ from ._metrics import evaluate
 from ._model import LogisticModel
 from ._plugin_api import Optimizer, Penalty, compatibility_reason
 from ._registry import optimizers, penalties
+from ._batched import fit_many
 from ._trainer import Callback, FitResult, TrainConfig, work_size, fit
 from .errors import ConfigError, IncompatiblePluginsError, PluginError, TrainingDivergedError
 
-__all__ = ["resolve_params", "resolve_pair", "split_overrides", "train_one", "TrainOutcome", "optimality_gap",
+__all__ = ["resolve_params", "resolve_pair", "split_overrides", "train_one", "train_many", "TrainOutcome",
+           "optimality_gap",
            "GAP_CHECK_WORK", "MAX_OPTIMALITY_GAP"]
 
 MAX_OPTIMALITY_GAP = 0.01
@@ -138,13 +140,42 @@ def train_one(data: Dataset, penalty_name: str, optimizer_name: str, penalty_ove
               optimizer_overrides: Mapping[str, Any], config: TrainConfig | None = None,
               callbacks: Sequence[Callback] = ()) -> TrainOutcome:
     """Train one configuration on ``data`` and evaluate it on the validation and test splits."""
-    pen, opt = resolve_pair(penalty_name, optimizer_name)
-    pp = resolve_params(pen, penalty_overrides, "penalty")
-    op = resolve_params(opt, optimizer_overrides, "optimizer")
+    (out,) = train_many(data, optimizer_name, [(penalty_name, penalty_overrides, optimizer_overrides)], config,
+                        [callbacks])
+    if isinstance(out, BaseException):
+        raise out
+    return out
+
+
+def train_many(data: Dataset, optimizer_name: str,
+               trials: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]], config: TrainConfig | None = None,
+               callbacks: Sequence[Sequence[Callback]] | None = None,
+               init: Sequence[tuple[Any, Any] | None] | None = None) -> list[TrainOutcome | Exception]:
+    """Train several configurations of one optimizer side by side (one pass over the data serves
+    them all; :func:`tuner._batched.fit_many`) and evaluate each.
+
+    ``trials`` holds ``(penalty name, penalty overrides, optimizer overrides)`` per trial.
+    Returns per trial its outcome, or the exception that stopped it (a pruner's, divergence).
+    """
     config = config or TrainConfig()
-    result = fit(data.X_train, data.y_train, data.n_classes, pen, pp, opt, op, config,
-                 X_val=data.X_val if len(data.y_val) else None, y_val=data.y_val if len(data.y_val) else None,
-                 callbacks=callbacks, classes=data.classes)
+    opt = optimizers.get(optimizer_name)
+    pens, pps, ops = [], [], []
+    for penalty_name, penalty_overrides, optimizer_overrides in trials:
+        pen, _ = resolve_pair(penalty_name, optimizer_name)
+        pens.append(pen)
+        pps.append(resolve_params(pen, penalty_overrides, "penalty"))
+        ops.append(resolve_params(opt, optimizer_overrides, "optimizer"))
+    has_val = len(data.y_val) > 0
+    results = fit_many(data.X_train, data.y_train, data.n_classes, pens, pps, opt, ops, config,
+                       X_val=data.X_val if has_val else None, y_val=data.y_val if has_val else None,
+                       callbacks=callbacks, classes=data.classes, init=init)
+    return [r if isinstance(r, BaseException) else _outcome(data, pen, opt, pp, op, r, config)
+            for r, pen, pp, op in zip(results, pens, pps, ops)]
+
+
+def _outcome(data: Dataset, pen: Penalty, opt: Optimizer, pp: dict[str, Any], op: dict[str, Any], result: FitResult,
+             config: TrainConfig) -> TrainOutcome:
+    """The fitted model of one trial, evaluated on the validation and test splits."""
     model = LogisticModel(data.classes, result.weight, result.intercept, data.pipeline, info={
         "penalty": pen.name, "optimizer": opt.name, "penalty_params": pp, "optimizer_params": op,
         "train_objective": result.objective, "epochs_run": result.epochs_run, "source": data.raw.source,

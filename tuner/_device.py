@@ -16,6 +16,34 @@ __all__ = ["Placement"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
+CUDA_CROSSOVER_WORK = 64_000_000
+"""Stored feature values (times the trials trained side by side) from which ``--device auto``
+trains a full-batch optimizer on CUDA. Not measured yet, so set conservatively from issue 10's
+numbers on an H200 with 16 CPU cores beside it: with the one-trial trainer CUDA was slower than
+the CPU for a9a (0.45M values), 6.3M values (lbfgs 6.0 s vs 2.4 s; only FISTA was faster) and
+31.6M values (lbfgs 6.6 s vs 3.8 s), so the crossover is put at twice the largest size CUDA
+lost at. ``benchmarks/gpu_crossover.py`` measures it (``benchmarks/gpu_check.sh`` runs it on a
+GPU machine); replace this value with its measurement."""
+
+CUDA_CROSSOVER_WORK_PER_ROW = 256
+"""For a mini-batch optimizer, CUDA also needs this many stored values per row (times the
+trials side by side): a step's cost on the GPU is launch- and sync-bound (issue 10: an sgd step
+on 1M x 2**20 with ~32 values a row took 2.3 ms on CUDA, slower than the CPU), so only wide
+rows or many trials per step amortise it. Unmeasured too, see ``CUDA_CROSSOVER_WORK``."""
+
+
+def cuda_pays_off(work: int, *, rows: int | None = None, full_batch: bool | None = None) -> bool:
+    """Whether a problem of ``work`` stored values (times trials side by side) is worth CUDA.
+
+    Full batch: ``work >= CUDA_CROSSOVER_WORK``. Mini-batch (or unknown kind): that, and at
+    least ``CUDA_CROSSOVER_WORK_PER_ROW`` values per row; with ``rows`` unknown, never.
+    """
+    if work < CUDA_CROSSOVER_WORK:
+        return False
+    if full_batch:
+        return True
+    return rows is not None and rows > 0 and work / rows >= CUDA_CROSSOVER_WORK_PER_ROW
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -25,11 +53,20 @@ class Placement:
     dtype: torch.dtype
 
     @classmethod
-    def resolve(cls, device: str = "auto", dtype: str = "float32") -> "Placement":
+    def resolve(cls, device: str = "auto", dtype: str = "float32", *, work: int | None = None,
+                rows: int | None = None, full_batch: bool | None = None) -> "Placement":
+        """The placement for ``device`` (``auto``, ``cpu``, ``cuda[:N]``) and ``dtype``.
+
+        ``auto`` picks CUDA only when it is available and the problem is big enough for the GPU
+        to win (:func:`cuda_pays_off`: ``work``, the stored feature values times the trials
+        trained side by side; ``rows``; ``full_batch``, the optimizer's kind). Called without
+        ``work`` (the size is unknown), ``auto`` keeps the old rule: CUDA whenever available.
+        """
         if dtype not in _DTYPES:
             raise ConfigError(f"The 'dtype' parameter must be one of {sorted(_DTYPES)}; got {dtype!r} instead.")
         if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            big = work is None or cuda_pays_off(work, rows=rows, full_batch=full_batch)
+            device = "cuda" if big and torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError("The 'device' parameter is 'cuda' but no CUDA device is available; use --device cpu.")
         if device != "cpu" and not device.startswith("cuda"):
@@ -108,3 +145,13 @@ def matmul(X: torch.Tensor, W: torch.Tensor, XT: torch.Tensor | None = None) -> 
     if X.layout == torch.sparse_csr:
         return _SparseMatmul.apply(X, XT, W)
     return X @ W
+
+
+def csr_slice(X: torch.Tensor, lo: int, hi: int, ptr_lo: int, ptr_hi: int) -> torch.Tensor:
+    """Rows ``lo:hi`` of a CSR tensor without a gather: views of its column and value arrays.
+
+    ``ptr_lo`` / ``ptr_hi`` are ``crow_indices()[lo]`` and ``[hi]``, read on the host once an
+    epoch for all slices (reading them here would synchronise with the device every step).
+    """
+    crow = X.crow_indices()[lo:hi + 1] - ptr_lo
+    return _csr_tensor(crow, X.col_indices()[ptr_lo:ptr_hi], X.values()[ptr_lo:ptr_hi], (hi - lo, X.shape[1]))

@@ -14,6 +14,30 @@ Penalty convention (what every penalty must follow so strengths compare across v
 passed to a penalty, so it is never penalized. The built-in penalties use
 ``penalty(W) = strength * (l1_ratio * ||W||_1 + (1 - l1_ratio) / 2 * ||W||_2^2)``, which
 matches scikit-learn's ``LogisticRegression`` with ``strength = 1 / (C * n_train)``.
+
+Trials side by side (``supports_batch = True`` on both plugins of a pair): the trainer then
+trains K trials in one tensor program, and every tensor has a leading *trial axis*:
+
+* the weights are one leaf of shape ``(K, n_features, n_outputs)``, the intercepts one of
+  shape ``(K, 1, n_outputs)``;
+* each numeric hyperparameter (floats, ints, booleans as 0/1) is a tensor of shape
+  ``(K, 1, 1)`` in the weights' dtype and device, so it broadcasts against both leaves;
+  a non-numeric one (a string) is the same for all K trials and passed as it is;
+* a penalty's ``smooth_value`` / ``nonsmooth_value`` return one value per trial (shape
+  ``(K,)``: reduce over the last two dimensions only), and its ``prox`` takes a step that is a
+  number, a ``(K, 1, 1)`` tensor, or a tensor shaped like the weights;
+* an optimizer keeps the trials independent (per-trial learning rates, momenta, step sizes,
+  line searches, convergence); the trainer may rescale ``param_groups[i]["lr"]`` (then a
+  ``(K, 1, 1)`` tensor) between steps, per trial. A full-batch optimizer's closure returns the
+  per-trial smooth objectives (shape ``(K,)``) after calling ``backward`` on their sum (the
+  trials are independent, so the gradient of the sum with respect to trial k's parameters is
+  trial k's gradient); ``closure.value_only()`` returns them without gradients; an internal
+  ``prox`` takes a ``(K, 1, 1)`` step. A trial whose objective becomes NaN or infinite must not
+  change the others' steps.
+
+A plugin that does not declare ``supports_batch`` sees exactly the single-trial shapes above
+(``(n_features, n_outputs)`` weights, ``(n_outputs,)`` intercept, numbers as hyperparameters),
+and its trials run one at a time.
 """
 
 from __future__ import annotations
@@ -48,6 +72,8 @@ class Penalty:
     elementwise_prox: ClassVar[bool] = False
     """The prox acts on each weight alone, so it also takes a tensor of per-weight steps (the
     proximal step of optimizers whose steps differ by coordinate: Adam, RMSprop)."""
+    supports_batch: ClassVar[bool] = False
+    """The penalty follows the trial-axis convention of the module docstring (K trials at once)."""
     incompatible_optimizers: ClassVar[frozenset[str]] = frozenset()
     """Names of optimizers this penalty refuses to work with (besides capability checks)."""
 
@@ -96,6 +122,8 @@ class Optimizer:
     search_space: ClassVar[Mapping[str, Hyperparameter]] = {}
     full_batch: ClassVar[bool] = False
     prox_mode: ClassVar[ProxMode] = "after_step"
+    supports_batch: ClassVar[bool] = False
+    """The optimizer follows the trial-axis convention of the module docstring (K trials at once)."""
     incompatible_penalties: ClassVar[frozenset[str]] = frozenset()
     """Names of penalties this optimizer refuses to work with (besides capability checks)."""
 
@@ -113,9 +141,11 @@ class Optimizer:
         """
         raise NotImplementedError
 
-    def step_size(self, optimizer: "torch.optim.Optimizer") -> float:
-        """The step size that ``after_step`` proximal updates use (default: group 0's ``lr``)."""
-        return float(optimizer.param_groups[0]["lr"])
+    def step_size(self, optimizer: "torch.optim.Optimizer") -> "float | torch.Tensor":
+        """The step size that ``after_step`` proximal updates use (default: group 0's ``lr``;
+        with trials side by side a ``(K, 1, 1)`` tensor, one step per trial)."""
+        lr = optimizer.param_groups[0]["lr"]
+        return lr if hasattr(lr, "dim") else float(lr)
 
     def coordinate_step_size(self, optimizer: "torch.optim.Optimizer", param: "torch.Tensor") -> "torch.Tensor | None":
         """Per-weight steps for ``after_step`` proximal updates of an ``elementwise_prox`` penalty,

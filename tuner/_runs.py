@@ -109,6 +109,17 @@ class Budget:
             time.sleep(BUDGET_POLL_S)
             self.fail_stale()
 
+    def room(self) -> int | None:
+        """Trials that may start now (None: no trial budget): the budget less the finished and
+        running trials of every process."""
+        from optuna.trial import TrialState
+
+        if self.n_trials is None:
+            return None
+        states = [s for _, s in self._states()]
+        taken = sum(s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for s in states)
+        return max(1, self.n_trials - taken)
+
     def claim(self, number: int) -> bool:
         """After trial ``number`` was created: whether it fits in the budget."""
         from optuna.trial import TrialState

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ._configure import MAX_OPTIMALITY_GAP, TrainOutcome, train_one
+from ._configure import TrainOutcome, train_one
 from ._data import Dataset, load_data, prepare
 from ._metrics import METRICS, evaluate
 from ._observer import StudyInfo, StudyObserver, TrialInfo
@@ -29,7 +29,8 @@ from ._runs import (FAIL_STREAK, GAVE_UP, TRIAL_OUTCOME_ATTRS, WORKER, Budget, G
 from ._spec import StudySpec, parse_range
 from ._storage import open_storage, redact
 from ._trainer import Callback, TrainConfig, TrainingState
-from .errors import ConfigError, TrainingDivergedError, TunerError
+from ._trial_batches import TrialBatches, batch_size_for
+from .errors import ConfigError, TunerError
 
 __all__ = ["SearchSpace", "Slot", "build_space", "run_study", "StudyResult", "load_dataset_for", "make_sampler",
            "make_pruner", "Interrupted", "open_or_create_study", "resume_spec", "RESUMABLE"]
@@ -508,11 +509,6 @@ def _taken(study_name: str) -> str:
             f"choose a name with --study NAME, or resume that one with --study {study_name}.")
 
 
-def _trial_info(trial: Any, variant: str, pp: dict[str, Any], op: dict[str, Any]) -> TrialInfo:
-    pn, on = variant.split(":")
-    return TrialInfo(trial.number, pn, on, dict(trial.params), pp, op)
-
-
 def _check_budget(n_trials: int | None, timeout: float | None) -> None:
     if n_trials is not None and (not isinstance(n_trials, int) or n_trials < 0):
         raise ConfigError(f"The 'trials' parameter of tune must be an integer >= 0; got {n_trials!r} instead.")
@@ -546,8 +542,11 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
               observers: Sequence[StudyObserver] = (), progress: Callable[[dict[str, Any]], None] | None = None,
               resume_only: bool = False, refit_best: bool = True, n_trials: int | None = None,
               timeout: float | None = None, changes: Mapping[str, Any] | None = None,
-              new_only: bool = False) -> StudyResult:
+              new_only: bool = False, batch_trials: int | str | None = None) -> StudyResult:
     """Create or resume ``study_name`` and run trials until its budget; refit and test the best.
+
+    ``batch_trials``: trials asked at once and trained side by side where their plugins allow
+    (an int, ``"auto"``, or None for one at a time); see :mod:`tuner._trial_batches`.
 
     ``n_trials`` / ``timeout`` given here replace the stored budget (the budget counts the
     study's complete and pruned trials, whichever process ran them). ``changes`` are the
@@ -589,13 +588,13 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     stop = _StopRequest()
     with _deferred_signals(stop):  # from the moment the study is stored, a signal waits for a safe point
         return _run(study, storage, storage_url, spec, space, data, config, observers, progress, refit_best,
-                    warnings, started, stop)
+                    warnings, started, stop, batch_trials)
 
 
 def _run(study: Any, storage: Any, storage_url: str, spec: StudySpec, space: SearchSpace, data: Dataset,
          config: TrainConfig, observers: Sequence[StudyObserver],
          progress: Callable[[dict[str, Any]], None] | None, refit_best: bool, warnings: list[str],
-         started: float, stop: _StopRequest) -> StudyResult:
+         started: float, stop: _StopRequest, batch_trials: int | str | None = None) -> StudyResult:
     """The study loop of :func:`run_study`, once everything was checked and the study is stored."""
     import optuna
     from optuna.trial import TrialState
@@ -635,88 +634,84 @@ def _run(study: Any, storage: Any, storage_url: str, spec: StudySpec, space: Sea
     budget = Budget(study, spec.n_trials, None if spec.timeout is None else started + spec.timeout, stop.check,
                     fail_stale)
 
-    def objective(trial: Any) -> float:
+    def search_callbacks(trial: Any) -> list[Callback]:
+        return [_MetricCallback(spec.metric), _PruningCallback(trial, spec.metric), _StopCallback(stop)]
+
+    runner = TrialBatches(space, data, config, observers, info, spec.metric, search_callbacks, VARIANT, direction)
+    catch = (TunerError, RuntimeError, ValueError, ArithmeticError, GaveUp)
+
+    def heartbeat(trial: Any) -> Any:
+        from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize uses per trial
+
+        return get_heartbeat_thread(trial._trial_id, storage)
+
+    def tell(trial: Any, compute: Callable[[], float]) -> bool:
+        """Tell Optuna how ``trial`` ended (``compute()`` returns its value or raises, as an
+        objective would); False when the study should stop. Errors outside ``catch`` propagate
+        after the trial is failed, as in ``Study.optimize``."""
+        state, value, error = TrialState.COMPLETE, None, None
         try:
+            value = compute()
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except BaseException as exc:  # noqa: BLE001 - the trial fails with its reason; see below
+            state, error = TrialState.FAIL, exc
+            try:
+                if trial.user_attrs.get("fail_reason") is None:
+                    trial.set_user_attr("fail_reason", _fail_reason(exc))
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass
+        try:
+            frozen = study.tell(trial, value, state=state) if state == TrialState.COMPLETE else \
+                study.tell(trial, state=state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # our heartbeat came late (a starved machine): another worker failed this
+            # process's trial as lost and retries it; carry on with the next one
+            warnings.append("a trial of this process was failed as lost by another worker (its "
+                            "heartbeat was late) and retried there; raise TUNER_HEARTBEAT_GRACE")
+            frozen = None
+        if error is not None and not isinstance(error, catch):
+            raise error
+        return True if frozen is None else on_trial(study, frozen)
+
+    def ask_batch() -> list[Any]:
+        """Up to ``batch_trials`` new trials (fewer when the budget has less room), prepared."""
+        asked: list[Any] = []
+        for _ in range(batch_size_for(batch_trials, budget.room())):
             stop.check()
+            trial = study.ask()
             trial.set_user_attr("worker", WORKER)
             if not budget.claim(trial.number):
                 trial.set_user_attr("fail_reason", GAVE_UP + " (started with other workers; not counted)")
-                raise GaveUp(GAVE_UP)
-            return _objective(trial)
-        except Interrupted as exc:
-            if trial.user_attrs.get("fail_reason") is None:
-                trial.set_user_attr("fail_reason", f"interrupted by {exc}")
-            raise
-        except Exception as exc:  # outside training (an observer, a sampler): still one reason
-            if trial.user_attrs.get("fail_reason") is None and not isinstance(exc, optuna.TrialPruned):
-                trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
-            raise
+                tell(trial, _raiser(GaveUp(GAVE_UP)))
+                break
+            try:
+                asked.append(runner.prepare(trial))
+            except BaseException as exc:  # noqa: BLE001 - an observer or sampler failed this trial
+                tell(trial, _raiser(exc))
+        return asked
 
-    def _objective(trial: Any) -> float:
-        variant = trial.suggest_categorical(VARIANT, space.variants)
-        pn, on = variant.split(":")
-        values = {s.name: s.suggest(trial) for s in space.slots[variant]}
-        pp = {s.hp: values[s.name] for s in space.slots[variant] if s.kind == "penalty"}
-        op = {s.hp: values[s.name] for s in space.slots[variant] if s.kind == "optimizer"}
-        trial.set_user_attr("penalty", pn)
-        trial.set_user_attr("optimizer", on)
-        tinfo = _trial_info(trial, variant, pp, op)
-        callbacks: list[Callback] = [_MetricCallback(spec.metric)]
-        for obs in observers:
-            cbs, attrs = obs.on_trial_start(info, tinfo)
-            callbacks.extend(cbs)
-            for k, v in attrs.items():
-                trial.set_user_attr(k, v)
-        callbacks.append(_PruningCallback(trial, spec.metric))
-        callbacks.append(_StopCallback(stop))
-
-        def finish(state: str, value: float | None, outcome: TrainOutcome | None, reason: str | None) -> None:
-            if reason:
-                trial.set_user_attr("fail_reason" if state == "FAIL" else "prune_reason", reason)
-            for obs in observers:
-                for k, v in obs.on_trial_end(info, tinfo, state, value, outcome, reason).items():
-                    trial.set_user_attr(k, v)
-
-        try:
-            outcome = train_one(data, pn, on, pp, op, config, callbacks)
-        except optuna.TrialPruned as exc:
-            finish("PRUNED", None, None, str(exc))
-            raise
-        except TrainingDivergedError as exc:
-            finish("PRUNED", None, None, f"diverged: {exc}")
-            raise optuna.TrialPruned(f"diverged: {exc}") from None
-        except Interrupted as exc:
-            finish("FAIL", None, None, f"interrupted by {exc}")
-            raise
-        except KeyboardInterrupt:
-            finish("FAIL", None, None, "interrupted by SIGINT")
-            raise
-        except Exception as exc:
-            finish("FAIL", None, None, f"{type(exc).__name__}: {exc}")
-            raise
-        value = outcome.val_metrics.get(spec.metric, math.nan)
-        trial.set_user_attr("val_metrics", outcome.val_metrics)
-        trial.set_user_attr("n_nonzero_weights", outcome.result.n_nonzero)
-        trial.set_user_attr("epochs_run", outcome.result.epochs_run)
-        trial.set_user_attr("fit_seconds", round(outcome.result.fit_seconds, 4))
-        if not math.isfinite(value):
-            finish("PRUNED", None, outcome, f"non-finite validation {spec.metric}: {value}")
-            raise optuna.TrialPruned(f"non-finite validation {spec.metric}")
-        if outcome.optimality_gap is not None:
-            trial.set_user_attr("optimality_gap", outcome.optimality_gap)
-            if outcome.optimality_gap > MAX_OPTIMALITY_GAP:
-                # Such a model is one draw of the optimizer's noise, not the penalty's solution:
-                # on a small validation split it can win by chance and then fail on the test split.
-                reason = (f"not converged: stopped {outcome.optimality_gap:.1%} above the optimum of its objective "
-                          f"({outcome.gap_solver}); too few mini-batch steps on data this small")
-                finish("PRUNED", None, outcome, reason)
-                raise optuna.TrialPruned(reason)
-        finish("COMPLETE", value, outcome, None)
-        return float(value)
+    def run_batch(asked: list[Any]) -> bool:
+        """Train the asked trials group by group and tell each; False when the study should stop."""
+        keep = True
+        untold = list(asked)
+        for group in runner.groups(asked):
+            try:
+                results = runner.train(group, heartbeat)
+            except BaseException as exc:  # an interrupt stops every trial not yet told
+                for pend in untold:
+                    tell(pend.trial, _interrupted(runner, pend, exc))
+                raise
+            for pend, result in zip(group, results):
+                untold.remove(pend)
+                keep = tell(pend.trial, lambda pend=pend, result=result: runner.conclude(
+                    pend, result, optuna.TrialPruned)) and keep
+        return keep
 
     mine: dict[int, tuple[str, str | None]] = {}  # this process's trials: number -> (state, fail reason)
 
-    def on_trial(study_: Any, trial: Any) -> None:
+    def on_trial(study_: Any, trial: Any) -> bool:
+        """After each trial: fail lost trials, report progress; False when the study should stop."""
         fail_stale()  # before the next trial starts, as Optuna would (but with the reason)
         reason = trial.user_attrs.get("fail_reason") if trial.state == TrialState.FAIL else None
         if not (reason or "").startswith(GAVE_UP):
@@ -729,8 +724,7 @@ def _run(study: Any, storage: Any, storage_url: str, spec: StudySpec, space: Sea
             quiet = (reason or "").startswith((GAVE_UP, "interrupted"))  # not failures of the trial itself
             progress({"done": budget.done(), "total": spec.n_trials, "best": best, "elapsed": time.time() - started,
                       "last_state": trial.state.name, "number": trial.number, "reason": None if quiet else reason})
-        if stop.signum is not None or len(failure_streak(mine)) >= FAIL_STREAK or not budget.wait_for_room():
-            study_.stop()
+        return not (stop.signum is not None or len(failure_streak(mine)) >= FAIL_STREAK or not budget.wait_for_room())
 
     interrupted: str | None = None
     best_trial, best_outcome, ended = None, None, False
@@ -739,16 +733,9 @@ def _run(study: Any, storage: Any, storage_url: str, spec: StudySpec, space: Sea
             try:
                 fail_stale()
                 while budget.wait_for_room():
-                    try:
-                        study.optimize(objective, n_trials=None, timeout=spec.timeout, callbacks=[on_trial],
-                                       catch=(TunerError, RuntimeError, ValueError, ArithmeticError, GaveUp),
-                                       gc_after_trial=False)
+                    asked = ask_batch()
+                    if asked and not run_batch(asked):
                         break
-                    except optuna.exceptions.UpdateFinishedTrialError:
-                        # our heartbeat came late (a starved machine): another worker failed this
-                        # process's trial as lost and retries it; carry on with the next one
-                        warnings.append("a trial of this process was failed as lost by another worker (its "
-                                        "heartbeat was late) and retried there; raise TUNER_HEARTBEAT_GRACE")
             except Interrupted as exc:
                 interrupted = str(exc)
             except KeyboardInterrupt:
@@ -760,7 +747,7 @@ def _run(study: Any, storage: Any, storage_url: str, spec: StudySpec, space: Sea
                 raise_if_failing(study_name, mine)
             if best_trial is not None and refit_best and interrupted is None:
                 best_outcome, interrupted = _refit_and_end(study, space, data, config, best_trial, observers, info,
-                                                           stop)
+                                                           stop, runner.outcome_of(best_trial.number))
                 ended = best_outcome is not None
     except TunerError as exc:
         for obs in observers:
@@ -777,6 +764,29 @@ def _run(study: Any, storage: Any, storage_url: str, spec: StudySpec, space: Sea
                        no_result=none_completed(study) if best_trial is None and mine and not interrupted else None)
 
 
+def _fail_reason(exc: BaseException) -> str:
+    if isinstance(exc, Interrupted):
+        return f"interrupted by {exc}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted by SIGINT"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _raiser(exc: BaseException) -> Callable[[], float]:
+    """An objective that fails with ``exc`` (a trial that failed before training)."""
+    def compute() -> float:
+        raise exc
+    return compute
+
+
+def _interrupted(runner: TrialBatches, pend: Any, exc: BaseException) -> Callable[[], float]:
+    """An objective for a trial whose batch was interrupted: its observers hear why, then it fails."""
+    def compute() -> float:
+        runner.finish(pend, "FAIL", None, None, _fail_reason(exc))
+        raise exc
+    return compute
+
+
 def _best_trial(study: Any) -> Any | None:
     try:
         return study.best_trial
@@ -785,9 +795,10 @@ def _best_trial(study: Any) -> Any | None:
 
 
 def _refit_and_end(study: Any, space: SearchSpace, data: Dataset, config: TrainConfig, best_trial: Any,
-                   observers: Sequence[StudyObserver], info: StudyInfo, stop: "_StopRequest"
-                   ) -> tuple[TrainOutcome | None, str | None]:
-    """Refit the best configuration and let the observers register it.
+                   observers: Sequence[StudyObserver], info: StudyInfo, stop: "_StopRequest",
+                   known: TrainOutcome | None = None) -> tuple[TrainOutcome | None, str | None]:
+    """Refit the best configuration (unless this process trained it: ``known``, its outcome)
+    and let the observers register it.
 
     A signal during the refit stops it (nothing is registered); one during the end of the
     study (registration) waits until that is done, so the champion stays consistent.
@@ -798,7 +809,7 @@ def _refit_and_end(study: Any, space: SearchSpace, data: Dataset, config: TrainC
     pp, op = _params_of(space, best_trial)
     try:
         stop.check()
-        best_outcome = train_one(data, pn, on, pp, op, config, [_StopCallback(stop)])
+        best_outcome = known or train_one(data, pn, on, pp, op, config, [_StopCallback(stop)])
     except Interrupted as exc:
         return None, str(exc)
     history = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}

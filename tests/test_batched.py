@@ -1,0 +1,152 @@
+"""Trials side by side (tuner._batched.fit_many): K trials in one pass equal K runs alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import load_breast_cancer, load_iris
+from sklearn.preprocessing import StandardScaler
+
+from tuner._batched import auto_batch_size, fit_many
+from tuner._registry import optimizers, penalties
+from tuner._trainer import Callback, FitResult, TrainConfig, TrainingState, fit
+from tuner.errors import TrainingDivergedError
+
+
+def _cancer() -> tuple[np.ndarray, np.ndarray]:
+    X, y = load_breast_cancer(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def _alone(X: Any, y: np.ndarray, n_classes: int, pen: str, pps: list[dict], opt: str, ops: list[dict],
+           config: TrainConfig, **kw: Any) -> list[Any]:
+    out = []
+    for pp, op in zip(pps, ops):
+        try:
+            out.append(fit(X, y, n_classes, penalties.get(pen), pp, optimizers.get(opt), op, config, **kw))
+        except Exception as exc:  # noqa: BLE001
+            out.append(exc)
+    return out
+
+
+@pytest.mark.parametrize("opt,ops", [
+    ("sgd", [{"lr": 0.5, "momentum": 0.9, "nesterov": True}, {"lr": 0.05, "momentum": 0.0, "nesterov": False},
+             {"lr": 0.2, "momentum": 0.5, "nesterov": False}]),
+    ("adam", [{"lr": 0.01, "beta1": 0.9, "beta2": 0.999}, {"lr": 0.1, "beta1": 0.5, "beta2": 0.99},
+              {"lr": 0.001, "beta1": 0.0, "beta2": 0.9}]),
+    ("rmsprop", [{"lr": 0.003, "alpha": 0.99, "momentum": 0.0}, {"lr": 0.01, "alpha": 0.9, "momentum": 0.5},
+                 {"lr": 0.001, "alpha": 0.8, "momentum": 0.9}]),
+])
+@pytest.mark.parametrize("pen", ["l2", "elasticnet"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_side_by_side_equals_one_at_a_time(opt: str, ops: list[dict], pen: str, sparse: bool) -> None:
+    X, y = _cancer()
+    if sparse:
+        X = sp.csr_matrix(np.where(np.abs(X) > 0.5, X, 0.0))
+    pps = [{"strength": s, "l1_ratio": r} for s, r in [(1e-3, 0.5), (1e-2, 0.2), (1e-4, 0.9)]]
+    if pen == "l2":
+        pps = [{"strength": p["strength"]} for p in pps]
+    config = TrainConfig(epochs=15, dtype="float64", seed=3)
+    together = fit_many(X, y, 2, penalties.get(pen), pps, optimizers.get(opt), ops, config)
+    alone = _alone(X, y, 2, pen, pps, opt, ops, config)
+    for a, b in zip(together, alone):
+        assert isinstance(a, FitResult) and isinstance(b, FitResult)
+        np.testing.assert_allclose(a.weight, b.weight, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(a.intercept, b.intercept, rtol=1e-7, atol=1e-9)
+        assert a.epochs_run == b.epochs_run and a.stop_reason == b.stop_reason
+        assert [h["train_loss"] for h in a.history] == pytest.approx([h["train_loss"] for h in b.history], rel=1e-9)
+        if pen == "elasticnet":
+            assert np.array_equal(a.weight == 0, b.weight == 0)  # the same exact zeros
+
+
+def test_multinomial_trials_side_by_side_with_validation() -> None:
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    pps = [{"strength": s, "l1_ratio": 0.5} for s in (1e-3, 1e-2)]
+    ops = [{"lr": lr, "beta1": 0.9, "beta2": 0.999} for lr in (0.05, 0.01)]
+    config = TrainConfig(epochs=20, dtype="float64", monitor="val")
+    kw = dict(X_val=X[::3], y_val=y[::3])
+    together = fit_many(X, y, 3, penalties.get("elasticnet"), pps, optimizers.get("adam"), ops, config, **kw)
+    alone = _alone(X, y, 3, "elasticnet", pps, "adam", ops, config, **kw)
+    for a, b in zip(together, alone):
+        assert a.weight.shape == (4, 3)
+        np.testing.assert_allclose(a.weight, b.weight, rtol=1e-7, atol=1e-9)
+        assert [h["val_loss"] for h in a.history] == pytest.approx([h["val_loss"] for h in b.history], rel=1e-9)
+        assert a.best_epoch == b.best_epoch
+
+
+def test_a_diverging_trial_never_poisons_its_neighbours() -> None:
+    X, y = _cancer()
+    pps = [{"strength": 1e-3}] * 3
+    ops = [{"lr": 0.05, "momentum": 0.9, "nesterov": True}, {"lr": 1e6, "momentum": 0.99, "nesterov": True},
+           {"lr": 0.01, "momentum": 0.0, "nesterov": False}]
+    config = TrainConfig(epochs=10, dtype="float64")
+    together = fit_many(X, y, 2, penalties.get("l2"), pps, optimizers.get("sgd"), ops, config)
+    assert isinstance(together[1], TrainingDivergedError)
+    alone = _alone(X, y, 2, "l2", [pps[0], pps[2]], "sgd", [ops[0], ops[2]], config)
+    for a, b in zip([together[0], together[2]], alone):
+        np.testing.assert_allclose(a.weight, b.weight, rtol=1e-9, atol=1e-12)
+
+
+class _StopAt(Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch, self.seen = epoch, []
+
+    def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        self.seen.append(int(logs["epoch"]))
+        if logs["epoch"] == self.epoch:
+            raise RuntimeError(f"pruned at {self.epoch}")
+
+
+def test_a_pruned_trial_stops_and_the_others_go_on() -> None:
+    X, y = _cancer()
+    pps = [{"strength": 1e-3}, {"strength": 1e-2}]
+    ops = [{"lr": 0.01, "beta1": 0.9, "beta2": 0.999}] * 2
+    config = TrainConfig(epochs=12, dtype="float64", patience=100)
+    cbs = [_StopAt(3), _StopAt(-1)]
+    out = fit_many(X, y, 2, penalties.get("l2"), pps, optimizers.get("adam"), ops, config, callbacks=[[c] for c in cbs])
+    assert isinstance(out[0], RuntimeError) and str(out[0]) == "pruned at 3"
+    assert cbs[0].seen == [1, 2, 3] and cbs[1].seen == list(range(1, 13))
+    (alone,) = _alone(X, y, 2, "l2", pps[1:], "adam", ops[1:], config)
+    np.testing.assert_allclose(out[1].weight, alone.weight, rtol=1e-9, atol=1e-12)
+
+
+def test_column_weights_train_each_trial_on_its_own_rows() -> None:
+    """A 0/1 column of ``column_weight`` is that trial's training set (how CV folds run side by side)."""
+    X, y = _cancer()
+    rng = np.random.default_rng(0)
+    masks = np.stack([rng.random(len(y)) < 0.7, rng.random(len(y)) < 0.5], axis=1)
+    pps = [{"strength": 1e-2}] * 2
+    ops = [{"lr": 0.05, "momentum": 0.9, "nesterov": True}] * 2
+    config = TrainConfig(epochs=10, dtype="float64", batch_size=len(y))  # full batches: no shuffle to differ
+    out = fit_many(X, y, 2, penalties.get("l2"), pps, optimizers.get("sgd"), ops, config,
+                   column_weight=masks.astype(float))
+    for k in range(2):
+        rows = masks[:, k]
+        (alone,) = _alone(X[rows], y[rows], 2, "l2", pps[:1], "sgd", ops[:1], config)
+        np.testing.assert_allclose(out[k].weight, alone.weight, rtol=1e-8, atol=1e-10)
+        assert out[k].objective == pytest.approx(alone.objective, rel=1e-9)
+
+
+def test_auto_batch_size_gives_small_data_enough_steps() -> None:
+    assert 341 / auto_batch_size(341) >= 20  # breast_cancer's training split: not two steps an epoch
+    assert auto_batch_size(26_048) == 256
+    assert auto_batch_size(1_000_000, "cuda") == 4096
+
+
+def test_trials_of_one_optimizer_with_different_penalties_share_a_pass() -> None:
+    X, y = _cancer()
+    names = ["l1", "l2", "none", "elasticnet", "l1"]
+    pps = [{"strength": 1e-2}, {"strength": 1e-3}, {}, {"strength": 3e-3, "l1_ratio": 0.3}, {"strength": 1e-3}]
+    ops = [{"lr": 0.01 * (k + 1), "beta1": 0.9, "beta2": 0.999} for k in range(5)]
+    config = TrainConfig(epochs=12, dtype="float64", seed=1)
+    out = fit_many(X, y, 2, [penalties.get(n) for n in names], pps, optimizers.get("adam"), ops, config)
+    for k, name in enumerate(names):
+        (alone,) = _alone(X, y, 2, name, [pps[k]], "adam", [ops[k]], config)
+        np.testing.assert_allclose(out[k].weight, alone.weight, rtol=1e-7, atol=1e-9)
+        assert np.array_equal(out[k].weight == 0, alone.weight == 0)
+    assert (out[0].weight == 0).sum() > 0  # the l1 trials have exact zeros, the l2 one none
+    assert (out[1].weight == 0).sum() == 0

@@ -1,0 +1,197 @@
+"""Running a study's trials in batches: ask several, train them side by side, tell each.
+
+A batch is asked from Optuna one trial after another (TPE's constant liar counts the running
+ones as bad, so the batch spreads out), grouped by optimizer (trials that differ only in
+penalty or in numeric hyperparameters share one pass over the data), trained with
+:func:`tuner._configure.train_many`, and told one by one: each trial keeps its own Optuna
+trial, pruning, observers (MLflow run) and reason. Plugins that do not support trials side by
+side run one at a time. Only :mod:`tuner._search` uses this module (it imports Optuna).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ._batched import batchable
+from ._configure import MAX_OPTIMALITY_GAP, TrainOutcome, train_many
+from ._observer import StudyInfo, StudyObserver, TrialInfo
+from ._registry import optimizers, penalties
+from ._trainer import Callback, TrainConfig
+from .errors import TrainingDivergedError
+
+__all__ = ["Pending", "TrialBatches", "AUTO_BATCH_TRIALS", "batch_size_for"]
+
+AUTO_BATCH_TRIALS = 16
+"""``--batch-trials auto``: trials asked at once (then grouped by optimizer). Large enough that
+each optimizer's group holds several trials, small enough that TPE learns between batches."""
+
+
+def batch_size_for(requested: int | str | None, room: int | None) -> int:
+    """How many trials to ask now: ``requested`` (an int, ``"auto"`` or None = 1), within ``room``."""
+    want = AUTO_BATCH_TRIALS if requested == "auto" else int(requested or 1)
+    return max(1, want if room is None else min(want, room))
+
+
+@dataclass
+class Pending:
+    """One asked trial on its way through a batch."""
+
+    trial: Any
+    variant: str
+    penalty: str
+    optimizer: str
+    penalty_params: dict[str, Any]
+    optimizer_params: dict[str, Any]
+    values: dict[str, Any]
+    info: TrialInfo
+    callbacks: list[Callback] = field(default_factory=list)
+
+
+class TrialBatches:
+    """Prepare, train and conclude the trials of one batch (see the module docstring)."""
+
+    def __init__(self, space: Any, data: Any, config: TrainConfig, observers: Sequence[StudyObserver],
+                 info: StudyInfo, metric: str, make_callbacks: Callable[[Any], list[Callback]],
+                 variant_key: str, direction: str = "minimize") -> None:
+        """``make_callbacks(trial)``: the search's own callbacks for a trial (metric, pruning, stop)."""
+        self.space, self.data, self.config, self.observers = space, data, config, observers
+        self.info, self.metric, self.make_callbacks, self.variant_key = info, metric, make_callbacks, variant_key
+        self.sign = 1.0 if direction == "minimize" else -1.0
+        self.best: tuple[int, float, TrainOutcome] | None = None  # this process's best complete trial
+        self.finished: dict[str, list[tuple[np.ndarray, Any, Any]]] = {}  # variant -> (key, W, b): warm starts
+
+    def prepare(self, trial: Any) -> Pending:
+        """Sample the trial's variant and hyperparameters; start its observers (MLflow run)."""
+        variant = trial.suggest_categorical(self.variant_key, self.space.variants)
+        pn, on = variant.split(":")
+        slots = self.space.slots[variant]
+        values = {s.name: s.suggest(trial) for s in slots}
+        pp = {s.hp: values[s.name] for s in slots if s.kind == "penalty"}
+        op = {s.hp: values[s.name] for s in slots if s.kind == "optimizer"}
+        trial.set_user_attr("penalty", pn)
+        trial.set_user_attr("optimizer", on)
+        tinfo = TrialInfo(trial.number, pn, on, dict(trial.params), pp, op)
+        pend = Pending(trial, variant, pn, on, pp, op, values, tinfo)
+        callbacks = self.make_callbacks(trial)
+        own: list[Callback] = []
+        for obs in self.observers:
+            cbs, attrs = obs.on_trial_start(self.info, tinfo)
+            own.extend(cbs)
+            for k, v in attrs.items():
+                trial.set_user_attr(k, v)
+        # the metric first (observers log it), then the observers, then pruning and stop
+        pend.callbacks = callbacks[:1] + own + callbacks[1:]
+        return pend
+
+    def groups(self, batch: Sequence[Pending]) -> list[list[Pending]]:
+        """Trials that can share a pass: same optimizer, plugins that support it, same non-numeric
+        values; every other trial alone."""
+        out: dict[Any, list[Pending]] = {}
+        for i, pend in enumerate(batch):
+            pen, opt = penalties.get(pend.penalty), optimizers.get(pend.optimizer)
+            if not batchable(pen, opt):
+                out[("alone", i)] = [pend]
+                continue
+            labels = tuple(sorted((k, repr(v)) for k, v in {**pend.penalty_params, **pend.optimizer_params}.items()
+                                  if not isinstance(v, (bool, int, float))))
+            out.setdefault((pend.optimizer, labels), []).append(pend)
+        return list(out.values())
+
+    def train(self, group: Sequence[Pending], heartbeat: Callable[[Any], Any]) -> list[TrainOutcome | Exception]:
+        """Train one group side by side, each trial's heartbeat kept while it runs."""
+        init = self._warm_starts(group)
+        with ExitStack() as stack:
+            for pend in group:
+                stack.enter_context(heartbeat(pend.trial))
+            return train_many(self.data, group[0].optimizer,
+                              [(p.penalty, p.penalty_params, p.optimizer_params) for p in group], self.config,
+                              [p.callbacks for p in group], init)
+
+    def conclude(self, pend: Pending, result: TrainOutcome | BaseException,
+                 pruned: type[Exception]) -> float:
+        """The trial's value, after its observers heard how it ended; raises ``pruned`` (Optuna's
+        ``TrialPruned``) for a pruned, diverged or unconverged trial and re-raises a failure."""
+        if isinstance(result, pruned):
+            self.finish(pend, "PRUNED", None, None, str(result))
+            raise result
+        if isinstance(result, TrainingDivergedError):
+            self.finish(pend, "PRUNED", None, None, f"diverged: {result}")
+            raise pruned(f"diverged: {result}")
+        if isinstance(result, BaseException):
+            self.finish(pend, "FAIL", None, None, f"{type(result).__name__}: {result}")
+            raise result
+        outcome = result
+        trial = pend.trial
+        value = outcome.val_metrics.get(self.metric, math.nan)
+        trial.set_user_attr("val_metrics", outcome.val_metrics)
+        trial.set_user_attr("n_nonzero_weights", outcome.result.n_nonzero)
+        trial.set_user_attr("epochs_run", outcome.result.epochs_run)
+        trial.set_user_attr("fit_seconds", round(outcome.result.fit_seconds, 4))
+        if not math.isfinite(value):
+            self.finish(pend, "PRUNED", None, outcome, f"non-finite validation {self.metric}: {value}")
+            raise pruned(f"non-finite validation {self.metric}")
+        if outcome.optimality_gap is not None:
+            trial.set_user_attr("optimality_gap", outcome.optimality_gap)
+            if outcome.optimality_gap > MAX_OPTIMALITY_GAP:
+                # Such a model is one draw of the optimizer's noise, not the penalty's solution:
+                # on a small validation split it can win by chance and then fail on the test split.
+                reason = (f"not converged: stopped {outcome.optimality_gap:.1%} above the optimum of its objective "
+                          f"({outcome.gap_solver}); too few mini-batch steps on data this small")
+                self.finish(pend, "PRUNED", None, outcome, reason)
+                raise pruned(reason)
+        self.finish(pend, "COMPLETE", value, outcome, None)
+        self._remember(pend, outcome)
+        if self.best is None or self.sign * value < self.sign * self.best[1]:
+            self.best = (trial.number, float(value), outcome)
+        return float(value)
+
+    def outcome_of(self, number: int) -> TrainOutcome | None:
+        """The outcome of trial ``number`` when it is the best this process trained (no refit needed)."""
+        return self.best[2] if self.best is not None and self.best[0] == number else None
+
+    def finish(self, pend: Pending, state: str, value: float | None, outcome: TrainOutcome | None,
+               reason: str | None) -> None:
+        """Record why the trial ended and let the observers close its run."""
+        if reason:
+            pend.trial.set_user_attr("fail_reason" if state == "FAIL" else "prune_reason", reason)
+        for obs in self.observers:
+            for k, v in obs.on_trial_end(self.info, pend.info, state, value, outcome, reason).items():
+                pend.trial.set_user_attr(k, v)
+
+    # -- warm starts: a full-batch trial starts from the nearest finished trial of its variant
+
+    def _key(self, pend: Pending) -> np.ndarray:
+        out = []
+        for s in self.space.slots[pend.variant]:
+            v = pend.values[s.name]
+            if s.is_fixed or s.low is None or isinstance(v, bool):
+                continue
+            lo, hi, x = float(s.low), float(s.high), float(v)
+            if s.log and lo > 0:
+                lo, hi, x = math.log(lo), math.log(hi), math.log(max(x, 1e-300))
+            out.append((x - lo) / (hi - lo) if hi > lo else 0.0)
+        return np.asarray(out)
+
+    def _remember(self, pend: Pending, outcome: TrainOutcome) -> None:
+        if optimizers.get(pend.optimizer).full_batch:
+            self.finished.setdefault(pend.variant, []).append(
+                (self._key(pend), outcome.result.weight, outcome.result.intercept))
+
+    def _warm_starts(self, group: Sequence[Pending]) -> list[Any] | None:
+        if not optimizers.get(group[0].optimizer).full_batch:
+            return None
+        init: list[Any] = []
+        for pend in group:
+            done = self.finished.get(pend.variant)
+            if not done:
+                init.append(None)
+                continue
+            key = self._key(pend)
+            nearest = min(done, key=lambda d: float(np.sum((d[0] - key) ** 2)) if len(key) else 0.0)
+            init.append((nearest[1], nearest[2]))
+        return init if any(i is not None for i in init) else None
