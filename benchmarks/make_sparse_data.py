@@ -23,8 +23,8 @@ the column (its expected document frequency share: one pass suffices, and the di
 not depend on ``--rows``: the first N rows of a seed are the same whatever ``--rows`` is).
 lambda is chosen so that the expected count of *distinct* columns a row is ``--nnz-per-row``.
 Rows are made in fixed chunks, each from its own seeded stream, straight into preallocated CSR
-arrays: no dense matrix, peak memory close to the final arrays (the loader upcasts the float32
-values to float64 when it reads them).
+arrays: no dense matrix, peak memory close to the final arrays (the loader keeps the float32
+values and int32 indices as they are).
 
 Output: ``OUT`` (``.npz`` with ``X_data``, ``X_indices``, ``X_indptr``, ``X_shape``, ``y``, the
 layout ``tuner._data.load_data`` reads), ``OUT`` with ``.json`` (parameters, planted weights'

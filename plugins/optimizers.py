@@ -9,6 +9,7 @@ import torch
 from tuner import Categorical, Float, Int, Optimizer, ProxFn
 
 from ._batched_optim import BatchedAdam, BatchedRMSprop, BatchedSGD, coordinate_step
+from ._batched_solvers import BatchedFISTA, BatchedLBFGS
 from ._fista import FISTA
 
 LR_DOMAIN = (1e-12, 1e6)  # what a user may fix or search explicitly; the default search range is narrower
@@ -122,10 +123,15 @@ class LBFGSOptimizer(Optimizer):
     }
     full_batch = True
     prox_mode = "unsupported"
+    supports_batch = True
 
     def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
-        flat = [p for g in param_groups for p in g["params"]]
+        groups = list(param_groups)
+        flat = [p for g in groups for p in g["params"]]
         precise = flat[0].dtype == torch.float64
+        if flat[0].dim() == 3:  # trials side by side
+            return BatchedLBFGS(groups, lr=params["lr"], max_iter=100, history_size=params["history_size"],
+                                tolerance_grad=1e-10 if precise else 1e-6, tolerance_change=1e-15 if precise else 1e-9)
         return torch.optim.LBFGS(
             flat, lr=float(params["lr"]), max_iter=100, history_size=int(params["history_size"]),
             tolerance_grad=1e-10 if precise else 1e-6, tolerance_change=1e-15 if precise else 1e-9,
@@ -141,8 +147,11 @@ class FISTAOptimizer(Optimizer):
     }
     full_batch = True
     prox_mode = "internal"
+    supports_batch = True
 
     def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
         groups = list(param_groups)
         precise = groups[0]["params"][0].dtype == torch.float64
+        if groups[0]["params"][0].dim() == 3:  # trials side by side
+            return BatchedFISTA(groups, prox=prox, lr=params["lr"], max_iter=50, tolerance_grad=1e-9 if precise else 1e-6)
         return FISTA(groups, prox=prox, lr=float(params["lr"]), max_iter=50, tolerance_grad=1e-9 if precise else 1e-6)

@@ -150,3 +150,22 @@ def test_trials_of_one_optimizer_with_different_penalties_share_a_pass() -> None
         assert np.array_equal(out[k].weight == 0, alone.weight == 0)
     assert (out[0].weight == 0).sum() > 0  # the l1 trials have exact zeros, the l2 one none
     assert (out[1].weight == 0).sum() == 0
+
+
+@pytest.mark.parametrize("opt,pen,ops", [
+    ("lbfgs", "l2", [{"lr": 1.0, "history_size": 20}, {"lr": 0.5, "history_size": 5}, {"lr": 1.0, "history_size": 3}]),
+    ("fista", "elasticnet", [{"lr": 1.0}, {"lr": 10.0}, {"lr": 0.1}]),
+])
+def test_full_batch_solvers_side_by_side_reach_each_trials_optimum(opt: str, pen: str, ops: list[dict]) -> None:
+    X, y = _cancer()
+    pps = [{"strength": s, "l1_ratio": 0.5} for s in (1e-3, 1e-2, 1e-1)]
+    if pen == "l2":
+        pps = [{"strength": p["strength"]} for p in pps]
+    config = TrainConfig(epochs=50, dtype="float64", tol=1e-10)
+    together = fit_many(X, y, 2, penalties.get(pen), pps, optimizers.get(opt), ops, config)
+    alone = _alone(X, y, 2, pen, pps, opt, ops, config)
+    for a, b in zip(together, alone):
+        assert a.objective == pytest.approx(b.objective, rel=1e-8)
+        np.testing.assert_allclose(a.weight, b.weight, rtol=1e-4, atol=1e-6)
+        if pen == "elasticnet":
+            assert np.array_equal(a.weight == 0, b.weight == 0)

@@ -99,15 +99,6 @@ class _Trial:
     seconds: float = 0.0
 
 
-def _placement(config: Any, work: int, full_batch: bool) -> Placement:
-    """Where to train; ``auto`` weighs the problem's size when the placement rule can."""
-    import inspect
-
-    if "work" in inspect.signature(Placement.resolve).parameters:
-        return Placement.resolve(config.device, config.dtype, work=work, full_batch=full_batch)
-    return Placement.resolve(config.device, config.dtype)
-
-
 class _Penalties:
     """The penalties of K trials side by side: each plugin applied to its own trials' columns.
 
@@ -229,7 +220,9 @@ def fit_many(
     from ._trainer import SMALL_WORK, work_size
 
     threads = torch.get_num_threads()
-    if work_size(X) * k_trials < SMALL_WORK:
+    n_rows = max(int(np.shape(X)[0]), 1)
+    rows_a_step = n_rows if optimizer.full_batch else min(config.batch_size or auto_batch_size(n_rows), n_rows)
+    if work_size(X) * k_trials * rows_a_step / n_rows < SMALL_WORK:  # the values one step reads, times K
         torch.set_num_threads(1)
     try:
         return _fit_many(X, y, n_classes, pens, penalty_params, optimizer, optimizer_params, config, batched,
@@ -250,7 +243,8 @@ def _fit_many(X: Any, y: np.ndarray, n_classes: int, pens: list[Penalty], penalt
 
     k_trials = len(penalty_params)
 
-    place = _placement(config, work_size(X) * k_trials, optimizer.full_batch)
+    place = Placement.resolve(config.device, config.dtype, work=work_size(X) * k_trials, rows=int(np.shape(X)[0]),
+                              full_batch=optimizer.full_batch)
     torch.manual_seed(config.seed)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     started = time.perf_counter()
@@ -348,6 +342,10 @@ def _fit_many(X: Any, y: np.ndarray, n_classes: int, pens: list[Penalty], penalt
                 W3[k].copy_(t.best_params[0])
                 b3[k, 0].copy_(t.best_params[1])
             frozen[k] = (W3[k].detach().clone(), b3[k].detach().clone())
+        if batched and hasattr(opt, "freeze"):  # the optimizer stops moving (and searching for) it
+            mask = torch.zeros(K, dtype=torch.bool, device=place.device)
+            mask[k] = True
+            opt.freeze(mask)
 
     def restore_frozen() -> None:
         if frozen:

@@ -26,6 +26,11 @@ MAX_OPTIMALITY_GAP = 0.01
 """A study prunes a trial whose mini-batch fit stopped more than this far (relative) above the
 optimum of its objective, where that optimum is checked (:func:`optimality_gap`)."""
 
+NO_FINITE_OPTIMUM = 1e-4
+"""A reference objective below this fraction of its first epoch's means the data is separable and
+the penalty too weak to bound the weights: the infimum is 0 at infinite weights, a relative gap
+to it means nothing, and :func:`optimality_gap` says nothing."""
+
 GAP_CHECK_WORK = 250_000
 """Up to this many stored training values, a mini-batch fit is compared with the exact optimum of
 its objective (a full-batch solve costs a fraction of the fit there). Above it, the stochastic
@@ -102,6 +107,8 @@ def optimality_gap(data: Dataset, penalty: Penalty, penalty_params: Mapping[str,
     except TrainingDivergedError:
         return None
     optimum = min(reference.objective, result.objective)  # no solver stops below the optimum
+    if optimum < NO_FINITE_OPTIMUM * (reference.history[0]["train_loss"] if reference.history else 1.0):
+        return None  # separable data and no penalty to bound the weights: nothing finite to compare with
     return max(0.0, (result.objective - optimum) / max(abs(optimum), 1e-12)), name
 
 

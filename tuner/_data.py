@@ -15,7 +15,7 @@ import os
 import re
 import warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._features import FeaturePipeline, check_finite_matrix, numeric_block
+from ._features import CHUNK_VALUES, FeaturePipeline, check_finite_matrix, numeric_block, value_dtype
 from .errors import ConfigError, DataError
 
 __all__ = ["RawData", "Dataset", "load_data", "load_rows", "prepare", "encode_labels", "BUILTIN_DATASETS",
@@ -41,6 +41,10 @@ DATA_ROOT_ENV = "TUNER_DATA_ROOT"
 # (nor than MIN_WIDTH_CHECKED): one stray index like 2000000000 would size every weight vector.
 MAX_WIDTH_PER_VALUE = 100
 MIN_WIDTH_CHECKED = 1 << 16
+# prepare() keeps every raw row in Dataset.raw only for a matrix up to this size; a larger one is
+# dropped once split (its first HEAD_ROWS rows are kept, for a model's input example).
+KEEP_RAW_BYTES = 64 << 20
+HEAD_ROWS = 10
 
 
 @dataclass
@@ -284,8 +288,7 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
                 keys = set(z.files)
                 try:
                     if {"X_data", "X_indices", "X_indptr", "X_shape"} <= keys:
-                        X: Any = sp.csr_matrix((np.asarray(z["X_data"], dtype=np.float64), z["X_indices"], z["X_indptr"]),
-                                               shape=tuple(int(v) for v in z["X_shape"]))
+                        X: Any = _npz_csr(z)
                     elif "X" in keys:
                         X = np.asarray(z["X"], dtype=np.float64)
                     else:
@@ -324,6 +327,28 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
     raise ConfigError(f"Unsupported format {fmt!r}.")  # pragma: no cover
 
 
+def _npz_csr(z: Any) -> sp.csr_matrix:
+    """The CSR matrix of an ``.npz`` as stored: float32/float64 values and int32 indices are not copied."""
+    data = z["X_data"]
+    data = data if data.dtype == value_dtype(data.dtype) else data.astype(np.float64)
+    indices, indptr = z["X_indices"], z["X_indptr"]
+    # scipy narrows int64 indices to int32 when they fit, and keeps int32 ones as they are
+    return sp.csr_matrix((data, indices, indptr), shape=tuple(int(v) for v in z["X_shape"]), copy=False)
+
+
+def _narrowed(X: sp.csr_matrix) -> sp.csr_matrix:
+    """``X`` with float32 values when float32 holds every value exactly, and int32 indices when they fit."""
+    data = X.data
+    if data.dtype == np.float64:
+        small = data.astype(np.float32)
+        exact = all(np.array_equal(small[a:a + CHUNK_VALUES], data[a:a + CHUNK_VALUES])  # as float64, by chunk
+                    for a in range(0, data.size, CHUNK_VALUES))
+        data = small if exact else data
+    index = np.int32 if max(X.shape[1], int(X.indptr[-1])) < np.iinfo(np.int32).max else np.int64
+    return sp.csr_matrix((data, X.indices.astype(index, copy=False), X.indptr.astype(index, copy=False)),
+                         shape=X.shape, copy=False)
+
+
 def _svmlight(p: Path, n_features: int | None, zero_based: bool | None, fp: str) -> RawData:
     """A LIBSVM file read with one index base (decided from the file when ``zero_based`` is None)."""
     from sklearn.datasets import load_svmlight_file
@@ -349,8 +374,9 @@ def _svmlight(p: Path, n_features: int | None, zero_based: bool | None, fp: str)
         raise DataError(f"{p} has the feature index {top}, beyond the {n_features} features expected "
                         f"(--n-features, or the training data's width; indices read {_base(zero_based)}).")
     n = width if n_features is None else n_features
-    indices = X.indices if zero_based else X.indices - 1
-    X = sp.csr_matrix((X.data, indices, X.indptr), shape=(X.shape[0], n))
+    if not zero_based:  # in place when the parsed indices allow it: they are this function's own
+        X.indices = np.subtract(X.indices, 1, out=X.indices if X.indices.flags.writeable else None)
+    X = _narrowed(sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], n), copy=False))
     check_finite_matrix(X, f" in {p}")
     y = y.astype(np.int64) if np.all(np.mod(y, 1) == 0) else y
     names = [f"f{i + (0 if zero_based else 1)}" for i in range(n)]  # the feature names follow the index base
@@ -472,8 +498,16 @@ def encode_labels(y: Any) -> tuple[np.ndarray, list[Any]]:
 
 
 def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed: int = 0,
-            test_raw: RawData | None = None) -> Dataset:
-    """Encode labels, split stratified (train/validation/test), fit preprocessing on train."""
+            test_raw: RawData | None = None, keep_raw: bool | None = None) -> Dataset:
+    """Encode labels, split stratified (train/validation/test), fit preprocessing on train.
+
+    Each split is one copy of its rows (a sparse split is then scaled in place), so the
+    splits together take the matrix's size once. ``keep_raw`` says whether
+    :attr:`Dataset.raw` keeps every raw row; by default it does for tables and for matrices up
+    to :data:`KEEP_RAW_BYTES`, and otherwise keeps the first :data:`HEAD_ROWS` rows only, so a
+    large matrix is not held twice once split. A sparse matrix not kept is taken from ``raw``
+    too (``raw.X`` becomes its first rows) and split one array at a time.
+    """
     from sklearn.model_selection import train_test_split
 
     for name, v in (("val_size", val_size), ("test_size", test_size)):
@@ -506,8 +540,12 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
     if absent:
         raise DataError(f"The training split holds no row of class(es) {absent}; use more data or a smaller "
                         "validation/test size.")
-    pipe = FeaturePipeline.fit(raw.take(train_idx), kind=raw.kind, numeric_columns=raw.numeric_columns,
+    keep = _keeps_raw(raw, keep_raw)
+    kept = raw if keep else replace(raw, X=raw.take(np.arange(min(HEAD_ROWS, len(raw)))), y=np.asarray(raw.y)[:HEAD_ROWS])
+    X_train, X_val, X_test_rows = _take_splits(raw, [train_idx, val_idx, test_idx], consume=not keep)
+    pipe = FeaturePipeline.fit(X_train, kind=raw.kind, numeric_columns=raw.numeric_columns,
                                text_column=raw.text_column, feature_names=raw.feature_names)
+    X_train = pipe.transform(X_train, copy=False)
     pipe.zero_based = raw.zero_based
     if raw.class_names:
         pipe.class_names = [raw.class_names.get(c, str(c)) for c in classes]
@@ -524,9 +562,74 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
         y_test = np.array([lookup[str(v)] for v in np.asarray(test_raw.y)], dtype=np.int64)
         X_test = pipe.transform(test_raw.X)
     else:
-        y_test, X_test = y[test_idx], pipe.transform(raw.take(test_idx))
-    return Dataset(pipe.transform(raw.take(train_idx)), y[train_idx], pipe.transform(raw.take(val_idx)), y[val_idx],
-                   X_test, y_test, classes, pipe, raw)
+        y_test, X_test = y[test_idx], pipe.transform(X_test_rows, copy=False)
+    X_val = pipe.transform(X_val, copy=False)
+    return Dataset(X_train, y[train_idx], X_val, y[val_idx], X_test, y_test, classes, pipe, kept)
+
+
+def _take_splits(raw: RawData, parts: list[np.ndarray], consume: bool) -> list[Any]:
+    """Rows ``parts[i]`` of ``raw``, one copy each.
+
+    ``consume`` (a sparse matrix that is not kept) releases ``raw.X`` (it becomes its first
+    rows) and gathers the splits one array at a time (every split's column indices, then the
+    raw indices go, then the values), so that the raw matrix and its splits are never both held
+    whole: at most the matrix plus one of its arrays (unless the caller holds it elsewhere).
+    """
+    if not (consume and raw.kind == "matrix" and sp.issparse(raw.X)):
+        return [raw.take(ix) for ix in parts]
+    X = sp.csr_matrix(raw.X)
+    shape = X.shape
+    arrays = {"indptr": X.indptr, "indices": X.indices, "data": X.data}
+    raw.X = raw.take(np.arange(min(HEAD_ROWS, len(raw))))
+    del X
+    return _gather_rows(arrays, shape[1], parts)
+
+
+def _gather_rows(arrays: dict[str, np.ndarray], width: int, parts: list[np.ndarray]) -> list[sp.csr_matrix]:
+    """CSR rows ``parts[i]`` from CSR ``arrays`` (popped, so each goes once gathered from)."""
+    indptr = arrays.pop("indptr")
+    starts = [indptr[ix] for ix in parts]
+    lengths = [indptr[ix + 1] - s for ix, s in zip(parts, starts)]
+    ptrs = [np.concatenate(([0], np.cumsum(n, dtype=np.int64))).astype(indptr.dtype) for n in lengths]
+    out: dict[str, list[np.ndarray]] = {}
+    for name in ("indices", "data"):
+        src = arrays.pop(name)
+        out[name] = [_gather(src, s, n, ptr) for s, n, ptr in zip(starts, lengths, ptrs)]
+        del src
+    return [sp.csr_matrix((d, i, ptr), shape=(len(ptr) - 1, width), copy=False)
+            for d, i, ptr in zip(out["data"], out["indices"], ptrs)]
+
+
+def _gather(src: np.ndarray, starts: np.ndarray, lengths: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """``src[starts[r]:starts[r] + lengths[r]]`` for every row ``r``, concatenated; temporaries by row blocks."""
+    out = np.empty(int(ptr[-1]), dtype=src.dtype)
+    if out.size == 0:
+        return out
+    bounds = np.unique(np.append(np.searchsorted(ptr, np.arange(0, out.size, CHUNK_VALUES), side="right") - 1,
+                                 len(lengths)))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        lo, hi = int(ptr[a]), int(ptr[b])
+        row = np.repeat(np.arange(a, b), lengths[a:b])
+        pos = np.arange(lo, hi)
+        pos -= ptr[row]
+        pos += starts[row]
+        out[lo:hi] = src[pos]
+    return out
+
+
+def _keeps_raw(raw: RawData, keep_raw: bool | None) -> bool:
+    """Whether :func:`prepare` keeps every raw row: as asked, else tables and matrices up to KEEP_RAW_BYTES."""
+    if keep_raw is not None:
+        return keep_raw
+    return raw.kind != "matrix" or _stored_bytes(raw.X) <= KEEP_RAW_BYTES
+
+
+def _stored_bytes(X: Any) -> int:
+    """Bytes a dense or sparse matrix holds (values, plus indices and index pointers when sparse)."""
+    if sp.issparse(X):
+        return sum(int(getattr(X, part).nbytes) for part in ("data", "indices", "indptr", "row", "col")
+                   if hasattr(X, part))
+    return int(np.asarray(X).nbytes)
 
 
 def _check_split_sizes(y: np.ndarray, classes: list[Any], source: str, val_size: float, test_size: float) -> None:

@@ -74,21 +74,37 @@ class Placement:
         return cls(torch.device(device), _DTYPES[dtype])
 
     def features(self, X: Any) -> torch.Tensor:
-        """A dense tensor for an array, a sparse CSR tensor for a scipy sparse matrix."""
+        """A dense tensor for an array, a sparse CSR tensor for a scipy sparse matrix.
+
+        On the CPU the tensor shares the matrix's memory when its values already have this
+        placement's dtype (int32 index arrays stay int32); other values are converted once,
+        straight to the dtype, never through float64.
+        """
         if sp.issparse(X):
             X = sp.csr_matrix(X)
             if not X.has_sorted_indices:
                 X = X.sorted_indices()
+            nnz = int(X.indptr[-1])
+            index = torch.int32 if X.indptr.dtype == X.indices.dtype == np.int32 else torch.int64
             return _csr_tensor(
-                torch.from_numpy(X.indptr.astype(np.int64)),
-                torch.from_numpy(X.indices.astype(np.int64)),
-                torch.from_numpy(np.asarray(X.data, dtype=np.float64)).to(self.dtype),
+                _shared(X.indptr, index),
+                _shared(X.indices[:nnz], index),
+                _shared(X.data[:nnz], self.dtype),
                 X.shape,
             ).to(self.device)
-        return torch.as_tensor(np.asarray(X, dtype=np.float64), dtype=self.dtype, device=self.device)
+        return torch.as_tensor(np.asarray(X), dtype=self.dtype, device=self.device)
 
     def vector(self, v: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """A 1-D tensor of ``dtype`` (this placement's by default); shares ``v``'s memory when it can."""
         return torch.as_tensor(np.asarray(v), dtype=dtype or self.dtype, device=self.device)
+
+
+def _shared(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """``a`` as a CPU tensor of ``dtype``: its own memory when the types match, else one converted copy."""
+    with warnings.catch_warnings():  # a read-only array (np.frombuffer) is shared all the same: never written
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+        t = torch.from_numpy(np.ascontiguousarray(a))
+    return t if t.dtype == dtype else t.to(dtype)
 
 
 def _csr_tensor(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -22,9 +22,57 @@ import scipy.sparse as sp
 
 from .errors import DataError
 
-__all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block", "standardization"]
+__all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block", "standardization", "max_abs_columns",
+           "scale_columns", "value_dtype"]
 
 TFIDF_OPTIONS = {"ngram_range": (1, 2), "min_df": 1, "sublinear_tf": True, "dtype": np.float64}
+# Stored values handled at a time by the loops over a sparse matrix's non-zeros, so that their
+# temporaries stay a few MiB whatever the matrix's size (a 60M-value matrix is never copied whole).
+CHUNK_VALUES = 1 << 19
+
+
+def _chunks(n: int) -> list[tuple[int, int]]:
+    return [(start, min(start + CHUNK_VALUES, n)) for start in range(0, n, CHUNK_VALUES)]
+
+
+def value_dtype(dtype: Any) -> np.dtype:
+    """The float type feature values are kept in: float32 and float64 as they are, anything else float64."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def max_abs_columns(X: sp.csr_matrix) -> np.ndarray:
+    """The largest absolute value of each column (float64; 0 for an empty column) of a CSR matrix.
+
+    Computed over blocks of rows of about :data:`CHUNK_VALUES` values each: the whole-matrix
+    ``abs(X).max(axis=0)`` makes two copies of ``X`` (``abs``, then a CSC transpose).
+    """
+    out = np.zeros(X.shape[1], dtype=np.float64)
+    nnz = int(X.indptr[-1])
+    if nnz == 0:
+        return out
+    starts = np.searchsorted(X.indptr, np.arange(0, nnz, CHUNK_VALUES), side="right") - 1
+    bounds = np.unique(np.append(starts, X.shape[0]))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        block = abs(X[int(a):int(b)]).max(axis=0)
+        np.maximum(out, block.toarray().ravel(), out=out)
+    return out
+
+
+def scale_columns(X: sp.csr_matrix, factor: np.ndarray, *, copy: bool = True) -> sp.csr_matrix:
+    """``X`` with column ``j`` multiplied by ``factor[j]``, in ``X``'s float type (float64 for others).
+
+    The products are computed in float64 and rounded once to the value type, so float32 values give
+    what scaling in float64 and casting afterwards would. The result shares ``X``'s index arrays;
+    ``copy=False`` also overwrites ``X``'s values when they are already float32/float64 (for a matrix
+    the caller owns, such as a fresh split).
+    """
+    dtype = value_dtype(X.dtype)
+    nnz = int(X.indptr[-1])
+    data = X.data if not copy and X.data.dtype == dtype else np.empty(nnz, dtype=dtype)
+    for a, b in _chunks(nnz):
+        np.multiply(X.data[a:b], factor[X.indices[a:b]], out=data[a:b], casting="same_kind")
+    return sp.csr_matrix((data[:nnz], X.indices[:nnz], X.indptr), shape=X.shape, copy=False)
 
 
 def first_non_finite(A: np.ndarray) -> tuple[int, int] | None:
@@ -40,9 +88,8 @@ def check_finite_matrix(X: Any, where: str = "") -> None:
     """Raise :class:`DataError` naming the first row and column holding NaN or inf."""
     if sp.issparse(X):
         X = sp.csr_matrix(X)
-        bad = ~np.isfinite(X.data)
-        if bad.any():
-            pos = int(np.argmax(bad))
+        pos = _first_non_finite_value(X.data)
+        if pos is not None:
             row = int(np.searchsorted(X.indptr, pos, side="right") - 1)
             raise DataError(
                 f"Feature values must be finite{where}; row {row} column {int(X.indices[pos])} holds "
@@ -57,6 +104,15 @@ def check_finite_matrix(X: Any, where: str = "") -> None:
             f"Feature values must be finite{where}; row {row} column {col} holds {A[row, col]}. "
             "Remove or impute such values first."
         )
+
+
+def _first_non_finite_value(values: np.ndarray) -> int | None:
+    """Position of the first NaN or inf of a 1-D array (checked in chunks), or None."""
+    for a, b in _chunks(values.size):
+        bad = ~np.isfinite(values[a:b])
+        if bad.any():
+            return a + int(np.argmax(bad))
+    return None
 
 
 def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "") -> np.ndarray:
@@ -132,7 +188,7 @@ class FeaturePipeline:
             pipe = cls("matrix", n_input_features=X.shape[1], sparse_input=sparse,
                        input_feature_names=list(feature_names or [f"x{i}" for i in range(X.shape[1])]))
             if sparse:
-                max_abs = np.asarray(abs(sp.csr_matrix(X)).max(axis=0).todense()).ravel()
+                max_abs = max_abs_columns(sp.csr_matrix(X))
                 pipe.scale = np.where(max_abs > 0, max_abs, 1.0)
             else:
                 pipe.center, pipe.scale = standardization(np.asarray(X, dtype=np.float64), pipe.input_feature_names)
@@ -233,8 +289,12 @@ class FeaturePipeline:
             self._vectorizer = vec
         return self._vectorizer
 
-    def transform(self, X: Any) -> Any:
-        """Raw rows -> features (dense ndarray or CSR matrix)."""
+    def transform(self, X: Any, *, copy: bool = True) -> Any:
+        """Raw rows -> features (dense ndarray or CSR matrix).
+
+        Sparse rows keep their float32/float64 values and their index arrays (shared with ``X``);
+        ``copy=False`` scales a sparse ``X``'s values in place (for rows the caller owns).
+        """
         if self.kind == "matrix":
             if isinstance(X, pd.DataFrame):
                 X = numeric_block(self.select_columns(X), self.input_feature_names)
@@ -242,7 +302,12 @@ class FeaturePipeline:
                 raise DataError(f"Expected {self.n_input_features} feature columns; got an input of shape {X.shape}.")
             check_finite_matrix(X)
             if sp.issparse(X):
-                return sp.csr_matrix(X, dtype=np.float64) @ sp.diags(1.0 / self.scale)
+                X = sp.csr_matrix(X)
+                if not X.has_canonical_format:  # duplicates summed, indices sorted (a copy, rare)
+                    X = X.copy()
+                    X.sum_duplicates()
+                    copy = False
+                return scale_columns(X, 1.0 / np.asarray(self.scale, dtype=np.float64), copy=copy)
             A = np.asarray(X, dtype=np.float64)
             return self._finite((A - self.center) / self.scale if self.center is not None else A / self.scale,
                                 self.input_feature_names)

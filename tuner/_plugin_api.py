@@ -33,7 +33,10 @@ trains K trials in one tensor program, and every tensor has a leading *trial axi
   trials are independent, so the gradient of the sum with respect to trial k's parameters is
   trial k's gradient); ``closure.value_only()`` returns them without gradients; an internal
   ``prox`` takes a ``(K, 1, 1)`` step. A trial whose objective becomes NaN or infinite must not
-  change the others' steps.
+  change the others' steps. The trainer keeps a finished, pruned or diverged trial's weights
+  fixed; an optimizer may also offer ``freeze(mask)`` (a ``(K,)`` boolean tensor), which the
+  trainer then calls so that the optimizer stops working on those trials (line searches
+  included).
 
 A plugin that does not declare ``supports_batch`` sees exactly the single-trial shapes above
 (``(n_features, n_outputs)`` weights, ``(n_outputs,)`` intercept, numbers as hyperparameters),
@@ -82,8 +85,9 @@ class Penalty:
         raise NotImplementedError
 
     def nonsmooth_value(self, weight: "torch.Tensor", params: Mapping[str, Any]) -> "torch.Tensor":
-        """The non-smooth part's value (0 for a smooth penalty); never differentiated."""
-        return weight.new_zeros(())
+        """The non-smooth part's value (0 for a smooth penalty; one per trial side by side); never
+        differentiated."""
+        return weight.new_zeros(weight.shape[:-2])
 
     def prox(self, weight: "torch.Tensor", step: "float | torch.Tensor", params: Mapping[str, Any]) -> "torch.Tensor":
         """``argmin_V  1/(2 step) ||V - weight||^2 + nonsmooth(V)``; identity for a smooth penalty.

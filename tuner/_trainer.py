@@ -184,10 +184,12 @@ def fit(
     return out
 
 
-SMALL_WORK = 2_000_000
-"""Below this many stored feature values, one thread is faster: on a small machine the
-intra-op thread pool costs more (milliseconds per op when other processes are busy) than
-the arithmetic it shares out."""
+SMALL_WORK = 16_000_000
+"""Below this many stored feature values read by one step (times the trials side by side), one
+thread is faster: on a small machine the intra-op thread pool costs more (milliseconds per op
+when other processes are busy) than the arithmetic it shares out. Measured on the 2-core
+machine: eight FISTA trials side by side on a9a (2.9M values a step) took 21.7 s with two
+threads and 4.7 s with one (`benchmarks/RESULTS.md`, "Threads")."""
 
 
 def work_size(X: Any) -> int:

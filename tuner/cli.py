@@ -89,7 +89,9 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--epochs", default=100, show_default=True, type=int, help="Maximum number of epochs."),
-        click.option("--batch-size", default=256, show_default=True, type=int, help="Mini-batch size (SGD-like optimizers)."),
+        click.option("--batch-size", type=click.IntRange(min=1),
+                     help="Mini-batch size (SGD-like optimizers) [default: scaled with the data: at most 256 rows on "
+                          "a CPU, 4096 on a GPU, and at least 32 steps an epoch]."),
         click.option("--patience", default=5, show_default=True, type=int, help="Epochs without improvement before stopping."),
         click.option("--tol", default=1e-4, show_default=True, type=float, help="Relative improvement that counts."),
         click.option("--monitor", default="objective", show_default=True, type=click.Choice(["objective", "val"]),
@@ -287,6 +289,29 @@ def train(data: str | None, dataset: str | None, target: str | None, text_column
 
 
 # ---------------------------------------------------------------------------------------------
+class _BatchTrials(click.ParamType):
+    """``--batch-trials``: a positive integer or ``auto``."""
+
+    name = "K|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if number < 1:
+            self.fail(f"{value!r} is neither a positive integer nor 'auto'.", param, ctx)
+        return number
+
+
+batch_trials_option = click.option(
+    "--batch-trials", type=_BatchTrials(), default="auto", show_default=True,
+    help="Trials asked from the sampler at once and trained side by side (one pass over the data serves "
+         "every trial of an optimizer); 1 runs them one at a time.")
+
+
 def _csv_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -321,7 +346,8 @@ class _Progress:
 
 # What `tune --study NAME` may change on a stored study; any other option given explicitly must
 # match the stored spec (a default never contradicts it: the stored value is used).
-_RESUME_FREE = {"study_name", "storage", "tracking_uri", "no_tracking", "trials", "timeout", "as_json", "data", "dataset"}
+_RESUME_FREE = {"study_name", "storage", "tracking_uri", "no_tracking", "trials", "timeout", "as_json", "data", "dataset",
+                "batch_trials"}
 _RESUME_KEYS = {"penalty_list": "penalties", "optimizer_list": "optimizers", "params": "params", "metric": "metric",
                 "sampler": "sampler", "pruner": "pruner"}
 _TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weight", "device", "dtype")
@@ -375,6 +401,7 @@ def _explicit_changes(ctx: click.Context, spec_values: dict[str, Any]) -> dict[s
 @click.option("--sampler", type=click.Choice(["tpe", "random", "qmc", "grid", "cmaes"]), default="tpe", show_default=True)
 @click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default="median", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@batch_trials_option
 @pass_app
 def tune(app: AppContext, data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
          encoding: str, n_features: int | None, zero_based: bool | None, val_size: float, test_size: float,
@@ -383,7 +410,8 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
           dtype: str,
          study_name: str | None, storage: str | None, tracking_uri: str | None, no_tracking: bool,
          penalty_list: str | None, optimizer_list: str | None, params: tuple[str, ...], trials: int | None,
-         timeout: float | None, metric: str | None, sampler: str, pruner: str, as_json: bool) -> None:
+         timeout: float | None, metric: str | None, sampler: str, pruner: str, as_json: bool,
+         batch_trials: int | str) -> None:
     """Run (or resume) an Optuna study over penalties, optimizers and their hyperparameters.
 
     An existing --study is resumed: only the budget (--trials, --timeout) and the output
@@ -430,7 +458,7 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
     try:
         result = run_study(spec, study_name, storage_url, observers=observers, progress=progress,
                            resume_only=spec is None, n_trials=trials, timeout=timeout, changes=changes,
-                           new_only=new_only)
+                           new_only=new_only, batch_trials=batch_trials)
     except KeyboardInterrupt:  # Ctrl-C while the data was read or checked: nothing was stored
         _interrupted_before_start()
     finally:
@@ -445,9 +473,10 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
 @click.option("--no-tracking", is_flag=True, help="Do not log to MLflow.")
 @click.option("--wait", default=300.0, show_default=True, help="Seconds to wait for the study to be created.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@batch_trials_option
 @pass_app
 def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | None, no_tracking: bool, wait: float,
-           as_json: bool) -> None:
+           as_json: bool, batch_trials: int | str) -> None:
     """Join an existing study and run its trials until the study's budget is spent.
 
     Start as many workers as you like on one database (PostgreSQL); the budget counts every
@@ -473,7 +502,8 @@ def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | N
     observers = _observers(storage, tracking_uri, no_tracking)
     progress = _Progress(False, "value", app.quiet)
     try:
-        result = run_study(None, study_name, storage, observers=observers, progress=progress, resume_only=True)
+        result = run_study(None, study_name, storage, observers=observers, progress=progress, resume_only=True,
+                           batch_trials=batch_trials)
     except KeyboardInterrupt:
         _interrupted_before_start()
     _report_study(result, as_json)
