@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from ._data import Dataset
 from ._metrics import evaluate
 from ._model import LogisticModel
@@ -18,7 +20,7 @@ from ._batched import fit_many
 from ._trainer import Callback, FitResult, TrainConfig, work_size, fit
 from .errors import ConfigError, IncompatiblePluginsError, PluginError, TrainingDivergedError
 
-__all__ = ["resolve_params", "resolve_pair", "split_overrides", "train_one", "train_many", "TrainOutcome",
+__all__ = ["resolve_params", "resolve_pair", "split_overrides", "train_one", "train_many", "cv_folds", "TrainOutcome",
            "optimality_gap",
            "GAP_CHECK_WORK", "MAX_OPTIMALITY_GAP"]
 
@@ -123,6 +125,8 @@ class TrainOutcome:
     optimality_gap: float | None = None
     """For a mini-batch optimizer on a small problem: how far above the optimum it stopped."""
     gap_solver: str | None = None
+    cv_metrics: list[dict[str, float]] | None = None
+    """With cross-validation: each fold's metrics on its held-out training rows."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -157,12 +161,17 @@ def train_one(data: Dataset, penalty_name: str, optimizer_name: str, penalty_ove
 def train_many(data: Dataset, optimizer_name: str,
                trials: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]], config: TrainConfig | None = None,
                callbacks: Sequence[Sequence[Callback]] | None = None,
-               init: Sequence[tuple[Any, Any] | None] | None = None) -> list[TrainOutcome | Exception]:
+               init: Sequence[tuple[Any, Any] | None] | None = None,
+               folds: Sequence[np.ndarray] | None = None) -> list[TrainOutcome | Exception]:
     """Train several configurations of one optimizer side by side (one pass over the data serves
     them all; :func:`tuner._batched.fit_many`) and evaluate each.
 
     ``trials`` holds ``(penalty name, penalty overrides, optimizer overrides)`` per trial.
-    Returns per trial its outcome, or the exception that stopped it (a pruner's, divergence).
+    ``folds`` (boolean masks of held-out training rows, see :func:`cv_folds`): each trial is also
+    trained once per fold, side by side with the rest (a fold is a weight column whose training
+    rows are the others), and its outcome carries the folds' metrics (``cv_metrics``); the model
+    is the one trained on every training row. Returns per trial its outcome, or the exception
+    that stopped it (a pruner's, divergence: of the model or of any fold).
     """
     config = config or TrainConfig()
     opt = optimizers.get(optimizer_name)
@@ -173,11 +182,81 @@ def train_many(data: Dataset, optimizer_name: str,
         pps.append(resolve_params(pen, penalty_overrides, "penalty"))
         ops.append(resolve_params(opt, optimizer_overrides, "optimizer"))
     has_val = len(data.y_val) > 0
-    results = fit_many(data.X_train, data.y_train, data.n_classes, pens, pps, opt, ops, config,
-                       X_val=data.X_val if has_val else None, y_val=data.y_val if has_val else None,
-                       callbacks=callbacks, classes=data.classes, init=init)
-    return [r if isinstance(r, BaseException) else _outcome(data, pen, opt, pp, op, r, config)
-            for r, pen, pp, op in zip(results, pens, pps, ops)]
+    if not folds:
+        results = fit_many(data.X_train, data.y_train, data.n_classes, pens, pps, opt, ops, config,
+                           X_val=data.X_val if has_val else None, y_val=data.y_val if has_val else None,
+                           callbacks=callbacks, classes=data.classes, init=init)
+        return [r if isinstance(r, BaseException) else _outcome(data, pen, opt, pp, op, r, config)
+                for r, pen, pp, op in zip(results, pens, pps, ops)]
+    return _train_with_folds(data, opt, pens, pps, ops, config, callbacks, init, list(folds))
+
+
+def cv_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """``k`` stratified folds of the rows of ``y``: one boolean mask of held-out rows per fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(np.asarray(y))
+    smallest = int(counts[counts > 0].min())
+    if k < 2 or smallest < k:
+        raise ConfigError(f"The 'cv' parameter must be an integer between 2 and the smallest class's count in the "
+                          f"training rows ({smallest}); got {k!r} instead.")
+    out = []
+    for _, held in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        mask = np.zeros(len(y), dtype=bool)
+        mask[held] = True
+        out.append(mask)
+    return out
+
+
+def _train_with_folds(data: Dataset, opt: Optimizer, pens: list[Penalty], pps: list[dict[str, Any]],
+                      ops: list[dict[str, Any]], config: TrainConfig, callbacks: Sequence[Sequence[Callback]] | None,
+                      init: Sequence[Any] | None, folds: list[np.ndarray]) -> list[TrainOutcome | Exception]:
+    """:func:`train_many` with cross-validation: per trial, one column on every training row (the
+    model; the trial's callbacks) and one per fold, all in one :func:`fit_many` call.
+
+    The validation rows of every column are one stacked matrix (training rows, then the
+    validation split) weighted per column: a fold scores its held-out training rows, the model
+    the validation split."""
+    import scipy.sparse as sp
+
+    n, n_val, f = len(data.y_train), len(data.y_val), len(folds)
+    per = f + 1
+    train_w = np.ones((n, per))
+    val_w = np.zeros((n + n_val, per))
+    val_w[n:, 0] = 1.0
+    for j, held in enumerate(folds, start=1):
+        train_w[held, j] = 0.0
+        val_w[:n, j] = held
+    k = len(pens)
+    stack = sp.vstack if sp.issparse(data.X_train) else np.vstack
+    X_val = stack([data.X_train, data.X_val]) if n_val else data.X_train
+    if not n_val:
+        val_w = val_w[:n]
+        val_w[:, 0] = 1.0  # no validation split: the model's column watches its training rows
+    rep = lambda items: [x for x in items for _ in range(per)]  # noqa: E731
+    cbs = [list(callbacks[i]) if callbacks and j == 0 else [] for i in range(k) for j in range(per)]
+    results = fit_many(data.X_train, data.y_train, data.n_classes, rep(pens), rep(pps), opt, rep(ops), config,
+                       X_val=X_val, y_val=np.concatenate([data.y_train, data.y_val]) if n_val else data.y_train,
+                       column_weight=np.tile(train_w, (1, k)), val_column_weight=np.tile(val_w, (1, k)),
+                       callbacks=cbs, classes=data.classes,
+                       # a warm start only for the model's column: weights fitted on every training row
+                       # would carry the held-out rows into a fold
+                       init=[x if j == 0 else None for x in (init or [None] * k) for j in range(per)])
+    out: list[TrainOutcome | Exception] = []
+    for i in range(k):
+        mine = results[i * per:(i + 1) * per]
+        failed = next((r for r in mine if isinstance(r, BaseException)), None)
+        if failed is not None:
+            out.append(failed)
+            continue
+        outcome = _outcome(data, pens[i], opt, pps[i], ops[i], mine[0], config)
+        outcome.cv_metrics = []
+        for held, result in zip(folds, mine[1:]):
+            fold_model = LogisticModel(data.classes, result.weight, result.intercept, data.pipeline, info={})
+            proba = fold_model.predict_proba_features(data.X_train[held])
+            outcome.cv_metrics.append(evaluate(data.y_train[held], proba, data.n_classes))
+        out.append(outcome)
+    return out
 
 
 def _outcome(data: Dataset, pen: Penalty, opt: Optimizer, pp: dict[str, Any], op: dict[str, Any], result: FitResult,

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ._configure import TrainOutcome, train_one
+from ._configure import TrainOutcome, cv_folds, train_one
 from ._data import Dataset, load_data, prepare
 from ._metrics import METRICS, evaluate
 from ._observer import StudyInfo, StudyObserver, TrialInfo
@@ -574,6 +574,8 @@ def _check_data(spec: StudySpec, data: Dataset) -> None:
         raise ConfigError("The roc_auc metric is for binary targets; use f1 (macro F1) or log_loss for multiclass.")
     if len(data.y_val) == 0:
         raise ConfigError("A study needs a validation split to compare trials; use --val-size > 0.")
+    if spec.cv:
+        cv_folds(data.y_train, spec.cv, spec.data.seed)  # too many folds for the rows: refused before any trial
     present = np.unique(data.y_val)
     if len(present) < 2:
         raise DataError(
@@ -711,9 +713,24 @@ def _run(study: Any, storage: Any, storage_url: str, spec: StudySpec, space: Sea
     judge = _PruneJudge(study)
 
     def search_callbacks(trial: Any) -> list[Callback]:
+        if spec.cv:  # the folds' scores go to the pruner once they are trained (prune_on_folds)
+            return [_MetricCallback(spec.metric), _StopCallback(stop)]
         return [_MetricCallback(spec.metric), _PruningCallback(trial, spec.metric, judge), _StopCallback(stop)]
 
-    runner = TrialBatches(space, data, config, observers, info, spec.metric, search_callbacks, VARIANT, direction)
+    def prune_on_folds(trial: Any, scores: list[float]) -> int | None:
+        values: dict[int, float] = {}
+        for fold, score in enumerate(scores):
+            if not math.isfinite(score):
+                continue
+            trial.report(score, fold)
+            values[fold] = score
+            if judge.should_prune(trial, values):
+                return fold
+        return None
+
+    folds = cv_folds(data.y_train, spec.cv, spec.data.seed) if spec.cv else None
+    runner = TrialBatches(space, data, config, observers, info, spec.metric, search_callbacks, VARIANT, direction,
+                          folds, prune_on_folds)
     catch = (TunerError, RuntimeError, ValueError, ArithmeticError, GaveUp)
 
     def heartbeat(trial: Any) -> Any:

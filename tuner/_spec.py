@@ -67,6 +67,8 @@ class StudySpec:
     n_trials: int | None = 50
     timeout: float | None = None
     train: dict[str, Any] = field(default_factory=dict)
+    cv: int = 0
+    """Stratified folds of the training rows a trial is scored on (0: the validation split)."""
     plugin_versions: dict[str, str] = field(default_factory=dict)
     version: int = SPEC_VERSION
 
@@ -96,6 +98,7 @@ class StudySpec:
             "pruner": self.pruner,
             "seed": self.seed,
             "training options": dict(sorted(self.train.items())),
+            "cross-validation folds (--cv)": self.cv,
         }
 
     def with_changes(self, changes: Mapping[str, Any]) -> "StudySpec":

@@ -68,8 +68,14 @@ class TrialBatches:
 
     def __init__(self, space: Any, data: Any, config: TrainConfig, observers: Sequence[StudyObserver],
                  info: StudyInfo, metric: str, make_callbacks: Callable[[Any], list[Callback]],
-                 variant_key: str, direction: str = "minimize") -> None:
-        """``make_callbacks(trial)``: the search's own callbacks for a trial (metric, pruning, stop)."""
+                 variant_key: str, direction: str = "minimize", folds: list[np.ndarray] | None = None,
+                 prune_on_folds: Callable[[Any, list[float]], int | None] | None = None) -> None:
+        """``make_callbacks(trial)``: the search's own callbacks for a trial (metric, pruning, stop).
+
+        ``folds``: cross-validation (held-out masks of the training rows); ``prune_on_folds(trial,
+        scores)`` reports each fold's score and returns the fold at which the pruner stops the
+        trial, or None."""
+        self.folds, self.prune_on_folds = folds, prune_on_folds
         self.space, self.data, self.config, self.observers = space, data, config, observers
         self.info, self.metric, self.make_callbacks, self.variant_key = info, metric, make_callbacks, variant_key
         self.sign = 1.0 if direction == "minimize" else -1.0
@@ -121,7 +127,7 @@ class TrialBatches:
                 stack.enter_context(heartbeat(pend.trial))
             return train_many(self.data, group[0].optimizer,
                               [(p.penalty, p.penalty_params, p.optimizer_params) for p in group], self.config,
-                              [p.callbacks for p in group], init)
+                              [p.callbacks for p in group], init, self.folds)
 
     def conclude(self, pend: Pending, result: TrainOutcome | BaseException,
                  pruned: type[Exception]) -> float:
@@ -139,6 +145,15 @@ class TrialBatches:
         outcome = result
         trial = pend.trial
         value = outcome.val_metrics.get(self.metric, math.nan)
+        if outcome.cv_metrics is not None:  # the mean over folds; each fold's score goes to the pruner
+            scores = [m.get(self.metric, math.nan) for m in outcome.cv_metrics]
+            value = float(np.mean(scores))
+            trial.set_user_attr("cv_values", scores)
+            stopped = self.prune_on_folds(trial, scores) if self.prune_on_folds else None
+            if stopped is not None:
+                reason = f"pruned at fold {stopped + 1} of {len(scores)} (val_{self.metric}={scores[stopped]:.6g})"
+                self.finish(pend, "PRUNED", None, outcome, reason)
+                raise pruned(reason)
         trial.set_user_attr("val_metrics", outcome.val_metrics)
         trial.set_user_attr("n_nonzero_weights", outcome.result.n_nonzero)
         trial.set_user_attr("epochs_run", outcome.result.epochs_run)

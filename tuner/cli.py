@@ -349,7 +349,7 @@ class _Progress:
 _RESUME_FREE = {"study_name", "storage", "tracking_uri", "no_tracking", "trials", "timeout", "as_json", "data", "dataset",
                 "batch_trials"}
 _RESUME_KEYS = {"penalty_list": "penalties", "optimizer_list": "optimizers", "params": "params", "metric": "metric",
-                "sampler": "sampler", "pruner": "pruner"}
+                "sampler": "sampler", "pruner": "pruner", "cv": "cv"}
 _TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weight", "device", "dtype")
 
 
@@ -400,6 +400,9 @@ def _explicit_changes(ctx: click.Context, spec_values: dict[str, Any]) -> dict[s
 @click.option("--metric", type=click.Choice(["log_loss", "accuracy", "roc_auc", "f1"]), help="Validation metric [default log_loss].")
 @click.option("--sampler", type=click.Choice(["tpe", "random", "qmc", "grid", "cmaes"]), default="tpe", show_default=True)
 @click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default="median", show_default=True)
+@click.option("--cv", type=click.IntRange(min=2), help="Score each trial by stratified K-fold cross-validation on the "
+              "training rows (the mean over folds; each fold's score is reported to the pruner); the folds train "
+              "side by side with the model on every training row. Default: the validation split.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @batch_trials_option
 @pass_app
@@ -410,7 +413,7 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
           dtype: str,
          study_name: str | None, storage: str | None, tracking_uri: str | None, no_tracking: bool,
          penalty_list: str | None, optimizer_list: str | None, params: tuple[str, ...], trials: int | None,
-         timeout: float | None, metric: str | None, sampler: str, pruner: str, as_json: bool,
+         timeout: float | None, metric: str | None, sampler: str, pruner: str, cv: int | None, as_json: bool,
          batch_trials: int | str) -> None:
     """Run (or resume) an Optuna study over penalties, optimizers and their hyperparameters.
 
@@ -439,6 +442,7 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
             seed=seed, n_trials=50 if trials is None else trials, timeout=timeout,
             train={"epochs": epochs, "batch_size": batch_size, "patience": patience, "tol": tol, "monitor": monitor,
                    "class_weight": class_weight, "device": device, "dtype": dtype},
+            cv=cv or 0,
         )
         build_space(spec)  # unknown plugins, bad --param values: fail before any trial
         if study_name is None:

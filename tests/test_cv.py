@@ -1,0 +1,89 @@
+"""Cross-validation (--cv K): folds trained side by side with the model, scored on held-out rows."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from tuner._configure import cv_folds, train_many, train_one
+from tuner._data import load_data, prepare
+from tuner._metrics import evaluate
+from tuner._trainer import TrainConfig
+from tuner.cli import cli
+from tuner.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    return prepare(load_data(dataset="breast_cancer"), val_size=0.2, test_size=0.2, seed=0)
+
+
+def _alone_score(data, held: np.ndarray, penalty: str, pp: dict, optimizer: str) -> float:
+    part = copy.copy(data)
+    part.X_train, part.y_train = data.X_train[~held], data.y_train[~held]
+    out = train_one(part, penalty, optimizer, pp, {}, TrainConfig(dtype="float64"))
+    proba = out.model.predict_proba_features(data.X_train[held])
+    return evaluate(data.y_train[held], proba, data.n_classes)["log_loss"]
+
+
+@pytest.mark.parametrize("optimizer,penalty", [("lbfgs", "l2"), ("fista", "l1")])
+def test_each_fold_scores_like_a_model_trained_without_its_rows(cancer, optimizer: str, penalty: str) -> None:
+    folds = cv_folds(cancer.y_train, 4, seed=0)
+    assert sum(f.sum() for f in folds) == len(cancer.y_train) and not (folds[0] & folds[1]).any()
+    pps = [{"strength": 1e-2}, {"strength": 1e-3}]
+    outs = train_many(cancer, optimizer, [(penalty, pp, {}) for pp in pps], TrainConfig(dtype="float64"),
+                      folds=folds)
+    for pp, out in zip(pps, outs):
+        assert len(out.cv_metrics) == 4
+        for held, metrics in zip(folds, out.cv_metrics):
+            assert metrics["log_loss"] == pytest.approx(_alone_score(cancer, held, penalty, pp, optimizer), rel=1e-4)
+        whole = train_one(cancer, penalty, optimizer, pp, {}, TrainConfig(dtype="float64"))
+        np.testing.assert_allclose(out.result.weight, whole.result.weight, rtol=1e-4, atol=1e-6)  # the model: every row
+
+
+def test_a_warm_start_never_reaches_the_folds(cancer) -> None:
+    """Weights fitted on every training row would leak the held-out rows into a fold's score."""
+    folds = cv_folds(cancer.y_train, 3, seed=0)
+    rich = train_one(cancer, "none", "lbfgs", {}, {}, TrainConfig(epochs=200))
+    cold, = train_many(cancer, "lbfgs", [("none", {}, {})], TrainConfig(epochs=20), folds=folds)
+    warm, = train_many(cancer, "lbfgs", [("none", {}, {})], TrainConfig(epochs=20), folds=folds,
+                       init=[(rich.result.weight, rich.result.intercept)])
+    assert [m["log_loss"] for m in warm.cv_metrics] == pytest.approx([m["log_loss"] for m in cold.cv_metrics])
+
+
+def test_too_many_folds_for_the_rows_is_refused(cancer) -> None:
+    with pytest.raises(ConfigError, match="'cv' parameter"):
+        cv_folds(cancer.y_train, 10_000, seed=0)
+
+
+def test_a_cv_study_scores_trials_by_the_mean_over_folds(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    runner = CliRunner()
+    args = ["tune", "--dataset", "breast_cancer", "--trials", "6", "--cv", "3", "--study", "cv", "--storage", storage,
+            "--no-tracking", "--optimizer", "lbfgs,fista", "--json"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{"):])
+    study = optuna.load_study(study_name="cv", storage=storage)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert complete
+    for t in complete:
+        scores = t.user_attrs["cv_values"]
+        assert len(scores) == 3 and t.value == pytest.approx(float(np.mean(scores)))
+        assert t.intermediate_values == {i: pytest.approx(s) for i, s in enumerate(scores)}  # one report per fold
+    assert summary["best_value"] == pytest.approx(min(t.value for t in complete))
+    # resuming with other folds would mix scores of two kinds
+    again = runner.invoke(cli, ["tune", "--dataset", "breast_cancer", "--study", "cv", "--storage", storage, "--cv", "5",
+                                "--no-tracking", "--trials", "7"])
+    assert again.exit_code != 0 and "cross-validation folds" in again.output
+
+
+def test_cv_needs_at_least_two_folds() -> None:
+    result = CliRunner().invoke(cli, ["tune", "--dataset", "breast_cancer", "--cv", "1", "--no-tracking"])
+    assert result.exit_code == 2 and "--cv" in result.output
