@@ -153,6 +153,7 @@ class BatchedFISTA(_Freezable, torch.optim.Optimizer):
             grow_ok=torch.ones(k, dtype=torch.bool, device=first.device),
             x_prev=[p.detach().clone() for p in params],
             y=None,
+            expand=True,
         )
 
     @torch.no_grad()
@@ -222,6 +223,32 @@ class BatchedFISTA(_Freezable, torch.optim.Optimizer):
             step = torch.where(searching, step * group["shrink"], step)
             if not bool(searching.any()):
                 break
+        if st.pop("expand", False):
+            step, f_x, sq = self._expand(y, grads, f_y, slack, active, value, step, f_x, sq)
+        return step, f_x, sq
+
+    def _expand(self, y: list[torch.Tensor], grads: list[torch.Tensor], f_y: torch.Tensor, slack: torch.Tensor,
+                active: torch.Tensor, value: Callable[[], torch.Tensor], step: torch.Tensor, f_x: torch.Tensor,
+                sq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """First iteration only: double each trial's step while the bound still holds, so a tiny
+        initial ``lr`` (or a warm start near the optimum, where the growth rule stays off) does
+        not leave FISTA crawling for thousands of iterations."""
+        params = [p for p, _ in self._leaves()]
+        growing = active.clone()
+        for _attempt in range(40):
+            trial = step * 2.0
+            self._take(y, grads, trial, growing)
+            fx = value()
+            lin = sum(_rowsum(g * (p - yi)) for g, p, yi in zip(grads, params, y))
+            sqi = sum(_rowsum((p - yi).pow(2)) for p, yi in zip(params, y))
+            better = growing & torch.isfinite(fx) & (fx <= f_y + lin + sqi / (2.0 * trial) + slack) & (fx <= f_x)
+            step = torch.where(better, trial, step)
+            f_x = torch.where(better, fx, f_x)
+            sq = torch.where(better, sqi, sq)
+            growing = better
+            if not bool(growing.any()):
+                break
+        self._take(y, grads, step, active)  # the parameters at each trial's chosen step
         return step, f_x, sq
 
     def _advance(self, params: list[torch.Tensor], y: list[torch.Tensor], step: torch.Tensor, sq: torch.Tensor,
