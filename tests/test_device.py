@@ -86,3 +86,13 @@ def test_auto_weighs_the_problem_size(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Placement.resolve("auto", work=100, full_batch=True).device.type == "cpu"
     assert Placement.resolve("auto").device.type == "cuda"  # size unknown: the old rule
     assert Placement.resolve("cpu", work=10 * CUDA_CROSSOVER_WORK, full_batch=True).device.type == "cpu"
+
+
+def test_csr_rows_in_many_blocks_matches_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tuner._device as device
+
+    monkeypatch.setattr(device, "CSR_GATHER_BLOCK", 1000)  # 75,000 values: dozens of blocks
+    S = sp.random(5000, 300, density=0.05, format="csr", random_state=0)
+    X = Placement.resolve("cpu", "float64").features(S)
+    rows = torch.randperm(5000, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(csr_rows(X, rows).to_dense().numpy(), S[rows.numpy()].toarray())
