@@ -74,6 +74,7 @@ def test_builtin_penalties_pass(name):
     results = check_penalty(tuner.penalties.get(name), name=name)
     assert [r.check for r in results] == list(PENALTY_CHECKS)
     assert not any(r.failed for r in results)
+    assert all(r.passed for r in results if r.check.startswith("batch_")), results  # checked, not skipped
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop", "lbfgs", "fista"])
@@ -431,3 +432,152 @@ class FullBatchAfterStep(Optimizer):
 def test_full_batch_optimizers_cannot_rely_on_after_step_proxes():
     result = results_of(FullBatchAfterStep)["prox_mode"]
     assert result.failed and "mini-batch training only" in result.reason
+
+
+# --- trials side by side (supports_batch) ---------------------------------------------
+
+
+class BatchedL1(GoodL1):
+    """A correct lasso side by side: values reduce over the last two dimensions only."""
+
+    name = "batched_l1"
+    supports_batch = True
+    elementwise_prox = True
+
+    def smooth_value(self, weight, params):
+        return weight.new_zeros(weight.shape[:-2])  # one zero per trial (a 0-dim tensor alone)
+
+    def nonsmooth_value(self, weight, params):
+        return (params["strength"] * weight.abs()).sum(dim=(-2, -1))
+
+
+class SummedOverTrials(Penalty):
+    """Ridge whose value sums over every trial: right alone, wrong side by side."""
+
+    name = "summed_ridge"
+    description = "Ridge summed over the trial axis."
+    search_space = {"strength": STRENGTH}
+    supports_batch = True
+
+    def smooth_value(self, weight, params):
+        return (params["strength"] * 0.5 * weight.pow(2)).sum().expand(weight.shape[:-2])
+
+
+class OneValueForAll(SummedOverTrials):
+    """Returns one number for K trials."""
+
+    name = "one_value"
+
+    def smooth_value(self, weight, params):
+        return (params["strength"] * 0.5 * weight.pow(2)).sum()
+
+
+class _PerTrialSGD(torch.optim.Optimizer):
+    """Plain SGD whose lr may be a (K, 1, 1) tensor."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.sub_(group["lr"] * p.grad)
+
+
+class BatchedSGD(GoodSGD):
+    name = "batched_sgd"
+    supports_batch = True
+
+    def build(self, param_groups, params, prox=None):
+        return _PerTrialSGD(list(param_groups), lr=params["lr"])
+
+
+class SharedLr(BatchedSGD):
+    """One learning rate for every trial (the largest): the trials are no longer independent."""
+
+    name = "shared_lr"
+
+    def build(self, param_groups, params, prox=None):
+        lr = params["lr"]
+        return _PerTrialSGD(list(param_groups), lr=float(lr.max()) if isinstance(lr, torch.Tensor) else lr)
+
+
+BATCH_CHECKS = ("batch_values", "batch_fit", "batch_divergence")
+
+
+def test_batch_checks_run_after_the_single_trial_ones():
+    assert PENALTY_CHECKS[-3:] == BATCH_CHECKS and OPTIMIZER_CHECKS[-2:] == BATCH_CHECKS[1:]
+
+
+def test_trial_settings_differ_and_stay_in_the_space():
+    from tuner._testing_batch import trial_settings
+
+    space = {"lr": Float(1e-3, 1.0, default=0.1, log=True), "m": Float(0.0, 0.9, default=0.5),
+             "flag": Categorical([True, False], default=True), "mode": Categorical(["a", "b"], default="a")}
+    settings = trial_settings(space)
+    assert len(settings) == 3 and settings[0] == {"lr": 0.1, "m": 0.5, "flag": True, "mode": "a"}
+    assert len({s["lr"] for s in settings}) == 3 and all(1e-3 <= s["lr"] <= 1.0 for s in settings)
+    assert {s["flag"] for s in settings} == {True, False} and {s["mode"] for s in settings} == {"a"}
+
+
+def test_a_correct_batched_penalty_and_optimizer_pass_and_leave_the_global_seed_alone():
+    for plugin, partners in ((BatchedL1, "with sgd, adam, fista"), (BatchedSGD, "with l2, elasticnet")):
+        torch.manual_seed(123)
+        expected = torch.rand(3)
+        torch.manual_seed(123)
+        results = results_of(plugin)
+        assert torch.equal(torch.rand(3), expected)  # fit_many's seeding stays inside the checks
+        assert all(results[c].passed for c in BATCH_CHECKS if c in results), results
+        assert partners in results["batch_fit"].reason
+
+
+@pytest.mark.parametrize("plugin, words, fit_words", [
+    (SummedOverTrials, "does it reduce over the trial axis?", "between side by side and alone"),
+    (OneValueForAll, "not one value per trial (shape (3,))", "returned one value for 3 trials side by side"),
+])
+def test_a_penalty_that_mixes_trials_fails_batch_values_and_batch_fit(plugin, words, fit_words):
+    results = results_of(plugin)
+    assert results["batch_values"].failed and words in results["batch_values"].reason
+    assert results["batch_fit"].failed and fit_words in results["batch_fit"].reason, results["batch_fit"]
+    assert results["value_finite"].passed  # alone it is a correct ridge
+    with pytest.raises(ContractError, match="batch_values.*also failed: batch_fit") as info:
+        check_plugin(plugin)
+    assert f"'{plugin.name}'" in str(info.value) and plugin.__qualname__ in str(info.value)
+
+
+def test_an_optimizer_with_one_shared_lr_fails_fit_and_divergence():
+    results = results_of(SharedLr)
+    assert results["decreases_loss"].passed  # one trial at a time it is plain SGD
+    fit, diverge = results["batch_fit"], results["batch_divergence"]
+    assert fit.failed and "between side by side and alone" in fit.reason, fit
+    # the huge lr of one trial became everyone's: its neighbours diverged, alone they train
+    assert diverge.failed and "side by side (TrainingDivergedError: " in diverge.reason, diverge
+    assert "alone (a fitted model)" in diverge.reason
+    with pytest.raises(ContractError, match="'shared_lr'.*batch_fit.*also failed: batch_divergence"):
+        check_optimizer(SharedLr)
+
+
+def test_a_plugin_without_supports_batch_is_not_checked_side_by_side_and_fit_many_refuses_it():
+    from sklearn.datasets import make_classification
+
+    from tuner._batched import fit_many
+    from tuner._trainer import TrainConfig
+
+    for plugin, checks in ((GoodL1, BATCH_CHECKS), (GoodSGD, BATCH_CHECKS[1:])):
+        results = results_of(plugin)
+        for check in checks:
+            assert results[check].status == "skip" and "supports_batch is False" in results[check].reason
+    X, y = make_classification(n_samples=40, n_features=4, random_state=0)
+    with pytest.raises(tuner.ConfigError, match=r"The pair good_l1:sgd does not support trials side by side"):
+        fit_many(X, y, 2, GoodL1(), [{"strength": 1e-3}] * 2, tuner.optimizers.get("sgd"),
+                 [{"lr": 0.1, "momentum": 0.0, "nesterov": False}] * 2, TrainConfig(epochs=1, device="cpu"))
+
+
+def test_cli_check_runs_the_batch_checks_for_the_builtins():
+    result = CliRunner().invoke(cli, ["plugins", "check", "l2"])
+    assert result.exit_code == 0, result.output
+    for check in BATCH_CHECKS:
+        assert f"PASS  {check}" in result.output
+    assert "with sgd, lbfgs" in result.output

@@ -52,6 +52,12 @@ prints them. The checks:
     to ``build`` for ``internal``) lowers the smooth objective and, when it supports one, an
     L1-penalized objective; an ``internal`` optimizer must leave exact zeros where a large
     L1 penalty forces them.
+``batch_values`` (penalty), ``batch_fit``, ``batch_divergence`` (both; only for a plugin that
+declares ``supports_batch``, skipped otherwise)
+    trials side by side (:mod:`tuner._testing_batch`): one value, gradient and prox per trial;
+    K = 3 trials trained together by ``fit_many`` with built-in partners equal each trial
+    alone (float64 and float32, dense and sparse, the same exact zeros); a trial with a huge
+    learning rate leaves its neighbours unchanged.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ import torch
 from ._plugin_api import Optimizer, Penalty
 from ._registry import NAME_PATTERN
 from ._space import Categorical, Float, Int, validate_space
+from ._testing_batch import BATCH_OPTIMIZER_CHECKS, BATCH_PENALTY_CHECKS
 from .errors import PluginError
 
 __all__ = [
@@ -628,12 +635,12 @@ _PENALTY: list[_Check] = _COMMON + [
     ("prox_identity", _check_prox_identity, ("search_space",)),
     ("prox_shrinks", _check_prox_shrinks, ("search_space",)),
     ("prox_minimises", _check_prox_minimises, ("search_space", "value_finite")),
-]
+] + BATCH_PENALTY_CHECKS
 _OPTIMIZER: list[_Check] = _COMMON + [
     ("prox_mode", _check_prox_mode, ("interface",)),
     ("build", _check_build, ("search_space", "prox_mode")),
     ("decreases_loss", _check_decreases_loss, ("build",)),
-]
+] + BATCH_OPTIMIZER_CHECKS
 
 PENALTY_CHECKS: tuple[str, ...] = tuple(name for name, _, _ in _PENALTY)
 """The names of the penalty checks, in the order they run."""
