@@ -107,7 +107,7 @@ class TrialBatches:
 
     def groups(self, batch: Sequence[Pending]) -> list[list[Pending]]:
         """Trials that can share a pass: same optimizer, plugins that support it, same non-numeric
-        values; every other trial alone."""
+        values; every other trial alone. Full-batch optimizers' groups come first."""
         out: dict[Any, list[Pending]] = {}
         for i, pend in enumerate(batch):
             pen, opt = penalties.get(pend.penalty), optimizers.get(pend.optimizer)
@@ -117,7 +117,9 @@ class TrialBatches:
             labels = tuple(sorted((k, repr(v)) for k, v in {**pend.penalty_params, **pend.optimizer_params}.items()
                                   if not isinstance(v, (bool, int, float))))
             out.setdefault((pend.optimizer, labels), []).append(pend)
-        return list(out.values())
+        # Full-batch groups first: they finish in a few passes, and their completed trials give the
+        # pruner something to compare the mini-batch trials with from the first batch on.
+        return sorted(out.values(), key=lambda g: not optimizers.get(g[0].optimizer).full_batch)
 
     def train(self, group: Sequence[Pending], heartbeat: Callable[[Any], Any]) -> list[TrainOutcome | Exception]:
         """Train one group side by side, each trial's heartbeat kept while it runs."""
