@@ -87,3 +87,20 @@ def test_a_cv_study_scores_trials_by_the_mean_over_folds(tmp_path: Path) -> None
 def test_cv_needs_at_least_two_folds() -> None:
     result = CliRunner().invoke(cli, ["tune", "--dataset", "breast_cancer", "--cv", "1", "--no-tracking"])
     assert result.exit_code == 2 and "--cv" in result.output
+
+
+def test_the_model_columns_epoch_metric_is_on_the_validation_split_only(cancer) -> None:
+    """With folds, the stacked validation matrix also holds training rows: a callback of the model's
+    column must still see the validation split alone."""
+    from tuner._trainer import Callback
+
+    seen: list[int] = []
+
+    class Rows(Callback):
+        def on_epoch_end(self, state, logs) -> None:
+            seen.append(len(state.val_proba()))
+            assert len(state.y_val) == len(state.val_proba())
+
+    train_many(cancer, "lbfgs", [("l2", {"strength": 1e-2}, {})], TrainConfig(epochs=3), callbacks=[[Rows()]],
+               folds=cv_folds(cancer.y_train, 3, seed=0))
+    assert seen and set(seen) == {len(cancer.y_val)}

@@ -328,6 +328,11 @@ def _fit_many(X: Any, y: np.ndarray, n_classes: int, pens: list[Penalty], penalt
 
     states = [TrainingState(W3[k], b3[k, 0], n_classes, Xv, None if y_val is None else np.asarray(y_val))
               for k in range(K)]
+    if has_val and val_column_weight is not None:  # each trial's callbacks see only its own validation rows
+        for k, state in enumerate(states):
+            rows = np.flatnonzero(vw[:, k] > 0)
+            state.y_val = np.asarray(y_val)[rows]
+            state.val_rows = torch.as_tensor(rows, device=place.device)
     trials = [_Trial() for _ in range(K)]
     frozen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 import torch
 
-from ._device import matmul
+from ._device import csr_rows, matmul
 from ._plugin_api import Optimizer, Penalty
 from .errors import ConfigError
 
@@ -84,13 +84,19 @@ class TrainingState:
     X_val: torch.Tensor | None = None
     y_val: np.ndarray | None = None
     epoch: int = 0
+    val_rows: torch.Tensor | None = None
+    """This trial's rows of ``X_val`` when trials side by side score different rows (``y_val``
+    holds those rows' labels); None: every row."""
 
     @torch.no_grad()
     def val_proba(self) -> np.ndarray | None:
         """Class probabilities on the validation set for the current parameters."""
         if self.X_val is None:
             return None
-        return _proba(_logits(self.X_val, self.weight, self.intercept), self.n_classes).cpu().double().numpy()
+        X = self.X_val
+        if self.val_rows is not None:
+            X = csr_rows(X, self.val_rows) if X.layout == torch.sparse_csr else X[self.val_rows]
+        return _proba(_logits(X, self.weight, self.intercept), self.n_classes).cpu().double().numpy()
 
 
 @dataclass
