@@ -124,6 +124,7 @@ class LBFGSOptimizer(Optimizer):
     full_batch = True
     prox_mode = "unsupported"
     supports_batch = True
+    batch_state_floats = 2 * 100 + 8  # the curvature pairs of the largest history_size, and the rest
 
     def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
         groups = list(param_groups)

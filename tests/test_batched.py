@@ -169,3 +169,24 @@ def test_full_batch_solvers_side_by_side_reach_each_trials_optimum(opt: str, pen
         np.testing.assert_allclose(a.weight, b.weight, rtol=1e-4, atol=1e-6)
         if pen == "elasticnet":
             assert np.array_equal(a.weight == 0, b.weight == 0)
+
+
+def test_groups_on_wide_data_are_split_to_fit_in_memory() -> None:
+    """On 2^20 features an L-BFGS trial keeps ~200 vectors of history: its trials go one at a time,
+    SGD-like ones many at a time, full-batch groups first."""
+    from types import SimpleNamespace
+
+    from tuner._trial_batches import Pending, TrialBatches
+
+    def pend(opt: str) -> Pending:
+        return Pending(trial=None, variant=f"l2:{opt}", penalty="l2", optimizer=opt, penalty_params={"strength": 1e-3},
+                       optimizer_params={}, values={}, info=None)
+
+    wide = SimpleNamespace(X_train=sp.csr_matrix((4, 2 ** 20)), n_classes=2)
+    runner = TrialBatches(None, wide, TrainConfig(), [], None, "log_loss", lambda t: [], "variant")
+    groups = runner.groups([pend("sgd")] * 40 + [pend("lbfgs")] * 3)
+    assert [len(g) for g in groups] == [1, 1, 1, 32, 8]
+    assert [g[0].optimizer for g in groups] == ["lbfgs"] * 3 + ["sgd"] * 2
+    narrow = SimpleNamespace(X_train=sp.csr_matrix((4, 123)), n_classes=2)
+    runner = TrialBatches(None, narrow, TrainConfig(), [], None, "log_loss", lambda t: [], "variant")
+    assert [len(g) for g in runner.groups([pend("sgd")] * 40 + [pend("lbfgs")] * 3)] == [3, 40]

@@ -128,6 +128,9 @@ class Optimizer:
     prox_mode: ClassVar[ProxMode] = "after_step"
     supports_batch: ClassVar[bool] = False
     """The optimizer follows the trial-axis convention of the module docstring (K trials at once)."""
+    batch_state_floats: ClassVar[int] = 8
+    """About how many numbers per weight a trial side by side costs (weights, gradient, state,
+    history): the study caps a group's size so that the group fits in memory on wide data."""
     incompatible_penalties: ClassVar[frozenset[str]] = frozenset()
     """Names of penalties this optimizer refuses to work with (besides capability checks)."""
 

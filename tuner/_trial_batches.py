@@ -38,6 +38,12 @@ long as its slowest trial, and Optuna's pruner has no finished trial to compare 
 first batch (breast_cancer, 50 trials: 25 s one at a time, 61 s in batches of 16)."""
 
 
+BATCH_MEMORY = 2 << 30
+"""Bytes a group of trials side by side may take for its weights and optimizer state (float64
+counted): on 2^20 features one L-BFGS trial keeps ~200 vectors of curvature pairs (1.6 GiB),
+so its trials train one at a time there, while SGD-like ones go 32 at a time."""
+
+
 def batch_size_for(requested: int | str | None, room: int | None, work: int = AUTO_MIN_WORK) -> int:
     """How many trials to ask now: ``requested`` (an int, ``"auto"`` or None = 1), within ``room``;
     ``work``: the training data's stored values (``auto`` is 1 on small data)."""
@@ -119,7 +125,16 @@ class TrialBatches:
             out.setdefault((pend.optimizer, labels), []).append(pend)
         # Full-batch groups first: they finish in a few passes, and their completed trials give the
         # pruner something to compare the mini-batch trials with from the first batch on.
-        return sorted(out.values(), key=lambda g: not optimizers.get(g[0].optimizer).full_batch)
+        ordered = sorted(out.values(), key=lambda g: not optimizers.get(g[0].optimizer).full_batch)
+        return [part for g in ordered for part in self._fit_in_memory(g)]
+
+    def _fit_in_memory(self, group: list[Pending]) -> list[list[Pending]]:
+        """``group`` in parts whose weights and optimizer state fit in ``BATCH_MEMORY`` bytes."""
+        opt = optimizers.get(group[0].optimizer)
+        n_weights = int(self.data.X_train.shape[1]) * (1 if self.data.n_classes == 2 else self.data.n_classes)
+        per_trial = n_weights * 8 * max(1, int(getattr(opt, "batch_state_floats", 8)))
+        size = max(1, BATCH_MEMORY // max(per_trial, 1))
+        return [group[i:i + size] for i in range(0, len(group), size)]
 
     def train(self, group: Sequence[Pending], heartbeat: Callable[[Any], Any]) -> list[TrainOutcome | Exception]:
         """Train one group side by side, each trial's heartbeat kept while it runs."""
