@@ -796,7 +796,10 @@ def _run(study: Any, storage: Any, storage_url: str, spec: StudySpec, space: Sea
                 results = runner.train(group, heartbeat)
             except BaseException as exc:  # an interrupt stops every trial not yet told
                 for pend in untold:
-                    tell(pend.trial, _interrupted(runner, pend, exc))
+                    try:
+                        tell(pend.trial, _interrupted(runner, pend, exc))
+                    except BaseException:  # noqa: BLE001 - tell re-raises the interrupt: the next trial still fails
+                        pass
                 raise
             for pend, result in zip(group, results):
                 untold.remove(pend)

@@ -1,0 +1,362 @@
+"""Studies whose trials train side by side (``--batch-trials``), end to end.
+
+Real SQLite study stores and real MLflow stores in ``tmp_path``, the real CLI (click's
+CliRunner in this process, or ``python -m tuner.cli`` subprocesses where signals, concurrent
+processes or installed plugin packages are involved), the small bundled data sets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+from optuna.trial import FrozenTrial, TrialState
+
+from tuner._runs import GAVE_UP
+from tuner._tracking import EPOCH_PREFIX
+from tuner.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "logreg-tuner-extras"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}
+
+
+@pytest.fixture(autouse=True)
+def _quiet_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _urls(tmp_path: Path) -> tuple[str, str]:
+    """(study storage, MLflow tracking URI), both SQLite files in ``tmp_path``."""
+    return f"sqlite:///{tmp_path / 'studies.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    """``tuner ARGS`` in this process: (exit code, output); with ``--json`` and success, stdout alone."""
+    res = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return res.exit_code, res.stdout if "--json" in args and res.exit_code == 0 else res.output
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TUNER_DISABLE_PLUGIN_AUTOLOAD")}
+    env.update(PYTHONUNBUFFERED="1", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false", OMP_NUM_THREADS="1", **extra)
+    return env
+
+
+def _start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tuner.cli", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _trials(storage: str, study: str) -> list[FrozenTrial]:
+    return optuna.load_study(study_name=study, storage=storage).trials
+
+
+def _trial_runs(uri: str, study: str) -> dict[int, list[Any]]:
+    """The study's trial runs in MLflow, by trial number."""
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(study)
+    assert exp is not None, f"no MLflow experiment named {study}"
+    out: dict[int, list[Any]] = {}
+    for r in client.search_runs([exp.experiment_id], max_results=1000):
+        if r.data.tags.get("tuner.role") == "trial":
+            out.setdefault(int(r.data.tags["tuner.trial"]), []).append(r)
+    return out
+
+
+def _describe(trials: list[FrozenTrial]) -> list[tuple]:
+    return [(t.number, t.state.name, t.user_attrs.get("fail_reason") or t.user_attrs.get("prune_reason"))
+            for t in trials]
+
+
+def _same_param(logged: str, value: Any) -> bool:
+    """An MLflow param (a string) holds the Optuna trial's value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return logged == str(value)
+    return float(logged) == pytest.approx(float(value), rel=1e-12)
+
+
+# --- 1. the budget, and one of everything per trial ------------------------------------
+
+
+def test_batched_study_spends_the_budget_exactly_with_one_run_and_history_per_trial(tmp_path: Path) -> None:
+    # Hyperband (instead of the default median pruner, which waits for 5 complete trials) prunes
+    # inside the first batches, so some trials stop early and their history must be shorter.
+    storage, uri = _urls(tmp_path)
+    code, out = _invoke("tune", "--dataset", "breast_cancer", "--study", "b", "--trials", "10", "--batch-trials", "4",
+                        "--optimizer", "sgd,adam,fista", "--epochs", "8", "--pruner", "hyperband",
+                        "--storage", storage, "--tracking-uri", uri, "--json")
+    assert code == 0, out
+    trials = _trials(storage, "b")
+    assert len(trials) == 10 and all(t.state in FINISHED for t in trials), _describe(trials)
+
+    # Trials were asked 4 at a time: every trial of a batch started before any of them ended,
+    # and the next batch started after the last one ended (one at a time would not overlap).
+    for batch in (trials[0:4], trials[4:8], trials[8:10]):
+        assert max(t.datetime_start for t in batch) < min(t.datetime_complete for t in batch), \
+            [(t.number, t.datetime_start, t.datetime_complete) for t in batch]
+    for before, after in ((trials[0:4], trials[4:8]), (trials[4:8], trials[8:10])):
+        assert max(t.datetime_complete for t in before) <= min(t.datetime_start for t in after)
+
+    client = MlflowClient(tracking_uri=uri)
+    runs = _trial_runs(uri, "b")
+    assert sorted(runs) == [t.number for t in trials]
+    epochs_of: dict[int, int] = {}
+    for t in trials:
+        (run,) = runs[t.number]  # exactly one run per trial
+        assert run.info.status == RUN_STATUS[t.state.name], (t.number, run.info.status)
+        assert run.data.tags["tuner.state"] == t.state.name
+        for name, value in t.params.items():
+            assert _same_param(run.data.params[name], value), (t.number, name, run.data.params[name], value)
+        history = client.get_metric_history(run.info.run_id, EPOCH_PREFIX + "val_loss")
+        steps = sorted(m.step for m in history)
+        assert steps == list(range(1, len(steps) + 1)), (t.number, steps)  # one point per epoch, none twice
+        assert steps == sorted(t.intermediate_values), (t.number, steps, t.intermediate_values)
+        epochs_of[t.number] = len(steps)
+        if t.state == TrialState.PRUNED:
+            reason = t.user_attrs["prune_reason"]
+            assert reason and run.data.tags["tuner.reason"]
+            pruned_at = re.match(r"pruned at epoch (\d+) ", reason)
+            if pruned_at:  # stopped by the pruner: its history ends there
+                assert len(steps) == int(pruned_at.group(1)), (t.number, reason, steps)
+            else:  # trained to its end, then refused (not converged, diverged)
+                assert len(steps) == t.user_attrs["epochs_run"], (t.number, reason, steps)
+        else:
+            assert "prune_reason" not in t.user_attrs
+            assert len(steps) == t.user_attrs["epochs_run"] == int(run.data.metrics["epochs_run"])
+            assert run.data.metrics["val_log_loss"] == pytest.approx(t.value, rel=1e-9)
+    by_pruner = [t.number for t in trials if t.user_attrs.get("prune_reason", "").startswith("pruned at epoch")]
+    assert by_pruner, _describe(trials)  # hyperband stopped some trials early ...
+    assert min(epochs_of[n] for n in by_pruner) < max(epochs_of.values())  # ... with shorter histories
+
+
+def test_a_batching_worker_and_tune_share_the_budget_exactly(tmp_path: Path) -> None:
+    storage, uri = _urls(tmp_path)
+    env = _env()
+    # The worker starts first and waits for the study; tune creates it and runs batches of 4,
+    # the worker batches of 3. FISTA held to 40 epochs (no early stop, no pruning) keeps each
+    # batch busy long enough (seconds) for both processes to take trials.
+    worker = _start(["worker", "--study", "w", "--storage", storage, "--tracking-uri", uri, "--wait", "120",
+                     "--batch-trials", "3", "--json"], tmp_path, env)
+    tune = _start(["tune", "--dataset", "breast_cancer", "--study", "w", "--trials", "12", "--batch-trials", "4",
+                   "--penalty", "l2,l1", "--optimizer", "fista", "--epochs", "40", "--patience", "40", "--tol", "0",
+                   "--pruner", "none", "--storage", storage, "--tracking-uri", uri, "--json"], tmp_path, env)
+    for proc in (tune, worker):
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (proc.args, out, err[-3000:])
+        assert "Traceback" not in err, err[-3000:]
+    trials = _trials(storage, "w")
+    finished = [t for t in trials if t.state in FINISHED]
+    assert len(finished) == 12, _describe(trials)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    others = [t for t in trials if t.state == TrialState.FAIL and not t.user_attrs["fail_reason"].startswith(GAVE_UP)]
+    assert not others, _describe(others)
+    configs = [tuple(sorted(t.params.items())) for t in finished]
+    assert len(set(configs)) == len(configs), "two trials ran the same configuration"
+    by_process = {pid: [t.number for t in finished if t.user_attrs["worker"].endswith(f":{pid}")]
+                  for pid in (tune.pid, worker.pid)}
+    assert all(by_process.values()), by_process  # both processes ran trials
+    runs = _trial_runs(uri, "w")
+    for t in finished:
+        (run,) = runs[t.number]
+        assert run.info.status == RUN_STATUS[t.state.name]
+
+
+# --- 2. an interrupt in the middle of a batch -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``tune --batch-trials 4`` sent SIGINT while its first batch trains (a trial reported an epoch)."""
+    tmp = tmp_path_factory.mktemp("interrupt")
+    storage, uri = _urls(tmp)
+    proc = _start(["tune", "--dataset", "breast_cancer", "--study", "i", "--trials", "8", "--batch-trials", "4",
+                   "--penalty", "l2", "--optimizer", "sgd", "--epochs", "3000", "--patience", "3000",
+                   "--pruner", "none", "--storage", storage, "--tracking-uri", uri], tmp, _env())
+    running = _wait_for_a_running_epoch(proc, storage, "i")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    return {"code": proc.returncode, "out": out, "err": err, "running": running,
+            "trials": _trials(storage, "i"), "runs": _trial_runs(uri, "i")}
+
+
+def _wait_for_a_running_epoch(proc: subprocess.Popen, storage: str, study: str, limit: float = 180) -> list[int]:
+    """The numbers of the RUNNING trials once one of them reported an epoch."""
+    deadline = time.time() + limit
+    store = optuna.storages.RDBStorage(storage)
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            trials = optuna.load_study(study_name=study, storage=store).get_trials(deepcopy=False)
+        except KeyError:  # not created yet
+            trials = []
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        if any(t.intermediate_values for t in running):
+            return [t.number for t in running]
+        time.sleep(0.1)
+    raise AssertionError("no trial reported an epoch")
+
+
+def test_sigint_mid_batch_exits_130_and_fails_the_trial_it_stopped(interrupted: dict[str, Any]) -> None:
+    assert interrupted["code"] == 130, (interrupted["out"], interrupted["err"][-3000:])
+    assert "interrupted by SIGINT" in interrupted["out"]
+    assert "Traceback" not in interrupted["err"], interrupted["err"][-3000:]
+    assert interrupted["running"] == [0, 1, 2, 3]  # the batch of 4 was asked before it trained
+    first = interrupted["trials"][0]
+    assert first.state == TrialState.FAIL and first.user_attrs["fail_reason"] == "interrupted by SIGINT"
+    (run,) = interrupted["runs"][0]
+    assert run.info.status == "KILLED" and "interrupted by SIGINT" in run.data.tags["tuner.reason"]
+    assert len(interrupted["trials"]) == 4  # no trial was asked after the signal
+
+
+def test_sigint_mid_batch_leaves_no_trial_or_run_running(interrupted: dict[str, Any]) -> None:
+    trials = interrupted["trials"]
+    assert not [t for t in trials if t.state == TrialState.RUNNING], _describe(trials)
+    for t in trials:
+        if t.number in interrupted["running"] and t.state not in FINISHED:
+            assert t.state == TrialState.FAIL and t.user_attrs["fail_reason"] == "interrupted by SIGINT", \
+                _describe([t])
+    for number, runs in interrupted["runs"].items():
+        for run in runs:
+            assert run.info.status != "RUNNING", (number, run.info.status)
+            if trials[number].state == TrialState.FAIL:
+                assert run.info.status == "KILLED" and "interrupted by SIGINT" in run.data.tags["tuner.reason"]
+
+
+# --- 3. the option ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["tune", "worker"])
+@pytest.mark.parametrize("value", ["0", "-1", "x", "1.5"])
+def test_batch_trials_that_is_not_a_positive_integer_or_auto_is_refused(tmp_path: Path, command: str,
+                                                                        value: str) -> None:
+    storage, _ = _urls(tmp_path)
+    target = ["--dataset", "breast_cancer"] if command == "tune" else []
+    code, out = _invoke(command, *target, "--study", "s", "--storage", storage, "--no-tracking",
+                        "--batch-trials", value)
+    assert code == 2, out
+    errors = [line for line in out.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: Invalid value for '--batch-trials': {value!r} is neither a positive integer nor "
+                      "'auto'."], out
+    assert "Traceback" not in out
+    assert not (tmp_path / "studies.db").exists()  # refused before any store was opened
+
+
+def test_batch_trials_auto_and_an_integer_are_accepted_by_tune_and_worker(tmp_path: Path) -> None:
+    storage, _ = _urls(tmp_path)
+    base = ["--storage", storage, "--no-tracking", "--json"]
+    # a batch larger than the budget asks only what the budget has room for
+    code, out = _invoke("tune", "--dataset", "breast_cancer", "--study", "s", "--trials", "2", "--penalty", "l2",
+                        "--optimizer", "lbfgs", "--batch-trials", "5", *base)
+    assert code == 0, out
+    assert [t.state for t in _trials(storage, "s")] == [TrialState.COMPLETE] * 2
+    # --batch-trials may change on resume
+    code, out = _invoke("tune", "--study", "s", "--trials", "3", "--batch-trials", "auto", *base)
+    assert code == 0, out
+    assert len(_trials(storage, "s")) == 3
+    for value in ("auto", "5"):  # a worker joining a study whose budget is spent: nothing to do
+        code, out = _invoke("worker", "--study", "s", "--wait", "1", "--batch-trials", value, *base)
+        assert code == 0, out
+        assert json.loads(out)["trials"]["complete"] == 3
+    assert len(_trials(storage, "s")) == 3
+    for command in ("tune", "worker"):
+        code, out = _invoke(command, "--help")
+        text = " ".join(out.split())
+        assert code == 0 and re.search(r"--batch-trials K\|auto ", text, re.I) and "side by side" in text, out
+
+
+# --- 4. the same answer, one at a time or side by side --------------------------------------
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_one_at_a_time_and_side_by_side_find_the_same_best_with_an_exact_solver(tmp_path: Path,
+                                                                               sampler: str) -> None:
+    storage, _ = _urls(tmp_path)
+    best: dict[str, float] = {}
+    trials: dict[str, list[FrozenTrial]] = {}
+    # Trial by trial: no pruner (it sees different trials finished when a trial reports), and no
+    # strength so weak that L-BFGS does not converge in 100 epochs on these nearly separable
+    # data (such a trial ends where its warm start, which differs, led it).
+    narrow = ["--param", "penalty.strength=1e-4..1:log", "--pruner", "none"] if sampler == "random" else []
+    for batch in ("1", "4"):
+        code, out = _invoke("tune", "--dataset", "breast_cancer", "--study", f"k{batch}", "--trials", "12",
+                            "--penalty", "l2", "--optimizer", "lbfgs", "--seed", "3", "--sampler", sampler, *narrow,
+                            "--batch-trials", batch, "--storage", storage, "--no-tracking", "--json")
+        assert code == 0, out
+        best[batch] = json.loads(out)["best_value"]
+        trials[batch] = _trials(storage, f"k{batch}")
+        assert len(trials[batch]) == 12 and all(t.state in FINISHED for t in trials[batch])
+    assert best["4"] == pytest.approx(best["1"], rel=1e-3), best
+    if sampler == "random":  # the samples do not depend on the history: the same trials, trial by trial
+        for one, four in zip(trials["1"], trials["4"]):
+            assert one.params == four.params
+            assert one.state == four.state
+            if one.state == TrialState.COMPLETE:
+                assert four.value == pytest.approx(one.value, rel=1e-3), (one.number, one.params)
+
+
+# --- 5. a third-party plugin that does not declare supports_batch ---------------------------
+
+
+SPY = """
+import json, os, sys
+import tuner._trial_batches as tb
+real = tb.train_many
+def recorded(data, optimizer, trials, *args, **kwargs):
+    with open(os.environ["SPY_LOG"], "a") as f:
+        f.write(json.dumps([optimizer, [t[0] for t in trials]]) + "\\n")
+    return real(data, optimizer, trials, *args, **kwargs)
+tb.train_many = recorded
+from tuner.cli import main
+sys.argv = ["tuner", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.fixture(scope="module")
+def extras_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin package (group_lasso, adagrad: no ``supports_batch``) pip-installed into a folder."""
+    base = tmp_path_factory.mktemp("extras")
+    src, target = base / "src", base / "site"
+    shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+                           "--disable-pip-version-check", "-q", "--target", str(target), str(src)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return target
+
+
+def test_a_plugin_without_supports_batch_trains_alone_in_a_batched_study(tmp_path: Path, extras_site: Path) -> None:
+    storage, _ = _urls(tmp_path)
+    log = tmp_path / "groups.jsonl"
+    env = _env(PYTHONPATH=str(extras_site), SPY_LOG=str(log))
+    proc = subprocess.run([sys.executable, "-c", SPY, "tune", "--dataset", "breast_cancer", "--study", "p",
+                           "--trials", "8", "--batch-trials", "8", "--penalty", "l2,group_lasso", "--optimizer",
+                           "fista", "--sampler", "random", "--seed", "1", "--epochs", "30", "--storage", storage,
+                           "--no-tracking", "--json"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    trials = _trials(storage, "p")
+    assert len(trials) == 8 and all(t.state in FINISHED for t in trials), _describe(trials)
+    penalties = [t.params["variant"].split(":")[0] for t in trials]
+    assert penalties.count("group_lasso") >= 2 and penalties.count("l2") >= 2, penalties  # both, in one batch
+    for name in ("l2", "group_lasso"):
+        done = [t for t, p in zip(trials, penalties) if p == name and t.state == TrialState.COMPLETE]
+        assert done and all(t.value is not None and t.value > 0 for t in done), (name, _describe(trials))
+    groups = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(p for _, pens in groups for p in pens) == sorted(penalties)  # each trial trained once
+    assert all(pens == ["group_lasso"] for _, pens in groups if "group_lasso" in pens), groups  # alone
+    assert [pens for _, pens in groups if "l2" in pens] == [["l2"] * penalties.count("l2")], groups  # one pass
