@@ -209,11 +209,13 @@ def make_pruner(name: str, epochs: int) -> Any:
     raise ConfigError(f"The 'pruner' parameter must be one of {list(PRUNERS)}; got {name!r} instead.")
 
 
-def load_dataset_for(spec: StudySpec) -> Dataset:
+def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) -> Dataset:
     """Read and split the data named by the spec (the same way on every worker).
 
     The files are looked for under ``$TUNER_DATA_ROOT``, at their creation path, then in the
     working folder; a file whose content is not the study's is refused here, before any trial.
+    ``preloaded``: the training and test data the caller already read for this spec (the CLI
+    reads them to fingerprint a new study), used when their fingerprints are the spec's.
     """
     from ._data import locate
 
@@ -225,6 +227,10 @@ def load_dataset_for(spec: StudySpec) -> Dataset:
     if d.test_file:
         test_path = locate(d.test_file, d.test_relative_path, "test file")
         d.test_fingerprint = _same_content(test_path, d, d.test_fingerprint, "test file")
+    have, have_test = preloaded if preloaded is not None else (None, None)
+    if have is not None and have.fingerprint == d.fingerprint and \
+            (have_test.fingerprint if have_test is not None else "") == (d.test_fingerprint if d.test_file else ""):
+        return prepare(have, val_size=d.val_size, test_size=d.test_size, seed=d.seed, test_raw=have_test)
     raw = load_data(path, dataset=d.dataset, target=d.target, text_column=d.text_column, encoding=d.encoding,
                     fmt=d.fmt, n_features=d.n_features, zero_based=d.zero_based)
     if d.dataset:
@@ -613,11 +619,13 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
               observers: Sequence[StudyObserver] = (), progress: Callable[[dict[str, Any]], None] | None = None,
               resume_only: bool = False, refit_best: bool = True, n_trials: int | None = None,
               timeout: float | None = None, changes: Mapping[str, Any] | None = None,
-              new_only: bool = False, batch_trials: int | str | None = None) -> StudyResult:
+              new_only: bool = False, batch_trials: int | str | None = None,
+              preloaded: tuple[Any, Any] | None = None) -> StudyResult:
     """Create or resume ``study_name`` and run trials until its budget; refit and test the best.
 
     ``batch_trials``: trials asked at once and trained side by side where their plugins allow
     (an int, ``"auto"``, or None for one at a time); see :mod:`tuner._trial_batches`.
+    ``preloaded``: the data already read for ``spec`` (see :func:`load_dataset_for`).
 
     ``n_trials`` / ``timeout`` given here replace the stored budget (the budget counts the
     study's complete and pruned trials, whichever process ran them). ``changes`` are the
@@ -641,7 +649,8 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
         spec.n_trials = n_trials
     if timeout is not None:
         spec.timeout = timeout
-    data = load_dataset_for(spec)
+    data = load_dataset_for(spec, preloaded)
+    del preloaded  # the split holds what is needed; a large matrix is not kept twice
     _check_data(spec, data)
     if study is None and changes is not None and "optimizers" not in changes:
         warnings_small = _exact_solvers_for_small_data(spec, data)

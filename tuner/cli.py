@@ -138,12 +138,17 @@ def load_dataset(data: str | None, dataset: str | None, target: str | None, text
 
 def data_spec(data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
               encoding: str, n_features: int | None, val_size: float, test_size: float, test_file: str | None,
-              seed: int, zero_based: bool | None = None) -> Any:
-    """The study spec's DataSpec: paths any worker can resolve, the index base, both fingerprints."""
+              seed: int, zero_based: bool | None = None, read: list[Any] | None = None) -> Any:
+    """The study spec's DataSpec: paths any worker can resolve, the index base, both fingerprints.
+
+    ``read``: a list that receives the training and test data read here (so the study need not
+    read them again)."""
     from ._data import portable_path
     from ._spec import DataSpec
 
     raw, test_raw = _read_data(data, dataset, target, text_column, fmt, encoding, n_features, test_file, zero_based)
+    if read is not None:
+        read[:] = [raw, test_raw]
     path, rel = portable_path(data) if data else (None, None)
     test_path, test_rel = portable_path(test_file) if test_file else (None, None)
     return DataSpec(path=path, relative_path=rel, dataset=dataset, target=target, text_column=text_column, fmt=fmt,
@@ -432,10 +437,11 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
     if storage is None and not app.quiet and not as_json:
         click.echo(f"Study storage: {storage_url}", err=True)
     spec, new_only = None, False
+    read: list[Any] = []  # the data as data_spec read it, handed to the study
     if data is not None or dataset is not None:
         spec = StudySpec(
             data=data_spec(data, dataset, target, text_column, fmt, encoding, n_features, val_size, test_size,
-                           test_file, seed, zero_based),
+                           test_file, seed, zero_based, read),
             penalties=_csv_list(penalty_list) or penalties.names(),
             optimizers=_csv_list(optimizer_list) or optimizers.names(),
             params=dict(parse_assignments(params)), metric=metric or "log_loss", sampler=sampler, pruner=pruner,
@@ -462,7 +468,8 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
     try:
         result = run_study(spec, study_name, storage_url, observers=observers, progress=progress,
                            resume_only=spec is None, n_trials=trials, timeout=timeout, changes=changes,
-                           new_only=new_only, batch_trials=batch_trials)
+                           new_only=new_only, batch_trials=batch_trials, preloaded=tuple(read) if read else None)
+        read.clear()
     except KeyboardInterrupt:  # Ctrl-C while the data was read or checked: nothing was stored
         _interrupted_before_start()
     finally:
