@@ -16,9 +16,9 @@ from ._metrics import evaluate
 from ._model import LogisticModel
 from ._plugin_api import Optimizer, Penalty, compatibility_reason
 from ._registry import optimizers, penalties
-from ._batched import fit_many
-from ._trainer import Callback, FitResult, TrainConfig, work_size, fit
-from .errors import ConfigError, IncompatiblePluginsError, PluginError, TrainingDivergedError
+from ._batched import batchable, fit_many
+from ._trainer import Callback, FitResult, TrainConfig, work_size
+from .errors import ConfigError, IncompatiblePluginsError, PluginError
 
 __all__ = ["resolve_params", "resolve_pair", "split_overrides", "train_one", "train_many", "cv_folds", "TrainOutcome",
            "optimality_gap",
@@ -92,26 +92,49 @@ def optimality_gap(data: Dataset, penalty: Penalty, penalty_params: Mapping[str,
     is larger than :data:`GAP_CHECK_WORK` or no such solver takes the penalty. Returns the gap
     (``>= 0``) and the solver's name.
     """
+    return optimality_gaps(data, [penalty], [penalty_params], [result], config)[0]
+
+
+def optimality_gaps(data: Dataset, pens: Sequence[Penalty], params: Sequence[Mapping[str, Any]],
+                    results: Sequence[FitResult | BaseException], config: TrainConfig
+                    ) -> list[tuple[float, str] | None]:
+    """:func:`optimality_gap` for several fits at once: the reference solves of one solver run
+    side by side (one :func:`fit_many` per solver) when its plugins allow it."""
+    out: list[tuple[float, str] | None] = [None] * len(pens)
     if work_size(data.X_train) > GAP_CHECK_WORK:
-        return None
-    name = "fista" if penalty.has_prox else "lbfgs"
-    try:
-        solver = optimizers.get(name)
-    except PluginError:
-        return None
-    if compatibility_reason(penalty, solver):
-        return None
-    solver_params = {k: hp.default for k, hp in solver.search_space.items()}
+        return out
+    by_solver: dict[str, tuple[Optimizer, list[int]]] = {}
+    for i, (pen, result) in enumerate(zip(pens, results)):
+        if isinstance(result, BaseException):
+            continue
+        name = "fista" if pen.has_prox else "lbfgs"
+        try:
+            solver = optimizers.get(name)
+        except PluginError:
+            continue
+        if not compatibility_reason(pen, solver):
+            by_solver.setdefault(name, (solver, []))[1].append(i)
     exact = replace(config, dtype="float64", tol=1e-8, patience=2, epochs=200, monitor="objective")
-    try:
-        reference = fit(data.X_train, data.y_train, data.n_classes, penalty, penalty_params, solver, solver_params,
-                        exact, classes=data.classes)
-    except TrainingDivergedError:
-        return None
-    optimum = min(reference.objective, result.objective)  # no solver stops below the optimum
+    for name, (solver, idx) in by_solver.items():
+        solver_params = {k: hp.default for k, hp in solver.search_space.items()}
+        together = all(batchable(pens[i], solver) for i in idx)
+        groups = [idx] if together else [[i] for i in idx]
+        for group in groups:
+            refs = fit_many(data.X_train, data.y_train, data.n_classes, [pens[i] for i in group],
+                            [params[i] for i in group], solver, [solver_params] * len(group), exact,
+                            classes=data.classes)
+            for i, reference in zip(group, refs):
+                if isinstance(reference, BaseException):
+                    continue  # a diverged reference says nothing
+                out[i] = _gap(results[i].objective, reference, name)  # type: ignore[union-attr]
+    return out
+
+
+def _gap(objective: float, reference: FitResult, solver: str) -> tuple[float, str] | None:
+    optimum = min(reference.objective, objective)  # no solver stops below the optimum
     if optimum < NO_FINITE_OPTIMUM * (reference.history[0]["train_loss"] if reference.history else 1.0):
         return None  # separable data and no penalty to bound the weights: nothing finite to compare with
-    return max(0.0, (result.objective - optimum) / max(abs(optimum), 1e-12)), name
+    return max(0.0, (objective - optimum) / max(abs(optimum), 1e-12)), solver
 
 
 @dataclass
@@ -186,8 +209,11 @@ def train_many(data: Dataset, optimizer_name: str,
         results = fit_many(data.X_train, data.y_train, data.n_classes, pens, pps, opt, ops, config,
                            X_val=data.X_val if has_val else None, y_val=data.y_val if has_val else None,
                            callbacks=callbacks, classes=data.classes, init=init)
-        return [r if isinstance(r, BaseException) else _outcome(data, pen, opt, pp, op, r, config)
-                for r, pen, pp, op in zip(results, pens, pps, ops)]
+        # A mini-batch optimizer's own stopping rule sees a noisy objective; on a small problem, say
+        # how far from the optimum each fit ended (full-batch solvers stop on their exact objective).
+        gaps = [None] * len(results) if opt.full_batch else optimality_gaps(data, pens, pps, results, config)
+        return [r if isinstance(r, BaseException) else _outcome(data, pen, opt, pp, op, r, config, gap)
+                for r, pen, pp, op, gap in zip(results, pens, pps, ops, gaps)]
     return _train_with_folds(data, opt, pens, pps, ops, config, callbacks, init, list(folds))
 
 
@@ -260,15 +286,15 @@ def _train_with_folds(data: Dataset, opt: Optimizer, pens: list[Penalty], pps: l
 
 
 def _outcome(data: Dataset, pen: Penalty, opt: Optimizer, pp: dict[str, Any], op: dict[str, Any], result: FitResult,
-             config: TrainConfig) -> TrainOutcome:
-    """The fitted model of one trial, evaluated on the validation and test splits."""
+             config: TrainConfig, gap: tuple[float, str] | None | bool = True) -> TrainOutcome:
+    """The fitted model of one trial, evaluated; ``gap`` its optimality gap when already known
+    (``True``: compute it here, for a mini-batch optimizer)."""
     model = LogisticModel(data.classes, result.weight, result.intercept, data.pipeline, info={
         "penalty": pen.name, "optimizer": opt.name, "penalty_params": pp, "optimizer_params": op,
         "train_objective": result.objective, "epochs_run": result.epochs_run, "source": data.raw.source,
     })
     val = evaluate(data.y_val, model.predict_proba_features(data.X_val), data.n_classes) if len(data.y_val) else {}
     test = evaluate(data.y_test, model.predict_proba_features(data.X_test), data.n_classes) if len(data.y_test) else {}
-    # A mini-batch optimizer's own stopping rule sees a noisy objective; on a small problem, say
-    # how far from the optimum it ended (full-batch solvers stop on their exact objective).
-    gap = None if opt.full_batch else optimality_gap(data, pen, pp, result, config)
+    if gap is True:
+        gap = None if opt.full_batch else optimality_gap(data, pen, pp, result, config)
     return TrainOutcome(model, result, val, test, pp, op, *(gap or (None, None)))
