@@ -803,10 +803,15 @@ def _run(study: Any, storage: Any, storage_url: str, spec: StudySpec, space: Sea
         for group in runner.groups(asked):
             try:
                 results = runner.train(group, heartbeat)
+            except catch as exc:  # the group failed as a whole (a plugin's build): its trials fail, the study goes on
+                for pend in group:
+                    untold.remove(pend)
+                    keep = tell(pend.trial, _failed_with(runner, pend, exc)) and keep
+                continue
             except BaseException as exc:  # an interrupt stops every trial not yet told
                 for pend in untold:
                     try:
-                        tell(pend.trial, _interrupted(runner, pend, exc))
+                        tell(pend.trial, _failed_with(runner, pend, exc))
                     except BaseException:  # noqa: BLE001 - tell re-raises the interrupt: the next trial still fails
                         pass
                 raise
@@ -888,8 +893,9 @@ def _raiser(exc: BaseException) -> Callable[[], float]:
     return compute
 
 
-def _interrupted(runner: TrialBatches, pend: Any, exc: BaseException) -> Callable[[], float]:
-    """An objective for a trial whose batch was interrupted: its observers hear why, then it fails."""
+def _failed_with(runner: TrialBatches, pend: Any, exc: BaseException) -> Callable[[], float]:
+    """An objective for a trial whose group failed or was interrupted as a whole: its observers
+    hear why, then it fails with ``exc``."""
     def compute() -> float:
         runner.finish(pend, "FAIL", None, None, _fail_reason(exc))
         raise exc
