@@ -26,9 +26,12 @@ from .errors import TrainingDivergedError
 
 __all__ = ["Pending", "TrialBatches", "AUTO_BATCH_TRIALS", "batch_size_for"]
 
-AUTO_BATCH_TRIALS = 16
+AUTO_BATCH_TRIALS = 32
 """``--batch-trials auto``: trials asked at once (then grouped by optimizer). Large enough that
-each optimizer's group holds several trials, small enough that TPE learns between batches."""
+each optimizer's group holds several trials (a group costs about one trial's passes whatever
+its size), small enough that TPE learns between batches. a9a, 100 trials, no tracking, on 2
+busy cores: 58.0 s in batches of 16, 48.9 s in batches of 32, best validation log loss 0.33423
+and 0.33424."""
 
 
 AUTO_MIN_WORK = 250_000
