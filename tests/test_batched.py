@@ -171,12 +171,15 @@ def test_full_batch_solvers_side_by_side_reach_each_trials_optimum(opt: str, pen
             assert np.array_equal(a.weight == 0, b.weight == 0)
 
 
-def test_groups_on_wide_data_are_split_to_fit_in_memory() -> None:
+def test_groups_on_wide_data_are_split_to_fit_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     """On 2^20 features an L-BFGS trial keeps ~200 vectors of history: its trials go one at a time,
-    SGD-like ones many at a time, full-batch groups first."""
+    SGD-like ones many at a time, full-batch groups first (memory alone decides here)."""
     from types import SimpleNamespace
 
+    import tuner._trial_batches as trial_batches
     from tuner._trial_batches import Pending, TrialBatches
+
+    monkeypatch.setattr(trial_batches, "paying_group_size", lambda *args: 10 ** 6)
 
     def pend(opt: str) -> Pending:
         return Pending(trial=None, variant=f"l2:{opt}", penalty="l2", optimizer=opt, penalty_params={"strength": 1e-3},
@@ -190,3 +193,22 @@ def test_groups_on_wide_data_are_split_to_fit_in_memory() -> None:
     narrow = SimpleNamespace(X_train=sp.csr_matrix((4, 123)), n_classes=2)
     runner = TrialBatches(None, narrow, TrainConfig(), [], None, "log_loss", lambda t: [], "variant")
     assert [len(g) for g in runner.groups([pend("sgd")] * 40 + [pend("lbfgs")] * 3)] == [3, 40]
+
+
+def _rows(n: int, p: int, per_row: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(0)
+    cols = rng.integers(0, p, size=(n, per_row))
+    return sp.csr_matrix((np.ones(n * per_row), cols.ravel(), np.arange(0, n * per_row + 1, per_row)), shape=(n, p))
+
+
+def test_a_group_is_no_larger_than_sharing_a_step_pays_for() -> None:
+    """A step's data and fixed cost are shared, each trial's dense update is not: narrow data
+    batches many trials, wide sparse text (a mini-batch step reads far fewer values than a trial
+    has weights) trains them one at a time."""
+    from tuner._trial_batches import paying_group_size
+
+    narrow = _rows(26_000, 123, 14)
+    wide = _rows(40_000, 150_000, 20)
+    for name in ("sgd", "adam", "fista"):
+        assert paying_group_size(narrow, 123, optimizers.get(name), TrainConfig()) >= 32
+        assert paying_group_size(wide, 150_000, optimizers.get(name), TrainConfig()) == 1

@@ -47,6 +47,27 @@ counted): on 2^20 features one L-BFGS trial keeps ~200 vectors of curvature pair
 so its trials train one at a time there, while SGD-like ones go 32 at a time."""
 
 
+STEP_OVERHEAD_VALUES = 50_000
+"""A step's fixed cost (Python, dispatch, launches) counted in stored values read: what the trials
+of a group share besides the data."""
+
+
+def paying_group_size(X: Any, n_weights: int, opt: Any, config: TrainConfig) -> int:
+    """The largest group whose shared step still pays: a step reads its rows' stored values and
+    pays its fixed cost once for the whole group, but updates every trial's weights densely
+    (``batch_state_floats`` numbers a weight). Wide sparse text (SST-2: ~5,000 values a step
+    against 10^5 weights a trial) gains nothing from a second trial on a mini-batch step; a9a
+    (3,600 values, 123 weights) gains up to ~100."""
+    from ._batched import auto_batch_size
+    from ._trainer import work_size
+
+    n = max(int(X.shape[0]), 1)
+    rows = n if opt.full_batch else min(config.batch_size or auto_batch_size(n), n)
+    shared = STEP_OVERHEAD_VALUES + work_size(X) * rows / n
+    own = n_weights * max(1, int(getattr(opt, "batch_state_floats", 8)))
+    return max(1, int(2 * shared / max(own, 1)))
+
+
 def batch_size_for(requested: int | str | None, room: int | None, work: int = AUTO_MIN_WORK) -> int:
     """How many trials to ask now: ``requested`` (an int, ``"auto"`` or None = 1), within ``room``;
     ``work``: the training data's stored values (``auto`` is 1 on small data)."""
@@ -132,11 +153,13 @@ class TrialBatches:
         return [part for g in ordered for part in self._fit_in_memory(g)]
 
     def _fit_in_memory(self, group: list[Pending]) -> list[list[Pending]]:
-        """``group`` in parts whose weights and optimizer state fit in ``BATCH_MEMORY`` bytes."""
+        """``group`` in parts whose weights and optimizer state fit in ``BATCH_MEMORY`` bytes, and
+        no larger than sharing a step pays for (:func:`paying_group_size`)."""
         opt = optimizers.get(group[0].optimizer)
         n_weights = int(self.data.X_train.shape[1]) * (1 if self.data.n_classes == 2 else self.data.n_classes)
         per_trial = n_weights * 8 * max(1, int(getattr(opt, "batch_state_floats", 8)))
-        size = max(1, BATCH_MEMORY // max(per_trial, 1))
+        size = max(1, min(BATCH_MEMORY // max(per_trial, 1), paying_group_size(self.data.X_train, n_weights, opt,
+                                                                                   self.config)))
         return [group[i:i + size] for i in range(0, len(group), size)]
 
     def train(self, group: Sequence[Pending], heartbeat: Callable[[Any], Any]) -> list[TrainOutcome | Exception]:
