@@ -29,7 +29,7 @@ from ._device import Placement, csr_rows, csr_slice, matmul
 from ._plugin_api import Optimizer, Penalty, compatibility_reason
 from .errors import ConfigError, IncompatiblePluginsError, PluginError, TrainingDivergedError
 
-__all__ = ["fit_many", "batchable", "auto_batch_size", "stack_params"]
+__all__ = ["fit_many", "batchable", "auto_batch_size", "rows_per_step", "stack_params"]
 
 DIVERGENCE_FACTOR = 1e3
 """Training diverged when its objective exceeds this multiple of the objective at zero weights
@@ -57,6 +57,14 @@ def auto_batch_size(n_rows: int, device: str = "cpu") -> int:
     cap = MAX_AUTO_BATCH["cuda" if device.startswith("cuda") else "cpu"]
     want = max(MIN_AUTO_BATCH, n_rows // MIN_STEPS_PER_EPOCH)
     return int(min(cap, 2 ** int(math.floor(math.log2(want)))))
+
+
+def rows_per_step(n_rows: int, optimizer: Optimizer, config: Any, device: str = "cpu") -> int:
+    """Rows one step of ``optimizer`` reads: every row (full batch), else the configured or
+    automatic mini-batch size."""
+    if optimizer.full_batch:
+        return n_rows
+    return min(config.batch_size or auto_batch_size(n_rows, device), n_rows)
 
 
 def batchable(penalty: Penalty, optimizer: Optimizer) -> bool:
@@ -221,11 +229,11 @@ def fit_many(
 
     threads = torch.get_num_threads()
     n_rows = max(int(np.shape(X)[0]), 1)
-    rows_a_step = n_rows if optimizer.full_batch else min(config.batch_size or auto_batch_size(n_rows), n_rows)
-    if work_size(X) * k_trials * rows_a_step / n_rows < SMALL_WORK:  # the values one step reads, times K
+    work = work_size(X)
+    if work * k_trials * rows_per_step(n_rows, optimizer, config) / n_rows < SMALL_WORK:  # a step's values, x K
         torch.set_num_threads(1)
     try:
-        return _fit_many(X, y, n_classes, pens, penalty_params, optimizer, optimizer_params, config, batched,
+        return _fit_many(X, y, n_classes, pens, penalty_params, optimizer, optimizer_params, config, batched, work,
                          X_val=X_val, y_val=y_val, sample_weight=sample_weight, column_weight=column_weight,
                          val_column_weight=val_column_weight, callbacks=callbacks, classes=classes, init=init)
     finally:
@@ -233,17 +241,18 @@ def fit_many(
 
 
 def _fit_many(X: Any, y: np.ndarray, n_classes: int, pens: list[Penalty], penalty_params: Sequence[Mapping[str, Any]],
-              optimizer: Optimizer, optimizer_params: Sequence[Mapping[str, Any]], config: Any, batched: bool, *,
+              optimizer: Optimizer, optimizer_params: Sequence[Mapping[str, Any]], config: Any, batched: bool,
+              work: int, *,
               X_val: Any, y_val: np.ndarray | None, sample_weight: np.ndarray | None,
               column_weight: np.ndarray | None, val_column_weight: np.ndarray | None,
               callbacks: Sequence[Sequence[Any]], classes: Sequence[Any] | None,
               init: Sequence[tuple[np.ndarray, np.ndarray] | None] | None) -> list[Any]:
     """:func:`fit_many` once the arguments are checked and the thread count set."""
-    from ._trainer import FitResult, TrainingState, class_weights, work_size
+    from ._trainer import FitResult, TrainingState, class_weights
 
     k_trials = len(penalty_params)
 
-    place = Placement.resolve(config.device, config.dtype, work=work_size(X) * k_trials, rows=int(np.shape(X)[0]),
+    place = Placement.resolve(config.device, config.dtype, work=work * k_trials, rows=int(np.shape(X)[0]),
                               full_batch=optimizer.full_batch)
     torch.manual_seed(config.seed)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
@@ -306,14 +315,16 @@ def _fit_many(X: Any, y: np.ndarray, n_classes: int, pens: list[Penalty], penalt
         flat = W3.permute(1, 0, 2).reshape(p, K * c)
         return (matmul(Xb, flat, XbT) + b3.reshape(1, K * c)).view(-1, K, c)
 
+    def row_losses(z: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """Each row's log loss for each trial, ``(nb, K)``, computed stably on the logits."""
+        if c == 1:
+            return F.softplus(z[..., 0]) - yb.to(z.dtype)[:, None] * z[..., 0]
+        return torch.logsumexp(z, dim=2) - z.gather(2, yb.view(-1, 1, 1).expand(-1, K, 1))[..., 0]
+
     def data_loss(z: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor, nb: int) -> torch.Tensor:
         """Per trial: ``sum_i w_i loss_i / nb`` (``w``: ``(nb,)`` or ``(nb, K)``)."""
-        if c == 1:
-            per = F.softplus(z[..., 0]) - yb.to(z.dtype)[:, None] * z[..., 0]
-        else:
-            per = torch.logsumexp(z, dim=2) - z.gather(2, yb.view(-1, 1, 1).expand(-1, K, 1))[..., 0]
         weights = wb if wb.dim() == 2 else wb[:, None]
-        return (per * weights).sum(dim=0) / nb
+        return (row_losses(z, yb) * weights).sum(dim=0) / nb
 
     def smooth(Xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor, nb: int,
                XbT: torch.Tensor | None = None) -> torch.Tensor:
@@ -372,7 +383,7 @@ def _fit_many(X: Any, y: np.ndarray, n_classes: int, pens: list[Penalty], penalt
     blowup = [DIVERGENCE_FACTOR * max(v, 1e-3) for v in start_obj]
     groups_base = [g["lr"].clone() if isinstance(g.get("lr"), torch.Tensor) else g.get("lr") for g in opt.param_groups]
     lr_scale = torch.ones(K, 1, 1, dtype=place.dtype, device=place.device)
-    batch = n if optimizer.full_batch else min(config.batch_size or auto_batch_size(n, place.device.type), n)
+    batch = rows_per_step(n, optimizer, config, place.device.type)
     after_step_prox = penalty.has_prox and optimizer.prox_mode == "after_step"
 
     def apply_prox() -> None:
@@ -435,12 +446,7 @@ def _fit_many(X: Any, y: np.ndarray, n_classes: int, pens: list[Penalty], penalt
 
     @torch.no_grad()
     def val_losses() -> list[float]:
-        z = logits(Xv)
-        if c == 1:
-            per = F.softplus(z[..., 0]) - yv.to(z.dtype)[:, None] * z[..., 0]
-        else:
-            per = torch.logsumexp(z, dim=2) - z.gather(2, yv.view(-1, 1, 1).expand(-1, K, 1))[..., 0]
-        return (per * vwt).sum(dim=0).tolist()
+        return (row_losses(logits(Xv), yv) * vwt).sum(dim=0).tolist()
 
     for epoch in range(1, config.epochs + 1):
         if all(t.done for t in trials):

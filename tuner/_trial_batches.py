@@ -58,12 +58,11 @@ def paying_group_size(X: Any, n_weights: int, opt: Any, config: TrainConfig) -> 
     (``batch_state_floats`` numbers a weight). Wide sparse text (SST-2: ~5,000 values a step
     against 10^5 weights a trial) gains nothing from a second trial on a mini-batch step; a9a
     (3,600 values, 123 weights) gains up to ~100."""
-    from ._batched import auto_batch_size
+    from ._batched import rows_per_step
     from ._trainer import work_size
 
     n = max(int(X.shape[0]), 1)
-    rows = n if opt.full_batch else min(config.batch_size or auto_batch_size(n), n)
-    shared = STEP_OVERHEAD_VALUES + work_size(X) * rows / n
+    shared = STEP_OVERHEAD_VALUES + work_size(X) * rows_per_step(n, opt, config) / n
     own = n_weights * max(1, int(getattr(opt, "batch_state_floats", 8)))
     return max(1, int(2 * shared / max(own, 1)))
 
