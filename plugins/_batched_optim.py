@@ -8,7 +8,8 @@ learning rates and momenta take their steps in one set of tensor operations.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 

@@ -22,7 +22,8 @@ The loops synchronise with the host once per iteration (and once per backtrackin
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 

@@ -9,7 +9,8 @@ strongly convex problems that penalized logistic regression usually is.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 

@@ -6,7 +6,8 @@ All follow the convention ``strength * (l1_ratio * ||W||_1 + (1 - l1_ratio) / 2 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

@@ -76,7 +76,7 @@ class MlflowServer:
         self.log = root / "server.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 240) -> "MlflowServer":
+    def start(self, timeout: float = 240) -> MlflowServer:
         cmd = [mlflow_exe(), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
                "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
                "--artifacts-destination", str(self.root / "artifacts")]
@@ -104,10 +104,10 @@ def served_study(tmp_path_factory: Any) -> Served:
     """The session's server with study ``served`` (4 trials on breast_cancer) logged to it."""
     if "served" in _CACHE:
         return _CACHE["served"]
-    from tuner._data import load_data
-    from tuner._search import run_study
-    from tuner._spec import DataSpec, StudySpec
-    from tuner._tracking import MlflowObserver
+    from tuner.data._loaders import load_data
+    from tuner.study._search import run_study
+    from tuner.study._spec import DataSpec, StudySpec
+    from tuner.tracking._mlflow import MlflowObserver
 
     root = tmp_path_factory.mktemp("mlflow-server")
     server = MlflowServer(root).start()
@@ -145,7 +145,7 @@ class TcpProxy:
     def running(self) -> bool:
         return self._listener is not None
 
-    def start(self) -> "TcpProxy":
+    def start(self) -> TcpProxy:
         srv = socket.socket()
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         srv.bind(("127.0.0.1", self.port))

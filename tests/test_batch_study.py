@@ -24,9 +24,9 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner._runs import GAVE_UP
-from tuner._tracking import EPOCH_PREFIX
 from tuner.cli import cli
+from tuner.study._runs import GAVE_UP
+from tuner.tracking._mlflow import EPOCH_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "logreg-tuner-extras"
@@ -313,7 +313,7 @@ def test_one_at_a_time_and_side_by_side_find_the_same_best_with_an_exact_solver(
 
 SPY = """
 import json, os, sys
-import tuner._trial_batches as tb
+import tuner.study._trial_batches as tb
 real = tb.train_many
 def recorded(data, optimizer, trials, *args, **kwargs):
     with open(os.environ["SPY_LOG"], "a") as f:

@@ -1,4 +1,4 @@
-"""Trials side by side (tuner._batched.fit_many): K trials in one pass equal K runs alone."""
+"""Trials side by side (tuner.train._batched.fit_many): K trials in one pass equal K runs alone."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import scipy.sparse as sp
 from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.preprocessing import StandardScaler
 
-from tuner._batched import auto_batch_size, fit_many
 from tuner._registry import optimizers, penalties
-from tuner._trainer import Callback, FitResult, TrainConfig, TrainingState, fit
 from tuner.errors import TrainingDivergedError
+from tuner.train._batched import auto_batch_size, fit_many
+from tuner.train._trainer import Callback, FitResult, TrainConfig, TrainingState, fit
 
 
 def _cancer() -> tuple[np.ndarray, np.ndarray]:
@@ -176,8 +176,8 @@ def test_groups_on_wide_data_are_split_to_fit_in_memory(monkeypatch: pytest.Monk
     SGD-like ones many at a time, full-batch groups first (memory alone decides here)."""
     from types import SimpleNamespace
 
-    import tuner._trial_batches as trial_batches
-    from tuner._trial_batches import Pending, TrialBatches
+    import tuner.study._trial_batches as trial_batches
+    from tuner.study._trial_batches import Pending, TrialBatches
 
     monkeypatch.setattr(trial_batches, "paying_group_size", lambda *args: 10 ** 6)
 
@@ -205,7 +205,7 @@ def test_a_group_is_no_larger_than_sharing_a_step_pays_for() -> None:
     """A step's data and fixed cost are shared, each trial's dense update is not: narrow data
     batches many trials, wide sparse text (a mini-batch step reads far fewer values than a trial
     has weights) trains them one at a time."""
-    from tuner._trial_batches import paying_group_size
+    from tuner.study._trial_batches import paying_group_size
 
     narrow = _rows(26_000, 123, 14)
     wide = _rows(40_000, 150_000, 20)

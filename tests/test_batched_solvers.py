@@ -10,7 +10,8 @@ scikit-learn's ``LogisticRegression`` at the same penalty (``strength = 1 / (C n
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from logreg_tuner_plugins._batched_solvers import BatchedFISTA, BatchedLBFGS
 from logreg_tuner_plugins._fista import FISTA
 from logreg_tuner_plugins.penalties import soft_threshold
-from tuner._device import Placement, matmul
+from tuner.train._device import Placement, matmul
 
 REL = {torch.float64: 1e-6, torch.float32: 1e-4}
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
-from tuner._model import LogisticModel
 from tuner.cli import cli
+from tuner.model._model import LogisticModel
 
 BUILTINS = {("penalty", n) for n in ("none", "l1", "l2", "elasticnet")} | {
     ("optimizer", n) for n in ("sgd", "adam", "rmsprop", "lbfgs", "fista")}
@@ -141,7 +141,7 @@ def test_sentiment_from_raw_sentences_end_to_end(data_dir: Path, tmp_path: Path)
     proba = model.predict_proba(sentences)
     assert proba[0, 1] > 0.7 and proba[1, 0] > 0.7
     (tmp_path / "new.txt").write_text("\n".join(sentences["text"]) + "\n")
-    from tuner._data import load_rows
+    from tuner.data._loaders import load_rows
 
     np.testing.assert_allclose(model.predict_proba(load_rows(tmp_path / "new.txt", model.pipeline)), proba)
 

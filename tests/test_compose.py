@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
+from _compose import ROOT, MissingVariable, compose, example_env, raw_compose
 from click.testing import CliRunner
 from sqlalchemy.engine import make_url
 
-from _compose import ROOT, MissingVariable, compose, example_env, raw_compose
 from tuner.cli import cli
 
 TUNER_SERVICES = ("mlflow", "study", "worker")

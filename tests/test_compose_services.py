@@ -15,16 +15,16 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from mlflow import MlflowClient
-from sqlalchemy.engine import make_url
-
 from _compose import ROOT, compose, example_env
 from _mlflow_fixtures import free_port, mlflow_exe, stop_process, wait_http
 from _postgres import postgres_server
+from mlflow import MlflowClient
+from sqlalchemy.engine import make_url
 
 pytestmark = pytest.mark.timeout(600)
 N_TRIALS = 6

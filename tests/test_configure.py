@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tuner._configure import resolve_pair, resolve_params, split_overrides, train_one
-from tuner._data import load_data, prepare
-from tuner._trainer import TrainConfig
-from tuner.errors import ConfigError, IncompatiblePluginsError, PluginError
 from tuner import optimizers, penalties
+from tuner.data._loaders import load_data, prepare
+from tuner.errors import ConfigError, IncompatiblePluginsError, PluginError
+from tuner.study._configure import resolve_pair, resolve_params, split_overrides, train_one
+from tuner.train._trainer import TrainConfig
 
 
 def test_resolve_params_fills_defaults_and_validates() -> None:
@@ -59,7 +59,7 @@ def test_train_one_evaluates_and_describes_the_model() -> None:
 def test_a_short_mini_batch_fit_reports_how_far_it_stopped_from_the_optimum(monkeypatch: pytest.MonkeyPatch) -> None:
     """On 341 rows an epoch is two steps of 256: a few epochs of adam end far above the optimum;
     the exact solvers report no gap (they stop on their exact objective)."""
-    import tuner._configure as configure
+    import tuner.study._configure as configure
 
     ds = prepare(load_data(dataset="breast_cancer"), seed=0)
     short = train_one(ds, "l2", "adam", {"strength": 1e-3}, {}, TrainConfig(device="cpu", epochs=5))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from tuner._data import BUILTIN_DATASETS, load_data, load_rows, prepare
+from tuner.data._loaders import BUILTIN_DATASETS, load_data, load_rows, prepare
 from tuner.errors import ConfigError, DataError, TunerError
 
 # ---------------------------------------------------------------------------------------------

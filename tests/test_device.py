@@ -7,8 +7,15 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from tuner._device import CUDA_CROSSOVER_WORK, CUDA_CROSSOVER_WORK_PER_ROW, Placement, csr_rows, cuda_pays_off, matmul
 from tuner.errors import ConfigError
+from tuner.train._device import (
+    CUDA_CROSSOVER_WORK,
+    CUDA_CROSSOVER_WORK_PER_ROW,
+    Placement,
+    csr_rows,
+    cuda_pays_off,
+    matmul,
+)
 
 
 def test_placement_resolves_device_and_dtype() -> None:
@@ -89,7 +96,7 @@ def test_auto_weighs_the_problem_size(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_csr_rows_in_many_blocks_matches_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tuner._device as device
+    import tuner.train._device as device
 
     monkeypatch.setattr(device, "CSR_GATHER_BLOCK", 1000)  # 75,000 values: dozens of blocks
     S = sp.random(5000, 300, density=0.05, format="csr", random_state=0)

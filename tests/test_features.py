@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from tuner._features import FeaturePipeline, check_finite_matrix, numeric_block
+from tuner.data._features import FeaturePipeline, check_finite_matrix, numeric_block
 from tuner.errors import DataError
 
 FRAME = pd.DataFrame({

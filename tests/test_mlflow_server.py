@@ -13,21 +13,31 @@ import os
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from _mlflow_fixtures import (
+    N_TRIALS,
+    Served,
+    TcpProxy,
+    free_port,
+    mlflow_exe,
+    served_study,
+    stop_process,
+    stop_served,
+    wait_http,
+)
 from mlflow import MlflowClient
 
-from _mlflow_fixtures import (N_TRIALS, Served, TcpProxy, free_port, mlflow_exe, served_study, stop_process,
-                              stop_served, wait_http)
-from tuner._data import load_data
-from tuner._search import run_study
-from tuner._spec import DataSpec, StudySpec
-from tuner._tracking import CHAMPION_ALIAS, MlflowObserver, sync_study
+from tuner.data._loaders import load_data
+from tuner.study._search import run_study
+from tuner.study._spec import DataSpec, StudySpec
+from tuner.tracking._mlflow import CHAMPION_ALIAS, MlflowObserver, sync_study
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -49,7 +59,7 @@ def _tuner_predict_cmd() -> list[str]:
 
     if "predict" in cli.commands:
         return [str(Path(sys.executable).with_name("tuner")), "predict"]
-    return [sys.executable, "-c", "from tuner._cli_predict import predict; predict(prog_name='tuner predict')"]
+    return [sys.executable, "-c", "from tuner.cli._predict import predict; predict(prog_name='tuner predict')"]
 
 
 def test_study_is_logged_to_the_server(served: Served) -> None:

@@ -12,14 +12,13 @@ import html
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import optuna
 import pytest
-from mlflow import MlflowClient
-
 from _mlflow_fixtures import N_TRIALS, Served, served_study, stop_served
+from mlflow import MlflowClient
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

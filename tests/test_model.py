@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from tuner._configure import train_one
-from tuner._data import load_data, prepare
-from tuner._model import MODEL_JSON, WEIGHTS_FILE, LogisticModel
-from tuner._trainer import TrainConfig
+from tuner.data._loaders import load_data, prepare
 from tuner.errors import DataError
+from tuner.model._model import MODEL_JSON, WEIGHTS_FILE, LogisticModel
+from tuner.study._configure import train_one
+from tuner.train._trainer import TrainConfig
 
 CONFIG = TrainConfig(device="cpu", epochs=60)
 

@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-
 from _postgres import postgres_server
+from optuna.trial import TrialState
 
 
 @pytest.fixture(scope="module")

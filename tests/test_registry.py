@@ -11,8 +11,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -68,7 +68,7 @@ def test_training_imports_torch_but_no_study_or_tracking_library() -> None:
         import sys
         import numpy as np
         from tuner import optimizers, penalties
-        from tuner._trainer import TrainConfig, fit
+        from tuner.train._trainer import TrainConfig, fit
         X = np.random.default_rng(0).normal(size=(40, 3)); y = (X[:, 0] > 0).astype(int)
         fit(X, y, 2, penalties.get("l1"), {"strength": 0.01}, optimizers.get("fista"), {"lr": 1.0},
             TrainConfig(device="cpu", epochs=3))

@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 from optuna.trial import TrialState
 
-from tuner._search import build_space
-from tuner._spec import DataSpec, StudySpec, parse_range
-from tuner._storage import open_storage
 from tuner.cli import cli
 from tuner.errors import ConfigError, StorageError
+from tuner.study._search import build_space
+from tuner.study._spec import DataSpec, StudySpec, parse_range
+from tuner.study._storage import open_storage
 
 FAST = ["--epochs", "30", "--no-tracking"]
 

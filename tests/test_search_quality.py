@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tuner._data import load_data, prepare
-from tuner._search import run_study
-from tuner._spec import DataSpec, StudySpec
+from tuner.data._loaders import load_data, prepare
+from tuner.study._search import run_study
+from tuner.study._spec import DataSpec, StudySpec
 
 
 def lrcv_best_val_log_loss(ds) -> float:

@@ -512,7 +512,7 @@ def test_batch_checks_run_after_the_single_trial_ones():
 
 
 def test_trial_settings_differ_and_stay_in_the_space():
-    from tuner._testing_batch import trial_settings
+    from tuner.testing._batch import trial_settings
 
     space = {"lr": Float(1e-3, 1.0, default=0.1, log=True), "m": Float(0.0, 0.9, default=0.5),
              "flag": Categorical([True, False], default=True), "mode": Categorical(["a", "b"], default="a")}
@@ -562,8 +562,8 @@ def test_an_optimizer_with_one_shared_lr_fails_fit_and_divergence():
 def test_a_plugin_without_supports_batch_is_not_checked_side_by_side_and_fit_many_refuses_it():
     from sklearn.datasets import make_classification
 
-    from tuner._batched import fit_many
-    from tuner._trainer import TrainConfig
+    from tuner.train._batched import fit_many
+    from tuner.train._trainer import TrainConfig
 
     for plugin, checks in ((GoodL1, BATCH_CHECKS), (GoodSGD, BATCH_CHECKS[1:])):
         results = results_of(plugin)

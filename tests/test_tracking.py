@@ -1,6 +1,6 @@
 """MLflow tracking against a real local store (SQLite + local artifacts), driven by real studies.
 
-No mocks: the search loop (tuner._search.run_study) trains real models and the observer
+No mocks: the search loop (tuner.study._search.run_study) trains real models and the observer
 logs them with a real MlflowClient. A failing optimizer plugin is injected into the
 registry to get FAIL trials; SGD with a learning rate of 1e3 diverges to get PRUNED ones.
 """
@@ -31,17 +31,23 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 from safetensors.numpy import load_file
 
-from tuner._cli_predict import predict, sync_mlflow
-from tuner import _plots
-from tuner._configure import train_one
-from tuner._data import load_data, prepare
-from tuner._observer import StudyInfo, TrialInfo
-from tuner._search import open_or_create_study, run_study
-from tuner._spec import DataSpec, StudySpec
-from tuner._tracking import (CHAMPION_ALIAS, EPOCH_PREFIX, MlflowObserver, download_model, save_pyfunc_model,
-                             sync_study)
-from tuner._trainer import TrainConfig
+from tuner.cli._predict import predict, sync_mlflow
+from tuner.data._loaders import load_data, prepare
 from tuner.errors import TrackingError
+from tuner.study._configure import train_one
+from tuner.study._observer import StudyInfo, TrialInfo
+from tuner.study._search import open_or_create_study, run_study
+from tuner.study._spec import DataSpec, StudySpec
+from tuner.tracking import _plots
+from tuner.tracking._mlflow import (
+    CHAMPION_ALIAS,
+    EPOCH_PREFIX,
+    MlflowObserver,
+    download_model,
+    save_pyfunc_model,
+    sync_study,
+)
+from tuner.train._trainer import TrainConfig
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 

@@ -15,9 +15,9 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from tuner import compatibility_reason, optimizers, penalties
-from tuner._batched import auto_batch_size
-from tuner._trainer import Callback, FitResult, TrainConfig, TrainingState, class_weights, fit
 from tuner.errors import ConfigError, IncompatiblePluginsError, TrainingDivergedError
+from tuner.train._batched import auto_batch_size
+from tuner.train._trainer import Callback, FitResult, TrainConfig, TrainingState, class_weights, fit
 
 
 def defaults(name: str, **over: Any) -> dict[str, Any]:

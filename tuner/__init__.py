@@ -8,10 +8,10 @@ The public API is what this module exports: the plugin interfaces (:class:`Penal
 
 from __future__ import annotations
 
-from ._plugin_api import Optimizer, Penalty, ProxFn, compatibility_reason
-from ._registry import PluginInfo, optimizers, penalties
-from ._space import Categorical, Float, Hyperparameter, Int
-from .errors import (
+from tuner._plugin_api import Optimizer, Penalty, ProxFn, compatibility_reason
+from tuner._registry import PluginInfo, optimizers, penalties
+from tuner._space import Categorical, Float, Hyperparameter, Int
+from tuner.errors import (
     ConfigError,
     DataError,
     IncompatiblePluginsError,

@@ -45,9 +45,10 @@ and its trials run one at a time.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from ._space import Hyperparameter
+from tuner._space import Hyperparameter
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -80,22 +81,22 @@ class Penalty:
     incompatible_optimizers: ClassVar[frozenset[str]] = frozenset()
     """Names of optimizers this penalty refuses to work with (besides capability checks)."""
 
-    def smooth_value(self, weight: "torch.Tensor", params: Mapping[str, Any]) -> "torch.Tensor":
+    def smooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         """The differentiable part of the penalty (a 0-dim tensor); autograd flows through it."""
         raise NotImplementedError
 
-    def nonsmooth_value(self, weight: "torch.Tensor", params: Mapping[str, Any]) -> "torch.Tensor":
+    def nonsmooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         """The non-smooth part's value (0 for a smooth penalty; one per trial side by side); never
         differentiated."""
         return weight.new_zeros(weight.shape[:-2])
 
-    def prox(self, weight: "torch.Tensor", step: "float | torch.Tensor", params: Mapping[str, Any]) -> "torch.Tensor":
+    def prox(self, weight: torch.Tensor, step: float | torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         """``argmin_V  1/(2 step) ||V - weight||^2 + nonsmooth(V)``; identity for a smooth penalty.
 
         ``step`` is a number, or a tensor shaped like ``weight`` when ``elementwise_prox``."""
         return weight
 
-    def value(self, weight: "torch.Tensor", params: Mapping[str, Any]) -> "torch.Tensor":
+    def value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         """The whole penalty: smooth plus non-smooth part."""
         return self.smooth_value(weight, params) + self.nonsmooth_value(weight, params)
 
@@ -139,7 +140,7 @@ class Optimizer:
         param_groups: Iterable[dict[str, Any]],
         params: Mapping[str, Any],
         prox: ProxFn | None = None,
-    ) -> "torch.optim.Optimizer":
+    ) -> torch.optim.Optimizer:
         """Return a ``torch.optim.Optimizer`` over ``param_groups``.
 
         ``param_groups`` holds two groups: the weight matrix (``{"penalized": True}``) and the
@@ -148,13 +149,13 @@ class Optimizer:
         """
         raise NotImplementedError
 
-    def step_size(self, optimizer: "torch.optim.Optimizer") -> "float | torch.Tensor":
+    def step_size(self, optimizer: torch.optim.Optimizer) -> float | torch.Tensor:
         """The step size that ``after_step`` proximal updates use (default: group 0's ``lr``;
         with trials side by side a ``(K, 1, 1)`` tensor, one step per trial)."""
         lr = optimizer.param_groups[0]["lr"]
         return lr if hasattr(lr, "dim") else float(lr)
 
-    def coordinate_step_size(self, optimizer: "torch.optim.Optimizer", param: "torch.Tensor") -> "torch.Tensor | None":
+    def coordinate_step_size(self, optimizer: torch.optim.Optimizer, param: torch.Tensor) -> torch.Tensor | None:
         """Per-weight steps for ``after_step`` proximal updates of an ``elementwise_prox`` penalty,
         shaped like ``param``, for optimizers whose steps differ by coordinate; ``None`` (the
         default) means :meth:`step_size` applies to every weight."""

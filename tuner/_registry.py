@@ -10,13 +10,14 @@ from __future__ import annotations
 import inspect
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Generic, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
-from ._plugin_api import Optimizer, Penalty
-from ._space import validate_space
-from .errors import PluginError
+from tuner._plugin_api import Optimizer, Penalty
+from tuner._space import validate_space
+from tuner.errors import PluginError
 
 __all__ = ["PluginInfo", "Registry", "penalties", "optimizers", "OWN_DISTRIBUTION", "AUTOLOAD_ENV", "NAME_PATTERN"]
 

@@ -9,10 +9,11 @@ module (``to_optuna``), so loading a plugin never imports Optuna.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Union
 
-from .errors import ConfigError
+from tuner.errors import ConfigError
 
 __all__ = ["Float", "Int", "Categorical", "Hyperparameter", "validate_space", "parse_value"]
 

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
-
 from _postgres import postgres_server
+from optuna.trial import TrialState
 
 BUDGET = 12
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -297,8 +297,8 @@ def test_a_study_created_before_the_index_base_was_recorded_still_resumes_with_i
     data argument must not be refused for that, while a real change of base still is."""
     import json
 
-    from tuner._spec import StudySpec
-    from tuner.cli import data_spec
+    from tuner.cli._main import data_spec
+    from tuner.study._spec import StudySpec
 
     train = tmp_path / "train.svm"
     train.write_text("1 1:0.5 3:1\n0 2:1\n1 1:1 2:0.5\n0 3:0.2\n" * 5)

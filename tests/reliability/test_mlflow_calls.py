@@ -14,8 +14,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -191,8 +192,8 @@ def test_the_probe_counts_any_http_answer_as_reachable_and_never_prints_the_pass
     import http.server
     import threading
 
-    from tuner._probe import probe_tracking_server
     from tuner.errors import TrackingError
+    from tuner.tracking._probe import probe_tracking_server
 
     class Answer(http.server.BaseHTTPRequestHandler):
         status = 401

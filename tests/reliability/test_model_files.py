@@ -13,8 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,12 +23,12 @@ import pytest
 from click.testing import CliRunner
 from safetensors.numpy import load_file, save_file
 
-from tuner._configure import train_one
-from tuner._data import load_data, prepare
-from tuner._model import MODEL_JSON, WEIGHTS_FILE, LogisticModel
-from tuner._trainer import TrainConfig
 from tuner.cli import cli
+from tuner.data._loaders import load_data, prepare
 from tuner.errors import DataError
+from tuner.model._model import MODEL_JSON, WEIGHTS_FILE, LogisticModel
+from tuner.study._configure import train_one
+from tuner.train._trainer import TrainConfig
 
 CONFIG = TrainConfig(device="cpu", epochs=20)
 Edit = Callable[[Path], None]
@@ -250,7 +251,7 @@ def _mlflow_folder(saved: dict[str, Path], tmp_path: Path) -> Path:
 @pytest.mark.parametrize("data", ["../outside_model", "/ABS/outside_model", "data/link"])
 def test_the_mlmodel_data_path_stays_inside_the_model_folder(saved: dict[str, Path], tmp_path: Path,
                                                              data: str) -> None:
-    from tuner._tracking import load_logistic_model
+    from tuner.tracking._mlflow import load_logistic_model
 
     folder = _mlflow_folder(saved, tmp_path)
     assert load_logistic_model(folder).classes_ == [0, 1, 2]  # as laid out by MLflow: fine

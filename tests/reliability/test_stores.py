@@ -13,11 +13,11 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+import tomllib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _postgres import postgres_server  # noqa: E402
@@ -33,9 +33,9 @@ CHILD = r"""
 import sys, time
 from pathlib import Path
 import optuna
-from tuner._observer import StudyInfo
-from tuner._storage import open_storage
-from tuner._tracking import MlflowObserver
+from tuner.study._observer import StudyInfo
+from tuner.study._storage import open_storage
+from tuner.tracking._mlflow import MlflowObserver
 
 storage_url, tracking_uri, name, folder = sys.argv[1:5]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -134,7 +134,7 @@ def test_a_process_killed_while_creating_the_mlflow_store_leaves_no_half_made_st
         folder = tmp_path / f"after-{delay}s"
         folder.mkdir()
         uri = f"sqlite:///{folder / 'mlflow.db'}"
-        code = f"from tuner._tracking import MlflowObserver; MlflowObserver({uri!r}).check()"
+        code = f"from tuner.tracking._mlflow import MlflowObserver; MlflowObserver({uri!r}).check()"
         proc = subprocess.Popen([sys.executable, "-c", code], cwd=folder, stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None
         for line in proc.stderr:

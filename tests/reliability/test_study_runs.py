@@ -278,10 +278,10 @@ def test_an_interrupt_mid_trial_prints_one_line_not_a_traceback(tmp_path: Path) 
 def test_a_made_up_study_name_never_joins_a_study_another_process_started(tmp_path: Path) -> None:
     """Two `tune` runs without --study in the same second make up the same name; the second must
     not silently share the first one's study and budget."""
-    from tuner._data import load_data
-    from tuner._search import run_study
-    from tuner._spec import DataSpec, StudySpec
+    from tuner.data._loaders import load_data
     from tuner.errors import ConfigError
+    from tuner.study._search import run_study
+    from tuner.study._spec import DataSpec, StudySpec
 
     def spec() -> StudySpec:
         return StudySpec(DataSpec(dataset="iris", fingerprint=load_data(dataset="iris").fingerprint), ["l2"],

@@ -1,7 +1,7 @@
 """MLflow tracking: a parent run per study, a child run per trial, the best model registered.
 
 The only module that imports MLflow. :class:`MlflowObserver` implements the search loop's
-:class:`~tuner._observer.StudyObserver` hooks with an explicit ``MlflowClient`` (never the
+:class:`~tuner.study._observer.StudyObserver` hooks with an explicit ``MlflowClient`` (never the
 process-global ``mlflow.start_run`` state), so several studies or workers in one process do
 not cross wires.
 
@@ -18,7 +18,7 @@ Layout in MLflow:
   (``val_*``, ``test_*``, ``n_nonzero_weights``, ``fit_seconds``, ``epochs_run``) and the
   trial's weights (``weights.safetensors``). Pruned trials end ``KILLED``, failed ones
   ``FAILED``, the reason in ``tuner.reason``;
-* the best model as an MLflow ``python_function`` model (see :mod:`tuner._pyfunc`; nothing
+* the best model as an MLflow ``python_function`` model (see :mod:`tuner.model._pyfunc`; nothing
   pickled, requirements given explicitly), logged on the best trial's run and registered
   under the study name; alias ``champion`` moves only when a new best beats its value.
 
@@ -41,21 +41,21 @@ import logging
 import math
 import os
 import re
-import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ._observer import StudyInfo, StudyObserver, TrialInfo
-from ._trainer import Callback
-from .errors import ConfigError, TrackingError
+from tuner.errors import ConfigError, TrackingError
+from tuner.study._observer import StudyInfo, StudyObserver, TrialInfo
+from tuner.train._trainer import Callback
 
 __all__ = [
     "MlflowObserver",
@@ -78,7 +78,9 @@ MODEL_NAME = "model"
 WEIGHTS_ARTIFACT = "weights.safetensors"
 EPOCH_PREFIX = "epoch/"
 BUNDLE_PACKAGE = "logreg_tuner_model"
-_BUNDLE_MODULES = ("errors.py", "_features.py", "_model.py", "_pyfunc.py")
+# module -> the file it is bundled as; their imports of each other become relative in the copy
+_BUNDLE_MODULES = {"tuner.errors": "errors.py", "tuner.data._features": "_features.py",
+                   "tuner.model._model": "_model.py", "tuner.model._pyfunc": "_pyfunc.py"}
 
 TAG_STUDY = "tuner.study"
 TAG_ROLE = "tuner.role"
@@ -119,8 +121,8 @@ def _is_http(uri: str) -> bool:
 
 
 def _redact(uri: str, *urls: str) -> str:
-    """``uri`` (or any text) with passwords hidden: the one helper, :func:`tuner._storage.redact`."""
-    from ._storage import redact
+    """``uri`` (or any text) with passwords hidden: the one helper, :func:`tuner.study._storage.redact`."""
+    from tuner.study._storage import redact
 
     return redact(uri, *urls)
 
@@ -132,7 +134,7 @@ def _store_uri(uri: str) -> str:
     """A database store's URI with an installed driver (TrackingError naming the pip command otherwise)."""
     if _scheme(uri).split("+")[0] not in _DB_SCHEMES:
         return uri
-    from ._storage import memory_sqlite, resolve_url
+    from tuner.study._storage import memory_sqlite, resolve_url
 
     if memory_sqlite(uri):
         raise TrackingError(f"The MLflow tracking store {uri} is an in-memory SQLite database, which forgets every "
@@ -143,7 +145,7 @@ def _store_uri(uri: str) -> str:
 def _sqlite_file(uri: str) -> Path | None:
     if _scheme(uri) != "sqlite":
         return None
-    from ._storage import sqlite_path
+    from tuner.study._storage import sqlite_path
 
     try:
         return sqlite_path(uri)
@@ -209,7 +211,7 @@ class _EpochLogger(Callback):
     what it has every ``flush_interval`` seconds, so the UI shows it live.
     """
 
-    def __init__(self, observer: "MlflowObserver", rec: _TrialRun) -> None:
+    def __init__(self, observer: MlflowObserver, rec: _TrialRun) -> None:
         self.observer, self.rec = observer, rec
 
     def on_epoch_end(self, state: Any, logs: dict[str, float]) -> None:
@@ -302,7 +304,7 @@ class MlflowObserver(StudyObserver):
 
     def _open_store(self) -> None:
         """Open (on a first start: create) a database or file store; one process at a time creates it."""
-        from ._storage import check_reachable, retry_races, schema_lock, sqlite_writable
+        from tuner.study._storage import check_reachable, retry_races, schema_lock, sqlite_writable
 
         uri, what = self.tracking_uri, "MLflow tracking store"
         store_uri = _store_uri(uri)
@@ -505,7 +507,7 @@ class MlflowObserver(StudyObserver):
     def _plugin(self, kind: str, name: str) -> dict[str, str]:
         key = (kind, name)
         if key not in self._plugin_tags:
-            from ._registry import optimizers, penalties
+            from tuner._registry import optimizers, penalties
 
             try:
                 info = (penalties if kind == "penalty" else optimizers).info(name)
@@ -662,7 +664,7 @@ class MlflowObserver(StudyObserver):
         self._log_batch(ctx.parent_run_id, metrics=metrics)
 
     def _log_plots(self, ctx: _StudyCtx, history: list[dict[str, Any]], outcome: Any, data: Any) -> None:
-        from . import _plots
+        from tuner.tracking import _plots
 
         parent = self.client.get_run(ctx.parent_run_id)
         with tempfile.TemporaryDirectory() as tmp:
@@ -890,7 +892,7 @@ def _try(fn: Callable[[], Any], what: str) -> None:
 
 def _prepare_sqlite(path: Path) -> None:
     """Create the folder, and put a new database in WAL mode (concurrent readers, fewer fsyncs)."""
-    from ._storage import prepare_sqlite
+    from tuner.study._storage import prepare_sqlite
 
     prepare_sqlite(path, "MLflow database", TrackingError)
 
@@ -930,8 +932,8 @@ def _weights_blob(outcome: Any) -> bytes:
 
 def _reload_data(spec: Mapping[str, Any]) -> Any:
     """The study's data, split as in the study (for the test-split plots and the input example)."""
-    from ._search import load_dataset_for
-    from ._spec import StudySpec
+    from tuner.study._search import load_dataset_for
+    from tuner.study._spec import StudySpec
 
     try:
         return load_dataset_for(StudySpec.from_json(json.dumps(dict(spec))))
@@ -975,12 +977,17 @@ def _input_example(model: Any, data: Any, n: int = 5) -> Any:
 
 def _bundle(dst: Path) -> Path:
     """The package ``logreg_tuner_model``: the modules a loaded model needs, copied verbatim."""
-    src = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent
     pkg = dst / BUNDLE_PACKAGE
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text('"""logreg-tuner model runtime (copied from the tuner package)."""\n')
-    for name in _BUNDLE_MODULES:
-        shutil.copyfile(src / name, pkg / name)
+    for module, name in _BUNDLE_MODULES.items():
+        text = (root.parent / (module.replace(".", "/") + ".py")).read_text()
+        for other, other_name in _BUNDLE_MODULES.items():
+            text = text.replace(f"from {other} import", f"from .{other_name[:-3]} import")
+        if "from tuner" in text or "import tuner" in text:
+            raise RuntimeError(f"{module} imports tuner beyond the bundled modules; the model bundle would not load")
+        (pkg / name).write_text(text)
     return pkg
 
 
@@ -996,7 +1003,7 @@ def save_pyfunc_model(model: Any, path: str | Path, *, input_example: Any = None
     from mlflow.models import infer_signature
     from mlflow.types.schema import ParamSchema, ParamSpec
 
-    from ._pyfunc import LogisticPyfunc, PROBA_PARAM
+    from tuner.model._pyfunc import PROBA_PARAM, LogisticPyfunc
 
     path = Path(path)
     if input_example is None:
@@ -1222,8 +1229,8 @@ def load_logistic_model(path: str | Path) -> Any:
     The MLmodel file's ``data`` path must lead (links resolved) to a folder inside the MLflow
     model folder: a downloaded model never reads files outside itself.
     """
-    from ._model import MODEL_JSON, LogisticModel
-    from .errors import DataError
+    from tuner.errors import DataError
+    from tuner.model._model import MODEL_JSON, LogisticModel
 
     folder = Path(path)
     if (folder / MODEL_JSON).is_file():
@@ -1238,7 +1245,7 @@ def _mlmodel_data(folder: Path, mlmodel: Path) -> Path:
     """The LogisticModel folder that an MLflow model's MLmodel file names (inside ``folder``)."""
     import yaml
 
-    from .errors import DataError
+    from tuner.errors import DataError
 
     try:
         conf = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
@@ -1272,7 +1279,7 @@ def resolve_model(model_uri: str, workdir: str | Path, tracking_uri: str | None 
 
             local = Path(unquote(urlparse(model_uri).path))
         return load_logistic_model(local)
-    from .errors import DataError
+    from tuner.errors import DataError
 
     try:
         return load_logistic_model(download_model(model_uri, workdir, tracking_uri))
@@ -1325,7 +1332,7 @@ def _mlflow_failure(exc: BaseException) -> bool:
 def _study_to_sync(storage_url: str, study_name: str) -> tuple[Any, StudyInfo]:
     import optuna
 
-    from ._storage import open_storage
+    from tuner.study._storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(storage_url, heartbeat=False)
@@ -1436,9 +1443,9 @@ def _log_frozen_trial(obs: MlflowObserver, ctx: _StudyCtx, t: Any) -> str:
 
 def _refit(spec: Mapping[str, Any], best: Any) -> tuple[TrialInfo, Any]:
     """Train the best trial's configuration again (for registering it after the fact)."""
-    from ._configure import train_one
-    from ._search import VARIANT, _params_of, build_space, load_dataset_for, train_config
-    from ._spec import StudySpec
+    from tuner.study._configure import train_one
+    from tuner.study._search import VARIANT, _params_of, build_space, load_dataset_for, train_config
+    from tuner.study._spec import StudySpec
 
     s = StudySpec.from_json(json.dumps(dict(spec)))
     space = build_space(s)

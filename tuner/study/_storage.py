@@ -16,11 +16,12 @@ import re
 import sqlite3
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote, unquote
 
-from .errors import StorageError, TunerError
+from tuner.errors import StorageError, TunerError
 
 __all__ = [
     "DEFAULT_STORAGE_FILE",

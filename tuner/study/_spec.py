@@ -8,10 +8,11 @@ and the study name.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
-from .errors import ConfigError
+from tuner.errors import ConfigError
 
 __all__ = ["DataSpec", "StudySpec", "SPEC_VERSION", "parse_range"]
 
@@ -30,7 +31,7 @@ class DataSpec:
     ``path`` / ``test_file`` are absolute paths on the machine that created the study;
     ``relative_path`` / ``test_relative_path`` are the same files relative to that machine's
     ``$TUNER_DATA_ROOT`` (when they lie under it) or working folder, which a worker resolves
-    against its own (see :func:`tuner._data.locate`). ``zero_based`` is the LIBSVM index base
+    against its own (see :func:`tuner.data._loaders.locate`). ``zero_based`` is the LIBSVM index base
     decided when the study was created; the fingerprints identify the files' contents.
     """
 
@@ -76,7 +77,7 @@ class StudySpec:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "StudySpec":
+    def from_json(cls, text: str) -> StudySpec:
         raw = json.loads(text)
         known = {f.name for f in fields(cls)}
         raw = {k: v for k, v in raw.items() if k in known}
@@ -101,7 +102,7 @@ class StudySpec:
             "cross-validation folds (--cv)": self.cv,
         }
 
-    def with_changes(self, changes: Mapping[str, Any]) -> "StudySpec":
+    def with_changes(self, changes: Mapping[str, Any]) -> StudySpec:
         """A copy with ``changes`` applied; keys are field names, ``data.NAME`` or ``train.NAME``."""
         out = StudySpec.from_json(self.to_json())
         for key, value in changes.items():
@@ -121,7 +122,7 @@ class StudySpec:
                 raise ConfigError(f"The study spec has no option {key!r}.")
         return out
 
-    def differences(self, other: "StudySpec") -> list[str]:
+    def differences(self, other: StudySpec) -> list[str]:
         """Human-readable list of identity differences between ``self`` (stored) and ``other``.
 
         A data-reading field that the stored spec never recorded (a study created before the
@@ -138,7 +139,7 @@ class StudySpec:
 
 def parse_range(text: str) -> tuple[str, Any]:
     """``"LOW..HIGH[:log]"`` -> ("range", (low, high, log)); ``"V"`` -> ("fixed", V)."""
-    from ._space import parse_value
+    from tuner._space import parse_value
 
     body, log = text, False
     if text.endswith(":log"):

@@ -8,8 +8,9 @@ writes one PNG and returns its path.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -160,7 +161,8 @@ def coefficients(names: Sequence[str], coef: np.ndarray, classes: Sequence[Any],
 
 def roc_curve(y_true: np.ndarray, score: np.ndarray, positive: Any, path: str | Path, split: str = "test") -> Path:
     """ROC curve of a binary model with its AUC."""
-    from sklearn.metrics import roc_auc_score, roc_curve as sk_roc
+    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_curve as sk_roc
 
     fig = _figure(5.5, 5)
     ax = fig.add_subplot(1, 1, 1)

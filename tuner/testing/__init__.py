@@ -54,7 +54,7 @@ prints them. The checks:
     L1 penalty forces them.
 ``batch_values`` (penalty), ``batch_fit``, ``batch_divergence`` (both; only for a plugin that
 declares ``supports_batch``, skipped otherwise)
-    trials side by side (:mod:`tuner._testing_batch`): one value, gradient and prox per trial;
+    trials side by side (:mod:`tuner.testing._batch`): one value, gradient and prox per trial;
     K = 3 trials trained together by ``fit_many`` with built-in partners equal each trial
     alone (float64 and float32, dense and sparse, the same exact zeros); a trial with a huge
     learning rate leaves its neighbours unchanged.
@@ -65,16 +65,17 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 
-from ._plugin_api import Optimizer, Penalty
-from ._registry import NAME_PATTERN
-from ._space import Categorical, Float, Int, validate_space
-from ._testing_batch import BATCH_OPTIMIZER_CHECKS, BATCH_PENALTY_CHECKS
-from .errors import PluginError
+from tuner._plugin_api import Optimizer, Penalty
+from tuner._registry import NAME_PATTERN
+from tuner._space import Categorical, Float, Int, validate_space
+from tuner.errors import PluginError
+from tuner.testing._batch import BATCH_OPTIMIZER_CHECKS, BATCH_PENALTY_CHECKS
 
 __all__ = [
     "ContractError",
@@ -764,7 +765,7 @@ def run_installed_checks(name: str, group: str | None = None, *, seed: int = 0) 
     with the registry's reason. An unknown name raises :class:`tuner.PluginError` listing the
     usable plugins.
     """
-    from ._registry import optimizers, penalties
+    from tuner._registry import optimizers, penalties
 
     registries = {"penalty": penalties, "optimizer": optimizers}
     if group is not None and group not in registries:

@@ -12,26 +12,39 @@ import math
 import signal
 import time
 import warnings as warnings_module
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ._configure import TrainOutcome, cv_folds, train_one
-from ._data import Dataset, load_data, prepare
-from ._metrics import METRICS, evaluate
-from ._observer import StudyInfo, StudyObserver, TrialInfo
-from ._plugin_api import compatibility_reason
-from ._registry import optimizers, penalties
-from ._runs import (FAIL_STREAK, GAVE_UP, TRIAL_OUTCOME_ATTRS, WORKER, Budget, GaveUp, budget_warnings,
-                    fail_stale_trials, failure_streak, none_completed, own_stale_check, raise_if_failing,
-                    seeded_sampler)
-from ._spec import StudySpec, parse_range
-from ._storage import open_storage, redact
-from ._trainer import Callback, TrainConfig, TrainingState, work_size
-from ._trial_batches import TrialBatches, batch_size_for
-from .errors import ConfigError, TunerError
+from tuner._plugin_api import compatibility_reason
+from tuner._registry import optimizers, penalties
+from tuner.data._loaders import Dataset, load_data, prepare
+from tuner.errors import ConfigError, TunerError
+from tuner.study._configure import TrainOutcome, cv_folds, train_one
+from tuner.study._observer import StudyInfo, StudyObserver, TrialInfo
+from tuner.study._runs import (
+    FAIL_STREAK,
+    GAVE_UP,
+    TRIAL_OUTCOME_ATTRS,
+    WORKER,
+    Budget,
+    GaveUp,
+    budget_warnings,
+    fail_stale_trials,
+    failure_streak,
+    none_completed,
+    own_stale_check,
+    raise_if_failing,
+    seeded_sampler,
+)
+from tuner.study._spec import StudySpec, parse_range
+from tuner.study._storage import open_storage, redact
+from tuner.study._trial_batches import TrialBatches, batch_size_for
+from tuner.train._metrics import METRICS, evaluate
+from tuner.train._trainer import Callback, TrainConfig, TrainingState, work_size
 
 __all__ = ["SearchSpace", "Slot", "build_space", "run_study", "StudyResult", "load_dataset_for", "make_sampler",
            "make_pruner", "Interrupted", "open_or_create_study", "resume_spec", "RESUMABLE"]
@@ -65,7 +78,7 @@ class Slot:
     log: bool = False
 
     def suggest(self, trial: Any) -> Any:
-        from ._space import Categorical, Int
+        from tuner._space import Categorical, Int
 
         if self.is_fixed:
             return self.fixed
@@ -99,7 +112,7 @@ def variant_name(penalty: str, optimizer: str) -> str:
 
 def build_space(spec: StudySpec) -> SearchSpace:
     """The variants (compatible pairs) and their conditional hyperparameters, overrides applied."""
-    from ._space import Categorical
+    from tuner._space import Categorical
 
     pens = {n: penalties.get(n) for n in spec.penalties}
     opts = {n: optimizers.get(n) for n in spec.optimizers}
@@ -217,7 +230,7 @@ def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) 
     ``preloaded``: the training and test data the caller already read for this spec (the CLI
     reads them to fingerprint a new study), used when their fingerprints are the spec's.
     """
-    from ._data import locate
+    from tuner.data._loaders import locate
 
     d = spec.data
     path = test_path = None
@@ -248,7 +261,7 @@ def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) 
 
 def _same_content(path: Any, d: Any, stored: str, what: str) -> str:
     """The fingerprint of the file at ``path``, refused when the study stored another one."""
-    from ._data import file_fingerprint
+    from tuner.data._loaders import file_fingerprint
 
     now = file_fingerprint(path, fmt=d.fmt, target=d.target, text_column=d.text_column, encoding=d.encoding)
     if stored and now != stored:
@@ -281,7 +294,7 @@ class _MetricCallback(Callback):
 class _PruningCallback(Callback):
     """Reports the study metric each epoch and raises ``optuna.TrialPruned`` when told to."""
 
-    def __init__(self, trial: Any, metric: str, judge: "_PruneJudge | None" = None) -> None:
+    def __init__(self, trial: Any, metric: str, judge: _PruneJudge | None = None) -> None:
         self.trial, self.metric, self.judge = trial, metric, judge
         self.values: dict[int, float] = {}
 
@@ -574,7 +587,7 @@ def _check_budget(n_trials: int | None, timeout: float | None) -> None:
 
 def _check_data(spec: StudySpec, data: Dataset) -> None:
     """Refuse data on which no trial could be compared (before any trial is stored)."""
-    from .errors import DataError
+    from tuner.errors import DataError
 
     if spec.metric == "roc_auc" and data.n_classes > 2:
         raise ConfigError("The roc_auc metric is for binary targets; use f1 (macro F1) or log_loss for multiclass.")
@@ -595,7 +608,7 @@ def _exact_solvers_for_small_data(spec: StudySpec, data: Dataset) -> list[str]:
     milliseconds, where a mini-batch optimizer gets a few steps an epoch and is pruned as not
     converged (budget spent on models that could never win). Applies only when the user did not
     choose the optimizers; returns the notice for the summary."""
-    from ._configure import GAP_CHECK_WORK
+    from tuner.study._configure import GAP_CHECK_WORK
 
     if work_size(data.X_train) > GAP_CHECK_WORK:
         return []
@@ -609,7 +622,7 @@ def _exact_solvers_for_small_data(spec: StudySpec, data: Dataset) -> list[str]:
 
 
 def _check_training(config: TrainConfig) -> None:
-    from ._device import Placement
+    from tuner.train._device import Placement
 
     config.check()
     Placement.resolve(config.device, config.dtype)  # --device cuda without CUDA, --device bogus
@@ -624,7 +637,7 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     """Create or resume ``study_name`` and run trials until its budget; refit and test the best.
 
     ``batch_trials``: trials asked at once and trained side by side where their plugins allow
-    (an int, ``"auto"``, or None for one at a time); see :mod:`tuner._trial_batches`.
+    (an int, ``"auto"``, or None for one at a time); see :mod:`tuner.study._trial_batches`.
     ``preloaded``: the data already read for ``spec`` (see :func:`load_dataset_for`).
 
     ``n_trials`` / ``timeout`` given here replace the stored budget (the budget counts the
@@ -910,7 +923,7 @@ def _best_trial(study: Any) -> Any | None:
 
 
 def _refit_and_end(study: Any, space: SearchSpace, data: Dataset, config: TrainConfig, best_trial: Any,
-                   observers: Sequence[StudyObserver], info: StudyInfo, stop: "_StopRequest",
+                   observers: Sequence[StudyObserver], info: StudyInfo, stop: _StopRequest,
                    known: TrainOutcome | None = None) -> tuple[TrainOutcome | None, str | None]:
     """Refit the best configuration (unless this process trained it: ``known``, its outcome)
     and let the observers register it.

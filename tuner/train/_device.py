@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .errors import ConfigError
+from tuner.errors import ConfigError
 
 __all__ = ["Placement"]
 
@@ -54,7 +54,7 @@ class Placement:
 
     @classmethod
     def resolve(cls, device: str = "auto", dtype: str = "float32", *, work: int | None = None,
-                rows: int | None = None, full_batch: bool | None = None) -> "Placement":
+                rows: int | None = None, full_batch: bool | None = None) -> Placement:
         """The placement for ``device`` (``auto``, ``cpu``, ``cuda[:N]``) and ``dtype``.
 
         ``auto`` picks CUDA only when it is available and the problem is big enough for the GPU

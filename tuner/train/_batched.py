@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._device import Placement, csr_rows, csr_slice, matmul
-from ._plugin_api import Optimizer, Penalty, compatibility_reason
-from .errors import ConfigError, IncompatiblePluginsError, PluginError, TrainingDivergedError
+from tuner._plugin_api import Optimizer, Penalty, compatibility_reason
+from tuner.errors import ConfigError, IncompatiblePluginsError, PluginError, TrainingDivergedError
+from tuner.train._device import Placement, csr_rows, csr_slice, matmul
 
 __all__ = ["fit_many", "batchable", "auto_batch_size", "rows_per_step", "stack_params"]
 
@@ -201,7 +202,7 @@ def fit_many(
     ``m = column_weight`` (``(n, K)``, default ones; cross-validation folds are 0/1 columns)
     and ``n_k = sum_i m_ik``. ``val_column_weight`` (``(n_val, K)``) weights the validation rows
     per trial likewise. ``callbacks[k]`` are trial k's callbacks; ``init[k]`` optional starting
-    weights ``(W (p, c), b (c,))``. Returns, per trial, a :class:`~tuner._trainer.FitResult`,
+    weights ``(W (p, c), b (c,))``. Returns, per trial, a :class:`~tuner.train._trainer.FitResult`,
     or the exception that stopped that trial (a callback's, e.g. a pruner's, or
     :class:`TrainingDivergedError`). A ``BaseException`` that is not an ``Exception`` (an
     interrupt) stops every trial and propagates.
@@ -225,7 +226,7 @@ def fit_many(
         raise ConfigError(f"The pair {names} does not support trials side by side (supports_batch); train its "
                           "trials one at a time.")
     callbacks = [list(c) for c in callbacks] if callbacks else [[] for _ in range(k_trials)]
-    from ._trainer import SMALL_WORK, work_size
+    from tuner.train._trainer import SMALL_WORK, work_size
 
     threads = torch.get_num_threads()
     n_rows = max(int(np.shape(X)[0]), 1)
@@ -248,7 +249,7 @@ def _fit_many(X: Any, y: np.ndarray, n_classes: int, pens: list[Penalty], penalt
               callbacks: Sequence[Sequence[Any]], classes: Sequence[Any] | None,
               init: Sequence[tuple[np.ndarray, np.ndarray] | None] | None) -> list[Any]:
     """:func:`fit_many` once the arguments are checked and the thread count set."""
-    from ._trainer import FitResult, TrainingState, class_weights
+    from tuner.train._trainer import FitResult, TrainingState, class_weights
 
     k_trials = len(penalty_params)
 

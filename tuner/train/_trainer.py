@@ -10,15 +10,16 @@ knowing about them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from ._device import csr_rows, matmul
-from ._plugin_api import Optimizer, Penalty
-from .errors import ConfigError
+from tuner._plugin_api import Optimizer, Penalty
+from tuner.errors import ConfigError
+from tuner.train._device import csr_rows, matmul
 
 __all__ = ["TrainConfig", "Callback", "TrainingState", "FitResult", "fit", "class_weights"]
 
@@ -29,7 +30,7 @@ class TrainConfig:
 
     epochs: int = 100
     batch_size: int | None = None
-    """Rows a mini-batch step; ``None``: scaled with the data (``tuner._batched.auto_batch_size``)."""
+    """Rows a mini-batch step; ``None``: scaled with the data (``tuner.train._batched.auto_batch_size``)."""
     patience: int = 5
     tol: float = 1e-4
     schedule: Literal["cosine", "constant"] = "cosine"
@@ -64,13 +65,13 @@ class Callback:
     exception propagates out of :func:`fit` unchanged.
     """
 
-    def on_train_begin(self, state: "TrainingState") -> None:
+    def on_train_begin(self, state: TrainingState) -> None:
         pass
 
-    def on_epoch_end(self, state: "TrainingState", logs: dict[str, float]) -> None:
+    def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
         pass
 
-    def on_train_end(self, state: "TrainingState", result: "FitResult") -> None:
+    def on_train_end(self, state: TrainingState, result: FitResult) -> None:
         pass
 
 
@@ -168,7 +169,7 @@ def fit(
     classes: Sequence[Any] | None = None,
     init: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FitResult:
-    """Train one logistic regression (one trial of :func:`tuner._batched.fit_many`).
+    """Train one logistic regression (one trial of :func:`tuner.train._batched.fit_many`).
 
     ``X`` is a dense array or scipy sparse matrix (already preprocessed), ``y`` integer class
     indices in ``[0, n_classes)``. By default (``monitor="objective"``) training stops when the
@@ -178,7 +179,7 @@ def fit(
     Raises :class:`TrainingDivergedError` when the loss becomes NaN or infinite, and whatever a
     callback raised (a pruner's ``TrialPruned``).
     """
-    from ._batched import fit_many
+    from tuner.train._batched import fit_many
 
     config = config or TrainConfig()
     config.check()

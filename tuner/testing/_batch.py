@@ -3,7 +3,7 @@
 A plugin that declares ``supports_batch`` promises the trial-axis convention of
 :mod:`tuner._plugin_api`: K trials trained in one tensor program give what each trial gives
 alone. These checks hold it to that promise through the real trainer
-(:func:`tuner._batched.fit_many`), pairing the plugin with built-in batched partners:
+(:func:`tuner.train._batched.fit_many`), pairing the plugin with built-in batched partners:
 
 ``batch_values`` (penalty)
     with weights ``(K, p, c)`` and ``(K, 1, 1)`` hyperparameters, ``smooth_value`` and
@@ -24,16 +24,17 @@ A plugin that does not declare ``supports_batch`` skips them: its trials run one
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from ._plugin_api import Optimizer, Penalty, compatibility_reason
-from ._space import Categorical, Float, Int
+from tuner._plugin_api import Optimizer, Penalty, compatibility_reason
+from tuner._space import Categorical, Float, Int
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .testing import _Subject
+    from tuner.testing import _Subject
 
 __all__ = ["BATCH_PENALTY_CHECKS", "BATCH_OPTIMIZER_CHECKS", "trial_settings", "K_TRIALS"]
 
@@ -49,25 +50,25 @@ arithmetic, perhaps summed in another order)."""
 
 
 def _fail(reason: str) -> Exception:
-    from .testing import _Fail  # late: tuner.testing imports this module
+    from tuner.testing import _Fail  # late: tuner.testing imports this module
 
     return _Fail(reason)
 
 
 def _skip(reason: str) -> Exception:
-    from .testing import _Skip
+    from tuner.testing import _Skip
 
     return _Skip(reason)
 
 
 def _call(fn: Any, what: str, *args: Any) -> Any:
-    from .testing import _call as call
+    from tuner.testing import _call as call
 
     return call(fn, what, *args)
 
 
 def _fmt(params: Mapping[str, Any]) -> str:
-    from .testing import _fmt as fmt
+    from tuner.testing import _fmt as fmt
 
     return fmt(params)
 
@@ -124,7 +125,7 @@ class _Data:
 
 
 def _config(optimizer: Optimizer, dtype: str, seed: int) -> Any:
-    from ._trainer import TrainConfig
+    from tuner.train._trainer import TrainConfig
 
     epochs = 3 if optimizer.full_batch else 4
     return TrainConfig(epochs=epochs, batch_size=32, patience=2, dtype=dtype, device="cpu", seed=seed)
@@ -133,7 +134,7 @@ def _config(optimizer: Optimizer, dtype: str, seed: int) -> Any:
 def _train(data: _Data, pens: Sequence[Penalty], pps: Sequence[Mapping[str, Any]], opt: Optimizer,
            ops: Sequence[Mapping[str, Any]], config: Any, where: str) -> list[Any]:
     """Side by side when ``len(pps) > 1``; one result (or the exception that stopped it) per trial."""
-    from ._batched import fit_many
+    from tuner.train._batched import fit_many
 
     with torch.random.fork_rng(devices=[]):  # fit_many seeds torch's global generator: keep the caller's
         return _call(fit_many, f"fit_many {where}", data.X, data.y, data.n_classes, list(pens), list(pps), opt,
@@ -148,7 +149,7 @@ def _outcome(result: Any) -> str:
 def _compare(together: Any, alone: Any, k: int, has_prox: bool, dtype: torch.dtype, where: str) -> None:
     """Trial ``k`` side by side must equal it alone: same outcome, weights within the tolerance,
     and (for a prox penalty) the same exact zeros."""
-    from ._trainer import FitResult
+    from tuner.train._trainer import FitResult
 
     if isinstance(alone, BaseException) or isinstance(together, BaseException):
         if type(alone) is not type(together):
@@ -196,7 +197,7 @@ def _side_by_side_equals_alone(pens: Sequence[Penalty], pps: Sequence[Mapping[st
 def _isolated(pens: Sequence[Penalty], pps: Sequence[Mapping[str, Any]], opt: Optimizer,
               ops: Sequence[Mapping[str, Any]], seed: int, where: str) -> str:
     """Trial 1 has a huge learning rate; trials 0 and 2 must be what they are alone."""
-    from .errors import TrainingDivergedError
+    from tuner.errors import TrainingDivergedError
 
     data = _Data(seed, sparse=False)
     outcome = "trained"
@@ -217,7 +218,7 @@ def _isolated(pens: Sequence[Penalty], pps: Sequence[Mapping[str, Any]], opt: Op
 # Partners and declarations.
 
 
-def _needs_batch(s: "_Subject") -> None:
+def _needs_batch(s: _Subject) -> None:
     flag = getattr(s.plugin, "supports_batch", False)
     if not isinstance(flag, bool):
         raise _fail(f"supports_batch must be a bool; got {flag!r}")
@@ -226,7 +227,7 @@ def _needs_batch(s: "_Subject") -> None:
 
 
 def _builtin(kind: str, name: str) -> Any:
-    from ._registry import optimizers, penalties
+    from tuner._registry import optimizers, penalties
 
     registry = penalties if kind == "penalty" else optimizers
     try:
@@ -263,7 +264,7 @@ def _defaults(plugin: Any) -> dict[str, Any]:
 # Penalty checks.
 
 
-def _random_weights(s: "_Subject", dtype: torch.dtype) -> torch.Tensor:
+def _random_weights(s: _Subject, dtype: torch.dtype) -> torch.Tensor:
     """``(K, p, c)``: one random trial, one large, one zero."""
     g = s.generator(5)
     W = torch.randn(K_TRIALS, 5, 3, generator=g, dtype=torch.float64)
@@ -273,7 +274,7 @@ def _random_weights(s: "_Subject", dtype: torch.dtype) -> torch.Tensor:
 
 
 def _stacked(settings: Sequence[Mapping[str, Any]], dtype: torch.dtype, name: str) -> dict[str, Any]:
-    from ._batched import stack_params
+    from tuner.train._batched import stack_params
 
     try:
         return stack_params(settings, dtype, torch.device("cpu"), f"penalty '{name}' hyperparameter")
@@ -320,7 +321,7 @@ def _check_prox_per_trial(pen: Penalty, W: torch.Tensor, params: Mapping[str, An
                             f"at {_fmt(single)}: each trial needs its own step and hyperparameters")
 
 
-def check_batch_values(s: "_Subject") -> str:
+def check_batch_values(s: _Subject) -> str:
     """Per-trial values, gradients and proxes with the trial axis (module docstring)."""
     _needs_batch(s)
     pen: Penalty = s.plugin
@@ -348,7 +349,7 @@ def check_batch_values(s: "_Subject") -> str:
             f"at {K_TRIALS} settings, float64 and float32")
 
 
-def check_batch_penalty_fit(s: "_Subject") -> str:
+def check_batch_penalty_fit(s: _Subject) -> str:
     """K trials of this penalty side by side under built-in optimizers equal each alone."""
     _needs_batch(s)
     pen: Penalty = s.plugin
@@ -364,7 +365,7 @@ def check_batch_penalty_fit(s: "_Subject") -> str:
     return f"{n} trials side by side equal to alone, with {', '.join(o.name for o in partners)}"
 
 
-def check_batch_penalty_divergence(s: "_Subject") -> str:
+def check_batch_penalty_divergence(s: _Subject) -> str:
     """A diverging SGD trial (huge lr) next to two trials of this penalty leaves them unchanged."""
     _needs_batch(s)
     pen: Penalty = s.plugin
@@ -380,7 +381,7 @@ def check_batch_penalty_divergence(s: "_Subject") -> str:
 # Optimizer checks.
 
 
-def check_batch_optimizer_fit(s: "_Subject") -> str:
+def check_batch_optimizer_fit(s: _Subject) -> str:
     """K trials with different hyperparameters of this optimizer under built-in penalties equal each alone."""
     _needs_batch(s)
     opt: Optimizer = s.plugin
@@ -394,7 +395,7 @@ def check_batch_optimizer_fit(s: "_Subject") -> str:
     return f"{n} trials side by side equal to alone, with {', '.join(p.name for p, _ in partners)}"
 
 
-def check_batch_optimizer_divergence(s: "_Subject") -> str:
+def check_batch_optimizer_divergence(s: _Subject) -> str:
     """A trial with a huge learning rate leaves its two neighbours unchanged."""
     _needs_batch(s)
     opt: Optimizer = s.plugin

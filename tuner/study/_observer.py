@@ -7,12 +7,13 @@ every trial; it never imports the tracking code, and the observer never imports 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._configure import TrainOutcome
-    from ._trainer import Callback
+    from tuner.study._configure import TrainOutcome
+    from tuner.train._trainer import Callback
 
 __all__ = ["TrialInfo", "StudyInfo", "StudyObserver"]
 
@@ -57,16 +58,16 @@ class StudyObserver:
         """Called once per process before any trial; returns study user attributes to store."""
         return {}
 
-    def on_trial_start(self, study: StudyInfo, trial: TrialInfo) -> tuple[Sequence["Callback"], dict[str, Any]]:
+    def on_trial_start(self, study: StudyInfo, trial: TrialInfo) -> tuple[Sequence[Callback], dict[str, Any]]:
         """Returns trainer callbacks for this trial (per-epoch logging) and trial attributes."""
         return (), {}
 
     def on_trial_end(self, study: StudyInfo, trial: TrialInfo, state: str, value: float | None,
-                     outcome: "TrainOutcome | None", reason: str | None) -> dict[str, Any]:
+                     outcome: TrainOutcome | None, reason: str | None) -> dict[str, Any]:
         """``state`` is COMPLETE, PRUNED or FAIL; ``outcome`` is None unless training finished."""
         return {}
 
-    def on_study_end(self, study: StudyInfo, best: TrialInfo | None, best_outcome: "TrainOutcome | None",
+    def on_study_end(self, study: StudyInfo, best: TrialInfo | None, best_outcome: TrainOutcome | None,
                      history: list[dict[str, Any]]) -> dict[str, Any]:
         """Called after the best configuration was refit and evaluated on the test split.
 

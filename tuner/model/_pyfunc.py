@@ -3,7 +3,7 @@
 MLflow loads a pyfunc model by importing its ``loader_module`` and calling
 ``_load_pyfunc(data_path)``: nothing is unpickled. The logged model carries its own copy of
 this module and of the three modules it needs (``_model``, ``_features``, ``errors``) as
-the package ``logreg_tuner_model`` (see :func:`tuner._tracking.write_pyfunc_model`), so it
+the package ``logreg_tuner_model`` (see :func:`tuner.tracking._mlflow.write_pyfunc_model`), so it
 predicts with NumPy, SciPy, pandas, scikit-learn (TF-IDF) and safetensors only: neither
 logreg-tuner nor torch has to be installed where the model is served. Keep the imports of
 this module, ``_model`` and ``_features`` relative and limited to each other and ``errors``.
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._model import LogisticModel
+from tuner.model._model import LogisticModel
 
 __all__ = ["LogisticPyfunc", "as_rows", "class_labels", "labels_of", "prediction_frame"]
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ._features import TFIDF_OPTIONS, FeaturePipeline
-from .errors import DataError
+from tuner.data._features import TFIDF_OPTIONS, FeaturePipeline
+from tuner.errors import DataError
 
 __all__ = ["LogisticModel", "MODEL_JSON", "WEIGHTS_FILE"]
 
@@ -99,7 +99,7 @@ class LogisticModel:
         return folder
 
     @classmethod
-    def load(cls, path: str | Path) -> "LogisticModel":
+    def load(cls, path: str | Path) -> LogisticModel:
         """Read a model saved by :meth:`save` (no code is unpickled), checking every part of it.
 
         Raises :class:`DataError` (one line naming the file) for a file that is missing, damaged,

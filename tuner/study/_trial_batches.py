@@ -3,26 +3,27 @@
 A batch is asked from Optuna one trial after another (TPE's constant liar counts the running
 ones as bad, so the batch spreads out), grouped by optimizer (trials that differ only in
 penalty or in numeric hyperparameters share one pass over the data), trained with
-:func:`tuner._configure.train_many`, and told one by one: each trial keeps its own Optuna
+:func:`tuner.study._configure.train_many`, and told one by one: each trial keeps its own Optuna
 trial, pruning, observers (MLflow run) and reason. Plugins that do not support trials side by
-side run one at a time. Only :mod:`tuner._search` uses this module (it imports Optuna).
+side run one at a time. Only :mod:`tuner.study._search` uses this module (it imports Optuna).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from ._batched import batchable
-from ._configure import MAX_OPTIMALITY_GAP, TrainOutcome, train_many
-from ._observer import StudyInfo, StudyObserver, TrialInfo
-from ._registry import optimizers, penalties
-from ._trainer import Callback, TrainConfig
-from .errors import TrainingDivergedError
+from tuner._registry import optimizers, penalties
+from tuner.errors import TrainingDivergedError
+from tuner.study._configure import MAX_OPTIMALITY_GAP, TrainOutcome, train_many
+from tuner.study._observer import StudyInfo, StudyObserver, TrialInfo
+from tuner.train._batched import batchable
+from tuner.train._trainer import Callback, TrainConfig
 
 __all__ = ["Pending", "TrialBatches", "AUTO_BATCH_TRIALS", "batch_size_for"]
 
@@ -58,8 +59,8 @@ def paying_group_size(X: Any, n_weights: int, opt: Any, config: TrainConfig) -> 
     (``batch_state_floats`` numbers a weight). Wide sparse text (SST-2: ~5,000 values a step
     against 10^5 weights a trial) gains nothing from a second trial on a mini-batch step; a9a
     (3,600 values, 123 weights) gains up to ~100."""
-    from ._batched import rows_per_step
-    from ._trainer import work_size
+    from tuner.train._batched import rows_per_step
+    from tuner.train._trainer import work_size
 
     n = max(int(X.shape[0]), 1)
     shared = STEP_OVERHEAD_VALUES + work_size(X) * rows_per_step(n, opt, config) / n

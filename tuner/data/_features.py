@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import DataError
+from tuner.errors import DataError
 
 __all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block", "standardization", "max_abs_columns",
            "scale_columns", "value_dtype"]
@@ -181,7 +181,7 @@ class FeaturePipeline:
     # ---- fitting ---------------------------------------------------------------------
     @classmethod
     def fit(cls, X: Any, *, kind: str, numeric_columns: list[str] | None = None, text_column: str | None = None,
-            feature_names: list[str] | None = None) -> "FeaturePipeline":
+            feature_names: list[str] | None = None) -> FeaturePipeline:
         """Fit on the training rows (a matrix, or a DataFrame for ``kind='table'``)."""
         if kind == "matrix":
             sparse = sp.issparse(X)
@@ -360,7 +360,7 @@ class FeaturePipeline:
         return meta, arrays
 
     @classmethod
-    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "FeaturePipeline":
+    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FeaturePipeline:
         return cls(
             kind=meta["kind"],
             n_input_features=int(meta.get("n_input_features", 0)),

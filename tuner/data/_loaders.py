@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._features import CHUNK_VALUES, FeaturePipeline, check_finite_matrix, numeric_block, value_dtype
-from .errors import ConfigError, DataError
+from tuner.data._features import CHUNK_VALUES, FeaturePipeline, check_finite_matrix, numeric_block, value_dtype
+from tuner.errors import ConfigError, DataError
 
 __all__ = ["RawData", "Dataset", "load_data", "load_rows", "prepare", "encode_labels", "BUILTIN_DATASETS",
            "DATA_ROOT_ENV", "portable_path", "locate", "file_fingerprint"]

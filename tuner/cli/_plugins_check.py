@@ -20,7 +20,7 @@ def plugins_check(name: str, group: str | None, seed: int, as_json: bool) -> Non
     check fails. A penalty and an optimizer of the same name are both checked unless
     --group chooses one.
     """
-    from .testing import run_installed_checks
+    from tuner.testing import run_installed_checks
 
     reports = run_installed_checks(name, group, seed=seed)  # PluginError (unknown name) -> ClickException
     ok = all(r.ok for r in reports)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import click
 
-from .errors import TunerError
+from tuner.errors import TunerError
 
 __all__ = ["main", "cli"]
 
@@ -31,7 +32,7 @@ class TunerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TunerError as exc:
-            from ._storage import redact
+            from tuner.study._storage import redact
 
             raise click.ClickException(redact(exc)) from None
 
@@ -108,8 +109,8 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def _read_data(data: str | None, dataset: str | None, target: str | None, text_column: str | None, fmt: str,
                encoding: str, n_features: int | None, test_file: str | None, zero_based: bool | None) -> Any:
     """The training data and the test file (or None), the test file read like the training data."""
-    from ._data import load_data
-    from .errors import ConfigError
+    from tuner.data._loaders import load_data
+    from tuner.errors import ConfigError
 
     ctx = click.get_current_context(silent=True)
     if test_file is not None and ctx is not None and ctx.get_parameter_source("test_size") not in (
@@ -130,7 +131,7 @@ def load_dataset(data: str | None, dataset: str | None, target: str | None, text
                  encoding: str, n_features: int | None, val_size: float, test_size: float, test_file: str | None,
                  seed: int, zero_based: bool | None = None) -> Any:
     """Read and split the data named by the data options."""
-    from ._data import prepare
+    from tuner.data._loaders import prepare
 
     raw, test_raw = _read_data(data, dataset, target, text_column, fmt, encoding, n_features, test_file, zero_based)
     return prepare(raw, val_size=val_size, test_size=test_size, seed=seed, test_raw=test_raw)
@@ -143,8 +144,8 @@ def data_spec(data: str | None, dataset: str | None, target: str | None, text_co
 
     ``read``: a list that receives the training and test data read here (so the study need not
     read them again)."""
-    from ._data import portable_path
-    from ._spec import DataSpec
+    from tuner.data._loaders import portable_path
+    from tuner.study._spec import DataSpec
 
     raw, test_raw = _read_data(data, dataset, target, text_column, fmt, encoding, n_features, test_file, zero_based)
     if read is not None:
@@ -173,7 +174,7 @@ def plugins() -> None:
 
 
 def _plugin_rows() -> list[dict[str, Any]]:
-    from ._registry import optimizers, penalties
+    from tuner._registry import optimizers, penalties
 
     rows = []
     for registry in (penalties, optimizers):
@@ -254,9 +255,9 @@ def train(data: str | None, dataset: str | None, target: str | None, text_column
           dtype: str,
           penalty: str, optimizer: str, params: tuple[str, ...], save_model: str | None, as_json: bool) -> None:
     """Train one configuration and report validation and test metrics."""
-    from ._configure import MAX_OPTIMALITY_GAP, resolve_pair, resolve_params, split_overrides, train_one
-    from ._space import parse_value
-    from ._trainer import TrainConfig
+    from tuner._space import parse_value
+    from tuner.study._configure import MAX_OPTIMALITY_GAP, resolve_pair, resolve_params, split_overrides, train_one
+    from tuner.train._trainer import TrainConfig
 
     pen_over, opt_over = split_overrides([(k, parse_value(v)) for k, v in parse_assignments(params)], penalty,
                                          optimizer)
@@ -367,7 +368,7 @@ def _explicit_changes(ctx: click.Context, spec_values: dict[str, Any]) -> dict[s
     """
     from dataclasses import fields
 
-    from ._spec import DataSpec
+    from tuner.study._spec import DataSpec
 
     data_fields = {f.name for f in fields(DataSpec)}
     out: dict[str, Any] = {}
@@ -428,10 +429,10 @@ def tune(app: AppContext, data: str | None, dataset: str | None, target: str | N
     import time
     from pathlib import Path
 
-    from ._registry import optimizers, penalties
-    from ._search import build_space, run_study
-    from ._spec import StudySpec
-    from ._storage import default_storage_url
+    from tuner._registry import optimizers, penalties
+    from tuner.study._search import build_space, run_study
+    from tuner.study._spec import StudySpec
+    from tuner.study._storage import default_storage_url
 
     storage_url = storage or default_storage_url()
     if storage is None and not app.quiet and not as_json:
@@ -497,9 +498,9 @@ def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | N
 
     import optuna
 
-    from ._search import run_study
-    from ._storage import open_storage
-    from .errors import ConfigError
+    from tuner.errors import ConfigError
+    from tuner.study._search import run_study
+    from tuner.study._storage import open_storage
 
     deadline = time.time() + wait
     storage_obj = open_storage(storage, heartbeat=False)
@@ -543,9 +544,9 @@ def _observers(storage_url: str, tracking_uri: str | None, no_tracking: bool) ->
     """The MLflow observer (unless disabled), checked to use another database than the study."""
     if no_tracking:
         return []
-    from ._storage import same_database
-    from ._tracking import MlflowObserver, default_tracking_uri
-    from .errors import ConfigError
+    from tuner.errors import ConfigError
+    from tuner.study._storage import same_database
+    from tuner.tracking._mlflow import MlflowObserver, default_tracking_uri
 
     uri = tracking_uri or default_tracking_uri()
     if same_database(uri, storage_url):
@@ -579,9 +580,9 @@ def _print_study_summary(s: dict[str, Any]) -> None:
 
 def _register_extra_commands() -> None:
     """Commands kept in their own modules (each imports only click at module level)."""
-    from ._cli_plugins_check import plugins_check
-    from ._cli_predict import predict, sync_mlflow
-    from ._cli_study import study
+    from tuner.cli._plugins_check import plugins_check
+    from tuner.cli._predict import predict, sync_mlflow
+    from tuner.cli._study import study
 
     plugins.add_command(plugins_check, "check")
     study.add_command(sync_mlflow, "sync-mlflow")

@@ -18,7 +18,7 @@ storage_option = click.option(
 
 
 def _storage(url: str | None, writable: bool = False) -> Any:
-    from ._storage import default_storage_url, open_storage
+    from tuner.study._storage import default_storage_url, open_storage
 
     return open_storage(url or default_storage_url(), heartbeat=False, writable=writable)
 
@@ -26,7 +26,7 @@ def _storage(url: str | None, writable: bool = False) -> Any:
 def _load(name: str, storage: Any) -> Any:
     import optuna
 
-    from .errors import ConfigError
+    from tuner.errors import ConfigError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -55,7 +55,7 @@ def _stale_ids(study: Any, url: str | None) -> list[int]:
 @functools.lru_cache(maxsize=4)
 def _beating_storage(url: str | None) -> Any:
     """The store with the heartbeat settings the workers use (TUNER_HEARTBEAT_INTERVAL / _GRACE)."""
-    from ._storage import default_storage_url, open_storage
+    from tuner.study._storage import default_storage_url, open_storage
 
     return open_storage(url or default_storage_url(), writable=False)
 
@@ -68,7 +68,7 @@ def _trial_row(t: Any) -> dict[str, Any]:
 
 
 def _echo_json(obj: Any) -> None:
-    from .cli import echo_json
+    from tuner.cli._main import echo_json
 
     echo_json(obj)
 
@@ -175,7 +175,7 @@ def study_show(name: str, storage: str | None, top: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def study_best(name: str, storage: str | None, as_json: bool) -> None:
     """The best trial: value, parameters and attributes."""
-    from .errors import ConfigError
+    from tuner.errors import ConfigError
 
     s = _load(name, _storage(storage))
     try:

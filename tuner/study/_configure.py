@@ -6,19 +6,20 @@ every search trial go through :func:`train_one`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ._data import Dataset
-from ._metrics import evaluate
-from ._model import LogisticModel
-from ._plugin_api import Optimizer, Penalty, compatibility_reason
-from ._registry import optimizers, penalties
-from ._batched import batchable, fit_many
-from ._trainer import Callback, FitResult, TrainConfig, work_size
-from .errors import ConfigError, IncompatiblePluginsError, PluginError
+from tuner._plugin_api import Optimizer, Penalty, compatibility_reason
+from tuner._registry import optimizers, penalties
+from tuner.data._loaders import Dataset
+from tuner.errors import ConfigError, IncompatiblePluginsError, PluginError
+from tuner.model._model import LogisticModel
+from tuner.train._batched import batchable, fit_many
+from tuner.train._metrics import evaluate
+from tuner.train._trainer import Callback, FitResult, TrainConfig, work_size
 
 __all__ = ["resolve_params", "resolve_pair", "split_overrides", "train_one", "train_many", "cv_folds", "TrainOutcome",
            "optimality_gap",
@@ -187,7 +188,7 @@ def train_many(data: Dataset, optimizer_name: str,
                init: Sequence[tuple[Any, Any] | None] | None = None,
                folds: Sequence[np.ndarray] | None = None) -> list[TrainOutcome | Exception]:
     """Train several configurations of one optimizer side by side (one pass over the data serves
-    them all; :func:`tuner._batched.fit_many`) and evaluate each.
+    them all; :func:`tuner.train._batched.fit_many`) and evaluate each.
 
     ``trials`` holds ``(penalty name, penalty overrides, optimizer overrides)`` per trial.
     ``folds`` (boolean masks of held-out training rows, see :func:`cv_folds`): each trial is also

@@ -50,17 +50,17 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     """
     import tempfile
 
-    from ._probe import probe_tracking_server
-    from .errors import TunerError
+    from tuner.errors import TunerError
+    from tuner.tracking._probe import probe_tracking_server
 
     if model_uri.startswith(("models:/", "runs:/")):
         try:  # a dead server: one short wait and one line, before MLflow and torch are imported
             probe_tracking_server(tracking_uri)
         except TunerError as exc:
             raise click.ClickException(str(exc)) from None
-    from ._data import load_rows
-    from ._pyfunc import as_rows, labels_of, prediction_frame
-    from ._tracking import resolve_model
+    from tuner.data._loaders import load_rows
+    from tuner.model._pyfunc import as_rows, labels_of, prediction_frame
+    from tuner.tracking._mlflow import resolve_model
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -134,15 +134,15 @@ def sync_mlflow(name: str, storage: str | None, tracking_uri: str | None, no_mod
     """
     import json
 
-    from ._probe import probe_tracking_server
-    from .errors import TunerError
+    from tuner.errors import TunerError
+    from tuner.tracking._probe import probe_tracking_server
 
     try:  # a dead server: one short wait and one line, before MLflow and torch are imported
         probe_tracking_server(tracking_uri)
     except TunerError as exc:
         raise click.ClickException(str(exc)) from None
-    from ._storage import default_storage_url
-    from ._tracking import default_tracking_uri, sync_study
+    from tuner.study._storage import default_storage_url
+    from tuner.tracking._mlflow import default_tracking_uri, sync_study
 
     try:
         result = sync_study(storage or default_storage_url(), name, tracking_uri or default_tracking_uri(),

@@ -2,7 +2,7 @@
 
 Part of the search stage (it imports Optuna). Optuna's ``MaxTrialsCallback`` counts finished
 trials only, and a sampler seeded alike in processes started together repeats their samples;
-this module is what :func:`tuner._search.run_study` uses instead.
+this module is what :func:`tuner.study._search.run_study` uses instead.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from ._spec import StudySpec
-from .errors import TunerError
+from tuner.errors import TunerError
+from tuner.study._spec import StudySpec
 
 __all__ = ["WORKER", "GAVE_UP", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
            "own_stale_check", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings"]

@@ -1,0 +1,1 @@
+"""The fitted model: preprocessing + weights, its files and its MLflow pyfunc packaging."""

@@ -1,0 +1,1 @@
+"""MLflow tracking of a study: a parent run, a run per trial, plots and the registered model."""

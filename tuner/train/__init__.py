@@ -1,0 +1,1 @@
+"""The trainer: plain PyTorch, trials side by side, device placement and metrics."""
