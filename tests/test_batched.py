@@ -1,4 +1,4 @@
-"""Trials side by side (tuner.train._batched.fit_many): K trials in one pass equal K runs alone."""
+"""Trials side by side (tuner.train.fit_many): K trials in one pass equal K runs alone."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from tuner._registry import optimizers, penalties
 from tuner.errors import TrainingDivergedError
-from tuner.train._batched import auto_batch_size, fit_many
-from tuner.train._trainer import Callback, FitResult, TrainConfig, TrainingState, fit
+from tuner.train import Callback, FitResult, TrainConfig, TrainingState, auto_batch_size, fit, fit_many
 
 
 def _cancer() -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from logreg_tuner_plugins._batched_solvers import BatchedFISTA, BatchedLBFGS
 from logreg_tuner_plugins._fista import FISTA
 from logreg_tuner_plugins.penalties import soft_threshold
-from tuner.train._device import Placement, matmul
+from tuner.train import Placement, matmul
 
 REL = {torch.float64: 1e-6, torch.float32: 1e-4}
 

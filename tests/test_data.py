@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from tuner.data._loaders import BUILTIN_DATASETS, load_data, load_rows, prepare
+from tuner.data import BUILTIN_DATASETS, FORMAT_CHOICES, FORMATS, TABLE_FORMATS, load_data, load_rows, prepare, sniff
 from tuner.errors import ConfigError, DataError, TunerError
 
 # ---------------------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ def write_classfiles(folder: Path, encoding: str = "latin-1") -> Path:
 
 def test_class_files_folder_in_latin_1(tmp_path: Path) -> None:
     folder = write_classfiles(tmp_path / "reviews")
-    with pytest.raises(DataError, match="--encoding"):
+    with pytest.raises(DataError, match="'encoding' parameter"):
         load_data(folder)  # UTF-8 by default: the Latin-1 bytes do not decode
     raw = load_data(folder, encoding="latin-1")
     assert raw.fmt == "classfiles" and raw.text_column == "text"
@@ -246,7 +246,7 @@ BAD_TABLES = {
     "inf": (lambda: numeric_frame(20).assign(a=[1.0] * 4 + [np.inf] + [1.0] * 15), "label", ["'a'", "row 4", "inf"]),
     "misspelled target": (numeric_frame, "lable", ["'lable'", "Did you mean 'label'", "['a', 'b', 'label']"]),
     "single class": (lambda: numeric_frame(20).assign(label="cat"), "label", ["single class", "'cat'"]),
-    "non-numeric feature": (lambda: numeric_frame(20).assign(b=["x", "y"] * 10), "label", ["'b'", "not numeric", "--text-column"]),
+    "non-numeric feature": (lambda: numeric_frame(20).assign(b=["x", "y"] * 10), "label", ["'b'", "not numeric", "'text_column' parameter"]),
     "continuous target": (lambda: numeric_frame(20).assign(label=np.linspace(0.1, 3.3, 20)), "label", ["continuous"]),
     "missing label": (lambda: numeric_frame(20).assign(label=["cat", None] * 10), "label", ["missing", "row 1"]),
 }
@@ -265,7 +265,7 @@ def test_bad_tables_raise_a_data_error_that_names_the_problem(tmp_path: Path, ca
 
 
 def test_a_table_without_target_lists_its_columns(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"--target.*\['a', 'b', 'label'\]"):
+    with pytest.raises(DataError, match=r"'target' parameter.*\['a', 'b', 'label'\]"):
         load_data(write_csv(tmp_path, numeric_frame(10)))
 
 
@@ -331,3 +331,23 @@ def test_bad_options_raise_config_errors(tmp_path: Path) -> None:
 
 def test_every_data_error_is_a_tuner_error() -> None:
     assert issubclass(DataError, TunerError) and issubclass(ConfigError, TunerError)
+
+
+def test_the_formats_registry_is_the_one_list(tmp_path: Path) -> None:
+    """Every format's suffixes are recognised as it, and the errors list the registry's names."""
+    assert FORMAT_CHOICES == ("auto", *FORMATS) and set(TABLE_FORMATS) == {"csv", "tsv", "parquet"}
+    for name, fmt in FORMATS.items():
+        assert fmt.name == name and callable(fmt.reader) and fmt.summary
+        for suffix in fmt.suffixes:
+            path = tmp_path / f"data{suffix}"
+            path.write_text("x\n")
+            assert sniff(path, "utf-8") == name
+    frame = numeric_frame()
+    with pytest.raises(ConfigError) as info:
+        load_data(write_csv(tmp_path, frame), target="label", fmt="xlsx")
+    assert all(name in str(info.value) for name in FORMAT_CHOICES)
+    unknown = tmp_path / "notes.bin"
+    unknown.write_text("oneword\n")
+    with pytest.raises(DataError) as info:
+        load_data(unknown)
+    assert all(name in str(info.value) for name in FORMATS)

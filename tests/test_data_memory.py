@@ -10,9 +10,9 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from tuner.data import HEAD_ROWS, load_data, prepare
 from tuner.data._features import FeaturePipeline
-from tuner.data._loaders import HEAD_ROWS, load_data, prepare
-from tuner.train._device import Placement, matmul
+from tuner.train import Placement, matmul
 
 
 def _csr(rows: int, features: int, per_row: int, seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:

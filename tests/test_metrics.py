@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
-from tuner.train._metrics import METRICS, direction, evaluate
+from tuner.train import METRICS, direction, evaluate
 
 
 def test_binary_metrics_are_scikit_learns() -> None:

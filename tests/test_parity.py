@@ -37,7 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from tuner import optimizers, penalties
-from tuner.train._trainer import FitResult, TrainConfig, fit
+from tuner.train import FitResult, TrainConfig, fit
 
 pytestmark = pytest.mark.slow
 
@@ -203,7 +203,7 @@ def test_multinomial_parity_digits() -> None:
 
 
 def test_multinomial_parity_sst1(data_dir: Any) -> None:
-    from tuner.data._loaders import load_data, prepare
+    from tuner.data import load_data, prepare
 
     ds = prepare(load_data(data_dir / "sst" / "stsa.fine.train"), val_size=0, test_size=0)
     X, y = ds.X_train, ds.y_train

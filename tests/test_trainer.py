@@ -16,8 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from tuner import compatibility_reason, optimizers, penalties
 from tuner.errors import ConfigError, IncompatiblePluginsError, TrainingDivergedError
-from tuner.train._batched import auto_batch_size
-from tuner.train._trainer import Callback, FitResult, TrainConfig, TrainingState, class_weights, fit
+from tuner.train import Callback, FitResult, TrainConfig, TrainingState, auto_batch_size, class_weights, fit
 
 
 def defaults(name: str, **over: Any) -> dict[str, Any]:

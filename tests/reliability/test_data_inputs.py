@@ -172,7 +172,7 @@ def test_wide_svmlight_file_is_refused_without_n_features(tmp_path: Path) -> Non
     moderate = tmp_path / "moderate.svm"
     moderate.write_text("".join(f"{1 if i % 2 else -1} 1:{i} {100000 if i == 0 else 2}:1\n" for i in range(12)))
     line = one_line_error(invoke("train", moderate, *FAST))
-    assert "--n-features 100000" in line
+    assert "--n-features (100000)" in line
     result = invoke("train", moderate, "--n-features", "100000", "--val-size", "0", "--test-size", "0", *FAST, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n_features"] == 100000
@@ -297,19 +297,18 @@ def test_a_study_created_before_the_index_base_was_recorded_still_resumes_with_i
     data argument must not be refused for that, while a real change of base still is."""
     import json
 
-    from tuner.cli._main import data_spec
+    from tuner.api import DataOptions
+    from tuner.api._tune import data_spec
     from tuner.study._spec import StudySpec
 
     train = tmp_path / "train.svm"
     train.write_text("1 1:0.5 3:1\n0 2:1\n1 1:1 2:0.5\n0 3:0.2\n" * 5)
-    new = StudySpec(data_spec(str(train), None, None, None, "auto", "utf-8", None, 0.2, 0.2, None, 0), ["l2"],
-                    ["lbfgs"])
+    new = StudySpec(data_spec(DataOptions(str(train))), ["l2"], ["lbfgs"])
     old_json = json.loads(new.to_json())
     for name in ("zero_based", "test_fingerprint", "relative_path", "test_relative_path"):
         old_json["data"].pop(name)
     old = StudySpec.from_json(json.dumps(old_json))
     assert old.data.zero_based is None and new.data.zero_based is False
     assert old.differences(new) == []
-    explicit = StudySpec(data_spec(str(train), None, None, None, "auto", "utf-8", None, 0.2, 0.2, None, 0,
-                                   zero_based=True), ["l2"], ["lbfgs"])
+    explicit = StudySpec(data_spec(DataOptions(str(train), zero_based=True)), ["l2"], ["lbfgs"])
     assert any("data reading" in d for d in new.differences(explicit))

@@ -125,7 +125,7 @@ def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "") -> n
             if not pd.api.types.is_bool_dtype(frame[c]):
                 raise DataError(
                     f"Feature column {c!r} is not numeric (dtype {frame[c].dtype}){where}; pass it as "
-                    "--text-column if it holds text, or drop it."
+                    "the text column (the 'text_column' parameter) if it holds text, or drop it."
                 )
     A = frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
     cell = first_non_finite(A)
@@ -309,6 +309,7 @@ class FeaturePipeline:
                     copy = False
                 return scale_columns(X, 1.0 / np.asarray(self.scale, dtype=np.float64), copy=copy)
             A = np.asarray(X, dtype=np.float64)
+            assert self.scale is not None, "a fitted matrix pipeline has its scale"
             return self._finite((A - self.center) / self.scale if self.center is not None else A / self.scale,
                                 self.input_feature_names)
         if not isinstance(X, pd.DataFrame):

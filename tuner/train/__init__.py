@@ -1,1 +1,48 @@
-"""The trainer: plain PyTorch, trials side by side, device placement and metrics."""
+"""The trainer (fit -> epoch -> step), trials side by side, stopping rules, device placement, metrics.
+
+Light to import: the configuration, the callback interface, the result type and the sizing
+rules load no torch; the training functions and device helpers are resolved on first use
+(PEP 562), so ``from tuner.train import TrainConfig`` costs no torch import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from tuner.train._config import TrainConfig
+from tuner.train._metrics import METRICS, direction, evaluate
+from tuner.train._sizing import SMALL_WORK, auto_batch_size, batchable, rows_per_step, work_size
+from tuner.train._state import Callback, FitResult, TrainingState
+from tuner.train._stopping import Stopping
+from tuner.train._weights import class_weights
+
+if TYPE_CHECKING:
+    from tuner.train._device import Placement, csr_rows, cuda_pays_off, matmul
+    from tuner.train._loop import fit_many
+    from tuner.train._penalties import stack_params
+    from tuner.train._trainer import fit
+
+__all__ = [
+    "TrainConfig", "Callback", "TrainingState", "FitResult", "fit", "fit_many", "Stopping",
+    "auto_batch_size", "rows_per_step", "batchable", "work_size", "SMALL_WORK", "stack_params", "class_weights",
+    "Placement", "matmul", "csr_rows", "cuda_pays_off", "evaluate", "METRICS", "direction",
+]
+
+_LAZY = {  # name -> module, imported on first use (these load torch)
+    "fit": "tuner.train._trainer", "fit_many": "tuner.train._loop", "stack_params": "tuner.train._penalties",
+    "Placement": "tuner.train._device", "matmul": "tuner.train._device", "csr_rows": "tuner.train._device",
+    "cuda_pays_off": "tuner.train._device",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tuner.train' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

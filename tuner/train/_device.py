@@ -68,7 +68,7 @@ class Placement:
             big = work is None or cuda_pays_off(work, rows=rows, full_batch=full_batch)
             device = "cuda" if big and torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError("The 'device' parameter is 'cuda' but no CUDA device is available; use --device cpu.")
+            raise ConfigError("The 'device' parameter is 'cuda' but no CUDA device is available; use the 'device' parameter 'cpu'.")
         if device != "cpu" and not device.startswith("cuda"):
             raise ConfigError(f"The 'device' parameter must be 'auto', 'cpu' or 'cuda[:N]'; got {device!r} instead.")
         return cls(torch.device(device), _DTYPES[dtype])
@@ -92,7 +92,7 @@ class Placement:
                 _shared(X.data[:nnz], self.dtype),
                 X.shape,
             ).to(self.device)
-        return torch.as_tensor(np.asarray(X), dtype=self.dtype, device=self.device)
+        return _shared(np.asarray(X), self.dtype).to(self.device)
 
     def vector(self, v: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
         """A 1-D tensor of ``dtype`` (this placement's by default); shares ``v``'s memory when it can."""

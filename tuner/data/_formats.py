@@ -1,0 +1,91 @@
+"""The data formats: the one list of what the loaders read (name, file suffixes, reader).
+
+The CLI's ``--format`` choices and help, the study spec's check and :func:`tuner.data.load_data`
+all read :data:`FORMATS`; a new format is one entry here and its reader in
+:mod:`tuner.data._readers`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuner.data._readers import (
+    RawData,
+    ReadOptions,
+    read_classfiles,
+    read_labeltext,
+    read_npz,
+    read_svmlight,
+    read_table,
+)
+from tuner.errors import DataError
+
+__all__ = ["DataFormat", "FORMATS", "FORMAT_CHOICES", "TABLE_FORMATS", "sniff", "formats_help"]
+
+_SVM_LINE = re.compile(r"^\s*[-+]?[\d.eE+-]+(\s+(qid:\S+|\d+:\S+))*\s*(#.*)?$")
+_SVM_PAIR = re.compile(r"\s\d+:\S")
+
+
+@dataclass(frozen=True)
+class DataFormat:
+    """A format the loaders read.
+
+    ``suffixes``: file suffixes read as this format when none is given (``"auto"``); ``columns``:
+    whether the data has named columns (``target``/``text_column`` apply); ``summary``: one line
+    for help texts; ``reader``: path and options in, :class:`RawData` out."""
+
+    name: str
+    suffixes: tuple[str, ...]
+    columns: bool
+    summary: str
+    reader: Callable[[Path, ReadOptions], RawData]
+
+
+FORMATS: dict[str, DataFormat] = {f.name: f for f in (
+    DataFormat("csv", (".csv",), True, "comma-separated table with a header; the target names the label column",
+               read_table),
+    DataFormat("tsv", (".tsv",), True, "tab-separated table with a header", read_table),
+    DataFormat("parquet", (".parquet", ".pq"), True, "Parquet table (needs pyarrow)", read_table),
+    DataFormat("npz", (".npz",), False, "NumPy archive with arrays X and y (a sparse X as X_data, X_indices, "
+               "X_indptr, X_shape)", read_npz),
+    DataFormat("svmlight", (".svm", ".libsvm", ".svmlight"), False, "LIBSVM/svmlight lines '<label> <index>:<value> ...'",
+               read_svmlight),
+    DataFormat("classfiles", (), False, "a folder of one text file per class, STEM.CLASS (the class is the suffix)",
+               read_classfiles),
+    DataFormat("labeltext", (), False, "'<label> <text>' lines (the SST layout)", read_labeltext),
+)}
+"""Every format by name, in the order help texts list them."""
+
+FORMAT_CHOICES: tuple[str, ...] = ("auto", *FORMATS)
+"""What a ``format`` option accepts: ``"auto"`` (decided from the path) or a format's name."""
+
+TABLE_FORMATS: tuple[str, ...] = tuple(name for name, f in FORMATS.items() if f.columns)
+"""The formats with named columns."""
+
+
+def formats_help() -> str:
+    """One line per format, for a ``--format`` help text."""
+    return "; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values())
+
+
+def sniff(path: Path, encoding: str) -> str:
+    """The format of ``path``: a folder is ``classfiles``; else by suffix; else by its first lines."""
+    if path.is_dir():
+        return "classfiles"
+    suffix = path.suffix.lower()
+    for f in FORMATS.values():
+        if suffix in f.suffixes:
+            return f.name
+    try:
+        with path.open("r", encoding=encoding, errors="replace") as fh:
+            lines = [ln for ln in (fh.readline() for _ in range(20)) if ln.strip()]
+    except OSError as exc:
+        raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    if lines and all(_SVM_LINE.match(ln) and _SVM_PAIR.search(ln) for ln in lines):
+        return "svmlight"
+    if lines and all(re.match(r"^\S+\s+\S", ln) for ln in lines):
+        return "labeltext"
+    raise DataError(f"Cannot tell the format of {path}; give the 'fmt' parameter (one of {', '.join(FORMATS)}).")

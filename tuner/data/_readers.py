@@ -1,0 +1,346 @@
+"""One reader for each data format: a path and the read options in, :class:`RawData` out.
+
+The registry that names them, with their file suffixes, is :data:`tuner.data.FORMATS`
+(:mod:`tuner.data._formats`); :func:`tuner.data.load_data` picks the reader from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tuner.data._features import CHUNK_VALUES, check_finite_matrix, numeric_block, value_dtype
+from tuner.errors import ConfigError, DataError
+
+__all__ = ["RawData", "ReadOptions", "BUILTIN_DATASETS", "read_builtin", "read_table", "read_npz", "read_svmlight",
+           "read_classfiles", "read_labeltext", "fingerprint", "read_text", "text_lines", "read_table_frame",
+           "csv_dialect"]
+
+BUILTIN_DATASETS = ("breast_cancer", "digits", "wine", "iris")
+TEXT = "text"
+_SVM_INDEX_ZERO = re.compile(rb"\s0+:")
+# Without --n-features, a LIBSVM file may not be wider than this many columns per stored value
+# (nor than MIN_WIDTH_CHECKED): one stray index like 2000000000 would size every weight vector.
+MAX_WIDTH_PER_VALUE = 100
+MIN_WIDTH_CHECKED = 1 << 16
+
+
+@dataclass
+class RawData:
+    """Rows as read: a DataFrame (tables, text) or a matrix, plus raw labels."""
+
+    kind: str  # "table" or "matrix"
+    X: Any
+    y: np.ndarray | None
+    source: str
+    fmt: str
+    numeric_columns: list[str] = field(default_factory=list)
+    text_column: str | None = None
+    feature_names: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+    zero_based: bool | None = None  # LIBSVM files: whether feature indices start at 0
+    class_names: dict[Any, str] = field(default_factory=dict)  # label -> display name (bundled sets)
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+    def take(self, idx: np.ndarray) -> Any:
+        return self.X.iloc[idx].reset_index(drop=True) if self.kind == "table" else self.X[idx]
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a reader may need besides the path (each reader uses the options of its format)."""
+
+    fmt: str
+    fingerprint: str
+    encoding: str = "utf-8"
+    target: str | None = None
+    text_column: str | None = None
+    n_features: int | None = None
+    zero_based: bool | None = None
+    require_target: bool = True
+
+
+def read_text(path: Path, encoding: str) -> str:
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"Cannot decode {path} as {encoding} ({exc.reason} at byte {exc.start}); pass the file's "
+            "encoding (the 'encoding' parameter, for example latin-1)."
+        ) from None
+    except OSError as exc:
+        raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+
+
+def text_lines(text: str) -> list[str]:
+    """Split on newlines only: ``str.splitlines`` also splits on characters such as U+0085, which
+    a Latin-1 file holds where cp1252 meant an ellipsis (rt-polarity does)."""
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+
+
+def fingerprint(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            files = sorted(p for p in part.iterdir() if p.is_file()) if part.is_dir() else [part]
+            for f in files:
+                h.update(f.name.encode())
+                with f.open("rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+        else:
+            h.update(repr(part).encode())
+    return h.hexdigest()[:16]
+
+
+def read_builtin(name: str) -> RawData:
+    from sklearn import datasets
+
+    loaders = {"breast_cancer": datasets.load_breast_cancer, "digits": datasets.load_digits,
+               "wine": datasets.load_wine, "iris": datasets.load_iris}
+    if name not in loaders:
+        raise ConfigError(f"Unknown dataset {name!r}. Bundled datasets: {', '.join(BUILTIN_DATASETS)}.")
+    bunch = loaders[name]()
+    names = [str(n) for n in getattr(bunch, "feature_names", [])] or [f"x{i}" for i in range(bunch.data.shape[1])]
+    targets = [str(t) for t in getattr(bunch, "target_names", [])]
+    class_names = {i: t for i, t in enumerate(targets) if t != str(i)}
+    return RawData("matrix", np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target), f"sklearn:{name}",
+                   "builtin", feature_names=names, fingerprint=fingerprint("builtin", name, bunch.data.shape),
+                   class_names=class_names if len(class_names) == len(targets) else {})
+
+
+def read_table(p: Path, opts: ReadOptions) -> RawData:
+    """A CSV/TSV/Parquet table: ``opts.target`` names the label column, ``opts.text_column`` a text column."""
+    return _table(read_table_frame(p, opts.fmt, opts.encoding), str(p), opts.fmt, opts.target, opts.text_column,
+                  opts.require_target, opts.fingerprint)
+
+
+def _table(frame: pd.DataFrame, source: str, fmt: str, target: str | None, text_column: str | None,
+           require_target: bool, fingerprint: str) -> RawData:
+    frame.columns = [str(c) for c in frame.columns]
+    _check_column_names(list(frame.columns), source)
+    if target is not None and target == text_column:
+        raise DataError(f"Column {target!r} cannot be both the target (the 'target' parameter) and the text column (the 'text_column' parameter).")
+    if target is None and require_target:
+        raise DataError(f"{source} is a table: name its label column with the 'target' parameter (columns: {list(frame.columns)}).")
+    y = None
+    if target is not None:
+        if target not in frame.columns:
+            import difflib
+
+            close = difflib.get_close_matches(target, frame.columns, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            if require_target:
+                raise DataError(f"Target column {target!r} not found in {source}.{hint} Columns: {list(frame.columns)}.")
+        else:
+            y = frame[target].to_numpy()
+            frame = frame.drop(columns=[target])
+    if text_column is not None and text_column not in frame.columns:
+        raise DataError(f"Text column {text_column!r} not found in {source}. Columns: {list(frame.columns)}.")
+    if len(frame) == 0:
+        raise DataError(f"{source} holds no data rows.")
+    numeric = [c for c in frame.columns if c != text_column]
+    numeric_block(frame, numeric, f" in {source}")  # validates types and finiteness now, with names
+    return RawData("table", frame.reset_index(drop=True), y, source, fmt, numeric_columns=numeric,
+                   text_column=text_column, feature_names=numeric, fingerprint=fingerprint)
+
+
+def _check_column_names(names: list[str], source: str) -> None:
+    """Every column needs its own, non-empty name (pandas would silently rename ``x`` to ``x.1``)."""
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise DataError(f"{source} names the column(s) {dups} more than once; give every column its own name.")
+    empty = [i + 1 for i, n in enumerate(names) if not n.strip()]
+    if empty:
+        raise DataError(f"Column {empty[0]} of {source} has no name in the header (a saved row index?); "
+                        "name it or remove it.")
+
+
+def csv_dialect(fmt: str) -> tuple[str, Literal[0, 1, 2, 3]]:
+    """Separator and quoting of a delimited table: TSV is tab-separated without quotes, CSV quotes as needed."""
+    return ("\t", csv.QUOTE_NONE) if fmt == "tsv" else (",", csv.QUOTE_MINIMAL)
+
+
+def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True) -> pd.DataFrame:
+    """A CSV/TSV/Parquet file as a DataFrame: header names checked, no column silently dropped or renamed."""
+    if fmt == "parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise DataError("Reading Parquet needs pyarrow: pip install 'logreg-tuner[parquet]'.") from None
+        try:
+            _check_column_names([str(n) for n in pq.read_schema(p).names], str(p))
+            return pd.read_parquet(p)
+        except (ValueError, TypeError) as exc:  # pyarrow.ArrowInvalid derives from ValueError
+            raise DataError(f"Cannot read {p} as Parquet: {exc}") from None
+    sep, quoting = csv_dialect(fmt)
+    if header:
+        with p.open("r", encoding=encoding, newline="") as fh:
+            _check_column_names(next(csv.reader(fh, delimiter=sep, quoting=quoting), []), str(p))
+    with warnings.catch_warnings():
+        # index_col=False: rows with more fields than the header would otherwise shift every column
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(p, sep=sep, encoding=encoding, quoting=quoting, index_col=False,
+                               header=0 if header else None)
+        except pd.errors.ParserWarning:
+            raise DataError(f"The rows of {p} have more fields than its header names; name every column in the "
+                            "header (is a separator missing, or a row index unnamed?).") from None
+
+
+def read_npz(p: Path, opts: ReadOptions) -> RawData:
+    """A NumPy ``.npz`` archive: ``X`` (or a CSR matrix as ``X_data``/``X_indices``/``X_indptr``/``X_shape``) and ``y``."""
+    try:
+        z = np.load(p, allow_pickle=False)
+    except (ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"Cannot read {p} as a NumPy .npz archive: {exc}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise DataError(f"{p} is a single NumPy array, not an .npz archive holding 'X' and 'y'.")
+    with z:
+        keys = set(z.files)
+        try:
+            if {"X_data", "X_indices", "X_indptr", "X_shape"} <= keys:
+                X: Any = _npz_csr(z)
+            elif "X" in keys:
+                X = np.asarray(z["X"], dtype=np.float64)
+            else:
+                raise DataError(f"{p} holds arrays {sorted(keys)}; expected 'X' (or X_data/X_indices/X_indptr/X_shape) "
+                                "and 'y'.")
+            y = z["y"] if "y" in keys else None
+        except (ValueError, TypeError) as exc:  # object arrays (need pickle), text in X, bad CSR parts
+            raise DataError(f"Cannot use the arrays in {p}: {exc}") from None
+    if X.ndim != 2:
+        raise DataError(f"The 'X' array in {p} must be two-dimensional (rows x features); got shape {X.shape}.")
+    if y is None and opts.require_target:
+        raise DataError(f"{p} has no 'y' array with the labels.")
+    check_finite_matrix(X, f" in {p}")
+    names = [f"x{i}" for i in range(X.shape[1])]
+    return RawData("matrix", X, y, str(p), opts.fmt, feature_names=names, fingerprint=opts.fingerprint)
+
+
+def _npz_csr(z: Any) -> sp.csr_matrix:
+    """The CSR matrix of an ``.npz`` as stored: float32/float64 values and int32 indices are not copied."""
+    data = z["X_data"]
+    data = data if data.dtype == value_dtype(data.dtype) else data.astype(np.float64)
+    indices, indptr = z["X_indices"], z["X_indptr"]
+    # scipy narrows int64 indices to int32 when they fit, and keeps int32 ones as they are
+    return sp.csr_matrix((data, indices, indptr), shape=tuple(int(v) for v in z["X_shape"]), copy=False)
+
+
+def _narrowed(X: sp.csr_matrix) -> sp.csr_matrix:
+    """``X`` with float32 values when float32 holds every value exactly, and int32 indices when they fit."""
+    data = X.data
+    if data.dtype == np.float64:
+        small = data.astype(np.float32)
+        exact = all(np.array_equal(small[a:a + CHUNK_VALUES], data[a:a + CHUNK_VALUES])  # as float64, by chunk
+                    for a in range(0, data.size, CHUNK_VALUES))
+        data = small if exact else data
+    index = np.int32 if max(X.shape[1], int(X.indptr[-1])) < np.iinfo(np.int32).max else np.int64
+    return sp.csr_matrix((data, X.indices.astype(index, copy=False), X.indptr.astype(index, copy=False)),
+                         shape=X.shape, copy=False)
+
+
+def read_svmlight(p: Path, opts: ReadOptions) -> RawData:
+    """A LIBSVM/svmlight file (``opts.n_features`` wide, indices from ``opts.zero_based``; None: decided from the file)."""
+    return _svmlight(p, opts.n_features, opts.zero_based, opts.fingerprint)
+
+
+def _svmlight(p: Path, n_features: int | None, zero_based: bool | None, fp: str) -> RawData:
+    """A LIBSVM file read with one index base (decided from the file when ``zero_based`` is None)."""
+    from sklearn.datasets import load_svmlight_file
+
+    try:  # read the indices as written; the base is applied below, the same way for every file
+        X, y = load_svmlight_file(str(p), zero_based=True, dtype=np.float64)
+    except ValueError as exc:
+        raise DataError(f"{p} is not a valid LIBSVM/svmlight file: {exc}") from None
+    X = sp.csr_matrix(X)
+    has_zero = bool(X.nnz) and int(X.indices.min()) == 0
+    if zero_based is None:
+        zero_based = has_zero
+    elif has_zero and not zero_based:
+        raise DataError(f"{p} line {_line_with_index_zero(p)} has the feature index 0, but this data is read "
+                        "one-based (LIBSVM's convention, indices from 1); set the 'zero_based' parameter if its indices "
+                        "start at 0, and train again so that every file is read that way.")
+    top = int(X.indices.max()) if X.nnz else -1  # the largest index as written
+    width = top + 1 if zero_based else max(top, 0)
+    if n_features is None and width > max(MIN_WIDTH_CHECKED, MAX_WIDTH_PER_VALUE * X.nnz):
+        raise DataError(f"{p} has the feature index {top} but only {X.nnz} stored values; if it really has "
+                        f"{width} features, say so with the 'n_features' parameter ({width}).")
+    if n_features is not None and width > n_features:
+        raise DataError(f"{p} has the feature index {top}, beyond the {n_features} features expected "
+                        f"(the 'n_features' parameter, or the training data's width; indices read {_base(zero_based)}).")
+    n = width if n_features is None else n_features
+    if not zero_based:  # in place when the parsed indices allow it: they are this function's own
+        X.indices = np.subtract(X.indices, 1, out=X.indices if X.indices.flags.writeable else None)
+    X = _narrowed(sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], n), copy=False))
+    check_finite_matrix(X, f" in {p}")
+    y = y.astype(np.int64) if np.all(np.mod(y, 1) == 0) else y
+    names = [f"f{i + (0 if zero_based else 1)}" for i in range(n)]  # the feature names follow the index base
+    return RawData("matrix", X, y, str(p), "svmlight", feature_names=names, fingerprint=fp, zero_based=zero_based)
+
+
+def _base(zero_based: bool) -> str:
+    return "zero-based" if zero_based else "one-based"
+
+
+def _line_with_index_zero(p: Path) -> int | str:
+    """The number of the first line of a LIBSVM file that uses feature index 0."""
+    with p.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if _SVM_INDEX_ZERO.search(line.split(b"#", 1)[0]):
+                return number
+    return "?"  # pragma: no cover - only called when the parsed file holds an index 0
+
+
+def read_classfiles(p: Path, opts: ReadOptions) -> RawData:
+    """A folder of one text file per class (``STEM.CLASS``: the class is the suffix), one row a line."""
+    return _classfiles(p, opts.encoding, opts.fingerprint)
+
+
+def _classfiles(folder: Path, encoding: str, fp: str) -> RawData:
+    files = [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix and not f.name.startswith(".")]
+    by_stem: dict[str, list[Path]] = {}
+    for f in files:
+        if f.suffix.lower() in (".txt", ".md", ".json"):
+            continue
+        by_stem.setdefault(f.stem, []).append(f)
+    groups = [g for g in by_stem.values() if len(g) >= 2]
+    if len(groups) != 1:
+        raise DataError(
+            f"{folder} should hold one text file per class named STEM.CLASS (like rt-polarity.pos and "
+            f"rt-polarity.neg); found {[f.name for f in files]}."
+        )
+    texts, labels = [], []
+    for f in groups[0]:
+        lines = [ln for ln in text_lines(read_text(f, encoding)) if ln.strip()]
+        texts.extend(lines)
+        labels.extend([f.suffix[1:]] * len(lines))
+    return RawData("table", pd.DataFrame({TEXT: texts}), np.asarray(labels), str(folder), "classfiles",
+                   text_column=TEXT, fingerprint=fp)
+
+
+def read_labeltext(p: Path, opts: ReadOptions) -> RawData:
+    """``<label> <text>`` lines (the SST layout): integer labels when every label is one, else strings."""
+    labels, texts = [], []
+    for line in text_lines(read_text(p, opts.encoding)):
+        if not line.strip():
+            continue
+        parts = line.strip().split(None, 1)
+        labels.append(parts[0])
+        texts.append(parts[1] if len(parts) > 1 else "")
+    y = pd.to_numeric(pd.Series(labels), errors="coerce")
+    y_arr = y.to_numpy().astype(np.int64) if y.notna().all() and (y % 1 == 0).all() else np.asarray(labels)
+    return RawData("table", pd.DataFrame({TEXT: texts}), y_arr, str(p), opts.fmt, text_column=TEXT,
+                   fingerprint=opts.fingerprint)

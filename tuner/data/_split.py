@@ -1,0 +1,226 @@
+"""Splitting a data set (stratified train/validation/test) and fitting its features on the training rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tuner.data._features import CHUNK_VALUES, FeaturePipeline
+from tuner.data._readers import RawData
+from tuner.errors import ConfigError, DataError
+
+__all__ = ["Dataset", "prepare", "encode_labels", "KEEP_RAW_BYTES", "HEAD_ROWS"]
+
+# prepare() keeps every raw row in Dataset.raw only for a matrix up to this size; a larger one is
+# dropped once split (its first HEAD_ROWS rows are kept, for a model's input example).
+KEEP_RAW_BYTES = 64 << 20
+HEAD_ROWS = 10
+
+
+@dataclass
+class Dataset:
+    """Preprocessed, split data ready for the trainer, and what it takes to redo it."""
+
+    X_train: Any
+    y_train: np.ndarray
+    X_val: Any
+    y_val: np.ndarray
+    X_test: Any
+    y_test: np.ndarray
+    classes: list[Any]
+    pipeline: FeaturePipeline
+    raw: RawData
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def encode_labels(y: Any) -> tuple[np.ndarray, list[Any]]:
+    """Integer class indices and the sorted class labels; clear errors for unusable targets."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"The target must be one column; got shape {y.shape}.")
+    if y.dtype.kind in "fc":
+        finite = np.isfinite(y)
+        if not finite.all():
+            raise DataError(f"The target holds {y[~finite][0]} at row {int(np.argmin(finite))}; every row needs a label.")
+        if not np.all(np.mod(y, 1) == 0):
+            raise DataError(
+                "The target looks continuous (non-integer values such as "
+                f"{y[np.mod(y, 1) != 0][0]}); logistic regression needs class labels."
+            )
+        y = y.astype(np.int64)
+    elif y.dtype.kind == "O":
+        missing = pd.isna(y)
+        if missing.any():
+            raise DataError(f"The target is missing at row {int(np.argmax(missing))}; every row needs a label.")
+        y = y.astype(str)
+    classes, idx = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        only = f" ({classes[0].item()!r})" if len(classes) else ""
+        raise DataError(f"The target has a single class{only}; logistic regression needs two or more.")
+    if y.dtype.kind in "iu" and len(classes) > 100 and len(classes) > 0.5 * len(y):
+        raise DataError(
+            f"The target has {len(classes)} distinct values in {len(y)} rows; it looks continuous, not like class labels."
+        )
+    return idx.astype(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
+
+
+def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed: int = 0,
+            test_raw: RawData | None = None, keep_raw: bool | None = None) -> Dataset:
+    """Encode labels, split stratified (train/validation/test), fit preprocessing on train.
+
+    Each split is one copy of its rows (a sparse split is then scaled in place), so the
+    splits together take the matrix's size once. ``keep_raw`` says whether
+    :attr:`Dataset.raw` keeps every raw row; by default it does for tables and for matrices up
+    to :data:`KEEP_RAW_BYTES`, and otherwise keeps the first :data:`HEAD_ROWS` rows only, so a
+    large matrix is not held twice once split. A sparse matrix not kept is taken from ``raw``
+    too (``raw.X`` becomes its first rows) and split one array at a time.
+    """
+    from sklearn.model_selection import train_test_split
+
+    for name, v in (("val_size", val_size), ("test_size", test_size)):
+        if not 0 <= v < 1:
+            raise ConfigError(f"The '{name}' parameter must be in [0, 1); got {v!r} instead.")
+    if test_raw is not None:
+        test_size = 0.0
+    if val_size + test_size >= 1:
+        raise ConfigError("val_size + test_size must leave some rows for training.")
+    if raw.y is None:
+        raise DataError(f"{raw.source} has no labels.")
+    if len(raw) == 0:
+        raise DataError(f"{raw.source} holds no data rows.")
+    y, classes = encode_labels(raw.y)
+    _check_split_sizes(y, classes, raw.source, val_size, test_size)
+    idx = np.arange(len(y))
+
+    def split(ix: np.ndarray, frac: float) -> tuple[np.ndarray, np.ndarray]:
+        if frac == 0:
+            return ix, ix[:0]
+        try:
+            return train_test_split(ix, test_size=frac, random_state=seed, stratify=y[ix])
+        except ValueError as exc:
+            raise DataError(f"Cannot split the {len(ix)} rows of {raw.source} stratified by class: {exc} Add rows, "
+                            "or lower the 'val_size' parameter or the 'test_size' parameter (0 turns a split off).") from None
+
+    rest, test_idx = split(idx, test_size)
+    train_idx, val_idx = split(rest, val_size / (1 - test_size) if test_size else val_size)
+    absent = [classes[c] for c in range(len(classes)) if not np.any(y[train_idx] == c)]
+    if absent:
+        raise DataError(f"The training split holds no row of class(es) {absent}; use more data or a smaller "
+                        "validation/test size.")
+    keep = _keeps_raw(raw, keep_raw)
+    kept = raw if keep else replace(raw, X=raw.take(np.arange(min(HEAD_ROWS, len(raw)))), y=np.asarray(raw.y)[:HEAD_ROWS])
+    X_train, X_val, X_test_rows = _take_splits(raw, [train_idx, val_idx, test_idx], consume=not keep)
+    pipe = FeaturePipeline.fit(X_train, kind=raw.kind, numeric_columns=raw.numeric_columns,
+                               text_column=raw.text_column, feature_names=raw.feature_names)
+    X_train = pipe.transform(X_train, copy=False)
+    pipe.zero_based = raw.zero_based
+    if raw.class_names:
+        pipe.class_names = [raw.class_names.get(c, str(c)) for c in classes]
+    if test_raw is not None:
+        y_test, X_test = _test_file_rows(raw, test_raw, classes, pipe)
+    else:
+        y_test, X_test = y[test_idx], pipe.transform(X_test_rows, copy=False)
+    X_val = pipe.transform(X_val, copy=False)
+    return Dataset(X_train, y[train_idx], X_val, y[val_idx], X_test, y_test, classes, pipe, kept)
+
+
+def _test_file_rows(raw: RawData, test_raw: RawData, classes: list[Any], pipe: FeaturePipeline) -> tuple[np.ndarray, Any]:
+    """The labels (as class indices) and features of a separate test file, checked against the training data."""
+    if raw.kind == "matrix" and test_raw.kind == "matrix" and test_raw.X.shape[1] != raw.X.shape[1]:
+        raise DataError(f"Test file {test_raw.source} has {test_raw.X.shape[1]} feature columns; the training "
+                        f"data has {raw.X.shape[1]}.")
+    if test_raw.y is None:
+        raise DataError(f"Test file {test_raw.source} has no labels.")
+    lookup = {str(c): i for i, c in enumerate(classes)}
+    unknown = sorted({str(v) for v in np.asarray(test_raw.y)} - set(lookup))
+    if unknown:
+        raise DataError(f"Test file {test_raw.source} has labels {unknown} not seen in training ({classes}).")
+    return np.array([lookup[str(v)] for v in np.asarray(test_raw.y)], dtype=np.int64), pipe.transform(test_raw.X)
+
+
+def _take_splits(raw: RawData, parts: list[np.ndarray], consume: bool) -> list[Any]:
+    """Rows ``parts[i]`` of ``raw``, one copy each.
+
+    ``consume`` (a sparse matrix that is not kept) releases ``raw.X`` (it becomes its first
+    rows) and gathers the splits one array at a time (every split's column indices, then the
+    raw indices go, then the values), so that the raw matrix and its splits are never both held
+    whole: at most the matrix plus one of its arrays (unless the caller holds it elsewhere).
+    """
+    if not (consume and raw.kind == "matrix" and sp.issparse(raw.X)):
+        return [raw.take(ix) for ix in parts]
+    X = sp.csr_matrix(raw.X)
+    shape = X.shape
+    arrays = {"indptr": X.indptr, "indices": X.indices, "data": X.data}
+    raw.X = raw.take(np.arange(min(HEAD_ROWS, len(raw))))
+    del X
+    return _gather_rows(arrays, shape[1], parts)
+
+
+def _gather_rows(arrays: dict[str, np.ndarray], width: int, parts: list[np.ndarray]) -> list[sp.csr_matrix]:
+    """CSR rows ``parts[i]`` from CSR ``arrays`` (popped, so each goes once gathered from)."""
+    indptr = arrays.pop("indptr")
+    starts = [indptr[ix] for ix in parts]
+    lengths = [indptr[ix + 1] - s for ix, s in zip(parts, starts)]
+    ptrs = [np.concatenate(([0], np.cumsum(n, dtype=np.int64))).astype(indptr.dtype) for n in lengths]
+    out: dict[str, list[np.ndarray]] = {}
+    for name in ("indices", "data"):
+        src = arrays.pop(name)
+        out[name] = [_gather(src, s, n, ptr) for s, n, ptr in zip(starts, lengths, ptrs)]
+        del src
+    return [sp.csr_matrix((d, i, ptr), shape=(len(ptr) - 1, width), copy=False)
+            for d, i, ptr in zip(out["data"], out["indices"], ptrs)]
+
+
+def _gather(src: np.ndarray, starts: np.ndarray, lengths: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """``src[starts[r]:starts[r] + lengths[r]]`` for every row ``r``, concatenated; temporaries by row blocks."""
+    out = np.empty(int(ptr[-1]), dtype=src.dtype)
+    if out.size == 0:
+        return out
+    bounds = np.unique(np.append(np.searchsorted(ptr, np.arange(0, out.size, CHUNK_VALUES), side="right") - 1,
+                                 len(lengths)))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        lo, hi = int(ptr[a]), int(ptr[b])
+        row = np.repeat(np.arange(a, b), lengths[a:b])
+        pos = np.arange(lo, hi)
+        pos -= ptr[row]
+        pos += starts[row]
+        out[lo:hi] = src[pos]
+    return out
+
+
+def _keeps_raw(raw: RawData, keep_raw: bool | None) -> bool:
+    """Whether :func:`prepare` keeps every raw row: as asked, else tables and matrices up to KEEP_RAW_BYTES."""
+    if keep_raw is not None:
+        return keep_raw
+    return raw.kind != "matrix" or _stored_bytes(raw.X) <= KEEP_RAW_BYTES
+
+
+def _stored_bytes(X: Any) -> int:
+    """Bytes a dense or sparse matrix holds (values, plus indices and index pointers when sparse)."""
+    if sp.issparse(X):
+        return sum(int(getattr(X, part).nbytes) for part in ("data", "indices", "indptr", "row", "col")
+                   if hasattr(X, part))
+    return int(np.asarray(X).nbytes)
+
+
+def _check_split_sizes(y: np.ndarray, classes: list[Any], source: str, val_size: float, test_size: float) -> None:
+    """Enough rows of every class for a stratified split into every part asked for; names the class."""
+    parts = 1 + (val_size > 0) + (test_size > 0)
+    parts_named = ["training"] + ["validation"] * (val_size > 0) + ["test"] * (test_size > 0)
+    names = " and ".join(parts_named) if len(parts_named) < 3 else "training, validation and test"
+    advice = "add rows, or lower the 'val_size' parameter or the 'test_size' parameter (0 turns that split off)"
+    if len(y) < parts * len(classes):
+        raise DataError(f"{source} has only {len(y)} rows: too few to split into {names} rows with every class "
+                        f"in each (at least {parts * len(classes)} here); {advice}.")
+    counts = np.bincount(y, minlength=len(classes))
+    if parts > 1 and counts.min() < parts:
+        small = int(np.argmin(counts))
+        raise DataError(f"Class {classes[small]!r} has only {counts[small]} row(s) in {source}: too few to split "
+                        f"stratified into {names} rows (at least {parts} needed); {advice}.")

@@ -1,0 +1,280 @@
+"""Trials side by side: K logistic regressions trained by one tensor program (fit -> epoch -> step).
+
+The weights of K trials are one leaf with a leading trial axis, ``(K, n_features, n_outputs)``
+(stored feature-major, so the product with the data is one ``(n, p) @ (p, K * n_outputs)``
+product without a copy); per-trial hyperparameters are ``(K, 1, 1)`` tensors (the plugin
+contract in :mod:`tuner._plugin_api`). One pass over the data serves every trial, and each
+trial keeps its own stopping rule (:class:`~tuner.train._stopping.Stopping`: tolerance,
+patience, learning-rate drops, divergence) and callbacks: a trial that stops, is pruned or
+diverges is frozen (its column no longer changes) and the others go on. A pair of plugins that
+does not declare ``supports_batch`` trains one trial at a time with the single-trial shapes.
+
+The parts: :func:`fit_many` checks the arguments, sets the threads and names a plugin that
+raised; :class:`_Run` is the fit (epochs until every trial stopped, then the results);
+:class:`~tuner.train._epochs.Epochs` one epoch and its steps;
+:mod:`tuner.train._objective` the data, the weights and the losses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from tuner._plugin_api import Optimizer, Penalty, blame_plugin, compatibility_reason
+from tuner.errors import ConfigError, IncompatiblePluginsError, TrainingDivergedError
+from tuner.train._config import TrainConfig
+from tuner.train._device import Placement
+from tuner.train._epochs import Epochs
+from tuner.train._objective import Leaves, Objective, PlacedData, shown_params
+from tuner.train._penalties import PenaltyGroups, stack_params
+from tuner.train._sizing import batchable, one_thread_pays, work_size
+from tuner.train._state import Callback, FitResult, TrainingState
+from tuner.train._stopping import Stopping
+
+__all__ = ["fit_many"]
+
+
+def fit_many(
+    X: Any,
+    y: np.ndarray,
+    n_classes: int,
+    penalty: Penalty | Sequence[Penalty],
+    penalty_params: Sequence[Mapping[str, Any]],
+    optimizer: Optimizer,
+    optimizer_params: Sequence[Mapping[str, Any]],
+    config: TrainConfig,
+    *,
+    X_val: Any = None,
+    y_val: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
+    column_weight: np.ndarray | None = None,
+    val_column_weight: np.ndarray | None = None,
+    callbacks: Sequence[Sequence[Callback]] | None = None,
+    classes: Sequence[Any] | None = None,
+    init: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
+) -> list[FitResult | BaseException]:
+    """Train ``K = len(penalty_params)`` logistic regressions of one penalty/optimizer pair at once.
+
+    Each trial k minimises ``(1/n_k) sum_i s_i m_ik loss_ik(W_k, b_k) + penalty(W_k)``, where
+    ``m = column_weight`` (``(n, K)``, default ones; cross-validation folds are 0/1 columns)
+    and ``n_k = sum_i m_ik``. ``val_column_weight`` (``(n_val, K)``) weights the validation rows
+    per trial likewise. ``callbacks[k]`` are trial k's callbacks; ``init[k]`` optional starting
+    weights ``(W (p, c), b (c,))``. ``penalty`` is one plugin or one per trial. Each trial stops
+    as :class:`TrainConfig` says (by default when its training objective stalls).
+
+    Returns, per trial, a :class:`FitResult`, or the exception that stopped that trial (a
+    callback's, e.g. a pruner's, or :class:`TrainingDivergedError`). An exception raised inside
+    a plugin's code is raised as a :class:`PluginError` naming the plugin; a ``BaseException``
+    that is not an ``Exception`` (an interrupt) stops every trial and propagates.
+    """
+    pens = _check(penalty, penalty_params, optimizer, optimizer_params, n_classes)
+    batched = all(batchable(pen, optimizer) for pen in pens)
+    cbs = [list(c) for c in callbacks] if callbacks else [[] for _ in pens]
+    threads = torch.get_num_threads()
+    if one_thread_pays(X, len(pens), optimizer, config):
+        torch.set_num_threads(1)
+    try:
+        run = _Run.start(X, y, n_classes, pens, penalty_params, optimizer, optimizer_params, config, batched,
+                         X_val=X_val, y_val=y_val, sample_weight=sample_weight, column_weight=column_weight,
+                         val_column_weight=val_column_weight, callbacks=cbs, classes=classes, init=init)
+        return run.fit()
+    except Exception as exc:
+        blamed = blame_plugin(exc, [*pens, optimizer])  # None for a TunerError or an error outside plugin code
+        if blamed is None:
+            raise
+        raise blamed from exc
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check(penalty: Penalty | Sequence[Penalty], penalty_params: Sequence[Mapping[str, Any]], optimizer: Optimizer,
+           optimizer_params: Sequence[Mapping[str, Any]], n_classes: int) -> list[Penalty]:
+    """The penalty of each trial, once the arguments are known to fit together."""
+    k_trials = len(penalty_params)
+    if k_trials < 1 or len(optimizer_params) != k_trials:
+        raise ConfigError("fit_many needs as many optimizer as penalty parameter sets, at least one.")
+    pens = [penalty] * k_trials if isinstance(penalty, Penalty) else list(penalty)
+    if len(pens) != k_trials:
+        raise ConfigError("fit_many needs one penalty (or one per trial).")
+    for pen in {p.name: p for p in pens}.values():
+        reason = compatibility_reason(pen, optimizer)
+        if reason:
+            raise IncompatiblePluginsError(
+                f"Cannot train with penalty '{pen.name}' and optimizer '{optimizer.name}': {reason}.")
+    if n_classes < 2:
+        raise ConfigError("Logistic regression needs at least two classes.")
+    if k_trials > 1 and not all(batchable(pen, optimizer) for pen in pens):
+        names = ", ".join(sorted({f"{pen.name}:{optimizer.name}" for pen in pens if not batchable(pen, optimizer)}))
+        raise ConfigError(f"The pair {names} does not support trials side by side (supports_batch); train its "
+                          "trials one at a time.")
+    return pens
+
+
+@dataclass
+class _Trial:
+    """One trial's bookkeeping inside a run."""
+
+    stopping: Stopping
+    state: TrainingState
+    callbacks: list[Callback]
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_params: tuple[torch.Tensor, torch.Tensor] | None = None
+    done: bool = False
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+
+class _Run:
+    """One fit of K trials: epochs until every trial has stopped, then each trial's result."""
+
+    def __init__(self, objective: Objective, epochs: Epochs, trials: list[_Trial], optimizer: Optimizer,
+                 oparams: Mapping[str, Any], config: TrainConfig, batched: bool, device: torch.device,
+                 started: float) -> None:
+        self.objective, self.epochs, self.trials = objective, epochs, trials
+        self.leaves = objective.leaves
+        self.optimizer, self.oparams, self.config, self.batched = optimizer, oparams, config, batched
+        self.device, self.started = device, started
+
+    @classmethod
+    def start(cls, X: Any, y: np.ndarray, n_classes: int, pens: list[Penalty],
+              penalty_params: Sequence[Mapping[str, Any]], optimizer: Optimizer,
+              optimizer_params: Sequence[Mapping[str, Any]], config: TrainConfig, batched: bool, *,
+              X_val: Any, y_val: np.ndarray | None, sample_weight: np.ndarray | None,
+              column_weight: np.ndarray | None, val_column_weight: np.ndarray | None,
+              callbacks: Sequence[Sequence[Callback]], classes: Sequence[Any] | None,
+              init: Sequence[tuple[np.ndarray, np.ndarray] | None] | None) -> _Run:
+        """Place the data, make the weights, build the optimizer: everything but the epochs."""
+        K = len(penalty_params)
+        place = Placement.resolve(config.device, config.dtype, work=work_size(X) * K, rows=int(np.shape(X)[0]),
+                                  full_batch=optimizer.full_batch)
+        torch.manual_seed(config.seed)
+        started = time.perf_counter()
+        y = np.asarray(y, dtype=np.int64)
+        data = PlacedData.place(place, X, y, n_classes, K, config, full_batch=optimizer.full_batch,
+                                sample_weight=sample_weight, column_weight=column_weight, classes=classes,
+                                X_val=X_val, y_val=y_val, val_column_weight=val_column_weight)
+        leaves = Leaves(K, int(data.X.shape[1]), 1 if n_classes == 2 else n_classes, batched, place.dtype,
+                        place.device, init)
+        oparams = stack_params(optimizer_params, place.dtype, place.device,
+                               f"optimizer '{optimizer.name}' hyperparameter") if batched else dict(optimizer_params[0])
+        penalty = PenaltyGroups(pens, penalty_params, batched, place.dtype, place.device)
+
+        def prox(weight: torch.Tensor, step: Any) -> torch.Tensor:
+            return penalty.prox(weight, step)
+
+        opt = optimizer.build([{"params": [leaves.W], "penalized": True}, {"params": [leaves.b], "penalized": False}],
+                              oparams, prox if penalty.has_prox else None)
+        objective = Objective(data, leaves, penalty, n_classes)
+        epochs = Epochs(optimizer, opt, objective, penalty, config, batched, place.device)
+        trials = cls._trials(data, leaves, objective, n_classes, config, optimizer, y_val, callbacks)
+        return cls(objective, epochs, trials, optimizer, oparams, config, batched, place.device, started)
+
+    @staticmethod
+    def _trials(data: PlacedData, leaves: Leaves, objective: Objective, n_classes: int, config: TrainConfig,
+                optimizer: Optimizer, y_val: np.ndarray | None, callbacks: Sequence[Sequence[Callback]]) -> list[_Trial]:
+        """Each trial's stopping rule, callbacks and the state they see (only its own validation rows)."""
+        y_val_np = None if y_val is None else np.asarray(y_val)
+        trials = []
+        for k, start in enumerate(objective.at_zero()):
+            state = TrainingState(leaves.W3[k], leaves.b3[k, 0], n_classes, data.X_val, y_val_np)
+            if data.val_columns is not None and y_val_np is not None:
+                rows = np.flatnonzero(data.val_columns[:, k] > 0)
+                state.y_val, state.val_rows = y_val_np[rows], torch.as_tensor(rows, device=leaves.W.device)
+            stopping = Stopping.for_trial(config, start, has_val=data.X_val is not None,
+                                          full_batch=optimizer.full_batch)
+            trials.append(_Trial(stopping, state, list(callbacks[k])))
+        return trials
+
+    def fit(self) -> list[FitResult | BaseException]:
+        """Every epoch until all trials stopped (or ``config.epochs``), then the results."""
+        self._begin()
+        for epoch in range(1, self.config.epochs + 1):
+            if all(t.done for t in self.trials):
+                break
+            self._epoch(epoch)
+        for k, t in enumerate(self.trials):
+            if not t.done:
+                self._freeze(k)
+        return self._results()
+
+    def _begin(self) -> None:
+        for k, t in enumerate(self.trials):
+            for cb in t.callbacks:
+                try:
+                    cb.on_train_begin(t.state)
+                except Exception as exc:  # noqa: BLE001 - the trial's own failure, reported as its result
+                    self._freeze(k, exc)
+                    break
+
+    def _epoch(self, epoch: int) -> None:
+        """One epoch of every trial, then each trial's stopping rule on it."""
+        train_obj = self.epochs.run().tolist()
+        finite = self.leaves.finite()
+        vals = self.objective.val_losses() if self.objective.data.X_val is not None else None
+        for k, t in enumerate(self.trials):
+            if not t.done:
+                self._judge(k, epoch, train_obj[k], finite[k], None if vals is None else vals[k])
+        self.epochs.schedule(epoch)
+
+    def _judge(self, k: int, epoch: int, obj: float, finite: bool, val: float | None) -> None:
+        """Trial k after an epoch: diverged, failed in a callback, improved, waiting, slowed or stopped."""
+        t = self.trials[k]
+        if t.stopping.diverged(obj, finite):
+            self._freeze(k, TrainingDivergedError(
+                f"The training loss became {obj:.6g} at epoch {epoch} (it was {t.stopping.start:.6g} at the start) "
+                f"with optimizer '{self.optimizer.name}' ({shown_params(self.oparams, k)}); lower the learning "
+                "rate."), zero=True)
+            return
+        logs: dict[str, float] = {"epoch": epoch, "train_loss": obj}
+        if val is not None:
+            logs["val_loss"] = val
+        t.history.append(logs)
+        t.state.epoch = epoch
+        try:
+            for cb in t.callbacks:
+                cb.on_epoch_end(t.state, logs)
+        except Exception as exc:  # noqa: BLE001 - e.g. a pruner: this trial stops, the others go on
+            self._freeze(k, exc)
+            return
+        verdict = t.stopping.judge(epoch, logs["val_loss"] if t.stopping.watch_val else obj)
+        if verdict == "improved" and t.stopping.watch_val:
+            t.best_params = self.leaves.snapshot(k)
+        elif verdict == "drop_lr":
+            self.epochs.drop_lr(k)
+        elif verdict == "stop":
+            self._freeze(k)
+
+    def _freeze(self, k: int, error: BaseException | None = None, zero: bool = False) -> None:
+        """Trial k stops: its parameters (zeros, its best, or as they are) no longer change."""
+        t = self.trials[k]
+        t.done, t.error, t.seconds = True, error, time.perf_counter() - self.started
+        self.leaves.freeze(k, t.best_params, zero)
+        if self.batched and hasattr(self.epochs.opt, "freeze"):  # the optimizer stops moving (and searching for) it
+            mask = torch.zeros(len(self.trials), dtype=torch.bool, device=self.device)
+            mask[k] = True
+            self.epochs.opt.freeze(mask)
+
+    def _results(self) -> list[FitResult | BaseException]:
+        objectives = self.objective.full().tolist()
+        results: list[FitResult | BaseException] = []
+        for k, t in enumerate(self.trials):
+            if t.error is not None:
+                results.append(t.error)
+                continue
+            weight, intercept = self.leaves.arrays(k)
+            result = FitResult(weight=weight, intercept=intercept, objective=objectives[k], history=t.history,
+                               epochs_run=len(t.history), best_epoch=t.stopping.best_epoch, fit_seconds=t.seconds,
+                               stop_reason=t.stopping.reason, device=str(self.device))
+            try:
+                for cb in t.callbacks:
+                    cb.on_train_end(t.state, result)
+            except Exception as exc:  # noqa: BLE001
+                results.append(exc)
+                continue
+            results.append(result)
+        return results

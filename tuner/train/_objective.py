@@ -1,0 +1,183 @@
+"""What K trials minimise, on the data placed on the device.
+
+:class:`PlacedData` holds the training and validation rows as tensors with each row's weight;
+:class:`Leaves` the K trials' weights (one leaf with a leading trial axis when batched) and
+their frozen copies; :class:`Objective` the per-trial losses: each trial k minimises
+``(1/n) sum_i w_ik loss_ik(W_k, b_k) + penalty(W_k)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tuner.train._config import TrainConfig
+from tuner.train._device import Placement, matmul
+from tuner.train._penalties import PenaltyGroups
+from tuner.train._weights import row_weights, val_row_weights
+
+__all__ = ["PlacedData", "Leaves", "Objective"]
+
+
+@dataclass
+class PlacedData:
+    """Training rows ``X`` (``XT``: its transpose, for sparse full-batch products), labels ``y``,
+    row weights ``w`` (``(n,)`` or ``(n, K)``); validation rows likewise (``val_w``: per trial,
+    each column summing to 1), or ``None``."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    w: torch.Tensor
+    XT: torch.Tensor | None = None
+    X_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+    val_w: torch.Tensor | None = None
+    val_columns: np.ndarray | None = None
+    """``val_column_weight`` as ``(n_val, K)`` when given: which validation rows each trial scores."""
+
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def sparse(self) -> bool:
+        return self.X.layout == torch.sparse_csr
+
+    @classmethod
+    def place(cls, place: Placement, X: Any, y: np.ndarray, n_classes: int, k_trials: int, config: TrainConfig, *,
+              full_batch: bool, sample_weight: np.ndarray | None, column_weight: np.ndarray | None,
+              classes: Sequence[Any] | None, X_val: Any, y_val: np.ndarray | None,
+              val_column_weight: np.ndarray | None) -> PlacedData:
+        """The rows on ``place``'s device, in its dtype, with their weights."""
+        Xt = place.features(X)
+        w = row_weights(y, n_classes, k_trials, config.class_weight, sample_weight=sample_weight,
+                        column_weight=column_weight, classes=classes)
+        data = cls(Xt, place.vector(y, torch.long), place.vector(w))
+        if data.sparse and full_batch:
+            data.XT = place.features(X.T.tocsr())
+        if X_val is not None and y_val is not None and len(y_val) > 0:
+            vw = val_row_weights(len(y_val), k_trials, val_column_weight)
+            data.X_val = place.features(X_val)
+            data.y_val = place.vector(np.asarray(y_val, dtype=np.int64), torch.long)
+            data.val_w = place.vector(vw / vw.sum(axis=0, keepdims=True).clip(min=1e-300))
+            data.val_columns = vw if val_column_weight is not None else None
+        return data
+
+
+class Leaves:
+    """The trained parameters of K trials and the frozen copies of those that stopped.
+
+    Batched: ``W`` is ``(K, p, c)`` stored feature-major (``W.permute(1, 0, 2)`` is contiguous)
+    and ``b`` ``(K, 1, c)``; one trial: ``W`` ``(p, c)`` and ``b`` ``(c,)``. ``W3``/``b3`` are
+    the ``(K, p, c)``/``(K, 1, c)`` views either way."""
+
+    def __init__(self, k_trials: int, p: int, c: int, batched: bool, dtype: torch.dtype, device: torch.device,
+                 init: Sequence[tuple[np.ndarray, np.ndarray] | None] | None) -> None:
+        self.k, self.p, self.c = k_trials, p, c
+        if batched:
+            self.W = torch.zeros(p, k_trials, c, dtype=dtype, device=device).permute(1, 0, 2).requires_grad_()
+            self.b = torch.zeros(k_trials, 1, c, dtype=dtype, device=device, requires_grad=True)
+            self.W3, self.b3 = self.W, self.b
+        else:
+            self.W = torch.zeros(p, c, dtype=dtype, device=device, requires_grad=True)
+            self.b = torch.zeros(c, dtype=dtype, device=device, requires_grad=True)
+            self.W3, self.b3 = self.W.unsqueeze(0), self.b.view(1, 1, c)
+        self.frozen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        if init is not None:
+            with torch.no_grad():
+                for k, start in enumerate(init):
+                    if start is not None:
+                        self.W3[k].copy_(torch.as_tensor(np.asarray(start[0]).reshape(p, c), dtype=dtype))
+                        self.b3[k, 0].copy_(torch.as_tensor(np.asarray(start[1]).reshape(c), dtype=dtype))
+
+    def snapshot(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A copy of trial k's current weights and intercept."""
+        return self.W3[k].detach().clone(), self.b3[k, 0].detach().clone()
+
+    def freeze(self, k: int, best: tuple[torch.Tensor, torch.Tensor] | None = None, zero: bool = False) -> None:
+        """Fix trial k's parameters (zeros, its ``best`` ones, or as they are) for the rest of the run."""
+        with torch.no_grad():
+            if zero:
+                self.W3[k].zero_()
+                self.b3[k].zero_()
+            elif best is not None:
+                self.W3[k].copy_(best[0])
+                self.b3[k, 0].copy_(best[1])
+            self.frozen[k] = (self.W3[k].detach().clone(), self.b3[k].detach().clone())
+
+    def restore_frozen(self) -> None:
+        """Undo what a shared step did to the frozen trials."""
+        if self.frozen:
+            with torch.no_grad():
+                for k, (wk, bk) in self.frozen.items():
+                    self.W3[k].copy_(wk)
+                    self.b3[k].copy_(bk)
+
+    def finite(self) -> list[bool]:
+        """Per trial: whether every weight is finite."""
+        return torch.isfinite(self.W3.detach()).flatten(1).all(dim=1).tolist()
+
+    def arrays(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Trial k's weights and intercept on the CPU, float64."""
+        return (self.W3[k].detach().cpu().double().numpy().copy(),
+                self.b3[k, 0].detach().cpu().double().numpy().copy())
+
+
+class Objective:
+    """The per-trial objective of K trials: shape ``(K,)`` values, the smooth part differentiable."""
+
+    def __init__(self, data: PlacedData, leaves: Leaves, penalty: PenaltyGroups, n_classes: int) -> None:
+        self.data, self.leaves, self.penalty, self.n_classes = data, leaves, penalty, n_classes
+
+    def logits(self, Xb: torch.Tensor, XbT: torch.Tensor | None = None) -> torch.Tensor:
+        """``(nb, K, c)``: one product with the data for every trial."""
+        lv = self.leaves
+        flat = lv.W3.permute(1, 0, 2).reshape(lv.p, lv.k * lv.c)
+        return (matmul(Xb, flat, XbT) + lv.b3.reshape(1, lv.k * lv.c)).view(-1, lv.k, lv.c)
+
+    def row_losses(self, z: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """Each row's log loss for each trial, ``(nb, K)``, computed stably on the logits."""
+        if self.leaves.c == 1:
+            return F.softplus(z[..., 0]) - yb.to(z.dtype)[:, None] * z[..., 0]
+        return torch.logsumexp(z, dim=2) - z.gather(2, yb.view(-1, 1, 1).expand(-1, self.leaves.k, 1))[..., 0]
+
+    def smooth(self, Xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor, nb: int,
+               XbT: torch.Tensor | None = None) -> torch.Tensor:
+        """Per trial: ``sum_i w_i loss_i / nb`` plus the penalty's smooth part (``w``: ``(nb,)`` or ``(nb, K)``)."""
+        weights = wb if wb.dim() == 2 else wb[:, None]
+        data_loss = (self.row_losses(self.logits(Xb, XbT), yb) * weights).sum(dim=0) / nb
+        return data_loss + self.penalty.smooth(self.leaves.W)
+
+    def nonsmooth(self) -> torch.Tensor:
+        """Per trial: the penalty's non-smooth part."""
+        return self.penalty.nonsmooth(self.leaves.W.detach())
+
+    @torch.no_grad()
+    def full(self) -> torch.Tensor:
+        """Per trial: the whole objective on every training row."""
+        d = self.data
+        return self.smooth(d.X, d.y, d.w, d.n, d.XT) + self.nonsmooth()
+
+    @torch.no_grad()
+    def val_losses(self) -> list[float]:
+        """Per trial: the weighted mean validation log loss (requires validation data)."""
+        d = self.data
+        assert d.X_val is not None and d.y_val is not None and d.val_w is not None
+        return (self.row_losses(self.logits(d.X_val), d.y_val) * d.val_w).sum(dim=0).tolist()
+
+    def at_zero(self) -> list[float]:
+        """Per trial: the objective at zero weights (``log 2`` or ``log C`` times the mean row weight)."""
+        w, k = self.data.w, self.leaves.k
+        zero_data = (math.log(2.0) if self.leaves.c == 1 else math.log(self.n_classes)) * (w.sum(dim=0) / self.data.n)
+        return (zero_data if zero_data.dim() else zero_data.expand(k)).tolist()
+
+
+def shown_params(params: Mapping[str, Any], k: int) -> dict[str, Any]:
+    """Trial k's hyperparameters as plain values (for messages)."""
+    return {name: (float(v[k]) if isinstance(v, torch.Tensor) else v) for name, v in params.items()}

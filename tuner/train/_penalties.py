@@ -1,0 +1,107 @@
+"""Per-trial hyperparameters and the penalties of K trials side by side.
+
+Hyperparameters that are numbers become ``(K, 1, 1)`` tensors (the plugin contract in
+:mod:`tuner._plugin_api`); trials of one optimizer may differ in penalty, and each penalty
+plugin sees only its own trials' weight columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from tuner._plugin_api import Penalty
+from tuner.errors import ConfigError, PluginError
+
+__all__ = ["stack_params", "PenaltyGroups"]
+
+
+def stack_params(values: Sequence[Mapping[str, Any]], dtype: torch.dtype, device: torch.device,
+                 what: str = "hyperparameter") -> dict[str, Any]:
+    """K trials' hyperparameters as ``(K, 1, 1)`` tensors (numbers and booleans) or one shared
+    value (anything else, which must then be equal in every trial)."""
+    if not values:
+        return {}
+    out: dict[str, Any] = {}
+    for name in values[0]:
+        column = [v[name] for v in values]
+        if all(isinstance(x, (bool, int, float, np.number, np.bool_)) for x in column):
+            out[name] = torch.tensor([float(x) for x in column], dtype=dtype, device=device).view(-1, 1, 1)
+        elif all(x == column[0] for x in column):
+            out[name] = column[0]
+        else:
+            raise ConfigError(f"The {what} {name!r} differs between trials trained side by side ({column!r}) and is "
+                              "not a number; group such trials by it.")
+    return out
+
+
+class PenaltyGroups:
+    """The penalties of K trials side by side: each plugin applied to its own trials' columns.
+
+    Trials of one optimizer may differ in penalty (l1, l2, elastic net, none): one product with
+    the data still serves them all, and each penalty sees only the weights of its trials."""
+
+    def __init__(self, per_trial: Sequence[Penalty], params: Sequence[Mapping[str, Any]], batched: bool,
+                 dtype: torch.dtype, device: torch.device) -> None:
+        self.k = len(per_trial)
+        members: dict[str, tuple[Penalty, list[int]]] = {}
+        for k, pen in enumerate(per_trial):
+            members.setdefault(pen.name, (pen, []))[1].append(k)
+        self.groups: list[tuple[Penalty, torch.Tensor | None, Any]] = []
+        for pen, idx in members.values():
+            chosen = [params[k] for k in idx]
+            values = stack_params(chosen, dtype, device, f"penalty '{pen.name}' hyperparameter") if batched \
+                else dict(chosen[0])
+            whole = len(idx) == self.k
+            self.groups.append((pen, None if whole else torch.tensor(idx, device=device), values))
+        self.has_prox = any(pen.has_prox for pen, _, _ in self.groups)
+        self.elementwise = any(pen.elementwise_prox and pen.has_prox for pen, _, _ in self.groups)
+
+    def _values(self, W: torch.Tensor, method: str) -> torch.Tensor:
+        out: torch.Tensor | None = None
+        for pen, idx, values in self.groups:
+            what = f"Penalty '{pen.name}' {method}"
+            if idx is None:
+                return _per_trial(getattr(pen, method)(W, values), self.k, what)
+            part = _per_trial(getattr(pen, method)(W[idx], values), len(idx), what)
+            out = (W.new_zeros(self.k) if out is None else out).index_add(0, idx, part)
+        assert out is not None
+        return out
+
+    def smooth(self, W: torch.Tensor) -> torch.Tensor:
+        """Per trial: the differentiable part of its penalty, shape ``(K,)``."""
+        return self._values(W, "smooth_value")
+
+    def nonsmooth(self, W: torch.Tensor) -> torch.Tensor:
+        """Per trial: the non-smooth part's value, shape ``(K,)``."""
+        return self._values(W, "nonsmooth_value")
+
+    def prox(self, W: torch.Tensor, step: Any, coordinate_step: Any = None) -> torch.Tensor:
+        """Each trial's proximal operator with its step: ``coordinate_step`` (shaped like ``W``)
+        for an elementwise prox when the optimizer gives one, else ``step``."""
+        out = None
+        for pen, idx, values in self.groups:
+            if not pen.has_prox:
+                continue
+            chosen = coordinate_step if (pen.elementwise_prox and coordinate_step is not None) else step
+            if idx is None:
+                return pen.prox(W, chosen, values)
+            sub = chosen[idx] if isinstance(chosen, torch.Tensor) and chosen.dim() > 0 else chosen
+            out = W.clone() if out is None else out
+            out[idx] = pen.prox(W[idx], sub, values)
+        return W if out is None else out
+
+
+def _per_trial(value: Any, k: int, what: str) -> torch.Tensor:
+    """A penalty's value as one number per trial."""
+    if not isinstance(value, torch.Tensor):
+        raise PluginError(f"{what} must return a tensor; got {type(value).__name__}.")
+    if value.dim() == 0:
+        if k != 1:
+            raise PluginError(f"{what} returned one value for {k} trials side by side; reduce over the last two "
+                              "dimensions only (shape (K,)).")
+        return value.reshape(1)
+    return value.reshape(k)

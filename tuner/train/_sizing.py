@@ -1,0 +1,65 @@
+"""How big a step is: rows a step reads, the automatic mini-batch size, whether trials can
+share a step, and how many threads a step is worth. No torch at import."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from tuner._plugin_api import Optimizer, Penalty
+    from tuner.train._config import TrainConfig
+
+__all__ = ["auto_batch_size", "rows_per_step", "batchable", "work_size", "one_thread_pays", "SMALL_WORK",
+           "MIN_STEPS_PER_EPOCH", "MAX_AUTO_BATCH", "MIN_AUTO_BATCH"]
+
+MIN_STEPS_PER_EPOCH = 32
+"""The automatic mini-batch size gives an epoch at least this many steps (small data) ..."""
+MAX_AUTO_BATCH = {"cpu": 256, "cuda": 4096}
+"""... and at most this many rows a step, by device: on a GPU a step costs a launch whatever
+its size, so large batches keep the device busy; on a CPU, 256 rows a step is what the
+stochastic optimizers' default learning rates were tuned for."""
+MIN_AUTO_BATCH = 16
+
+SMALL_WORK = 16_000_000
+"""Below this many stored feature values read by one step (times the trials side by side), one
+thread is faster: on a small machine the intra-op thread pool costs more (milliseconds per op
+when other processes are busy) than the arithmetic it shares out. Measured on the 2-core
+machine: eight FISTA trials side by side on a9a (2.9M values a step) took 21.7 s with two
+threads and 4.7 s with one (`benchmarks/RESULTS.md`, "Threads")."""
+
+
+def auto_batch_size(n_rows: int, device: str = "cpu") -> int:
+    """The mini-batch size when none is given: a power of two, at most ``MAX_AUTO_BATCH`` for
+    the device, and small enough for ``MIN_STEPS_PER_EPOCH`` steps an epoch (341 rows: 16)."""
+    cap = MAX_AUTO_BATCH["cuda" if device.startswith("cuda") else "cpu"]
+    want = max(MIN_AUTO_BATCH, n_rows // MIN_STEPS_PER_EPOCH)
+    return int(min(cap, 2 ** int(math.floor(math.log2(want)))))
+
+
+def rows_per_step(n_rows: int, optimizer: Optimizer, config: TrainConfig, device: str = "cpu") -> int:
+    """Rows one step of ``optimizer`` reads: every row (full batch), else the configured or
+    automatic mini-batch size."""
+    if optimizer.full_batch:
+        return n_rows
+    return min(config.batch_size or auto_batch_size(n_rows, device), n_rows)
+
+
+def batchable(penalty: Penalty, optimizer: Optimizer) -> bool:
+    """Whether trials of this pair can be trained side by side (both plugins declare it)."""
+    return bool(getattr(penalty, "supports_batch", False) and getattr(optimizer, "supports_batch", False))
+
+
+def work_size(X: Any) -> int:
+    """Stored feature values: non-zeros of a sparse matrix, every entry of a dense one."""
+    import scipy.sparse as sp
+
+    return int(X.nnz) if sp.issparse(X) else int(np.prod(np.shape(X)))
+
+
+def one_thread_pays(X: Any, k_trials: int, optimizer: Optimizer, config: TrainConfig) -> bool:
+    """Whether a step of ``k_trials`` trials on ``X`` reads fewer than :data:`SMALL_WORK` values."""
+    n_rows = max(int(np.shape(X)[0]), 1)
+    return work_size(X) * k_trials * rows_per_step(n_rows, optimizer, config) / n_rows < SMALL_WORK
