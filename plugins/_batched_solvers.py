@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -264,7 +264,7 @@ class BatchedFISTA(_Freezable, torch.optim.Optimizer):
         x_new = [p.detach().clone() for p in params]
         mapping = torch.stack([_rowmax_abs(yi - xn) for yi, xn in zip(y, x_new)]).amax(0) / step
         # Gradient restart: where the momentum points uphill, drop it.
-        uphill = sum(_rowsum((yi - xn) * (xn - xp)) for yi, xn, xp in zip(y, x_new, st["x_prev"])) > 0
+        uphill = cast(torch.Tensor, sum(_rowsum((yi - xn) * (xn - xp)) for yi, xn, xp in zip(y, x_new, st["x_prev"]))) > 0
         t = torch.where(uphill, torch.ones_like(st["t"]), st["t"])
         t_next = (1.0 + torch.sqrt(1.0 + 4.0 * t * t)) / 2.0
         beta = (t - 1.0) / t_next

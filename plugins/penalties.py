@@ -27,7 +27,7 @@ def soft_threshold(weight: torch.Tensor, threshold: Any) -> torch.Tensor:
 class NoPenalty(Penalty):
     name = "none"
     description = "Plain (unpenalized) logistic regression."
-    search_space: Mapping[str, Any] = {}
+    search_space = {}
 
     supports_batch = True
 
@@ -52,7 +52,7 @@ class _ElasticNetFamily(Penalty):
     def nonsmooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         return (params["strength"] * self._l1_ratio(params) * weight.abs()).sum(dim=(-2, -1))
 
-    def prox(self, weight: torch.Tensor, step: float, params: Mapping[str, Any]) -> torch.Tensor:
+    def prox(self, weight: torch.Tensor, step: float | torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         l1_ratio = self._l1_ratio(params)
         if self.has_prox:
             return soft_threshold(weight, step * params["strength"] * l1_ratio)

@@ -68,7 +68,7 @@ def test_training_imports_torch_but_no_study_or_tracking_library() -> None:
         import sys
         import numpy as np
         from tuner import optimizers, penalties
-        from tuner.train._trainer import TrainConfig, fit
+        from tuner.train import TrainConfig, fit
         X = np.random.default_rng(0).normal(size=(40, 3)); y = (X[:, 0] > 0).astype(int)
         fit(X, y, 2, penalties.get("l1"), {"strength": 0.01}, optimizers.get("fista"), {"lr": 1.0},
             TrainConfig(device="cpu", epochs=3))
@@ -161,3 +161,20 @@ def test_a_registry_is_generic_over_its_group(extra_distribution: Path) -> None:
     assert empty.names() == []
     with pytest.raises(PluginError, match="Usable optimizers: none"):
         empty.get("sgd")
+
+
+def test_an_unknown_prox_mode_is_refused_with_the_modes_of_the_one_owner() -> None:
+    from tuner._plugin_api import PROX_MODES
+    from tuner._registry import _validate
+
+    class Sometimes(Optimizer):
+        name = "sometimes"
+        description = "An optimizer with a prox mode that does not exist."
+        prox_mode = "sometimes"  # type: ignore[assignment]
+
+        def build(self, param_groups, params, prox=None):
+            raise NotImplementedError
+
+    with pytest.raises(ValueError, match="prox_mode must be one of 'after_step', 'internal', 'unsupported'"):
+        _validate(Sometimes, "sometimes", Optimizer)
+    assert list(PROX_MODES) == ["after_step", "internal", "unsupported"]

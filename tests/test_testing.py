@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from _broken_plugins import AdamWithoutCoordinateSteps
 from click.testing import CliRunner
 
 import tuner
@@ -81,7 +82,10 @@ def test_builtin_penalties_pass(name):
 def test_builtin_optimizers_pass(name):
     results = check_optimizer(tuner.optimizers.get(name), name=name)
     assert [r.check for r in results] == list(OPTIMIZER_CHECKS)
-    assert all(r.passed for r in results), [r for r in results if not r.passed]
+    after_step = tuner.optimizers.get(name).prox_mode == "after_step"
+    skipped = set() if after_step else {"prox_step"}  # no after-step prox to check for a full-batch solver
+    assert all(r.passed for r in results if r.check not in skipped), [r for r in results if not r.passed]
+    assert {r.check for r in results if r.status == "skip"} == skipped
 
 
 def test_good_plugins_pass_as_classes_and_instances():
@@ -562,8 +566,7 @@ def test_an_optimizer_with_one_shared_lr_fails_fit_and_divergence():
 def test_a_plugin_without_supports_batch_is_not_checked_side_by_side_and_fit_many_refuses_it():
     from sklearn.datasets import make_classification
 
-    from tuner.train._batched import fit_many
-    from tuner.train._trainer import TrainConfig
+    from tuner.train import TrainConfig, fit_many
 
     for plugin, checks in ((GoodL1, BATCH_CHECKS), (GoodSGD, BATCH_CHECKS[1:])):
         results = results_of(plugin)
@@ -581,3 +584,170 @@ def test_cli_check_runs_the_batch_checks_for_the_builtins():
     for check in BATCH_CHECKS:
         assert f"PASS  {check}" in result.output
     assert "with sgd, lbfgs" in result.output
+
+
+# --- the paths a study takes: tensor steps, per-coordinate steps, float32 ----------------
+
+
+class FloatStepL1(GoodL1):
+    """An elementwise lasso whose prox turns the step into a number: fine with SGD, a crash with
+    Adam's per-weight steps (the plugin author's trial of issue 11)."""
+
+    name = "float_step_l1"
+    elementwise_prox = True
+
+    def prox(self, weight, step, params):
+        return soft(weight, float(step) * params["strength"])
+
+
+class ScalarStepForAll(GoodL1):
+    """Takes per-weight steps without an error but uses only the first one for every weight."""
+
+    name = "first_step_l1"
+    elementwise_prox = True
+
+    def prox(self, weight, step, params):
+        t = step.flatten()[0] if isinstance(step, torch.Tensor) else step
+        return soft(weight, t * params["strength"])
+
+
+class Float64Prox(GoodL1):
+    """Computes its prox in float64 and returns it so: float32 training would change dtype."""
+
+    name = "float64_prox"
+
+    def prox(self, weight, step, params):
+        return soft(weight.double(), step * params["strength"])
+
+
+class ElementwiseL1(GoodL1):
+    name = "elementwise_l1"
+    elementwise_prox = True
+
+
+@pytest.mark.parametrize("plugin, words", [
+    (FloatStepL1, ["per-weight steps", "raised", "no float(step)"]),
+    (ScalarStepForAll, ["each weight must get its own step"]),
+    (Float64Prox, ["torch.float64", "torch.float32"]),
+])
+def test_a_prox_that_breaks_on_the_trainers_steps_fails_prox_steps(plugin, words):
+    results = results_of(plugin)
+    assert results["prox_steps"].failed, results["prox_steps"]
+    for w in words:
+        assert w in results["prox_steps"].reason, (w, results["prox_steps"].reason)
+    with pytest.raises(ContractError, match="prox_steps"):
+        check_plugin(plugin)
+
+
+def test_an_elementwise_prox_that_takes_tensor_steps_passes_prox_steps():
+    for plugin in (ElementwiseL1, GoodL1, BatchedL1):
+        result = results_of(plugin)["prox_steps"]
+        assert result.passed, result
+    assert "per-weight steps" in results_of(ElementwiseL1)["prox_steps"].reason
+    assert results_of(tuner.penalties.get("l2"))["prox_steps"].status == "skip"
+
+
+class AdamWithCoordinateSteps(AdamWithoutCoordinateSteps):
+    name = "adam_coord"
+
+    def coordinate_step_size(self, optimizer, param):
+        state = optimizer.state.get(param, {})
+        if "exp_avg_sq" not in state:
+            return None
+        group = next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
+        correction = 1 - group["betas"][1] ** float(state["step"])
+        return group["lr"] / ((state["exp_avg_sq"] / correction).sqrt() + group["eps"])
+
+
+class MomentumWithPlainStep(GoodSGD):
+    """Heavy-ball SGD that keeps the default step_size ``lr``: at a fixed point it moves
+    ``lr / (1 - momentum)`` per unit gradient, ten times what its prox shrinks."""
+
+    name = "momentum_plain_step"
+
+    def build(self, param_groups, params, prox=None):
+        return torch.optim.SGD(list(param_groups), lr=float(params["lr"]), momentum=0.9)
+
+
+def test_an_adam_like_optimizer_needs_coordinate_step_size():
+    results = results_of(AdamWithoutCoordinateSteps)
+    step = results["prox_step"]
+    assert step.failed and "differ by coordinate" in step.reason and "coordinate_step_size" in step.reason, step
+    zeros = results["decreases_loss"]
+    assert zeros.failed and "not exactly zero" in zeros.reason and "coordinate_step_size" in zeros.reason, zeros
+    fixed = results_of(AdamWithCoordinateSteps)
+    assert fixed["prox_step"].passed and "per coordinate" in fixed["prox_step"].reason, fixed["prox_step"]
+    assert fixed["decreases_loss"].passed and "exact zeros" in fixed["decreases_loss"].reason, fixed["decreases_loss"]
+
+
+def test_a_proximal_step_that_is_not_the_step_taken_fails_prox_step():
+    result = results_of(MomentumWithPlainStep)["prox_step"]
+    assert result.failed and "step_size()" in result.reason and "wrong strength" in result.reason, result
+    assert results_of(GoodSGD)["prox_step"].passed  # plain SGD moves lr per unit gradient
+
+
+def test_the_builtin_adam_gives_exact_zeros_with_an_l1_penalty():
+    """What a study does with adam and l1: exact zeros, through the per-coordinate proximal step."""
+    from sklearn.datasets import make_classification
+
+    from tuner.train import TrainConfig, fit
+
+    X, y = make_classification(n_samples=300, n_features=20, n_informative=3, random_state=0)
+    result = fit(X, y, 2, tuner.penalties.get("l1"), {"strength": 0.05}, tuner.optimizers.get("adam"),
+                 {"lr": 0.01, "beta1": 0.9, "beta2": 0.999}, TrainConfig(epochs=30, device="cpu", seed=0))
+    assert (result.weight == 0).sum() >= 10
+
+
+# --- the quick subset a study runs ---------------------------------------------------------
+
+@pytest.fixture
+def breakers(tmp_path, monkeypatch):
+    """A distribution whose plugins load and pass the registry but break in a study."""
+    from _broken_plugins import forget, install_distribution
+
+    from tuner._registry import AUTOLOAD_ENV
+
+    site = install_distribution(tmp_path / "site", "tuner_test_breakers", {
+        "penalties": {"float_step": "FloatStepLasso"}, "optimizers": {"adam_no_coord": "AdamWithoutCoordinateSteps"}},
+        version="0.3")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    tuner.penalties.reload()
+    tuner.optimizers.reload()
+    yield site
+    monkeypatch.undo()
+    forget("tuner_test_breakers")
+    tuner.penalties.reload()
+    tuner.optimizers.reload()
+
+
+def test_failing_plugins_names_the_installed_plugins_a_study_must_leave_out(breakers):
+    from tuner.testing import failing_plugins
+
+    assert "float_step" in tuner.penalties.names() and "adam_no_coord" in tuner.optimizers.names()
+    penalties = failing_plugins("penalty", [*tuner.penalties.names(), "no_such_penalty"])
+    assert list(penalties) == ["float_step"]
+    assert penalties["float_step"].startswith("fails the contract check 'prox_steps': ")
+    assert "\n" not in penalties["float_step"] and "per-weight steps" in penalties["float_step"]
+    optimizers = failing_plugins("optimizer", tuner.optimizers.names())
+    assert list(optimizers) == ["adam_no_coord"] and "'prox_step'" in optimizers["adam_no_coord"]
+    again = failing_plugins("optimizer", ["adam_no_coord", "sgd"])
+    assert again["adam_no_coord"] is optimizers["adam_no_coord"]  # cached per process: not run again
+    with pytest.raises(tuner.PluginError, match="'penalty' or 'optimizer'"):
+        failing_plugins("penalties", ["l1"])
+
+
+def test_failing_plugins_is_quick_and_passes_the_builtins():
+    import time
+
+    from tuner.testing import failing_plugins
+    from tuner.testing._installed import _QUICK_CACHE
+
+    _QUICK_CACHE.clear()
+    fit_once = tuner.optimizers.get("sgd")  # the first backward of a process pays torch's set-up
+    run_checks(fit_once)
+    started = time.perf_counter()
+    assert failing_plugins("penalty", tuner.penalties.names()) == {}
+    assert failing_plugins("optimizer", tuner.optimizers.names()) == {}
+    # tens of milliseconds a plugin on an idle machine; generous for a busy one
+    assert time.perf_counter() - started < 0.3 * (len(tuner.penalties.names()) + len(tuner.optimizers.names()))

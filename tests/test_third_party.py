@@ -59,7 +59,9 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _install([EXAMPLE], extras, base / "src_extras")
     _install([FIXTURES / n for n in BROKEN] + [FIXTURES / "two_groups"], broken, base / "src_broken")
     assert (extras / "logreg_tuner_extras-0.1.0.dist-info").is_dir()
-    return {"extras": extras, "broken": broken}
+    breakers = base / "breakers"
+    _install([FIXTURES / "contract_breakers"], breakers, base / "src_breakers")
+    return {"extras": extras, "broken": broken, "breakers": breakers}
 
 
 def run(args: list[str], paths: list[Path], env: dict[str, str] | None = None,
@@ -231,3 +233,44 @@ def test_resuming_after_a_plugin_upgrade_warns_and_records_it(sites: dict[str, P
     assert changes[-1]["changes"]["penalty:group_lasso"] == ["logreg-tuner-extras==0.1.0", "logreg-tuner-extras==0.2.0"]
     assert json.loads(study.user_attrs["spec"])["plugin_versions"]["penalty:group_lasso"] == "logreg-tuner-extras==0.2.0"
     assert len(study.trials) == 3
+
+
+# --- plugins that load but break their contract in a study ----------------------------
+
+
+def test_plugins_failing_their_contract_are_listed_as_such(sites):
+    rows = _rows(run(["plugins", "list", "--json"], [sites["breakers"]]))
+    float_step, adam = rows[("penalty", "float_step")], rows[("optimizer", "adam_no_coord")]
+    assert float_step["status"] == adam["status"] == "failing"
+    assert "'prox_steps'" in float_step["error"] and "per-weight steps" in float_step["error"]
+    assert "'prox_step'" in adam["error"] and "coordinate_step_size" in adam["error"]
+    assert all(r["status"] == "ok" for k, r in rows.items() if k[1] not in ("float_step", "adam_no_coord"))
+    text = run(["plugins", "list"], [sites["breakers"]])
+    line = text.stdout.splitlines()
+    at = next(i for i, ln in enumerate(line) if ln.strip().startswith("float_step"))
+    assert "FAILING" in line[at + 1] and "tuner plugins check float_step" in line[at + 1]
+    check = run(["plugins", "check", "float_step"], [sites["breakers"]])
+    assert check.returncode == 1 and "FAIL  prox_steps" in check.stdout
+
+
+def test_a_default_study_leaves_failing_plugins_out_with_a_notice(sites, tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    proc = run(["tune", "--dataset", "breast_cancer", "--study", "defaults", "--storage", storage, "--trials", "4",
+                "--epochs", "5", "--no-tracking", "--json"], [sites["breakers"]])
+    assert proc.returncode == 0, proc.stderr
+    notices = proc.stdout + proc.stderr
+    for name in ("float_step", "adam_no_coord"):
+        assert f"'{name}' fails its contract checks" in notices and f"tuner plugins check {name}" in notices
+    spec = json.loads(optuna.load_study(study_name="defaults", storage=storage).user_attrs["spec"])
+    assert "float_step" not in spec["penalties"] and "adam_no_coord" not in spec["optimizers"]
+
+
+def test_a_crash_in_plugin_code_is_one_line_naming_the_plugin(sites):
+    train = run(["train", "--dataset", "breast_cancer", "--penalty", "float_step", "--optimizer", "adam",
+                 "--epochs", "2"], [sites["breakers"]])
+    assert train.returncode == 1 and "Traceback" not in train.stderr
+    (line,) = [ln for ln in train.stderr.splitlines() if ln.strip()]
+    assert "the penalty plugin 'float_step' (package tuner-fixture-contract-breakers) raised" in line
+    assert "run `tuner plugins check float_step`" in line

@@ -46,17 +46,29 @@ and its trials run one at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from tuner._space import Hyperparameter
+from tuner.errors import PluginError, PluginRaisedError, TunerError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["Penalty", "Optimizer", "ProxFn", "compatibility_reason"]
+__all__ = [
+    "Penalty",
+    "Optimizer",
+    "ProxFn",
+    "ProxMode",
+    "PROX_MODES",
+    "compatibility_reason",
+    "plugin_kind",
+    "blame_plugin",
+]
 
-ProxFn = Callable[["torch.Tensor", float], "torch.Tensor"]
-"""``prox(W, step) -> W'``: the proximal operator of the non-smooth part, hyperparameters bound."""
+ProxFn = Callable[["torch.Tensor", "float | torch.Tensor"], "torch.Tensor"]
+"""``prox(W, step) -> W'``: the proximal operator of the non-smooth part, hyperparameters bound;
+``step`` is a number, or a ``(K, 1, 1)`` tensor (one step per trial) side by side."""
 
 
 class Penalty:
@@ -93,7 +105,10 @@ class Penalty:
     def prox(self, weight: torch.Tensor, step: float | torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         """``argmin_V  1/(2 step) ||V - weight||^2 + nonsmooth(V)``; identity for a smooth penalty.
 
-        ``step`` is a number, or a tensor shaped like ``weight`` when ``elementwise_prox``."""
+        ``step`` is a number; a ``(K, 1, 1)`` tensor with trials side by side; and, when
+        ``elementwise_prox``, also a tensor of per-weight steps shaped like ``weight`` (from an
+        optimizer's :meth:`Optimizer.coordinate_step_size`), so compute with it as a tensor (no
+        ``float(step)``). The result keeps ``weight``'s shape, dtype (float32 or float64) and device."""
         return weight
 
     def value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
@@ -102,6 +117,13 @@ class Penalty:
 
 
 ProxMode = Literal["after_step", "internal", "unsupported"]
+
+PROX_MODES: Mapping[str, str] = {
+    "after_step": "prox after each step",
+    "internal": "proximal solver",
+    "unsupported": "smooth penalties only",
+}
+"""The values of :attr:`Optimizer.prox_mode`, each with the few words ``tuner plugins list`` shows."""
 
 
 class Optimizer:
@@ -150,15 +172,22 @@ class Optimizer:
         raise NotImplementedError
 
     def step_size(self, optimizer: torch.optim.Optimizer) -> float | torch.Tensor:
-        """The step size that ``after_step`` proximal updates use (default: group 0's ``lr``;
-        with trials side by side a ``(K, 1, 1)`` tensor, one step per trial)."""
+        """The step size that ``after_step`` proximal updates use: how far a step moves a weight
+        per unit gradient (default: group 0's ``lr``; ``lr / (1 - momentum)`` for momentum
+        methods; with trials side by side a ``(K, 1, 1)`` tensor, one step per trial)."""
         lr = optimizer.param_groups[0]["lr"]
         return lr if hasattr(lr, "dim") else float(lr)
 
     def coordinate_step_size(self, optimizer: torch.optim.Optimizer, param: torch.Tensor) -> torch.Tensor | None:
         """Per-weight steps for ``after_step`` proximal updates of an ``elementwise_prox`` penalty,
-        shaped like ``param``, for optimizers whose steps differ by coordinate; ``None`` (the
-        default) means :meth:`step_size` applies to every weight."""
+        shaped like ``param`` and in its dtype, for optimizers whose steps differ by coordinate;
+        ``None`` (the default) means :meth:`step_size` applies to every weight.
+
+        The step of weight ``j`` is how far the last update moved it per unit of its gradient
+        (or of the average the method keeps): Adam's ``lr / (sqrt(v_hat_j) + eps)``,
+        Adagrad's ``clr / (sqrt(G_j) + eps)``. An optimizer that rescales gradients per
+        coordinate without it gives the L1 prox the wrong step: no exact zeros (the
+        ``prox_step`` contract check catches it)."""
         return None
 
 
@@ -175,3 +204,100 @@ def compatibility_reason(penalty: Penalty, optimizer: Optimizer) -> str | None:
             "proximal optimizer such as 'fista', 'sgd', 'adam' or 'rmsprop'"
         )
     return None
+
+
+def plugin_kind(plugin: object) -> str | None:
+    """``"penalty"`` or ``"optimizer"`` for a plugin class or instance; ``None`` for anything else."""
+    cls = plugin if isinstance(plugin, type) else type(plugin)
+    if issubclass(cls, Penalty):
+        return "penalty"
+    if issubclass(cls, Optimizer):
+        return "optimizer"
+    return None
+
+
+def _own_code(module: str) -> bool:
+    return module == "tuner" or module.startswith("tuner.")
+
+
+def _frames(tb: TracebackType | None) -> list[str]:
+    """The module names of a traceback's frames, innermost first."""
+    names = []
+    while tb is not None:
+        names.append(str(tb.tb_frame.f_globals.get("__name__", "")))
+        tb = tb.tb_next
+    return names[::-1]
+
+
+def _distribution(module: str) -> str:
+    """The distribution that installed ``module`` (its top-level package when none is known)."""
+    from importlib import metadata
+
+    top = module.partition(".")[0]
+    try:
+        dists = metadata.packages_distributions().get(top, [])
+    except Exception:  # noqa: BLE001 - a broken install's metadata must not hide the plugin's error
+        dists = []
+    return dists[0] if dists else top
+
+
+def blame_plugin(exc: BaseException, plugins: Iterable[object]) -> PluginError | None:
+    """The one-line :class:`PluginError` for an exception raised inside a plugin's code, or ``None``.
+
+    ``exc`` is blamed on a plugin when it is not a :class:`TunerError` and its traceback runs
+    through the module of one of ``plugins``' classes (or, failing that, through the package
+    of that module), outside tuner's own code. The innermost such frame decides, so a
+    penalty's ``prox`` that fails inside an optimizer's ``step`` is blamed on the penalty. The
+    message names the plugin, its package and the error, and suggests ``tuner plugins
+    check NAME``. Wrap a call that runs plugin code::
+
+        try:
+            ...
+        except Exception as exc:
+            blamed = blame_plugin(exc, [penalty, optimizer])
+            if blamed is None:
+                raise
+            raise blamed from exc
+    """
+    if isinstance(exc, TunerError):
+        return None
+    candidates = []
+    for plugin in plugins:
+        kind = plugin_kind(plugin)
+        cls = plugin if isinstance(plugin, type) else type(plugin)
+        module = getattr(cls, "__module__", "") or ""
+        if kind is not None and module and not _own_code(module):
+            candidates.append((plugin, kind, module))
+    if not candidates:
+        return None
+    frames = _frames(exc.__traceback__)
+    found = None
+    for exact in (True, False):
+        for frame in frames:
+            if _own_code(frame):
+                continue
+            found = next((c for c in candidates if _module_matches(frame, c[2], exact)), None)
+            if found is not None:
+                break
+        if found is not None:
+            break
+    if found is None:
+        return None
+    plugin, kind, module = found
+    name = str(getattr(plugin, "name", "") or getattr(plugin, "__name__", "?"))
+    dist = _distribution(module)
+    detail = " ".join(str(exc).split()) or "(no message)"
+    if len(detail) > 300:
+        detail = detail[:297] + "..."
+    return PluginRaisedError(
+        f"the {kind} plugin '{name}' (package {dist}) raised {type(exc).__name__}: {detail}; "
+        f"run `tuner plugins check {name}` to see which part of the contract it breaks",
+        kind=kind, plugin=name, distribution=dist,
+    )
+
+
+def _module_matches(frame: str, module: str, exact: bool) -> bool:
+    if exact:
+        return frame == module
+    top = module.partition(".")[0]
+    return frame == top or frame.startswith(top + ".")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from tuner._plugin_api import Optimizer, Penalty
+from tuner._plugin_api import PROX_MODES, Optimizer, Penalty
 from tuner._space import validate_space
 from tuner.errors import PluginError
 
@@ -82,8 +82,8 @@ def _validate(obj: Any, name: str, base: type) -> Any:
     else:
         if type(obj).build is Optimizer.build:
             raise ValueError("it does not implement build()")
-        if obj.prox_mode not in ("after_step", "internal", "unsupported"):
-            raise ValueError(f"prox_mode must be 'after_step', 'internal' or 'unsupported'; got {obj.prox_mode!r}")
+        if obj.prox_mode not in PROX_MODES:
+            raise ValueError(f"prox_mode must be one of {', '.join(map(repr, PROX_MODES))}; got {obj.prox_mode!r}")
     return obj
 
 
@@ -92,7 +92,7 @@ class Registry(Generic[T]):
 
     def __init__(self, group: str, base: type[T], kind: str, plural: str | None = None) -> None:
         self.group = group
-        self.base = base
+        self.base: type[T] = base
         self.kind = kind
         self.plural = plural or f"{kind}s"
         self._infos: dict[str, PluginInfo[T]] | None = None

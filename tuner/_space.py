@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from tuner.errors import ConfigError
 
@@ -145,7 +145,7 @@ class Categorical:
         return {"type": "categorical", "choices": list(self.choices), "default": self.default}
 
 
-Hyperparameter = Union[Float, Int, Categorical]
+Hyperparameter = Float | Int | Categorical
 
 
 def validate_space(space: Any) -> dict[str, Hyperparameter]:

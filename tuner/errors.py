@@ -10,8 +10,10 @@ __all__ = [
     "TunerError",
     "DataError",
     "PluginError",
+    "PluginRaisedError",
     "ConfigError",
     "IncompatiblePluginsError",
+    "InvalidParameterError",
     "StorageError",
     "TrackingError",
     "TrainingDivergedError",
@@ -30,12 +32,29 @@ class PluginError(TunerError):
     """A plugin is unknown, broken or fails its contract."""
 
 
+class PluginRaisedError(PluginError):
+    """Code of an installed plugin raised an exception during training or a study.
+
+    ``kind`` (``"penalty"`` or ``"optimizer"``), ``plugin`` (its name) and ``distribution``
+    say whose code it was; the message suggests ``tuner plugins check NAME``.
+    """
+
+    def __init__(self, message: str, *, kind: str, plugin: str, distribution: str) -> None:
+        super().__init__(message)
+        self.kind, self.plugin, self.distribution = kind, plugin, distribution
+
+
 class ConfigError(TunerError):
     """An option or hyperparameter value is invalid."""
 
 
 class IncompatiblePluginsError(ConfigError):
     """A penalty and an optimizer that cannot be used together were chosen."""
+
+
+class InvalidParameterError(ConfigError, ValueError):
+    """A parameter of a scikit-learn estimator (``tuner.LogisticRegression``) is invalid; also a
+    ``ValueError``, as scikit-learn's own parameter errors are."""
 
 
 class StorageError(TunerError):

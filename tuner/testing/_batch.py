@@ -3,7 +3,7 @@
 A plugin that declares ``supports_batch`` promises the trial-axis convention of
 :mod:`tuner._plugin_api`: K trials trained in one tensor program give what each trial gives
 alone. These checks hold it to that promise through the real trainer
-(:func:`tuner.train._batched.fit_many`), pairing the plugin with built-in batched partners:
+(:func:`tuner.train.fit_many`), pairing the plugin with built-in batched partners:
 
 ``batch_values`` (penalty)
     with weights ``(K, p, c)`` and ``(K, 1, 1)`` hyperparameters, ``smooth_value`` and
@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from tuner._plugin_api import Optimizer, Penalty, compatibility_reason
 from tuner._space import Categorical, Float, Int
-
-if TYPE_CHECKING:  # pragma: no cover
-    from tuner.testing import _Subject
+from tuner.testing._base import Check, Fail, Skip, Subject, call, defaults, fmt
+from tuner.train import FitResult, TrainConfig, fit_many, stack_params
 
 __all__ = ["BATCH_PENALTY_CHECKS", "BATCH_OPTIMIZER_CHECKS", "trial_settings", "K_TRIALS"]
 
@@ -47,30 +46,6 @@ same trial alone: float64 differs by rounding only; float32 by rounding carried 
 VALUE_RTOL = {torch.float64: 1e-9, torch.float32: 1e-5}
 """How far one trial's penalty value or prox side by side may be from its value alone (the same
 arithmetic, perhaps summed in another order)."""
-
-
-def _fail(reason: str) -> Exception:
-    from tuner.testing import _Fail  # late: tuner.testing imports this module
-
-    return _Fail(reason)
-
-
-def _skip(reason: str) -> Exception:
-    from tuner.testing import _Skip
-
-    return _Skip(reason)
-
-
-def _call(fn: Any, what: str, *args: Any) -> Any:
-    from tuner.testing import _call as call
-
-    return call(fn, what, *args)
-
-
-def _fmt(params: Mapping[str, Any]) -> str:
-    from tuner.testing import _fmt as fmt
-
-    return fmt(params)
 
 
 # ------------------------------------------------------------------------------------------
@@ -124,20 +99,17 @@ class _Data:
         self.label = "sparse three-class" if sparse else "dense binary"
 
 
-def _config(optimizer: Optimizer, dtype: str, seed: int) -> Any:
-    from tuner.train._trainer import TrainConfig
-
+def _config(optimizer: Optimizer, dtype: torch.dtype, seed: int) -> TrainConfig:
     epochs = 3 if optimizer.full_batch else 4
-    return TrainConfig(epochs=epochs, batch_size=32, patience=2, dtype=dtype, device="cpu", seed=seed)
+    name: Literal["float32", "float64"] = "float64" if dtype == torch.float64 else "float32"
+    return TrainConfig(epochs=epochs, batch_size=32, patience=2, dtype=name, device="cpu", seed=seed)
 
 
 def _train(data: _Data, pens: Sequence[Penalty], pps: Sequence[Mapping[str, Any]], opt: Optimizer,
            ops: Sequence[Mapping[str, Any]], config: Any, where: str) -> list[Any]:
     """Side by side when ``len(pps) > 1``; one result (or the exception that stopped it) per trial."""
-    from tuner.train._batched import fit_many
-
     with torch.random.fork_rng(devices=[]):  # fit_many seeds torch's global generator: keep the caller's
-        return _call(fit_many, f"fit_many {where}", data.X, data.y, data.n_classes, list(pens), list(pps), opt,
+        return call(fit_many, f"fit_many {where}", data.X, data.y, data.n_classes, list(pens), list(pps), opt,
                      list(ops), config)
 
 
@@ -149,20 +121,18 @@ def _outcome(result: Any) -> str:
 def _compare(together: Any, alone: Any, k: int, has_prox: bool, dtype: torch.dtype, where: str) -> None:
     """Trial ``k`` side by side must equal it alone: same outcome, weights within the tolerance,
     and (for a prox penalty) the same exact zeros."""
-    from tuner.train._trainer import FitResult
-
     if isinstance(alone, BaseException) or isinstance(together, BaseException):
         if type(alone) is not type(together):
-            raise _fail(f"trial {k} {where} ended differently side by side ({_outcome(together)}) and alone "
+            raise Fail(f"trial {k} {where} ended differently side by side ({_outcome(together)}) and alone "
                         f"({_outcome(alone)})")
         return
     if not isinstance(together, FitResult) or not isinstance(alone, FitResult):
-        raise _fail(f"fit_many {where} returned {type(together).__name__} for trial {k}, not a FitResult")
+        raise Fail(f"fit_many {where} returned {type(together).__name__} for trial {k}, not a FitResult")
     tol = TOLERANCE[dtype] * max(1.0, float(np.abs(alone.weight).max(initial=0.0)))
     for label, a, b in (("weights", together.weight, alone.weight), ("intercept", together.intercept, alone.intercept)):
         err = float(np.abs(a - b).max(initial=0.0)) if np.isfinite(a).all() else math.inf
         if not err <= tol:
-            raise _fail(f"trial {k}'s {label} {where} differ by up to {err:.3g} between side by side and alone "
+            raise Fail(f"trial {k}'s {label} {where} differ by up to {err:.3g} between side by side and alone "
                         f"(tolerance {tol:.3g}): do the trials share a reduction, a step or a state?")
     if has_prox:
         zero_a, zero_b = together.weight == 0, alone.weight == 0
@@ -170,7 +140,7 @@ def _compare(together: Any, alone: Any, k: int, has_prox: bool, dtype: torch.dty
         odd = (zero_a != zero_b) if exact else ((zero_a & (np.abs(alone.weight) > tol)) |
                                                  (zero_b & (np.abs(together.weight) > tol)))
         if odd.any():
-            raise _fail(f"trial {k} {where} has {int(zero_a.sum())} exact zeros side by side but {int(zero_b.sum())} "
+            raise Fail(f"trial {k} {where} has {int(zero_a.sum())} exact zeros side by side but {int(zero_b.sum())} "
                         f"alone ({int(odd.sum())} weights differ in being zero)")
 
 
@@ -182,11 +152,11 @@ def _side_by_side_equals_alone(pens: Sequence[Penalty], pps: Sequence[Mapping[st
     for sparse in (False, True):
         data = _Data(seed, sparse)
         for dtype_name, dtype in (("float64", torch.float64), ("float32", torch.float32)):
-            config = _config(opt, dtype_name, seed)
+            config = _config(opt, dtype, seed)
             here = f"{where}, {data.label} data, {dtype_name}"
             together = _train(data, pens, pps, opt, ops, config, f"side by side {here}")
             if not isinstance(together, list) or len(together) != len(pps):
-                raise _fail(f"fit_many {here} returned {together!r}, not one result per trial")
+                raise Fail(f"fit_many {here} returned {together!r}, not one result per trial")
             for k in range(len(pps)):
                 alone = _train(data, [pens[k]], [pps[k]], opt, [ops[k]], config, f"for trial {k} alone {here}")[0]
                 _compare(together[k], alone, k, has_prox, dtype, here)
@@ -202,7 +172,7 @@ def _isolated(pens: Sequence[Penalty], pps: Sequence[Mapping[str, Any]], opt: Op
     data = _Data(seed, sparse=False)
     outcome = "trained"
     for dtype_name, dtype in (("float64", torch.float64), ("float32", torch.float32)):
-        config = _config(opt, dtype_name, seed)
+        config = _config(opt, dtype, seed)
         here = f"{where}, {data.label} data, {dtype_name}"
         together = _train(data, pens, pps, opt, ops, config, f"side by side {here}")
         if isinstance(together[1], TrainingDivergedError):
@@ -218,12 +188,12 @@ def _isolated(pens: Sequence[Penalty], pps: Sequence[Mapping[str, Any]], opt: Op
 # Partners and declarations.
 
 
-def _needs_batch(s: _Subject) -> None:
+def _needs_batch(s: Subject) -> None:
     flag = getattr(s.plugin, "supports_batch", False)
     if not isinstance(flag, bool):
-        raise _fail(f"supports_batch must be a bool; got {flag!r}")
+        raise Fail(f"supports_batch must be a bool; got {flag!r}")
     if not flag:
-        raise _skip("supports_batch is False: its trials run one at a time (fit_many refuses K > 1 for it)")
+        raise Skip("supports_batch is False: its trials run one at a time (fit_many refuses K > 1 for it)")
 
 
 def _builtin(kind: str, name: str) -> Any:
@@ -233,7 +203,7 @@ def _builtin(kind: str, name: str) -> Any:
     try:
         return registry.get(name)
     except Exception as exc:  # noqa: BLE001 - a broken install: the check cannot run
-        raise _skip(f"the built-in {kind} '{name}' is not available ({exc})") from None
+        raise Skip(f"the built-in {kind} '{name}' is not available ({exc})") from None
 
 
 def _partner_optimizers(pen: Penalty) -> list[Optimizer]:
@@ -256,15 +226,13 @@ def _partner_penalties(opt: Optimizer) -> list[tuple[Penalty, list[dict[str, Any
     return [(p, pps) for p, pps in out if p.supports_batch and compatibility_reason(p, opt) is None]
 
 
-def _defaults(plugin: Any) -> dict[str, Any]:
-    return {k: hp.default for k, hp in plugin.search_space.items()}
 
 
 # ------------------------------------------------------------------------------------------
 # Penalty checks.
 
 
-def _random_weights(s: _Subject, dtype: torch.dtype) -> torch.Tensor:
+def _random_weights(s: Subject, dtype: torch.dtype) -> torch.Tensor:
     """``(K, p, c)``: one random trial, one large, one zero."""
     g = s.generator(5)
     W = torch.randn(K_TRIALS, 5, 3, generator=g, dtype=torch.float64)
@@ -274,29 +242,27 @@ def _random_weights(s: _Subject, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _stacked(settings: Sequence[Mapping[str, Any]], dtype: torch.dtype, name: str) -> dict[str, Any]:
-    from tuner.train._batched import stack_params
-
     try:
         return stack_params(settings, dtype, torch.device("cpu"), f"penalty '{name}' hyperparameter")
     except Exception as exc:  # noqa: BLE001
-        raise _fail(f"its hyperparameters cannot be stacked per trial: {exc}") from None
+        raise Fail(f"its hyperparameters cannot be stacked per trial: {exc}") from None
 
 
 def _per_trial_value(pen: Penalty, method: str, W: torch.Tensor, params: Mapping[str, Any],
                      settings: Sequence[Mapping[str, Any]], where: str) -> torch.Tensor:
-    value = _call(getattr(pen, method), f"{method} {where}", W, params)
+    value = call(getattr(pen, method), f"{method} {where}", W, params)
     if not isinstance(value, torch.Tensor) or tuple(value.shape) != (K_TRIALS,):
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise _fail(f"{method} {where} returned {shape}, not one value per trial (shape ({K_TRIALS},)): reduce over "
+        raise Fail(f"{method} {where} returned {shape}, not one value per trial (shape ({K_TRIALS},)): reduce over "
                     "the last two dimensions only")
     if value.dtype != W.dtype:
-        raise _fail(f"{method} {where} returned dtype {value.dtype} for {W.dtype} weights")
+        raise Fail(f"{method} {where} returned dtype {value.dtype} for {W.dtype} weights")
     for k, single in enumerate(settings):
-        alone = float(_call(getattr(pen, method), f"{method} for trial {k} alone {where}", W[k].detach(), single))
+        alone = float(call(getattr(pen, method), f"{method} for trial {k} alone {where}", W[k].detach(), single))
         got = float(value[k].detach())
         if not math.isclose(got, alone, rel_tol=VALUE_RTOL[W.dtype], abs_tol=1e-12):
-            raise _fail(f"{method} {where} gives trial {k} the value {got:.10g} side by side but {alone:.10g} alone "
-                        f"at {_fmt(single)}: does it reduce over the trial axis?")
+            raise Fail(f"{method} {where} gives trial {k} the value {got:.10g} side by side but {alone:.10g} alone "
+                        f"at {fmt(single)}: does it reduce over the trial axis?")
     return value
 
 
@@ -309,26 +275,26 @@ def _check_prox_per_trial(pen: Penalty, W: torch.Tensor, params: Mapping[str, An
         per_weight = torch.rand(W.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64).to(W.dtype)
         cases.append(("per-weight steps", per_weight, lambda k: per_weight[k]))
     for label, step, step_of in cases:
-        out = _call(pen.prox, f"prox with {label} {where}", W.clone(), step, params)
+        out = call(pen.prox, f"prox with {label} {where}", W.clone(), step, params)
         if not isinstance(out, torch.Tensor) or out.shape != W.shape:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise _fail(f"prox with {label} {where} returned {shape} for weights of shape {tuple(W.shape)}")
+            raise Fail(f"prox with {label} {where} returned {shape} for weights of shape {tuple(W.shape)}")
         for k, single in enumerate(settings):
-            alone = _call(pen.prox, f"prox for trial {k} alone {where}", W[k].clone(), step_of(k), single)
+            alone = call(pen.prox, f"prox for trial {k} alone {where}", W[k].clone(), step_of(k), single)
             if not torch.allclose(out[k], torch.as_tensor(alone, dtype=W.dtype), rtol=VALUE_RTOL[W.dtype], atol=1e-12):
                 err = float((out[k] - alone).abs().max())
-                raise _fail(f"prox with {label} {where} moves trial {k} by up to {err:.3g} away from its prox alone "
-                            f"at {_fmt(single)}: each trial needs its own step and hyperparameters")
+                raise Fail(f"prox with {label} {where} moves trial {k} by up to {err:.3g} away from its prox alone "
+                            f"at {fmt(single)}: each trial needs its own step and hyperparameters")
 
 
-def check_batch_values(s: _Subject) -> str:
+def check_batch_values(s: Subject) -> str:
     """Per-trial values, gradients and proxes with the trial axis (module docstring)."""
     _needs_batch(s)
     pen: Penalty = s.plugin
     settings = trial_settings(pen.search_space)
     for dtype in (torch.float64, torch.float32):
         params = _stacked(settings, dtype, pen.name)
-        where = f"for {K_TRIALS} trials at {[_fmt(p) for p in settings]} ({dtype})"
+        where = f"for {K_TRIALS} trials at {[fmt(p) for p in settings]} ({dtype})"
         W = _random_weights(s, dtype).requires_grad_(True)
         value = _per_trial_value(pen, "smooth_value", W, params, settings, where)
         _per_trial_value(pen, "nonsmooth_value", W.detach(), params, settings, where)
@@ -337,11 +303,11 @@ def check_batch_values(s: _Subject) -> str:
             grad = torch.zeros_like(W) if grad is None else grad
             for k, single in enumerate(settings):
                 wk = W[k].detach().clone().requires_grad_(True)
-                alone = _call(pen.smooth_value, f"smooth_value for trial {k} alone {where}", wk, single)
+                alone = call(pen.smooth_value, f"smooth_value for trial {k} alone {where}", wk, single)
                 (gk,) = torch.autograd.grad(alone, wk, allow_unused=True) if alone.requires_grad else (None,)
                 gk = torch.zeros_like(wk) if gk is None else gk
                 if not torch.allclose(grad[k], gk, rtol=1e-8, atol=1e-12):
-                    raise _fail(f"the gradient of the summed smooth_value {where} differs for trial {k} from its "
+                    raise Fail(f"the gradient of the summed smooth_value {where} differs for trial {k} from its "
                                 "gradient alone: one trial's value must not depend on another's weights")
         if pen.has_prox:
             _check_prox_per_trial(pen, W.detach(), params, settings, where)
@@ -349,30 +315,30 @@ def check_batch_values(s: _Subject) -> str:
             f"at {K_TRIALS} settings, float64 and float32")
 
 
-def check_batch_penalty_fit(s: _Subject) -> str:
+def check_batch_penalty_fit(s: Subject) -> str:
     """K trials of this penalty side by side under built-in optimizers equal each alone."""
     _needs_batch(s)
     pen: Penalty = s.plugin
     partners = _partner_optimizers(pen)
     if not partners:
-        raise _skip("no built-in batched optimizer accepts this penalty")
+        raise Skip("no built-in batched optimizer accepts this penalty")
     settings = trial_settings(pen.search_space)
     n = 0
     for opt in partners:
-        ops = [_defaults(opt)] * K_TRIALS
+        ops = [defaults(opt)] * K_TRIALS
         n += _side_by_side_equals_alone([pen] * K_TRIALS, settings, opt, ops, s.seed,
                                         f"with optimizer '{opt.name}'")
     return f"{n} trials side by side equal to alone, with {', '.join(o.name for o in partners)}"
 
 
-def check_batch_penalty_divergence(s: _Subject) -> str:
+def check_batch_penalty_divergence(s: Subject) -> str:
     """A diverging SGD trial (huge lr) next to two trials of this penalty leaves them unchanged."""
     _needs_batch(s)
     pen: Penalty = s.plugin
     opt = _builtin("optimizer", "sgd")
     if not opt.supports_batch or compatibility_reason(pen, opt) is not None:
-        raise _skip("the built-in optimizer 'sgd' cannot train this penalty side by side")
-    ops = [_defaults(opt) for _ in range(K_TRIALS)]
+        raise Skip("the built-in optimizer 'sgd' cannot train this penalty side by side")
+    ops = [defaults(opt) for _ in range(K_TRIALS)]
     ops[1] = {**ops[1], "lr": HUGE_LR}
     return _isolated([pen] * K_TRIALS, trial_settings(pen.search_space), opt, ops, s.seed, "with optimizer 'sgd'")
 
@@ -381,13 +347,13 @@ def check_batch_penalty_divergence(s: _Subject) -> str:
 # Optimizer checks.
 
 
-def check_batch_optimizer_fit(s: _Subject) -> str:
+def check_batch_optimizer_fit(s: Subject) -> str:
     """K trials with different hyperparameters of this optimizer under built-in penalties equal each alone."""
     _needs_batch(s)
     opt: Optimizer = s.plugin
     partners = _partner_penalties(opt)
     if not partners:
-        raise _skip("no built-in batched penalty works with this optimizer")
+        raise Skip("no built-in batched penalty works with this optimizer")
     settings = trial_settings(opt.search_space)
     n = 0
     for pen, pps in partners:
@@ -395,28 +361,28 @@ def check_batch_optimizer_fit(s: _Subject) -> str:
     return f"{n} trials side by side equal to alone, with {', '.join(p.name for p, _ in partners)}"
 
 
-def check_batch_optimizer_divergence(s: _Subject) -> str:
+def check_batch_optimizer_divergence(s: Subject) -> str:
     """A trial with a huge learning rate leaves its two neighbours unchanged."""
     _needs_batch(s)
     opt: Optimizer = s.plugin
     if "lr" not in opt.search_space:
-        raise _skip("no 'lr' hyperparameter to make a trial diverge")
+        raise Skip("no 'lr' hyperparameter to make a trial diverge")
     partners = _partner_penalties(opt)
     if not partners:
-        raise _skip("no built-in batched penalty works with this optimizer")
+        raise Skip("no built-in batched penalty works with this optimizer")
     pen, pps = partners[-1]
     settings = [dict(p) for p in trial_settings(opt.search_space)]
     settings[1]["lr"] = HUGE_LR
     return _isolated([pen] * K_TRIALS, pps, opt, settings, s.seed, f"with penalty '{pen.name}'")
 
 
-BATCH_PENALTY_CHECKS = [
+BATCH_PENALTY_CHECKS: list[Check] = [
     ("batch_values", check_batch_values, ("search_space", "value_finite")),
     ("batch_fit", check_batch_penalty_fit, ("search_space", "value_finite")),
     ("batch_divergence", check_batch_penalty_divergence, ("search_space", "value_finite")),
 ]
 """``(name, check, prerequisites)`` rows that :mod:`tuner.testing` appends to its penalty checks."""
-BATCH_OPTIMIZER_CHECKS = [
+BATCH_OPTIMIZER_CHECKS: list[Check] = [
     ("batch_fit", check_batch_optimizer_fit, ("build",)),
     ("batch_divergence", check_batch_optimizer_divergence, ("build",)),
 ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -34,7 +35,9 @@ class GroupLassoPenalty(Penalty):
     name = "group_lasso"
     description = "Group lasso over features (rows of W): a feature is dropped for every class at once."
     search_space = {
-        "strength": Float(1e-7, 10.0, default=1e-4, log=True, description="overall penalty weight, 1 / (C * n_train)"),
+        # the built-in penalties' strength, so that a study searches one penalty.strength for all
+        "strength": Float(1e-7, 10.0, default=1e-4, log=True, description="overall penalty weight, 1 / (C * n_train)",
+                          domain=(0.0, 1e6)),
         "l1_ratio": Float(0.0, 1.0, default=1.0, description="share of the group-lasso part (the rest is ridge)"),
     }
     has_prox = True
@@ -45,5 +48,5 @@ class GroupLassoPenalty(Penalty):
     def nonsmooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         return params["strength"] * params["l1_ratio"] * weight.norm(dim=1).sum()
 
-    def prox(self, weight: torch.Tensor, step: float, params: Mapping[str, Any]) -> torch.Tensor:
+    def prox(self, weight: torch.Tensor, step: float | torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         return block_soft_threshold(weight, step * params["strength"] * params["l1_ratio"])

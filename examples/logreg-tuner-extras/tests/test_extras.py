@@ -11,9 +11,9 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-
 from logreg_tuner_extras import AdagradOptimizer, GroupLassoPenalty
 from logreg_tuner_extras.penalties import block_soft_threshold
+
 from tuner.cli import cli
 from tuner.testing import ContractError, check_installed, check_plugin
 
@@ -68,3 +68,10 @@ def test_adagrad_trains_with_a_proximal_penalty():
     out = _train("--penalty", "group_lasso", "--optimizer", "adagrad", "--param", "optimizer.lr=0.1")
     assert out["optimizer"] == "adagrad"
     assert out["validation"]["accuracy"] >= 0.9
+
+
+def test_adagrad_gives_exact_zeros_with_the_lasso():
+    """The trainer shrinks each weight by Adagrad's own per-coordinate step (coordinate_step_size)."""
+    out = _train("--penalty", "l1", "--optimizer", "adagrad", "--param", "optimizer.lr=0.1",
+                 "--param", "penalty.strength=0.02")
+    assert 0 < out["n_nonzero_weights"] < out["n_weights"]

@@ -1,0 +1,87 @@
+"""Plugins that load and pass the registry but break the contract the way a study finds out.
+
+One copy for every test that needs them: imported directly, or copied as a module into a
+temporary site folder with a fake distribution (:func:`install_distribution`) so the registry
+loads them through entry points, the way a user's install does.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from tuner import Float, Optimizer, Penalty
+
+STRENGTH = Float(1e-7, 10.0, default=1e-4, log=True)
+
+
+class FloatStepLasso(Penalty):
+    """An elementwise lasso whose prox calls ``float(step)``: fine with SGD's one step, a crash
+    with Adam's per-weight steps (the plugin author's trial of issue 11)."""
+
+    name = "float_step"
+    description = "Lasso whose prox calls float(step)."
+    search_space = {"strength": STRENGTH}
+    has_prox = True
+    elementwise_prox = True
+
+    def smooth_value(self, weight, params):
+        return weight.new_zeros(())
+
+    def nonsmooth_value(self, weight, params):
+        return params["strength"] * weight.abs().sum()
+
+    def prox(self, weight, step, params):
+        threshold = float(step) * params["strength"]
+        return torch.sign(weight) * torch.clamp(weight.abs() - threshold, min=0.0)
+
+
+class AdamWithoutCoordinateSteps(Optimizer):
+    """torch's Adam with the default proximal step ``lr``: Adam moves each weight about ``lr`` per
+    step whatever its gradient, so an L1 prox of ``lr * strength`` barely acts."""
+
+    name = "adam_no_coord"
+    description = "Adam without coordinate_step_size."
+    search_space = {"lr": Float(1e-4, 1.0, default=0.01, log=True)}
+
+    def build(self, param_groups, params, prox=None):
+        return torch.optim.Adam(list(param_groups), lr=float(params["lr"]))
+
+
+class PickyRidge(Penalty):
+    """A sound ridge that declines every full-batch solver."""
+
+    name = "picky_ridge"
+    description = "Ridge that declines the full-batch solvers."
+    search_space = {"strength": STRENGTH}
+    incompatible_optimizers = frozenset({"lbfgs", "fista"})
+
+    def smooth_value(self, weight, params):
+        return params["strength"] / 2 * (weight ** 2).sum(dim=(-2, -1))
+
+
+def install_distribution(site: Path, module: str, entry_points: Mapping[str, Mapping[str, str]],
+                         version: str = "0.1") -> Path:
+    """Copy this module into ``site`` as ``module`` with a distribution declaring ``entry_points``
+    (group suffix -> {name: class}); the caller puts ``site`` on ``sys.path`` and reloads the registries."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(Path(__file__).read_text())
+    dist = module.replace("_", "-")
+    info = site / f"{module}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = []
+    for group, names in entry_points.items():
+        lines.append(f"[logreg_tuner.{group}]")
+        lines += [f"{name} = {module}:{cls}" for name, cls in names.items()]
+    (info / "entry_points.txt").write_text(textwrap.dedent("\n".join(lines)) + "\n")
+    return site
+
+
+def forget(module: str) -> None:
+    """Drop the copied module so the next install loads a fresh one."""
+    sys.modules.pop(module, None)

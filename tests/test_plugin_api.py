@@ -1,0 +1,83 @@
+"""tuner._plugin_api: the prox modes' one owner, and an exception in plugin code blamed on the plugin."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _broken_plugins import FloatStepLasso
+from sklearn.datasets import make_classification
+
+import tuner
+from tuner import Float, Optimizer
+from tuner._plugin_api import PROX_MODES, ProxMode, blame_plugin, plugin_kind
+from tuner.errors import PluginError, PluginRaisedError
+
+
+class BuildsNothing(Optimizer):
+    name = "builds_nothing"
+    description = "Raises in build."
+    search_space = {"lr": Float(1e-3, 1.0, default=0.1)}
+
+    def build(self, param_groups, params, prox=None):
+        return {}["missing"]
+
+
+def _raise_in(plugin, *args):
+    try:
+        plugin(*args)
+    except Exception as exc:  # noqa: BLE001 - the exception under test
+        return exc
+    raise AssertionError("expected an exception")
+
+
+def test_prox_modes_have_one_owner_that_matches_the_literal():
+    from typing import get_args
+
+    assert tuple(PROX_MODES) == get_args(ProxMode) == ("after_step", "internal", "unsupported")
+    assert all(isinstance(words, str) and words for words in PROX_MODES.values())
+
+
+def test_an_exception_in_plugin_code_is_blamed_on_that_plugin_in_one_line():
+    pen, opt = FloatStepLasso(), tuner.optimizers.get("sgd")
+    exc = _raise_in(pen.prox, torch.ones(3, 2), torch.full((3, 2), 0.1), {"strength": 1.0})
+    blamed = blame_plugin(exc, [opt, pen])
+    assert isinstance(blamed, PluginRaisedError) and isinstance(blamed, PluginError)
+    message = str(blamed)
+    assert "\n" not in message
+    assert message.startswith(f"the penalty plugin 'float_step' (package {FloatStepLasso.__module__}) raised ")
+    assert type(exc).__name__ in message and "`tuner plugins check float_step`" in message
+    assert (blamed.kind, blamed.plugin) == ("penalty", "float_step")
+
+
+def test_blame_names_the_installed_distribution_and_the_innermost_plugin():
+    sgd = tuner.optimizers.get("sgd")
+    exc = _raise_in(sgd.build, [{"params": [torch.zeros(2, 1, requires_grad=True)]}], {}, None)  # no "lr"
+    blamed = blame_plugin(exc, [tuner.penalties.get("l2"), sgd])
+    assert blamed is not None and "the optimizer plugin 'sgd' (package logreg-tuner) raised KeyError" in str(blamed)
+
+
+def test_no_blame_for_tuner_errors_foreign_code_or_no_plugins():
+    pen = FloatStepLasso()
+    assert blame_plugin(tuner.ConfigError("bad option"), [pen]) is None
+    assert blame_plugin(_raise_in(int, "x"), [tuner.penalties.get("l1")]) is None  # outside the plugin's code
+    exc = _raise_in(pen.prox, torch.ones(2, 2), torch.ones(2, 2), {"strength": 1.0})
+    assert blame_plugin(exc, []) is None and blame_plugin(exc, [object()]) is None
+    assert plugin_kind(pen) == "penalty" and plugin_kind(BuildsNothing) == "optimizer" and plugin_kind(1) is None
+
+
+@pytest.mark.parametrize("penalty, optimizer, blamed", [
+    (FloatStepLasso(), "adam", "the penalty plugin 'float_step'"),   # Adam's per-weight steps reach the prox
+    ("l2", BuildsNothing(), "the optimizer plugin 'builds_nothing'"),
+])
+def test_training_turns_a_plugin_crash_into_one_line_naming_it(penalty, optimizer, blamed):
+    from tuner.train import TrainConfig, fit
+
+    pen = tuner.penalties.get(penalty) if isinstance(penalty, str) else penalty
+    opt = tuner.optimizers.get(optimizer) if isinstance(optimizer, str) else optimizer
+    X, y = make_classification(n_samples=80, n_features=5, random_state=0)
+    pp = {k: hp.default for k, hp in pen.search_space.items()}
+    op = {k: hp.default for k, hp in opt.search_space.items()}
+    with pytest.raises(PluginRaisedError) as info:
+        fit(X, y, 2, pen, pp, opt, op, TrainConfig(epochs=2, device="cpu"))
+    assert str(info.value).startswith(blamed) and "tuner plugins check" in str(info.value)
+    assert info.value.__cause__ is not None and not isinstance(info.value.__cause__, tuner.TunerError)
