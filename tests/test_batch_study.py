@@ -25,8 +25,8 @@ from mlflow import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.cli import cli
-from tuner.study._runs import GAVE_UP
-from tuner.tracking._mlflow import EPOCH_PREFIX
+from tuner.study import GAVE_UP
+from tuner.tracking import EPOCH_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "logreg-tuner-extras"

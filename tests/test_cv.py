@@ -12,11 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from tuner.cli import cli
-from tuner.data._loaders import load_data, prepare
+from tuner.data import load_data, prepare
 from tuner.errors import ConfigError
-from tuner.study._configure import cv_folds, train_many, train_one
-from tuner.train._metrics import evaluate
-from tuner.train._trainer import TrainConfig
+from tuner.study import cv_folds, train_many, train_one
+from tuner.train import TrainConfig, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +91,7 @@ def test_cv_needs_at_least_two_folds() -> None:
 def test_the_model_columns_epoch_metric_is_on_the_validation_split_only(cancer) -> None:
     """With folds, the stacked validation matrix also holds training rows: a callback of the model's
     column must still see the validation split alone."""
-    from tuner.train._trainer import Callback
+    from tuner.train import Callback
 
     seen: list[int] = []
 

@@ -36,7 +36,7 @@ def test_workers_share_one_study_on_postgresql(pg: dict[str, str], tmp_path: Pat
     workers = [subprocess.Popen([sys.executable, "-m", "tuner.cli", "worker", "--no-tracking", "--json"], cwd=tmp_path,
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [w.communicate(timeout=600) for w in workers]
-    for w, (out, err) in zip(workers, outputs):
+    for w, (_out, err) in zip(workers, outputs):
         assert w.returncode == 0, err
     trials = optuna.load_study(study_name="shared", storage=url).trials
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]

@@ -18,9 +18,7 @@ from optuna.trial import TrialState
 
 from tuner.cli import cli
 from tuner.errors import ConfigError, StorageError
-from tuner.study._search import build_space
-from tuner.study._spec import DataSpec, StudySpec, parse_range
-from tuner.study._storage import open_storage
+from tuner.study import DataSpec, StudySpec, build_space, open_storage, parse_range
 
 FAST = ["--epochs", "30", "--no-tracking"]
 

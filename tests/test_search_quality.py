@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from tuner.data._loaders import load_data, prepare
-from tuner.study._search import run_study
-from tuner.study._spec import DataSpec, StudySpec
+from tuner.data import load_data, prepare
+from tuner.study import DataSpec, StudySpec, run_study
 
 
 def lrcv_best_val_log_loss(ds) -> float:

@@ -33,9 +33,8 @@ CHILD = r"""
 import sys, time
 from pathlib import Path
 import optuna
-from tuner.study._observer import StudyInfo
-from tuner.study._storage import open_storage
-from tuner.tracking._mlflow import MlflowObserver
+from tuner.study import StudyInfo, open_storage
+from tuner.tracking import MlflowObserver
 
 storage_url, tracking_uri, name, folder = sys.argv[1:5]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -134,7 +133,7 @@ def test_a_process_killed_while_creating_the_mlflow_store_leaves_no_half_made_st
         folder = tmp_path / f"after-{delay}s"
         folder.mkdir()
         uri = f"sqlite:///{folder / 'mlflow.db'}"
-        code = f"from tuner.tracking._mlflow import MlflowObserver; MlflowObserver({uri!r}).check()"
+        code = f"from tuner.tracking import MlflowObserver; MlflowObserver({uri!r}).check()"
         proc = subprocess.Popen([sys.executable, "-c", code], cwd=folder, stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None
         for line in proc.stderr:

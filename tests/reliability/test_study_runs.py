@@ -105,8 +105,8 @@ def test_a_study_whose_trials_all_fail_exits_non_zero_with_the_first_reason(tmp_
 
 
 def test_a_negative_budget_is_refused_not_run_as_nothing(tmp_path: Path) -> None:
-    for args, message in ((["--trials", "-1"], "The 'trials' parameter of tune must be an integer >= 0; got -1"),
-                          (["--timeout", "0"], "The 'timeout' parameter of tune must be a number of seconds > 0")):
+    for args, message in ((["--trials", "-1"], "--trials must be an integer >= 0; got -1"),
+                          (["--timeout", "0"], "--timeout must be a number of seconds > 0")):
         code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "n", *args, *PAIR, *FAST)
         assert code == 1 and message in out, out
     assert study_names(tmp_path) == []
@@ -139,7 +139,7 @@ def test_a_one_class_validation_split_is_an_error_before_any_trial(tmp_path: Pat
 def test_a_rejected_start_stores_nothing_and_the_corrected_retry_works(tmp_path: Path) -> None:
     code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "x", "--trials", "2", "--device", "bogus",
                      *PAIR, *FAST)
-    assert code == 1 and "'device' parameter" in out, out
+    assert code == 1 and "--device must be" in out, out
     code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "x", "--trials", "2", "--tracking-uri",
                      f"http://127.0.0.1:{_free_port()}", "--epochs", "20", *PAIR)
     assert code == 1 and "Cannot reach the MLflow tracking server" in out, out
@@ -278,17 +278,16 @@ def test_an_interrupt_mid_trial_prints_one_line_not_a_traceback(tmp_path: Path) 
 def test_a_made_up_study_name_never_joins_a_study_another_process_started(tmp_path: Path) -> None:
     """Two `tune` runs without --study in the same second make up the same name; the second must
     not silently share the first one's study and budget."""
-    from tuner.data._loaders import load_data
+    from tuner.data import load_data
     from tuner.errors import ConfigError
-    from tuner.study._search import run_study
-    from tuner.study._spec import DataSpec, StudySpec
+    from tuner.study import DataSpec, StudySpec, run_study
 
     def spec() -> StudySpec:
         return StudySpec(DataSpec(dataset="iris", fingerprint=load_data(dataset="iris").fingerprint), ["l2"],
                          ["lbfgs"], sampler="random", pruner="none", n_trials=1, train={"epochs": 5})
 
     run_study(spec(), "iris-20261128-101500", _url(tmp_path), new_only=True)
-    with pytest.raises(ConfigError, match="already exists .*--study NAME"):
+    with pytest.raises(ConfigError, match="already exists .*another name \\(the 'study_name' parameter\\)"):
         run_study(spec(), "iris-20261128-101500", _url(tmp_path), new_only=True)
     assert len(trials(tmp_path, "iris-20261128-101500")) == 1
     # a name the user chose is joined as before (that is how workers share a study)

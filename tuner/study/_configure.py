@@ -1,7 +1,9 @@
 """Turning names and hyperparameter values into a trained, evaluated model.
 
-This is the one place that joins data, plugins, trainer and model; the CLI's ``train`` and
-every search trial go through :func:`train_one`.
+This is the one place that joins data, plugins, trainer and model; :func:`tuner.fit` (and so
+``tuner train``) and every search trial go through :func:`train_many`. Every hyperparameter a
+caller leaves out takes its plugin's declared default (:func:`resolve_params`); the reference
+solver of the optimality check is chosen by capability (:func:`reference_solver`), never by name.
 """
 
 from __future__ import annotations
@@ -14,15 +16,13 @@ import numpy as np
 
 from tuner._plugin_api import Optimizer, Penalty, compatibility_reason
 from tuner._registry import optimizers, penalties
-from tuner.data._loaders import Dataset
+from tuner.data import Dataset
 from tuner.errors import ConfigError, IncompatiblePluginsError, PluginError
-from tuner.model._model import LogisticModel
-from tuner.train._batched import batchable, fit_many
-from tuner.train._metrics import evaluate
-from tuner.train._trainer import Callback, FitResult, TrainConfig, work_size
+from tuner.model import LogisticModel
+from tuner.train import Callback, FitResult, TrainConfig, batchable, evaluate, fit_many, work_size
 
-__all__ = ["resolve_params", "resolve_pair", "split_overrides", "train_one", "train_many", "cv_folds", "TrainOutcome",
-           "optimality_gap",
+__all__ = ["resolve_params", "resolve_pair", "split_overrides", "split_params", "check_plugins", "reference_solver",
+           "prepare_sample_weight", "train_one", "train_many", "cv_folds", "TrainOutcome", "optimality_gap",
            "GAP_CHECK_WORK", "MAX_OPTIMALITY_GAP"]
 
 MAX_OPTIMALITY_GAP = 0.01
@@ -78,18 +78,89 @@ def split_overrides(pairs: Sequence[tuple[str, Any]], penalty: str | None = None
         if group not in ("penalty", "optimizer") or not hp or "." in plugin:
             raise ConfigError(f"Hyperparameter {key!r} must be named penalty.NAME or optimizer.NAME.")
         if plugin and used is not None and plugin != used:
-            raise ConfigError(f"The 'param' parameter {key!r} is for {group} '{plugin}', but the {group} is "
-                              f"'{used}'; use {group}.{hp} or choose --{group} {plugin}.")
+            raise ConfigError(f"params[{key!r}] is for {group} '{plugin}', but the {group} is '{used}'; use "
+                              f"params['{group}.{hp}'] or choose the {group} '{plugin}'.")
         (pen if group == "penalty" else opt)[hp] = value
     return pen, opt
+
+
+def split_params(params: Mapping[str, Any], penalty: str, optimizer: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The API's ``params`` -> (penalty overrides, optimizer overrides).
+
+    Keys are ``penalty.NAME`` / ``optimizer.NAME`` (or qualified by the plugin:
+    ``optimizer.sgd.lr``), or a bare ``NAME`` that exactly one of the two plugins declares.
+    A string value is read as on the command line (``"1e-3"`` is a number).
+    """
+    from tuner._space import parse_value
+
+    pen_space, opt_space = penalties.get(penalty).search_space, optimizers.get(optimizer).search_space
+    pairs: list[tuple[str, Any]] = []
+    for key, value in params.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"params keys must be hyperparameter names such as 'penalty.strength'; got {key!r}.")
+        value = parse_value(value) if isinstance(value, str) else value
+        if "." in key:
+            pairs.append((key, value))
+            continue
+        owners = [g for g, space in (("penalty", pen_space), ("optimizer", opt_space)) if key in space]
+        if len(owners) != 1:
+            known = [f"penalty.{k}" for k in pen_space] + [f"optimizer.{k}" for k in opt_space]
+            why = "both plugins declare it" if owners else "neither plugin declares it"
+            raise ConfigError(f"params[{key!r}]: {why}; name it penalty.{key} or optimizer.{key} "
+                              f"(hyperparameters of {penalty} + {optimizer}: {', '.join(known) or 'none'}).")
+        pairs.append((f"{owners[0]}.{key}", value))
+    return split_overrides(pairs, penalty, optimizer)
+
+
+def check_plugins(penalty: str, optimizer: str, penalty_overrides: Mapping[str, Any],
+                  optimizer_overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Refuse unknown or incompatible plugins and bad hyperparameter values (before any data is
+    read); returns every hyperparameter of both plugins, defaults filled in."""
+    pen, opt = resolve_pair(penalty, optimizer)
+    return resolve_params(pen, penalty_overrides, "penalty"), resolve_params(opt, optimizer_overrides, "optimizer")
+
+
+def reference_solver(penalty: Penalty) -> Optimizer | None:
+    """The optimizer that finds the exact optimum of ``penalty``'s objective, chosen by
+    capability: a registered full-batch optimizer that takes the penalty (for one with a
+    non-smooth part that means a proximal solver, ``prox_mode="internal"``). For a smooth
+    penalty a solver made for smooth objectives (one that declines non-smooth ones) goes before a
+    proximal one; ties go by name, so the choice is the same on every machine."""
+    candidates = []
+    for name in optimizers.names():
+        try:
+            opt = optimizers.get(name)
+        except PluginError:
+            continue
+        if not opt.full_batch or compatibility_reason(penalty, opt):
+            continue
+        if penalty.has_prox and opt.prox_mode != "internal":
+            continue
+        candidates.append(((opt.prox_mode != "unsupported", name), opt))
+    return min(candidates, key=lambda c: c[0])[1] if candidates else None
+
+
+def prepare_sample_weight(sample_weight: Any, data: Dataset) -> np.ndarray:
+    """Per-row weights of the training rows, checked: one finite weight >= 0 per row, on data
+    whose every row trains (no validation or test split)."""
+    if len(data.y_val) or len(data.y_test):
+        raise ConfigError("The 'sample_weight' parameter gives one weight per row of the data, so every row must "
+                          "train: set val_size=0 and test_size=0.")
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim != 1 or len(w) != len(data.y_train):
+        raise ConfigError(f"The 'sample_weight' parameter must hold one weight per row ({len(data.y_train)}); got "
+                          f"shape {w.shape} instead.")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ConfigError("The 'sample_weight' parameter must hold finite weights >= 0.")
+    return w
 
 
 def optimality_gap(data: Dataset, penalty: Penalty, penalty_params: Mapping[str, Any], result: FitResult,
                    config: TrainConfig) -> tuple[float, str] | None:
     """How far ``result`` stopped above the optimum of its training objective, relative.
 
-    The optimum comes from the converging full-batch solver for the penalty (``lbfgs`` for a
-    smooth one, ``fista`` for one with a proximal part), in float64. ``None`` when the problem
+    The optimum comes from the penalty's :func:`reference_solver` (a converging full-batch
+    solver, proximal for a penalty with a non-smooth part), in float64. ``None`` when the problem
     is larger than :data:`GAP_CHECK_WORK` or no such solver takes the penalty. Returns the gap
     (``>= 0``) and the solver's name.
     """
@@ -108,13 +179,9 @@ def optimality_gaps(data: Dataset, pens: Sequence[Penalty], params: Sequence[Map
     for i, (pen, result) in enumerate(zip(pens, results)):
         if isinstance(result, BaseException):
             continue
-        name = "fista" if pen.has_prox else "lbfgs"
-        try:
-            solver = optimizers.get(name)
-        except PluginError:
-            continue
-        if not compatibility_reason(pen, solver):
-            by_solver.setdefault(name, (solver, []))[1].append(i)
+        solver = reference_solver(pen)
+        if solver is not None:
+            by_solver.setdefault(solver.name, (solver, []))[1].append(i)
     exact = replace(config, dtype="float64", tol=1e-8, patience=2, epochs=200, monitor="objective")
     for name, (solver, idx) in by_solver.items():
         solver_params = {k: hp.default for k, hp in solver.search_space.items()}
@@ -173,10 +240,12 @@ class TrainOutcome:
 
 def train_one(data: Dataset, penalty_name: str, optimizer_name: str, penalty_overrides: Mapping[str, Any],
               optimizer_overrides: Mapping[str, Any], config: TrainConfig | None = None,
-              callbacks: Sequence[Callback] = ()) -> TrainOutcome:
-    """Train one configuration on ``data`` and evaluate it on the validation and test splits."""
+              callbacks: Sequence[Callback] = (), *, sample_weight: np.ndarray | None = None) -> TrainOutcome:
+    """Train one configuration on ``data`` and evaluate it on the validation and test splits.
+
+    ``sample_weight``: one weight per training row (:func:`prepare_sample_weight`)."""
     (out,) = train_many(data, optimizer_name, [(penalty_name, penalty_overrides, optimizer_overrides)], config,
-                        [callbacks])
+                        [callbacks], sample_weight=sample_weight)
     if isinstance(out, BaseException):
         raise out
     return out
@@ -186,15 +255,17 @@ def train_many(data: Dataset, optimizer_name: str,
                trials: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]], config: TrainConfig | None = None,
                callbacks: Sequence[Sequence[Callback]] | None = None,
                init: Sequence[tuple[Any, Any] | None] | None = None,
-               folds: Sequence[np.ndarray] | None = None) -> list[TrainOutcome | Exception]:
+               folds: Sequence[np.ndarray] | None = None,
+               sample_weight: np.ndarray | None = None) -> list[TrainOutcome | Exception]:
     """Train several configurations of one optimizer side by side (one pass over the data serves
-    them all; :func:`tuner.train._batched.fit_many`) and evaluate each.
+    them all; :func:`tuner.train.fit_many`) and evaluate each.
 
     ``trials`` holds ``(penalty name, penalty overrides, optimizer overrides)`` per trial.
     ``folds`` (boolean masks of held-out training rows, see :func:`cv_folds`): each trial is also
     trained once per fold, side by side with the rest (a fold is a weight column whose training
     rows are the others), and its outcome carries the folds' metrics (``cv_metrics``); the model
-    is the one trained on every training row. Returns per trial its outcome, or the exception
+    is the one trained on every training row. ``sample_weight``: one weight per training row
+    (not with ``folds``). Returns per trial its outcome, or the exception
     that stopped it (a pruner's, divergence: of the model or of any fold).
     """
     config = config or TrainConfig()
@@ -209,12 +280,14 @@ def train_many(data: Dataset, optimizer_name: str,
     if not folds:
         results = fit_many(data.X_train, data.y_train, data.n_classes, pens, pps, opt, ops, config,
                            X_val=data.X_val if has_val else None, y_val=data.y_val if has_val else None,
-                           callbacks=callbacks, classes=data.classes, init=init)
+                           callbacks=callbacks, classes=data.classes, init=init, sample_weight=sample_weight)
         # A mini-batch optimizer's own stopping rule sees a noisy objective; on a small problem, say
         # how far from the optimum each fit ended (full-batch solvers stop on their exact objective).
         gaps = [None] * len(results) if opt.full_batch else optimality_gaps(data, pens, pps, results, config)
-        return [r if isinstance(r, BaseException) else _outcome(data, pen, opt, pp, op, r, config, gap)
+        return [_failure(r) if isinstance(r, BaseException) else _outcome(data, pen, opt, pp, op, r, config, gap)
                 for r, pen, pp, op, gap in zip(results, pens, pps, ops, gaps)]
+    if sample_weight is not None:
+        raise ConfigError("The 'sample_weight' parameter cannot be combined with the 'cv' parameter.")
     return _train_with_folds(data, opt, pens, pps, ops, config, callbacks, init, list(folds))
 
 
@@ -274,16 +347,24 @@ def _train_with_folds(data: Dataset, opt: Optimizer, pens: list[Penalty], pps: l
         mine = results[i * per:(i + 1) * per]
         failed = next((r for r in mine if isinstance(r, BaseException)), None)
         if failed is not None:
-            out.append(failed)
+            out.append(_failure(failed))
             continue
-        outcome = _outcome(data, pens[i], opt, pps[i], ops[i], mine[0], config)
+        fits = [r for r in mine if not isinstance(r, BaseException)]
+        outcome = _outcome(data, pens[i], opt, pps[i], ops[i], fits[0], config)
         outcome.cv_metrics = []
-        for held, result in zip(folds, mine[1:]):
+        for held, result in zip(folds, fits[1:]):
             fold_model = LogisticModel(data.classes, result.weight, result.intercept, data.pipeline, info={})
             proba = fold_model.predict_proba_features(data.X_train[held])
             outcome.cv_metrics.append(evaluate(data.y_train[held], proba, data.n_classes))
         out.append(outcome)
     return out
+
+
+def _failure(exc: BaseException) -> Exception:
+    """The exception that stopped a trial; one that is not an ``Exception`` (an interrupt) is raised."""
+    if not isinstance(exc, Exception):
+        raise exc
+    return exc
 
 
 def _outcome(data: Dataset, pen: Penalty, opt: Optimizer, pp: dict[str, Any], op: dict[str, Any], result: FitResult,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from tuner.study._configure import TrainOutcome
-    from tuner.train._trainer import Callback
+    from tuner.train import Callback
 
 __all__ = ["TrialInfo", "StudyInfo", "StudyObserver"]
 

@@ -17,7 +17,7 @@ from tuner.errors import TunerError
 from tuner.study._spec import StudySpec
 
 __all__ = ["WORKER", "GAVE_UP", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
-           "own_stale_check", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings"]
+           "LostTrials", "own_stale_check", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings"]
 
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -202,6 +202,42 @@ def _withdraw(storage: Any, trial_id: int) -> None:
         pass
 
 
+class LostTrials:
+    """Fails the trials of dead workers with a reason (:func:`fail_stale_trials`) and queues
+    one retry of each, while the budget has room for it.
+
+    ``budget_spent()`` says whether the study's trial budget is used up; ``on_lost(number,
+    reason)`` runs for each trial this process failed as lost.
+    """
+
+    def __init__(self, study: Any, storage: Any, budget_spent: Callable[[], bool],
+                 on_lost: Callable[[int, str], None]) -> None:
+        self.study, self.storage, self.budget_spent, self.on_lost = study, storage, budget_spent, on_lost
+        self.find = own_stale_check(storage)
+
+    def check(self) -> None:
+        """Fail the trials whose worker stopped sending heartbeats (before a trial starts)."""
+        fail_stale_trials(self.study, self.storage, self.find, self._queue_retry, self._lost)
+
+    def _lost(self, trial: Any) -> None:
+        self.on_lost(trial.number,
+                     trial.user_attrs.get("fail_reason") or "lost: its worker sent no heartbeat (killed or cut off)")
+
+    def _queue_retry(self, trial: Any) -> int | None:
+        """A WAITING copy of a lost trial (same parameters), once: a retry is not retried again."""
+        import optuna
+        from optuna.trial import TrialState
+
+        if "failed_trial" in trial.system_attrs or self.budget_spent():
+            return None  # a retry is not retried; with the budget spent there is nothing to retry it for
+        user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in TRIAL_OUTCOME_ATTRS}
+        user_attrs["retry_of"] = trial.number  # the retry starts clean, saying what it retries
+        template = optuna.trial.create_trial(  # what Optuna's RetryHeartbeatStaleTrialCallback queues
+            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions, user_attrs=user_attrs,
+            system_attrs={"failed_trial": trial.number, "retry_history": [trial.number]})
+        return int(self.storage.create_new_trial(self.study._study_id, template_trial=template))
+
+
 def failure_streak(mine: Mapping[int, tuple[str, str | None]]) -> list[str]:
     """Reasons of this process's failed trials since its last finished one (interruptions aside)."""
     streak: list[str] = []
@@ -241,12 +277,14 @@ def none_completed(study: Any) -> str | None:
 
 
 def budget_warnings(budget: Budget, spec: StudySpec, mine: Mapping[int, Any]) -> list[str]:
+    """What the summary says when this process ran no trial because the budget was spent."""
     if spec.n_trials is None or mine:
         return []
     done = budget.done()
     if done > spec.n_trials:
         return [f"the study already has {done} finished trials, more than its new budget of {spec.n_trials} "
-                "(--trials); no trial was run"]
+                "(the 'trials' parameter); no trial was run"]
     if done == spec.n_trials and spec.n_trials > 0:
-        return [f"the budget of {spec.n_trials} trials is already spent; no trial was run (raise --trials to run more)"]
+        return [f"the budget of {spec.n_trials} trials is already spent; no trial was run (raise the 'trials' "
+                "parameter to run more)"]
     return []

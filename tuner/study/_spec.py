@@ -31,7 +31,7 @@ class DataSpec:
     ``path`` / ``test_file`` are absolute paths on the machine that created the study;
     ``relative_path`` / ``test_relative_path`` are the same files relative to that machine's
     ``$TUNER_DATA_ROOT`` (when they lie under it) or working folder, which a worker resolves
-    against its own (see :func:`tuner.data._loaders.locate`). ``zero_based`` is the LIBSVM index base
+    against its own (see :func:`tuner.data.locate`). ``zero_based`` is the LIBSVM index base
     decided when the study was created; the fingerprints identify the files' contents.
     """
 
@@ -93,13 +93,13 @@ class StudySpec:
             "data split": (d.val_size, d.test_size, d.seed, d.test_file),
             "penalties": sorted(self.penalties),
             "optimizers": sorted(self.optimizers),
-            "search space (--param)": dict(sorted(self.params.items())),
+            "search space (the 'params' parameter)": dict(sorted(self.params.items())),
             "metric": self.metric,
             "sampler": self.sampler,
             "pruner": self.pruner,
             "seed": self.seed,
             "training options": dict(sorted(self.train.items())),
-            "cross-validation folds (--cv)": self.cv,
+            "cross-validation folds (the 'cv' parameter)": self.cv,
         }
 
     def with_changes(self, changes: Mapping[str, Any]) -> StudySpec:
@@ -117,7 +117,7 @@ class StudySpec:
                 setattr(out, key, value)
             elif key.startswith("--"):
                 raise ConfigError(f"{key} cannot be given when resuming a study: the stored study does not record "
-                                  "it. Leave it out, or choose a new --study name.")
+                                  "it. Leave it out, or choose another name (the 'study_name' parameter).")
             else:
                 raise ConfigError(f"The study spec has no option {key!r}.")
         return out

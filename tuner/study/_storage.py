@@ -349,7 +349,7 @@ def _engine_url(url: str, writable: bool) -> str:
                                "`tuner study list/show` can read it; copy it to a writable folder to run trials.")
         return url
     if not path.is_file():
-        raise StorageError(f"There is no study database at {path}; check --storage / TUNER_STORAGE "
+        raise StorageError(f"There is no study database at {path}; check the 'storage' parameter / TUNER_STORAGE "
                            "(a study is created by `tuner tune`).")
     return url if _read_only_url(parsed) else _sqlite_read_url(path)
 
@@ -397,11 +397,11 @@ def _storage_error(exc: Exception, url: str, where: str, is_sqlite: bool) -> Sto
 
     reason = _first_line(exc, url)
     if "readonly database" in reason or "no such table" in reason or ('relation "' in reason and "does not exist" in reason):
-        return StorageError(f"{where} is not a study database (it holds no Optuna tables); check --storage / "
-                            "TUNER_STORAGE.")
+        return StorageError(f"{where} is not a study database (it holds no Optuna tables); check the 'storage' "
+                            "parameter / TUNER_STORAGE.")
     if is_sqlite:
         return StorageError(f"Cannot open the SQLite study database {where}: {reason}.")
     if isinstance(_sqlalchemy_error(exc), (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
         return StorageError(f"Cannot reach the study database {where}: {reason}. Check that the server is running "
-                            "and the URL (--storage / TUNER_STORAGE) is right.")
+                            "and the URL (the 'storage' parameter / TUNER_STORAGE) is right.")
     return StorageError(f"Cannot use the study database {where}: {reason}.")

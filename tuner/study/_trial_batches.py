@@ -5,7 +5,7 @@ ones as bad, so the batch spreads out), grouped by optimizer (trials that differ
 penalty or in numeric hyperparameters share one pass over the data), trained with
 :func:`tuner.study._configure.train_many`, and told one by one: each trial keeps its own Optuna
 trial, pruning, observers (MLflow run) and reason. Plugins that do not support trials side by
-side run one at a time. Only :mod:`tuner.study._search` uses this module (it imports Optuna).
+side run one at a time. Only :mod:`tuner.study._objective` uses this module (it imports Optuna).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from tuner._registry import optimizers, penalties
 from tuner.errors import TrainingDivergedError
 from tuner.study._configure import MAX_OPTIMALITY_GAP, TrainOutcome, train_many
 from tuner.study._observer import StudyInfo, StudyObserver, TrialInfo
-from tuner.train._batched import batchable
-from tuner.train._trainer import Callback, TrainConfig
+from tuner.study._variant import split_variant
+from tuner.train import Callback, TrainConfig, batchable
 
 __all__ = ["Pending", "TrialBatches", "AUTO_BATCH_TRIALS", "batch_size_for"]
 
@@ -59,8 +59,7 @@ def paying_group_size(X: Any, n_weights: int, opt: Any, config: TrainConfig) -> 
     (``batch_state_floats`` numbers a weight). Wide sparse text (SST-2: ~5,000 values a step
     against 10^5 weights a trial) gains nothing from a second trial on a mini-batch step; a9a
     (3,600 values, 123 weights) gains up to ~100."""
-    from tuner.train._batched import rows_per_step
-    from tuner.train._trainer import work_size
+    from tuner.train import rows_per_step, work_size
 
     n = max(int(X.shape[0]), 1)
     shared = STEP_OVERHEAD_VALUES + work_size(X) * rows_per_step(n, opt, config) / n
@@ -115,7 +114,7 @@ class TrialBatches:
     def prepare(self, trial: Any) -> Pending:
         """Sample the trial's variant and hyperparameters; start its observers (MLflow run)."""
         variant = trial.suggest_categorical(self.variant_key, self.space.variants)
-        pn, on = variant.split(":")
+        pn, on = split_variant(variant)
         slots = self.space.slots[variant]
         values = {s.name: s.suggest(trial) for s in slots}
         pp = {s.hp: values[s.name] for s in slots if s.kind == "penalty"}

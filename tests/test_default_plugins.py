@@ -1,0 +1,79 @@
+"""A default study leaves out plugins that fail their contract checks (with a notice) and, on
+small data, the mini-batch optimizers, choosing by capability: a real third-party distribution
+is installed into a temporary site folder for these tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _broken_plugins import forget, install_distribution
+
+from tuner import optimizers, penalties
+from tuner.data import load_data, prepare
+from tuner.study import DataSpec, StudySpec, run_study, study_record, trial_records
+from tuner.study._default_plugins import default_plugins, drop_failing_plugins, exact_solvers_for_small_data
+
+
+@pytest.fixture
+def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    site = install_distribution(tmp_path / "site", "tuner_test_default_space", {
+        "penalties": {"float_step": "FloatStepLasso", "picky_ridge": "PickyRidge"}})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("TUNER_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    penalties.reload()
+    yield
+    monkeypatch.undo()
+    forget("tuner_test_default_space")
+    penalties.reload()
+
+
+def small_data() -> object:
+    return prepare(load_data(None, dataset="breast_cancer"), val_size=0.2, test_size=0.2, seed=0)
+
+
+def test_a_plugin_failing_its_checks_is_dropped_with_a_notice(third_party: None) -> None:
+    names = penalties.names()
+    assert {"float_step", "picky_ridge", "l2"} <= set(names)
+    kept, notices = drop_failing_plugins("penalty", names)
+    assert "float_step" not in kept and {"picky_ridge", "l1", "l2"} <= set(kept)
+    assert len(notices) == 1 and "'float_step'" in notices[0] and "tuner plugins check float_step" in notices[0]
+    # given explicitly, it stays: the user asked for it
+    spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=list(names), optimizers=["fista"])
+    assert default_plugins(spec, small_data(), explicit={"penalties"}) == [] and spec.penalties == names
+
+
+def test_a_default_study_searches_without_the_failing_plugin(third_party: None, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["float_step", "l2"], optimizers=["fista"],
+                     n_trials=3, train={"epochs": 10})
+    result = run_study(spec, "default", url, refit_best=False, changes={})
+    assert any("'float_step' fails its contract checks" in w for w in result.warnings), result.warnings
+    assert study_record(url, "default").spec["penalties"] == ["l2"]  # the stored study never searches it
+    assert {r.params["variant"] for r in trial_records(url, "default")} == {"l2:fista"}
+
+
+def test_small_data_keeps_only_full_batch_solvers_chosen_by_capability() -> None:
+    every = optimizers.names()
+    spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l1", "l2"], optimizers=list(every))
+    notices = exact_solvers_for_small_data(spec, small_data())
+    full_batch = [n for n in every if optimizers.get(n).full_batch]
+    assert full_batch and spec.optimizers == full_batch and len(notices) == 1
+    assert all(n in notices[0] for n in every if n not in full_batch)
+
+
+def test_small_data_keeps_every_optimizer_when_a_penalty_takes_no_full_batch_one(third_party: None) -> None:
+    every = optimizers.names()
+    spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2", "picky_ridge"], optimizers=list(every))
+    assert exact_solvers_for_small_data(spec, small_data()) == [] and spec.optimizers == every
+
+
+def test_large_data_keeps_every_optimizer() -> None:
+    rng = np.random.default_rng(0)
+    raw = load_data(None, dataset="breast_cancer")
+    big = prepare(raw, val_size=0.2, test_size=0.2, seed=0)
+    big.X_train = rng.normal(size=(20_000, 30))  # 600,000 stored values: above the small-data limit
+    spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2"], optimizers=optimizers.names())
+    assert exact_solvers_for_small_data(spec, big) == [] and spec.optimizers == optimizers.names()

@@ -1,0 +1,68 @@
+"""Parameter importances (fANOVA) of a study's history, for tracking's plots and metrics.
+
+The study package is the one that imports Optuna; tracking hands over the history it got
+from the search loop (plain dicts) and receives plain numbers back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["history_importances", "MIN_TRIALS_FOR_HISTORY_IMPORTANCE"]
+
+MIN_TRIALS_FOR_HISTORY_IMPORTANCE = 5
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _distributions(done: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Distributions rebuilt from the observed values of the parameters every trial has and that vary."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    common = set.intersection(*(set(h["params"]) for h in done))
+    dists: dict[str, Any] = {}
+    for name in sorted(common):
+        values = [h["params"][name] for h in done]
+        if len({repr(v) for v in values}) < 2:
+            continue
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            lo, hi = min(values), max(values)
+            log = lo > 0 and hi / lo >= 100
+            if all(isinstance(v, int) for v in values):
+                dists[name] = IntDistribution(int(lo), int(hi), log=log)
+            else:
+                dists[name] = FloatDistribution(float(lo), float(hi), log=log)
+        else:
+            dists[name] = CategoricalDistribution(sorted({v for v in values}, key=repr))
+    return dists
+
+
+def history_importances(history: Sequence[Mapping[str, Any]], direction: str,
+                        min_trials: int = MIN_TRIALS_FOR_HISTORY_IMPORTANCE, seed: int = 0) -> dict[str, float]:
+    """fANOVA parameter importances (``optuna.importance``) of the complete trials of ``history``.
+
+    ``history`` lists finished trials as ``{"number", "state", "value", "params"}`` (what the
+    search loop gives a :class:`~tuner.study.StudyObserver` at the end of a study). Uses the
+    parameters every complete trial has (conditional ones drop out) with more than one
+    distinct value; the distributions are rebuilt from the observed values. Returns
+    ``{parameter: importance}``, most important first, or an empty dict when there are fewer
+    than ``min_trials`` complete trials or nothing varies.
+    """
+    done = [h for h in history if h.get("state") == "COMPLETE" and _finite(h.get("value"))]
+    if len(done) < min_trials:
+        return {}
+    dists = _distributions(done)
+    if not dists:
+        return {}
+    import optuna
+
+    study = optuna.create_study(direction="maximize" if direction == "maximize" else "minimize")
+    for h in done:
+        study.add_trial(optuna.trial.create_trial(
+            params={k: h["params"][k] for k in dists}, distributions=dists, value=float(h["value"])))
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+    return {k: float(v) for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()}

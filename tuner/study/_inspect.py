@@ -1,0 +1,269 @@
+"""Reading stored studies: the queries behind ``tuner study list/show/best/export/delete`` and
+``sync-mlflow``, with Optuna-free results.
+
+Every function takes a storage URL (None: the default study database) and a study name, and
+returns plain data (:class:`StudyRecord`, :class:`TrialRecord`, dicts, text), so the CLI and
+tracking never touch Optuna objects. A store that is only read is opened read-only (see
+:func:`tuner.study._storage.open_storage`). A missing study is a :class:`ConfigError` that
+lists the studies the database holds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tuner.errors import ConfigError
+from tuner.study._storage import default_storage_url, open_storage
+
+__all__ = ["TrialRecord", "StudyRecord", "list_studies", "study_record", "trial_records", "best_record",
+           "top_records", "param_importances", "export_trials", "delete_study", "set_study_attrs",
+           "MIN_TRIALS_FOR_IMPORTANCE"]
+
+MIN_TRIALS_FOR_IMPORTANCE = 5
+"""``study show`` computes parameter importances from this many complete trials on."""
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One stored trial, as plain data.
+
+    ``state`` is Optuna's state name (COMPLETE, PRUNED, FAIL, RUNNING, WAITING); ``value`` the
+    study metric of a complete trial; ``intermediate_values`` the metric reported per epoch
+    (or per fold with cross-validation).
+    """
+
+    number: int
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    user_attrs: dict[str, Any] = field(default_factory=dict)
+    intermediate_values: dict[int, float] = field(default_factory=dict)
+    datetime_start: datetime | None = None
+    datetime_complete: datetime | None = None
+    values: list[float] | None = None
+
+    @property
+    def finished(self) -> bool:
+        """COMPLETE, PRUNED or FAIL: the trial will not change any more."""
+        return self.state in ("COMPLETE", "PRUNED", "FAIL")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON row of ``tuner study show/best/export --format json``."""
+        return {"number": self.number, "state": self.state, "value": self.value, "params": dict(self.params),
+                "user_attrs": dict(self.user_attrs),
+                "datetime_start": self.datetime_start.isoformat() if self.datetime_start else None,
+                "datetime_complete": self.datetime_complete.isoformat() if self.datetime_complete else None}
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """One stored study, as plain data.
+
+    ``direction`` is ``"minimize"`` or ``"maximize"``; ``spec`` the stored
+    :class:`~tuner.study.StudySpec` as a dict (empty for a study tuner did not create);
+    ``counts`` the trials by lower-case state name, plus ``stale``: running trials whose worker
+    stopped sending heartbeats (they fail and run again when the next trial starts).
+    """
+
+    name: str
+    direction: str
+    user_attrs: dict[str, Any]
+    spec: dict[str, Any]
+    counts: dict[str, int]
+    best_value: float | None = None
+    created: str | None = None
+
+    @property
+    def metric(self) -> str | None:
+        """The study metric named by the spec (None for a study tuner did not create)."""
+        return self.spec.get("metric")
+
+    @property
+    def has_spec(self) -> bool:
+        return "spec" in self.user_attrs
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON row of ``tuner study list --json``."""
+        return {"name": self.name, "direction": self.direction, "metric": self.metric, "trials": dict(self.counts),
+                "best_value": self.best_value, "created": self.created}
+
+
+def _url(storage_url: str | None) -> str:
+    return storage_url or default_storage_url()
+
+
+def _quiet_optuna() -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def _load(storage: Any, name: str) -> Any:
+    optuna = _quiet_optuna()
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        raise ConfigError(f"No study named {name!r}. Studies in this database: {', '.join(names) or 'none'}.") \
+            from None
+
+
+def _record(t: Any) -> TrialRecord:
+    return TrialRecord(t.number, t.state.name, t.value if t.values is None or len(t.values) == 1 else None,
+                       dict(t.params), dict(t.user_attrs), dict(t.intermediate_values), t.datetime_start,
+                       t.datetime_complete, list(t.values) if t.values is not None else None)
+
+
+def _spec_of(user_attrs: Mapping[str, Any]) -> dict[str, Any]:
+    raw = user_attrs.get("spec")
+    if raw is None:
+        return {}
+    return json.loads(raw) if isinstance(raw, str) else dict(raw)
+
+
+def _counts(trials: Sequence[Any], stale: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in trials:
+        out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
+    if out.get("running"):
+        out["stale"] = stale
+    return out
+
+
+def _stale(url: str, study: Any, trials: Sequence[Any]) -> int:
+    """How many of the study's running trials are past the heartbeat grace period (their worker died)."""
+    if not any(t.state.name == "RUNNING" for t in trials):
+        return 0
+    beating = open_storage(url, writable=False)  # the heartbeat settings the workers use
+    get_stale = getattr(beating, "_get_stale_trial_ids", None)
+    return len(list(get_stale(study._study_id))) if get_stale is not None else 0
+
+
+def _study_record(url: str, study: Any, created: datetime | None = None) -> StudyRecord:
+    trials = study.get_trials(deepcopy=False)
+    done = [t.value for t in trials if t.state.name == "COMPLETE" and t.values is not None and len(t.values) == 1]
+    maximize = study.direction.name == "MAXIMIZE"
+    best = (max(done) if maximize else min(done)) if done else None
+    user_attrs = dict(study.user_attrs)
+    return StudyRecord(study.study_name, study.direction.name.lower(), user_attrs, _spec_of(user_attrs),
+                       _counts(trials, _stale(url, study, trials)), best,
+                       created.isoformat(timespec="seconds") if created else user_attrs.get("created"))
+
+
+def list_studies(storage_url: str | None = None) -> list[StudyRecord]:
+    """Every study in the database: name, direction, spec, trials by state, best value, creation time."""
+    url = _url(storage_url)
+    optuna = _quiet_optuna()
+    storage = open_storage(url, heartbeat=False, writable=False)
+    return [_study_record(url, optuna.load_study(study_name=s.study_name, storage=storage), s.datetime_start)
+            for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+
+
+def study_record(storage_url: str | None, study_name: str) -> StudyRecord:
+    """One study (a :class:`ConfigError` naming the others when there is none called ``study_name``)."""
+    url = _url(storage_url)
+    storage = open_storage(url, heartbeat=False, writable=False)
+    study = _load(storage, study_name)
+    created = next((s.datetime_start for s in _quiet_optuna().get_all_study_summaries(storage, False)
+                    if s.study_name == study_name), None)
+    return _study_record(url, study, created)
+
+
+def trial_records(storage_url: str | None, study_name: str, states: Sequence[str] | None = None) -> list[TrialRecord]:
+    """The study's trials in number order, as :class:`TrialRecord`; ``states`` (e.g. ``["COMPLETE"]``) filters."""
+    study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
+    wanted = {s.upper() for s in states} if states is not None else None
+    return [_record(t) for t in study.get_trials(deepcopy=False) if wanted is None or t.state.name in wanted]
+
+
+def best_record(storage_url: str | None, study_name: str) -> TrialRecord | None:
+    """The study's best complete trial (Optuna's ``best_trial``), or None before the first one."""
+    study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
+    try:
+        return _record(study.best_trial)
+    except ValueError:
+        return None
+
+
+def top_records(trials: Sequence[TrialRecord], direction: str, k: int | None = None) -> list[TrialRecord]:
+    """The complete trials with a finite value, best first for ``direction``; the first ``k`` of them."""
+    done = [t for t in trials if t.state == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
+    ranked = sorted(done, key=lambda t: float(t.value or 0.0), reverse=direction.lower() == "maximize")
+    return ranked if k is None else ranked[:k]
+
+
+def param_importances(storage_url: str | None, study_name: str,
+                      min_trials: int = MIN_TRIALS_FOR_IMPORTANCE) -> dict[str, float]:
+    """Optuna's parameter importances of the study's complete trials, most important first;
+    empty below ``min_trials`` complete trials or when they cannot be computed."""
+    optuna = _quiet_optuna()
+    study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(done) < min_trials:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+    except (RuntimeError, ValueError):
+        return {}
+
+
+def export_trials(storage_url: str | None, study_name: str, fmt: str = "csv") -> str:
+    """Every trial of the study as CSV (Optuna's trials table: ``params_*``/``user_attrs_*``
+    columns) or JSON (a list of :meth:`TrialRecord.to_dict` rows)."""
+    if fmt not in ("csv", "json"):
+        raise ConfigError(f"The 'fmt' parameter of export_trials must be 'csv' or 'json'; got {fmt!r} instead.")
+    study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
+    if fmt == "json":
+        rows = [_record(t).to_dict() for t in study.get_trials(deepcopy=False)]
+        return json.dumps(rows, indent=2, default=_json_default)
+    frame = study.trials_dataframe(attrs=("number", "state", "value", "datetime_start", "datetime_complete",
+                                          "duration", "params", "user_attrs"))
+    return str(_flat_columns(frame).to_csv(index=False))
+
+
+def _flat_columns(frame: Any) -> Any:
+    """``frame`` with each column of dicts (``user_attrs_val_metrics``) spread into one column per
+    key (``user_attrs_val_metrics.log_loss``), so a spreadsheet gets one number per cell."""
+    import pandas as pd
+
+    out = []
+    for name in frame.columns:
+        column = frame[name]
+        if column.map(lambda v: isinstance(v, dict)).any():
+            spread = pd.DataFrame([v if isinstance(v, dict) else {} for v in column], index=frame.index)
+            out.append(spread.add_prefix(f"{name}."))
+        else:
+            out.append(column.to_frame())
+    return pd.concat(out, axis=1) if out else frame
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return str(o)
+
+
+def delete_study(storage_url: str | None, study_name: str) -> None:
+    """Delete the study and all its trials (a :class:`ConfigError` when there is no such study)."""
+    optuna = _quiet_optuna()
+    storage = open_storage(_url(storage_url), heartbeat=False, writable=True)
+    _load(storage, study_name)
+    optuna.delete_study(study_name=study_name, storage=storage)
+
+
+def set_study_attrs(storage_url: str | None, study_name: str, attrs: Mapping[str, Any]) -> None:
+    """Store ``attrs`` as user attributes of the study (e.g. what a sync to MLflow logged)."""
+    if not attrs:
+        return
+    study = _load(open_storage(_url(storage_url), heartbeat=False, writable=True), study_name)
+    for k, v in attrs.items():
+        study.set_user_attr(k, v)

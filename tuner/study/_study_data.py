@@ -1,0 +1,89 @@
+"""The data and training settings of a study: read and split the same way on every worker,
+checked before any trial is stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tuner.data import Dataset, file_fingerprint, load_data, locate, prepare
+from tuner.errors import ConfigError, DataError
+from tuner.study._configure import cv_folds
+from tuner.study._spec import StudySpec
+from tuner.train import Placement, TrainConfig
+
+__all__ = ["load_dataset_for", "check_data", "train_config", "check_training"]
+
+
+def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) -> Dataset:
+    """Read and split the data named by the spec (the same way on every worker).
+
+    The files are looked for under ``$TUNER_DATA_ROOT``, at their creation path, then in the
+    working folder; a file whose content is not the study's is refused here, before any trial.
+    ``preloaded``: the training and test data the caller already read for this spec (the CLI
+    reads them to fingerprint a new study), used when their fingerprints are the spec's.
+    """
+    d = spec.data
+    path = test_path = None
+    if d.path:
+        path = locate(d.path, d.relative_path)
+        d.fingerprint = _same_content(path, d, d.fingerprint, "data file")
+    if d.test_file:
+        test_path = locate(d.test_file, d.test_relative_path, "test file")
+        d.test_fingerprint = _same_content(test_path, d, d.test_fingerprint, "test file")
+    have, have_test = preloaded if preloaded is not None else (None, None)
+    if have is not None and have.fingerprint == d.fingerprint and \
+            (have_test.fingerprint if have_test is not None else "") == (d.test_fingerprint if d.test_file else ""):
+        return prepare(have, val_size=d.val_size, test_size=d.test_size, seed=d.seed, test_raw=have_test)
+    raw = load_data(path, dataset=d.dataset, target=d.target, text_column=d.text_column, encoding=d.encoding,
+                    fmt=d.fmt, n_features=d.n_features, zero_based=d.zero_based)
+    if d.dataset:
+        if d.fingerprint and raw.fingerprint != d.fingerprint:
+            raise ConfigError(f"The bundled dataset {d.dataset!r} differs from the one this study was created "
+                              "with; start a new study under another name (the 'study_name' parameter).")
+        d.fingerprint = raw.fingerprint
+    test_raw = None
+    if test_path is not None:
+        test_raw = load_data(test_path, target=d.target, text_column=d.text_column, encoding=d.encoding, fmt=d.fmt,
+                             n_features=d.n_features or (raw.X.shape[1] if raw.fmt == "svmlight" else None),
+                             zero_based=raw.zero_based)
+    return prepare(raw, val_size=d.val_size, test_size=d.test_size, seed=d.seed, test_raw=test_raw)
+
+
+def _same_content(path: Any, d: Any, stored: str, what: str) -> str:
+    """The fingerprint of the file at ``path``, refused when the study stored another one."""
+    now = file_fingerprint(path, fmt=d.fmt, target=d.target, text_column=d.text_column, encoding=d.encoding)
+    if stored and now != stored:
+        raise ConfigError(
+            f"The {what} {path} differs from the one this study was created with (fingerprint {now} != "
+            f"{stored}); give this machine the study's file (TUNER_DATA_ROOT says where the data is), or start "
+            "a new study under another name (the 'study_name' parameter)."
+        )
+    return now
+
+
+def check_data(spec: StudySpec, data: Dataset) -> None:
+    """Refuse data on which no trial could be compared (before any trial is stored)."""
+    if spec.metric == "roc_auc" and data.n_classes > 2:
+        raise ConfigError("The roc_auc metric is for binary targets; use f1 (macro F1) or log_loss for multiclass.")
+    if len(data.y_val) == 0:
+        raise ConfigError("A study needs a validation split to compare trials; make the 'val_size' parameter > 0.")
+    if spec.cv:
+        cv_folds(data.y_train, spec.cv, spec.data.seed)  # too many folds for the rows: refused before any trial
+    present = np.unique(data.y_val)
+    if len(present) < 2:
+        raise DataError(
+            f"The validation split ({len(data.y_val)} rows) holds a single class ({data.classes[int(present[0])]!r}), "
+            f"so every trial's validation {spec.metric} would be meaningless; make the 'val_size' parameter larger, "
+            "or give more data.")
+
+
+def train_config(spec: StudySpec) -> TrainConfig:
+    """The trainer's settings for the study's trials (its ``train`` options and seed)."""
+    return TrainConfig(seed=spec.seed, **spec.train)
+
+
+def check_training(config: TrainConfig) -> None:
+    config.check()
+    Placement.resolve(config.device, config.dtype)  # --device cuda without CUDA, --device bogus
