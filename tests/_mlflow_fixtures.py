@@ -104,10 +104,9 @@ def served_study(tmp_path_factory: Any) -> Served:
     """The session's server with study ``served`` (4 trials on breast_cancer) logged to it."""
     if "served" in _CACHE:
         return _CACHE["served"]
-    from tuner.data._loaders import load_data
-    from tuner.study._search import run_study
-    from tuner.study._spec import DataSpec, StudySpec
-    from tuner.tracking._mlflow import MlflowObserver
+    from tuner.data import load_data
+    from tuner.study import DataSpec, StudySpec, run_study
+    from tuner.tracking import MlflowObserver
 
     root = tmp_path_factory.mktemp("mlflow-server")
     server = MlflowServer(root).start()

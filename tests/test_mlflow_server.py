@@ -34,10 +34,9 @@ from _mlflow_fixtures import (
 )
 from mlflow import MlflowClient
 
-from tuner.data._loaders import load_data
-from tuner.study._search import run_study
-from tuner.study._spec import DataSpec, StudySpec
-from tuner.tracking._mlflow import CHAMPION_ALIAS, MlflowObserver, sync_study
+from tuner.data import load_data
+from tuner.study import DataSpec, StudySpec, run_study
+from tuner.tracking import CHAMPION_ALIAS, MlflowObserver, sync_study
 
 pytestmark = pytest.mark.timeout(600)
 

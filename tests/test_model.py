@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from tuner.data._loaders import load_data, prepare
+from tuner.data import load_data, prepare
 from tuner.errors import DataError
-from tuner.model._model import MODEL_JSON, WEIGHTS_FILE, LogisticModel
-from tuner.study._configure import train_one
-from tuner.train._trainer import TrainConfig
+from tuner.model import MODEL_JSON, WEIGHTS_FILE, LogisticModel
+from tuner.study import train_one
+from tuner.train import TrainConfig
 
 CONFIG = TrainConfig(device="cpu", epochs=60)
 

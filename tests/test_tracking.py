@@ -1,6 +1,6 @@
 """MLflow tracking against a real local store (SQLite + local artifacts), driven by real studies.
 
-No mocks: the search loop (tuner.study._search.run_study) trains real models and the observer
+No mocks: the search loop (tuner.study.run_study) trains real models and the observer
 logs them with a real MlflowClient. A failing optimizer plugin is injected into the
 registry to get FAIL trials; SGD with a learning rate of 1e3 diverges to get PRUNED ones.
 """
@@ -32,22 +32,21 @@ from optuna.trial import TrialState
 from safetensors.numpy import load_file
 
 from tuner.cli._predict import predict, sync_mlflow
-from tuner.data._loaders import load_data, prepare
+from tuner.data import load_data, prepare
 from tuner.errors import TrackingError
-from tuner.study._configure import train_one
-from tuner.study._observer import StudyInfo, TrialInfo
-from tuner.study._search import open_or_create_study, run_study
-from tuner.study._spec import DataSpec, StudySpec
-from tuner.tracking import _plots
-from tuner.tracking._mlflow import (
-    CHAMPION_ALIAS,
-    EPOCH_PREFIX,
-    MlflowObserver,
-    download_model,
-    save_pyfunc_model,
-    sync_study,
+from tuner.model import save_pyfunc_model
+from tuner.study import (
+    DataSpec,
+    StudyInfo,
+    StudySpec,
+    TrialInfo,
+    history_importances,
+    open_or_create_study,
+    run_study,
+    train_one,
 )
-from tuner.train._trainer import TrainConfig
+from tuner.tracking import CHAMPION_ALIAS, EPOCH_PREFIX, MlflowObserver, _plots, download_model, sync_study
+from tuner.train import TrainConfig
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
@@ -245,6 +244,27 @@ def test_champion_alias_moves_only_when_the_new_best_beats_it(tmp_path: Path) ->
     assert len(client.search_model_versions("name='champ'")) == 2
 
 
+def test_a_lost_trials_run_fails_with_its_reason_and_a_stopped_study_ends_its_parent(tmp_path: Path) -> None:
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(DataSpec(dataset="iris"), ["l2"], ["lbfgs"])
+    info = StudyInfo("lost", storage, json.loads(spec.to_json()), "minimize", "log_loss")
+    obs = MlflowObserver(uri, plots=False, register_model=False, background=False)
+    attrs = obs.on_study_start(info)
+    trial = TrialInfo(4, "l2", "lbfgs", {"variant": "l2:lbfgs"}, {"strength": 1e-3}, {})
+    obs.on_trial_start(info, trial)  # the worker dies before on_trial_end
+    obs.on_trial_lost(info, 4, "the worker stopped sending heartbeats")
+    obs.on_study_stop(info, "KILLED", "SIGTERM")
+    obs.close()
+    client = _client(uri)
+    parents, children = _runs(client, "lost")
+    assert [p.info.run_id for p in parents] == [attrs["mlflow_parent_run_id"]]
+    assert parents[0].info.status == "KILLED" and parents[0].data.tags["tuner.reason"] == "SIGTERM"
+    (run,) = children
+    assert run.info.status == "FAILED" and run.data.tags["tuner.trial"] == "4"
+    assert run.data.tags["tuner.state"] == "FAIL" and run.data.tags["tuner.logged"] == "true"
+    assert run.data.tags["tuner.reason"] == "the worker stopped sending heartbeats"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -389,10 +409,10 @@ def test_importances_use_the_parameters_every_trial_has_and_plots_are_pngs(tmp_p
             params["penalty.l1_ratio"] = float(rng.uniform())  # conditional: only some trials have it
         history.append({"number": n, "state": "COMPLETE", "value": 0.1 + abs(math.log10(strength) + 3), "params": params})
     history.append({"number": 12, "state": "PRUNED", "value": None, "params": {"variant": "l2:lbfgs"}})
-    imp = _plots.compute_importances(history, "minimize")
+    imp = history_importances(history, "minimize")
     assert set(imp) == {"variant", "penalty.strength"}
     assert sum(imp.values()) == pytest.approx(1.0) and imp["penalty.strength"] > imp["variant"]
-    assert _plots.compute_importances(history[:3], "minimize") == {}  # too few complete trials
+    assert history_importances(history[:3], "minimize") == {}  # too few complete trials
     coef = np.zeros((6, 3))
     coef[1, 0], coef[4, 2] = 2.0, -1.5
     y = np.array([0, 1, 2, 2, 1, 0])

@@ -193,7 +193,7 @@ def test_the_probe_counts_any_http_answer_as_reachable_and_never_prints_the_pass
     import threading
 
     from tuner.errors import TrackingError
-    from tuner.tracking._probe import probe_tracking_server
+    from tuner.tracking import probe_tracking_server
 
     class Answer(http.server.BaseHTTPRequestHandler):
         status = 401

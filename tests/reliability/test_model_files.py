@@ -24,11 +24,11 @@ from click.testing import CliRunner
 from safetensors.numpy import load_file, save_file
 
 from tuner.cli import cli
-from tuner.data._loaders import load_data, prepare
+from tuner.data import load_data, prepare
 from tuner.errors import DataError
-from tuner.model._model import MODEL_JSON, WEIGHTS_FILE, LogisticModel
-from tuner.study._configure import train_one
-from tuner.train._trainer import TrainConfig
+from tuner.model import MODEL_JSON, WEIGHTS_FILE, LogisticModel
+from tuner.study import train_one
+from tuner.train import TrainConfig
 
 CONFIG = TrainConfig(device="cpu", epochs=20)
 Edit = Callable[[Path], None]
@@ -251,7 +251,7 @@ def _mlflow_folder(saved: dict[str, Path], tmp_path: Path) -> Path:
 @pytest.mark.parametrize("data", ["../outside_model", "/ABS/outside_model", "data/link"])
 def test_the_mlmodel_data_path_stays_inside_the_model_folder(saved: dict[str, Path], tmp_path: Path,
                                                              data: str) -> None:
-    from tuner.tracking._mlflow import load_logistic_model
+    from tuner.model import load_logistic_model
 
     folder = _mlflow_folder(saved, tmp_path)
     assert load_logistic_model(folder).classes_ == [0, 1, 2]  # as laid out by MLflow: fine

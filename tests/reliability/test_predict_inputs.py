@@ -103,8 +103,7 @@ def test_headerless_file_loses_no_row_and_needs_the_training_width(tmp_path: Pat
 
 def test_pyfunc_matches_dataframe_columns_by_name(cancer: tuple[Path, pd.DataFrame]) -> None:
     """What `mlflow models serve` calls: a DataFrame in another column order predicts the same."""
-    from tuner.model._model import LogisticModel
-    from tuner.model._pyfunc import LogisticPyfunc
+    from tuner.model import LogisticModel, LogisticPyfunc
 
     model_dir, rows = cancer
     pyfunc = LogisticPyfunc(LogisticModel.load(model_dir))

@@ -303,7 +303,7 @@ def _table_arrays(meta: dict[str, Any], where: Path) -> _Expected:
                    f"{len(vocabulary)} terms and text column {text!r}")
     if not vocabulary and not numeric:
         raise _bad(where, "'pipeline'", "a table with a text column or numeric columns", "neither")
-    expected = {}
+    expected: dict[str, tuple[int, bool]] = {}
     if numeric:
         expected.update(center=(len(numeric), False), scale=(len(numeric), True))
     if vocabulary:

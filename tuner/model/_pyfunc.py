@@ -3,10 +3,11 @@
 MLflow loads a pyfunc model by importing its ``loader_module`` and calling
 ``_load_pyfunc(data_path)``: nothing is unpickled. The logged model carries its own copy of
 this module and of the three modules it needs (``_model``, ``_features``, ``errors``) as
-the package ``logreg_tuner_model`` (see :func:`tuner.tracking._mlflow.write_pyfunc_model`), so it
+the package ``logreg_tuner_model`` (see :func:`tuner.model.save_pyfunc_model`), so it
 predicts with NumPy, SciPy, pandas, scikit-learn (TF-IDF) and safetensors only: neither
 logreg-tuner nor torch has to be installed where the model is served. Keep the imports of
-this module, ``_model`` and ``_features`` relative and limited to each other and ``errors``.
+this module, ``_model`` and ``_features`` limited to each other and ``errors``, written as
+absolute imports of their ``tuner`` modules (the bundle rewrites those lines as relative ones).
 
 Input: raw rows, as a DataFrame with the training columns (a ``text`` column for text
 models, the numeric feature columns otherwise), matched by name, never by position; a list

@@ -1,1 +1,54 @@
-"""MLflow tracking of a study: a parent run, a run per trial, plots and the registered model."""
+"""MLflow tracking of a study: a parent run, a run per trial, plots, the registered model, sync.
+
+Light names (the store's URI helpers, the names tracking writes, the server probe) are
+imported eagerly; the ones whose modules import MLflow's parts, the study package or the
+trainer are resolved on first use (PEP 562), so ``tuner.tracking.probe_tracking_server`` costs
+no heavy import before a dead server is reported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from tuner.tracking._names import CHAMPION_ALIAS, EPOCH_PREFIX, WEIGHTS_ARTIFACT
+from tuner.tracking._probe import PROBE_TIMEOUT_S, probe_tracking_server
+from tuner.tracking._store import (
+    DEFAULT_ARTIFACTS_DIR,
+    DEFAULT_DB_FILE,
+    bound_http_requests,
+    check_server,
+    default_tracking_uri,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - resolved lazily by __getattr__ below
+    from tuner.tracking._fetch import download_model, resolve_model
+    from tuner.tracking._observer import MlflowObserver
+    from tuner.tracking._sync import sync_study
+
+_LAZY = {
+    "MlflowObserver": "_observer",
+    "sync_study": "_sync",
+    "download_model": "_fetch",
+    "resolve_model": "_fetch",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tuner.tracking' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"tuner.tracking.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "MlflowObserver", "sync_study", "download_model", "resolve_model",
+    "default_tracking_uri", "check_server", "bound_http_requests", "probe_tracking_server", "PROBE_TIMEOUT_S",
+    "CHAMPION_ALIAS", "EPOCH_PREFIX", "WEIGHTS_ARTIFACT", "DEFAULT_DB_FILE", "DEFAULT_ARTIFACTS_DIR",
+]

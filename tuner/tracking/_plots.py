@@ -1,4 +1,4 @@
-"""Study and model plots (PNG), drawn with Matplotlib's Agg canvas.
+"""Study and model plots (PNG), drawn with Matplotlib's Agg canvas, from plain data.
 
 The figures are built with the object-oriented API (``Figure`` + ``FigureCanvasAgg``), so
 nothing here touches pyplot's global state or the process-wide backend. Each function
@@ -17,14 +17,11 @@ import numpy as np
 __all__ = [
     "optimization_history",
     "param_importances",
-    "compute_importances",
     "coefficients",
     "roc_curve",
     "confusion_matrix",
-    "MIN_TRIALS_FOR_IMPORTANCE",
 ]
 
-MIN_TRIALS_FOR_IMPORTANCE = 5
 _DPI = 100
 
 
@@ -73,45 +70,6 @@ def optimization_history(history: Sequence[Mapping[str, Any]], direction: str, m
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize="small")
     return _save(fig, path)
-
-
-def compute_importances(history: Sequence[Mapping[str, Any]], direction: str,
-                        min_trials: int = MIN_TRIALS_FOR_IMPORTANCE, seed: int = 0) -> dict[str, float]:
-    """fANOVA parameter importances (``optuna.importance``) of the complete trials.
-
-    Uses the parameters every complete trial has (conditional ones drop out) with more than
-    one distinct value; the distributions are rebuilt from the observed values. Returns an
-    empty dict when there are fewer than ``min_trials`` complete trials or nothing varies.
-    """
-    done = [h for h in history if h.get("state") == "COMPLETE" and _finite(h.get("value"))]
-    if len(done) < min_trials:
-        return {}
-    import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    common = set.intersection(*(set(h["params"]) for h in done))
-    dists: dict[str, Any] = {}
-    for name in sorted(common):
-        values = [h["params"][name] for h in done]
-        if len({repr(v) for v in values}) < 2:
-            continue
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            lo, hi = min(values), max(values)
-            log = lo > 0 and hi / lo >= 100
-            if all(isinstance(v, int) for v in values):
-                dists[name] = IntDistribution(int(lo), int(hi), log=log)
-            else:
-                dists[name] = FloatDistribution(float(lo), float(hi), log=log)
-        else:
-            dists[name] = CategoricalDistribution(sorted({v for v in values}, key=repr))
-    if not dists:
-        return {}
-    study = optuna.create_study(direction=direction)
-    for h in done:
-        study.add_trial(optuna.trial.create_trial(
-            params={k: h["params"][k] for k in dists}, distributions=dists, value=float(h["value"])))
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
-    return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
 
 
 def param_importances(importances: Mapping[str, float], path: str | Path, metric: str = "") -> Path:

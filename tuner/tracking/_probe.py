@@ -45,7 +45,7 @@ def probe_tracking_server(uri: str | None, timeout: float = PROBE_TIMEOUT_S) -> 
     Other URIs (a database, a folder) are left alone."""
     if not uri or urlsplit(uri).scheme.lower() not in ("http", "https"):
         return
-    from tuner.study._storage import redact
+    from tuner.study import redact
 
     try:
         with _no_redirect().open(_health_url(uri), timeout=timeout):

@@ -1,0 +1,120 @@
+"""The best model in the registry: logged as a pyfunc model, registered under the study name.
+
+The alias ``champion`` moves only when a new best beats its value (re-read just before
+moving: another worker may have registered a better model meanwhile).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tuner.model import input_example_of, save_pyfunc_model
+from tuner.study import TrialInfo
+from tuner.tracking._names import CHAMPION_ALIAS, MODEL_NAME, TAG_STUDY, TAG_TRIAL, TAG_VALUE
+from tuner.tracking._study_run import StudyRun
+from tuner.tracking._writer import RunWriter, better, to_float
+
+__all__ = ["ChampionRegistry"]
+
+
+def _missing(exc: Any) -> bool:
+    code = str(getattr(exc, "error_code", ""))
+    return "RESOURCE_DOES_NOT_EXIST" in code or "INVALID_PARAMETER_VALUE" in code
+
+
+class ChampionRegistry:
+    """Registers studies' best models and moves their ``champion`` alias."""
+
+    def __init__(self, writer: RunWriter) -> None:
+        self.writer = writer
+
+    def champion(self, name: str) -> Any:
+        """The model version of ``name`` at alias ``champion`` (None when there is none)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.writer.client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+        except MlflowException as exc:
+            if _missing(exc):
+                return None
+            raise
+
+    def outdated(self, name: str, number: int, value: float, direction: str) -> bool:
+        """Whether trial ``number`` (``value``) should replace the champion: none, no value, or beaten."""
+        current = self.champion(name)
+        old = to_float(current.tags.get(TAG_VALUE)) if current is not None else None
+        if current is None or old is None:
+            return True
+        return current.tags.get(TAG_TRIAL) != str(number) and better(float(value), old, direction)
+
+    def register(self, run: StudyRun, best: TrialInfo, outcome: Any, data: Any, source_run: str) -> dict[str, Any]:
+        """Log and register the best model unless the champion is at least as good."""
+        value = float(outcome.val_metrics.get(run.metric, math.nan))
+        current = self.champion(run.name)
+        if current is not None:
+            old = to_float(current.tags.get(TAG_VALUE))
+            if old is not None and not better(value, old, run.direction):
+                return {"mlflow_champion_version": str(current.version)}
+        lm = self._log_model(run, best, outcome, data, source_run, value)
+        mv = self._new_version(run, best, outcome, lm, source_run, value)
+        current = self.champion(run.name)
+        old = to_float(current.tags.get(TAG_VALUE)) if current is not None else None
+        if current is None or old is None or better(value, old, run.direction):
+            self.writer.client.set_registered_model_alias(run.name, CHAMPION_ALIAS, mv.version)
+            self.writer.log_batch(run.parent_run_id, tags={"tuner.champion": f"models:/{run.name}/{mv.version}"})
+        return {"mlflow_model_version": str(mv.version), "mlflow_model_uri": f"models:/{run.name}/{mv.version}",
+                "mlflow_champion_version": str(self.champion(run.name).version)}
+
+    def _log_model(self, run: StudyRun, best: TrialInfo, outcome: Any, data: Any, source_run: str,
+                   value: float) -> Any:
+        """The best model as a logged model of the source run (READY, or FAILED on an error)."""
+        from mlflow.entities import LoggedModelOutput
+        from mlflow.models import Model
+
+        client = self.writer.client
+        summary = outcome.summary()
+        params = {**{f"penalty.{k}": v for k, v in outcome.penalty_params.items()},
+                  **{f"optimizer.{k}": v for k, v in outcome.optimizer_params.items()},
+                  "penalty": summary["penalty"], "optimizer": summary["optimizer"]}
+        lm = client.create_logged_model(
+            run.experiment_id, name=MODEL_NAME, source_run_id=source_run, model_type="logistic-regression",
+            params={k: str(v) for k, v in params.items()}, tags={TAG_STUDY: run.name, TAG_TRIAL: str(best.number)})
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(tmp) / "model"
+                mlflow_model = Model(artifact_path=lm.artifact_location, model_uuid=lm.model_id, run_id=source_run,
+                                     model_id=lm.model_id)
+                save_pyfunc_model(outcome.model, local, input_example=input_example_of(outcome.model, data),
+                                  mlflow_model=mlflow_model,
+                                  metadata={"study": run.name, "trial": best.number, "metric": run.metric,
+                                            "value": value})
+                client.log_model_artifacts(lm.model_id, str(local))
+        except Exception:
+            client.finalize_logged_model(lm.model_id, "FAILED")
+            raise
+        client.finalize_logged_model(lm.model_id, "READY")
+        client.log_outputs(source_run, [LoggedModelOutput(lm.model_id, step=best.number)])
+        return lm
+
+    def _new_version(self, run: StudyRun, best: TrialInfo, outcome: Any, lm: Any, source_run: str,
+                     value: float) -> Any:
+        """A new version of the registered model ``run.name`` (created with it on the first one)."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.writer.client
+        try:
+            client.create_registered_model(run.name, tags={TAG_STUDY: run.name},
+                                           description=f"Best logistic regression of study {run.name}.")
+        except MlflowException as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                raise
+        tags = {TAG_STUDY: run.name, TAG_TRIAL: str(best.number), TAG_VALUE: repr(value),
+                "tuner.metric": run.metric, "tuner.direction": run.direction}
+        tags.update({f"tuner.test_{k}": repr(float(v)) for k, v in outcome.test_metrics.items()})
+        # The source is the storage location, not models:/<id>: a SQL registry store resolves the
+        # latter with the process-global tracking URI (a stray ./mlflow.db otherwise).
+        return client.create_model_version(run.name, source=lm.artifact_location, run_id=source_run,
+                                           tags=tags, model_id=lm.model_id)

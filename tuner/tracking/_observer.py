@@ -1,0 +1,204 @@
+"""The study observer that logs to MLflow: a parent run per study, a child run per trial, the best
+model registered.
+
+:class:`MlflowObserver` implements the search loop's :class:`~tuner.study.StudyObserver` hooks
+by composing small parts: a :class:`RunWriter` (the explicit ``MlflowClient``, never the
+process-global ``mlflow.start_run`` state, so several studies or workers in one process do
+not cross wires), a :class:`TrackingQueue` (trial logging on one background thread,
+overlapping the next trial's training), :class:`StudyRuns` (parent runs), :class:`TrialRuns`
+(child runs) and :class:`ChampionRegistry` (the registered model and its ``champion`` alias).
+
+Failures: an unreachable server at the start raises :class:`TrackingError` before any trial
+runs. Lost mid-study, trials go on: the affected trials get ``mlflow_logged=False`` (or are
+listed in the study attribute ``mlflow_unlogged_trials``), and :func:`tuner.tracking.sync_study`
+logs what is missing later (``tuner study sync-mlflow NAME``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tuner.errors import TrackingError
+from tuner.study import StudyInfo, StudyObserver, TrialInfo
+from tuner.tracking._champion import ChampionRegistry
+from tuner.tracking._names import ATTR_EXPERIMENT, ATTR_PARENT, ATTR_RUN, ATTR_STUDY_LOGGED, ATTR_UNLOGGED
+from tuner.tracking._store import check_server, default_tracking_uri, first_line, is_http, open_store, redact
+from tuner.tracking._study_run import StudyRun, StudyRuns
+from tuner.tracking._trial_runs import TrialRuns
+from tuner.tracking._writer import RunWriter, TrackingQueue
+from tuner.train import Callback
+
+__all__ = ["MlflowObserver"]
+
+_log = logging.getLogger("tuner.tracking")
+
+
+class MlflowObserver(StudyObserver):
+    """Logs studies to MLflow at ``tracking_uri`` (default :func:`default_tracking_uri`).
+
+    Args:
+        tracking_uri: ``sqlite:///path.db`` (artifacts next to it in ``mlartifacts/``),
+            ``http(s)://server`` (artifacts where the server puts them), or any URI MLflow
+            accepts.
+        artifact_root: where experiments created here keep artifacts (database stores only).
+        register_model: log the best model as a pyfunc model and register it (alias
+            ``champion``) at the end of a study.
+        plots: log the study plots at the end of a study.
+        background: do a trial's logging on a background thread (default); ``False`` logs
+            synchronously in the trial loop.
+        flush_interval: seconds between intermediate epoch-metric flushes of a long trial
+            (``None``: only at the end of the trial).
+
+    The constructor only stores arguments; :meth:`check` (called by :meth:`on_study_start`)
+    is the first thing that talks to MLflow.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, *, artifact_root: str | Path | None = None,
+                 register_model: bool = True, plots: bool = True, background: bool = True,
+                 flush_interval: float | None = 15.0) -> None:
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.artifact_root = artifact_root
+        self.register_model = register_model
+        self.plots = plots
+        self.background = background
+        self.flush_interval = flush_interval
+        self.writer = RunWriter(self.tracking_uri)
+        self.queue = TrackingQueue(self.tracking_uri, background=background)
+        self.studies = StudyRuns(self.writer, artifact_root)
+        self.trials = TrialRuns(self.writer, self.queue, flush_interval)
+        self.champions = ChampionRegistry(self.writer)
+        self._runs: dict[str, StudyRun] = {}
+        self._checked = False
+
+    @property
+    def client(self) -> Any:
+        """The explicit ``MlflowClient`` (bounded HTTP retries and timeouts)."""
+        return self.writer.client
+
+    @property
+    def last_error(self) -> str | None:
+        """The first line of the last MLflow failure (None when none happened)."""
+        return self.queue.last_error
+
+    def check(self) -> None:
+        """Raise :class:`TrackingError` unless the tracking store answers (quickly)."""
+        if self._checked:
+            return
+        if is_http(self.tracking_uri):
+            check_server(self.tracking_uri, advice="start it (mlflow server ...), fix --tracking-uri / "
+                                                   "MLFLOW_TRACKING_URI, or run with --no-tracking")
+        else:
+            open_store(self.tracking_uri, lambda: self.client)
+        self._checked = True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the queued tracking work is done; False when ``timeout`` ran out."""
+        return self.queue.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish the queued work and stop the tracking thread."""
+        self.queue.close(timeout)
+
+    def study_run(self, study_name: str) -> StudyRun:
+        """The study's experiment and parent run (after :meth:`on_study_start`)."""
+        run = self._runs.get(study_name)
+        if run is None:
+            raise TrackingError(f"on_study_start was not called for study {study_name!r}.")
+        return run
+
+    def child_runs(self, study_name: str) -> dict[int, list[Any]]:
+        """The study's trial runs in MLflow by trial number (after :meth:`on_study_start`)."""
+        return self.studies.child_runs(self.study_run(study_name))
+
+    # ---- the hooks --------------------------------------------------------------------------
+    def on_study_start(self, study: StudyInfo) -> dict[str, Any]:
+        self.check()
+        try:
+            run = self.studies.open(study)
+        except TrackingError:
+            raise
+        except Exception as exc:
+            raise TrackingError(f"MLflow at {redact(self.tracking_uri)} failed while opening study "
+                                f"{study.name!r}: {first_line(exc)}") from None
+        self._runs[study.name] = run
+        return {ATTR_PARENT: run.parent_run_id, ATTR_EXPERIMENT: run.experiment_id}
+
+    def on_trial_start(self, study: StudyInfo, trial: TrialInfo) -> tuple[Sequence[Callback], dict[str, Any]]:
+        return self.trials.start(self.study_run(study.name), trial), {}
+
+    def on_trial_end(self, study: StudyInfo, trial: TrialInfo, state: str, value: float | None,
+                     outcome: Any, reason: str | None) -> dict[str, Any]:
+        return self.trials.finish(self.study_run(study.name), trial, state, value, outcome, reason)
+
+    def on_study_end(self, study: StudyInfo, best: TrialInfo | None, best_outcome: Any,
+                     history: list[dict[str, Any]]) -> dict[str, Any]:
+        run = self.study_run(study.name)
+        self.flush()
+        attrs: dict[str, Any] = {}
+        try:
+            attrs.update(self._finish_study(run, best, best_outcome, history))
+        except Exception as exc:
+            self.queue.went_offline(exc)
+            attrs[ATTR_STUDY_LOGGED] = False
+        unlogged = self.queue.unlogged(run.name)
+        if unlogged:
+            attrs[ATTR_UNLOGGED] = unlogged
+        return attrs
+
+    def on_trial_lost(self, study: StudyInfo, number: int, reason: str) -> None:
+        """Close the run of a trial whose worker died as FAILED, with the reason."""
+        run = self.study_run(study.name)
+        self.queue.submit(run.name, None,
+                          lambda: self.trials.close_lost(self.studies.trial_runs(run, number, running=True), reason))
+
+    def on_study_stop(self, study: StudyInfo, status: str, reason: str | None) -> None:
+        """End the parent run (after the queued trial logging) when the study stops without a refit."""
+        run = self._runs.get(study.name)
+        if run is None:
+            return
+        self.flush()
+        try:
+            self.studies.end(run, status, reason)
+        except Exception as exc:
+            self.queue.went_offline(exc)
+
+    # ---- end of study -----------------------------------------------------------------------
+    def _finish_study(self, run: StudyRun, best: TrialInfo | None, best_outcome: Any,
+                      history: list[dict[str, Any]]) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        self.studies.log_summary(run, history)
+        data = None
+        if best_outcome is not None and (self.plots or self.register_model):
+            data = _reload_data(run.spec)
+        if self.plots:
+            self.studies.log_plots(run, history, best_outcome, data)
+        if best is not None and best_outcome is not None:
+            self.studies.mark_best(run, best.number, best_outcome.val_metrics.get(run.metric, math.nan))
+            if self.register_model:
+                source = self._trial_run_id(run, best)
+                attrs.update(self.champions.register(run, best, best_outcome, data, source))
+        self.studies.end(run, "FINISHED")
+        return attrs
+
+    def _trial_run_id(self, run: StudyRun, best: TrialInfo) -> str:
+        rid = best.user_attrs.get(ATTR_RUN)
+        if rid:
+            return str(rid)
+        runs = self.studies.trial_runs(run, best.number)
+        return str(runs[0].info.run_id) if runs else run.parent_run_id
+
+
+def _reload_data(spec: Mapping[str, Any]) -> Any:
+    """The study's data, split as in the study (for the test-split plots and the input example)."""
+    from tuner.study import StudySpec, load_dataset_for
+
+    try:
+        return load_dataset_for(StudySpec.from_json(json.dumps(dict(spec))))
+    except Exception as exc:
+        _log.warning("Could not reload the study data for the test plots: %s", first_line(exc))
+        return None

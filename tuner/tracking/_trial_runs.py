@@ -1,0 +1,241 @@
+"""One child run per trial: created when the trial starts, filled and ended when it ends.
+
+A run holds the trial's parameters (namespaced, plugin names), tags (study, trial number,
+state, plugin distributions and versions, data fingerprint, device, library versions),
+per-epoch metrics under ``epoch/`` (step = epoch), final metrics (``val_*``, ``test_*``,
+``n_nonzero_weights``, ``fit_seconds``, ``epochs_run``) and the trial's weights
+(``weights.safetensors``). Pruned trials end ``KILLED``, failed ones ``FAILED``, the reason
+in ``tuner.reason``. The work runs on the :class:`TrackingQueue`, overlapping the next
+trial's training; the trial loop only waits for the run id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tuner.study import TrialInfo
+from tuner.tracking._names import (
+    ATTR_LOGGED,
+    ATTR_RUN,
+    EPOCH_PREFIX,
+    RUN_STATUS,
+    TAG_LOGGED,
+    TAG_REASON,
+    TAG_ROLE,
+    TAG_STATE,
+    TAG_TRIAL,
+    TAG_VALUE,
+    WEIGHTS_ARTIFACT,
+)
+from tuner.tracking._store import short
+from tuner.tracking._study_run import StudyRun
+from tuner.tracking._writer import RunWriter, TrackingQueue, metric_list, now_ms, to_float
+from tuner.train import Callback
+
+__all__ = ["TrialRuns", "TrialPayload", "EpochLogger", "weights_blob"]
+
+
+@dataclass
+class _Pending:
+    """A trial whose run is being created, with the epoch metrics not sent yet."""
+
+    study: str
+    number: int
+    create: Future
+    metrics: list[Any] = field(default_factory=list)
+    last_epoch: int = 0
+    last_flush: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class TrialPayload:
+    """What a finished trial's run receives: parameters, final metrics and tags."""
+
+    params: dict[str, Any]
+    finals: dict[str, float]
+    tags: dict[str, str]
+
+
+class EpochLogger(Callback):
+    """Buffers ``train_loss``, ``val_loss`` and ``val_<metric>`` per epoch (step = epoch).
+
+    Everything is sent in one ``log_batch`` when the trial ends; a long trial also sends
+    what it has every ``flush_interval`` seconds, so the UI shows it live.
+    """
+
+    def __init__(self, runs: TrialRuns, pending: _Pending) -> None:
+        self.runs, self.pending = runs, pending
+
+    def on_epoch_end(self, state: Any, logs: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        rec = self.pending
+        ts, step = now_ms(), int(logs["epoch"] if "epoch" in logs else state.epoch)
+        rec.last_epoch = step
+        for key, value in logs.items():
+            if key != "epoch" and not (key == "val_log_loss" and logs.get("val_loss") == value):  # no duplicate
+                v = to_float(value)
+                if v is not None:
+                    rec.metrics.append(Metric(EPOCH_PREFIX + key, v, ts, step))
+        interval = self.runs.flush_interval
+        if interval is not None and time.monotonic() - rec.last_flush >= interval:
+            self.runs.flush_epochs(rec)
+
+
+class TrialRuns:
+    """Creates, fills and ends trial runs through a :class:`RunWriter` on a :class:`TrackingQueue`."""
+
+    def __init__(self, writer: RunWriter, queue: TrackingQueue, flush_interval: float | None = 15.0) -> None:
+        self.writer, self.queue, self.flush_interval = writer, queue, flush_interval
+        self._pending: dict[tuple[str, int], _Pending] = {}
+        self._plugin_tags: dict[tuple[str, str], dict[str, str]] = {}
+
+    # ---- creating -------------------------------------------------------------------------
+    def plugin_tags(self, kind: str, name: str) -> dict[str, str]:
+        """``tuner.<kind>``, its distribution and version (``unknown`` for an unregistered name)."""
+        key = (kind, name)
+        if key not in self._plugin_tags:
+            from tuner._registry import optimizers, penalties
+
+            try:
+                info = (penalties if kind == "penalty" else optimizers).info(name)
+                dist, ver = info.distribution, info.version
+            except Exception:
+                dist, ver = "unknown", "unknown"
+            self._plugin_tags[key] = {f"tuner.{kind}": name, f"tuner.{kind}.distribution": dist,
+                                      f"tuner.{kind}.version": ver}
+        return self._plugin_tags[key]
+
+    def tags(self, run: StudyRun, trial: TrialInfo) -> dict[str, str]:
+        """The tags a trial run starts with (state RUNNING)."""
+        return {
+            "mlflow.parentRunId": run.parent_run_id, TAG_ROLE: "trial", TAG_TRIAL: str(trial.number),
+            TAG_STATE: "RUNNING", "optuna.study_name": run.name, "optuna.trial_number": str(trial.number),
+            **run.base_tags, **self.plugin_tags("penalty", trial.penalty),
+            **self.plugin_tags("optimizer", trial.optimizer),
+            "tuner.device": str(run.spec.get("train", {}).get("device", "auto")),
+        }
+
+    def create(self, run: StudyRun, trial: TrialInfo, start_ms: int) -> Any:
+        """A new child run of the study's parent run (now, on the calling thread)."""
+        return self.writer.client.create_run(run.experiment_id, start_time=start_ms, tags=self.tags(run, trial),
+                                             run_name=f"trial-{trial.number:04d}")
+
+    def start(self, run: StudyRun, trial: TrialInfo) -> list[Callback]:
+        """Queue the run's creation; the trainer callbacks that log the trial's epochs."""
+        fut = self.queue.submit(run.name, trial.number, self.create, run, trial, now_ms())
+        rec = _Pending(run.name, trial.number, fut)
+        self._pending[(run.name, trial.number)] = rec
+        return [EpochLogger(self, rec)]
+
+    def flush_epochs(self, rec: _Pending) -> None:
+        """Send the epoch metrics buffered so far (on the tracking thread)."""
+        metrics, rec.metrics = rec.metrics, []
+        rec.last_flush = time.monotonic()
+        if metrics:
+            self.queue.submit(rec.study, rec.number,
+                              lambda: self.writer.log_batch(rec.create.result().info.run_id, metrics=metrics))
+
+    # ---- ending ---------------------------------------------------------------------------
+    def finish(self, run: StudyRun, trial: TrialInfo, state: str, value: float | None, outcome: Any,
+               reason: str | None) -> dict[str, Any]:
+        """Queue the run's final data and end; the trial attributes to store (run id or not logged)."""
+        rec = self._pending.pop((run.name, trial.number), None)
+        if rec is None:  # start was not called (or failed): create the run now
+            rec = _Pending(run.name, trial.number,
+                           self.queue.submit(run.name, trial.number, self.create, run, trial, now_ms()))
+        metrics, rec.metrics = rec.metrics, []
+        payload = self.payload(trial, state, value, outcome, reason, rec.last_epoch)
+        weights = weights_blob(outcome) if outcome is not None else None
+        status = "KILLED" if reason and "interrupted" in reason else RUN_STATUS.get(state, "FAILED")
+        end_ms = now_ms()
+
+        def send() -> None:
+            created = rec.create.result()
+            if weights is not None:
+                self.writer.write_artifact(created.info.artifact_uri, WEIGHTS_ARTIFACT, weights)
+            # One batch for everything (each log_batch costs several store transactions);
+            # tuner.logged=true in it marks the run complete for sync_study.
+            self.writer.log_batch(created.info.run_id, metrics=list(metrics) + metric_list(payload.finals, end_ms),
+                                  params=payload.params, tags={**payload.tags, TAG_LOGGED: "true"})
+            self.writer.client.set_terminated(created.info.run_id, status, end_time=end_ms)
+
+        self.queue.submit(run.name, trial.number, send)
+        attrs: dict[str, Any] = {}
+        try:
+            attrs[ATTR_RUN] = rec.create.result(timeout=None if self.queue.background else 0).info.run_id
+        except Exception:
+            attrs[ATTR_LOGGED] = False
+        if self.queue.offline:
+            attrs[ATTR_LOGGED] = False
+        return attrs
+
+    def log_complete(self, run: StudyRun, trial: TrialInfo, state: str, payload: TrialPayload,
+                     metrics: Sequence[Any], start_ms: int, end_ms: int) -> str:
+        """A whole trial run at once (now): created, filled, marked logged and ended; its id."""
+        created = self.create(run, trial, start_ms)
+        run_id = str(created.info.run_id)
+        self.writer.log_batch(run_id, metrics=list(metrics) + metric_list(payload.finals, end_ms),
+                              params=payload.params, tags={**payload.tags, TAG_LOGGED: "true"})
+        self.writer.client.set_terminated(run_id, RUN_STATUS.get(state, "FAILED"), end_time=end_ms)
+        return run_id
+
+    def close_lost(self, runs: Sequence[Any], reason: str) -> None:
+        """End the given runs of a trial whose worker died as FAILED, with the reason (now)."""
+        for r in runs:
+            self.writer.log_batch(r.info.run_id, tags={TAG_STATE: "FAIL", TAG_REASON: short(reason),
+                                                       TAG_LOGGED: "true"})
+            self.writer.client.set_terminated(r.info.run_id, "FAILED")
+
+    @staticmethod
+    def payload(trial: TrialInfo, state: str, value: float | None, outcome: Any, reason: str | None,
+                epochs_seen: int = 0) -> TrialPayload:
+        """Parameters, final metrics and tags of a finished trial."""
+        params: dict[str, Any] = {f"penalty.{k}": v for k, v in trial.penalty_params.items()}
+        params.update({f"optimizer.{k}": v for k, v in trial.optimizer_params.items()})
+        params.update(trial.params)
+        params.update({"penalty": trial.penalty, "optimizer": trial.optimizer})
+        tags = {TAG_STATE: state}
+        if reason:
+            tags[TAG_REASON] = short(reason)
+        finals: dict[str, float] = {}
+        if outcome is not None:
+            finals.update(_outcome_metrics(outcome))
+            tags["tuner.device"] = str(outcome.result.device)
+            tags["tuner.stop_reason"] = str(outcome.result.stop_reason)
+        elif epochs_seen:
+            finals["epochs_run"] = epochs_seen
+        if value is not None:
+            tags[TAG_VALUE] = repr(float(value))
+        return TrialPayload(params, finals, tags)
+
+
+def _outcome_metrics(outcome: Any) -> dict[str, float]:
+    r = outcome.result
+    finals: dict[str, float] = {f"val_{k}": v for k, v in outcome.val_metrics.items()}
+    finals.update({f"test_{k}": v for k, v in outcome.test_metrics.items()})
+    finals.update(n_nonzero_weights=r.n_nonzero, n_weights=int(r.weight.size), fit_seconds=r.fit_seconds,
+                  epochs_run=r.epochs_run, best_epoch=r.best_epoch, train_objective=r.objective)
+    if outcome.optimality_gap is not None:
+        finals["optimality_gap"] = outcome.optimality_gap
+    return finals
+
+
+def weights_blob(outcome: Any) -> bytes:
+    """A trial's weights as safetensors bytes (coef, intercept; classes and plugins in metadata)."""
+    from safetensors.numpy import save
+
+    model = outcome.model
+    meta: Mapping[str, str] = {
+        "classes": json.dumps(list(model.classes_), default=str), "penalty": str(model.info.get("penalty")),
+        "optimizer": str(model.info.get("optimizer")), "n_features": str(model.coef_.shape[0]),
+        "format": "logreg-tuner trial weights: coef (n_features, k), intercept (k)"}
+    return bytes(save({"coef": np.ascontiguousarray(model.coef_, dtype=np.float64),
+                       "intercept": np.ascontiguousarray(model.intercept_, dtype=np.float64)}, metadata=dict(meta)))
