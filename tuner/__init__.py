@@ -1,12 +1,25 @@
 """logreg-tuner: plugin-based tuning of logistic regression in PyTorch.
 
-The public API is what this module exports: the plugin interfaces (:class:`Penalty`,
-:class:`Optimizer`), the search-space declarations (:class:`Float`, :class:`Int`,
-:class:`Categorical`), the errors, and the registries of installed plugins. Heavy modules
-(torch, Optuna, MLflow) are imported only by the functions that need them.
+The public API is what this module exports:
+
+* :func:`fit` (one configuration), :func:`tune` (an Optuna study) and :func:`load_model`, with
+  their results :class:`FitReport` and :class:`TuneResult`;
+* the scikit-learn estimators :class:`LogisticRegression` and :class:`TunedLogisticRegression`;
+* the fitted model :class:`LogisticModel`;
+* the extension points: the plugin interfaces (:class:`Penalty`, :class:`Optimizer`), the
+  search-space declarations (:class:`Float`, :class:`Int`, :class:`Categorical`), the
+  training hooks (:class:`TrainConfig`, :class:`Callback`) and the study hooks
+  (:class:`StudyObserver`, :class:`StudyInfo`, :class:`TrialInfo`);
+* the errors and the registries of installed plugins.
+
+``import tuner`` is light: the names whose modules import torch, Optuna or MLflow are resolved
+on first use (PEP 562).
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from tuner._plugin_api import Optimizer, Penalty, ProxFn, compatibility_reason
 from tuner._registry import PluginInfo, optimizers, penalties
@@ -22,9 +35,58 @@ from tuner.errors import (
     TunerError,
 )
 
+if TYPE_CHECKING:  # pragma: no cover - resolved lazily by __getattr__ below
+    from tuner.api import FitReport, LogisticRegression, TunedLogisticRegression, TuneResult, fit, load_model, tune
+    from tuner.model import LogisticModel
+    from tuner.study import StudyInfo, StudyObserver, TrialInfo
+    from tuner.train import Callback, FitResult, TrainConfig, TrainingState
+
 __version__ = "0.1.0"
 
+_LAZY = {
+    # the public functions and their results
+    "fit": "tuner.api", "FitReport": "tuner.api", "tune": "tuner.api", "TuneResult": "tuner.api",
+    "load_model": "tuner.api",
+    # the fitted model
+    "LogisticModel": "tuner.model",
+    # extension points: training hooks and study hooks
+    "TrainConfig": "tuner.train", "Callback": "tuner.train", "TrainingState": "tuner.train",
+    "FitResult": "tuner.train",
+    "StudyObserver": "tuner.study", "StudyInfo": "tuner.study", "TrialInfo": "tuner.study",
+    # scikit-learn estimators
+    "LogisticRegression": "tuner.api", "TunedLogisticRegression": "tuner.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tuner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
 __all__ = [
+    "fit",
+    "FitReport",
+    "tune",
+    "TuneResult",
+    "load_model",
+    "LogisticRegression",
+    "TunedLogisticRegression",
+    "LogisticModel",
+    "TrainConfig",
+    "Callback",
+    "TrainingState",
+    "FitResult",
+    "StudyObserver",
+    "StudyInfo",
+    "TrialInfo",
     "Penalty",
     "Optimizer",
     "ProxFn",

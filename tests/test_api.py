@@ -1,0 +1,222 @@
+"""The public Python API: tuner.fit, tuner.tune, tuner.load_model, and the CLI on top of them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.datasets import load_breast_cancer, load_iris
+
+import tuner
+from tuner.cli import cli
+
+
+def cli_json(*args: Any) -> Any:
+    result = CliRunner().invoke(cli, [str(a) for a in args] + ["--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# ---------------------------------------------------------------------------------------------
+# tuner.fit
+
+
+def test_fit_with_no_params_reaches_the_log_loss_of_tuner_train_defaults() -> None:
+    report = tuner.fit(dataset="breast_cancer")
+    train = cli_json("train", "--dataset", "breast_cancer", "--penalty", "l2", "--optimizer", "lbfgs")
+    assert report.penalty == "l2" and report.optimizer == "lbfgs"
+    assert report.validation["log_loss"] == pytest.approx(train["validation"]["log_loss"], rel=1e-9)
+    assert report.test["log_loss"] == pytest.approx(train["test"]["log_loss"], rel=1e-9)
+    assert report.penalty_params == train["penalty_params"] and report.optimizer_params == train["optimizer_params"]
+    assert (report.n_train, report.n_val, report.n_test) == (train["n_train"], train["n_val"], train["n_test"])
+    assert report.history and report.epochs_run == len(report.history) == train["epochs_run"]
+    proba = report.model.predict_proba(load_breast_cancer().data[:5])
+    assert proba.shape == (5, 2) and np.allclose(proba.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_fit_fills_every_hyperparameter_the_plugins_declare(optimizer: str) -> None:
+    """`fit({})`-style calls once raised KeyError: 'lr'; every default now comes from the plugin's space."""
+    report = tuner.fit(dataset="iris", optimizer=optimizer, epochs=3)
+    space = tuner.optimizers.get(optimizer).search_space
+    assert report.optimizer_params == {name: hp.default for name, hp in space.items()}
+    assert set(report.params) == {f"penalty.{k}" for k in report.penalty_params} | {f"optimizer.{k}" for k in space}
+
+
+def test_fit_on_arrays_with_bare_and_qualified_hyperparameter_names() -> None:
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    report = tuner.fit(X, names, penalty="l1", optimizer="fista", params={"strength": "1e-3", "optimizer.lr": 0.5},
+                       val_size=0.0, test_size=0.0, dtype="float64")
+    assert report.penalty_params["strength"] == pytest.approx(1e-3) and report.optimizer_params["lr"] == 0.5
+    assert report.n_train == len(y) and report.classes == ["setosa", "versicolor", "virginica"]
+    assert (report.model.predict(X) == names).mean() > 0.9
+
+
+def test_fit_takes_a_split_dataset_as_it_is() -> None:
+    from tuner.data import load_data, prepare
+
+    ds = prepare(load_data(dataset="wine"), val_size=0.3, test_size=0.0, seed=3)
+    report = tuner.fit(ds, val_size=0.5, seed=0)  # the split options do not re-split a Dataset
+    assert (report.n_train, report.n_val, report.n_test) == (len(ds.y_train), len(ds.y_val), 0)
+    assert report.validation and not report.test
+
+
+def test_fit_refuses_unknown_names_in_parameter_terms_before_reading_data() -> None:
+    with pytest.raises(tuner.ConfigError, match=r"params\['nope'\]: neither plugin declares it"):
+        tuner.fit(dataset="iris", params={"nope": 1})
+    with pytest.raises(tuner.ConfigError, match=r"params\['optimizer.sgd.lr'\] is for optimizer 'sgd'"):
+        tuner.fit(dataset="iris", params={"optimizer.sgd.lr": 0.1})
+    with pytest.raises(tuner.ConfigError, match="'y' parameter"):
+        tuner.fit(np.zeros((4, 2)))
+
+
+def test_sample_weight_moves_the_fit_toward_the_heavier_rows() -> None:
+    X, y = load_iris(return_X_y=True)
+    keep = y < 2
+    X, y = X[keep], y[keep]
+    common: dict[str, Any] = {"val_size": 0.0, "test_size": 0.0, "dtype": "float64", "params": {"strength": 1e-1}}
+    plain = tuner.fit(X, y, **common).model.predict_proba(X)[:, 1].mean()
+    heavy = tuner.fit(X, y, sample_weight=np.where(y == 1, 5.0, 1.0), **common).model.predict_proba(X)[:, 1].mean()
+    light = tuner.fit(X, y, sample_weight=np.where(y == 1, 0.2, 1.0), **common).model.predict_proba(X)[:, 1].mean()
+    assert light + 0.02 < plain < heavy - 0.02
+    with pytest.raises(tuner.ConfigError, match="val_size=0 and test_size=0"):
+        tuner.fit(X, y, sample_weight=np.ones(len(y)))
+    with pytest.raises(tuner.ConfigError, match="one weight per row"):
+        tuner.fit(X, y, sample_weight=np.ones(3), **common)
+
+
+# ---------------------------------------------------------------------------------------------
+# tuner.tune and tuner.load_model
+
+
+def test_tune_in_memory_returns_a_result_whose_best_model_predicts() -> None:
+    ended: list[tuple[int, str]] = []
+
+    class Watch(tuner.StudyObserver):
+        def on_trial_end(self, study: Any, trial: Any, state: str, value: Any, outcome: Any,
+                         reason: Any) -> dict[str, Any]:
+            ended.append((trial.number, state))
+            return {}
+
+    result = tuner.tune(dataset="breast_cancer", trials=5, penalty=["l2", "l1"], optimizer="fista", epochs=30,
+                        observers=[Watch()])
+    assert isinstance(result, tuner.TuneResult)
+    assert sorted(ended) == [(t.number, t.state) for t in result.trials]
+    assert result.storage_url is None and result.tracking_uri is None and result.model_uri is None
+    assert result.n_complete + result.n_pruned == 5 and len(result.trials) == 5
+    complete = [t.value for t in result.trials if t.state == "COMPLETE" and t.value is not None]
+    assert result.best_value == min(complete) and result.metric == "log_loss"
+    assert result.best_params["variant"] in ("l2:fista", "l1:fista")
+    assert result.model is not None and set(result.test) >= {"log_loss", "accuracy"}
+    X, y = load_breast_cancer(return_X_y=True)
+    assert (result.model.predict(X) == y).mean() > 0.9
+    assert result.summary()["storage"] == "memory"
+
+
+def test_tune_with_a_storage_and_tracking_registers_a_model_that_load_model_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # MLflow's artifacts folder
+    storage, tracking = f"sqlite:///{tmp_path / 'studies.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = tuner.tune(dataset="breast_cancer", trials=2, penalty="l2", optimizer="lbfgs", epochs=20,
+                        study_name="api-bc", storage=storage, tracking_uri=tracking)
+    assert result.study_name == "api-bc" and result.storage_url == storage
+    assert result.registered_model_name == "api-bc" and result.registered_model_version == "1"
+    assert result.model_uri == "models:/api-bc/1" and result.parent_run_id and result.experiment_id
+    assert result.experiment_name == "api-bc"
+    model = tuner.load_model(result.model_uri, tracking_uri=tracking)
+    X = load_breast_cancer().data
+    assert result.model is not None
+    np.testing.assert_allclose(model.predict_proba(X), result.model.predict_proba(X), rtol=1e-12, atol=0)
+    # the same study, resumed: the budget grows and nothing else may change
+    more = tuner.tune(dataset="breast_cancer", trials=3, penalty="l2", optimizer="lbfgs", epochs=20,
+                      study_name="api-bc", storage=storage)
+    assert more.n_complete + more.n_pruned == 3
+    with pytest.raises(tuner.ConfigError, match="created with different options"):
+        tuner.tune(dataset="breast_cancer", trials=4, penalty="l2", optimizer="lbfgs", epochs=21,
+                   study_name="api-bc", storage=storage)
+
+
+def test_load_model_reads_a_folder_saved_by_fit(tmp_path: Path) -> None:
+    report = tuner.fit(dataset="wine", save_model=tmp_path / "model")
+    assert report.model_path == tmp_path / "model"
+    model = tuner.load_model(tmp_path / "model")
+    from sklearn.datasets import load_wine
+
+    X = load_wine().data
+    np.testing.assert_allclose(model.predict_proba(X), report.model.predict_proba(X))
+
+
+# ---------------------------------------------------------------------------------------------
+# the package
+
+
+def test_import_tuner_imports_no_torch_and_lists_the_public_api() -> None:
+    code = ("import sys, tuner; assert 'torch' not in sys.modules, 'torch'; "
+            "assert 'optuna' not in sys.modules and 'mlflow' not in sys.modules; "
+            "missing = [n for n in tuner.__all__ if not hasattr(tuner, n)]; assert not missing, missing")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    for name in ("fit", "tune", "load_model", "TuneResult", "FitReport", "TrainConfig", "Callback", "StudyObserver"):
+        assert name in tuner.__all__ and name in dir(tuner)
+    assert (Path(tuner.__file__).parent / "py.typed").is_file()
+
+
+def test_extension_points_are_the_classes_the_core_uses() -> None:
+    from tuner.study import StudyObserver
+    from tuner.train import Callback, TrainConfig
+
+    assert tuner.TrainConfig is TrainConfig and tuner.Callback is Callback and tuner.StudyObserver is StudyObserver
+    with pytest.raises(AttributeError):
+        tuner.no_such_name  # noqa: B018
+
+
+def test_a_callback_given_to_fit_sees_every_epoch() -> None:
+    seen: list[int] = []
+
+    class Count(tuner.Callback):
+        def on_epoch_end(self, state: Any, logs: dict[str, float]) -> None:
+            seen.append(state.epoch)
+
+    report = tuner.fit(dataset="iris", callbacks=[Count()])
+    assert len(seen) == report.epochs_run > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the CLI: flags in its messages, --quiet on the subcommands
+
+
+def test_the_cli_names_its_flags_where_the_core_names_parameters() -> None:
+    res = CliRunner().invoke(cli, ["train", "--dataset", "iris", "--penalty", "l2", "--optimizer", "lbfgs",
+                                   "--val-size", "1.5"])
+    assert res.exit_code == 1 and "--val-size" in res.output and "'val_size'" not in res.output, res.output
+    res = CliRunner().invoke(cli, ["train", "--dataset", "iris", "--penalty", "l2", "--optimizer", "lbfgs",
+                                   "--param", "optimizer.sgd.lr=0.1"])
+    assert res.exit_code == 1 and "--param 'optimizer.sgd.lr'" in res.output and "params[" not in res.output
+
+
+def test_quiet_is_accepted_after_the_subcommand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TUNER_STORAGE", raising=False)
+    args = ["tune", "--dataset", "iris", "--trials", "1", "--penalty", "l2", "--optimizer", "lbfgs", "--epochs", "5",
+            "--no-tracking"]
+    loud = CliRunner().invoke(cli, args)
+    quiet = CliRunner().invoke(cli, [*args, "--study", "quiet", "-q"])
+    assert loud.exit_code == 0 and quiet.exit_code == 0, quiet.output
+    assert "Study storage:" in loud.stderr and "Study storage:" not in quiet.stderr
+
+
+def test_tune_narrows_only_the_plugin_lists_the_caller_left_to_their_defaults() -> None:
+    """As on the command line: small data and no optimizer given -> the exact solvers, with a notice;
+    an optimizer given -> searched as asked."""
+    defaults = tuner.tune(dataset="iris", trials=2, seed=1)
+    assert any("exact full-batch solvers" in w for w in defaults.warnings), defaults.warnings
+    assert all(tuner.optimizers.get(t.params["variant"].split(":")[1]).full_batch for t in defaults.trials)
+    asked = tuner.tune(dataset="iris", trials=2, seed=1, optimizer="adam")
+    assert not any("exact full-batch solvers" in w for w in asked.warnings)
+    assert {t.params["variant"].split(":")[1] for t in asked.trials} == {"adam"}

@@ -1,0 +1,290 @@
+"""The scikit-learn estimators: tuner.LogisticRegression and tuner.TunedLogisticRegression.
+
+``check_estimator`` runs check by check; the optimum is scikit-learn's at the same ``C``
+(``strength = 1 / (C * n)``: both minimise the same objective); the estimator works in a TF-IDF
+pipeline inside ``GridSearchCV`` on SST-2; and a ``TunedLogisticRegression`` finds the same best
+trial as ``tuner tune`` on the same split and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
+
+import tuner
+from tuner.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _check_name(check: Any) -> str:
+    return getattr(check, "func", check).__name__
+
+
+# ---- check_estimator, one check per test ----------------------------------------------
+
+@parametrize_with_checks([tuner.LogisticRegression(random_state=0)])
+def test_sklearn_check(estimator: Any, check: Any) -> None:
+    """Every check of scikit-learn's ``check_estimator`` passes (none is declared as failing).
+
+    ``check_array_api_input`` needs ``SCIPY_ARRAY_API=1`` before SciPy is imported (in this
+    process it could only skip itself), so it runs in a fresh interpreter with it set."""
+    if _check_name(check) != "check_array_api_input":
+        check(estimator)
+        return
+    kwargs = dict(getattr(check, "keywords", {}))
+    code = ("import tuner\nfrom sklearn.utils.estimator_checks import check_array_api_input\n"
+            f"check_array_api_input('LogisticRegression', tuner.LogisticRegression(random_state=0), **{kwargs!r})\n"
+            "print('passed')\n")
+    env = {**os.environ, "SCIPY_ARRAY_API": "1"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert res.returncode == 0 and "passed" in res.stdout, res.stderr[-3000:]
+
+
+# ---- the optimum: scikit-learn's at the same C -------------------------------------------
+
+def _sklearn(X: Any, y: np.ndarray, **kw: Any) -> SkLogisticRegression:
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("error")  # a ConvergenceWarning would make the reference worthless
+        return SkLogisticRegression(tol=1e-10, max_iter=100_000, **kw).fit(X, y)
+
+
+def _objective(X: Any, y: np.ndarray, coef: np.ndarray, b: np.ndarray, C: float, l1_ratio: float) -> float:
+    z = np.asarray(X @ coef[0]) + b[0]
+    s = 1.0 / (C * len(y))
+    w = coef[0]
+    return float(np.mean(np.logaddexp(0.0, z) - y * z) + s * (l1_ratio * np.abs(w).sum() + (1 - l1_ratio) / 2 * w @ w))
+
+
+@pytest.mark.parametrize("C", [0.05, 1.0, 20.0])
+def test_l2_reaches_sklearn_optimum(breast_cancer: tuple[np.ndarray, np.ndarray], C: float) -> None:
+    X, y = breast_cancer
+    ours = tuner.LogisticRegression(C=C, random_state=0).fit(X, y)
+    ref = _sklearn(X, y, C=C)
+    assert ours.coef_.shape == (1, X.shape[1]) and ours.intercept_.shape == (1,)
+    f_ours, f_ref = _objective(X, y, ours.coef_, ours.intercept_, C, 0.0), \
+        _objective(X, y, ref.coef_, ref.intercept_, C, 0.0)
+    assert f_ours <= f_ref * (1 + 1e-8)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-5)
+    assert ours.stop_reason_ == "converged" and ours.n_iter_.shape == (1,) and ours.n_iter_[0] >= 1
+    assert ours.penalty_params_["strength"] == pytest.approx(1.0 / (C * len(y)))
+
+
+@pytest.mark.parametrize("penalty, l1_ratio", [("l1", 1.0), ("elasticnet", 0.5)])
+def test_prox_penalties_reach_sklearn_optimum_with_its_zeros(breast_cancer: tuple[np.ndarray, np.ndarray],
+                                                            penalty: str, l1_ratio: float) -> None:
+    X, y = breast_cancer
+    C = 0.05
+    ours = tuner.LogisticRegression(penalty, "fista", C=C, l1_ratio=None if penalty == "l1" else l1_ratio).fit(X, y)
+    ref = _sklearn(X, y, C=C, l1_ratio=l1_ratio, solver="saga")
+    f_ours = _objective(X, y, ours.coef_, ours.intercept_, C, l1_ratio)
+    f_ref = _objective(X, y, ref.coef_, ref.intercept_, C, l1_ratio)
+    assert f_ours <= f_ref * (1 + 1e-7)
+    assert (ours.coef_ == 0).sum() > 0
+    np.testing.assert_array_equal(ours.coef_ == 0, ref.coef_ == 0)
+
+
+def test_multinomial_dense_and_sparse_match_sklearn() -> None:
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:600]
+    y = y[:600]
+    dense = tuner.LogisticRegression(C=0.5).fit(X, y)
+    sparse = tuner.LogisticRegression(C=0.5).fit(sp.csr_matrix(X), y)
+    ref = _sklearn(X, y, C=0.5)
+    assert dense.coef_.shape == (10, 64) and dense.intercept_.shape == (10,)
+    np.testing.assert_array_equal(dense.classes_, np.arange(10))
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, atol=1e-6)
+    np.testing.assert_allclose(dense.predict_proba(X), ref.predict_proba(X), atol=1e-5)
+    np.testing.assert_allclose(dense.predict_log_proba(X), np.log(dense.predict_proba(X)), atol=1e-9)
+    assert dense.score(X, y) == pytest.approx(ref.score(X, y), abs=2 / len(y))
+
+
+def test_class_weight_and_sample_weight_as_sklearn(breast_cancer: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = breast_cancer
+    rng = np.random.default_rng(0)
+    sw = rng.uniform(0.2, 3.0, size=len(y))
+    ours = tuner.LogisticRegression(C=0.3, class_weight="balanced").fit(X, y, sample_weight=sw)
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("error")
+        ref = SkLogisticRegression(C=0.3, class_weight="balanced", tol=1e-10, max_iter=10_000).fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-5)
+    unweighted = tuner.LogisticRegression(C=0.3).fit(X, y)
+    assert np.abs(unweighted.coef_ - ours.coef_).max() > 1e-3  # the weights did something
+
+
+def test_strength_and_params_set_the_plugins_hyperparameters(breast_cancer: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = breast_cancer
+    by_c = tuner.LogisticRegression(C=2.0).fit(X, y)
+    by_strength = tuner.LogisticRegression(strength=1.0 / (2.0 * len(y)), C=1e-3).fit(X, y)  # strength wins over C
+    np.testing.assert_allclose(by_strength.coef_, by_c.coef_, atol=1e-8)
+    clf = tuner.LogisticRegression(lr=0.5, params={"history_size": 7, "penalty.strength": 0.01}).fit(X, y)
+    assert clf.optimizer_params_ == {"lr": 0.5, "history_size": 7}
+    assert clf.penalty_params_ == {"strength": 0.01}
+    assert tuner.LogisticRegression("none", C=0.01).fit(X[:, :10], y).penalty_params_ == {}
+
+
+def test_random_state_makes_stochastic_training_deterministic(breast_cancer: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = breast_cancer
+    with pytest.warns(ConvergenceWarning, match="max_epochs=5"):  # 5 epochs do not settle SGD
+        first = tuner.LogisticRegression(optimizer="sgd", random_state=3, max_epochs=5).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        again = tuner.LogisticRegression(optimizer="sgd", random_state=3, max_epochs=5).fit(X, y)
+        other = tuner.LogisticRegression(optimizer="sgd", random_state=4, max_epochs=5).fit(X, y)
+    assert first.stop_reason_ == "max_epochs" and first.n_iter_[0] == 5
+    np.testing.assert_array_equal(first.coef_, again.coef_)
+    assert np.abs(first.coef_ - other.coef_).max() > 0
+
+
+def test_dataframe_feature_names_and_pickle(breast_cancer: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = breast_cancer
+    frame = pd.DataFrame(X[:, :5], columns=[f"f{i}" for i in range(5)])
+    clf = tuner.LogisticRegression().fit(frame, y)
+    assert list(clf.feature_names_in_) == list(frame.columns) and clf.n_features_in_ == 5
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(frame), clf.predict_proba(frame))
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(frame.rename(columns={"f0": "other"}))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"penalty": "ridge"}, r"The 'penalty' parameter of LogisticRegression must be a str among .*'l2'.*got 'ridge'"),
+    ({"optimizer": "newton"}, r"The 'optimizer' parameter .* must be a str among .*'lbfgs'.*got 'newton'"),
+    ({"C": 0}, r"The 'C' parameter of LogisticRegression must be a float in the range \(0, inf\); got 0 instead"),
+    ({"max_epochs": 0}, r"The 'max_epochs' parameter .* must be an int in the range \[1, inf\)"),
+    ({"dtype": "float16"}, r"The 'dtype' parameter .* got 'float16'"),
+    ({"penalty": "l1"}, r"Penalty 'l1' cannot be used with optimizer 'lbfgs'"),
+    ({"params": {"optimizer.momentum": 0.5}}, r"optimizer 'lbfgs' has no hyperparameter 'momentum'"),
+    ({"params": {"penalty.strength": 0.1}, "strength": 0.2}, r"penalty.strength twice"),
+    ({"l1_ratio": 0.5}, r"penalty 'l2' has no hyperparameter 'l1_ratio'"),
+])
+def test_invalid_parameters_raise_value_errors_at_fit(kwargs: dict[str, Any], match: str) -> None:
+    clf = tuner.LogisticRegression(**kwargs)  # the constructor only stores
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    with pytest.raises(ValueError, match=match) as err:
+        clf.fit(X, y)
+    assert isinstance(err.value, tuner.ConfigError)
+
+
+def test_one_class_is_refused() -> None:
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match=r"at least 2 classes"):
+        tuner.LogisticRegression().fit(X, np.zeros(10))
+
+
+# ---- a pipeline in a grid search ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sst2(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """10,000 stratified training sentences of SST-2 and 5,000 others to test on."""
+    frame = pd.read_csv(data_dir / "sst2-glue" / "train.tsv", sep="\t", quoting=3)
+    train, test = train_test_split(frame, train_size=10_000, test_size=5_000, stratify=frame["label"], random_state=0)
+    return train, test
+
+
+def _grid_search(clf: Any, train: pd.DataFrame) -> GridSearchCV:
+    pipe = Pipeline([("tfidf", TfidfVectorizer()), ("clf", clf)])
+    search = GridSearchCV(pipe, {"tfidf__min_df": [1, 2], "clf__C": [1.0, 10.0]}, cv=3, error_score="raise")
+    with threadpool_limits(limits=1):
+        return search.fit(train["sentence"], train["label"])
+
+
+def test_tfidf_pipeline_in_grid_search_on_sst2_as_sklearn(sst2: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    train, test = sst2
+    ours = _grid_search(tuner.LogisticRegression(), train)
+    ref = _grid_search(SkLogisticRegression(max_iter=1000), train)
+    assert isinstance(ours.best_estimator_.named_steps["clf"], tuner.LogisticRegression)
+    assert ours.best_estimator_.named_steps["clf"].C == ours.best_params_["clf__C"]  # set_params reached the clone
+    acc_ours = ours.score(test["sentence"], test["label"])
+    acc_ref = ref.score(test["sentence"], test["label"])
+    print(f"SST-2 accuracy: tuner {acc_ours:.4f} ({ours.best_params_}), scikit-learn {acc_ref:.4f} ({ref.best_params_})")
+    assert acc_ref > 0.8
+    assert abs(acc_ours - acc_ref) <= 0.005
+    assert abs(ours.best_score_ - ref.best_score_) <= 0.005
+
+
+def test_clone_keeps_parameters_and_nested_set_params() -> None:
+    clf = tuner.LogisticRegression("elasticnet", "fista", C=3.0, l1_ratio=0.2, params={"optimizer.lr": 0.5})
+    copy = clone(clf)
+    assert copy.get_params() == clf.get_params() and copy.params is not clf.params
+    pipe = Pipeline([("clf", clf)]).set_params(clf__C=7.0, clf__params={"optimizer.lr": 2.0})
+    assert pipe.named_steps["clf"].C == 7.0 and pipe.named_steps["clf"].params == {"optimizer.lr": 2.0}
+
+
+# ---- the tuned estimator -----------------------------------------------------------------
+
+SEARCH = dict(penalty="l2,l1", optimizer="lbfgs,fista", trials=6)
+
+
+def test_tuned_matches_tuner_tune_on_the_same_split_and_seed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    res = CliRunner().invoke(cli, ["tune", "--dataset", "breast_cancer", "--seed", "7", "--trials", str(SEARCH["trials"]),
+                                   "--penalty", SEARCH["penalty"], "--optimizer", SEARCH["optimizer"],
+                                   "--storage", url, "--study", "cli", "--no-tracking", "--json"])
+    assert res.exit_code == 0, res.output
+    cli_best = json.loads(res.stdout)
+    X, y = load_breast_cancer(return_X_y=True)
+    clf = tuner.TunedLogisticRegression(test_fraction=0.2, random_state=7, **SEARCH).fit(X, y)  # type: ignore[arg-type]
+    assert clf.best_score_ == pytest.approx(cli_best["best_value"], rel=1e-6, abs=1e-9)
+    assert clf.best_params_ == cli_best["best_params"]
+    assert clf.study_.storage_url is None and clf.study_.n_complete + clf.study_.n_pruned == SEARCH["trials"]
+    # coef_/intercept_ are in the input's units: they predict raw rows as the best model does
+    np.testing.assert_allclose(clf.predict_proba(X), clf.best_model_.predict_proba(X), atol=1e-10)
+    np.testing.assert_array_equal(clf.predict(X), clf.best_model_.predict(X))
+    assert clf.coef_.shape == (1, X.shape[1]) and clf.n_features_in_ == X.shape[1]
+    assert clf.score(X, y) > 0.9
+
+
+def test_tuned_keeps_the_study_in_a_given_storage(tmp_path: Path) -> None:
+    from tuner.study import trial_records
+
+    X, y = load_digits(return_X_y=True)
+    url = f"sqlite:///{tmp_path / 'tuned.db'}"
+    clf = tuner.TunedLogisticRegression(3, penalty="l2", optimizer="lbfgs", storage=url, study_name="digits", cv=2,
+                                        random_state=0).fit(X[:400], y[:400])
+    assert clf.study_.study_name == "digits" and clf.coef_.shape == (10, 64)
+    records = trial_records(url, "digits")
+    assert len(records) == 3
+    assert all(len(t.intermediate_values) == 2 for t in records if t.state == "COMPLETE")  # one score per fold
+    assert clf.best_params_["penalty.strength"] > 0
+    assert clf.best_score_ == min(t.value for t in trial_records(url, "digits") if t.value is not None)
+
+
+@pytest.mark.parametrize("name", ["check_no_attributes_set_in_init", "check_parameters_default_constructible",
+                                  "check_get_params_invariance", "check_set_params", "check_estimator_repr",
+                                  "check_estimator_cloneable", "check_mixin_order", "check_estimators_unfitted",
+                                  "check_do_not_raise_errors_in_init_or_set_params"])
+def test_tuned_follows_sklearn_api_conventions(name: str) -> None:
+    """The API checks of ``check_estimator`` that need no fit (a full run would run ~60 studies)."""
+    from sklearn.utils import estimator_checks
+
+    getattr(estimator_checks, name)("TunedLogisticRegression", tuner.TunedLogisticRegression())
+
+
+def test_tuned_refuses_invalid_options_as_value_errors() -> None:
+    X, y = load_breast_cancer(return_X_y=True)
+    with pytest.raises(ValueError, match="ridge") as err:
+        tuner.TunedLogisticRegression(2, penalty="ridge").fit(X, y)
+    assert isinstance(err.value, tuner.ConfigError)

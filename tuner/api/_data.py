@@ -1,0 +1,148 @@
+"""What the API accepts as data, turned into what the lower stages take.
+
+``data`` is a file or folder path, a :class:`tuner.data.Dataset` (already split), a
+:class:`tuner.data.RawData` (read, not split), or a feature matrix (NumPy array, SciPy
+sparse matrix, pandas DataFrame) with its labels in ``y``; ``dataset`` names a bundled set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tuner.errors import ConfigError, DataError
+
+__all__ = ["DataOptions", "read_data", "from_arrays"]
+
+
+@dataclass
+class DataOptions:
+    """Where the data is and how to read and split it (the CLI's data options)."""
+
+    data: Any = None
+    y: Any = None
+    dataset: str | None = None
+    target: str | None = None
+    text_column: str | None = None
+    fmt: str = "auto"
+    encoding: str = "utf-8"
+    n_features: int | None = None
+    zero_based: bool | None = None
+    val_size: float = 0.2
+    test_size: float = 0.2
+    test_file: str | os.PathLike[str] | None = None
+    seed: int = 0
+
+    @property
+    def is_path(self) -> bool:
+        return isinstance(self.data, (str, os.PathLike))
+
+    def check(self) -> None:
+        """Refuse contradictory options before any data is read."""
+        if self.data is None and self.dataset is None:
+            raise ConfigError("Give the 'data' parameter (a path, a matrix with labels 'y', or a Dataset) or the "
+                              "'dataset' parameter (a bundled data set).")
+        if self.data is not None and self.dataset is not None:
+            raise ConfigError("Give either the 'data' parameter or the 'dataset' parameter, not both.")
+        if self.y is not None and (self.data is None or self.is_path):
+            raise ConfigError("The 'y' parameter goes with a feature matrix given as 'data'; a file's labels are "
+                              "named by the 'target' parameter.")
+        if self.test_file is not None and not (self.is_path or self.dataset is not None):
+            raise ConfigError("The 'test_file' parameter goes with data read from a file or a bundled data set.")
+
+
+def read_data(opts: DataOptions) -> tuple[Any, Any]:
+    """The training data as read (a ``RawData``) and the test file's (or None).
+
+    A :class:`~tuner.data.Dataset` is returned as it is (with None): it is already split.
+    """
+    from tuner.data import Dataset, RawData, load_data
+
+    opts.check()
+    if isinstance(opts.data, Dataset):
+        return opts.data, None
+    if isinstance(opts.data, RawData):
+        return opts.data, None
+    if opts.is_path or opts.dataset is not None:
+        raw = load_data(None if opts.data is None else Path(opts.data), dataset=opts.dataset, target=opts.target, text_column=opts.text_column,
+                        encoding=opts.encoding, fmt=opts.fmt, n_features=opts.n_features, zero_based=opts.zero_based)
+        test_raw = None
+        if opts.test_file is not None:
+            test_raw = load_data(Path(opts.test_file), target=opts.target, text_column=opts.text_column,
+                                 encoding=opts.encoding, fmt=opts.fmt,
+                                 n_features=opts.n_features or (raw.X.shape[1] if raw.fmt == "svmlight" else None),
+                                 zero_based=raw.zero_based)
+        return raw, test_raw
+    return from_arrays(opts.data, opts.y, target=opts.target, text_column=opts.text_column), None
+
+
+def from_arrays(X: Any, y: Any = None, *, target: str | None = None, text_column: str | None = None) -> Any:
+    """A ``RawData`` from in-memory rows: a dense array or SciPy sparse matrix with labels
+    ``y``, or a pandas DataFrame (labels in ``y`` or in its column ``target``)."""
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from tuner.data import RawData
+
+    if isinstance(X, pd.DataFrame):
+        frame = X.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        if target is not None:
+            if y is not None:
+                raise ConfigError("Give the labels either as 'y' or as the 'target' column, not both.")
+            if target not in frame.columns:
+                raise DataError(f"The 'target' column {target!r} is not in the DataFrame; columns: {list(frame.columns)}.")
+            y = frame.pop(target).to_numpy()
+        if y is None:
+            raise ConfigError("The 'y' parameter (the labels) is required with a DataFrame unless 'target' names "
+                              "its label column.")
+        if text_column is not None and text_column not in frame.columns:
+            raise DataError(f"The 'text_column' {text_column!r} is not in the DataFrame; columns: {list(frame.columns)}.")
+        numeric = [c for c in frame.columns if c != text_column]
+        labels = _labels(y, len(frame))
+        return RawData("table", frame.reset_index(drop=True), labels, "DataFrame", "dataframe",
+                       numeric_columns=numeric, text_column=text_column, feature_names=numeric,
+                       fingerprint=_fingerprint(frame.to_numpy(), labels))
+    if target is not None or text_column is not None:
+        raise ConfigError("The 'target' and 'text_column' parameters name columns of a table (a file or a "
+                          "DataFrame); a matrix's labels go in 'y'.")
+    if y is None:
+        raise ConfigError("The 'y' parameter (the labels) is required when 'data' is a matrix.")
+    if sp.issparse(X):
+        matrix: Any = sp.csr_matrix(X, dtype=np.float64)
+    else:
+        matrix = np.asarray(X, dtype=np.float64)
+        if matrix.ndim != 2:
+            raise DataError(f"The 'data' matrix must be 2-dimensional (rows x features); got shape {matrix.shape}.")
+    labels = _labels(y, matrix.shape[0])
+    return RawData("matrix", matrix, labels, "arrays", "arrays",
+                   feature_names=[f"x{i}" for i in range(matrix.shape[1])], fingerprint=_fingerprint(matrix, labels))
+
+
+def _labels(y: Any, n_rows: int) -> np.ndarray:
+    labels = np.asarray(y)
+    if labels.ndim != 1 or len(labels) != n_rows:
+        raise DataError(f"The 'y' parameter must hold one label per row ({n_rows}); got shape {labels.shape}.")
+    return labels
+
+
+def _fingerprint(X: Any, y: np.ndarray) -> str:
+    """A content hash of in-memory data (what a study stores to recognise its data)."""
+    import scipy.sparse as sp
+
+    h = hashlib.sha256(b"arrays")
+    if sp.issparse(X):
+        for part in (X.indptr, X.indices, X.data):
+            h.update(np.ascontiguousarray(part).tobytes())
+        h.update(repr(X.shape).encode())
+    else:
+        arr = np.asarray(X)
+        h.update(repr(arr.shape).encode())
+        h.update(np.ascontiguousarray(arr).tobytes() if arr.dtype != object else repr(arr.tolist()).encode())
+    h.update(repr(np.asarray(y).tolist()).encode())
+    return h.hexdigest()[:16]

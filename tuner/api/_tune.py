@@ -1,0 +1,377 @@
+"""``tuner.tune``: run (or resume) a study, the Python side of ``tuner tune`` and ``tuner worker``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuner.api._data import DataOptions, read_data
+from tuner.api._fit import _DEFAULT
+from tuner.errors import ConfigError
+from tuner.study import StudyInfo, StudyObserver, TrialInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tuner.model import LogisticModel
+    from tuner.study import DataSpec, StudyResult, TrainOutcome, TrialRecord
+    from tuner.train import Callback
+
+__all__ = ["tune", "TuneResult", "wait_for_study", "data_spec", "DEFAULT_TRIALS"]
+
+DEFAULT_TRIALS = 50
+"""The trial budget of a new study when none is given."""
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tuner.tune` returns: the study's outcome and its best model.
+
+    Attributes
+    ----------
+    study_name : str
+        The study (an existing one was resumed).
+    storage_url : str or None
+        The study database (passwords redacted); None for a study kept in memory (gone once
+        ``tune`` returned: :attr:`trials` keeps its trials).
+    metric, direction : str
+        The validation metric the study optimised and whether lower or higher is better.
+    best_number, best_value : int or None, float or None
+        The best trial and its validation metric (None when no trial completed).
+    best_params : dict
+        The best trial's parameters as the study stores them (the same keys as ``tuner tune
+        --json`` and ``tuner study show``): ``variant`` (``"penalty:optimizer"``) and the sampled
+        hyperparameters (``penalty.strength``, ``optimizer.lbfgs.lr``, ...); hyperparameters fixed
+        by the search space are not listed.
+    model : LogisticModel or None
+        The best configuration refit and evaluated on the test split.
+    validation, test : dict
+        The best model's metrics on the validation and test splits.
+    n_complete, n_pruned, n_failed : int
+        Trial counts of the whole study (every process's trials).
+    trials : list of TrialRecord
+        The study's trials (plain data), read when the run ended.
+    warnings : list of str
+        Notices about the search (plugins left out, a small budget, ...).
+    interrupted : str or None
+        ``"SIGINT"``/``"SIGTERM"`` when a signal stopped the run (completed trials are kept).
+    no_result : str or None
+        Why there is no best trial although trials ran (all pruned or failed).
+    tracking_uri, experiment_name, experiment_id, parent_run_id : str or None
+        With tracking: the MLflow store, the study's experiment (named after the study) and
+        the parent run of this study.
+    registered_model_name, registered_model_version, model_uri : str or None
+        With tracking: the registered model of the study, the version holding this run's best
+        model, and its ``models:/NAME/VERSION`` URI (:func:`tuner.load_model` reads it).
+    """
+
+    study_name: str
+    storage_url: str | None
+    metric: str
+    direction: str
+    best_number: int | None
+    best_value: float | None
+    best_params: dict[str, Any]
+    model: LogisticModel | None
+    validation: dict[str, float]
+    test: dict[str, float]
+    n_complete: int
+    n_pruned: int
+    n_failed: int
+    trials: list[TrialRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    interrupted: str | None = None
+    no_result: str | None = None
+    elapsed: float = 0.0
+    tracking_uri: str | None = None
+    experiment_name: str | None = None
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+    registered_model_name: str | None = None
+    registered_model_version: str | None = None
+    model_uri: str | None = None
+    outcome: TrainOutcome | None = field(default=None, repr=False)
+    """The best refit's full outcome (training result, resolved hyperparameters, metrics)."""
+    _summary: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (what ``tuner tune --json`` prints)."""
+        out = dict(self._summary)
+        if self.model_uri is not None:
+            out.update(registered_model=self.registered_model_name, model_version=self.registered_model_version,
+                       model_uri=self.model_uri)
+        return out
+
+
+class _Recorder(StudyObserver):
+    """Passes every hook to ``inner`` and keeps the study attributes it returns (MLflow ids)."""
+
+    def __init__(self, inner: StudyObserver) -> None:
+        self.inner = inner
+        self.attrs: dict[str, Any] = {}
+
+    def check(self) -> None:
+        self.inner.check()
+
+    def on_study_start(self, study: StudyInfo) -> dict[str, Any]:
+        out = self.inner.on_study_start(study)
+        self.attrs.update(out)
+        return out
+
+    def on_trial_start(self, study: StudyInfo, trial: TrialInfo) -> tuple[Sequence[Callback], dict[str, Any]]:
+        return self.inner.on_trial_start(study, trial)
+
+    def on_trial_end(self, study: StudyInfo, trial: TrialInfo, state: str, value: float | None,
+                     outcome: TrainOutcome | None, reason: str | None) -> dict[str, Any]:
+        return self.inner.on_trial_end(study, trial, state, value, outcome, reason)
+
+    def on_study_end(self, study: StudyInfo, best: TrialInfo | None, best_outcome: TrainOutcome | None,
+                     history: list[dict[str, Any]]) -> dict[str, Any]:
+        out = self.inner.on_study_end(study, best, best_outcome, history)
+        self.attrs.update(out)
+        return out
+
+    def on_trial_lost(self, study: StudyInfo, number: int, reason: str) -> None:
+        self.inner.on_trial_lost(study, number, reason)
+
+    def on_study_stop(self, study: StudyInfo, status: str, reason: str | None) -> None:
+        self.inner.on_study_stop(study, status, reason)
+
+
+def tune(
+    data: Any = None,
+    y: Any = None,
+    *,
+    dataset: str | None = None,
+    target: str | None = None,
+    text_column: str | None = None,
+    fmt: str = "auto",
+    encoding: str = "utf-8",
+    n_features: int | None = None,
+    zero_based: bool | None = None,
+    val_size: float = 0.2,
+    test_size: float = 0.2,
+    test_file: str | os.PathLike[str] | None = None,
+    seed: int = _DEFAULT.seed,
+    trials: int | None = None,
+    timeout: float | None = None,
+    study_name: str | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    penalty: str | Sequence[str] | None = None,
+    optimizer: str | Sequence[str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    metric: str = "log_loss",
+    sampler: str = "tpe",
+    pruner: str = "median",
+    cv: int | None = None,
+    batch_trials: int | str | None = "auto",
+    epochs: int = _DEFAULT.epochs,
+    batch_size: int | None = _DEFAULT.batch_size,
+    patience: int = _DEFAULT.patience,
+    tol: float = _DEFAULT.tol,
+    monitor: str = _DEFAULT.monitor,
+    class_weight: str | Mapping[Any, float] | None = _DEFAULT.class_weight,
+    device: str = _DEFAULT.device,
+    dtype: str = _DEFAULT.dtype,
+    observers: Sequence[StudyObserver] = (),
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    explicit: Mapping[str, Any] | None = None,
+    wait: float = 0.0,
+) -> TuneResult:
+    """Run an Optuna study over penalties, optimizers and their hyperparameters; keep the best.
+
+    The same options as ``tuner tune``. With ``data`` (or ``dataset``) a new study is created,
+    or an existing ``study_name`` resumed when its options match; with ``study_name`` alone an
+    existing study is resumed (or joined: what ``tuner worker`` does), and its stored options
+    are used.
+
+    Parameters
+    ----------
+    data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size, test_size, test_file
+        The data and how to read and split it, as in :func:`tuner.fit` (a study's data cannot be
+        an already split ``Dataset``).
+    seed : int
+        Seed of the splits, the sampler and the training.
+    trials : int, optional
+        Trial budget (complete + pruned trials, every process's): default 50 for a new study;
+        a resumed study keeps its stored budget unless given.
+    timeout : float, optional
+        Stop starting trials after this many seconds.
+    study_name : str, optional
+        Default: made up from the data and the time (never an existing study).
+    storage : str, optional
+        SQLAlchemy URL of the study database. Default: none, the study lives in a temporary
+        database for this call only (:attr:`TuneResult.trials` keeps its trials).
+    tracking_uri : str, optional
+        MLflow tracking URI: log the study, its trials and its best model (registered under the
+        study's name) there. Default: no tracking.
+    penalty, optimizer : str or sequence of str, optional
+        The plugins to search (a name, a list, or ``"a,b"``). Default: every installed one.
+    params : mapping, optional
+        Narrow or fix hyperparameters: ``{"penalty.strength": "1e-6..1e-2:log", "optimizer.lr": 0.1}``.
+    metric : {"log_loss", "accuracy", "roc_auc", "f1"}
+        The validation metric to optimise.
+    sampler : {"tpe", "random", "qmc", "grid", "cmaes"}
+    pruner : {"median", "hyperband", "none"}
+    cv : int, optional
+        Score each trial by stratified K-fold cross-validation on the training rows.
+    batch_trials : int, "auto" or None
+        Trials asked at once and trained side by side; 1 or None: one at a time.
+    epochs, batch_size, patience, tol, monitor, class_weight, device, dtype
+        Training options (:class:`tuner.TrainConfig` owns their defaults).
+    observers : sequence of StudyObserver
+        More hooks into the study (:class:`tuner.StudyObserver`).
+    progress : callable, optional
+        Called after every trial with ``{"done", "total", "best", "elapsed", "number", "reason"}``.
+    explicit : mapping, optional
+        The options the caller set on purpose, as study-spec keys (``"train.epochs"``,
+        ``"metric"``...): on resume only these are compared with the stored study. Default:
+        every option is compared.
+    wait : float
+        With ``study_name`` alone: seconds to wait for another process to create the study.
+
+    Returns
+    -------
+    TuneResult
+
+    Examples
+    --------
+    >>> import tuner
+    >>> result = tuner.tune(dataset="breast_cancer", trials=20)  # doctest: +SKIP
+    >>> result.best_params, result.model.predict(X_new)  # doctest: +SKIP
+    """
+    from tuner._registry import optimizers, penalties
+    from tuner.study import StudySpec, build_space, run_study
+
+    opts = DataOptions(data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size,
+                       test_size, test_file, seed)
+    has_data = data is not None or dataset is not None
+    if not has_data and study_name is None:
+        raise ConfigError("Give data (the 'data' or 'dataset' parameter) to start a study, or 'study_name' to "
+                          "resume one.")
+    if not has_data and storage is None:
+        raise ConfigError(f"Study {study_name!r} cannot be resumed from memory: give the 'storage' it is in.")
+    spec, read, new_only = None, None, False
+    if has_data:
+        read = read_data(opts)
+        spec = StudySpec(
+            data=_data_spec(opts, *read), penalties=_names(penalty) or penalties.names(),
+            optimizers=_names(optimizer) or optimizers.names(),
+            params={k: str(v) for k, v in (params or {}).items()}, metric=metric, sampler=sampler, pruner=pruner,
+            seed=seed, n_trials=DEFAULT_TRIALS if trials is None else trials, timeout=timeout,
+            train={"epochs": epochs, "batch_size": batch_size, "patience": patience, "tol": tol, "monitor": monitor,
+                   "class_weight": class_weight, "device": device, "dtype": dtype},
+            cv=cv or 0)
+        build_space(spec)  # unknown plugins, bad params: fail before any trial
+        if study_name is None:
+            study_name = f"{_stem(opts)}-{time.strftime('%Y%m%d-%H%M%S')}"
+            new_only = True  # a made-up name: never join a study another process started this second
+    assert study_name is not None
+    with tempfile.TemporaryDirectory(prefix="tuner-study-") as tmp:
+        url = storage or f"sqlite:///{Path(tmp) / 'study.db'}"
+        if not has_data and wait > 0:
+            wait_for_study(url, study_name, wait)
+        recorders = _tracking(url, tracking_uri)
+        result = run_study(spec, study_name, url, observers=[*recorders, *observers], progress=progress,
+                           resume_only=spec is None, n_trials=trials, timeout=timeout,
+                           changes=None if explicit is None else dict(explicit), new_only=new_only,
+                           batch_trials=batch_trials, preloaded=read,
+                           chosen_plugins=[key for key, given in (("penalties", penalty), ("optimizers", optimizer))
+                                           if given is not None])
+        del read
+        return _result(result, storage, tracking_uri, recorders)
+
+
+def wait_for_study(storage: str, study_name: str, wait: float) -> None:
+    """Return once ``study_name`` exists in ``storage``; a :class:`ConfigError` after ``wait`` seconds."""
+    from tuner.study import list_studies, open_storage
+
+    open_storage(storage, heartbeat=False)  # created (tables too) when it does not exist yet
+    deadline = time.time() + wait
+    while study_name not in {s.name for s in list_studies(storage)}:
+        if time.time() > deadline:
+            from tuner.study import redact
+
+            raise ConfigError(f"No study named {study_name!r} appeared in {redact(storage)} within {wait:g} s.")
+        time.sleep(1.0)
+
+
+def _names(value: str | Sequence[str] | None) -> list[str] | None:
+    """``"a,b"``, ``["a", "b"]`` or None -> a list of names (None when empty)."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = [v.strip() for v in items if v.strip()]
+    return out or None
+
+
+def _stem(opts: DataOptions) -> str:
+    if opts.is_path:
+        return Path(opts.data).stem
+    return opts.dataset or "arrays"
+
+
+def data_spec(opts: DataOptions) -> DataSpec:
+    """The study spec's :class:`~tuner.study.DataSpec` for the data of ``opts`` (read here)."""
+    return _data_spec(opts, *read_data(opts))
+
+
+def _data_spec(opts: DataOptions, raw: Any, test_raw: Any) -> DataSpec:
+    """The study spec's DataSpec: paths any worker can resolve, the index base, both fingerprints."""
+    from tuner.data import Dataset, portable_path
+    from tuner.study import DataSpec
+
+    if isinstance(raw, Dataset):
+        raise ConfigError("tune splits the data itself (val_size, test_size, seed): give the rows (a path, a "
+                          "matrix with 'y', or 'dataset'), not a split Dataset.")
+    path, rel = portable_path(Path(opts.data)) if opts.is_path else (None, None)
+    test_path, test_rel = portable_path(Path(opts.test_file)) if opts.test_file else (None, None)
+    return DataSpec(path=path, relative_path=rel, dataset=opts.dataset, target=opts.target,
+                    text_column=opts.text_column, fmt=opts.fmt if opts.is_path or opts.dataset else raw.fmt,
+                    encoding=opts.encoding, n_features=opts.n_features, zero_based=raw.zero_based,
+                    val_size=opts.val_size, test_size=opts.test_size, test_file=test_path,
+                    test_relative_path=test_rel, seed=opts.seed, fingerprint=raw.fingerprint,
+                    test_fingerprint=test_raw.fingerprint if test_raw is not None else "")
+
+
+def _tracking(storage_url: str, tracking_uri: str | None) -> list[_Recorder]:
+    """The MLflow observer for ``tracking_uri`` (none without one), on another database than the study."""
+    if tracking_uri is None:
+        return []
+    from tuner.study import same_database
+    from tuner.tracking import MlflowObserver
+
+    if same_database(tracking_uri, storage_url):
+        raise ConfigError("The study database and the MLflow store must be different databases; change the "
+                          "'storage' or the 'tracking_uri' parameter.")
+    return [_Recorder(MlflowObserver(tracking_uri))]
+
+
+def _result(r: StudyResult, storage: str | None, tracking_uri: str | None, recorders: list[_Recorder]) -> TuneResult:
+    from tuner.study import redact, trial_records
+
+    o = r.best_outcome
+    summary = r.summary()
+    if storage is None:
+        summary["storage"] = "memory"
+    attrs: dict[str, Any] = {}
+    for rec in recorders:
+        attrs.update(rec.attrs)
+    version = attrs.get("mlflow_model_version")
+    return TuneResult(
+        study_name=r.study_name, storage_url=None if storage is None else redact(storage), metric=r.metric,
+        direction=r.direction, best_number=r.best_number, best_value=r.best_value, best_params=dict(r.best_params),
+        model=o.model if o is not None else None, validation=dict(o.val_metrics) if o else {},
+        test=dict(o.test_metrics) if o else {}, n_complete=r.counts.get("complete", 0),
+        n_pruned=r.counts.get("pruned", 0), n_failed=r.counts.get("fail", 0),
+        trials=trial_records(r.storage_url, r.study_name), warnings=list(r.warnings), interrupted=r.interrupted,
+        no_result=r.no_result, elapsed=r.elapsed, tracking_uri=tracking_uri,
+        experiment_name=r.study_name if attrs.get("mlflow_experiment_id") else None,
+        experiment_id=attrs.get("mlflow_experiment_id"), parent_run_id=attrs.get("mlflow_parent_run_id"),
+        registered_model_name=r.study_name if version is not None else None,
+        registered_model_version=None if version is None else str(version), model_uri=attrs.get("mlflow_model_uri"),
+        outcome=o, _summary=summary)
