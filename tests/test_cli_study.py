@@ -60,10 +60,42 @@ def test_study_export_csv_and_json(db: str, tmp_path: Path) -> None:
     res = run("study", "export", "alpha", "--storage", db, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert len(rows) == 6 and "params_penalty.strength" in rows[0] and "value" in rows[0]
+    # one column per metric, one number per cell (not a dict in a cell)
+    metrics = [c for c in rows[0] if c.startswith("user_attrs_val_metrics.")]
+    assert {"user_attrs_val_metrics.log_loss", "user_attrs_val_metrics.accuracy"} <= set(metrics), list(rows[0])
+    assert "user_attrs_val_metrics" not in rows[0]
+    for row in rows:
+        assert all("{" not in v for v in row.values()), row
+        if row["state"] == "COMPLETE":
+            assert float(row["user_attrs_val_metrics.log_loss"]) == pytest.approx(float(row["value"]))
     out = tmp_path / "alpha.json"
     assert run("study", "export", "alpha", "--storage", db, "--format", "json", "-o", str(out)).exit_code == 0
     trials = json.loads(out.read_text())
     assert [t["number"] for t in trials] == list(range(6))
+
+
+def _commands(group, path=("tuner",)):
+    import click
+
+    for name, command in group.commands.items():
+        yield (*path, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_command_documents_every_option_and_takes_quiet() -> None:
+    import click
+
+    commands = list(_commands(cli))
+    assert len(commands) >= 12
+    for path, command in commands:
+        res = run(*path[1:], "--help")
+        assert res.exit_code == 0, (path, res.output)
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                assert param.help, f"{' '.join(path)} {param.opts[0]} has no help text"
+                assert param.opts[0] in res.output, (path, param.opts[0])
+        assert "--quiet" in res.output and "-q" in res.output, f"{' '.join(path)} does not take -q/--quiet"
 
 
 def test_study_delete_asks_and_deletes(db: str) -> None:

@@ -141,7 +141,7 @@ def test_sentiment_from_raw_sentences_end_to_end(data_dir: Path, tmp_path: Path)
     proba = model.predict_proba(sentences)
     assert proba[0, 1] > 0.7 and proba[1, 0] > 0.7
     (tmp_path / "new.txt").write_text("\n".join(sentences["text"]) + "\n")
-    from tuner.data._loaders import load_rows
+    from tuner.data import load_rows
 
     np.testing.assert_allclose(model.predict_proba(load_rows(tmp_path / "new.txt", model.pipeline)), proba)
 
@@ -239,3 +239,21 @@ def test_a_real_process_prints_one_line_and_no_traceback(tmp_path: Path) -> None
         f"Error: Feature column 'b' holds inf at row 1 in {tmp_path / 'bad.csv'}; features must be finite numbers. "
         "Remove or impute such values first."]
     assert not (tmp_path / "m").exists()
+
+
+def test_plugins_list_shows_a_plugin_that_fails_its_contract_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A penalty whose prox calls float(step) loads and validates, then crashes in a study with Adam."""
+    from tuner._registry import PluginInfo, penalties
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugin_packages" / "contract_breakers"))
+    from tuner_fixture_contract_breakers import FloatStepLasso
+
+    monkeypatch.setitem(penalties._load(), "float_step", PluginInfo(
+        "logreg_tuner.penalties", "float_step", "tuner_fixture_contract_breakers:FloatStepLasso", "contract-breakers",
+        "0.1", plugin=FloatStepLasso()))
+    rows = {(r["group"], r["name"]): r for r in ok_json("plugins", "list")}
+    assert rows[("penalty", "float_step")]["status"] == "failing" and rows[("penalty", "float_step")]["error"]
+    assert rows[("penalty", "l1")]["status"] == "ok"
+    text = invoke("plugins", "list").output
+    line = next(line for line in text.splitlines() if "FAILING" in line)
+    assert "tuner plugins check float_step" in line and text.count("FAILING") == 1

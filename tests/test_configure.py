@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
-from tuner import optimizers, penalties
-from tuner.data._loaders import load_data, prepare
+import tuner.study._configure as configure
+from tuner import Optimizer, PluginInfo, compatibility_reason, optimizers, penalties
+from tuner.data import load_data, prepare
 from tuner.errors import ConfigError, IncompatiblePluginsError, PluginError
-from tuner.study._configure import resolve_pair, resolve_params, split_overrides, train_one
-from tuner.train._trainer import TrainConfig
+from tuner.study._configure import (
+    check_plugins,
+    reference_solver,
+    resolve_pair,
+    resolve_params,
+    split_overrides,
+    split_params,
+    train_one,
+)
+from tuner.train import TrainConfig
 
 
 def test_resolve_params_fills_defaults_and_validates() -> None:
@@ -59,8 +71,6 @@ def test_train_one_evaluates_and_describes_the_model() -> None:
 def test_a_short_mini_batch_fit_reports_how_far_it_stopped_from_the_optimum(monkeypatch: pytest.MonkeyPatch) -> None:
     """On 341 rows an epoch is two steps of 256: a few epochs of adam end far above the optimum;
     the exact solvers report no gap (they stop on their exact objective)."""
-    import tuner.study._configure as configure
-
     ds = prepare(load_data(dataset="breast_cancer"), seed=0)
     short = train_one(ds, "l2", "adam", {"strength": 1e-3}, {}, TrainConfig(device="cpu", epochs=5))
     assert short.gap_solver == "lbfgs" and short.optimality_gap > 0.1
@@ -75,3 +85,46 @@ def test_a_short_mini_batch_fit_reports_how_far_it_stopped_from_the_optimum(monk
     # above the size where a full-batch solve is cheap, nothing is checked
     monkeypatch.setattr(configure, "GAP_CHECK_WORK", 1000)
     assert train_one(ds, "l2", "adam", {"strength": 1e-3}, {}, TrainConfig(device="cpu", epochs=5)).optimality_gap is None
+
+
+class _ExactProx(Optimizer):
+    """A full-batch proximal solver from a third party (never run: only its capabilities count)."""
+
+    name = "aaa_exact"
+    description = "Full-batch proximal solver."
+    search_space: dict[str, Any] = {}
+    full_batch = True
+    prox_mode = "internal"
+
+    def build(self, param_groups: Any, params: Any, prox: Any = None) -> Any:
+        raise NotImplementedError
+
+
+def test_the_reference_solver_is_chosen_by_capability_not_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in penalties.names():
+        pen = penalties.get(name)
+        solver = reference_solver(pen)
+        assert solver is not None and solver.full_batch and not compatibility_reason(pen, solver)
+        # a non-smooth part needs a proximal solver; a smooth objective gets a solver made for it
+        assert solver.prox_mode == ("internal" if pen.has_prox else "unsupported")
+    infos = optimizers._load()
+    monkeypatch.setitem(infos, "aaa_exact", PluginInfo("logreg_tuner.optimizers", "aaa_exact", "tests:_ExactProx",
+                                                       "tests-fixture", "0.0", plugin=_ExactProx()))
+    assert reference_solver(penalties.get("l1")).name == "aaa_exact"  # capable, and first by name
+    assert reference_solver(penalties.get("l2")).prox_mode == "unsupported"  # still the smooth specialist
+    source = Path(configure.__file__).read_text()
+    assert '"lbfgs"' not in source and '"fista"' not in source  # the core names no built-in plugin
+
+
+def test_split_params_takes_bare_and_qualified_names() -> None:
+    assert split_params({"strength": "1e-3", "optimizer.lr": 0.5}, "l1", "sgd") == ({"strength": 1e-3}, {"lr": 0.5})
+    assert split_params({"optimizer.sgd.momentum": 0.5}, "l2", "sgd") == ({}, {"momentum": 0.5})
+    with pytest.raises(ConfigError, match=r"params\['beta1'\]: neither plugin declares it.*optimizer\.lr"):
+        split_params({"beta1": 0.9}, "l2", "sgd")
+    with pytest.raises(ConfigError, match=r"params\['optimizer.adam.lr'\] is for optimizer 'adam'"):
+        split_params({"optimizer.adam.lr": 0.1}, "l2", "sgd")
+    pen, opt = check_plugins("elasticnet", "fista", {"l1_ratio": 0.3}, {})
+    assert pen == {"strength": penalties.get("elasticnet").search_space["strength"].default, "l1_ratio": 0.3}
+    assert opt == {k: hp.default for k, hp in optimizers.get("fista").search_space.items()}
+    with pytest.raises(IncompatiblePluginsError):
+        check_plugins("l1", "lbfgs", {}, {})

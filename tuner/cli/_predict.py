@@ -12,15 +12,14 @@ from typing import Any
 
 import click
 
+from tuner.cli._options import FORMAT_CHOICES, quiet_option, storage_option, tracking_uri_option
+
 __all__ = ["predict", "sync_mlflow", "select_columns", "spreadsheet_safe"]
 
 # A cell starting with one of these is run as a formula by spreadsheets (OWASP: CSV injection)
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
-tracking_uri_option = click.option(
-    "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-    help="MLflow tracking URI for models:/ and runs:/ URIs [env MLFLOW_TRACKING_URI; default sqlite:///mlflow.db].",
-)
+_MODEL_STORE = "MLflow tracking URI for models:/ and runs:/ URIs [env MLFLOW_TRACKING_URI; default sqlite:///mlflow.db]."
 
 
 @click.command("predict")
@@ -30,11 +29,11 @@ tracking_uri_option = click.option(
               help="CSV file to write (default: standard output).")
 @click.option("--proba", is_flag=True, help="Add one probability column per class (proba_<class>).")
 @click.option("--format", "fmt", default="auto", show_default=True,
-              type=click.Choice(["auto", "csv", "tsv", "parquet", "npz", "svmlight", "classfiles", "labeltext"]),
-              help="Format of DATA.")
+              type=FORMAT_CHOICES, help="Format of DATA.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of DATA.")
 @click.option("--target", help="Label column in DATA to ignore (it is not a feature).")
-@tracking_uri_option
+@tracking_uri_option(_MODEL_STORE)
+@quiet_option
 def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str, encoding: str,
             target: str | None, tracking_uri: str | None) -> None:
     """Predict the classes of the rows in DATA with MODEL_URI.
@@ -51,16 +50,16 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     import tempfile
 
     from tuner.errors import TunerError
-    from tuner.tracking._probe import probe_tracking_server
+    from tuner.tracking import probe_tracking_server
 
     if model_uri.startswith(("models:/", "runs:/")):
         try:  # a dead server: one short wait and one line, before MLflow and torch are imported
             probe_tracking_server(tracking_uri)
         except TunerError as exc:
             raise click.ClickException(str(exc)) from None
-    from tuner.data._loaders import load_rows
-    from tuner.model._pyfunc import as_rows, labels_of, prediction_frame
-    from tuner.tracking._mlflow import resolve_model
+    from tuner.data import load_rows
+    from tuner.model import as_rows, labels_of, prediction_frame
+    from tuner.tracking import resolve_model
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -120,9 +119,8 @@ def _safe_cell(value: Any) -> Any:
 
 @click.command("sync-mlflow")
 @click.argument("name")
-@click.option("--storage", envvar="TUNER_STORAGE",
-              help="SQLAlchemy URL of the study database [env TUNER_STORAGE; default sqlite:///tuner-studies.db].")
-@tracking_uri_option
+@storage_option()
+@tracking_uri_option()
 @click.option("--no-model", is_flag=True, help="Do not refit and register the best model when it is missing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def sync_mlflow(name: str, storage: str | None, tracking_uri: str | None, no_model: bool, as_json: bool) -> None:
@@ -135,14 +133,14 @@ def sync_mlflow(name: str, storage: str | None, tracking_uri: str | None, no_mod
     import json
 
     from tuner.errors import TunerError
-    from tuner.tracking._probe import probe_tracking_server
+    from tuner.tracking import probe_tracking_server
 
     try:  # a dead server: one short wait and one line, before MLflow and torch are imported
         probe_tracking_server(tracking_uri)
     except TunerError as exc:
         raise click.ClickException(str(exc)) from None
-    from tuner.study._storage import default_storage_url
-    from tuner.tracking._mlflow import default_tracking_uri, sync_study
+    from tuner.study import default_storage_url
+    from tuner.tracking import default_tracking_uri, sync_study
 
     try:
         result = sync_study(storage or default_storage_url(), name, tracking_uri or default_tracking_uri(),

@@ -1,103 +1,36 @@
-"""``tuner study ...``: list, show, export and delete the studies in a database."""
+"""``tuner study ...``: list, show, export and delete the studies in a database.
+
+Every query is a :mod:`tuner.study` function returning plain records; this module parses and
+prints.
+"""
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 from typing import Any
 
 import click
 
+from tuner.cli._options import TunerGroup, echo_json, storage_option
+
 __all__ = ["study"]
 
-storage_option = click.option(
-    "--storage", envvar="TUNER_STORAGE",
-    help="SQLAlchemy URL of the study database [env TUNER_STORAGE; default sqlite:///tuner-studies.db].",
-)
 
-
-def _storage(url: str | None, writable: bool = False) -> Any:
-    from tuner.study._storage import default_storage_url, open_storage
-
-    return open_storage(url or default_storage_url(), heartbeat=False, writable=writable)
-
-
-def _load(name: str, storage: Any) -> Any:
-    import optuna
-
-    from tuner.errors import ConfigError
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        return optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-        raise ConfigError(f"No study named {name!r}. Studies in this database: {', '.join(names) or 'none'}.") from None
-
-
-def _counts(trials: list[Any], study: Any = None, url: str | None = None) -> dict[str, int]:
-    """Trials by state; ``stale`` counts the running ones whose worker stopped sending heartbeats."""
-    out: dict[str, int] = {}
-    for t in trials:
-        out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
-    if study is not None and out.get("running"):
-        out["stale"] = len(_stale_ids(study, url))
-    return out
-
-
-def _stale_ids(study: Any, url: str | None) -> list[int]:
-    """Ids of the study's running trials past the heartbeat grace period (their worker died)."""
-    get_stale = getattr(_beating_storage(url), "_get_stale_trial_ids", None)
-    return list(get_stale(study._study_id)) if get_stale is not None else []
-
-
-@functools.lru_cache(maxsize=4)
-def _beating_storage(url: str | None) -> Any:
-    """The store with the heartbeat settings the workers use (TUNER_HEARTBEAT_INTERVAL / _GRACE)."""
-    from tuner.study._storage import default_storage_url, open_storage
-
-    return open_storage(url or default_storage_url(), writable=False)
-
-
-def _trial_row(t: Any) -> dict[str, Any]:
-    return {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
-            "user_attrs": t.user_attrs,
-            "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
-            "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None}
-
-
-def _echo_json(obj: Any) -> None:
-    from tuner.cli._main import echo_json
-
-    echo_json(obj)
-
-
-@click.group("study")
+@click.group("study", cls=TunerGroup)
 def study() -> None:
     """Inspect the studies in the study database."""
 
 
 @study.command("list")
-@storage_option
-@click.option("--json", "as_json", is_flag=True)
+@storage_option()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def study_list(storage: str | None, as_json: bool) -> None:
     """Every study: name, trials by state, best value, creation time."""
-    import optuna
+    from tuner.study import list_studies
 
-    st = _storage(storage)
-    rows = []
-    for s in optuna.get_all_study_summaries(st, include_best_trial=True):
-        study_obj = optuna.load_study(study_name=s.study_name, storage=st)
-        trials = study_obj.get_trials(deepcopy=False)
-        spec = json.loads(s.user_attrs.get("spec", "{}"))
-        rows.append({"name": s.study_name, "direction": s.direction.name.lower(), "metric": spec.get("metric"),
-                     "trials": _counts(trials, study_obj, storage),
-                     "best_value": s.best_trial.value if s.best_trial else None,
-                     "created": s.datetime_start.isoformat(timespec="seconds") if s.datetime_start else
-                     s.user_attrs.get("created")})
+    rows = [record.to_dict() for record in list_studies(storage)]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     if not rows:
         click.echo("No studies.")
@@ -114,44 +47,31 @@ def study_list(storage: str | None, as_json: bool) -> None:
 
 @study.command("show")
 @click.argument("name")
-@storage_option
+@storage_option()
 @click.option("--top", default=10, show_default=True, help="How many of the best trials to list.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def study_show(name: str, storage: str | None, top: int, as_json: bool) -> None:
     """A study's spec, best trial, top-k table and parameter importances."""
-    import optuna
-    from optuna.trial import TrialState
+    from tuner.study import param_importances, study_record, top_records, trial_records
 
-    s = _load(name, _storage(storage))
-    trials = s.get_trials(deepcopy=False)
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    reverse = s.direction == optuna.study.StudyDirection.MAXIMIZE
-    ranked = sorted(done, key=lambda t: t.value, reverse=reverse)[:top]
-    importances: dict[str, float] = {}
-    if len(done) >= 5:
-        import warnings
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                importances = {k: float(v) for k, v in optuna.importance.get_param_importances(s).items()}
-        except (RuntimeError, ValueError):
-            importances = {}
-    info = {"name": name, "spec": json.loads(s.user_attrs.get("spec", "{}")), "trials": _counts(trials, s, storage),
-            "best": _trial_row(s.best_trial) if done else None, "top": [_trial_row(t) for t in ranked],
+    record = study_record(storage, name)
+    ranked = top_records(trial_records(storage, name), record.direction)
+    importances = param_importances(storage, name) if ranked else {}
+    info = {"name": name, "spec": record.spec, "trials": record.counts,
+            "best": ranked[0].to_dict() if ranked else None, "top": [t.to_dict() for t in ranked[:top]],
             "importances": importances,
-            "user_attrs": {k: v for k, v in s.user_attrs.items() if k != "spec"}}
+            "user_attrs": {k: v for k, v in record.user_attrs.items() if k != "spec"}}
     if as_json:
-        _echo_json(info)
+        echo_json(info)
         return
-    spec = info["spec"]
+    spec = record.spec
     click.secho(f"Study {name}", bold=True)
     data = spec.get("data", {})
     click.echo(f"  data: {data.get('path') or data.get('dataset')} (fingerprint {data.get('fingerprint')})")
     click.echo(f"  penalties: {', '.join(spec.get('penalties', []))}; optimizers: {', '.join(spec.get('optimizers', []))}")
-    click.echo(f"  metric: {spec.get('metric')} ({s.direction.name.lower()}); sampler {spec.get('sampler')}, "
+    click.echo(f"  metric: {spec.get('metric')} ({record.direction}); sampler {spec.get('sampler')}, "
                f"pruner {spec.get('pruner')}; budget {spec.get('n_trials')} trials")
-    t = info["trials"]
+    t = record.counts
     click.echo(f"  trials: {t.get('complete', 0)} complete, {t.get('pruned', 0)} pruned, {t.get('fail', 0)} failed, "
                f"{t.get('running', 0)} running" + (f" ({t['stale']} stale: their worker died; the next trial "
                                                    "to start fails and retries them)" if t.get("stale") else "")
@@ -159,53 +79,53 @@ def study_show(name: str, storage: str | None, top: int, as_json: bool) -> None:
     if not ranked:
         click.echo("  no completed trial")
         return
-    click.echo(f"  top {len(ranked)}:")
-    for tr in ranked:
+    click.echo(f"  top {len(ranked[:top])}:")
+    for tr in ranked[:top]:
         ps = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tr.params.items())
-        click.echo(f"    #{tr.number:<4} {tr.value:.6g}  {ps}")
+        click.echo(f"    #{tr.number:<4} {_value(tr.value)}  {ps}")
     if importances:
         click.echo("  parameter importances:")
         for k, v in importances.items():
             click.echo(f"    {k:<32} {v:.3f}")
 
 
+def _value(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.6g}"
+
+
 @study.command("best")
 @click.argument("name")
-@storage_option
-@click.option("--json", "as_json", is_flag=True)
+@storage_option()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def study_best(name: str, storage: str | None, as_json: bool) -> None:
     """The best trial: value, parameters and attributes."""
     from tuner.errors import ConfigError
+    from tuner.study import best_record, study_record
 
-    s = _load(name, _storage(storage))
-    try:
-        best = s.best_trial
-    except ValueError:
-        raise ConfigError(f"Study {name!r} has no completed trial yet.") from None
-    row = _trial_row(best)
-    row["test_metrics"] = s.user_attrs.get("best_test_metrics")
+    best = best_record(storage, name)
+    if best is None:
+        raise ConfigError(f"Study {name!r} has no completed trial yet.")
+    row: dict[str, Any] = best.to_dict()
+    row["test_metrics"] = study_record(storage, name).user_attrs.get("best_test_metrics")
     if as_json:
-        _echo_json(row)
+        echo_json(row)
         return
-    click.echo(f"best trial #{best.number}: {best.value:.6g}")
+    click.echo(f"best trial #{best.number}: {_value(best.value)}")
     for k, v in best.params.items():
         click.echo(f"  {k} = {v}")
 
 
 @study.command("export")
 @click.argument("name")
-@storage_option
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@storage_option()
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+              help="csv: one row per trial; json: a list of trial objects.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="File to write (default: stdout).")
 def study_export(name: str, storage: str | None, fmt: str, output: str | None) -> None:
     """Every trial of a study as CSV or JSON."""
-    s = _load(name, _storage(storage))
-    if fmt == "json":
-        text = json.dumps([_trial_row(t) for t in s.get_trials(deepcopy=False)], indent=2, default=_default)
-    else:
-        frame = s.trials_dataframe(attrs=("number", "state", "value", "datetime_start", "datetime_complete",
-                                          "duration", "params", "user_attrs"))
-        text = frame.to_csv(index=False)
+    from tuner.study import export_trials
+
+    text = export_trials(storage, name, fmt)
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -213,23 +133,16 @@ def study_export(name: str, storage: str | None, fmt: str, output: str | None) -
         click.echo(text, nl=False)
 
 
-def _default(o: Any) -> Any:
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return str(o)
-
-
 @study.command("delete")
 @click.argument("name")
-@storage_option
+@storage_option()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def study_delete(name: str, storage: str | None, yes: bool) -> None:
     """Delete a study and all its trials from the study database."""
-    import optuna
+    from tuner.study import delete_study, study_record
 
-    st = _storage(storage, writable=True)
-    _load(name, st)
+    study_record(storage, name)  # no such study: say so (and name the others) before asking
     if not yes:
         click.confirm(f"Delete study {name!r} and all its trials?", abort=True)
-    optuna.delete_study(study_name=name, storage=st)
+    delete_study(storage, name)
     click.echo(f"Deleted study {name}.")

@@ -1,0 +1,240 @@
+"""What the commands share: the app context, the options declared once, JSON output, and the
+mapping from the core's parameter names to the flags of the command that ran.
+
+Imports only click (and the light :class:`tuner.train.TrainConfig`, which owns the training
+defaults) at module level, so ``tuner --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from tuner.errors import TunerError
+from tuner.train import TrainConfig
+
+__all__ = ["AppContext", "pass_app", "TunerGroup", "echo_json", "parse_assignments", "data_options",
+           "training_options", "storage_option", "tracking_uri_option", "quiet_option", "quiet_everywhere", "batch_trials_option",
+           "training_kwargs", "data_kwargs", "FORMAT_CHOICES", "flags_in"]
+
+_DEFAULT = TrainConfig()
+
+
+class _FormatChoice(click.Choice):
+    """``--format``: the formats :mod:`tuner.data` reads (its one list), read when first needed,
+    so that importing the command line does not import the loaders (pandas)."""
+
+    def __init__(self) -> None:
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> Sequence[Any]:  # type: ignore[override]  # read-only: the list is tuner.data's
+        from tuner.data import FORMAT_CHOICES
+
+        return tuple(FORMAT_CHOICES)
+
+
+FORMAT_CHOICES = _FormatChoice()
+"""The ``--format`` parameter type of every command that reads data."""
+
+
+@dataclass
+class AppContext:
+    """Options shared by every command."""
+
+    quiet: bool = False
+
+
+pass_app = click.make_pass_decorator(AppContext, ensure=True)
+
+
+# ---- errors: the core speaks in parameter names, the command line in flags ---------------
+_API_NAMES = {"data": "DATA", "penalty": "--penalty", "optimizer": "--optimizer", "params": "--param",
+              "fmt": "--format", "format": "--format", "study_name": "--study", "trials": "--trials",
+              "dataset": "--dataset", "target": "--target", "text_column": "--text-column", "encoding": "--encoding",
+              "n_features": "--n-features", "zero_based": "--zero-based/--one-based", "device": "--device"}
+_PARAMETER = re.compile(r"\b[Tt]he '(\w+)' parameter(?: of \w+)?")
+_PARAMS_KEY = re.compile(r"params\[(['\"])([\w.]+)\1\]")
+
+
+def flags_in(message: str, command: click.Command | None) -> str:
+    """``message`` with the API's parameter names (``the 'val_size' parameter``,
+    ``params['optimizer.lr']``) replaced by the flags of ``command`` (``--val-size``,
+    ``--param 'optimizer.lr'``)."""
+    flags = dict(_API_NAMES)
+    for param in getattr(command, "params", []):
+        if isinstance(param, click.Option) and param.name:
+            flags[param.name] = max(param.opts, key=len)
+        elif isinstance(param, click.Argument) and param.name:
+            flags[param.name] = param.human_readable_name
+    flags.update({"penalty_list": "--penalty", "optimizer_list": "--optimizer"})
+
+    def parameter(m: re.Match[str]) -> str:
+        flag = flags.get(m.group(1))
+        return flag if flag is not None else m.group(0)
+
+    out = _PARAMETER.sub(parameter, message)
+    return _PARAMS_KEY.sub(lambda m: f"--param '{m.group(2)}'", out)
+
+
+class TunerGroup(click.Group):
+    """A group that turns domain errors into one-line messages with exit code 1, in the
+    command line's words (flags, not parameter names)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TunerError as exc:
+            from tuner.study import redact
+
+            name = ctx.invoked_subcommand
+            command = self.get_command(ctx, name) if name else None
+            raise click.ClickException(flags_in(redact(exc), command)) from None
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def parse_assignments(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``("penalty.strength=0.1", ...)`` -> ``[("penalty.strength", "0.1"), ...]``."""
+    out = []
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE (for example penalty.strength=0.001)", param_hint="--param")
+        out.append((key.strip(), value.strip()))
+    return out
+
+
+def _apply(f: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that say where the data is and how to read and split it."""
+    return _apply(f, [
+        click.argument("data", required=False, type=click.Path(dir_okay=True)),
+        click.option("--dataset", help="A bundled scikit-learn dataset: breast_cancer, digits, wine, iris."),
+        click.option("--target", help="Label column of a CSV/TSV/Parquet file."),
+        click.option("--text-column", help="Column holding text, turned into TF-IDF 1-2 grams."),
+        click.option("--format", "fmt", default="auto", show_default=True, type=FORMAT_CHOICES,
+                     help="Data format; auto tells it from the file name or content."),
+        click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the data file(s)."),
+        click.option("--n-features", type=click.IntRange(min=1),
+                     help="Number of features of a LIBSVM file (needed when it is far wider than its values)."),
+        click.option("--zero-based/--one-based", "zero_based", default=None,
+                     help="Whether LIBSVM feature indices start at 0 or 1 [default: zero-based only when the training "
+                          "file holds an index 0]; every later file is read the same way."),
+        click.option("--val-size", default=0.2, show_default=True, type=float, help="Share of rows for validation."),
+        click.option("--test-size", default=0.2, show_default=True, type=float, help="Share of rows for the test."),
+        click.option("--test-file", type=click.Path(exists=True, dir_okay=True), help="A separate labelled test file."),
+        click.option("--seed", default=_DEFAULT.seed, show_default=True, type=int,
+                     help="Seed for splits, shuffling and search."),
+    ])
+
+
+def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The training options; their defaults are :class:`tuner.train.TrainConfig`'s."""
+    return _apply(f, [
+        click.option("--epochs", default=_DEFAULT.epochs, show_default=True, type=int, help="Maximum number of epochs."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=_DEFAULT.batch_size,
+                     help="Mini-batch size (SGD-like optimizers) [default: scaled with the data: at most 256 rows on "
+                          "a CPU, 4096 on a GPU, and at least 32 steps an epoch]."),
+        click.option("--patience", default=_DEFAULT.patience, show_default=True, type=int,
+                     help="Epochs without improvement before stopping."),
+        click.option("--tol", default=_DEFAULT.tol, show_default=True, type=float, help="Relative improvement that counts."),
+        click.option("--monitor", default=_DEFAULT.monitor, show_default=True, type=click.Choice(["objective", "val"]),
+                     help="Stop when the training objective converges, or on the validation loss (best epoch kept)."),
+        click.option("--class-weight", type=click.Choice(["balanced"]), default=_DEFAULT.class_weight,
+                     help="Reweight classes inversely to their frequency."),
+        click.option("--device", default=_DEFAULT.device, show_default=True, help="auto, cpu or cuda[:N]."),
+        click.option("--dtype", default=_DEFAULT.dtype, show_default=True, type=click.Choice(["float32", "float64"]),
+                     help="Floating-point precision of the weights and features during training."),
+    ])
+
+
+_DATA_KEYS = ("data", "dataset", "target", "text_column", "fmt", "encoding", "n_features", "zero_based", "val_size",
+              "test_size", "test_file", "seed")
+_TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weight", "device", "dtype")
+
+
+def data_kwargs(values: dict[str, Any]) -> dict[str, Any]:
+    """The data options among a command's parameters, as ``tuner.fit``/``tuner.tune`` keywords."""
+    return {k: values[k] for k in _DATA_KEYS}
+
+
+def training_kwargs(values: dict[str, Any]) -> dict[str, Any]:
+    """The training options among a command's parameters, as ``tuner.fit``/``tuner.tune`` keywords."""
+    return {k: values[k] for k in _TRAIN_KEYS}
+
+
+def storage_option(required: bool = False, help: str | None = None) -> Callable[..., Any]:
+    """``--storage`` (env ``TUNER_STORAGE``): the study database, declared once for every command."""
+    text = help or ("SQLAlchemy URL of the study database [env TUNER_STORAGE; default "
+                    "sqlite:///tuner-studies.db].")
+    return click.option("--storage", envvar="TUNER_STORAGE", required=required, help=text)
+
+
+def tracking_uri_option(help: str | None = None) -> Callable[..., Any]:
+    """``--tracking-uri`` (env ``MLFLOW_TRACKING_URI``): the MLflow store."""
+    text = help or "MLflow tracking URI [env MLFLOW_TRACKING_URI; default sqlite:///mlflow.db]."
+    return click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help=text)
+
+
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(AppContext).quiet = True
+
+
+quiet_option = click.option("--quiet", "-q", is_flag=True, expose_value=False, is_eager=True, callback=_set_quiet,
+                            help="Print less (as `tuner -q COMMAND`).")
+
+
+def quiet_everywhere(group: click.Group) -> None:
+    """Give every command under ``group`` (groups included) ``-q/--quiet``, as ``tuner -q`` has."""
+    for command in group.commands.values():
+        if not any("--quiet" in p.opts for p in command.params):
+            quiet_option(command)
+        if isinstance(command, click.Group):
+            quiet_everywhere(command)
+
+
+class _BatchTrials(click.ParamType):
+    """``--batch-trials``: a positive integer or ``auto``."""
+
+    name = "K|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if number < 1:
+            self.fail(f"{value!r} is neither a positive integer nor 'auto'.", param, ctx)
+        return number
+
+
+batch_trials_option = click.option(
+    "--batch-trials", type=_BatchTrials(), default="auto", show_default=True,
+    help="Trials asked from the sampler at once and trained side by side (one pass over the data serves "
+         "every trial of an optimizer); 1 runs them one at a time.")
