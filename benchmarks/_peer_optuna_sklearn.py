@@ -1,7 +1,7 @@
 """The peer of issue 10's benchmarks: Optuna TPE + scikit-learn + MLflow, as a user would glue them.
 
 One process, timed whole by ``engine_vs_peers.py``: it reads the data with the same loader,
-split and preprocessing as ``tuner tune`` (``tuner.data._loaders``: the same stratified split, the same
+split and preprocessing as ``tuner tune`` (``tuner.data``: the same stratified split, the same
 max-abs scaling or TF-IDF 1-2 grams fitted on the training rows; this imports pandas and
 scikit-learn, not torch), then runs an Optuna TPE study (seed 0) over
 
@@ -46,8 +46,8 @@ class TrialCutOff(Exception):
 
 
 def load(args: argparse.Namespace) -> Any:
-    """The split ``tuner tune`` makes from the same options (mirrors ``tuner.study._search.load_dataset_for``)."""
-    from tuner.data._loaders import load_data, prepare
+    """The split ``tuner tune`` makes from the same options (mirrors ``tuner.study.load_dataset_for``)."""
+    from tuner.data import load_data, prepare
 
     raw = load_data(args.data, dataset=args.dataset, target=args.target, text_column=args.text_column,
                     encoding=args.encoding, fmt=args.format, n_features=args.n_features)

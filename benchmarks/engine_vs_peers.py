@@ -3,7 +3,7 @@
 Both sides are timed as whole processes (``subprocess`` + ``time.perf_counter``: interpreter
 start, imports, data loading, every trial logged to MLflow, the best model registered), one
 after the other, on the same data, split and preprocessing (the peer reads the data through
-``tuner.data._loaders``, as ``tuner tune`` does: same stratified split, same scaling or TF-IDF 1-2 grams):
+``tuner.data``, as ``tuner tune`` does: same stratified split, same scaling or TF-IDF 1-2 grams):
 
 * ours: ``tuner tune DATA --trials N --study S --storage sqlite:///$W/optuna.db
   --tracking-uri sqlite:///$W/mlflow.db --json`` plus ``--ours-args`` (e.g. ``"--batch-trials auto"``);
@@ -140,7 +140,7 @@ def tuner_command() -> list[str]:
 
 
 def subprocess_env() -> dict[str, str]:
-    """The caller's environment, with the repository importable (the peer imports ``tuner.data._loaders``)."""
+    """The caller's environment, with the repository importable (the peer imports ``tuner.data``)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.pop("MLFLOW_TRACKING_URI", None)

@@ -3,13 +3,13 @@
 For each problem (a9a; SST-2 GLUE phrases as TF-IDF 1-2 grams; the generator's sentiment-like
 data at 200,000 x 2**18 and 1,000,000 x 2**20, ``make_sparse_data.py``) and each solver (lbfgs
 and sgd with L2, fista with L1, strength 1/n_train, the optimizer's default hyperparameters)
-it times ``tuner.train._trainer.fit`` on ``cpu`` and on ``cuda``: the first epoch (placement and
+it times ``tuner.train.fit`` on ``cpu`` and on ``cuda``: the first epoch (placement and
 transfers included) and the median later epoch, each fit cut after ``--fit-seconds`` (a
 callback stops it at an epoch's end) so the whole run has a known length. Then, when it is
-importable, the batched engine (``tuner.train._batched.fit_many``, ``--k`` trials side by side), and
+importable, the batched engine (``tuner.train.fit_many``, ``--k`` trials side by side), and
 a small ``tuner tune`` study (``--no-tracking``) on a9a and SST-2 with ``--device cpu``,
 ``auto`` and ``cuda``: whole processes. Each table row also says what ``--device auto``
-picks for that size today (``tuner.train._device.cuda_pays_off``) and whether the measurement agrees,
+picks for that size today (``tuner.train.cuda_pays_off``) and whether the measurement agrees,
 and the end suggests ``CUDA_CROSSOVER_WORK`` from the measured winners.
 
 Writes Markdown (and the raw numbers as JSON) to ``--out`` and prints it. Without CUDA only
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from tuner.train._trainer import Callback
+from tuner.train import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLVERS = (("lbfgs", "l2"), ("fista", "l1"), ("sgd", "l2"))
@@ -103,7 +103,7 @@ def _split(X: Any, y: np.ndarray, seed: int = 0) -> tuple[Any, np.ndarray, Any, 
 
 def public_problem(name: str, data_dir: Path, rows: int | None) -> Problem:
     """a9a or SST-2 through the tuner's own loader (scaling / TF-IDF fitted on the training split)."""
-    from tuner.data._loaders import load_data, prepare
+    from tuner.data import load_data, prepare
 
     if name == "a9a":
         path, opts = data_dir / "a9a" / "a9a", {}
@@ -147,7 +147,7 @@ def _plugins(solver: str, penalty: str) -> tuple[Any, dict[str, Any], Any, dict[
 
 
 def _measure(p: Problem, solver: str, penalty: str, device: str, k: int, args: argparse.Namespace) -> Timing:
-    from tuner.train._trainer import TrainConfig
+    from tuner.train import TrainConfig
 
     t = Timing(p.name, p.X.shape[0], p.X.shape[1], p.work, solver, device, k)
     pen, _, opt, op = _plugins(solver, penalty)
@@ -157,11 +157,11 @@ def _measure(p: Problem, solver: str, penalty: str, device: str, k: int, args: a
     start = time.perf_counter()
     try:
         if k == 1:
-            from tuner.train._trainer import fit
+            from tuner.train import fit
 
             fit(p.X, p.y, 2, pen, pp, opt, op, config, X_val=p.X_val, y_val=p.y_val, callbacks=[clocks[0]])
         else:
-            from tuner.train._batched import fit_many
+            from tuner.train import fit_many
 
             fit_many(p.X, p.y, 2, pen, [pp] * k, opt, [op] * k, config, X_val=p.X_val, y_val=p.y_val,
                      callbacks=[[c] for c in clocks])
@@ -196,7 +196,7 @@ def _warm_up(devices: list[str]) -> None:
 
 
 def auto_pick(work: int, rows: int, full_batch: bool) -> str:
-    from tuner.train._device import cuda_pays_off
+    from tuner.train import cuda_pays_off
 
     return "cuda" if cuda_pays_off(work, rows=rows, full_batch=full_batch) else "cpu"
 
@@ -330,7 +330,7 @@ class Run:
 
     def batched(self) -> None:
         """The batched engine, K trials side by side, for the pairs that support it."""
-        from tuner.train._batched import batchable
+        from tuner.train import batchable
 
         for p in self.problems:
             for solver, penalty in SOLVERS:

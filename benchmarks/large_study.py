@@ -3,7 +3,7 @@
 Generates (or reuses) the set of ``benchmarks/make_sparse_data.py`` under a work folder, then
 runs, each as its own process under ``/usr/bin/time -v``:
 
-* ``load``: ``tuner.data._loaders.load_data`` on the file, nothing else;
+* ``load``: ``tuner.data.load_data`` on the file, nothing else;
 * ``prepare``: ``load_data`` + ``prepare`` (labels, stratified splits, max-abs scaling);
 * ``tune``: the whole ``tuner tune FILE --trials N ...`` process (SQLite study in the work
   folder, ``--no-tracking`` unless ``--tracking``); ``--batch-trials K`` is passed only if given;
@@ -47,8 +47,8 @@ PHASES = ("imports", "load", "prepare", "tune")
 MATRIX_PARTS = ("X_data", "X_indices", "X_indptr")
 _SNIPPETS = {
     "imports": "import tuner.cli, torch, optuna, mlflow",
-    "load": 'from tuner.data._loaders import load_data; raw = load_data("{path}")',
-    "prepare": 'from tuner.data._loaders import load_data, prepare; ds = prepare(load_data("{path}"))',
+    "load": 'from tuner.data import load_data; raw = load_data("{path}")',
+    "prepare": 'from tuner.data import load_data, prepare; ds = prepare(load_data("{path}"))',
 }
 
 

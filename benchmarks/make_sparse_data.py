@@ -27,7 +27,7 @@ arrays: no dense matrix, peak memory close to the final arrays (the loader keeps
 values and int32 indices as they are).
 
 Output: ``OUT`` (``.npz`` with ``X_data``, ``X_indices``, ``X_indptr``, ``X_shape``, ``y``, the
-layout ``tuner.data._loaders.load_data`` reads), ``OUT`` with ``.json`` (parameters, planted weights'
+layout ``tuner.data.load_data`` reads), ``OUT`` with ``.json`` (parameters, planted weights'
 norm, Bayes accuracy and log loss, timings) and ``OUT`` with ``.weights.npy`` (the planted
 weights, float64, and the intercept is in the JSON).
 

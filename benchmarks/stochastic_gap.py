@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import tuner
-from tuner.train._trainer import TrainConfig, fit
+from tuner.train import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "STOCHASTIC.md"

@@ -32,7 +32,7 @@ BEGIN, END = "<!-- study-vs-peers:begin -->", "<!-- study-vs-peers:end -->"
 
 
 def dataset(name: str, data_dir: Path):
-    from tuner.data._loaders import load_data, prepare
+    from tuner.data import load_data, prepare
 
     if name == "a9a":
         raw = load_data(data_dir / "a9a" / "a9a", n_features=123)
@@ -48,8 +48,7 @@ def log_loss_of(model, X, y) -> float:
 
 
 def run_ours(name: str, data_dir: Path, trials: int, workdir: Path) -> dict:
-    from tuner.study._search import run_study
-    from tuner.study._spec import DataSpec, StudySpec
+    from tuner.study import DataSpec, StudySpec, run_study
 
     raw, _ = dataset(name, data_dir)
     spec = StudySpec(
@@ -61,7 +60,7 @@ def run_ours(name: str, data_dir: Path, trials: int, workdir: Path) -> dict:
     )
     observers = []
     try:
-        from tuner.tracking._mlflow import MlflowObserver
+        from tuner.tracking import MlflowObserver
 
         observers.append(MlflowObserver(f"sqlite:///{workdir / 'ours-mlflow.db'}"))
     except ImportError:

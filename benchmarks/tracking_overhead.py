@@ -1,6 +1,6 @@
 """Per-trial MLflow tracking overhead on the default local store (SQLite + local artifacts).
 
-Drives :class:`tuner.tracking._mlflow.MlflowObserver` the way the search loop does (trial start,
+Drives :class:`tuner.tracking.MlflowObserver` the way the search loop does (trial start,
 one callback call per epoch, trial end with a fitted model) without training anything, so
 what is timed is tracking alone: run creation, parameters, per-epoch and final metrics,
 tags, the weights artifact and run termination.
@@ -41,10 +41,10 @@ HERE = Path(__file__).resolve().parent
 
 def _outcome(seed: int = 0) -> Any:
     """A TrainOutcome for breast_cancer with random weights (no training: tracking is timed)."""
-    from tuner.data._loaders import load_data, prepare
-    from tuner.model._model import LogisticModel
-    from tuner.study._configure import TrainOutcome
-    from tuner.train._trainer import FitResult
+    from tuner.data import load_data, prepare
+    from tuner.model import LogisticModel
+    from tuner.study import TrainOutcome
+    from tuner.train import FitResult
 
     ds = prepare(load_data(dataset="breast_cancer"), seed=seed)
     rng = np.random.default_rng(seed)
@@ -56,7 +56,7 @@ def _outcome(seed: int = 0) -> Any:
 
 
 def _study(name: str) -> Any:
-    from tuner.study._observer import StudyInfo
+    from tuner.study import StudyInfo
 
     spec = {"data": {"dataset": "breast_cancer", "fingerprint": "0123456789abcdef", "val_size": 0.2,
                      "test_size": 0.2, "seed": 0}, "penalties": ["l2"], "optimizers": ["adam"], "metric": "roc_auc",
@@ -65,7 +65,7 @@ def _study(name: str) -> Any:
 
 
 def _trial(n: int) -> Any:
-    from tuner.study._observer import TrialInfo
+    from tuner.study import TrialInfo
 
     params = {"variant": "l2:adam", "penalty.strength": 1e-3 * (n + 1), "optimizer.lr": 0.01}
     return TrialInfo(n, "l2", "adam", params, {"strength": params["penalty.strength"]}, {"lr": 0.01})
@@ -73,7 +73,7 @@ def _trial(n: int) -> Any:
 
 def _epochs(cbs: Any, epochs: int, train_s: float = 0.0) -> float:
     """Call the callbacks once per epoch ("training" = sleeping ``train_s`` in all); returns hook time."""
-    from tuner.train._trainer import TrainingState
+    from tuner.train import TrainingState
 
     state = TrainingState(None, None, 2)  # type: ignore[arg-type]
     spent = 0.0
@@ -90,7 +90,7 @@ def _epochs(cbs: Any, epochs: int, train_s: float = 0.0) -> float:
 
 
 def bench_observer(folder: Path, trials: int, epochs: int, background: bool, train_s: float) -> dict[str, float]:
-    from tuner.tracking._mlflow import MlflowObserver
+    from tuner.tracking import MlflowObserver
 
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     obs = MlflowObserver(uri, background=background, register_model=False, plots=False, flush_interval=None)

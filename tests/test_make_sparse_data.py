@@ -86,7 +86,7 @@ def test_labels_balanced_and_predictable(sample) -> None:
 
 
 def test_cli_writes_npz_that_load_data_reads(gen: ModuleType, tmp_path: Path) -> None:
-    from tuner.data._loaders import load_data
+    from tuner.data import load_data
 
     out = tmp_path / "small.npz"
     gen.main(["--rows", "3000", "--features", "4096", "--nnz-per-row", "20", "--seed", "1", "--out", str(out)])
