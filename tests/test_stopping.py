@@ -98,3 +98,24 @@ def test_the_data_package_and_the_train_interfaces_load_no_torch() -> None:
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_fit_fills_left_out_hyperparameters_with_their_defaults_and_refuses_unknown_ones() -> None:
+    """Issue 11: ``fit`` with empty hyperparameters used to raise ``KeyError: 'lr'``."""
+    import numpy as np
+    import pytest
+    from sklearn.datasets import load_breast_cancer
+
+    import tuner
+    from tuner.train import TrainConfig, fit
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    adam, l2 = tuner.optimizers.get("adam"), tuner.penalties.get("l2")
+    config = TrainConfig(epochs=3, seed=0, device="cpu")
+    filled = fit(X, y, 2, l2, {}, adam, {}, config)
+    spelled = fit(X, y, 2, l2, {n: h.default for n, h in l2.search_space.items()}, adam,
+                  {n: h.default for n, h in adam.search_space.items()}, config)
+    assert np.array_equal(filled.weight, spelled.weight)
+    with pytest.raises(tuner.ConfigError, match="'strenght' is not a hyperparameter of the penalty 'l2'"):
+        fit(X, y, 2, l2, {"strenght": 1e-3}, adam, {}, config)

@@ -73,6 +73,8 @@ def fit_many(
     that is not an ``Exception`` (an interrupt) stops every trial and propagates.
     """
     pens = _check(penalty, penalty_params, optimizer, optimizer_params, n_classes)
+    penalty_params = [with_defaults(pen, params) for pen, params in zip(pens, penalty_params)]
+    optimizer_params = [with_defaults(optimizer, params) for params in optimizer_params]
     batched = all(batchable(pen, optimizer) for pen in pens)
     cbs = [list(c) for c in callbacks] if callbacks else [[] for _ in pens]
     threads = torch.get_num_threads()
@@ -113,6 +115,20 @@ def _check(penalty: Penalty | Sequence[Penalty], penalty_params: Sequence[Mappin
         raise ConfigError(f"The pair {names} does not support trials side by side (supports_batch); train its "
                           "trials one at a time.")
     return pens
+
+
+def with_defaults(plugin: Penalty | Optimizer, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with every hyperparameter ``plugin`` declares and ``params`` leaves out set to
+    its declared default; a name the plugin does not declare is a :class:`ConfigError` (never
+    silently ignored)."""
+    space = plugin.search_space
+    unknown = sorted(set(params) - set(space))
+    if unknown:
+        kind = "penalty" if isinstance(plugin, Penalty) else "optimizer"
+        verb = "is not a hyperparameter" if len(unknown) == 1 else "are not hyperparameters"
+        raise ConfigError(f"{', '.join(map(repr, unknown))} {verb} of the {kind} {plugin.name!r} "
+                          f"(it declares: {', '.join(space) or 'none'}).")
+    return {name: params[name] if name in params else hp.default for name, hp in space.items()}
 
 
 @dataclass

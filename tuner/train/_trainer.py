@@ -42,8 +42,8 @@ def fit(
     """Train one logistic regression (one trial of :func:`tuner.train.fit_many`).
 
     ``X`` is a dense array or scipy sparse matrix (already preprocessed), ``y`` integer class
-    indices in ``[0, n_classes)``; ``penalty_params``/``optimizer_params`` hold every
-    hyperparameter the plugins declare (no defaults are filled in here). By default
+    indices in ``[0, n_classes)``; ``penalty_params``/``optimizer_params`` hold the plugins'
+    hyperparameters (one left out takes its declared default; an undeclared name is an error). By default
     (``TrainConfig(monitor="objective")``) training stops when the **training objective** has
     not improved by ``tol`` (relative) for ``patience`` epochs (a mini-batch optimizer first
     lowers its rate, up to twice), or after ``epochs`` epochs; with ``monitor="val"`` and
