@@ -187,7 +187,8 @@ def run_ours(data: list[str], trials: int, work: Path, extra: list[str], timeout
     side.best_value, side.test_log_loss = out.get("best_value"), (out.get("test") or {}).get("log_loss")
     counts = out.get("trials", {})
     side.complete, side.pruned, side.failed = counts.get("complete", 0), counts.get("pruned", 0), counts.get("fail", 0)
-    side.best = str((out.get("best_params") or {}).get("variant", ""))
+    best = out.get("best_params") or {}
+    side.best = f"{best['penalty']}:{best['optimizer']}" if "penalty" in best else ""
     side.not_converged, side.loop_seconds = study_facts(f"sqlite:///{work / 'optuna.db'}", "bench")
     return side
 

@@ -69,7 +69,7 @@ def run_ours(name: str, data_dir: Path, trials: int, workdir: Path) -> dict:
     res = run_study(spec, f"bench-{name}", f"sqlite:///{workdir / 'ours-studies.db'}", observers=observers)
     wall = time.perf_counter() - t0
     return {"wall": wall, "val": res.best_value, "test": res.best_outcome.test_metrics["log_loss"],
-            "best": res.best_params.get("variant"), "tracked": bool(observers)}
+            "best": f"{res.best_params.get('penalty')}:{res.best_params.get('optimizer')}", "tracked": bool(observers)}
 
 
 def run_optuna_sklearn(name: str, data_dir: Path, trials: int, workdir: Path) -> dict:

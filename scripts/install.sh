@@ -46,8 +46,8 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
       || "$PY" -m pip install torch --index-url https://download.pytorch.org/whl/cpu
   fi
 fi
-if [ "$extra" = "test" ]; then
-  "$PY" -m pip install -e ".[test]"
+if [ -n "$extra" ]; then  # test, dashboard, postgres, parquet, ... or several: "dashboard,parquet"
+  "$PY" -m pip install -e ".[$extra]"
 else
   "$PY" -m pip install -e .
 fi

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 STUDY = "served"
-N_TRIALS = 4
+N_TRIALS = 10  # enough for the median pruner to stop some trials (they must not rank in the UI)
 _CACHE: dict[str, Any] = {}
 
 
@@ -100,31 +100,43 @@ class Served:
     root: Path
 
 
-def served_study(tmp_path_factory: Any) -> Served:
-    """The session's server with study ``served`` (4 trials on breast_cancer) logged to it."""
-    if "served" in _CACHE:
-        return _CACHE["served"]
+def served_study(tmp_path_factory: Any, *, sentiment_from: Path | None = None) -> Served:
+    """The session's server with a study logged to it: ``served``, 10 trials on breast_cancer,
+    some pruned; or, with ``sentiment_from`` (the rt-polarity folder), ``sentiment``: the same
+    search on 2,000 of its reviews (TF-IDF), the study the README's screenshots show."""
+    key = STUDY if sentiment_from is None else "sentiment"
+    if key in _CACHE:
+        return _CACHE[key]
     from tuner.data import load_data
     from tuner.study import DataSpec, StudySpec, run_study
     from tuner.tracking import MlflowObserver
 
-    root = tmp_path_factory.mktemp("mlflow-server")
+    root = tmp_path_factory.mktemp(f"mlflow-server-{key}")
+    if sentiment_from is None:
+        data = DataSpec(dataset="breast_cancer", fingerprint=load_data(dataset="breast_cancer").fingerprint)
+    else:
+        folder = root / "rt-polarity"
+        folder.mkdir()
+        for polarity in ("pos", "neg"):  # the first 1,000 reviews of each class, as read (Latin-1)
+            lines = (sentiment_from / f"rt-polarity.{polarity}").read_bytes().splitlines(keepends=True)[:1000]
+            (folder / f"rt-polarity.{polarity}").write_bytes(b"".join(lines))
+        raw = load_data(folder, encoding="latin-1")
+        data = DataSpec(path=str(folder), encoding="latin-1", fingerprint=raw.fingerprint)
     server = MlflowServer(root).start()
     try:
         storage = f"sqlite:///{root / 'studies.db'}"
-        spec = StudySpec(DataSpec(dataset="breast_cancer", fingerprint=load_data(dataset="breast_cancer").fingerprint),
-                         ["l2"], ["lbfgs", "fista"], sampler="random", pruner="none", seed=1, n_trials=N_TRIALS,
-                         train={"epochs": 10})
-        result = run_study(spec, STUDY, storage, observers=[MlflowObserver(server.url)])
+        spec = StudySpec(data, ["l2"], ["lbfgs", "fista"], sampler="random", pruner="median", seed=1,
+                         n_trials=N_TRIALS, train={"epochs": 10})
+        result = run_study(spec, key, storage, observers=[MlflowObserver(server.url)])
     except BaseException:
         server.stop()
         raise
-    _CACHE["served"] = Served(server, storage, STUDY, result, root)
-    return _CACHE["served"]
+    _CACHE[key] = Served(server, storage, key, result, root)
+    return _CACHE[key]
 
 
-def stop_served() -> None:
-    served = _CACHE.pop("served", None)
+def stop_served(key: str = STUDY) -> None:
+    served = _CACHE.pop(key, None)
     if served is not None:
         served.server.stop()
 

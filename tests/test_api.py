@@ -113,7 +113,7 @@ def test_tune_in_memory_returns_a_result_whose_best_model_predicts() -> None:
     assert result.n_complete + result.n_pruned == 5 and len(result.trials) == 5
     complete = [t.value for t in result.trials if t.state == "COMPLETE" and t.value is not None]
     assert result.best_value == min(complete) and result.metric == "log_loss"
-    assert result.best_params["variant"] in ("l2:fista", "l1:fista")
+    assert result.best_params["penalty"] in ("l2", "l1") and result.best_params["optimizer"] == "fista"
     assert result.model is not None and set(result.test) >= {"log_loss", "accuracy"}
     X, y = load_breast_cancer(return_X_y=True)
     assert (result.model.predict(X) == y).mean() > 0.9

@@ -48,26 +48,37 @@ def test_study_show_has_spec_top_trials_and_importances(db: str) -> None:
     assert values == sorted(values)  # minimised metric: best first
     assert info["best"]["value"] == values[0]
     assert "penalty.strength" in info["importances"]
+    assert set(info["importances"]) <= {"penalty", "optimizer", "penalty.strength", "optimizer.lr"}
+    for row in info["top"]:  # the public names: the plugins, then their hyperparameters
+        assert list(row["params"])[:2] == ["penalty", "optimizer"] and "variant" not in row["params"]
+        assert row["params"]["optimizer"] == "fista" and "optimizer.lr" in row["params"]
+    best = info["top"][0]["params"]
+    assert f"penalty={best['penalty']}, optimizer=fista" in res.output
 
 
 def test_study_best_json(db: str) -> None:
     best = json.loads(run("study", "best", "beta", "--storage", db, "--json").stdout)
-    assert best["state"] == "COMPLETE" and best["params"]["variant"] in ("l2:fista", "l1:fista")
+    assert best["state"] == "COMPLETE" and best["params"]["penalty"] in ("l2", "l1")
+    assert best["params"]["optimizer"] == "fista" and "variant" not in best["params"]
+    text = run("study", "best", "beta", "--storage", db).output
+    assert f"penalty = {best['params']['penalty']}" in text and "optimizer.lr = " in text
     assert set(best["test_metrics"]) >= {"log_loss", "accuracy", "f1"}
 
 
 def test_study_export_csv_and_json(db: str, tmp_path: Path) -> None:
     res = run("study", "export", "alpha", "--storage", db, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
-    assert len(rows) == 6 and "params_penalty.strength" in rows[0] and "value" in rows[0]
+    assert len(rows) == 6 and "value" in rows[0]
+    params = [c for c in rows[0] if c.startswith("params.")]
+    assert params == ["params.penalty", "params.optimizer", "params.penalty.strength", "params.optimizer.lr"]
     # one column per metric, one number per cell (not a dict in a cell)
-    metrics = [c for c in rows[0] if c.startswith("user_attrs_val_metrics.")]
-    assert {"user_attrs_val_metrics.log_loss", "user_attrs_val_metrics.accuracy"} <= set(metrics), list(rows[0])
-    assert "user_attrs_val_metrics" not in rows[0]
+    metrics = [c for c in rows[0] if c.startswith("user_attrs.val_metrics.")]
+    assert {"user_attrs.val_metrics.log_loss", "user_attrs.val_metrics.accuracy"} <= set(metrics), list(rows[0])
+    assert "user_attrs.val_metrics" not in rows[0]
     for row in rows:
         assert all("{" not in v for v in row.values()), row
         if row["state"] == "COMPLETE":
-            assert float(row["user_attrs_val_metrics.log_loss"]) == pytest.approx(float(row["value"]))
+            assert float(row["user_attrs.val_metrics.log_loss"]) == pytest.approx(float(row["value"]))
     out = tmp_path / "alpha.json"
     assert run("study", "export", "alpha", "--storage", db, "--format", "json", "-o", str(out)).exit_code == 0
     trials = json.loads(out.read_text())

@@ -257,3 +257,107 @@ def test_plugins_list_shows_a_plugin_that_fails_its_contract_checks(monkeypatch:
     text = invoke("plugins", "list").output
     line = next(line for line in text.splitlines() if "FAILING" in line)
     assert "tuner plugins check float_step" in line and text.count("FAILING") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# tune: where its records are (MLflow), and its progress
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A 4-trial study on breast_cancer logged to a SQLite MLflow store: the --json summary and
+    the text of the same study's `study show`."""
+    root = tmp_path_factory.mktemp("tracked")
+    store = {"storage": f"sqlite:///{root / 'studies.db'}", "tracking": f"sqlite:///{root / 'mlflow.db'}"}
+    result = invoke("tune", "--dataset", "breast_cancer", "--study", "bc", "--trials", 4, "--penalty", "l2",
+                    "--optimizer", "lbfgs,fista", "--epochs", 20, "--storage", store["storage"],
+                    "--tracking-uri", store["tracking"], "--json")
+    assert result.exit_code == 0, result.output
+    return {**store, "summary": json.loads(result.stdout), "stderr": result.stderr}
+
+
+def test_tune_summary_names_the_experiment_run_and_model_to_copy(tracked: dict[str, Any]) -> None:
+    m = tracked["summary"]["mlflow"]
+    assert m["experiment_name"] == "bc" and m["experiment_id"] and len(m["parent_run_id"]) == 32
+    assert m["registered_model"] == "bc" and m["model_uri"] == f"models:/bc/{m['model_version']}"
+    assert m["champion_uri"] == "models:/bc@champion" and m["champion_version"] == m["model_version"]
+    assert m["ui_command"] == f"tuner ui --tracking-uri {tracked['tracking']}"
+    assert m["ui_link"].startswith("http://127.0.0.1:5000/") and f"/experiments/{m['experiment_id']}/" in m["ui_link"]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracked["tracking"])
+    assert client.get_run(m["parent_run_id"]).info.experiment_id == m["experiment_id"]
+    assert client.get_experiment(m["experiment_id"]).name == "bc"
+    assert str(client.get_model_version_by_alias("bc", "champion").version) == m["champion_version"]
+
+
+def test_study_show_names_the_same_mlflow_records(tracked: dict[str, Any]) -> None:
+    args = ("study", "show", "bc", "--storage", tracked["storage"], "--tracking-uri", tracked["tracking"])
+    shown = ok_json(*args)
+    assert shown["mlflow"] == tracked["summary"]["mlflow"]
+    text = invoke(*args)
+    assert text.exit_code == 0, text.output
+    m = shown["mlflow"]
+    for piece in (f"experiment: bc (id {m['experiment_id']})", m["parent_run_id"], m["model_uri"], "models:/bc@champion",
+                  f"run `{m['ui_command']}` and open {m['ui_link']}"):
+        assert piece in text.stdout
+
+
+def test_tune_text_summary_and_progress_lines_when_not_a_terminal(tracked: dict[str, Any]) -> None:
+    """stderr is not a terminal under CliRunner: one line per trial here (4 trials), naming the metric."""
+    assert " trials  best " not in tracked["stderr"]  # --json: no progress lines
+    result = invoke("tune", "--study", "bc", "--trials", 6, "--storage", tracked["storage"], "--tracking-uri",
+                    tracked["tracking"])
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.stderr.splitlines() if " trials  best " in ln]
+    assert [ln.split()[0] for ln in lines] == ["5/6", "6/6"]
+    assert all(" best log_loss " in ln for ln in lines)
+    assert "models:/bc@champion" in result.stdout and "parent run: " in result.stdout
+
+
+def test_progress_line_every_tenth_of_the_budget() -> None:
+    from tuner.cli._progress import line_every
+
+    assert [line_every(n) for n in (None, 3, 10, 50, 200)] == [1, 1, 1, 5, 20]
+
+
+def test_progress_bar_clears_itself_around_log_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log record written while the bar is shown (by a handler made before the bar) comes on its
+    own line: the bar is cleared first and drawn again after it."""
+    import io
+    import logging
+    import sys
+
+    from tuner.cli._progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    logger = logging.getLogger("tuner-test-progress")
+    handler = logging.StreamHandler(term)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with Progress("bar", "roc_auc") as progress:
+            progress({"done": 1, "total": 4, "best": 0.9, "elapsed": 3, "number": 0, "reason": None})
+            logger.warning("a log line")
+            progress({"done": 2, "total": 4, "best": 0.95, "elapsed": 5, "number": 1, "reason": None})
+        assert sys.stderr is term and handler.stream is term
+    finally:
+        logger.removeHandler(handler)
+    out = term.getvalue()
+    bar1 = "[######------------------] 1/4 trials  best roc_auc 0.9  00:03"
+    assert f"\r{bar1}\r\x1b[Ka log line\n\r{bar1}\r\x1b[K\r[############" in out
+    assert out.endswith("2/4 trials  best roc_auc 0.95  00:05\n")
+
+
+def test_worker_summary_names_the_same_experiment_and_champion(tracked: dict[str, Any]) -> None:
+    """A worker joining the (spent) study: its summary points at the same MLflow records."""
+    s = ok_json("worker", "--study", "bc", "--storage", tracked["storage"], "--tracking-uri", tracked["tracking"],
+                "--wait", 0)
+    m, first = s["mlflow"], tracked["summary"]["mlflow"]
+    assert (m["experiment_id"], m["parent_run_id"]) == (first["experiment_id"], first["parent_run_id"])
+    assert m["champion_uri"] == "models:/bc@champion" and m["ui_link"] == first["ui_link"]

@@ -21,6 +21,7 @@ from tuner.study import (
     best_record,
     delete_study,
     export_trials,
+    history_importances,
     list_studies,
     param_importances,
     run_study,
@@ -54,6 +55,9 @@ def test_trial_records_are_what_optuna_stored_as_plain_data(url: str) -> None:
     for r, t in zip(records, trials):
         assert isinstance(r, TrialRecord)
         assert (r.state, r.value, r.params, r.user_attrs) == (t.state.name, t.value, t.params, t.user_attrs)
+        pen, opt = t.params["variant"].split(":")  # the public names: the plugins, then their hyperparameters
+        assert r.public_params == {"penalty": pen, "optimizer": opt, **{k: v for k, v in t.params.items()
+                                                                         if k != "variant"}}
         assert r.intermediate_values == t.intermediate_values and r.datetime_start == t.datetime_start
         assert r.finished
     # nothing of Optuna leaks out: every field is a builtin, a datetime or a container of them
@@ -96,9 +100,14 @@ def test_a_missing_study_names_the_ones_there(url: str) -> None:
 
 def test_export_as_csv_and_json(url: str) -> None:
     rows = list(csv.DictReader(io.StringIO(export_trials(url, "alpha", "csv"))))
-    assert len(rows) == N_TRIALS and "params_penalty.strength" in rows[0] and "value" in rows[0]
+    assert len(rows) == N_TRIALS and "value" in rows[0]
+    records = trial_records(url, "alpha")
+    for row, r in zip(rows, records):
+        assert {k[len("params."):]: v for k, v in row.items() if k.startswith("params.")} == \
+            {k: str(v) for k, v in r.public_params.items()}
     data = json.loads(export_trials(url, "alpha", "json"))
     assert [d["number"] for d in data] == list(range(N_TRIALS))
+    assert [d["params"] for d in data] == [r.public_params for r in records]
     assert data[0] == json.loads(json.dumps(trial_records(url, "alpha")[0].to_dict()))
     with pytest.raises(ConfigError, match="'fmt' parameter"):
         export_trials(url, "alpha", "xml")
@@ -106,7 +115,9 @@ def test_export_as_csv_and_json(url: str) -> None:
 
 def test_importances_name_searched_parameters(url: str) -> None:
     imp = param_importances(url, "alpha")
-    assert imp and set(imp) <= set(trial_records(url, "alpha")[0].params) | {"optimizer.lr", "penalty.strength"}
+    assert imp and set(imp) <= {"penalty", "optimizer", "optimizer.lr", "penalty.strength"}
+    history = [{"state": r.state, "value": r.value, "params": r.params} for r in trial_records(url, "alpha")]
+    assert imp == history_importances(history, "minimize")  # the numbers the MLflow parent run logs
     assert all(v >= 0 and math.isfinite(v) for v in imp.values())
     assert param_importances(url, "alpha", min_trials=N_TRIALS + 1) == {}
 

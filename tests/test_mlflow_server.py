@@ -155,3 +155,39 @@ def test_lost_server_mid_study_keeps_trials_going_and_sync_logs_them_later(
         assert mv.tags["tuner.trial"] == str(study.best_trial.number)
     finally:
         proxy.stop()
+
+
+def test_parent_and_trial_runs_are_what_a_reviewer_compares(served: Served) -> None:
+    """Ranking metrics only on complete trials, public parameter names, the parent's summary tags."""
+    from tuner.study import param_importances
+
+    client = MlflowClient(served.server.url)
+    exp = client.get_experiment_by_name(served.study)
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    parent = [r for r in runs if r.data.tags.get("tuner.role") == "study"][0]
+    trials = {int(r.data.tags["tuner.trial"]): r for r in runs if r.data.tags.get("tuner.role") == "trial"}
+    study = optuna.load_study(study_name=served.study, storage=served.storage)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, "the served study should prune some trials (median pruner)"
+    for t in study.trials:
+        data = trials[t.number].data
+        assert data.tags["tuner.state"] == t.state.name
+        assert not any(k.startswith(("optimizer.lbfgs.", "optimizer.fista.")) for k in data.params), data.params
+        assert {"penalty", "optimizer", "penalty.strength", "optimizer.lr"} <= set(data.params)
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert data.metrics["val_log_loss"] == pytest.approx(t.value)
+        else:  # its last value under another name, never in the ranking column
+            assert not any(k.startswith(("val_", "test_")) for k in data.metrics), data.metrics
+            last = t.intermediate_values[max(t.intermediate_values)]
+            assert data.metrics["pruned_at_val_log_loss"] == pytest.approx(last, rel=1e-6)
+    best = study.best_trial
+    tags = parent.data.tags
+    assert tags["tuner.best_trial"] == str(best.number)
+    assert tags["tuner.best_run_id"] == trials[best.number].info.run_id
+    mv = client.get_model_version_by_alias(served.study, CHAMPION_ALIAS)
+    assert tags["tuner.champion_version"] == str(mv.version)
+    assert tags["tuner.champion_alias_uri"] == f"models:/{served.study}@{CHAMPION_ALIAS}"
+    expected = param_importances(served.storage, served.study)  # what `tuner study show` prints
+    logged = {k.removeprefix("importance."): v for k, v in parent.data.metrics.items() if k.startswith("importance.")}
+    assert expected and set(logged) == set(expected)
+    assert logged == pytest.approx(expected)

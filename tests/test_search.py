@@ -42,7 +42,8 @@ def test_study_of_all_four_variants_completes_and_resumes(tmp_path: Path) -> Non
     assert code == 0, out
     summary = json.loads(out)
     assert summary["trials"]["complete"] + summary["trials"]["pruned"] == 8
-    assert summary["best_params"]["variant"].endswith(":fista")
+    assert summary["best_params"]["optimizer"] == "fista" and "variant" not in summary["best_params"]
+    assert summary["best_params"]["penalty"] in ("none", "l1", "l2", "elasticnet")
     assert 0 < summary["test"]["log_loss"] < 0.5 and summary["test"]["accuracy"] > 0.9
     study = load(tmp_path, "bc")
     variants = {t.params["variant"] for t in study.trials}
@@ -102,7 +103,8 @@ def test_mini_batch_trials_that_stop_far_from_the_optimum_are_pruned(tmp_path: P
         assert t.user_attrs["prune_reason"].startswith("not converged: stopped ")
         assert "above the optimum of its objective (lbfgs)" in t.user_attrs["prune_reason"]
     assert all(t.state == TrialState.COMPLETE and "optimality_gap" not in t.user_attrs for t in lbfgs)
-    assert json.loads(out)["best_params"]["variant"] == "l2:lbfgs"
+    best = json.loads(out)["best_params"]
+    assert (best["penalty"], best["optimizer"]) == ("l2", "lbfgs") and "optimizer.lr" in best
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "qmc", "grid", "cmaes"])

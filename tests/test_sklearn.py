@@ -249,6 +249,9 @@ def test_tuned_matches_tuner_tune_on_the_same_split_and_seed(tmp_path: Path) -> 
     clf = tuner.TunedLogisticRegression(test_fraction=0.2, random_state=7, **SEARCH).fit(X, y)  # type: ignore[arg-type]
     assert clf.best_score_ == pytest.approx(cli_best["best_value"], rel=1e-6, abs=1e-9)
     assert clf.best_params_ == cli_best["best_params"]
+    # the public names, although lbfgs and fista declare different lr ranges (two Optuna parameters)
+    assert list(clf.best_params_)[:2] == ["penalty", "optimizer"] and "optimizer.lr" in clf.best_params_
+    assert clf.best_params_["optimizer"] in ("lbfgs", "fista") and "variant" not in clf.best_params_
     assert clf.study_.storage_url is None and clf.study_.n_complete + clf.study_.n_pruned == SEARCH["trials"]
     # coef_/intercept_ are in the input's units: they predict raw rows as the best model does
     np.testing.assert_allclose(clf.predict_proba(X), clf.best_model_.predict_proba(X), atol=1e-10)
@@ -269,6 +272,7 @@ def test_tuned_keeps_the_study_in_a_given_storage(tmp_path: Path) -> None:
     assert len(records) == 3
     assert all(len(t.intermediate_values) == 2 for t in records if t.state == "COMPLETE")  # one score per fold
     assert clf.best_params_["penalty.strength"] > 0
+    assert (clf.best_params_["penalty"], clf.best_params_["optimizer"]) == ("l2", "lbfgs")
     assert clf.best_score_ == min(t.value for t in trial_records(url, "digits") if t.value is not None)
 
 

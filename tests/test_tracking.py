@@ -93,7 +93,9 @@ def test_an_unconverged_mini_batch_trial_is_logged_as_killed_with_its_gap(tmp_pa
     (run,) = children
     assert run.info.status == "KILLED" and run.data.tags["tuner.reason"].startswith("not converged: stopped ")
     assert run.data.metrics["optimality_gap"] == pytest.approx(trial.user_attrs["optimality_gap"])
-    assert "val_log_loss" in run.data.metrics  # what it reached is kept for the review
+    # what it reached is kept for the review, under a name that never ranks against finished trials
+    assert "pruned_at_val_log_loss" in run.data.metrics and "val_log_loss" not in run.data.metrics
+    assert not any(k.startswith(("val_", "test_")) for k in run.data.metrics)
 
 
 def test_study_logs_a_parent_and_a_child_run_per_trial_and_resume_reuses_them(tmp_path: Path, boom: None) -> None:
@@ -131,7 +133,8 @@ def test_study_logs_a_parent_and_a_child_run_per_trial_and_resume_reuses_them(tm
         assert tags["optuna.study_name"] == "bc" and tags["tuner.study"] == "bc"
         assert tags["tuner.data.fingerprint"] == fingerprint
         assert tags["tuner.version.mlflow"] == mlflow.__version__ and tags["tuner.version.optuna"] == optuna.__version__
-        assert params["variant"] == t.params["variant"] and params["penalty"] == "l2"
+        assert f"{params['penalty']}:{params['optimizer']}" == t.params["variant"] and params["penalty"] == "l2"
+        assert "variant" not in params and not any(k.count(".") > 1 for k in params), params  # the public names
         assert 1e-2 <= float(params["penalty.strength"]) <= 1e-1
         optimizer = t.params["variant"].split(":")[1]
         assert params["optimizer"] == optimizer and tags["tuner.optimizer"] == optimizer
@@ -282,6 +285,39 @@ def test_unreachable_tracking_server_fails_before_any_trial(tmp_path: Path) -> N
     assert "unreachable" not in [s.study_name for s in optuna.get_all_study_summaries(storage)]
 
 
+def test_sync_logs_pruned_trials_and_names_as_the_live_observer_does(tmp_path: Path) -> None:
+    """The same parameter names, ranking metrics only for COMPLETE trials, and the UI's trials view."""
+    from tuner.tracking import VIEW_KEY
+
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(_data("breast_cancer"), ["l2"], ["lbfgs", "fista"], sampler="random", pruner="median", seed=1,
+                     n_trials=10, train={"epochs": 10})
+    run_study(spec, "live", storage, observers=[MlflowObserver(uri, plots=False, register_model=False)])
+    run_study(spec, "later", storage)
+    assert sync_study(storage, "later", uri, register_model=False)["synced_trials"] == list(range(10))
+    client = _client(uri)
+    logged = {}
+    for name in ("live", "later"):
+        study = optuna.load_study(study_name=name, storage=storage)
+        assert any(t.state == TrialState.PRUNED for t in study.trials)
+        exp = client.get_experiment_by_name(name)
+        view = json.loads(exp.tags[f"mlflow.sharedViewState.{VIEW_KEY}"])
+        assert view["orderByKey"] == "metrics.`val_log_loss`" and view["orderByAsc"] is True
+        assert "params.`optimizer.lr`" in view["selectedColumns"]
+        for r in _runs(client, name)[1]:
+            t = study.trials[int(r.data.tags["tuner.trial"])]
+            logged[name, t.number] = set(r.data.params)
+            if t.state == TrialState.COMPLETE:
+                assert r.data.metrics["val_log_loss"] == pytest.approx(t.value)
+            else:
+                assert not any(k.startswith(("val_", "test_")) for k in r.data.metrics), r.data.metrics
+                last = t.intermediate_values[max(t.intermediate_values)]
+                assert r.data.metrics["pruned_at_val_log_loss"] == pytest.approx(last, rel=1e-6)
+    for n in range(10):  # the same trial, the same names, live or synced (fixed slots included)
+        assert logged["live", n] == logged["later", n]
+        assert "variant" not in logged["live", n] and "optimizer.lr" in logged["live", n]
+
+
 def test_a_study_run_without_mlflow_is_synced_later(tmp_path: Path) -> None:
     uri, storage = _uris(tmp_path)
     spec = StudySpec(_data("wine"), ["l2"], ["lbfgs"], metric="f1", sampler="random", pruner="none",
@@ -341,7 +377,8 @@ def test_two_studies_in_one_process_do_not_cross_wires(tmp_path: Path) -> None:
         assert [p.info.run_id for p in ps] == [parent]
         assert sorted(int(r.data.tags["tuner.trial"]) for r in children) == [0, 1, 2]
         for r in children:
-            assert r.data.params["study"] == s.name and r.data.tags["tuner.reason"].startswith(f"pruned {s.name}")
+            assert r.data.tags["tuner.study"] == s.name and r.data.tags["tuner.reason"].startswith(f"pruned {s.name}")
+            assert "pruned_at_val_log_loss" in r.data.metrics and "val_log_loss" not in r.data.metrics
             assert r.info.status == "KILLED" and r.data.metrics["epochs_run"] == 2
             assert len(client.get_metric_history(r.info.run_id, EPOCH_PREFIX + "val_loss")) == 2
 
@@ -410,8 +447,8 @@ def test_importances_use_the_parameters_every_trial_has_and_plots_are_pngs(tmp_p
         history.append({"number": n, "state": "COMPLETE", "value": 0.1 + abs(math.log10(strength) + 3), "params": params})
     history.append({"number": 12, "state": "PRUNED", "value": None, "params": {"variant": "l2:lbfgs"}})
     imp = history_importances(history, "minimize")
-    assert set(imp) == {"variant", "penalty.strength"}
-    assert sum(imp.values()) == pytest.approx(1.0) and imp["penalty.strength"] > imp["variant"]
+    assert set(imp) == {"penalty", "optimizer", "penalty.strength"}  # public names (see tuner.study.public_params)
+    assert sum(imp.values()) == pytest.approx(1.0) and imp["penalty.strength"] > imp["penalty"]
     assert history_importances(history[:3], "minimize") == {}  # too few complete trials
     coef = np.zeros((6, 3))
     coef[1, 0], coef[4, 2] = 2.0, -1.5

@@ -42,10 +42,11 @@ class TuneResult:
     best_number, best_value : int or None, float or None
         The best trial and its validation metric (None when no trial completed).
     best_params : dict
-        The best trial's parameters as the study stores them (the same keys as ``tuner tune
-        --json`` and ``tuner study show``): ``variant`` (``"penalty:optimizer"``) and the sampled
-        hyperparameters (``penalty.strength``, ``optimizer.lbfgs.lr``, ...); hyperparameters fixed
-        by the search space are not listed.
+        The best trial's hyperparameters by their public names, the same as ``--param``,
+        ``tuner plugins list``, ``tuner tune --json``, ``tuner study show/export`` and the MLflow
+        runs: ``penalty`` and ``optimizer`` (the plugin names), then ``penalty.NAME`` and
+        ``optimizer.NAME`` (``penalty.strength``, ``optimizer.lr``, ...), the ones fixed by
+        ``params`` included.
     model : LogisticModel or None
         The best configuration refit and evaluated on the test split.
     validation, test : dict
@@ -93,6 +94,9 @@ class TuneResult:
     registered_model_name: str | None = None
     registered_model_version: str | None = None
     model_uri: str | None = None
+    champion_version: str | None = None
+    """With tracking: the version the registered model's ``champion`` alias points at (this run's
+    best, or an earlier run's when that one is still better)."""
     outcome: TrainOutcome | None = field(default=None, repr=False)
     """The best refit's full outcome (training result, resolved hyperparameters, metrics)."""
     _summary: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -374,4 +378,5 @@ def _result(r: StudyResult, storage: str | None, tracking_uri: str | None, recor
         experiment_id=attrs.get("mlflow_experiment_id"), parent_run_id=attrs.get("mlflow_parent_run_id"),
         registered_model_name=r.study_name if version is not None else None,
         registered_model_version=None if version is None else str(version), model_uri=attrs.get("mlflow_model_uri"),
+        champion_version=None if attrs.get("mlflow_champion_version") is None else str(attrs["mlflow_champion_version"]),
         outcome=o, _summary=summary)

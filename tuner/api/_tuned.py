@@ -77,7 +77,8 @@ class TunedLogisticRegression(LinearProbaMixin, BaseEstimator):
         The study's outcome (:class:`tuner.TuneResult`): its name, storage, trial counts, the
         trials, the best trial's metrics; with tracking, the registered model's ``model_uri``.
     best_params_ : dict
-        The best trial's parameters (``penalty``, ``optimizer``, ``penalty.strength``...).
+        The best trial's hyperparameters by their public names (``penalty``, ``optimizer``,
+        ``penalty.strength``, ``optimizer.lr``...; see :attr:`tuner.TuneResult.best_params`).
     best_score_ : float
         The best trial's validation metric (``study_.metric``; for ``log_loss`` lower is
         better, ``study_.direction`` says which).

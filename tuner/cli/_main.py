@@ -7,10 +7,12 @@ several commands are declared once in :mod:`tuner.cli._options`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
 
+from tuner.cli._mlflow_info import mlflow_block, print_mlflow_block
 from tuner.cli._options import (
     AppContext,
     TunerGroup,
@@ -28,6 +30,7 @@ from tuner.cli._options import (
     training_kwargs,
     training_options,
 )
+from tuner.cli._progress import Progress
 from tuner.errors import ConfigError, TunerError
 
 __all__ = ["main", "cli"]
@@ -179,34 +182,6 @@ def _csv_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-class _Progress:
-    """One status line on stderr: trials done, best value, elapsed time (terminals only).
-
-    A failed trial gets one line with its reason (unless ``quiet``), terminal or not.
-    """
-
-    def __init__(self, enabled: bool, metric: str, quiet: bool = False) -> None:
-        self.enabled, self.metric, self.quiet = enabled, metric, quiet
-
-    def __call__(self, p: dict[str, Any]) -> None:
-        if p.get("reason") and not self.quiet:
-            click.secho(("\n" if self.enabled else "") + f"warning: trial #{p['number']} failed: {p['reason']}",
-                        fg="yellow", err=True)
-        if not self.enabled:
-            return
-        total = p["total"] or "?"
-        width = 24
-        frac = p["done"] / p["total"] if p["total"] else 0
-        bar = "#" * int(width * min(frac, 1)) + "-" * (width - int(width * min(frac, 1)))
-        best = "-" if p["best"] is None else f"{p['best']:.5g}"
-        mins, secs = divmod(int(p["elapsed"]), 60)
-        click.echo(f"\r[{bar}] {p['done']}/{total} trials  best {self.metric} {best}  {mins:02d}:{secs:02d}", nl=False, err=True)
-
-    def close(self) -> None:
-        if self.enabled:
-            click.echo("", err=True)
-
-
 # What `tune --study NAME` may change on a stored study; any other option given explicitly must
 # match the stored spec (a default never contradicts it: the stored value is used).
 _RESUME_FREE = {"study_name", "storage", "tracking_uri", "no_tracking", "trials", "timeout", "as_json", "data", "dataset",
@@ -299,17 +274,16 @@ def tune(app: AppContext, study_name: str | None, storage: str | None, tracking_
     test_file = options["test_file"]
     values.update(penalty_list=_csv_list(penalty_list), optimizer_list=_csv_list(optimizer_list), params=assignments,
                   test_file=str(Path(test_file).resolve()) if test_file else None)
-    progress = _Progress(sys.stderr.isatty() and not app.quiet and not as_json, metric or "value", app.quiet)
+    progress = Progress(_progress_mode(app, as_json), metric or _stored_metric(storage_url, study_name), app.quiet)
     try:
-        result = run_tune(**data_kwargs(options), **training_kwargs(options), study_name=study_name,
-                          storage=storage_url, tracking_uri=_tracking_uri(tracking_uri, no_tracking),
-                          penalty=penalty_list, optimizer=optimizer_list, params=assignments, trials=trials,
-                          timeout=timeout, metric=metric or "log_loss", sampler=sampler, pruner=pruner, cv=cv,
-                          batch_trials=batch_trials, progress=progress, explicit=_explicit_changes(ctx, values))
+        with progress:
+            result = run_tune(**data_kwargs(options), **training_kwargs(options), study_name=study_name,
+                              storage=storage_url, tracking_uri=_tracking_uri(tracking_uri, no_tracking),
+                              penalty=penalty_list, optimizer=optimizer_list, params=assignments, trials=trials,
+                              timeout=timeout, metric=metric or "log_loss", sampler=sampler, pruner=pruner, cv=cv,
+                              batch_trials=batch_trials, progress=progress, explicit=_explicit_changes(ctx, values))
     except KeyboardInterrupt:  # Ctrl-C while the data was read or checked: nothing was stored
         _interrupted_before_start()
-    finally:
-        progress.close()
     _report_study(result, as_json)
 
 
@@ -332,13 +306,35 @@ def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | N
     """
     from tuner.api import tune as run_tune
 
-    progress = _Progress(False, "value", app.quiet)
+    progress = Progress(_progress_mode(app, as_json), _stored_metric(storage, study_name), app.quiet)
     try:
-        result = run_tune(study_name=study_name, storage=storage, tracking_uri=_tracking_uri(tracking_uri, no_tracking),
-                          batch_trials=batch_trials, progress=progress, wait=wait)
+        with progress:
+            result = run_tune(study_name=study_name, storage=storage,
+                              tracking_uri=_tracking_uri(tracking_uri, no_tracking), batch_trials=batch_trials,
+                              progress=progress, wait=wait)
     except KeyboardInterrupt:
         _interrupted_before_start()
     _report_study(result, as_json)
+
+
+def _progress_mode(app: AppContext, as_json: bool) -> str:
+    """A bar on a terminal, a line every N trials when stderr is redirected; none with -q or --json."""
+    if app.quiet or as_json:
+        return "off"
+    return "bar" if sys.stderr.isatty() else "lines"
+
+
+def _stored_metric(storage: str, study_name: str | None) -> Callable[[], str]:
+    """The metric of the study being run, read from its spec once its first trial ended."""
+
+    def metric() -> str:
+        from tuner.study import study_record
+
+        if study_name is None:
+            return "log_loss"
+        return str(study_record(storage, study_name).spec.get("metric") or "log_loss")
+
+    return metric
 
 
 def _tracking_uri(tracking_uri: str | None, no_tracking: bool) -> str | None:
@@ -359,6 +355,10 @@ def _interrupted_before_start() -> NoReturn:
 def _report_study(result: Any, as_json: bool) -> None:
     """Print a finished study's summary; exit 130/143 when a signal stopped it."""
     summary = result.summary()
+    block = mlflow_block(result.tracking_uri, result.experiment_name, result.experiment_id, result.parent_run_id,
+                         result.study_name, result.registered_model_version, result.champion_version)
+    if block is not None:
+        summary["mlflow"] = block
     if as_json:
         echo_json(summary)
     else:
@@ -384,6 +384,7 @@ def _print_study_summary(s: dict[str, Any]) -> None:
                     f"`tuner tune --study {s['study']}`", fg="yellow")
     if s["best_trial"] is None:
         click.echo("  no completed trial yet")
+        print_mlflow_block(s.get("mlflow"))
         return
     click.echo(f"  best trial: #{s['best_trial']}  validation {s['metric']} = {s['best_value']:.6g} ({s['direction']})")
     for k, v in s["best_params"].items():
@@ -391,7 +392,9 @@ def _print_study_summary(s: dict[str, Any]) -> None:
     if "test" in s:
         click.echo("  test: " + "  ".join(f"{k} {v:.4f}" for k, v in s["test"].items()))
         click.echo(f"  non-zero weights: {s['n_nonzero_weights']} of {s['n_weights']}")
-    if s.get("model_uri"):
+    if s.get("mlflow"):
+        print_mlflow_block(s["mlflow"])
+    elif s.get("model_uri"):
         click.echo(f"  registered model: {s['model_uri']}")
 
 
@@ -399,12 +402,15 @@ def _register_extra_commands() -> None:
     """Commands kept in their own modules (each imports only click at module level)."""
     from tuner.cli._plugins_check import plugins_check
     from tuner.cli._predict import predict, sync_mlflow
+    from tuner.cli._serve import dashboard, ui
     from tuner.cli._study import study
 
     plugins.add_command(plugins_check, "check")
     study.add_command(sync_mlflow, "sync-mlflow")
     cli.add_command(study, "study")
     cli.add_command(predict, "predict")
+    cli.add_command(ui, "ui")
+    cli.add_command(dashboard, "dashboard")
     quiet_everywhere(cli)
 
 

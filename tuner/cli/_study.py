@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from tuner.cli._options import TunerGroup, echo_json, storage_option
+from tuner.cli._mlflow_info import mlflow_block_from_attrs, print_mlflow_block
+from tuner.cli._options import TunerGroup, echo_json, storage_option, tracking_uri_option
 
 __all__ = ["study"]
 
@@ -49,8 +50,10 @@ def study_list(storage: str | None, as_json: bool) -> None:
 @click.argument("name")
 @storage_option()
 @click.option("--top", default=10, show_default=True, help="How many of the best trials to list.")
+@tracking_uri_option("MLflow tracking URI the study logged to, for its UI link [env MLFLOW_TRACKING_URI; default "
+                     "sqlite:///mlflow.db].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def study_show(name: str, storage: str | None, top: int, as_json: bool) -> None:
+def study_show(name: str, storage: str | None, top: int, tracking_uri: str | None, as_json: bool) -> None:
     """A study's spec, best trial, top-k table and parameter importances."""
     from tuner.study import param_importances, study_record, top_records, trial_records
 
@@ -61,6 +64,8 @@ def study_show(name: str, storage: str | None, top: int, as_json: bool) -> None:
             "best": ranked[0].to_dict() if ranked else None, "top": [t.to_dict() for t in ranked[:top]],
             "importances": importances,
             "user_attrs": {k: v for k, v in record.user_attrs.items() if k != "spec"}}
+    mlflow = _mlflow_of(name, tracking_uri, record.user_attrs)  # the MLflow block (cli engineer)
+    info["mlflow"] = mlflow
     if as_json:
         echo_json(info)
         return
@@ -76,17 +81,25 @@ def study_show(name: str, storage: str | None, top: int, as_json: bool) -> None:
                f"{t.get('running', 0)} running" + (f" ({t['stale']} stale: their worker died; the next trial "
                                                    "to start fails and retries them)" if t.get("stale") else "")
                + (f", {t['waiting']} waiting" if t.get("waiting") else ""))
+    print_mlflow_block(mlflow)
     if not ranked:
         click.echo("  no completed trial")
         return
     click.echo(f"  top {len(ranked[:top])}:")
     for tr in ranked[:top]:
-        ps = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tr.params.items())
+        ps = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tr.public_params.items())
         click.echo(f"    #{tr.number:<4} {_value(tr.value)}  {ps}")
     if importances:
         click.echo("  parameter importances:")
         for k, v in importances.items():
             click.echo(f"    {k:<32} {v:.3f}")
+
+
+def _mlflow_of(name: str, tracking_uri: str | None, attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """Experiment, parent run, registered model and UI link of a tracked study (None: not tracked)."""
+    from tuner.tracking import default_tracking_uri
+
+    return mlflow_block_from_attrs(tracking_uri or default_tracking_uri(), name, attrs)
 
 
 def _value(value: float | None) -> str:
@@ -111,7 +124,7 @@ def study_best(name: str, storage: str | None, as_json: bool) -> None:
         echo_json(row)
         return
     click.echo(f"best trial #{best.number}: {_value(best.value)}")
-    for k, v in best.params.items():
+    for k, v in best.public_params.items():
         click.echo(f"  {k} = {v}")
 
 

@@ -25,6 +25,7 @@ from tuner.study._inspect import (
     top_records,
     trial_records,
 )
+from tuner.study._naming import OPTIMIZER, PENALTY, named_params, public_name, public_params
 from tuner.study._observer import StudyInfo, StudyObserver, TrialInfo
 from tuner.study._spec import SPEC_VERSION, DataSpec, StudySpec, parse_range
 from tuner.study._storage import (
@@ -107,6 +108,8 @@ __all__ = [
     "StudySpec", "DataSpec", "SPEC_VERSION", "parse_range",
     # the variant string ("penalty:optimizer")
     "VARIANT", "split_variant", "join_variant",
+    # the public names of a trial's hyperparameters (penalty, optimizer, penalty.NAME, optimizer.NAME)
+    "public_params", "public_name", "named_params", "PENALTY", "OPTIMIZER",
     # storage
     "DEFAULT_STORAGE_FILE", "CONNECT_TIMEOUT_S", "default_storage_url", "open_storage", "sqlite_path",
     "same_database", "redact", "resolve_url", "prepare_sqlite", "schema_lock", "check_reachable", "memory_sqlite",

@@ -1,7 +1,11 @@
-"""Parameter importances (fANOVA) of a study's history, for tracking's plots and metrics.
+"""Parameter importances (fANOVA) of a study's history, for ``study show`` and tracking's
+plots and metrics: one function, so both report the same numbers under the same names.
 
 The study package is the one that imports Optuna; tracking hands over the history it got
-from the search loop (plain dicts) and receives plain numbers back.
+from the search loop (plain dicts) and receives plain numbers back, keyed by the public
+hyperparameter names (see :mod:`tuner.study._naming`): ``penalty`` and ``optimizer`` (the
+plugins) and ``optimizer.lr`` for every optimizer's learning rate together, whatever the
+per-optimizer Optuna names.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from tuner.study._naming import public_params
 
 __all__ = ["history_importances", "MIN_TRIALS_FOR_HISTORY_IMPORTANCE"]
 
@@ -46,13 +52,15 @@ def history_importances(history: Sequence[Mapping[str, Any]], direction: str,
     """fANOVA parameter importances (``optuna.importance``) of the complete trials of ``history``.
 
     ``history`` lists finished trials as ``{"number", "state", "value", "params"}`` (what the
-    search loop gives a :class:`~tuner.study.StudyObserver` at the end of a study). Uses the
-    parameters every complete trial has (conditional ones drop out) with more than one
-    distinct value; the distributions are rebuilt from the observed values. Returns
-    ``{parameter: importance}``, most important first, or an empty dict when there are fewer
-    than ``min_trials`` complete trials or nothing varies.
+    search loop gives a :class:`~tuner.study.StudyObserver` at the end of a study; the
+    params stored or public). The params are taken in the public scheme; the ones every
+    complete trial has (a hyperparameter of only some plugins drops out) with more than one
+    distinct value are used, with distributions rebuilt from the observed values. Returns
+    ``{public name: importance}``, most important first, or an empty dict when there are
+    fewer than ``min_trials`` complete trials or nothing varies.
     """
-    done = [h for h in history if h.get("state") == "COMPLETE" and _finite(h.get("value"))]
+    done = [{**h, "params": public_params(h.get("params") or {})} for h in history
+            if h.get("state") == "COMPLETE" and _finite(h.get("value"))]
     if len(done) < min_trials:
         return {}
     dists = _distributions(done)

@@ -10,6 +10,8 @@ lists the studies the database holds.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import warnings
@@ -18,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tuner.errors import ConfigError
+from tuner.errors import ConfigError, TunerError
+from tuner.study._importance import history_importances
+from tuner.study._naming import public_params
 from tuner.study._storage import default_storage_url, open_storage
 
 __all__ = ["TrialRecord", "StudyRecord", "list_studies", "study_record", "trial_records", "best_record",
@@ -35,7 +39,11 @@ class TrialRecord:
 
     ``state`` is Optuna's state name (COMPLETE, PRUNED, FAIL, RUNNING, WAITING); ``value`` the
     study metric of a complete trial; ``intermediate_values`` the metric reported per epoch
-    (or per fold with cross-validation).
+    (or per fold with cross-validation). ``public_params`` are the trial's hyperparameters by
+    the names a user sees (``penalty``, ``optimizer``, ``optimizer.lr``; fixed ones included;
+    see :func:`~tuner.study.public_params`): what every output shows. ``params`` are the
+    parameters as Optuna stores them (``variant``, ``optimizer.lbfgs.lr``): internal names, for
+    code that rebuilds the trial (:func:`~tuner.study.params_of`).
     """
 
     number: int
@@ -47,6 +55,7 @@ class TrialRecord:
     datetime_start: datetime | None = None
     datetime_complete: datetime | None = None
     values: list[float] | None = None
+    public_params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -55,7 +64,8 @@ class TrialRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON row of ``tuner study show/best/export --format json``."""
-        return {"number": self.number, "state": self.state, "value": self.value, "params": dict(self.params),
+        return {"number": self.number, "state": self.state, "value": self.value,
+                "params": dict(self.public_params),
                 "user_attrs": dict(self.user_attrs),
                 "datetime_start": self.datetime_start.isoformat() if self.datetime_start else None,
                 "datetime_complete": self.datetime_complete.isoformat() if self.datetime_complete else None}
@@ -115,10 +125,26 @@ def _load(storage: Any, name: str) -> Any:
             from None
 
 
-def _record(t: Any) -> TrialRecord:
+def _record(t: Any, space: Any = None) -> TrialRecord:
     return TrialRecord(t.number, t.state.name, t.value if t.values is None or len(t.values) == 1 else None,
                        dict(t.params), dict(t.user_attrs), dict(t.intermediate_values), t.datetime_start,
-                       t.datetime_complete, list(t.values) if t.values is not None else None)
+                       t.datetime_complete, list(t.values) if t.values is not None else None,
+                       public_params(t.params, space))
+
+
+def _space_of(study: Any) -> Any:
+    """The search space of a study tuner created (for its fixed hyperparameters), or None when it
+    cannot be rebuilt here (no spec, or a plugin of the spec is not installed)."""
+    raw = study.user_attrs.get("spec")
+    if raw is None:
+        return None
+    from tuner.study._search_space import build_space
+    from tuner.study._spec import StudySpec
+
+    try:
+        return build_space(StudySpec.from_json(raw if isinstance(raw, str) else json.dumps(raw)))
+    except (TunerError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _spec_of(user_attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,16 +206,18 @@ def trial_records(storage_url: str | None, study_name: str, states: Sequence[str
     """The study's trials in number order, as :class:`TrialRecord`; ``states`` (e.g. ``["COMPLETE"]``) filters."""
     study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
     wanted = {s.upper() for s in states} if states is not None else None
-    return [_record(t) for t in study.get_trials(deepcopy=False) if wanted is None or t.state.name in wanted]
+    space = _space_of(study)
+    return [_record(t, space) for t in study.get_trials(deepcopy=False) if wanted is None or t.state.name in wanted]
 
 
 def best_record(storage_url: str | None, study_name: str) -> TrialRecord | None:
     """The study's best complete trial (Optuna's ``best_trial``), or None before the first one."""
     study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
     try:
-        return _record(study.best_trial)
+        best = study.best_trial
     except ValueError:
         return None
+    return _record(best, _space_of(study))
 
 
 def top_records(trials: Sequence[TrialRecord], direction: str, k: int | None = None) -> list[TrialRecord]:
@@ -201,49 +229,72 @@ def top_records(trials: Sequence[TrialRecord], direction: str, k: int | None = N
 
 def param_importances(storage_url: str | None, study_name: str,
                       min_trials: int = MIN_TRIALS_FOR_IMPORTANCE) -> dict[str, float]:
-    """Optuna's parameter importances of the study's complete trials, most important first;
-    empty below ``min_trials`` complete trials or when they cannot be computed."""
-    optuna = _quiet_optuna()
+    """fANOVA parameter importances of the study's complete trials by public name (``penalty``,
+    ``optimizer``, ``optimizer.lr``...), most important first: the numbers the study's MLflow
+    parent run logs (:func:`~tuner.study.history_importances`); empty below ``min_trials``
+    complete trials or when they cannot be computed."""
     study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if len(done) < min_trials:
-        return {}
+    history = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+               for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+            return history_importances(history, study.direction.name.lower(), min_trials=min_trials)
     except (RuntimeError, ValueError):
         return {}
 
 
 def export_trials(storage_url: str | None, study_name: str, fmt: str = "csv") -> str:
-    """Every trial of the study as CSV (Optuna's trials table: ``params_*``/``user_attrs_*``
-    columns) or JSON (a list of :meth:`TrialRecord.to_dict` rows)."""
+    """Every trial of the study as CSV or JSON, its hyperparameters by public name.
+
+    CSV: one row per trial, one column per value: ``number``, ``state``, ``value``,
+    ``datetime_start``, ``datetime_complete``, ``duration_seconds``, then ``params.penalty``,
+    ``params.optimizer``, ``params.penalty.strength``, ``params.optimizer.lr``... and the user
+    attributes as ``user_attrs.NAME`` (a dict spread into one column per key:
+    ``user_attrs.val_metrics.log_loss``). JSON: a list of :meth:`TrialRecord.to_dict` rows.
+    """
     if fmt not in ("csv", "json"):
         raise ConfigError(f"The 'fmt' parameter of export_trials must be 'csv' or 'json'; got {fmt!r} instead.")
     study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
+    space = _space_of(study)
+    records = [_record(t, space) for t in study.get_trials(deepcopy=False)]
     if fmt == "json":
-        rows = [_record(t).to_dict() for t in study.get_trials(deepcopy=False)]
-        return json.dumps(rows, indent=2, default=_json_default)
-    frame = study.trials_dataframe(attrs=("number", "state", "value", "datetime_start", "datetime_complete",
-                                          "duration", "params", "user_attrs"))
-    return str(_flat_columns(frame).to_csv(index=False))
+        return json.dumps([r.to_dict() for r in records], indent=2, default=_json_default)
+    return _csv(records)
 
 
-def _flat_columns(frame: Any) -> Any:
-    """``frame`` with each column of dicts (``user_attrs_val_metrics``) spread into one column per
-    key (``user_attrs_val_metrics.log_loss``), so a spreadsheet gets one number per cell."""
-    import pandas as pd
+def _csv(records: Sequence[TrialRecord]) -> str:
+    """The CSV table of :func:`export_trials` (an empty cell where a trial lacks a column)."""
+    rows = []
+    for r in records:
+        row: dict[str, Any] = {
+            "number": r.number, "state": r.state, "value": r.value,
+            "datetime_start": r.datetime_start.isoformat() if r.datetime_start else None,
+            "datetime_complete": r.datetime_complete.isoformat() if r.datetime_complete else None,
+            "duration_seconds": (r.datetime_complete - r.datetime_start).total_seconds()
+            if r.datetime_start and r.datetime_complete else None}
+        row.update({f"params.{k}": v for k, v in r.public_params.items()})
+        for k, v in r.user_attrs.items():
+            if isinstance(v, Mapping):
+                row.update({f"user_attrs.{k}.{kk}": _cell(vv) for kk, vv in v.items()})
+            else:
+                row[f"user_attrs.{k}"] = _cell(v)
+        rows.append(row)
+    seen = list(dict.fromkeys(k for row in rows for k in row))
+    columns = [c for c in seen if not c.startswith(("params.", "user_attrs."))]
+    for group in ("params.penalty", "params.optimizer", "params.penalty.", "params.optimizer.", "params."):
+        columns += [c for c in seen if c not in columns and (c == group or group.endswith(".") and c.startswith(group))]
+    columns += sorted(c for c in seen if c not in columns)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
-    out = []
-    for name in frame.columns:
-        column = frame[name]
-        if column.map(lambda v: isinstance(v, dict)).any():
-            spread = pd.DataFrame([v if isinstance(v, dict) else {} for v in column], index=frame.index)
-            out.append(spread.add_prefix(f"{name}."))
-        else:
-            out.append(column.to_frame())
-    return pd.concat(out, axis=1) if out else frame
+
+def _cell(value: Any) -> Any:
+    """A user attribute as one CSV cell: lists and nested dicts as JSON, the rest as is."""
+    return json.dumps(value, default=str) if isinstance(value, (list, tuple, Mapping)) else value
 
 
 def _json_default(o: Any) -> Any:

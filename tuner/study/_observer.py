@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tuner.study._naming import named_params
+
 if TYPE_CHECKING:  # pragma: no cover
     from tuner.study._configure import TrainOutcome
     from tuner.train import Callback
@@ -32,7 +34,12 @@ class StudyInfo:
 
 @dataclass
 class TrialInfo:
-    """One trial: its number, chosen plugins and hyperparameters (namespaced names)."""
+    """One trial: its number, chosen plugins and hyperparameters.
+
+    ``params`` are the Optuna parameters (internal names: ``variant``, ``optimizer.lbfgs.lr``);
+    ``penalty_params`` / ``optimizer_params`` the plugins' hyperparameters by bare name, fixed
+    ones included; :attr:`public_params` the names a user sees.
+    """
 
     number: int
     penalty: str
@@ -41,6 +48,12 @@ class TrialInfo:
     penalty_params: dict[str, Any]
     optimizer_params: dict[str, Any]
     user_attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def public_params(self) -> dict[str, Any]:
+        """The trial's hyperparameters in the public scheme (``penalty``, ``optimizer``,
+        ``penalty.NAME``, ``optimizer.NAME``), fixed ones included; see :mod:`tuner.study._naming`."""
+        return named_params(self.penalty, self.optimizer, self.penalty_params, self.optimizer_params)
 
 
 class StudyObserver:
@@ -71,7 +84,8 @@ class StudyObserver:
                      history: list[dict[str, Any]]) -> dict[str, Any]:
         """Called after the best configuration was refit and evaluated on the test split.
 
-        ``history`` lists every finished trial as ``{"number", "state", "value", "params"}``.
+        ``history`` lists every finished trial as ``{"number", "state", "value", "params"}``
+        (``params`` by public name, as :attr:`TrialInfo.public_params`).
         """
         return {}
 

@@ -25,6 +25,8 @@ class StudyResult:
     best_number: int | None
     best_value: float | None
     best_params: dict[str, Any]
+    """The best trial's hyperparameters by public name (``penalty``, ``optimizer``, ``optimizer.lr``...),
+    fixed ones included (see :func:`~tuner.study.public_params`)."""
     best_outcome: TrainOutcome | None
     interrupted: str | None = None
     warnings: list[str] = field(default_factory=list)

@@ -18,6 +18,7 @@ from typing import Any
 from tuner.errors import ConfigError, TunerError
 from tuner.study._configure import TrainOutcome, train_one
 from tuner.study._default_plugins import default_plugins
+from tuner.study._naming import public_params
 from tuner.study._objective import Objective
 from tuner.study._observer import StudyInfo, StudyObserver, TrialInfo
 from tuner.study._result import StudyResult, best_trial, trial_counts
@@ -252,7 +253,8 @@ class _StudyRun:
                 train_one(self.data, pn, on, pp, op, self.config, [StopCallback(self.stop)])
         except Interrupted as exc:
             return None, str(exc)
-        history = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+        history = [{"number": t.number, "state": t.state.name, "value": t.value,
+                    "params": public_params(t.params, self.space)}
                    for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()]
         binfo = TrialInfo(best.number, pn, on, dict(best.params), pp, op, dict(best.user_attrs))
         self.stop.critical = True
@@ -271,6 +273,6 @@ class _StudyRun:
         no_result = none_completed(study) if best is None and self.mine and not interrupted else None
         return StudyResult(study.study_name, self.info.storage_url, self.spec.metric, self.info.direction,
                            trial_counts(study), best.number if best else None, best.value if best else None,
-                           dict(best.params) if best else {}, outcome, interrupted,
+                           public_params(best.params, self.space) if best else {}, outcome, interrupted,
                            warnings + budget_warnings(self.budget, self.spec, self.mine),
                            time.time() - self.started, no_result=no_result)

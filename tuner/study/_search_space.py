@@ -4,8 +4,10 @@ and the Optuna sampler and pruner that search it.
 
 A trial picks one categorical :data:`~tuner.study._variant.VARIANT`, then the chosen plugins'
 own hyperparameters. Two plugins declaring the same hyperparameter with the same distribution
-share one trial parameter (``penalty.strength``); different distributions get the plugin's
-name (``optimizer.sgd.lr``).
+share one Optuna parameter (``penalty.strength``); different distributions get the plugin's
+name (``optimizer.sgd.lr``). Those Optuna names are internal: a user names a hyperparameter
+``optimizer.lr`` (:attr:`Slot.public_name`, :mod:`tuner.study._naming`), and a ``params``
+entry of that name applies to every plugin in play that declares it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ _SlotKey = tuple[str, str, str]  # (kind, plugin, hyperparameter)
 class Slot:
     """One hyperparameter of one plugin, as it appears in the trials."""
 
-    name: str  # the trial parameter name, e.g. penalty.strength
+    name: str  # the Optuna parameter name (internal), e.g. penalty.strength or optimizer.sgd.lr
     kind: str  # "penalty" or "optimizer"
     plugin: str
     hp: str
@@ -46,6 +48,11 @@ class Slot:
     low: float | None = None
     high: float | None = None
     log: bool = False
+
+    @property
+    def public_name(self) -> str:
+        """The name a user sees and gives (``optimizer.lr``), whatever the Optuna name."""
+        return f"{self.kind}.{self.hp}"
 
     @property
     def numeric(self) -> bool:
@@ -150,19 +157,19 @@ def _narrow(key: str, text: str, all_slots: Mapping[_SlotKey, Slot]) -> None:
     matches = [s for s in all_slots.values()
                if key in (s.name, f"{s.kind}.{s.hp}", f"{s.kind}.{s.plugin}.{s.hp}")]
     if not matches:
-        known = sorted({s.name for s in all_slots.values()})
+        known = sorted({s.public_name for s in all_slots.values()})
         raise ConfigError(f"params[{key!r}]: no plugin in play declares it. Searchable: {', '.join(known)}.")
     mode, value = parse_range(text)
     for s in matches:
         if mode == "fixed":
-            s.fixed, s.is_fixed = s.spec.validate(s.name, value), True
+            s.fixed, s.is_fixed = s.spec.validate(s.public_name, value), True
             continue
         low, high, log = value
         if isinstance(s.spec, Categorical):
-            raise ConfigError(f"params[{key!r}]: {s.name} is categorical; fix it to one of its choices instead of "
+            raise ConfigError(f"params[{key!r}]: {s.public_name} is categorical; fix it to one of its choices instead of "
                               "a range.")
-        s.spec.validate(s.name, low)
-        s.spec.validate(s.name, high)
+        s.spec.validate(s.public_name, low)
+        s.spec.validate(s.public_name, high)
         s.low, s.high, s.log = low, high, log or s.spec.log
 
 

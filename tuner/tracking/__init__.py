@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from tuner.tracking._links import VIEW_KEY, trials_view, ui_link
 from tuner.tracking._names import CHAMPION_ALIAS, EPOCH_PREFIX, WEIGHTS_ARTIFACT
 from tuner.tracking._probe import PROBE_TIMEOUT_S, probe_tracking_server
 from tuner.tracking._store import (
@@ -48,7 +49,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "MlflowObserver", "sync_study", "download_model", "resolve_model",
+    "MlflowObserver", "sync_study", "download_model", "resolve_model", "ui_link", "trials_view", "VIEW_KEY",
     "default_tracking_uri", "check_server", "bound_http_requests", "probe_tracking_server", "PROBE_TIMEOUT_S",
     "CHAMPION_ALIAS", "EPOCH_PREFIX", "WEIGHTS_ARTIFACT", "DEFAULT_DB_FILE", "DEFAULT_ARTIFACTS_DIR",
 ]

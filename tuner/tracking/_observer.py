@@ -178,10 +178,12 @@ class MlflowObserver(StudyObserver):
         if self.plots:
             self.studies.log_plots(run, history, best_outcome, data)
         if best is not None and best_outcome is not None:
-            self.studies.mark_best(run, best.number, best_outcome.val_metrics.get(run.metric, math.nan))
+            source = self._trial_run_id(run, best)
+            self.studies.mark_best(run, best.number, best_outcome.val_metrics.get(run.metric, math.nan),
+                                   None if source == run.parent_run_id else source)
             if self.register_model:
-                source = self._trial_run_id(run, best)
                 attrs.update(self.champions.register(run, best, best_outcome, data, source))
+                self.studies.mark_champion(run, attrs)
         self.studies.end(run, "FINISHED")
         return attrs
 

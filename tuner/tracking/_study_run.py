@@ -2,7 +2,9 @@
 
 One experiment per study, named after it; one parent run per study (tags
 ``tuner.study=NAME``, ``tuner.role=study``), shared by every worker. It holds the study spec,
-the best-value curve and the study plots.
+the best-value curve, the study plots, the parameter importances (the numbers ``study show``
+prints), the best trial's number and run id, and the champion model version. Opening it also
+stores the trials' table view on the experiment, which :func:`~tuner.tracking.ui_link` opens.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 from tuner.errors import TrackingError
 from tuner.study import StudyInfo, history_importances
-from tuner.tracking._names import ATTR_PARENT, TAG_REASON, TAG_ROLE, TAG_STUDY, TAG_TRIAL
+from tuner.tracking._links import VIEW_TAG, trials_view
+from tuner.tracking._names import ATTR_PARENT, CHAMPION_ALIAS, TAG_REASON, TAG_ROLE, TAG_STUDY, TAG_TRIAL
 from tuner.tracking._plots import coefficients, confusion_matrix, optimization_history, param_importances, roc_curve
 from tuner.tracking._store import artifact_location, first_line, redact, short
 from tuner.tracking._writer import RunWriter, better, library_versions, metric_list, now_ms, quote, to_float
@@ -71,7 +74,23 @@ class StudyRuns:
         run = StudyRun(study.name, exp_id, parent_id, study.direction, study.metric, dict(study.spec), base)
         budget = {"tuner.n_trials": str(study.spec.get("n_trials")), "tuner.timeout": str(study.spec.get("timeout"))}
         self.writer.log_batch(parent_id, tags=budget)
+        self._save_view(exp_id, study)
         return run
+
+    def _save_view(self, exp_id: str, study: StudyInfo) -> None:
+        """Store the trials' table view on the experiment (what :func:`ui_link` opens)."""
+        names = ["penalty", "optimizer"]
+        try:
+            from tuner.study import StudySpec, build_space, public_name
+
+            space = build_space(StudySpec.from_json(json.dumps(dict(study.spec))))
+            slots = sorted({public_name(s.name) for group in space.slots.values() for s in group if not s.is_fixed})
+            names += slots
+        except Exception as exc:  # a view without hyperparameter columns still lists the trials
+            _log.debug("Could not list the study's hyperparameters for the UI view: %s", first_line(exc))
+        metrics = [f"test_{study.metric}", "n_nonzero_weights"]
+        self.writer.client.set_experiment_tag(exp_id, VIEW_TAG, trials_view(study.metric, study.direction,
+                                                                            names, metrics))
 
     def _stored_parent(self, study: StudyInfo, exp_id: str) -> str | None:
         stored = study.user_attrs.get(ATTR_PARENT)
@@ -200,10 +219,21 @@ class StudyRuns:
             self.writer.log_batch(run.parent_run_id, metrics=metric_list(
                 {f"importance.{k}": v for k, v in imp.items()}, now_ms()))
 
-    def mark_best(self, run: StudyRun, number: int, value: float) -> None:
-        """Tag the parent run with the best trial and its value."""
-        self.writer.log_batch(run.parent_run_id, tags={"tuner.best_trial": str(number),
-                                                       "tuner.best_value": repr(float(value))})
+    def mark_best(self, run: StudyRun, number: int, value: float, run_id: str | None = None) -> None:
+        """Tag the parent run with the best trial, its value and its run; log them as metrics too
+        (``best_trial``) so the runs table can show them."""
+        tags = {"tuner.best_trial": str(number), "tuner.best_value": repr(float(value))}
+        if run_id:
+            tags["tuner.best_run_id"] = run_id
+        self.writer.log_batch(run.parent_run_id, tags=tags, metrics=metric_list({"best_trial": number}, now_ms()))
+
+    def mark_champion(self, run: StudyRun, attrs: Mapping[str, Any]) -> None:
+        """Tag the parent run with the registered model's champion version and its URIs."""
+        version = attrs.get("mlflow_champion_version")
+        if version:
+            self.writer.log_batch(run.parent_run_id, tags={
+                "tuner.champion_version": str(version), "tuner.champion_uri": f"models:/{run.name}/{version}",
+                "tuner.champion_alias_uri": f"models:/{run.name}@{CHAMPION_ALIAS}"})
 
     def end(self, run: StudyRun, status: str = "FINISHED", reason: str | None = None) -> None:
         """End the parent run with ``status`` (the reason, if any, in ``tuner.reason``)."""

@@ -96,6 +96,7 @@ class _Sync:
     def __init__(self, obs: MlflowObserver, info: StudyInfo) -> None:
         self.obs, self.info = obs, info
         self.storage_url, self.name = info.storage_url, info.name
+        self._space: Any = None
 
     def run(self, register_model: bool) -> dict[str, Any]:
         set_study_attrs(self.storage_url, self.name, self.obs.on_study_start(self.info))
@@ -143,8 +144,7 @@ class _Sync:
         from mlflow.entities import Metric
 
         pen, opt = _plugins_of(t)
-        pp = {k.split(".")[-1]: v for k, v in t.params.items() if k.startswith("penalty.")}
-        op = {k.split(".")[-1]: v for k, v in t.params.items() if k.startswith("optimizer.")}
+        pp, op = self._plugin_params(t)
         trial = TrialInfo(t.number, pen, opt, dict(t.params), pp, op, dict(t.user_attrs))
         start = int(t.datetime_start.timestamp() * 1000) if t.datetime_start else now_ms()
         end = int(t.datetime_complete.timestamp() * 1000) if t.datetime_complete else now_ms()
@@ -153,6 +153,9 @@ class _Sync:
                                           max(t.intermediate_values, default=0))
         for k, v in (t.user_attrs.get("val_metrics") or {}).items():
             payload.finals[f"val_{k}"] = v
+        if t.intermediate_values and f"val_{run.metric}" not in payload.finals and t.state != "COMPLETE":
+            # the last reported value of a pruned or failed trial (logged as pruned_at_val_* / failed_at_val_*)
+            payload.finals[f"val_{run.metric}"] = float(t.intermediate_values[max(t.intermediate_values)])
         for k in ("n_nonzero_weights", "epochs_run", "fit_seconds"):
             if k in t.user_attrs:
                 payload.finals[k] = t.user_attrs[k]
@@ -160,6 +163,18 @@ class _Sync:
         metrics = [Metric(f"{EPOCH_PREFIX}val_{run.metric}", float(v), start, int(step))
                    for step, v in sorted(t.intermediate_values.items()) if to_float(v) is not None]
         return self.obs.trials.log_complete(run, trial, t.state, payload, metrics, start, end)
+
+    def _plugin_params(self, t: TrialRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The trial's penalty and optimizer hyperparameters by bare name, fixed ones included
+        (as the search loop gives them; from the stored names alone when the space cannot be built)."""
+        try:
+            if self._space is None:
+                self._space = build_space(StudySpec.from_json(json.dumps(dict(self.info.spec))))
+            return params_of(self._space, t)
+        except Exception:
+            pp = {k.split(".")[-1]: v for k, v in t.params.items() if k.startswith("penalty.")}
+            op = {k.split(".")[-1]: v for k, v in t.params.items() if k.startswith("optimizer.")}
+            return pp, op
 
     def _register(self, run: StudyRun, best: TrialRecord, history: list[dict[str, Any]], n_synced: int
                   ) -> dict[str, Any]:

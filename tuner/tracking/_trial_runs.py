@@ -1,10 +1,13 @@
 """One child run per trial: created when the trial starts, filled and ended when it ends.
 
-A run holds the trial's parameters (namespaced, plugin names), tags (study, trial number,
-state, plugin distributions and versions, data fingerprint, device, library versions),
-per-epoch metrics under ``epoch/`` (step = epoch), final metrics (``val_*``, ``test_*``,
-``n_nonzero_weights``, ``fit_seconds``, ``epochs_run``) and the trial's weights
-(``weights.safetensors``). Pruned trials end ``KILLED``, failed ones ``FAILED``, the reason
+A run holds the trial's parameters (the public names: ``penalty``, ``optimizer``,
+``penalty.NAME``, ``optimizer.NAME``), tags (study, trial number, state, plugin distributions
+and versions, data fingerprint, device, library versions), per-epoch metrics under ``epoch/``
+(step = epoch), final metrics (``val_*``, ``test_*``, ``n_nonzero_weights``, ``fit_seconds``,
+``epochs_run``) and the trial's weights (``weights.safetensors``). Only a COMPLETE trial logs
+the ranking metrics (``val_*``, ``test_*``): a pruned or failed one logs its last values as
+``pruned_at_val_*`` / ``failed_at_val_*`` (its epochs stay under ``epoch/``), so it never
+sorts above a finished trial. Pruned trials end ``KILLED``, failed ones ``FAILED``, the reason
 in ``tuner.reason``. The work runs on the :class:`TrackingQueue`, overlapping the next
 trial's training; the trial loop only waits for the run id.
 """
@@ -39,7 +42,10 @@ from tuner.tracking._study_run import StudyRun
 from tuner.tracking._writer import RunWriter, TrackingQueue, metric_list, now_ms, to_float
 from tuner.train import Callback
 
-__all__ = ["TrialRuns", "TrialPayload", "EpochLogger", "weights_blob"]
+__all__ = ["TrialRuns", "TrialPayload", "EpochLogger", "weights_blob", "RANKED_PREFIXES"]
+
+# final metrics a reviewer ranks trials by: logged under these names only for COMPLETE trials
+RANKED_PREFIXES = ("val_", "test_")
 
 
 @dataclass
@@ -51,6 +57,7 @@ class _Pending:
     create: Future
     metrics: list[Any] = field(default_factory=list)
     last_epoch: int = 0
+    last_values: dict[str, float] = field(default_factory=dict)  # the latest epoch's val_* values
     last_flush: float = field(default_factory=time.monotonic)
 
 
@@ -61,6 +68,16 @@ class TrialPayload:
     params: dict[str, Any]
     finals: dict[str, float]
     tags: dict[str, str]
+    state: str = "COMPLETE"
+
+    def metrics(self) -> dict[str, float]:
+        """The final metrics under the names they are logged with: a trial that did not complete
+        keeps its last ``val_*`` / ``test_*`` values as ``pruned_at_*`` / ``failed_at_*``, so that
+        they never compete with finished trials in the ranking columns."""
+        if self.state == "COMPLETE":
+            return dict(self.finals)
+        prefix = "pruned_at_" if self.state == "PRUNED" else "failed_at_"
+        return {(prefix + k if k.startswith(RANKED_PREFIXES) else k): v for k, v in self.finals.items()}
 
 
 class EpochLogger(Callback):
@@ -80,6 +97,8 @@ class EpochLogger(Callback):
         ts, step = now_ms(), int(logs["epoch"] if "epoch" in logs else state.epoch)
         rec.last_epoch = step
         for key, value in logs.items():
+            if key.startswith("val_") and to_float(value) is not None:
+                rec.last_values[key] = float(value)
             if key != "epoch" and not (key == "val_log_loss" and logs.get("val_loss") == value):  # no duplicate
                 v = to_float(value)
                 if v is not None:
@@ -153,6 +172,11 @@ class TrialRuns:
                            self.queue.submit(run.name, trial.number, self.create, run, trial, now_ms()))
         metrics, rec.metrics = rec.metrics, []
         payload = self.payload(trial, state, value, outcome, reason, rec.last_epoch)
+        if outcome is None and state != "COMPLETE":  # its last epoch's values, logged as pruned_at_* / failed_at_*
+            last = dict(rec.last_values)
+            if "val_loss" in last:
+                last.setdefault("val_log_loss", last["val_loss"])
+            payload.finals.update({k: v for k, v in last.items() if k != "val_loss"})
         weights = weights_blob(outcome) if outcome is not None else None
         status = "KILLED" if reason and "interrupted" in reason else RUN_STATUS.get(state, "FAILED")
         end_ms = now_ms()
@@ -163,7 +187,7 @@ class TrialRuns:
                 self.writer.write_artifact(created.info.artifact_uri, WEIGHTS_ARTIFACT, weights)
             # One batch for everything (each log_batch costs several store transactions);
             # tuner.logged=true in it marks the run complete for sync_study.
-            self.writer.log_batch(created.info.run_id, metrics=list(metrics) + metric_list(payload.finals, end_ms),
+            self.writer.log_batch(created.info.run_id, metrics=list(metrics) + metric_list(payload.metrics(), end_ms),
                                   params=payload.params, tags={**payload.tags, TAG_LOGGED: "true"})
             self.writer.client.set_terminated(created.info.run_id, status, end_time=end_ms)
 
@@ -182,7 +206,7 @@ class TrialRuns:
         """A whole trial run at once (now): created, filled, marked logged and ended; its id."""
         created = self.create(run, trial, start_ms)
         run_id = str(created.info.run_id)
-        self.writer.log_batch(run_id, metrics=list(metrics) + metric_list(payload.finals, end_ms),
+        self.writer.log_batch(run_id, metrics=list(metrics) + metric_list(payload.metrics(), end_ms),
                               params=payload.params, tags={**payload.tags, TAG_LOGGED: "true"})
         self.writer.client.set_terminated(run_id, RUN_STATUS.get(state, "FAILED"), end_time=end_ms)
         return run_id
@@ -198,10 +222,7 @@ class TrialRuns:
     def payload(trial: TrialInfo, state: str, value: float | None, outcome: Any, reason: str | None,
                 epochs_seen: int = 0) -> TrialPayload:
         """Parameters, final metrics and tags of a finished trial."""
-        params: dict[str, Any] = {f"penalty.{k}": v for k, v in trial.penalty_params.items()}
-        params.update({f"optimizer.{k}": v for k, v in trial.optimizer_params.items()})
-        params.update(trial.params)
-        params.update({"penalty": trial.penalty, "optimizer": trial.optimizer})
+        params: dict[str, Any] = dict(trial.public_params)  # the public names only (see tuner.study)
         tags = {TAG_STATE: state}
         if reason:
             tags[TAG_REASON] = short(reason)
@@ -214,7 +235,7 @@ class TrialRuns:
             finals["epochs_run"] = epochs_seen
         if value is not None:
             tags[TAG_VALUE] = repr(float(value))
-        return TrialPayload(params, finals, tags)
+        return TrialPayload(params, finals, tags, state)
 
 
 def _outcome_metrics(outcome: Any) -> dict[str, float]:

@@ -1,0 +1,110 @@
+"""`tuner ui` and `tuner dashboard`: each starts its server on a free loopback port, answers HTTP
+200 there, prints its URL, and stops its server when stopped itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _mlflow_fixtures import free_port, stop_process
+from click.testing import CliRunner
+
+from tuner.cli import cli
+
+STUDY = "ui-study"
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A 2-trial study logged to a SQLite MLflow store in a fresh folder."""
+    import tuner
+
+    root = tmp_path_factory.mktemp("ui")
+    storage, tracking = f"sqlite:///{root / 'studies.db'}", f"sqlite:///{root / 'mlflow.db'}"
+    result = tuner.tune(dataset="breast_cancer", study_name=STUDY, storage=storage, tracking_uri=tracking, trials=2,
+                        penalty="l2", optimizer="lbfgs", epochs=20)
+    assert result.experiment_id is not None
+    return {"root": root, "storage": storage, "tracking": tracking, "experiment_id": result.experiment_id}
+
+
+def _start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tuner.cli", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, **(env or {})})
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _serve_and_stop(args: list[str], url: str, cwd: Path) -> str:
+    """Start the command, read its first line (printed once its server answers), check that ``url``
+    answers 200, SIGTERM the command (not its server): return its output, after checking that
+    its server went with it."""
+    proc = _start(args, cwd)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the command waits for its server (or exits) before printing
+        assert first, f"{args[0]} exited with {proc.wait()}: {proc.stderr.read() if proc.stderr else ''}"
+        assert _answers(url)
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        out, err = proc.stdout.read(), proc.stderr.read() if proc.stderr else ""  # not communicate(): it
+    finally:  # reads the pipe itself, and readline() may have buffered the next lines already
+        stop_process(proc)
+    assert proc.returncode == 0, err
+    assert not _answers(url), f"{args[0]} left its server running at {url}"
+    return first + out
+
+
+def test_tuner_ui_serves_the_store_and_prints_the_study_link(tracked: dict[str, Any]) -> None:
+    port = free_port()
+    out = _serve_and_stop(["ui", "--port", str(port), "--tracking-uri", tracked["tracking"], "--study", STUDY,
+                           "--storage", tracked["storage"]], f"http://127.0.0.1:{port}/health", tracked["root"])
+    assert f"MLflow UI: http://127.0.0.1:{port}" in out
+    study_line = next(line for line in out.splitlines() if line.startswith(f"Study {STUDY}: "))
+    assert study_line.split(": ", 1)[1].startswith(f"http://127.0.0.1:{port}/#/experiments/{tracked['experiment_id']}/")
+
+
+def test_tuner_dashboard_serves_the_study_storage(tracked: dict[str, Any]) -> None:
+    port = free_port()
+    out = _serve_and_stop(["dashboard", "--port", str(port), "--storage", tracked["storage"]],
+                          f"http://127.0.0.1:{port}/", tracked["root"])
+    assert f"optuna-dashboard: http://127.0.0.1:{port}" in out
+    assert "studies.db" in out
+
+
+def test_dashboard_missing_names_the_extra_to_install(tmp_path: Path) -> None:
+    """optuna-dashboard not importable: one line naming the extra, exit 1, nothing started."""
+    code = ("import sys\n"
+            "sys.modules['optuna_dashboard'] = None  # what Python does for a module that cannot be imported\n"
+            "from tuner.cli import main\n"
+            "sys.argv = ['tuner', 'dashboard', '--storage', 'sqlite:///x.db']\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "Error: optuna-dashboard is not installed: pip install 'logreg-tuner[dashboard]'"
+
+
+def test_ui_without_a_store_says_what_to_do(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["ui", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}"])
+    assert result.exit_code == 1
+    assert "No MLflow store at" in result.output and "run `tuner tune` first" in result.output
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_ui_on_a_tracking_server_prints_its_links(tracked: dict[str, Any]) -> None:
+    result = CliRunner().invoke(cli, ["ui", "--tracking-uri", "http://mlflow.example:5000", "--study", STUDY,
+                                      "--storage", tracked["storage"]])
+    assert result.exit_code == 0, result.output
+    assert f"Study {STUDY}: http://mlflow.example:5000/#/experiments/{tracked['experiment_id']}/" in result.output

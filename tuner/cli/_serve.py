@@ -1,0 +1,191 @@
+"""``tuner ui`` and ``tuner dashboard``: the MLflow UI and optuna-dashboard as child processes.
+
+Each starts its server in its own process group, waits until it answers HTTP, prints its URL
+(and, for ``tuner ui --study NAME``, the link that opens the study's training runs), and
+stops it on Ctrl-C or SIGTERM. The server's own output goes to a log file, named when the
+server fails to start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tuner.cli._mlflow_info import DEFAULT_UI_PORT, ui_url
+from tuner.cli._options import storage_option, tracking_uri_option
+from tuner.errors import ConfigError
+
+__all__ = ["ui", "dashboard", "DASHBOARD_PORT", "START_TIMEOUT_S"]
+
+DASHBOARD_PORT = 8080
+START_TIMEOUT_S = 180.0
+"""How long a server may take to answer its first request (the MLflow server imports a lot)."""
+
+_HOST_HELP = "Interface to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface)."
+
+
+@click.command("ui")
+@tracking_uri_option("MLflow tracking URI to show [env MLFLOW_TRACKING_URI; default sqlite:///mlflow.db]; "
+                     "an http(s) server is not started again, its links are printed.")
+@click.option("--host", default="127.0.0.1", show_default=True, help=_HOST_HELP)
+@click.option("--port", default=DEFAULT_UI_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the MLflow UI.")
+@click.option("--study", "study_name", help="Also print the link that opens this study's training runs.")
+@storage_option()
+def ui(tracking_uri: str | None, host: str, port: int, study_name: str | None, storage: str | None) -> None:
+    """The MLflow UI on the tracking store: every study an experiment, every trial a run.
+
+    Starts `mlflow server` on the store (a local SQLite file by default), prints its URL and
+    stops it on Ctrl-C."""
+    from tuner.study import redact
+    from tuner.tracking import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri()
+    experiment_id = _experiment_of(study_name, storage) if study_name else None
+    if uri.lower().startswith(("http://", "https://")):
+        click.echo(f"MLflow UI: {redact(uri)} (a tracking server: nothing to start)")
+        if experiment_id is not None:
+            click.echo(f"Study {study_name}: {ui_url(uri, experiment_id)}")
+        return
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
+           "--port", str(port), "--workers", "1"]
+    db = _sqlite_file(uri)
+    if db is not None:
+        if not db.exists():
+            raise ConfigError(f"No MLflow store at {db}: run `tuner tune` first, or give --tracking-uri.")
+        cmd += ["--artifacts-destination", str(db.resolve().parent / "mlartifacts")]
+    base = f"http://{_browse_host(host)}:{port}"
+    lines = [f"MLflow UI: {base}  (store {redact(uri)}; Ctrl-C stops it)"]
+    if experiment_id is not None:
+        lines.append(f"Study {study_name}: {ui_url(uri, experiment_id, port=port, host=_browse_host(host))}")
+    _serve(cmd, f"{base}/health", lines, "mlflow server", {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+
+
+@click.command("dashboard")
+@storage_option()
+@click.option("--host", default="127.0.0.1", show_default=True, help=_HOST_HELP)
+@click.option("--port", default=DASHBOARD_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of optuna-dashboard.")
+def dashboard(storage: str | None, host: str, port: int) -> None:
+    """optuna-dashboard on the study storage: histories, parameter plots, importances.
+
+    Needs the optional extra: pip install 'logreg-tuner[dashboard]'. Prints the URL and stops
+    the dashboard on Ctrl-C."""
+    from tuner.study import default_storage_url, redact
+
+    exe = _dashboard_exe()
+    url = storage or default_storage_url()
+    base = f"http://{_browse_host(host)}:{port}"
+    cmd = [exe, url, "--host", host, "--port", str(port)]
+    _serve(cmd, f"{base}/", [f"optuna-dashboard: {base}  (storage {redact(url)}; Ctrl-C stops it)"],
+           "optuna-dashboard", {})
+
+
+def _dashboard_exe() -> str:
+    """The optuna-dashboard script of this environment; a one-line error naming the extra when missing."""
+    import importlib.util
+
+    exe = Path(sys.executable).with_name("optuna-dashboard")
+    found = str(exe) if exe.exists() else shutil.which("optuna-dashboard")
+    if importlib.util.find_spec("optuna_dashboard") is None or found is None:
+        raise ConfigError("optuna-dashboard is not installed: pip install 'logreg-tuner[dashboard]'")
+    return found
+
+
+def _experiment_of(study_name: str, storage: str | None) -> str:
+    """The MLflow experiment id a study logged to (its ``mlflow_experiment_id`` attribute)."""
+    from tuner.study import study_record
+
+    experiment_id = study_record(storage, study_name).user_attrs.get("mlflow_experiment_id")
+    if experiment_id is None:
+        raise ConfigError(f"Study {study_name!r} was not logged to MLflow (it ran with --no-tracking, or its "
+                          f"tracking failed: `tuner study sync-mlflow {study_name}` logs it).")
+    return str(experiment_id)
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    if not uri.lower().startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def _browse_host(host: str) -> str:
+    """The address to print for a listening interface (0.0.0.0 is not one to browse to)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _serve(cmd: list[str], health_url: str, lines: list[str], what: str, env: dict[str, str]) -> None:
+    """Run ``cmd`` until Ctrl-C/SIGTERM: print ``lines`` once ``health_url`` answers 200."""
+    log_fd, log_name = tempfile.mkstemp(prefix="tuner-serve-", suffix=".log")
+    log = Path(log_name)
+    proc: subprocess.Popen[bytes] | None = None
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        proc = subprocess.Popen(cmd, stdout=log_fd, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**env, **os.environ})
+        _wait_http(health_url, proc, log, what)
+        for line in lines:
+            click.echo(line)
+        proc.wait()
+        raise ConfigError(f"{what} stopped with exit code {proc.returncode}: {_tail(log)}")
+    except KeyboardInterrupt:
+        click.echo(f"Stopped {what}.", err=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _stop(proc)
+        os.close(log_fd)
+        log.unlink(missing_ok=True)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ConfigError(f"{what} exited with code {proc.returncode} before answering: {_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.25)
+    raise ConfigError(f"{what} did not answer at {url} within {START_TIMEOUT_S:.0f} s: {_tail(log)}")
+
+
+def _tail(log: Path, n: int = 5) -> str:
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no output)"
+    return " | ".join(text[-n:]) or "(no output)"
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM the server's process group, SIGKILL after 10 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
