@@ -281,7 +281,7 @@ def test_tune_summary_names_the_experiment_run_and_model_to_copy(tracked: dict[s
     assert m["experiment_name"] == "bc" and m["experiment_id"] and len(m["parent_run_id"]) == 32
     assert m["registered_model"] == "bc" and m["model_uri"] == f"models:/bc/{m['model_version']}"
     assert m["champion_uri"] == "models:/bc@champion" and m["champion_version"] == m["model_version"]
-    assert m["ui_command"] == f"tuner ui --tracking-uri {tracked['tracking']}"
+    assert m["ui_command"] == f"tuner ui --tracking-uri '{tracked['tracking']}'"
     assert m["ui_link"].startswith("http://127.0.0.1:5000/") and f"/experiments/{m['experiment_id']}/" in m["ui_link"]
     from mlflow import MlflowClient
 

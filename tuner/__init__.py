@@ -18,9 +18,9 @@ on first use (PEP 562).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tuner._lazy import lazy_exports
 from tuner._plugin_api import Optimizer, Penalty, ProxFn, compatibility_reason
 from tuner._registry import PluginInfo, optimizers, penalties
 from tuner._space import Categorical, Float, Hyperparameter, Int
@@ -57,18 +57,6 @@ _LAZY = {
     "LogisticRegression": "tuner.api", "TunedLogisticRegression": "tuner.api",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tuner' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [
@@ -108,3 +96,5 @@ __all__ = [
     "TrainingDivergedError",
     "__version__",
 ]
+
+__getattr__, __dir__ = lazy_exports("tuner", _LAZY, __all__)

@@ -7,8 +7,9 @@ resolved on first use (PEP 562), so ``import tuner.api`` imports no torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tuner._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
     from tuner.api._data import DataOptions
@@ -29,15 +30,4 @@ _LAZY = {
     "LogisticRegression": "tuner.api._sklearn", "TunedLogisticRegression": "tuner.api._tuned",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tuner.api' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("tuner.api", _LAZY, __all__)

@@ -8,9 +8,9 @@ are resolved on first use (PEP 562), so ``import tuner.study`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tuner._lazy import lazy_exports
 from tuner.study._importance import history_importances
 from tuner.study._inspect import (
     StudyRecord,
@@ -90,18 +90,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tuner.study' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"tuner.study.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
 
 __all__ = [
     # the spec
@@ -126,3 +114,5 @@ __all__ = [
     "split_params", "check_plugins", "reference_solver", "prepare_sample_weight",
     "GAP_CHECK_WORK", "MAX_OPTIMALITY_GAP", "GAVE_UP", "WORKER",
 ]
+
+__getattr__, __dir__ = lazy_exports("tuner.study", _LAZY, __all__)

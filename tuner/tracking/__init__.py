@@ -8,9 +8,9 @@ no heavy import before a dead server is reported.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tuner._lazy import lazy_exports
 from tuner.tracking._links import VIEW_KEY, trials_view, ui_link
 from tuner.tracking._names import CHAMPION_ALIAS, EPOCH_PREFIX, WEIGHTS_ARTIFACT
 from tuner.tracking._probe import PROBE_TIMEOUT_S, probe_tracking_server
@@ -35,21 +35,11 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tuner.tracking' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"tuner.tracking.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
 
 __all__ = [
     "MlflowObserver", "sync_study", "download_model", "resolve_model", "ui_link", "trials_view", "VIEW_KEY",
     "default_tracking_uri", "check_server", "bound_http_requests", "probe_tracking_server", "PROBE_TIMEOUT_S",
     "CHAMPION_ALIAS", "EPOCH_PREFIX", "WEIGHTS_ARTIFACT", "DEFAULT_DB_FILE", "DEFAULT_ARTIFACTS_DIR",
 ]
+
+__getattr__, __dir__ = lazy_exports("tuner.tracking", _LAZY, __all__)

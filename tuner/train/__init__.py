@@ -7,9 +7,9 @@ rules load no torch; the training functions and device helpers are resolved on f
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tuner._lazy import lazy_exports
 from tuner.train._config import TrainConfig
 from tuner.train._metrics import METRICS, direction, evaluate
 from tuner.train._sizing import SMALL_WORK, auto_batch_size, batchable, rows_per_step, work_size
@@ -35,14 +35,4 @@ _LAZY = {  # name -> module, imported on first use (these load torch)
     "cuda_pays_off": "tuner.train._device",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tuner.train' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("tuner.train", _LAZY, __all__)
