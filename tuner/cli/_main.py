@@ -24,7 +24,6 @@ from tuner.cli._options import (
     parse_assignments,
     pass_app,
     quiet_everywhere,
-    quiet_option,
     storage_option,
     tracking_uri_option,
     training_kwargs,
@@ -146,7 +145,6 @@ def _no_test_size_with_test_file(test_file: str | None) -> None:
               help="A hyperparameter, e.g. penalty.strength=1e-3 or optimizer.lr=0.1 (repeatable).")
 @click.option("--save-model", type=click.Path(file_okay=False), help="Folder to save the fitted model in.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@quiet_option
 def train(penalty: str, optimizer: str, params: tuple[str, ...], save_model: str | None, as_json: bool,
           **options: Any) -> None:
     """Train one configuration and report validation and test metrics."""
@@ -246,7 +244,6 @@ def _explicit_changes(ctx: click.Context, spec_values: dict[str, Any]) -> dict[s
               "side by side with the model on every training row. Default: the validation split.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @batch_trials_option
-@quiet_option
 @pass_app
 def tune(app: AppContext, study_name: str | None, storage: str | None, tracking_uri: str | None, no_tracking: bool,
          penalty_list: str | None, optimizer_list: str | None, params: tuple[str, ...], trials: int | None,
@@ -295,7 +292,6 @@ def tune(app: AppContext, study_name: str | None, storage: str | None, tracking_
 @click.option("--wait", default=300.0, show_default=True, help="Seconds to wait for the study to be created.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @batch_trials_option
-@quiet_option
 @pass_app
 def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | None, no_tracking: bool, wait: float,
            as_json: bool, batch_trials: int | str) -> None:

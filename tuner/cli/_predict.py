@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from tuner.cli._options import FORMAT_CHOICES, quiet_option, storage_option, tracking_uri_option
+from tuner.cli._options import FORMAT_CHOICES, storage_option, tracking_uri_option
 
 __all__ = ["predict", "sync_mlflow", "select_columns", "spreadsheet_safe"]
 
@@ -33,7 +33,6 @@ _MODEL_STORE = "MLflow tracking URI for models:/ and runs:/ URIs [env MLFLOW_TRA
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of DATA.")
 @click.option("--target", help="Label column in DATA to ignore (it is not a feature).")
 @tracking_uri_option(_MODEL_STORE)
-@quiet_option
 def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str, encoding: str,
             target: str | None, tracking_uri: str | None) -> None:
     """Predict the classes of the rows in DATA with MODEL_URI.
