@@ -1,4 +1,4 @@
-"""Built-in optimizers: sgd, adam, rmsprop, lbfgs and fista."""
+"""Built-in optimizers: sgd, adam, rmsprop, lbfgs, fista and newton."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from tuner import Categorical, Float, Int, Optimizer, ProxFn
 from ._batched_optim import BatchedAdam, BatchedRMSprop, BatchedSGD, coordinate_step
 from ._batched_solvers import BatchedFISTA, BatchedLBFGS
 from ._fista import FISTA
+from ._newton import BatchedNewton
 
 LR_DOMAIN = (1e-12, 1e6)  # what a user may fix or search explicitly; the default search range is narrower
 
-__all__ = ["SGDOptimizer", "AdamOptimizer", "RMSpropOptimizer", "LBFGSOptimizer", "FISTAOptimizer"]
+__all__ = ["SGDOptimizer", "AdamOptimizer", "RMSpropOptimizer", "LBFGSOptimizer", "FISTAOptimizer", "NewtonOptimizer"]
 
 
 class SGDOptimizer(Optimizer):
@@ -157,3 +158,22 @@ class FISTAOptimizer(Optimizer):
         if groups[0]["params"][0].dim() == 3:  # trials side by side
             return BatchedFISTA(groups, prox=prox, lr=params["lr"], max_iter=50, tolerance_grad=1e-9 if precise else 1e-6)
         return FISTA(groups, prox=prox, lr=float(params["lr"]), max_iter=50, tolerance_grad=1e-9 if precise else 1e-6)
+
+
+class NewtonOptimizer(Optimizer):
+    """Proximal Newton (``plugins/_newton.py``): the exact optimum of every built-in penalty in a few
+    passes over the data, for models small enough that the trainer offers their Hessian
+    (``uses_hessian``). No hyperparameters: the step is Newton's, with a line search."""
+
+    name = "newton"
+    description = "Full-batch proximal Newton with line search: exact optimum and zeros in a few passes (small models)."
+    search_space = {}
+    full_batch = True
+    prox_mode = "internal"
+    supports_batch = True
+    uses_hessian = True
+
+    def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
+        groups = list(param_groups)
+        precise = groups[0]["params"][0].dtype == torch.float64
+        return BatchedNewton(groups, prox=prox, max_iter=20, tolerance_grad=1e-9 if precise else 1e-6)

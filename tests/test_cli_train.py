@@ -186,7 +186,7 @@ CLI_ERRORS = {
     "continuous target": ([], ["continuous"]),
     "latin-1 read as utf-8": ([], ["Cannot decode", "--encoding"]),
     "unknown penalty": (["--penalty", "lasso"], ["Unknown penalty 'lasso'", "Usable penalties: elasticnet, l1, l2, none"]),
-    "unknown optimizer": (["--optimizer", "newton"], ["Unknown optimizer 'newton'", "adam, fista, lbfgs, rmsprop, sgd"]),
+    "unknown optimizer": (["--optimizer", "owlqn"], ["Unknown optimizer 'owlqn'", "adam, fista, lbfgs, newton, rmsprop, sgd"]),
     "negative strength": (["--param", "penalty.strength=-1"], ["'penalty.strength'", "got -1"]),
     "unknown hyperparameter": (["--param", "optimizer.momentum=0.5"], ["no hyperparameter 'momentum'", "optimizer.lr"]),
     "incompatible pair": (["--penalty", "l1"], ["'l1'", "'lbfgs'", "fista"]),

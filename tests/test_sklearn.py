@@ -171,7 +171,7 @@ def test_dataframe_feature_names_and_pickle(breast_cancer: tuple[np.ndarray, np.
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"penalty": "ridge"}, r"The 'penalty' parameter of LogisticRegression must be a str among .*'l2'.*got 'ridge'"),
-    ({"optimizer": "newton"}, r"The 'optimizer' parameter .* must be a str among .*'lbfgs'.*got 'newton'"),
+    ({"optimizer": "owlqn"}, r"The 'optimizer' parameter .* must be a str among .*'lbfgs'.*got 'owlqn'"),
     ({"C": 0}, r"The 'C' parameter of LogisticRegression must be a float in the range \(0, inf\); got 0 instead"),
     ({"max_epochs": 0}, r"The 'max_epochs' parameter .* must be an int in the range \[1, inf\)"),
     ({"dtype": "float16"}, r"The 'dtype' parameter .* got 'float16'"),

@@ -38,6 +38,17 @@ trains K trials in one tensor program, and every tensor has a leading *trial axi
   trainer then calls so that the optimizer stops working on those trials (line searches
   included).
 
+Curvature (``uses_hessian = True`` on a full-batch optimizer): the closure also offers
+``closure.hessian(trials=None)``, the per-trial Hessian of the smooth objective, shape
+``(K', P, P)`` in float64 for the trials selected by ``trials`` (a ``(K,)`` bool mask; all by
+default), with each trial's parameters flattened in the order of the parameter groups (the
+weights row-major, then the intercept: ``P = (p + 1) * c``), and ``closure.nonsmooth()``, the
+per-trial value of the penalty's non-smooth part, shape ``(K,)``. The trainer offers them for
+models of at most ``tuner.train.HESSIAN_MAX_PARAMS`` parameters and refuses such an optimizer on
+larger ones. An optimizer may also offer ``converged()``, a ``(K,)`` boolean tensor of the trials
+whose last ``step`` met its own optimality test; the trainer then ends them at once (reason
+``converged``) instead of waiting ``patience`` epochs for the objective to stall.
+
 A plugin that does not declare ``supports_batch`` sees exactly the single-trial shapes above
 (``(n_features, n_outputs)`` weights, ``(n_outputs,)`` intercept, numbers as hyperparameters),
 and its trials run one at a time.
@@ -156,6 +167,9 @@ class Optimizer:
     history): the study caps a group's size so that the group fits in memory on wide data."""
     incompatible_penalties: ClassVar[frozenset[str]] = frozenset()
     """Names of penalties this optimizer refuses to work with (besides capability checks)."""
+    uses_hessian: ClassVar[bool] = False
+    """A full-batch optimizer that calls ``closure.hessian()`` (module docstring, "Curvature"): it only
+    trains models small enough for the trainer to offer the Hessian."""
 
     def build(
         self,

@@ -280,14 +280,20 @@ def tune(
         if not has_data and wait > 0:
             wait_for_study(url, study_name, wait)
         recorders = _tracking(url, tracking_uri)
-        result = run_study(spec, study_name, url, observers=[*recorders, *observers], progress=progress,
-                           resume_only=spec is None, n_trials=trials, timeout=timeout,
-                           changes=None if explicit is None else dict(explicit), new_only=new_only,
-                           batch_trials=batch_trials, preloaded=read,
-                           chosen_plugins=[key for key, given in (("penalties", penalty), ("optimizers", optimizer))
-                                           if given is not None])
-        del read
-        return _result(result, storage, tracking_uri, recorders)
+        try:
+            result = run_study(spec, study_name, url, observers=[*recorders, *observers], progress=progress,
+                               resume_only=spec is None, n_trials=trials, timeout=timeout,
+                               changes=None if explicit is None else dict(explicit), new_only=new_only,
+                               batch_trials=batch_trials, preloaded=read,
+                               chosen_plugins=[key for key, given in (("penalties", penalty),
+                                                                      ("optimizers", optimizer)) if given is not None])
+            del read
+            return _result(result, storage, tracking_uri, recorders)
+        finally:
+            for rec in recorders:  # finish the queued tracking work and stop its thread (none left running)
+                close = getattr(rec.inner, "close", None)
+                if close is not None:
+                    close()
 
 
 def wait_for_study(storage: str, study_name: str, wait: float) -> None:

@@ -6,7 +6,11 @@ several commands are declared once in :mod:`tuner.cli._options`.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -414,8 +418,32 @@ _register_extra_commands()
 
 
 def main() -> None:
-    """Entry point of the ``tuner`` script."""
-    cli(prog_name="tuner")
+    """Entry point of the ``tuner`` script: the command, then a quick exit (:func:`_exit_now`)."""
+    try:
+        cli(prog_name="tuner")
+    except SystemExit as exc:
+        _exit_now(exc.code)
+    _exit_now(0)
+
+
+def _exit_now(code: object) -> NoReturn:
+    """Exit with ``code`` (``SystemExit``'s meaning) once the exit handlers ran and the output is
+    flushed, without the interpreter's teardown: after a study it frees torch, MLflow and
+    SQLAlchemy module by module for about 2 s (a 30-trial a9a study: 21.7 s of work, 23.6 s of
+    process). While a thread other than a daemon is still alive the normal exit runs instead,
+    so that it is joined."""
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()  # what the interpreter runs at exit: logging, MLflow's and Optuna's handlers
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,7 +5,9 @@ A default study searches every installed penalty and optimizer, less two kinds o
 * those that fail the fast contract checks (:func:`tuner.testing.failing_plugins`): a plugin
   that would crash or silently misbehave in a study is left out, with a notice;
 * on small data, the optimizers that are not full-batch (see
-  :func:`exact_solvers_for_small_data`).
+  :func:`exact_solvers_for_small_data`);
+* the optimizers that use the Hessian where the model is too large for it, and every other
+  one where it is not (see :func:`hessian_solvers_where_they_fit`).
 
 Plugins are chosen by their declared capabilities, never by name. The notices are returned
 for the study's summary.
@@ -23,7 +25,7 @@ from tuner.errors import ConfigError
 from tuner.study._spec import StudySpec
 from tuner.train import work_size
 
-__all__ = ["default_plugins", "drop_failing_plugins", "exact_solvers_for_small_data"]
+__all__ = ["default_plugins", "drop_failing_plugins", "exact_solvers_for_small_data", "hessian_solvers_where_they_fit"]
 
 def default_plugins(spec: StudySpec, data: Dataset, explicit: Collection[str]) -> list[str]:
     """Narrow ``spec``'s plugin lists that are not in ``explicit`` (the spec keys the user gave:
@@ -36,6 +38,7 @@ def default_plugins(spec: StudySpec, data: Dataset, explicit: Collection[str]) -
         spec.optimizers, dropped = drop_failing_plugins("optimizer", spec.optimizers)
         notices += dropped
         notices += exact_solvers_for_small_data(spec, data)
+        notices += hessian_solvers_where_they_fit(spec, data)
     return notices
 
 
@@ -77,6 +80,37 @@ def exact_solvers_for_small_data(spec: StudySpec, data: Dataset) -> list[str]:
     spec.optimizers = exact
     return [f"the training data is small ({work:,} stored values), so the search uses the exact full-batch solvers "
             f"({', '.join(exact)}); give the 'optimizer' parameter to search {', '.join(left_out)} too"]
+
+
+def hessian_solvers_where_they_fit(spec: StudySpec, data: Dataset) -> list[str]:
+    """Choose between the optimizers in ``spec`` that use the Hessian (``uses_hessian``) and the others.
+
+    The model fits when it has at most ``HESSIAN_MAX_PARAMS`` parameters a trial and ``rows x
+    parameters^2`` is at most ``HESSIAN_WORK``. Then only the Hessian solvers stay: every exact
+    solver reaches the same optimum of a convex problem and these do in a few passes, while a
+    mini-batch optimizer stops near it (a9a, 30 trials: ``benchmarks/RESULTS.md``), so the others
+    would only spend the budget on the same or worse models, slower. Otherwise the Hessian solvers
+    leave (the trainer would refuse them, or each Hessian would cost more than many first-order
+    passes). Nothing changes when a penalty in play would be left without an optimizer. Returns
+    the notice for the summary."""
+    from tuner.train import HESSIAN_MAX_PARAMS, HESSIAN_WORK
+
+    rows, features = (int(v) for v in data.X_train.shape)
+    outputs = 1 if data.n_classes == 2 else int(data.n_classes)
+    size = (features + 1) * outputs
+    fits = size <= HESSIAN_MAX_PARAMS and rows * size * size <= HESSIAN_WORK
+    hessian = [n for n in spec.optimizers if getattr(optimizers.get(n), "uses_hessian", False)]
+    kept = hessian if fits else [n for n in spec.optimizers if n not in hessian]
+    left_out = [n for n in spec.optimizers if n not in kept]
+    if not kept or not left_out or not all(_solvable(p, kept) for p in spec.penalties):
+        return []
+    spec.optimizers = kept
+    if fits:
+        return [f"the model is small ({size:,} parameters a trial), so the search uses the solvers that use its "
+                f"Hessian ({', '.join(kept)}): the exact optimum in a few passes; give the 'optimizer' parameter to "
+                f"search {', '.join(left_out)} too"]
+    return [f"the model is too large for the solvers that use its Hessian ({size:,} parameters a trial, "
+            f"{rows:,} rows), so the search leaves out {', '.join(left_out)}"]
 
 
 def _solvable(penalty: str, solvers: Iterable[str]) -> bool:

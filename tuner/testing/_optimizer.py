@@ -21,6 +21,8 @@ def check_prox_mode(s: Subject) -> str:
         raise Fail(f"prox_mode must be one of {', '.join(map(repr, PROX_MODES))}; got {opt.prox_mode!r}")
     if not isinstance(opt.full_batch, bool):
         raise Fail(f"full_batch must be a bool; got {opt.full_batch!r}")
+    if getattr(opt, "uses_hessian", False) and not opt.full_batch:
+        raise Fail("uses_hessian is for full-batch optimizers: the trainer offers closure.hessian() only to them")
     if opt.full_batch and opt.prox_mode == "after_step":
         # The trainer applies the after-step prox in its mini-batch loop only: a full-batch
         # optimizer would silently leave the non-smooth part of a penalty unminimised.
@@ -131,6 +133,7 @@ def _run(s: Subject, toy: _Toy, params: Mapping[str, Any], where: str, *, l1: fl
                 loss.backward()
                 return loss
 
+            _offer_curvature(closure, toy, W, b, l1)
             call(built.step, f"step(closure) {where}", closure)
         else:
             rows = None if all_rows else torch.randperm(toy.n, generator=g)[:32]
@@ -144,6 +147,29 @@ def _run(s: Subject, toy: _Toy, params: Mapping[str, Any], where: str, *, l1: fl
     if not (bool(torch.isfinite(W).all()) and bool(torch.isfinite(b).all())):
         raise Fail(f"the parameters are not finite after stepping {where}")
     return before, objective(), W.detach().clone()
+
+
+def _offer_curvature(closure: Any, toy: _Toy, W: torch.Tensor, b: torch.Tensor, l1: float) -> None:
+    """What the trainer's closure offers besides gradients (:mod:`tuner._plugin_api`, "Curvature"):
+    ``value_only()``, ``hessian(trials)`` (one trial: ``(1, P, P)`` float64, weights then intercept)
+    and ``nonsmooth()``."""
+
+    def value_only() -> torch.Tensor:
+        with torch.no_grad():
+            return toy.smooth(W, b)
+
+    def hessian(trials: torch.Tensor | None = None) -> torch.Tensor:
+        def flat_objective(theta: torch.Tensor) -> torch.Tensor:
+            return toy.smooth(theta[:W.numel()].view_as(W), theta[W.numel():].view_as(b))
+
+        theta = torch.cat([W.detach().reshape(-1), b.detach().reshape(-1)])
+        return torch.autograd.functional.hessian(flat_objective, theta).double().unsqueeze(0)
+
+    def nonsmooth() -> torch.Tensor:
+        with torch.no_grad():
+            return (l1 * W.abs().sum()).reshape(1)
+
+    closure.value_only, closure.hessian, closure.nonsmooth = value_only, hessian, nonsmooth
 
 
 def check_build(s: Subject) -> str:

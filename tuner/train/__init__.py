@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 from tuner._lazy import lazy_exports
 from tuner.train._config import TrainConfig
 from tuner.train._metrics import METRICS, direction, evaluate
-from tuner.train._sizing import SMALL_WORK, auto_batch_size, batchable, rows_per_step, work_size
+from tuner.train._sizing import (
+    HESSIAN_MAX_PARAMS,
+    HESSIAN_WORK,
+    SMALL_WORK,
+    auto_batch_size,
+    batchable,
+    rows_per_step,
+    work_size,
+)
 from tuner.train._state import Callback, FitResult, TrainingState
 from tuner.train._stopping import Stopping
 from tuner.train._weights import class_weights
@@ -25,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TrainConfig", "Callback", "TrainingState", "FitResult", "fit", "fit_many", "Stopping",
-    "auto_batch_size", "rows_per_step", "batchable", "work_size", "SMALL_WORK", "stack_params", "class_weights",
+    "auto_batch_size", "rows_per_step", "batchable", "work_size", "SMALL_WORK", "HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "stack_params", "class_weights",
     "Placement", "matmul", "csr_rows", "cuda_pays_off", "evaluate", "METRICS", "direction",
 ]
 

@@ -61,6 +61,8 @@ class Epochs:
             return f if batched else f.sum()
 
         closure.value_only = value_only  # type: ignore[attr-defined]
+        closure.hessian = objective.hessian  # type: ignore[attr-defined]
+        closure.nonsmooth = objective.nonsmooth  # type: ignore[attr-defined]
         self.opt.step(closure)
         self._after_step()
         self.leaves.restore_frozen()

@@ -28,6 +28,7 @@ import torch
 from tuner._plugin_api import Optimizer, Penalty, blame_plugin, compatibility_reason
 from tuner.errors import ConfigError, IncompatiblePluginsError, TrainingDivergedError
 from tuner.train._config import TrainConfig
+from tuner.train._curvature import HESSIAN_MAX_PARAMS, n_params
 from tuner.train._device import Placement
 from tuner.train._epochs import Epochs
 from tuner.train._objective import Leaves, Objective, PlacedData, shown_params
@@ -176,6 +177,11 @@ class _Run:
                                 X_val=X_val, y_val=y_val, val_column_weight=val_column_weight)
         leaves = Leaves(K, int(data.X.shape[1]), 1 if n_classes == 2 else n_classes, batched, place.dtype,
                         place.device, init)
+        if getattr(optimizer, "uses_hessian", False) and n_params(leaves.p, leaves.c) > HESSIAN_MAX_PARAMS:
+            raise ConfigError(
+                f"The optimizer '{optimizer.name}' uses the Hessian, which the trainer offers for models of at most "
+                f"{HESSIAN_MAX_PARAMS:,} parameters; this one has {n_params(leaves.p, leaves.c):,} ((features + 1) x "
+                "outputs). Choose a first-order full-batch solver (lbfgs, fista) or a mini-batch optimizer.")
         oparams = stack_params(optimizer_params, place.dtype, place.device,
                                f"optimizer '{optimizer.name}' hyperparameter") if batched else dict(optimizer_params[0])
         penalty = PenaltyGroups(pens, penalty_params, batched, place.dtype, place.device)
@@ -232,10 +238,22 @@ class _Run:
         train_obj = self.epochs.run().tolist()
         finite = self.leaves.finite()
         vals = self.objective.val_losses() if self.objective.data.X_val is not None else None
+        solved = self._solved()
         for k, t in enumerate(self.trials):
             if not t.done:
                 self._judge(k, epoch, train_obj[k], finite[k], None if vals is None else vals[k])
+            if not t.done and solved[k]:  # the solver met its own optimality test: nothing left to gain
+                t.stopping.reason = "converged"
+                self._freeze(k)
         self.epochs.schedule(epoch)
+
+    def _solved(self) -> list[bool]:
+        """Per trial: whether the optimizer says its last step met its optimality test (``converged()``)."""
+        converged = getattr(self.epochs.opt, "converged", None)
+        mask = converged() if callable(converged) else None
+        if mask is None:
+            return [False] * len(self.trials)
+        return [bool(v) for v in torch.as_tensor(mask).reshape(-1).tolist()]
 
     def _judge(self, k: int, epoch: int, obj: float, finite: bool, val: float | None) -> None:
         """Trial k after an epoch: diverged, failed in a callback, improved, waiting, slowed or stopped."""

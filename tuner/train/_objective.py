@@ -17,7 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tuner.errors import ConfigError
 from tuner.train._config import TrainConfig
+from tuner.train._curvature import HESSIAN_MAX_PARAMS, data_hessian, n_params, penalty_hessian
 from tuner.train._device import Placement, matmul
 from tuner.train._penalties import PenaltyGroups
 from tuner.train._weights import row_weights, val_row_weights
@@ -163,6 +165,24 @@ class Objective:
         """Per trial: the whole objective on every training row."""
         d = self.data
         return self.smooth(d.X, d.y, d.w, d.n, d.XT) + self.nonsmooth()
+
+    @torch.no_grad()
+    def hessian(self, trials: torch.Tensor | None = None) -> torch.Tensor:
+        """The smooth objective's Hessian of the trials in ``trials`` (a ``(K,)`` bool mask; all by
+        default), ``(K', P, P)`` float64, parameters ordered as in :mod:`tuner.train._curvature`."""
+        d, lv = self.data, self.leaves
+        if n_params(lv.p, lv.c) > HESSIAN_MAX_PARAMS:
+            raise ConfigError(f"The Hessian of a model with {n_params(lv.p, lv.c):,} parameters is too large to "
+                              f"offer (at most {HESSIAN_MAX_PARAMS:,}); use a first-order solver.")
+        idx = torch.arange(lv.k, device=lv.W.device) if trials is None else trials.nonzero().reshape(-1)
+        z = self.logits(d.X, d.XT)[:, idx]
+        w = (d.w if d.w.dim() == 2 else d.w[:, None].expand(-1, lv.k))[:, idx]
+        H = data_hessian(d.X, z, w, d.n)
+        pen = penalty_hessian(self.penalty, lv.W3.detach())
+        if pen is not None:
+            pc = lv.p * lv.c
+            H[:, :pc, :pc] += pen[idx]
+        return H
 
     @torch.no_grad()
     def val_losses(self) -> list[float]:

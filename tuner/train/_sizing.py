@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from tuner.train._config import TrainConfig
 
 __all__ = ["auto_batch_size", "rows_per_step", "batchable", "work_size", "one_thread_pays", "SMALL_WORK",
-           "MIN_STEPS_PER_EPOCH", "MAX_AUTO_BATCH", "MIN_AUTO_BATCH"]
+           "MIN_STEPS_PER_EPOCH", "MAX_AUTO_BATCH", "MIN_AUTO_BATCH", "HESSIAN_MAX_PARAMS", "HESSIAN_WORK"]
 
 MIN_STEPS_PER_EPOCH = 32
 """The automatic mini-batch size gives an epoch at least this many steps (small data) ..."""
@@ -29,6 +29,16 @@ thread is faster: on a small machine the intra-op thread pool costs more (millis
 when other processes are busy) than the arithmetic it shares out. Measured on the 2-core
 machine: eight FISTA trials side by side on a9a (2.9M values a step) took 21.7 s with two
 threads and 4.7 s with one (`benchmarks/RESULTS.md`, "Threads")."""
+
+
+HESSIAN_MAX_PARAMS = 2048
+"""The most parameters a trial may have for the trainer to offer its Hessian (``(p + 1) * c``):
+K trials keep K ``P x P`` float64 matrices (32 trials at 2,048 parameters: 1 GiB)."""
+
+HESSIAN_WORK = 4_000_000_000
+"""``rows x parameters^2`` up to which a default study searches the solvers that use the Hessian:
+one Hessian costs about that many multiply-adds (a9a: 32,561 rows x 124^2 = 5e8, ~15 ms a trial
+on one core; at this bound ~0.1 s a trial, a few per fit)."""
 
 
 def auto_batch_size(n_rows: int, device: str = "cpu") -> int:

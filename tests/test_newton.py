@@ -1,0 +1,161 @@
+"""The proximal Newton optimizer ('newton') and the curvature the trainer offers it.
+
+It must reach scikit-learn's optimum at the same penalty (binary and multinomial, dense and
+sparse, L2, L1 and elastic net, with the same exact zeros for binary L1), give each trial side
+by side the result it gets alone, stop a trial as soon as it meets its optimality test, and be
+refused (or left out of a default study) on models too large for their Hessian."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from tuner import optimizers, penalties
+from tuner.data import load_data, prepare
+from tuner.errors import ConfigError
+from tuner.study import DataSpec, StudySpec
+from tuner.study._default_plugins import hessian_solvers_where_they_fit
+from tuner.train import HESSIAN_MAX_PARAMS, TrainConfig, fit_many
+from tuner.train._curvature import data_hessian
+
+
+def _scaled(loader) -> tuple[np.ndarray, np.ndarray]:
+    X, y = loader(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def _newton(X, y, n_classes: int, pen: str, params: list[dict], dtype: str = "float64", **config):
+    return fit_many(X, y, n_classes, penalties.get(pen), params, optimizers.get("newton"), [{}] * len(params),
+                    TrainConfig(dtype=dtype, epochs=config.pop("epochs", 50), **config))
+
+
+def _sklearn(X, y, pen: str, strength: float, l1_ratio: float | None = None) -> LogisticRegression:
+    C = 1.0 / (strength * len(y))
+    if pen == "l2":
+        est = LogisticRegression(C=C, solver="lbfgs", tol=1e-12, max_iter=100_000)
+    else:
+        est = LogisticRegression(C=C, solver="saga", l1_ratio=1.0 if pen == "l1" else l1_ratio, tol=1e-12,
+                                 max_iter=200_000)
+    return est.fit(X, y)
+
+
+@pytest.mark.parametrize("pen, strength, l1_ratio", [("l2", 1e-2, None), ("l2", 1e-4, None), ("l1", 1e-2, None),
+                                                     ("l1", 1e-3, None), ("elasticnet", 1e-2, 0.5)])
+def test_binary_optimum_and_zeros_match_sklearn(pen: str, strength: float, l1_ratio: float | None) -> None:
+    X, y = _scaled(load_breast_cancer)
+    params = {"strength": strength, **({"l1_ratio": l1_ratio} if l1_ratio is not None else {})}
+    (result,) = _newton(X, y, 2, pen, [params])
+    ref = _sklearn(X, y, pen, strength, l1_ratio)
+    assert result.stop_reason == "converged" and result.epochs_run <= 2
+    np.testing.assert_allclose(result.weight[:, 0], ref.coef_[0], atol=5e-5)
+    np.testing.assert_allclose(result.intercept, ref.intercept_, atol=5e-5)
+    if pen != "l2":
+        assert np.array_equal(result.weight[:, 0] == 0, ref.coef_[0] == 0)
+        assert (result.weight == 0).sum() > 0
+
+
+def _multinomial_objective(X, y, W, b, strength: float, l1_ratio: float) -> float:
+    z = X @ W + b
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean()
+                 + strength * (l1_ratio * np.abs(W).sum() + (1 - l1_ratio) / 2 * (W ** 2).sum()))
+
+
+@pytest.mark.parametrize("pen, l1_ratio", [("l2", 0.0), ("l1", 1.0), ("elasticnet", 0.5)])
+def test_multinomial_reaches_sklearns_objective(pen: str, l1_ratio: float) -> None:
+    X, y = _scaled(load_wine)
+    strength = 1e-2
+    params = {"strength": strength, **({"l1_ratio": l1_ratio} if pen == "elasticnet" else {})}
+    (result,) = _newton(X, y, 3, pen, [params])
+    ref = _sklearn(X, y, pen, strength, l1_ratio)
+    ours = _multinomial_objective(X, y, result.weight, result.intercept, strength, l1_ratio)
+    theirs = _multinomial_objective(X, y, ref.coef_.T, ref.intercept_, strength, l1_ratio)
+    assert ours <= theirs + 1e-9
+    if pen == "l2":  # a unique optimum: the same weights
+        np.testing.assert_allclose(result.weight, ref.coef_.T, atol=1e-5)
+
+
+def test_sparse_float32_matches_sklearn() -> None:
+    X, y = _scaled(load_breast_cancer)
+    Xs = sp.csr_matrix(np.where(np.abs(X) > 0.5, X, 0.0))
+    (result,) = _newton(Xs, y, 2, "l2", [{"strength": 1e-3}], dtype="float32")
+    ref = _sklearn(Xs, y, "l2", 1e-3)
+    np.testing.assert_allclose(result.weight[:, 0], ref.coef_[0], atol=2e-3)
+
+
+def test_side_by_side_equals_alone() -> None:
+    X, y = _scaled(load_breast_cancer)
+    settings = [{"strength": 1e-2}, {"strength": 1e-4}, {"strength": 3e-3}]
+    pens = [penalties.get("l1"), penalties.get("l2"), penalties.get("l1")]
+    together = fit_many(X, y, 2, pens, settings, optimizers.get("newton"), [{}] * 3,
+                        TrainConfig(dtype="float64", epochs=50))
+    for pen, params, joint in zip(pens, settings, together):
+        (alone,) = _newton(X, y, 2, pen.name, [params])
+        np.testing.assert_allclose(joint.weight, alone.weight, atol=1e-8)
+        assert np.array_equal(joint.weight == 0, alone.weight == 0)
+
+
+def test_hessian_matches_autograd() -> None:
+    rng = np.random.default_rng(0)
+    X = torch.tensor(rng.normal(size=(40, 3)))
+    y = torch.tensor(rng.integers(0, 3, size=40))
+    W = torch.tensor(rng.normal(size=(3, 3)))
+    b = torch.tensor(rng.normal(size=3))
+
+    def loss(theta: torch.Tensor) -> torch.Tensor:
+        Wt, bt = theta[:9].view(3, 3), theta[9:]
+        return torch.nn.functional.cross_entropy(X @ Wt + bt, y)
+
+    expected = torch.autograd.functional.hessian(loss, torch.cat([W.reshape(-1), b]))
+    z = (X @ W + b).unsqueeze(1)  # (n, K=1, c)
+    got = data_hessian(X, z, torch.ones(40, 1, dtype=torch.float64), 40)[0]
+    torch.testing.assert_close(got, expected)
+
+
+def test_a_model_too_large_for_its_hessian_is_refused_in_one_line() -> None:
+    rng = np.random.default_rng(0)
+    X = sp.random(50, HESSIAN_MAX_PARAMS + 10, density=0.01, random_state=0, format="csr")
+    y = rng.integers(0, 2, size=50)
+    with pytest.raises(ConfigError, match="uses the Hessian.*first-order"):
+        _newton(X, y, 2, "l2", [{"strength": 1e-3}])
+
+
+def test_a_default_study_searches_newton_alone_where_it_fits_and_leaves_it_out_elsewhere() -> None:
+    data = prepare(load_data(None, dataset="breast_cancer"), val_size=0.2, test_size=0.2, seed=0)
+    spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2", "l1"], optimizers=optimizers.names())
+    notices = hessian_solvers_where_they_fit(spec, data)
+    assert spec.optimizers == ["newton"] and len(notices) == 1 and "sgd" in notices[0]
+    spec.optimizers = optimizers.names()
+    data.X_train = sp.random(200, HESSIAN_MAX_PARAMS, density=0.01, random_state=0, format="csr")
+    notices = hessian_solvers_where_they_fit(spec, data)
+    assert "newton" not in spec.optimizers and len(notices) == 1 and "newton" in notices[0]
+    assert {"fista", "lbfgs", "sgd"} <= set(spec.optimizers)
+
+
+def test_an_ill_conditioned_l1_trial_converges_in_a_few_passes() -> None:
+    """Nearly separable data and a small L1 strength (the study's breast_cancer split): the smooth
+    Newton step is huge there, so the model is solved from the current point."""
+    data = prepare(load_data(None, dataset="breast_cancer"), val_size=0.2, test_size=0.2, seed=0)
+    strength = 2.5e-4
+    (result,) = _newton(data.X_train, data.y_train, 2, "l1", [{"strength": strength}])
+    assert result.stop_reason == "converged" and result.epochs_run <= 2
+    with warnings.catch_warnings():  # saga crawls here; any point it reaches bounds the optimum from above
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = LogisticRegression(C=1.0 / (strength * len(data.y_train)), solver="saga", l1_ratio=1.0, tol=1e-10,
+                                 max_iter=20_000).fit(data.X_train, data.y_train)
+    X, y = data.X_train, data.y_train
+
+    def objective(w: np.ndarray, b: float) -> float:
+        z = X @ w + b
+        return float(np.mean(np.logaddexp(0.0, z) - y * z) + strength * np.abs(w).sum())
+
+    assert objective(result.weight[:, 0], float(result.intercept[0])) <= objective(ref.coef_[0], ref.intercept_[0]) + 1e-9
