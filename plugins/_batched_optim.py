@@ -13,10 +13,12 @@ from typing import Any
 
 import torch
 
+from ._light import LightOptimizer
+
 __all__ = ["BatchedSGD", "BatchedAdam", "BatchedRMSprop"]
 
 
-class _Batched(torch.optim.Optimizer):
+class _Batched(LightOptimizer):
     """Shared ``step`` plumbing: closure, no-grad, parameters with a gradient."""
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:

@@ -27,6 +27,8 @@ from typing import Any, cast
 
 import torch
 
+from ._light import LightOptimizer
+
 __all__ = ["BatchedFISTA", "BatchedLBFGS", "BatchedProx"]
 
 BatchedProx = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -99,7 +101,7 @@ class _Freezable:
         return self._frozen.to(device)
 
 
-class BatchedFISTA(_Freezable, torch.optim.Optimizer):
+class BatchedFISTA(_Freezable, LightOptimizer):
     """Full-batch accelerated proximal gradient for K trials at once (``plugins/_fista.py``, vectorised).
 
     Beck & Teboulle's FISTA with the step found by backtracking on the quadratic upper bound
@@ -276,7 +278,7 @@ class BatchedFISTA(_Freezable, torch.optim.Optimizer):
         return moving
 
 
-class BatchedLBFGS(_Freezable, torch.optim.Optimizer):
+class BatchedLBFGS(_Freezable, LightOptimizer):
     """Full-batch L-BFGS for K trials at once, each with its own history, line search and stopping.
 
     The parameters are flattened per trial into ``(K, P)``; the curvature pairs live in

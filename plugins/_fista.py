@@ -16,8 +16,10 @@ import torch
 
 from tuner import ProxFn
 
+from ._light import LightOptimizer
 
-class FISTA(torch.optim.Optimizer):
+
+class FISTA(LightOptimizer):
     """Full-batch accelerated proximal gradient.
 
     ``step(closure)`` runs up to ``max_iter`` iterations; ``closure`` must zero the gradients,

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ._batched_solvers import _Freezable
+from ._light import LightOptimizer
 
 __all__ = ["BatchedNewton"]
 
@@ -40,7 +41,7 @@ ARMIJO = 1e-4
 MAX_HALVINGS = 40
 
 
-class BatchedNewton(_Freezable, torch.optim.Optimizer):
+class BatchedNewton(_Freezable, LightOptimizer):
     """Proximal Newton over the trainer's two parameter groups (weights, then intercept).
 
     ``params``: the groups the trainer passes (the weights flagged ``penalized``); with trials side

@@ -1,0 +1,51 @@
+"""A new MLflow SQLite store is a copy of an empty, migrated template kept in the user's cache
+(MLflow's migrations take ~2 s a store): the copy opens as a store MLflow made itself would,
+with its own Default experiment, and a damaged template is rebuilt, never copied."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tuner.tracking._store import SCHEMA_CACHE_ENV, explicit_client, open_store, schema_template
+
+
+def _open(db: Path):
+    uri = f"sqlite:///{db}"
+    made = {}
+    open_store(uri, lambda: made.setdefault("client", explicit_client(uri)))
+    return made["client"]
+
+
+def test_new_stores_are_copies_of_one_template_and_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SCHEMA_CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    first = _open(tmp_path / "a" / "mlflow.db")
+    template = schema_template()
+    assert template is not None and template.parent == tmp_path / "cache"
+    with sqlite3.connect(template) as con:
+        assert con.execute("SELECT COUNT(*) FROM experiments").fetchone()[0] == 0
+    second = _open(tmp_path / "b" / "mlflow.db")
+    for client in (first, second):
+        (default,) = client.search_experiments()
+        assert default.name == "Default" and default.artifact_location == str(tmp_path / "mlruns" / "0")
+    exp = second.create_experiment("x")
+    run = second.create_run(exp)
+    second.log_metric(run.info.run_id, "m", 1.0)
+    assert second.get_run(run.info.run_id).data.metrics == {"m": 1.0}
+    assert first.search_experiments(filter_string="name = 'x'") == []  # separate files
+
+
+def test_a_damaged_template_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SCHEMA_CACHE_ENV, str(tmp_path / "cache"))
+    template = schema_template()
+    assert template is not None
+    template.write_bytes(b"not a database")
+    rebuilt = schema_template()
+    assert rebuilt == template
+    with sqlite3.connect(rebuilt) as con:
+        assert con.execute("SELECT COUNT(*) FROM alembic_version").fetchone()[0] == 1
+    client = _open(tmp_path / "c" / "mlflow.db")
+    assert [e.name for e in client.search_experiments()] == ["Default"]
