@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["LightOptimizer"]
+__all__ = ["LightOptimizer", "LightLBFGS"]
 
 
 class LightOptimizer(torch.optim.Optimizer):
@@ -42,3 +42,7 @@ class LightOptimizer(torch.optim.Optimizer):
                 else:
                     p.grad.detach_()
                     p.grad.zero_()
+
+
+class LightLBFGS(LightOptimizer, torch.optim.LBFGS):
+    """PyTorch's L-BFGS (one trial at a time) on :class:`LightOptimizer`'s methods."""

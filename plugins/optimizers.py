@@ -12,6 +12,7 @@ from tuner import Categorical, Float, Int, Optimizer, ProxFn
 from ._batched_optim import BatchedAdam, BatchedRMSprop, BatchedSGD, coordinate_step
 from ._batched_solvers import BatchedFISTA, BatchedLBFGS
 from ._fista import FISTA
+from ._light import LightLBFGS
 from ._newton import BatchedNewton
 
 LR_DOMAIN = (1e-12, 1e6)  # what a user may fix or search explicitly; the default search range is narrower
@@ -135,7 +136,7 @@ class LBFGSOptimizer(Optimizer):
         if flat[0].dim() == 3:  # trials side by side
             return BatchedLBFGS(groups, lr=params["lr"], max_iter=100, history_size=params["history_size"],
                                 tolerance_grad=1e-10 if precise else 1e-6, tolerance_change=1e-15 if precise else 1e-9)
-        return torch.optim.LBFGS(
+        return LightLBFGS(
             flat, lr=float(params["lr"]), max_iter=100, history_size=int(params["history_size"]),
             tolerance_grad=1e-10 if precise else 1e-6, tolerance_change=1e-15 if precise else 1e-9,
             line_search_fn="strong_wolfe",

@@ -298,6 +298,8 @@ def _create_sqlite_store(db: Path) -> None:
             shutil.copyfile(template, tmp)
         else:
             _build_schema(tmp)
+        for stale in (Path(f"{db}-wal"), Path(f"{db}-shm")):  # a deleted store's log would replay onto the new one
+            stale.unlink(missing_ok=True)
         os.replace(tmp, db)
     finally:
         for path in (tmp, Path(f"{tmp}-journal")):
