@@ -30,6 +30,9 @@ class StudyInfo:
     direction: str
     metric: str
     user_attrs: dict[str, Any] = field(default_factory=dict)
+    data: Any = field(default=None, repr=False, compare=False)
+    """The study's data as split for its trials (a :class:`tuner.data.Dataset`) when this process
+    loaded it, so an observer need not read it again; ``None`` otherwise (e.g. a sync from storage)."""
 
 
 @dataclass

@@ -137,7 +137,7 @@ class _StudyRun:
         self.study, self.spec, self.space, self.data, self.config = study, spec, space, data, config
         self.observers, self.progress, self.stop, self.started = observers, progress, stop, started
         self.info = StudyInfo(study.study_name, storage_url, json.loads(spec.to_json()),
-                              METRICS[spec.metric], spec.metric, dict(study.user_attrs))
+                              METRICS[spec.metric], spec.metric, dict(study.user_attrs), data=data)
         self.mine: dict[int, tuple[str, str | None]] = {}  # this process's trials: number -> (state, fail reason)
         self.lost = LostTrials(study, storage, self._budget_spent, self._on_lost)
         deadline = None if spec.timeout is None else started + spec.timeout

@@ -141,7 +141,7 @@ class MlflowObserver(StudyObserver):
         self.flush()
         attrs: dict[str, Any] = {}
         try:
-            attrs.update(self._finish_study(run, best, best_outcome, history))
+            attrs.update(self._finish_study(run, best, best_outcome, history, study.data))
         except Exception as exc:
             self.queue.went_offline(exc)
             attrs[ATTR_STUDY_LOGGED] = False
@@ -169,12 +169,14 @@ class MlflowObserver(StudyObserver):
 
     # ---- end of study -----------------------------------------------------------------------
     def _finish_study(self, run: StudyRun, best: TrialInfo | None, best_outcome: Any,
-                      history: list[dict[str, Any]]) -> dict[str, Any]:
+                      history: list[dict[str, Any]], loaded: Any = None) -> dict[str, Any]:
+        """Summary, plots, best run and registered model; ``loaded``: the study's data when the
+        study process has it (else it is read again, for the test plots and the input example)."""
         attrs: dict[str, Any] = {}
         self.studies.log_summary(run, history)
         data = None
         if best_outcome is not None and (self.plots or self.register_model):
-            data = _reload_data(run.spec)
+            data = loaded if loaded is not None else _reload_data(run.spec)
         if self.plots:
             self.studies.log_plots(run, history, best_outcome, data)
         if best is not None and best_outcome is not None:
