@@ -159,28 +159,30 @@ class BatchedNewton(_Freezable, LightOptimizer):
                 break
             H = torch.zeros(k, theta.shape[1], theta.shape[1], dtype=torch.float64, device=self._dev)
             H[active] = hessian(active).to(device=self._dev, dtype=torch.float64)
-            d = self._direction(H, g, theta, residual, active, closure)
+            h0 = self._h_at(theta, closure)  # the non-smooth part where this iteration starts
+            d = self._direction(H, g, theta, h0, residual, active, closure)
             if self._shape[2] > 1:
                 # Softmax outputs: adding one number to every intercept changes nothing, so the
                 # Hessian is singular along it; keep the step off that direction (no drift from
                 # rounding, and the same intercepts whatever the other trials do).
                 pc = self._shape[1] * self._shape[2]
                 d[:, pc:] -= d[:, pc:].mean(dim=1, keepdim=True)
-            stalled = self._line_search(closure, theta, g, d, f, active)
+            stalled = self._line_search(closure, theta, g, d, f, h0, active)
             self._converged |= stalled
             active &= ~stalled
         return (self._value(closure) - self._nonsmooth(closure)).to(W.dtype)
 
-    def _direction(self, H: torch.Tensor, g: torch.Tensor, theta: torch.Tensor, residual: torch.Tensor,
-                   active: torch.Tensor, closure: Any) -> torch.Tensor:
+    def _direction(self, H: torch.Tensor, g: torch.Tensor, theta: torch.Tensor, h0: torch.Tensor,
+                   residual: torch.Tensor, active: torch.Tensor, closure: Any) -> torch.Tensor:
         """Each active trial's step ``d`` (zero for the others)."""
         newton = _solve(H, g, active)
         if self._prox is None:
             return newton
-        return self._model_minimiser(H, g, theta, newton, residual, active, closure)
+        return self._model_minimiser(H, g, theta, h0, newton, residual, active, closure)
 
-    def _model_minimiser(self, H: torch.Tensor, g: torch.Tensor, theta: torch.Tensor, newton: torch.Tensor,
-                         residual: torch.Tensor, active: torch.Tensor, closure: Any) -> torch.Tensor:
+    def _model_minimiser(self, H: torch.Tensor, g: torch.Tensor, theta: torch.Tensor, h0: torch.Tensor,
+                         newton: torch.Tensor, residual: torch.Tensor, active: torch.Tensor,
+                         closure: Any) -> torch.Tensor:
         """``argmin_z g^T (z - theta) + 1/2 (z - theta)^T H (z - theta) + h(z)``; returns ``z - theta``.
 
         Rounds of FISTA with restart (from the smooth Newton point through the prox), each followed
@@ -203,7 +205,7 @@ class BatchedNewton(_Freezable, LightOptimizer):
         # Start from the smooth Newton point through the prox, or from theta where that is worse
         # (a nearly singular Hessian sends the smooth step far away).
         z = self._prox_theta(theta + newton, step)
-        z = torch.where((model(z) < self._h_at(theta, closure))[:, None], z, theta)
+        z = torch.where((model(z) < h0)[:, None], z, theta)
         # Superlinear outer convergence asks the model's residual to shrink faster than the outer
         # one, down to the tolerance and to what the prox's rounding can tell apart.
         rounding = 4.0 * self._eps * z.abs().amax(dim=1) * lipschitz
@@ -224,7 +226,7 @@ class BatchedNewton(_Freezable, LightOptimizer):
         # A descent direction is guaranteed only when the model went below its value at d = 0;
         # otherwise take the proximal gradient step on the model, which always does.
         fallback = self._prox_theta(theta - step[:, None] * g, step)
-        z = torch.where((model(z) < self._h_at(theta, closure))[:, None], z, fallback)
+        z = torch.where((model(z) < h0)[:, None], z, fallback)
         return torch.where(active[:, None], z - theta, torch.zeros_like(z))
 
     def _fista(self, z: torch.Tensor, model_grad: Callable[[torch.Tensor], torch.Tensor], step: torch.Tensor,
@@ -292,11 +294,10 @@ class BatchedNewton(_Freezable, LightOptimizer):
         return h
 
     def _line_search(self, closure: Any, theta: torch.Tensor, g: torch.Tensor, d: torch.Tensor, f: torch.Tensor,
-                     active: torch.Tensor) -> torch.Tensor:
+                     h0: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
         """Backtrack along ``d`` per trial and leave each active trial at its accepted point; returns
         the trials for which no step decreased the objective (they stay where they were)."""
         k = theta.shape[0]
-        h0 = self._h_at(theta, closure)
         F0 = f + h0
         decrease = (g * d).sum(dim=1) + self._h_at(theta + d, closure) - h0
         t = torch.ones(k, dtype=torch.float64, device=self._dev)

@@ -93,11 +93,11 @@ def hessian_solvers_where_they_fit(spec: StudySpec, data: Dataset) -> list[str]:
     leave (the trainer would refuse them, or each Hessian would cost more than many first-order
     passes). Nothing changes when a penalty in play would be left without an optimizer. Returns
     the notice for the summary."""
-    from tuner.train import HESSIAN_MAX_PARAMS, HESSIAN_WORK
+    from tuner.train import HESSIAN_MAX_PARAMS, HESSIAN_WORK, n_params
 
     rows, features = (int(v) for v in data.X_train.shape)
     outputs = 1 if data.n_classes == 2 else int(data.n_classes)
-    size = (features + 1) * outputs
+    size = n_params(features, outputs)
     fits = size <= HESSIAN_MAX_PARAMS and rows * size * size <= HESSIAN_WORK
     hessian = [n for n in spec.optimizers if getattr(optimizers.get(n), "uses_hessian", False)]
     kept = hessian if fits else [n for n in spec.optimizers if n not in hessian]

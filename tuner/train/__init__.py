@@ -18,6 +18,7 @@ from tuner.train._sizing import (
     SMALL_WORK,
     auto_batch_size,
     batchable,
+    n_params,
     rows_per_step,
     work_size,
 )
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TrainConfig", "Callback", "TrainingState", "FitResult", "fit", "fit_many", "Stopping",
-    "auto_batch_size", "rows_per_step", "batchable", "work_size", "SMALL_WORK", "HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "stack_params", "class_weights",
+    "auto_batch_size", "rows_per_step", "batchable", "work_size", "SMALL_WORK", "HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "n_params", "stack_params", "class_weights",
     "Placement", "matmul", "csr_rows", "cuda_pays_off", "evaluate", "METRICS", "direction",
 ]
 

@@ -24,15 +24,10 @@ from tuner.train._device import csr_slice
 from tuner.train._penalties import PenaltyGroups
 from tuner.train._sizing import HESSIAN_MAX_PARAMS, HESSIAN_WORK
 
-__all__ = ["HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "n_params", "data_hessian", "penalty_hessian"]
+__all__ = ["HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "data_hessian", "penalty_hessian"]
 
 BLOCK_VALUES = 1 << 23
 """Values of the dense ``(K, P, rows)`` temporaries per block of rows (32 MiB in float32)."""
-
-
-def n_params(p: int, c: int) -> int:
-    """Parameters of one trial: ``(p + 1) * c`` (weights and intercept)."""
-    return (p + 1) * c
 
 
 def _dense_blocks(X: torch.Tensor, rows: int) -> Iterator[tuple[int, int, torch.Tensor]]:

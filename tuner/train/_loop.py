@@ -28,12 +28,11 @@ import torch
 from tuner._plugin_api import Optimizer, Penalty, blame_plugin, compatibility_reason
 from tuner.errors import ConfigError, IncompatiblePluginsError, TrainingDivergedError
 from tuner.train._config import TrainConfig
-from tuner.train._curvature import HESSIAN_MAX_PARAMS, n_params
 from tuner.train._device import Placement
 from tuner.train._epochs import Epochs
 from tuner.train._objective import Leaves, Objective, PlacedData, shown_params
 from tuner.train._penalties import PenaltyGroups, stack_params
-from tuner.train._sizing import batchable, one_thread_pays, work_size
+from tuner.train._sizing import HESSIAN_MAX_PARAMS, batchable, n_params, one_thread_pays, work_size
 from tuner.train._state import Callback, FitResult, TrainingState
 from tuner.train._stopping import Stopping
 

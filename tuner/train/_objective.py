@@ -19,9 +19,10 @@ import torch.nn.functional as F
 
 from tuner.errors import ConfigError
 from tuner.train._config import TrainConfig
-from tuner.train._curvature import HESSIAN_MAX_PARAMS, data_hessian, n_params, penalty_hessian
+from tuner.train._curvature import data_hessian, penalty_hessian
 from tuner.train._device import Placement, matmul
 from tuner.train._penalties import PenaltyGroups
+from tuner.train._sizing import HESSIAN_MAX_PARAMS, n_params
 from tuner.train._weights import row_weights, val_row_weights
 
 __all__ = ["PlacedData", "Leaves", "Objective"]

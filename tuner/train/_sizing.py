@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from tuner.train._config import TrainConfig
 
 __all__ = ["auto_batch_size", "rows_per_step", "batchable", "work_size", "one_thread_pays", "SMALL_WORK",
-           "MIN_STEPS_PER_EPOCH", "MAX_AUTO_BATCH", "MIN_AUTO_BATCH", "HESSIAN_MAX_PARAMS", "HESSIAN_WORK"]
+           "MIN_STEPS_PER_EPOCH", "MAX_AUTO_BATCH", "MIN_AUTO_BATCH", "HESSIAN_MAX_PARAMS", "HESSIAN_WORK",
+           "n_params"]
 
 MIN_STEPS_PER_EPOCH = 32
 """The automatic mini-batch size gives an epoch at least this many steps (small data) ..."""
@@ -39,6 +40,11 @@ HESSIAN_WORK = 4_000_000_000
 """``rows x parameters^2`` up to which a default study searches the solvers that use the Hessian:
 one Hessian costs about that many multiply-adds (a9a: 32,561 rows x 124^2 = 5e8, ~15 ms a trial
 on one core; at this bound ~0.1 s a trial, a few per fit)."""
+
+
+def n_params(p: int, c: int) -> int:
+    """Parameters of one trial: ``(p + 1) * c`` (weights and intercept)."""
+    return (p + 1) * c
 
 
 def auto_batch_size(n_rows: int, device: str = "cpu") -> int:
