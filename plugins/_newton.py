@@ -10,8 +10,9 @@ then backtracks along ``d`` until the whole objective ``F = f + h`` decreases en
 ``F(theta + t d) <= F(theta) + sigma t (g^T d + h(theta + d) - h(theta))``; Lee, Sun and Saunders,
 "Proximal Newton-type methods", 2014). Without a non-smooth part (no penalty, L2, or an elastic
 net trial at ``l1_ratio`` 0) the model's minimiser is one Cholesky solve; with one (L1, elastic
-net), an accelerated proximal gradient method solves the model, started from the smooth Newton
-point passed through the prox. The linear algebra runs in float64 on ``(K, P, P)`` matrices.
+net), rounds of an accelerated proximal gradient method find the model's support, each followed
+by an active-set solve on it, started from the smooth Newton point passed through the prox. The
+linear algebra runs in float64 on ``(K, P, P)`` matrices.
 
 A trial stops once its proximal gradient residual ``max |theta - prox(theta - g)|`` is at most
 ``tolerance_grad`` (or when no step along its direction decreases the objective: the precision
@@ -35,6 +36,8 @@ INNER_ROUNDS = 8
 FIRST_ROUND = 8
 """Rounds of FISTA (8, 16, 32, ... iterations, within ``inner_max_iter``), each followed by a Newton
 polish on its support, solve the model when the penalty has a non-smooth part."""
+ACTIVE_SET_PASSES = 16
+"""Support solves in one polish at most (each pass but the last holds one more weight at zero)."""
 POLISH_HALVINGS = 8
 ARMIJO = 1e-4
 """The sufficient-decrease fraction of the line search."""
@@ -186,11 +189,12 @@ class BatchedNewton(_Freezable, LightOptimizer):
         """``argmin_z g^T (z - theta) + 1/2 (z - theta)^T H (z - theta) + h(z)``; returns ``z - theta``.
 
         Rounds of FISTA with restart (from the smooth Newton point through the prox), each followed
-        by a Newton polish on the support FISTA found: with the zero weights held at zero and the
-        non-smooth part's gradient on the others read off the last proximal step, the model is a
-        quadratic on the support, solved exactly. A polished point is kept only where it lowers the
-        model, so any prox is safe; for L1 it ends the search once the support is right (FISTA
-        alone needs thousands of iterations on ill-conditioned data)."""
+        by a Newton polish on the support FISTA found (:meth:`_polish`): with the zero weights held at
+        zero and the non-smooth part's gradient on the others read off the last proximal step, the
+        model is a quadratic on the support, solved exactly within the weights' orthant. A polished
+        point is kept only where it lowers the model, so any prox is safe; for L1 it ends the search
+        once the support is right (FISTA alone needs thousands of iterations on ill-conditioned data
+        and on the flat directions of one-hot columns)."""
         group = self.param_groups[0]
         lipschitz = torch.linalg.eigvalsh(H).amax(dim=1).clamp(min=1e-12)
         step = 1.0 / lipschitz
@@ -254,23 +258,67 @@ class BatchedNewton(_Freezable, LightOptimizer):
 
     def _polish(self, H: torch.Tensor, g: torch.Tensor, theta: torch.Tensor, z: torch.Tensor, slope: torch.Tensor,
                 model: Callable[[torch.Tensor], torch.Tensor], going: torch.Tensor) -> torch.Tensor:
-        """``z`` moved toward the model's minimiser on its support (the zeros held at zero, the
-        non-smooth part linear with gradient ``slope`` on the rest): the longest of the steps 1, 1/2,
-        1/4, ... that lowers the model, with coordinates whose sign would flip set to zero (the
-        orthant of ``z``); ``z`` itself where none does."""
+        """``z`` moved toward the model's minimiser within its orthant: the zeros held at zero and the
+        non-smooth part linear with gradient ``slope`` on the rest, an active-set method. Each pass
+        solves the quadratic on the free coordinates and goes toward that point as far as no weight
+        changes sign (the first to reach zero is then held there, and the next pass solves again); it
+        ends where the whole step fits. This also settles directions the data leave flat (one-hot
+        groups beside the intercept), where only the non-smooth part decides and proximal gradient
+        steps crawl. A pass is kept only where it lowers the model; where the first does not, the
+        steps 1, 1/2, 1/4, ... toward the first target with crossing weights set to zero are tried."""
         pc = self._shape[1] * self._shape[2]
         free = z != 0
         free[:, pc:] = True  # the intercept is never penalized
-        dz = torch.where(free, torch.zeros_like(z), -theta)  # the held coordinates go to zero
+        best, best_value = z, model(z)
+        searching, moved = going.clone(), torch.zeros_like(going)
+        first = best
+        for passes in range(ACTIVE_SET_PASSES):
+            rows = searching.nonzero().squeeze(1)  # solve only for the trials still searching
+            target = best.clone()
+            target[rows] = self._support_minimiser(H[rows], g[rows], theta[rows], slope[rows], free[rows])
+            first = target if passes == 0 else first
+            d = target - best  # the first weight to reach zero on the way stops the pass there
+            crossing = free & (best * d < 0) & (d.abs() >= best.abs())
+            crossing[:, pc:] = False
+            ratios = torch.where(crossing, -best / torch.where(crossing, d, torch.ones_like(d)),
+                                 torch.full_like(d, 2.0))
+            alpha = ratios.amin(dim=1).clamp(max=1.0)
+            blocked = crossing & (ratios <= alpha[:, None])
+            cand = torch.where(blocked, torch.zeros_like(best), best + alpha[:, None] * d)
+            value = model(cand)
+            take = searching & (value < best_value)
+            best = torch.where(take[:, None], cand, best)
+            best_value = torch.where(take, value, best_value)
+            free = torch.where(take[:, None], free & ~blocked, free)
+            moved |= take
+            searching &= take & (alpha < 1.0)
+            if not bool(searching.any()):
+                break
+        stuck = going & ~moved
+        if not bool(stuck.any()):
+            return best
+        return torch.where(stuck[:, None], self._halvings(z, first, model, stuck), best)
+
+    def _support_minimiser(self, H: torch.Tensor, g: torch.Tensor, theta: torch.Tensor, slope: torch.Tensor,
+                           free: torch.Tensor) -> torch.Tensor:
+        """The minimiser of the model with the coordinates outside ``free`` held at zero and the
+        non-smooth part replaced by its slope on the free ones (damped where singular)."""
+        dz = torch.where(free, torch.zeros_like(theta), -theta)  # the held coordinates go to zero
         Hm = H * (free[:, :, None] & free[:, None, :]) + torch.diag_embed((~free).to(H.dtype))
         rhs = torch.where(free, -(g + slope * free + torch.bmm(H, dz.unsqueeze(2)).squeeze(2)), dz)
-        target = torch.where(free, theta + _solve_system(Hm, rhs), torch.zeros_like(theta))  # held: exactly zero
+        return torch.where(free, theta + _solve_system(Hm, rhs), torch.zeros_like(theta))  # held: exactly zero
+
+    def _halvings(self, z: torch.Tensor, target: torch.Tensor, model: Callable[[torch.Tensor], torch.Tensor],
+                  going: torch.Tensor) -> torch.Tensor:
+        """The longest of the steps 1, 1/2, 1/4, ... from ``z`` toward ``target`` that lowers the
+        model, with coordinates whose sign would flip set to zero; ``z`` where none does."""
+        pc = self._shape[1] * self._shape[2]
         best, best_value = z, model(z)
         searching = going.clone()
         for halving in range(POLISH_HALVINGS):
             alpha = 0.5 ** halving
             cand = z + alpha * (target - z)
-            flipped = free & (torch.sign(cand) != torch.sign(z))
+            flipped = (z != 0) & (torch.sign(cand) != torch.sign(z))
             flipped[:, pc:] = False
             cand = torch.where(flipped, torch.zeros_like(cand), cand)
             value = model(cand)
