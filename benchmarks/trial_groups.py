@@ -3,6 +3,7 @@ optimizer, size, penalties, epochs and seconds (``tuner.tune`` in this process, 
 
     python benchmarks/trial_groups.py --data ../shared/data/a9a/a9a --trials 30
     python benchmarks/trial_groups.py --dataset breast_cancer --trials 50 --optimizer newton
+    python benchmarks/trial_groups.py --data ../shared/data/sst2-glue/train.tsv --target label --text-column sentence
 
 It wraps ``TrialBatches.train`` (the one place a study trains a group) to time each call.
 """
@@ -22,6 +23,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data")
     parser.add_argument("--dataset")
+    parser.add_argument("--target", help="The label column of a table")
+    parser.add_argument("--text-column", help="The text column of a table (TF-IDF features)")
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--optimizer", help="Comma-separated optimizers (default: the study's own choice)")
     args = parser.parse_args()
@@ -42,7 +45,8 @@ def main() -> None:
 
     _trial_batches.TrialBatches.train = timed  # type: ignore[method-assign]
     start = time.perf_counter()
-    result = tuner.tune(args.data, dataset=args.dataset, trials=args.trials,
+    result = tuner.tune(args.data, dataset=args.dataset, target=args.target, text_column=args.text_column,
+                        trials=args.trials,
                         optimizer=args.optimizer.split(",") if args.optimizer else None)
     total = time.perf_counter() - start
     trained = sum(s for _, _, s in groups)

@@ -121,6 +121,29 @@ def test_hessian_matches_autograd() -> None:
     torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.parametrize("p", [20, 600])  # one gradient a column; one batched gradient (BATCHED_COLUMNS)
+def test_penalty_hessian_is_each_trials_own(p: int) -> None:
+    """Two elastic-net trials side by side and one with a penalty whose smooth part is not
+    quadratic: each trial's block is the Hessian autograd gives for it alone."""
+    from tuner.train._curvature import BATCHED_COLUMNS, penalty_hessian
+    from tuner.train._penalties import PenaltyGroups
+
+    class Quartic(type(penalties.get("l2"))):  # strength * sum w^4: a diagonal that depends on W
+        name = "quartic"
+
+        def smooth_value(self, weight, params):
+            return (params["strength"] * weight.pow(4)).sum(dim=(-2, -1))
+
+    pens = [penalties.get("elasticnet"), penalties.get("elasticnet"), Quartic()]
+    params = [{"strength": 0.1, "l1_ratio": 0.25}, {"strength": 0.01, "l1_ratio": 0.5}, {"strength": 0.3}]
+    W = torch.tensor(np.random.default_rng(1).normal(size=(3, p, 1)))
+    H = penalty_hessian(PenaltyGroups(pens, params, True, torch.float64, torch.device("cpu")), W)
+    assert (p >= BATCHED_COLUMNS) == (p == 600) and H is not None and H.shape == (3, p, p)
+    torch.testing.assert_close(H[0], torch.diag(torch.full((p,), 0.1 * 0.75, dtype=torch.float64)))
+    torch.testing.assert_close(H[1], torch.diag(torch.full((p,), 0.01 * 0.5, dtype=torch.float64)))
+    torch.testing.assert_close(H[2], torch.diag(12 * 0.3 * W[2, :, 0] ** 2))
+
+
 def test_a_model_too_large_for_its_hessian_is_refused_in_one_line() -> None:
     rng = np.random.default_rng(0)
     X = sp.random(50, HESSIAN_MAX_PARAMS + 10, density=0.01, random_state=0, format="csr")

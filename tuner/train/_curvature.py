@@ -26,6 +26,11 @@ from tuner.train._sizing import HESSIAN_MAX_PARAMS, HESSIAN_WORK
 
 __all__ = ["HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "data_hessian", "penalty_hessian"]
 
+BATCHED_COLUMNS = 512
+"""From this many weights a trial, the penalty's Hessian is taken as one batched gradient
+(``is_grads_batched``); below, one gradient a column, which is as fast there and spares the
+first batched call's import of SymPy (0.3-0.6 s a process)."""
+
 BLOCK_VALUES = 1 << 23
 """Values of the dense ``(K, P, rows)`` temporaries per block of rows (32 MiB in float32)."""
 
@@ -84,15 +89,23 @@ def penalty_hessian(penalty: PenaltyGroups, W: torch.Tensor) -> torch.Tensor | N
         flat = g.reshape(k, pc)
         # Column j of every trial's Hessian at once: the trials are independent, so the same unit
         # direction in each trial's weights gives each trial its own column.
-        basis = torch.eye(pc, dtype=W.dtype, device=W.device).unsqueeze(1).expand(pc, k, pc)
-        try:
-            (cols,) = torch.autograd.grad(flat, Wd, grad_outputs=basis, is_grads_batched=True, retain_graph=True,
-                                          allow_unused=True)
-        except RuntimeError:  # a penalty whose operations do not batch: one column at a time
+        cols = _batched_columns(flat, Wd) if pc >= BATCHED_COLUMNS else None
+        if cols is None:  # small, or a penalty whose operations do not batch: one column at a time
             cols = torch.stack([_column(flat, Wd, j) for j in range(pc)])
-    if cols is None:
-        return None
     return cols.reshape(pc, k, pc).permute(1, 2, 0).double()
+
+
+def _batched_columns(flat: torch.Tensor, Wd: torch.Tensor) -> torch.Tensor | None:
+    """Every column of the trials' Hessians in one batched gradient; None when the penalty's
+    operations do not batch."""
+    k, pc = int(flat.shape[0]), int(flat.shape[1])
+    basis = torch.eye(pc, dtype=Wd.dtype, device=Wd.device).unsqueeze(1).expand(pc, k, pc)
+    try:
+        (cols,) = torch.autograd.grad(flat, Wd, grad_outputs=basis, is_grads_batched=True, retain_graph=True,
+                                      allow_unused=True)
+    except RuntimeError:
+        return None
+    return torch.zeros(pc, *Wd.shape, dtype=Wd.dtype, device=Wd.device) if cols is None else cols
 
 
 def _column(flat: torch.Tensor, Wd: torch.Tensor, j: int) -> torch.Tensor:
