@@ -14,11 +14,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tuner.cli._serve import wait_http
 
 STUDY = "served"
 N_TRIALS = 10  # enough for the median pruner to stop some trials (they must not rank in the UI)
@@ -34,21 +34,6 @@ def free_port() -> int:
 def mlflow_exe() -> str:
     exe = Path(sys.executable).with_name("mlflow")
     return str(exe) if exe.exists() else (shutil.which("mlflow") or "mlflow")
-
-
-def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 def stop_process(proc: subprocess.Popen | None) -> None:
@@ -84,7 +69,7 @@ class MlflowServer:
         with self.log.open("w") as fh:
             self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=self.root,
                                          start_new_session=True)
-        wait_http(f"{self.url}/health", self.proc, self.log, timeout)
+        wait_http(f"{self.url}/health", self.proc, self.log, "the MLflow server", timeout)
         return self
 
     def stop(self) -> None:

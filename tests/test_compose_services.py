@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 from _compose import ROOT, compose, example_env
-from _mlflow_fixtures import free_port, mlflow_exe, stop_process, wait_http
+from _mlflow_fixtures import free_port, mlflow_exe, stop_process
 from _postgres import postgres_server
 from mlflow import MlflowClient
 from sqlalchemy.engine import make_url
+
+from tuner.cli._serve import wait_http
 
 pytestmark = pytest.mark.timeout(600)
 N_TRIALS = 6
@@ -101,7 +103,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deplo
             proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=dep.root,
                                     start_new_session=True)
         try:
-            wait_http(f"{dep.mlflow_url}/health", proc, log, 240)
+            wait_http(f"{dep.mlflow_url}/health", proc, log, "the compose MLflow server", 240)
             yield dep, proc
         finally:
             stop_process(proc)

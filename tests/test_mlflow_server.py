@@ -100,7 +100,7 @@ def test_predict_cli_and_models_serve_match_the_in_process_model(served: Served,
                                   "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1", "-w", "1"],
                                  stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, start_new_session=True)
     try:
-        wait_http(f"http://127.0.0.1:{port}/ping", serve, log, timeout=300)
+        wait_http(f"http://127.0.0.1:{port}/ping", serve, log, "mlflow models serve", timeout=300)
         split = rows.to_dict(orient="split")
         body = {"dataframe_split": {"columns": split["columns"], "data": split["data"]}}
         assert _invoke(port, body)["predictions"] == expected.tolist()

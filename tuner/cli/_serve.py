@@ -26,7 +26,7 @@ from tuner.cli._mlflow_info import DEFAULT_UI_PORT, ui_url
 from tuner.cli._options import storage_option, tracking_uri_option
 from tuner.errors import ConfigError
 
-__all__ = ["ui", "dashboard", "DASHBOARD_PORT", "START_TIMEOUT_S"]
+__all__ = ["ui", "dashboard", "wait_http", "DASHBOARD_PORT", "START_TIMEOUT_S"]
 
 DASHBOARD_PORT = 8080
 START_TIMEOUT_S = 180.0
@@ -135,7 +135,7 @@ def _serve(cmd: list[str], health_url: str, lines: list[str], what: str, env: di
     try:
         proc = subprocess.Popen(cmd, stdout=log_fd, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**env, **os.environ})
-        _wait_http(health_url, proc, log, what)
+        wait_http(health_url, proc, log, what)
         for line in lines:
             click.echo(line)
         proc.wait()
@@ -153,8 +153,11 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, what: str,
+              timeout: float = START_TIMEOUT_S) -> None:
+    """Poll ``url`` until it answers 200; a :class:`ConfigError` with the tail of ``log`` when
+    ``proc`` (the server, called ``what``) exits first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise ConfigError(f"{what} exited with code {proc.returncode} before answering: {_tail(log)}")
@@ -165,7 +168,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) ->
         except (OSError, urllib.error.URLError):
             pass
         time.sleep(0.25)
-    raise ConfigError(f"{what} did not answer at {url} within {START_TIMEOUT_S:.0f} s: {_tail(log)}")
+    raise ConfigError(f"{what} did not answer at {url} within {timeout:.0f} s: {_tail(log)}")
 
 
 def _tail(log: Path, n: int = 5) -> str:
