@@ -46,10 +46,14 @@ class _ElasticNetFamily(Penalty):
         return self.fixed_l1_ratio if self.fixed_l1_ratio is not None else params["l1_ratio"]
 
     def smooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
+        if self.fixed_l1_ratio == 1.0:  # L1: no smooth part (a pass over the weights saved per evaluation)
+            return weight.new_zeros(weight.shape[:-2])
         l2_part = 1.0 - self._l1_ratio(params)
         return (params["strength"] * l2_part * 0.5 * weight.pow(2)).sum(dim=(-2, -1))
 
     def nonsmooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
+        if self.fixed_l1_ratio == 0.0:  # L2: no non-smooth part
+            return weight.new_zeros(weight.shape[:-2])
         return (params["strength"] * self._l1_ratio(params) * weight.abs()).sum(dim=(-2, -1))
 
     def prox(self, weight: torch.Tensor, step: float | torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
