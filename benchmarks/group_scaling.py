@@ -1,0 +1,62 @@
+"""Seconds an epoch of K identical trials side by side, for K = 1, 2, 4, 8, ...: how much of a
+full-batch or mini-batch epoch a group shares (the products over the data, the Python and
+autograd overhead) and how much each trial adds (its dense weight and state updates). The
+measure behind ``tuner/study/_trial_batches.py: paying_group_size``.
+
+    python benchmarks/group_scaling.py --data ../shared/data/sst2-glue/train.tsv --target label \\
+        --text-column sentence --optimizer fista --penalty l1 --strength 7.9e-5
+    python benchmarks/group_scaling.py --data ../shared/data/a9a/a9a --optimizer sgd --sizes 1,4,16,64
+
+Prints one line per K, then the fit ``seconds = shared + K x own`` from the smallest and largest K.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from tuner import optimizers, penalties
+from tuner.data import load_data, prepare
+from tuner.train import TrainConfig, fit_many
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--target", help="The label column of a table")
+    parser.add_argument("--text-column", help="The text column of a table (TF-IDF features)")
+    parser.add_argument("--optimizer", default="fista")
+    parser.add_argument("--penalty", default="l1")
+    parser.add_argument("--strength", type=float, default=1e-4)
+    parser.add_argument("--sizes", default="1,2,4,8", help="Comma-separated group sizes")
+    parser.add_argument("--epochs", type=int, default=6)
+    args = parser.parse_args()
+    raw = load_data(args.data, target=args.target, text_column=args.text_column)
+    data = prepare(raw, val_size=0.2, test_size=0.2, seed=0)
+    pen, opt = penalties.get(args.penalty), optimizers.get(args.optimizer)
+    params = {"strength": args.strength} if "strength" in pen.search_space else {}
+    if "l1_ratio" in pen.search_space:
+        params["l1_ratio"] = 0.5
+    oparams = {name: spec.default for name, spec in opt.search_space.items()}
+    config = TrainConfig(epochs=args.epochs, patience=args.epochs + 1)
+    per_epoch: dict[int, float] = {}
+    for k in (int(s) for s in args.sizes.split(",")):
+        start = time.perf_counter()
+        results = fit_many(data.X_train, data.y_train, data.n_classes, pen, [params] * k, opt, [oparams] * k, config)
+        seconds = time.perf_counter() - start
+        first = results[0]
+        if isinstance(first, BaseException):
+            raise SystemExit(f"K={k}: the trials failed: {first}")
+        epochs = max(1, first.epochs_run)
+        per_epoch[k] = seconds / epochs
+        print(f"K={k}: {seconds:.2f} s for {epochs} epochs: {per_epoch[k]:.3f} s an epoch, "
+              f"{per_epoch[k] / k:.3f} s a trial", flush=True)
+    lo, hi = min(per_epoch), max(per_epoch)
+    if hi > lo:
+        own = (per_epoch[hi] - per_epoch[lo]) / (hi - lo)
+        shared = per_epoch[lo] - lo * own
+        print(f"fit: an epoch = {shared:.3f} s shared + K x {own:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
