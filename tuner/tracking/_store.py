@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -291,8 +291,7 @@ def _create_sqlite_store(db: Path) -> None:
     db.parent.mkdir(parents=True, exist_ok=True)
     for stale in db.parent.glob(f".{db.name}.*.new*"):  # left by a killed process (we hold the lock)
         stale.unlink(missing_ok=True)
-    tmp = db.with_name(f".{db.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.new")  # MLflow caches stores by URI
-    try:
+    with _beside(db) as tmp:
         template = schema_template()
         if template is not None:
             shutil.copyfile(template, tmp)
@@ -300,10 +299,21 @@ def _create_sqlite_store(db: Path) -> None:
             _build_schema(tmp)
         for stale in (Path(f"{db}-wal"), Path(f"{db}-shm")):  # a deleted store's log would replay onto the new one
             stale.unlink(missing_ok=True)
-        os.replace(tmp, db)
+
+
+@contextlib.contextmanager
+def _beside(path: Path) -> Iterator[Path]:
+    """A new file name beside ``path`` to build an SQLite file in; renamed onto ``path`` when the
+    block ends without an error (atomic: a reader sees the old file, the new one, or none), and
+    removed with its rollback journal in any case. The name is unique per call: MLflow caches
+    stores by URI."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.new")
+    try:
+        yield tmp
+        os.replace(tmp, path)
     finally:
-        for path in (tmp, Path(f"{tmp}-journal")):
-            path.unlink(missing_ok=True)
+        for stale in (tmp, Path(f"{tmp}-journal")):
+            stale.unlink(missing_ok=True)
 
 
 def _build_schema(path: Path, *, without_default_experiment: bool = False) -> None:
@@ -342,13 +352,8 @@ def schema_template() -> Path | None:
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.new")
-        try:
+        with _beside(path) as tmp:
             _build_schema(tmp, without_default_experiment=True)
-            os.replace(tmp, path)  # atomic: another process sees the old file, this one, or none
-        finally:
-            for stale in (tmp, Path(f"{tmp}-journal")):
-                stale.unlink(missing_ok=True)
     except OSError:
         return None
     return path if _is_template(path) else None
