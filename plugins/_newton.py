@@ -270,13 +270,15 @@ class BatchedNewton(_Freezable, LightOptimizer):
         free = z != 0
         free[:, pc:] = True  # the intercept is never penalized
         best, best_value = z, model(z)
+        at_z = best_value
         searching, moved = going.clone(), torch.zeros_like(going)
-        first = best
-        for passes in range(ACTIVE_SET_PASSES):
+        first: torch.Tensor | None = None
+        for _ in range(ACTIVE_SET_PASSES):
             rows = searching.nonzero().squeeze(1)  # solve only for the trials still searching
             target = best.clone()
             target[rows] = self._support_minimiser(H[rows], g[rows], theta[rows], slope[rows], free[rows])
-            first = target if passes == 0 else first
+            if first is None:
+                first = target
             d = target - best  # the first weight to reach zero on the way stops the pass there
             crossing = free & (best * d < 0) & (d.abs() >= best.abs())
             crossing[:, pc:] = False
@@ -295,9 +297,9 @@ class BatchedNewton(_Freezable, LightOptimizer):
             if not bool(searching.any()):
                 break
         stuck = going & ~moved
-        if not bool(stuck.any()):
+        if first is None or not bool(stuck.any()):
             return best
-        return torch.where(stuck[:, None], self._halvings(z, first, model, stuck), best)
+        return torch.where(stuck[:, None], self._halvings(z, at_z, first, model, stuck), best)
 
     def _support_minimiser(self, H: torch.Tensor, g: torch.Tensor, theta: torch.Tensor, slope: torch.Tensor,
                            free: torch.Tensor) -> torch.Tensor:
@@ -308,12 +310,13 @@ class BatchedNewton(_Freezable, LightOptimizer):
         rhs = torch.where(free, -(g + slope * free + torch.bmm(H, dz.unsqueeze(2)).squeeze(2)), dz)
         return torch.where(free, theta + _solve_system(Hm, rhs), torch.zeros_like(theta))  # held: exactly zero
 
-    def _halvings(self, z: torch.Tensor, target: torch.Tensor, model: Callable[[torch.Tensor], torch.Tensor],
-                  going: torch.Tensor) -> torch.Tensor:
-        """The longest of the steps 1, 1/2, 1/4, ... from ``z`` toward ``target`` that lowers the
-        model, with coordinates whose sign would flip set to zero; ``z`` where none does."""
+    def _halvings(self, z: torch.Tensor, at_z: torch.Tensor, target: torch.Tensor,
+                  model: Callable[[torch.Tensor], torch.Tensor], going: torch.Tensor) -> torch.Tensor:
+        """The longest of the steps 1, 1/2, 1/4, ... from ``z`` (where the model is ``at_z``) toward
+        ``target`` that lowers the model, with coordinates whose sign would flip set to zero; ``z``
+        where none does."""
         pc = self._shape[1] * self._shape[2]
-        best, best_value = z, model(z)
+        best, best_value = z, at_z
         searching = going.clone()
         for halving in range(POLISH_HALVINGS):
             alpha = 0.5 ** halving
