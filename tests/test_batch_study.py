@@ -147,12 +147,13 @@ def test_a_batching_worker_and_tune_share_the_budget_exactly(tmp_path: Path) -> 
     storage, uri = _urls(tmp_path)
     env = _env()
     # The worker starts first and waits for the study; tune creates it and runs batches of 4,
-    # the worker batches of 3. FISTA held to 40 epochs (no early stop, no pruning) keeps each
-    # batch busy long enough (seconds) for both processes to take trials.
+    # the worker batches of 3. FISTA held to 100 epochs (no early stop, no pruning) keeps each
+    # batch busy long enough (seconds) for both processes to take trials (40 epochs left the
+    # worker without a trial about once in seven runs once L1's smooth part cost nothing).
     worker = _start(["worker", "--study", "w", "--storage", storage, "--tracking-uri", uri, "--wait", "120",
                      "--batch-trials", "3", "--json"], tmp_path, env)
     tune = _start(["tune", "--dataset", "breast_cancer", "--study", "w", "--trials", "12", "--batch-trials", "4",
-                   "--penalty", "l2,l1", "--optimizer", "fista", "--epochs", "40", "--patience", "40", "--tol", "0",
+                   "--penalty", "l2,l1", "--optimizer", "fista", "--epochs", "100", "--patience", "100", "--tol", "0",
                    "--pruner", "none", "--storage", storage, "--tracking-uri", uri, "--json"], tmp_path, env)
     for proc in (tune, worker):
         out, err = proc.communicate(timeout=300)
