@@ -58,14 +58,60 @@ def _check_positive(value: Any, name: str) -> None:
         raise ValueError(f"'{name}' must be > 0 for every trial; got {value!r}.")
 
 
-def _rowsum(t: torch.Tensor) -> torch.Tensor:
-    """Sum over everything but the trial axis: ``(K, ...) -> (K,)``."""
-    return t.reshape(t.shape[0], -1).sum(1)
+_MAX_BLOCK = 64
 
 
 def _rowmax_abs(t: torch.Tensor) -> torch.Tensor:
-    """``max |t|`` over everything but the trial axis: ``(K, ...) -> (K,)``."""
-    return t.reshape(t.shape[0], -1).abs().amax(1)
+    """``max |t|`` over everything but the trial axis: ``(K, ...) -> (K,)``.
+
+    The trainer stores weights feature-major (the trial axis varies fastest), where PyTorch's
+    CPU ``amax`` over the other axes is slow (SST-2's 79,049 x 2: 0.51 ms against 0.03 ms for
+    the same values trial-major); reducing ``_MAX_BLOCK`` features at a time first takes 0.09 ms."""
+    k = t.shape[0]
+    a = t.abs()
+    if k == 1 or a.stride(0) != 1 or a.dim() < 2:
+        return a.reshape(k, -1).amax(1)
+    flat = a.movedim(0, -1).reshape(-1, k)  # a view: (features, K)
+    rows = flat.shape[0]
+    head = rows - rows % _MAX_BLOCK
+    out = flat[:head].reshape(-1, _MAX_BLOCK * k).amax(0).view(_MAX_BLOCK, k).amax(0) if head else None
+    if head < rows:
+        tail = flat[head:].amax(0)
+        out = tail if out is None else torch.maximum(out, tail)
+    assert out is not None
+    return out
+
+
+def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Each trial's dot product over everything but the trial axis: ``(K, ...) -> (K,)``."""
+    return torch.linalg.vecdot(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1))
+
+
+def _everyone(mask: torch.Tensor) -> bool:
+    """Whether every trial is in ``mask``, asked only on the CPU (where reading it costs nothing and
+    saves a ``torch.where`` pass over the weights); on an accelerator always False, so the loops
+    read nothing more back from the device."""
+    return mask.device.type == "cpu" and bool(mask.all())
+
+
+def _put(p: torch.Tensor, new: torch.Tensor, mask: torch.Tensor) -> None:
+    """``p`` becomes ``new`` for the trials in ``mask`` and stays as it is for the others."""
+    if _everyone(mask):
+        p.copy_(new)
+    else:
+        p.copy_(torch.where(_trials(mask, p), new, p))
+
+
+def _model_terms(grads: list[torch.Tensor], params: list[torch.Tensor],
+                 y: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per trial, the linear and squared terms of the quadratic model at ``params`` around ``y``:
+    ``<grad, x - y>`` and ``|x - y|^2``."""
+    lins, sqs = [], []
+    for g, p, yi in zip(grads, params, y):
+        d = p - yi
+        lins.append(_rowdot(g, d))
+        sqs.append(_rowdot(d, d))
+    return torch.stack(lins).sum(0), torch.stack(sqs).sum(0)
 
 
 def _evaluate(closure: Closure, k: int) -> torch.Tensor:
@@ -143,10 +189,10 @@ class BatchedFISTA(_Freezable, LightOptimizer):
         """Move the trials in ``where`` to ``prox(y - step * grad)``; leave the others alone."""
         for (p, penalized), yi, gi in zip(self._leaves(), y, grads):
             s = _trials(step, p)
-            cand = yi - s * gi
+            cand = torch.addcmul(yi, s, gi, value=-1.0)
             if penalized and self._prox is not None:
                 cand = self._prox(cand, s)
-            p.copy_(torch.where(_trials(where, p), cand, p))
+            _put(p, cand, where)
 
     def _init_state(self, params: list[torch.Tensor]) -> None:
         first, k = params[0], params[0].shape[0]
@@ -217,8 +263,7 @@ class BatchedFISTA(_Freezable, LightOptimizer):
         for _attempt in range(60):
             self._take(y, grads, step, searching)
             fx = value()
-            lin = sum(_rowsum(g * (p - yi)) for g, p, yi in zip(grads, params, y))
-            sqi = sum(_rowsum((p - yi).pow(2)) for p, yi in zip(params, y))
+            lin, sqi = _model_terms(grads, params, y)
             passed = fx <= f_y + lin + sqi / (2.0 * step) + slack
             f_x = torch.where(searching, fx, f_x)
             sq = torch.where(searching, sqi, sq)
@@ -242,8 +287,7 @@ class BatchedFISTA(_Freezable, LightOptimizer):
             trial = step * 2.0
             self._take(y, grads, trial, growing)
             fx = value()
-            lin = sum(_rowsum(g * (p - yi)) for g, p, yi in zip(grads, params, y))
-            sqi = sum(_rowsum((p - yi).pow(2)) for p, yi in zip(params, y))
+            lin, sqi = _model_terms(grads, params, y)
             better = growing & torch.isfinite(fx) & (fx <= f_y + lin + sqi / (2.0 * trial) + slack) & (fx <= f_x)
             step = torch.where(better, trial, step)
             f_x = torch.where(better, fx, f_x)
@@ -264,16 +308,20 @@ class BatchedFISTA(_Freezable, LightOptimizer):
         # below rounding, every step would pass it, and the iterates would oscillate.
         st["grow_ok"] = torch.where(active, sq / (2.0 * step) > slack, st["grow_ok"])
         x_new = [p.detach().clone() for p in params]
-        mapping = torch.stack([_rowmax_abs(yi - xn) for yi, xn in zip(y, x_new)]).amax(0) / step
+        moves = [xn - xp for xn, xp in zip(x_new, st["x_prev"])]
+        backs = [yi - xn for yi, xn in zip(y, x_new)]
+        mapping = torch.stack([_rowmax_abs(b) for b in backs]).amax(0) / step
         # Gradient restart: where the momentum points uphill, drop it.
-        uphill = cast(torch.Tensor, sum(_rowsum((yi - xn) * (xn - xp)) for yi, xn, xp in zip(y, x_new, st["x_prev"]))) > 0
+        uphill = cast(torch.Tensor, sum(_rowdot(b, m) for b, m in zip(backs, moves))) > 0
         t = torch.where(uphill, torch.ones_like(st["t"]), st["t"])
         t_next = (1.0 + torch.sqrt(1.0 + 4.0 * t * t)) / 2.0
         beta = (t - 1.0) / t_next
         moving = active & ~(mapping <= tol)  # converged: resume from x, without momentum
-        for p, xn, xp in zip(params, x_new, st["x_prev"]):  # the next gradient is taken at y, not at x
-            p.copy_(torch.where(_trials(moving, p), xn + _trials(beta, xn) * (xn - xp), p))
-        st["x_prev"] = [torch.where(_trials(active, xn), xn, xp) for xn, xp in zip(x_new, st["x_prev"])]
+        for p, xn, m in zip(params, x_new, moves):  # the next gradient is taken at y, not at x
+            _put(p, torch.addcmul(xn, _trials(beta, xn), m), moving)
+        if not _everyone(active):
+            x_new = [torch.where(_trials(active, xn), xn, xp) for xn, xp in zip(x_new, st["x_prev"])]
+        st["x_prev"] = x_new
         st["t"] = torch.where(active, t_next, st["t"])
         return moving
 
