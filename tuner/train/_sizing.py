@@ -24,12 +24,14 @@ its size, so large batches keep the device busy; on a CPU, 256 rows a step is wh
 stochastic optimizers' default learning rates were tuned for."""
 MIN_AUTO_BATCH = 16
 
-SMALL_WORK = 16_000_000
+SMALL_WORK = 100_000
 """Below this many stored feature values read by one step (times the trials side by side), one
-thread is faster: on a small machine the intra-op thread pool costs more (milliseconds per op
-when other processes are busy) than the arithmetic it shares out. Measured on the 2-core
-machine: eight FISTA trials side by side on a9a (2.9M values a step) took 21.7 s with two
-threads and 4.7 s with one (`benchmarks/RESULTS.md`, "Threads")."""
+thread is as fast as two: the ops are too small for the intra-op pool to share out (a mini-batch
+step of 256 rows). Above it, on a quiet machine, two threads win: on the 2-core machine a9a's
+FISTA (365,000 values a step) 2.24 s with one thread and 1.68 s with two, eight trials side by
+side 4.82 s and 3.33 s, SST-2's (824,000 values, two trials) 12.8 s and 8.2 s. On a busy machine
+(:func:`tuner.train._busy.others_busy`) one thread always: the pool's threads then wait for
+cores, and the same eight a9a trials took 21.7 s with two threads against 4.7 s with one."""
 
 
 HESSIAN_MAX_PARAMS = 2048
@@ -76,6 +78,10 @@ def work_size(X: Any) -> int:
 
 
 def one_thread_pays(X: Any, k_trials: int, optimizer: Optimizer, config: TrainConfig) -> bool:
-    """Whether a step of ``k_trials`` trials on ``X`` reads fewer than :data:`SMALL_WORK` values."""
+    """Whether a step of ``k_trials`` trials on ``X`` reads fewer than :data:`SMALL_WORK` values, or
+    other processes keep the machine busy."""
+    from tuner.train._busy import others_busy
+
     n_rows = max(int(np.shape(X)[0]), 1)
-    return work_size(X) * k_trials * rows_per_step(n_rows, optimizer, config) / n_rows < SMALL_WORK
+    small = work_size(X) * k_trials * rows_per_step(n_rows, optimizer, config) / n_rows < SMALL_WORK
+    return small or others_busy()
