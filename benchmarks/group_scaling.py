@@ -6,6 +6,10 @@ measure behind ``tuner/study/_trial_batches.py: paying_group_size``.
     python benchmarks/group_scaling.py --data ../shared/data/sst2-glue/train.tsv --target label \\
         --text-column sentence --optimizer fista --penalty l1 --strength 7.9e-5
     python benchmarks/group_scaling.py --data ../shared/data/a9a/a9a --optimizer sgd --sizes 1,4,16,64
+    python benchmarks/group_scaling.py --data ../shared/data/a9a/a9a --optimizer fista --threads 1
+
+``--threads N`` caps PyTorch's intra-op threads (the trainer only ever lowers them: one thread on
+small steps or a busy machine, ``tuner/train/_sizing.py: one_thread_pays``); ``auto`` leaves them.
 
 Prints one line per K, then the fit ``seconds = shared + K x own`` from the smallest and largest K.
 """
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import time
+
+import torch
 
 from tuner import optimizers, penalties
 from tuner.data import load_data, prepare
@@ -30,7 +36,10 @@ def main() -> None:
     parser.add_argument("--strength", type=float, default=1e-4)
     parser.add_argument("--sizes", default="1,2,4,8", help="Comma-separated group sizes")
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--threads", default="auto", help="PyTorch's intra-op threads: auto (the trainer's choice) or N")
     args = parser.parse_args()
+    if args.threads != "auto":
+        torch.set_num_threads(int(args.threads))
     raw = load_data(args.data, target=args.target, text_column=args.text_column)
     data = prepare(raw, val_size=0.2, test_size=0.2, seed=0)
     pen, opt = penalties.get(args.penalty), optimizers.get(args.optimizer)
@@ -49,7 +58,7 @@ def main() -> None:
             raise SystemExit(f"K={k}: the trials failed: {first}")
         epochs = max(1, first.epochs_run)
         per_epoch[k] = seconds / epochs
-        print(f"K={k}: {seconds:.2f} s for {epochs} epochs: {per_epoch[k]:.3f} s an epoch, "
+        print(f"K={k} ({torch.get_num_threads()} threads at most): {seconds:.2f} s for {epochs} epochs: {per_epoch[k]:.3f} s an epoch, "
               f"{per_epoch[k] / k:.3f} s a trial", flush=True)
     lo, hi = min(per_epoch), max(per_epoch)
     if hi > lo:
