@@ -75,7 +75,7 @@ class _Watcher:
         return self._busy
 
 
-_WATCHER = _Watcher()  # its first sample is taken at import: the fits compare with the process's start
+_WATCHER = _Watcher()  # its first sample is taken at import (with tuner.train): the first fit compares with that
 
 
 def others_busy() -> bool:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tuner.train import _busy  # imported with the trainer: the first fit's load is measured since then
+
 if TYPE_CHECKING:
     from tuner._plugin_api import Optimizer, Penalty
     from tuner.train._config import TrainConfig
@@ -80,8 +82,6 @@ def work_size(X: Any) -> int:
 def one_thread_pays(X: Any, k_trials: int, optimizer: Optimizer, config: TrainConfig) -> bool:
     """Whether a step of ``k_trials`` trials on ``X`` reads fewer than :data:`SMALL_WORK` values, or
     other processes keep the machine busy."""
-    from tuner.train._busy import others_busy
-
     n_rows = max(int(np.shape(X)[0]), 1)
     small = work_size(X) * k_trials * rows_per_step(n_rows, optimizer, config) / n_rows < SMALL_WORK
-    return small or others_busy()
+    return small or _busy.others_busy()
