@@ -59,7 +59,7 @@ def test_a_short_window_keeps_the_previous_verdict() -> None:
 
 
 def test_one_thread_on_small_steps_or_a_busy_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_busy, "others_busy", lambda: False)
+    monkeypatch.setattr(_sizing, "others_busy", lambda: False)
     small = sp.random(1000, 50, density=0.1, format="csr", random_state=0)  # 5,000 values
     big = sp.random(20000, 1000, density=0.05, format="csr", random_state=0)  # 1,000,000 values
     fista, sgd = optimizers.get("fista"), optimizers.get("sgd")
@@ -68,5 +68,5 @@ def test_one_thread_on_small_steps_or_a_busy_machine(monkeypatch: pytest.MonkeyP
     assert not _sizing.one_thread_pays(big, 1, fista, config)
     assert _sizing.one_thread_pays(big, 1, sgd, config)  # a 256-row step reads ~12,800 values
     assert _sizing.one_thread_pays(np.zeros((20, 5)), 4, fista, config)
-    monkeypatch.setattr(_busy, "others_busy", lambda: True)
+    monkeypatch.setattr(_sizing, "others_busy", lambda: True)
     assert _sizing.one_thread_pays(big, 1, fista, config)

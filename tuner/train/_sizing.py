@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tuner.train import _busy  # imported with the trainer: the first fit's load is measured since then
+from tuner.train._busy import others_busy  # imported with the trainer: the first fit's load is measured since then
 
 if TYPE_CHECKING:
     from tuner._plugin_api import Optimizer, Penalty
@@ -84,4 +84,4 @@ def one_thread_pays(X: Any, k_trials: int, optimizer: Optimizer, config: TrainCo
     other processes keep the machine busy."""
     n_rows = max(int(np.shape(X)[0]), 1)
     small = work_size(X) * k_trials * rows_per_step(n_rows, optimizer, config) / n_rows < SMALL_WORK
-    return small or _busy.others_busy()
+    return small or others_busy()
