@@ -220,6 +220,31 @@ def test_sigkill_mid_study_keeps_completed_trials_and_the_study_resumes(tmp_path
     assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) == done + 2
 
 
+def test_an_asked_trial_has_a_heartbeat_before_it_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed between asking a batch and training it: its trials must still go stale.
+
+    Optuna never fails a RUNNING trial without any heartbeat, so such a trial held its budget
+    slot for good (a resumed study waited on it forever)."""
+    from types import SimpleNamespace
+
+    from tuner.study._objective import Objective
+    from tuner.study._runs import own_stale_check
+
+    monkeypatch.setenv("TUNER_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("TUNER_HEARTBEAT_GRACE", "1")
+    storage = open_storage(f"sqlite:///{tmp_path / 'hb.db'}")
+    study = optuna.create_study(study_name="hb", storage=storage)
+    ours = Objective.ask(SimpleNamespace(study=study, storage=storage))  # type: ignore[arg-type]
+    with pytest.warns(UserWarning, match="Heartbeat"):
+        bare = study.ask()  # what Optuna's own ask leaves: no heartbeat until a thread starts
+    find = own_stale_check(storage)
+    assert find is not None
+    time.sleep(2.5)  # past the grace period, nobody beating
+    stale = set(find(study._study_id))
+    assert ours._trial_id in stale
+    assert bare._trial_id not in stale  # the Optuna behaviour this guards against
+
+
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signals_stop_cleanly(tmp_path: Path, signum: int, code: int) -> None:
     proc = _run_bg(tmp_path, "sig", 50)

@@ -230,10 +230,18 @@ class Objective:
         return get_heartbeat_thread(trial._trial_id, self.storage)
 
     def ask(self) -> Any:
-        """A new trial from the study (heartbeats are kept by :meth:`run`, as ``optimize`` would)."""
+        """A new trial from the study, with its first heartbeat recorded at once (:meth:`run` keeps
+        them up while it trains). Optuna never fails a RUNNING trial that has no heartbeat at all,
+        so a worker killed between asking a batch and training it used to leave trials that held
+        the budget for good (a resumed study then waited forever for their slots)."""
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-            return self.study.ask()
+            trial = self.study.ask()
+        if is_heartbeat_enabled(self.storage):
+            self.storage.record_heartbeat(trial._trial_id)
+        return trial
 
     def outcome_of(self, number: int) -> TrainOutcome | None:
         """The outcome of trial ``number`` when it is the best this process trained (no refit needed)."""
