@@ -143,6 +143,37 @@ def test_batched_study_spends_the_budget_exactly_with_one_run_and_history_per_tr
     assert min(epochs_of[n] for n in by_pruner) < max(epochs_of.values())  # ... with shorter histories
 
 
+def test_trials_waiting_for_their_group_keep_beating_past_the_grace_period(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of several groups: the first group trains longer than the heartbeat grace period.
+    The trials of the later groups must not be failed as lost while they wait (they were, by
+    this very process, once each trial's first heartbeat came at its ask), and the study ends
+    with every trial finished."""
+    from tuner.study._trial_batches import TrialBatches
+
+    monkeypatch.setenv("TUNER_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("TUNER_HEARTBEAT_GRACE", "2")
+    train = TrialBatches.train
+    groups: list[list[int]] = []
+
+    def slow_first_group(self: TrialBatches, group: Any, heartbeat: Any) -> Any:
+        groups.append([p.trial.number for p in group])
+        if len(groups) == 1:
+            time.sleep(4.0)  # twice the grace period: a slow group on big data
+        return train(self, group, heartbeat)
+
+    monkeypatch.setattr(TrialBatches, "train", slow_first_group)
+    storage, uri = _urls(tmp_path)
+    code, out = _invoke("tune", "--dataset", "breast_cancer", "--study", "hb", "--trials", "6", "--batch-trials", "6",
+                        "--penalty", "l2", "--optimizer", "lbfgs,fista", "--epochs", "5", "--pruner", "none",
+                        "--storage", storage, "--tracking-uri", uri, "--json")
+    assert code == 0, out
+    assert len(groups) == 2, groups  # two optimizers: two groups, the second waited
+    trials = _trials(storage, "hb")
+    assert len(trials) == 6 and all(t.state in FINISHED for t in trials), _describe(trials)
+    assert not any("lost" in str(t.user_attrs.get("fail_reason", "")) for t in trials)
+
+
 def test_a_batching_worker_and_tune_share_the_budget_exactly(tmp_path: Path) -> None:
     storage, uri = _urls(tmp_path)
     env = _env()

@@ -10,6 +10,8 @@ with a one-line reason. The pruner is asked through :class:`PruneJudge`, epoch b
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +48,7 @@ class MetricCallback(Callback):
         proba = state.val_proba()
         if state.y_val is None or proba is None:  # no validation rows: nothing to score
             return
-        logs[f"val_{self.metric}"] = evaluate(state.y_val, proba, state.n_classes)[self.metric]
+        logs[f"val_{self.metric}"] = evaluate(state.y_val, proba, state.n_classes, (self.metric,))[self.metric]
 
 
 class PruningCallback(Callback):
@@ -165,29 +167,40 @@ class Objective:
         self.tell(trial, _raiser(GaveUp(GAVE_UP)))
 
     def run(self, asked: list[Pending]) -> bool:
-        """Train the asked trials group by group and tell each; False when the study should stop."""
+        """Train the asked trials group by group and tell each; False when the study should stop.
+
+        Every asked trial keeps its heartbeat from here until it is told, not only while its own
+        group trains: the groups after the first wait their turn, and a trial without a recent
+        heartbeat is failed as lost (by this very process, between two trials) once it has waited
+        past the grace period."""
         import optuna
 
         keep = True
         untold = list(asked)
-        for group in self.runner.groups(asked):
-            try:
-                results = self.runner.train(group, self.heartbeat)
-            except CAUGHT as exc:  # the group failed as a whole (a plugin's build): its trials fail, the study goes on
-                for pend in group:
+        beats = _Heartbeats(self.heartbeat, asked)
+        try:
+            for group in self.runner.groups(asked):
+                try:
+                    results = self.runner.train(group, _no_heartbeat)
+                except CAUGHT as exc:  # the group failed as a whole (a plugin's build): its trials fail, the study goes on
+                    for pend in group:
+                        untold.remove(pend)
+                        keep = self.tell(pend.trial, self._failed_with(pend, exc)) and keep
+                        beats.stop(pend)
+                    continue
+                except BaseException as exc:  # an interrupt stops every trial not yet told
+                    for pend in untold:
+                        try:
+                            self.tell(pend.trial, self._failed_with(pend, exc))
+                        except BaseException:  # noqa: BLE001 - tell re-raises the interrupt: the next trial still fails
+                            pass
+                    raise
+                for pend, result in zip(group, results):
                     untold.remove(pend)
-                    keep = self.tell(pend.trial, self._failed_with(pend, exc)) and keep
-                continue
-            except BaseException as exc:  # an interrupt stops every trial not yet told
-                for pend in untold:
-                    try:
-                        self.tell(pend.trial, self._failed_with(pend, exc))
-                    except BaseException:  # noqa: BLE001 - tell re-raises the interrupt: the next trial still fails
-                        pass
-                raise
-            for pend, result in zip(group, results):
-                untold.remove(pend)
-                keep = self.tell(pend.trial, self._concluded(pend, result, optuna.TrialPruned)) and keep
+                    keep = self.tell(pend.trial, self._concluded(pend, result, optuna.TrialPruned)) and keep
+                    beats.stop(pend)
+        finally:
+            beats.stop_all()
         return keep
 
     def tell(self, trial: Any, compute: Callable[[], float]) -> bool:
@@ -210,14 +223,18 @@ class Objective:
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass
         try:
-            frozen = self.study.tell(trial, value, state=state) if state == TrialState.COMPLETE else \
-                self.study.tell(trial, state=state)
+            frozen = self.study.tell(trial, value, state=state, skip_if_finished=True) \
+                if state == TrialState.COMPLETE else self.study.tell(trial, state=state, skip_if_finished=True)
         except optuna.exceptions.UpdateFinishedTrialError:
-            # our heartbeat came late (a starved machine): another worker failed this
-            # process's trial as lost and retries it; carry on with the next one
+            frozen = None  # failed elsewhere while this tell was under way
+        if frozen is not None and frozen.state != state and \
+                str(frozen.user_attrs.get("fail_reason", "")).startswith("lost:"):
+            frozen = None  # already failed as lost before this tell
+        if frozen is None:
+            # our heartbeat came late (a starved machine): another worker failed this process's
+            # trial as lost and retries it; carry on with the next one
             self.warnings.append("a trial of this process was failed as lost by another worker (its heartbeat was "
                                  "late) and retried there; raise TUNER_HEARTBEAT_GRACE")
-            frozen = None
         if error is not None and not isinstance(error, CAUGHT):
             raise error
         self.judge.invalidate()  # the completed trials may have changed
@@ -275,3 +292,32 @@ def _raiser(exc: BaseException) -> Callable[[], float]:
     def compute() -> float:
         raise exc
     return compute
+
+
+def _no_heartbeat(trial: Any) -> Any:
+    """What a group's training gets for a heartbeat: :meth:`Objective.run` already keeps them."""
+    return contextlib.nullcontext()
+
+
+class _Heartbeats:
+    """The heartbeat threads of a batch's trials, each stopped when its trial is told."""
+
+    def __init__(self, make: Callable[[Any], Any], asked: list[Pending]) -> None:
+        self.running: dict[int, Any] = {}
+        try:
+            for pend in asked:
+                beat = make(pend.trial)
+                beat.__enter__()
+                self.running[id(pend)] = beat
+        except BaseException:
+            self.stop_all()
+            raise
+
+    def stop(self, pend: Pending) -> None:
+        beat = self.running.pop(id(pend), None)
+        if beat is not None:
+            beat.__exit__(None, None, None)
+
+    def stop_all(self) -> None:
+        while self.running:
+            self.running.popitem()[1].__exit__(None, None, None)
