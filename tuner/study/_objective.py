@@ -11,7 +11,6 @@ with a one-line reason. The pruner is asked through :class:`PruneJudge`, epoch b
 from __future__ import annotations
 
 import contextlib
-
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
