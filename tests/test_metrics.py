@@ -48,3 +48,28 @@ def test_empty_split_and_directions() -> None:
     assert evaluate(np.array([], dtype=int), np.zeros((0, 2)), 2) == {}
     assert direction("log_loss") == "minimize" and direction("accuracy") == "maximize"
     assert set(METRICS) == {"log_loss", "accuracy", "roc_auc", "f1"}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_cases_match_scikit_learn_ties_and_absent_classes_included(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_classes = int(rng.integers(2, 5))
+    n = int(rng.integers(5, 400))
+    y = rng.integers(0, n_classes - (seed % 2), n)  # odd seeds: the last class never occurs
+    raw = rng.integers(0, 4, (n, n_classes)).astype(float) + 0.01  # few distinct values: many ties
+    proba = raw / raw.sum(axis=1, keepdims=True)
+    labels = list(range(n_classes))
+    m = evaluate(y, proba, n_classes)
+    assert m["log_loss"] == pytest.approx(log_loss(y, proba, labels=labels), rel=1e-12)
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, proba.argmax(1)), rel=1e-12)
+    assert m["f1"] == pytest.approx(
+        f1_score(y, proba.argmax(1), labels=labels, average="macro", zero_division=0), rel=1e-12)
+    if n_classes == 2 and len(np.unique(y)) == 2:
+        assert m["roc_auc"] == pytest.approx(roc_auc_score(y, proba[:, 1]), rel=1e-12)
+
+
+def test_one_class_auc_is_nan_and_a_subset_is_only_that() -> None:
+    y = np.ones(5, dtype=int)
+    proba = np.tile([0.3, 0.7], (5, 1))
+    assert np.isnan(evaluate(y, proba, 2)["roc_auc"])
+    assert evaluate(y, proba, 2, ("accuracy",)) == {"accuracy": 1.0}
