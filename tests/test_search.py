@@ -245,6 +245,25 @@ def test_an_asked_trial_has_a_heartbeat_before_it_trains(tmp_path: Path, monkeyp
     assert bare._trial_id not in stale  # the Optuna behaviour this guards against
 
 
+def test_budget_reads_the_same_states_as_optuna_for_its_own_study_only(tmp_path: Path) -> None:
+    """The budget's two-column read of the trials table (``trial_states``) against Optuna's
+    ``get_trials``, with a second study in the same database and trials in every state."""
+    from tuner.study._runs import trial_states
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'states.db'}")
+    other = optuna.create_study(study_name="other", storage=storage)
+    other.enqueue_trial({})
+    study = optuna.create_study(study_name="mine", storage=storage)
+    for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+        study.tell(study.ask(), 1.0 if state == TrialState.COMPLETE else None, state=state)
+    study.ask()  # running
+    study.enqueue_trial({})  # waiting
+    expected = [(t.number, t.state) for t in study.get_trials()]
+    assert len({s for _, s in expected}) == 5
+    assert trial_states(study) == expected
+    assert trial_states(other) == [(0, TrialState.WAITING)]
+
+
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signals_stop_cleanly(tmp_path: Path, signum: int, code: int) -> None:
     proc = _run_bg(tmp_path, "sig", 50)

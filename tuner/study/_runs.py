@@ -69,6 +69,31 @@ def seeded_sampler(make_sampler: Callable[[int], Any], seed: int) -> Any:
     return _PerProcessSeed()
 
 
+def trial_states(study: Any) -> list[tuple[int, Any]]:
+    """``(number, TrialState)`` of every trial of ``study``, read from its storage.
+
+    For an SQL storage this reads two columns of Optuna's ``trials`` table. ``study.get_trials``
+    gives the same answer, but it loads every unfinished trial whole (parameters, attributes,
+    intermediate values), and a batch of K running trials made each budget check O(K): about a
+    second in a 64-trial a9a study. Any other storage goes through ``get_trials``.
+    """
+    from sqlalchemy import select
+
+    backend = getattr(study._storage, "_backend", study._storage)
+    try:
+        from optuna.storages import RDBStorage
+        from optuna.storages._rdb.models import TrialModel
+    except ImportError:  # pragma: no cover - a future Optuna that moved its models
+        return [(t.number, t.state) for t in study.get_trials(deepcopy=False)]
+    if not isinstance(backend, RDBStorage):
+        return [(t.number, t.state) for t in study.get_trials(deepcopy=False)]
+    with backend.engine.connect() as conn:
+        rows = conn.execute(
+            select(TrialModel.number, TrialModel.state).where(TrialModel.study_id == study._study_id).order_by(TrialModel.number)
+        ).all()
+    return [(int(number), state) for number, state in rows]
+
+
 class Budget:
     """Exact trial budgets when several processes share a study.
 
@@ -85,7 +110,7 @@ class Budget:
             study, n_trials, deadline, check, fail_stale
 
     def _states(self) -> list[Any]:
-        return [(t.number, t.state) for t in self.study.get_trials(deepcopy=False)]
+        return trial_states(self.study)
 
     def done(self) -> int:
         from optuna.trial import TrialState
