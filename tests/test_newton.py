@@ -121,6 +121,34 @@ def test_hessian_matches_autograd() -> None:
     torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.parametrize("c", [1, 3])
+def test_row_pair_hessian_equals_the_dense_one(c: int) -> None:
+    """Sparse rows take the row-pair products (one sparse product for all trials and class
+    pairs); they give the dense blocks' Hessian, per trial, empty rows and uneven rows included."""
+    import scipy.sparse as sp
+
+    from tuner.train import _curvature
+    from tuner.train._device import _csr_tensor
+
+    rng = np.random.default_rng(c)
+    n, p, k = 300, 40, 5
+    A = sp.random(n, p, density=0.1, random_state=c, format="csr", dtype=np.float64)
+    A.data = rng.normal(size=A.nnz)
+    A[:7] = 0  # rows with nothing stored
+    A.eliminate_zeros()
+    X = _csr_tensor(torch.from_numpy(A.indptr.astype(np.int64)), torch.from_numpy(A.indices.astype(np.int64)),
+                    torch.from_numpy(A.data), A.shape)
+    z = torch.tensor(rng.normal(size=(n, k, c)))
+    w = torch.tensor(rng.random((n, k)))
+    assert _curvature.row_pairs(X) is not None
+    by_pairs = data_hessian(X, z, w, n)
+    _curvature._PAIRS[id(X)] = None  # the dense blocks for the same tensor
+    torch.testing.assert_close(by_pairs, data_hessian(X, z, w, n), rtol=1e-12, atol=1e-14)
+    assert _curvature.row_pairs(torch.tensor(A.toarray())) is None  # a dense tensor
+    full = torch.tensor(rng.normal(size=(n, p))).to_sparse_csr()
+    assert _curvature.row_pairs(full) is None  # full rows: the dense blocks are cheaper
+
+
 @pytest.mark.parametrize("p", [20, 600])  # one gradient a column; one batched gradient (BATCHED_COLUMNS)
 def test_penalty_hessian_is_each_trials_own(p: int) -> None:
     """Two elastic-net trials side by side and one with a penalty whose smooth part is not
