@@ -11,7 +11,8 @@ then backtracks along ``d`` until the whole objective ``F = f + h`` decreases en
 "Proximal Newton-type methods", 2014). Without a non-smooth part (no penalty, L2, or an elastic
 net trial at ``l1_ratio`` 0) the model's minimiser is one Cholesky solve; with one (L1, elastic
 net), rounds of an accelerated proximal gradient method find the model's support, each followed
-by an active-set solve on it, started from the smooth Newton point passed through the prox. The
+by an active-set solve on it, started from the smooth Newton point passed through the prox; a round
+that does not cut a trial's gap by a tenth ends that trial's rounds (:data:`STALLED_ROUND`). The
 linear algebra runs in float64 on ``(K, P, P)`` matrices.
 
 A trial stops once its proximal gradient residual ``max |theta - prox(theta - g)|`` is at most
@@ -38,6 +39,11 @@ FIRST_ROUND = 8
 polish on its support, solve the model when the penalty has a non-smooth part."""
 ACTIVE_SET_PASSES = 16
 """Support solves in one polish at most (each pass but the last holds one more weight at zero)."""
+STALLED_ROUND = 0.9
+"""A trial's model is left once a round of FISTA and polish shrinks its gap by less than this
+factor: the outer line search and the next Hessian make more progress than FISTA crawling
+along a nearly flat direction (a9a at strength 1e-7: 1,000 iterations an outer step, each round
+cutting the gap by a few percent)."""
 POLISH_HALVINGS = 8
 ARMIJO = 1e-4
 """The sufficient-decrease fraction of the line search."""
@@ -216,6 +222,7 @@ class BatchedNewton(_Freezable, LightOptimizer):
         inner_tol = torch.maximum(torch.clamp(0.1 * residual * residual.clamp(max=1.0), min=self._tol), rounding)
         going = active.clone()
         budget = int(group["inner_max_iter"])
+        last_gap: torch.Tensor | None = None
         for r in range(INNER_ROUNDS):
             iters = min(budget, FIRST_ROUND << r)
             budget -= iters
@@ -225,6 +232,9 @@ class BatchedNewton(_Freezable, LightOptimizer):
             z = self._polish(H, g, theta, z, slope, model, going)
             gap = (self._prox_theta(z - step[:, None] * model_grad(z), step) - z).abs().amax(dim=1) * lipschitz
             going &= ~(gap <= inner_tol)
+            if last_gap is not None:  # a round that did not cut the gap by a tenth: no better to be had cheaply
+                going &= ~(gap > STALLED_ROUND * last_gap)
+            last_gap = gap
             if not bool(going.any()) or budget <= 0:
                 break
         # A descent direction is guaranteed only when the model went below its value at d = 0;
