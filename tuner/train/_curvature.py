@@ -54,9 +54,9 @@ PAIR_ADVANTAGE = 4
 3x slower than a dense one (a9a, 2 cores: 10.7e9 against 29e9 multiply-adds a second), so rows
 must be sparse enough that ``pairs x 4 <= n x P^2`` (under about 70% stored)."""
 
-MAX_PAIRS = 1 << 25
-"""The most row pairs laid out (~0.4 GiB with their row numbers, more while sorting them);
-beyond, the dense blocks."""
+MAX_PAIRS = 1 << 23
+"""The most row pairs laid out: 8.4M, ~100 MiB kept with their row numbers (cached for the
+process) and ~0.4 GiB while they are sorted; beyond, the dense blocks. a9a has 3.8M."""
 
 
 @dataclass(frozen=True)
