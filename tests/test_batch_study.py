@@ -156,11 +156,11 @@ def test_trials_waiting_for_their_group_keep_beating_past_the_grace_period(
     train = TrialBatches.train
     groups: list[list[int]] = []
 
-    def slow_first_group(self: TrialBatches, group: Any, heartbeat: Any) -> Any:
+    def slow_first_group(self: TrialBatches, group: Any) -> Any:
         groups.append([p.trial.number for p in group])
         if len(groups) == 1:
             time.sleep(4.0)  # twice the grace period: a slow group on big data
-        return train(self, group, heartbeat)
+        return train(self, group)
 
     monkeypatch.setattr(TrialBatches, "train", slow_first_group)
     storage, uri = _urls(tmp_path)

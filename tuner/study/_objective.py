@@ -10,7 +10,6 @@ with a one-line reason. The pruner is asked through :class:`PruneJudge`, epoch b
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -180,7 +179,7 @@ class Objective:
         try:
             for group in self.runner.groups(asked):
                 try:
-                    results = self.runner.train(group, _no_heartbeat)
+                    results = self.runner.train(group)
                 except CAUGHT as exc:  # the group failed as a whole (a plugin's build): its trials fail, the study goes on
                     for pend in group:
                         untold.remove(pend)
@@ -291,11 +290,6 @@ def _raiser(exc: BaseException) -> Callable[[], float]:
     def compute() -> float:
         raise exc
     return compute
-
-
-def _no_heartbeat(trial: Any) -> Any:
-    """What a group's training gets for a heartbeat: :meth:`Objective.run` already keeps them."""
-    return contextlib.nullcontext()
 
 
 class _Heartbeats:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,15 +160,11 @@ class TrialBatches:
                                                                                    self.config)))
         return [group[i:i + size] for i in range(0, len(group), size)]
 
-    def train(self, group: Sequence[Pending], heartbeat: Callable[[Any], Any]) -> list[TrainOutcome | Exception]:
-        """Train one group side by side, each trial's heartbeat kept while it runs."""
-        init = self._warm_starts(group)
-        with ExitStack() as stack:
-            for pend in group:
-                stack.enter_context(heartbeat(pend.trial))
-            return train_many(self.data, group[0].optimizer,
-                              [(p.penalty, p.penalty_params, p.optimizer_params) for p in group], self.config,
-                              [p.callbacks for p in group], init, self.folds)
+    def train(self, group: Sequence[Pending]) -> list[TrainOutcome | Exception]:
+        """Train one group side by side (the caller keeps the trials' heartbeats)."""
+        return train_many(self.data, group[0].optimizer,
+                          [(p.penalty, p.penalty_params, p.optimizer_params) for p in group], self.config,
+                          [p.callbacks for p in group], self._warm_starts(group), self.folds)
 
     def conclude(self, pend: Pending, result: TrainOutcome | BaseException,
                  pruned: type[Exception]) -> float:
