@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -243,6 +244,27 @@ def test_an_asked_trial_has_a_heartbeat_before_it_trains(tmp_path: Path, monkeyp
     stale = set(find(study._study_id))
     assert ours._trial_id in stale
     assert bare._trial_id not in stale  # the Optuna behaviour this guards against
+
+
+def test_telling_a_trial_another_worker_failed_as_lost_warns_and_goes_on(tmp_path: Path) -> None:
+    """Between training and telling, another worker failed this process's trial as lost (its
+    heartbeat came late): the tell keeps that verdict, says so once, and the study goes on."""
+    from types import SimpleNamespace
+
+    from tuner.study._objective import Objective
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'lost.db'}", heartbeat=False)
+    study = optuna.create_study(study_name="lost", storage=storage)
+    trial = study.ask()
+    trial.set_user_attr("fail_reason", "lost: its worker sent no heartbeat for 30 s (killed or cut off)")
+    study.tell(trial, state=TrialState.FAIL)  # what the other worker's stale check does
+    told: list[Any] = []
+    me = SimpleNamespace(study=study, warnings=[], judge=SimpleNamespace(invalidate=lambda: None),
+                         after_tell=told.append)
+    assert Objective.tell(me, trial, lambda: 0.25) is True  # type: ignore[arg-type]
+    assert len(me.warnings) == 1 and "failed as lost by another worker" in me.warnings[0]
+    assert told == []  # not reported as this process's result
+    assert study.trials[0].state == TrialState.FAIL and study.trials[0].value is None
 
 
 def test_budget_reads_the_same_states_as_optuna_for_its_own_study_only(tmp_path: Path) -> None:
