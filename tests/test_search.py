@@ -270,7 +270,7 @@ def test_telling_a_trial_another_worker_failed_as_lost_warns_and_goes_on(tmp_pat
 def test_budget_reads_the_same_states_as_optuna_for_its_own_study_only(tmp_path: Path) -> None:
     """The budget's two-column read of the trials table (``trial_states``) against Optuna's
     ``get_trials``, with a second study in the same database and trials in every state."""
-    from tuner.study._runs import trial_states
+    from tuner.study._storage import trial_states
 
     storage = open_storage(f"sqlite:///{tmp_path / 'states.db'}")
     other = optuna.create_study(study_name="other", storage=storage)

@@ -15,6 +15,7 @@ from typing import Any
 
 from tuner.errors import TunerError
 from tuner.study._spec import StudySpec
+from tuner.study._storage import trial_states
 
 __all__ = ["WORKER", "GAVE_UP", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
            "LostTrials", "own_stale_check", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings"]
@@ -67,31 +68,6 @@ def seeded_sampler(make_sampler: Callable[[int], Any], seed: int) -> Any:
 
     make_sampler(seed)  # a bad name fails now, not at the first trial
     return _PerProcessSeed()
-
-
-def trial_states(study: Any) -> list[tuple[int, Any]]:
-    """``(number, TrialState)`` of every trial of ``study``, read from its storage.
-
-    For an SQL storage this reads two columns of Optuna's ``trials`` table. ``study.get_trials``
-    gives the same answer, but it loads every unfinished trial whole (parameters, attributes,
-    intermediate values), and a batch of K running trials made each budget check O(K): about a
-    second in a 64-trial a9a study. Any other storage goes through ``get_trials``.
-    """
-    from sqlalchemy import select
-
-    backend = getattr(study._storage, "_backend", study._storage)
-    try:
-        from optuna.storages import RDBStorage
-        from optuna.storages._rdb.models import TrialModel
-    except ImportError:  # pragma: no cover - a future Optuna that moved its models
-        return [(t.number, t.state) for t in study.get_trials(deepcopy=False)]
-    if not isinstance(backend, RDBStorage):
-        return [(t.number, t.state) for t in study.get_trials(deepcopy=False)]
-    with backend.engine.connect() as conn:
-        rows = conn.execute(
-            select(TrialModel.number, TrialModel.state).where(TrialModel.study_id == study._study_id).order_by(TrialModel.number)
-        ).all()
-    return [(int(number), state) for number, state in rows]
 
 
 class Budget:

@@ -38,6 +38,7 @@ __all__ = [
     "memory_sqlite",
     "retry_races",
     "sqlite_writable",
+    "trial_states",
 ]
 
 DEFAULT_STORAGE_FILE = "tuner-studies.db"
@@ -405,3 +406,28 @@ def _storage_error(exc: Exception, url: str, where: str, is_sqlite: bool) -> Sto
         return StorageError(f"Cannot reach the study database {where}: {reason}. Check that the server is running "
                             "and the URL (the 'storage' parameter / TUNER_STORAGE) is right.")
     return StorageError(f"Cannot use the study database {where}: {reason}.")
+
+
+def trial_states(study: Any) -> list[tuple[int, Any]]:
+    """``(number, TrialState)`` of every trial of ``study``, read from its storage.
+
+    For an SQL storage this reads two columns of Optuna's ``trials`` table. ``study.get_trials``
+    gives the same answer, but it loads every unfinished trial whole (parameters, attributes,
+    intermediate values), and a batch of K running trials made each budget check O(K): about a
+    second in a 64-trial a9a study. Any other storage goes through ``get_trials``.
+    """
+    from sqlalchemy import select
+
+    backend = getattr(study._storage, "_backend", study._storage)
+    try:
+        from optuna.storages import RDBStorage
+        from optuna.storages._rdb.models import TrialModel
+    except ImportError:  # pragma: no cover - a future Optuna that moved its models
+        return [(t.number, t.state) for t in study.get_trials(deepcopy=False)]
+    if not isinstance(backend, RDBStorage):
+        return [(t.number, t.state) for t in study.get_trials(deepcopy=False)]
+    with backend.engine.connect() as conn:
+        rows = conn.execute(
+            select(TrialModel.number, TrialModel.state).where(TrialModel.study_id == study._study_id).order_by(TrialModel.number)
+        ).all()
+    return [(int(number), state) for number, state in rows]
