@@ -121,8 +121,12 @@ def test_hessian_matches_autograd() -> None:
     torch.testing.assert_close(got, expected)
 
 
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]  # `-k cuda` on the GPU machine
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("c", [1, 3])
-def test_row_pair_hessian_equals_the_dense_one(c: int) -> None:
+def test_row_pair_hessian_equals_the_dense_one(c: int, device: str) -> None:
     """Sparse rows take the row-pair products (one sparse product for all trials and class
     pairs); they give the dense blocks' Hessian, per trial, empty rows and uneven rows included."""
     import scipy.sparse as sp
@@ -137,9 +141,9 @@ def test_row_pair_hessian_equals_the_dense_one(c: int) -> None:
     A[:7] = 0  # rows with nothing stored
     A.eliminate_zeros()
     X = _csr_tensor(torch.from_numpy(A.indptr.astype(np.int64)), torch.from_numpy(A.indices.astype(np.int64)),
-                    torch.from_numpy(A.data), A.shape)
-    z = torch.tensor(rng.normal(size=(n, k, c)))
-    w = torch.tensor(rng.random((n, k)))
+                    torch.from_numpy(A.data), A.shape).to(device)
+    z = torch.tensor(rng.normal(size=(n, k, c)), device=device)
+    w = torch.tensor(rng.random((n, k)), device=device)
     assert _curvature.row_pairs(X) is not None
     by_pairs = data_hessian(X, z, w, n)
     _curvature._PAIRS[id(X)] = None  # the dense blocks for the same tensor
