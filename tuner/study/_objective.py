@@ -18,7 +18,7 @@ from typing import Any
 from tuner.errors import TunerError
 from tuner.study._configure import TrainOutcome, cv_folds
 from tuner.study._observer import StudyInfo, StudyObserver
-from tuner.study._runs import GAVE_UP, GaveUp
+from tuner.study._runs import GAVE_UP, LOST, GaveUp
 from tuner.study._search_space import SearchSpace
 from tuner.study._signals import Interrupted, StopCallback, StopRequest
 from tuner.study._spec import StudySpec
@@ -226,7 +226,7 @@ class Objective:
         except optuna.exceptions.UpdateFinishedTrialError:
             frozen = None  # failed elsewhere while this tell was under way
         if frozen is not None and frozen.state != state and \
-                str(frozen.user_attrs.get("fail_reason", "")).startswith("lost:"):
+                str(frozen.user_attrs.get("fail_reason", "")).startswith(LOST):
             frozen = None  # already failed as lost before this tell
         if frozen is None:
             # our heartbeat came late (a starved machine): another worker failed this process's

@@ -17,7 +17,7 @@ from tuner.errors import TunerError
 from tuner.study._spec import StudySpec
 from tuner.study._storage import trial_states
 
-__all__ = ["WORKER", "GAVE_UP", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
+__all__ = ["WORKER", "GAVE_UP", "LOST", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
            "LostTrials", "own_stale_check", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings"]
 
 
@@ -29,6 +29,8 @@ TRIAL_OUTCOME_ATTRS = ("fail_reason", "prune_reason", "val_metrics", "n_nonzero_
 FAIL_STREAK = 3
 """A process stops after this many failed trials in a row (a plugin that always raises, a broken setup)."""
 GAVE_UP = "budget already spent"
+LOST = "lost: its worker sent no heartbeat"
+"""How the reason of a trial failed for its dead worker begins (the stale-trial check writes it)."""
 
 
 def seeded_sampler(make_sampler: Callable[[int], Any], seed: int) -> Any:
@@ -174,7 +176,7 @@ def fail_stale_trials(study: Any, storage: Any, find: Callable[[int], list[int]]
     for trial_id in find(study._study_id):
         try:
             storage.set_trial_user_attr(trial_id, "fail_reason",
-                                        f"lost: its worker sent no heartbeat for {grace} s (killed or cut off)")
+                                        f"{LOST} for {grace} s (killed or cut off)")
             lost = storage.get_trial(trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another process failed it first
@@ -222,7 +224,7 @@ class LostTrials:
 
     def _lost(self, trial: Any) -> None:
         self.on_lost(trial.number,
-                     trial.user_attrs.get("fail_reason") or "lost: its worker sent no heartbeat (killed or cut off)")
+                     trial.user_attrs.get("fail_reason") or f"{LOST} (killed or cut off)")
 
     def _queue_retry(self, trial: Any) -> int | None:
         """A WAITING copy of a lost trial (same parameters), once: a retry is not retried again."""
