@@ -48,14 +48,22 @@ class BatchedSGD(_Batched):
         buf = state.get("momentum_buffer")
         if buf is None:
             buf = state["momentum_buffer"] = grad.clone()
+            state["scratch"] = torch.empty_like(grad)
         else:
             buf.mul_(mu).add_(grad)
-        direction = buf + nesterov * (grad + mu * buf - buf)  # Nesterov: grad + mu * buf; else buf
-        p.sub_(group["lr"] * direction)
+        direction = torch.mul(buf, mu, out=state["scratch"]).add_(grad)  # Nesterov's: grad + mu * buf
+        torch.lerp(buf, direction, nesterov, out=direction)  # nesterov 0: buf (heavy ball); 1: grad + mu * buf
+        p.sub_(direction.mul_(group["lr"]))
 
 
 class BatchedAdam(_Batched):
-    """Adam (Kingma & Ba), as ``torch.optim.Adam`` without weight decay or amsgrad."""
+    """Adam (Kingma & Ba), as ``torch.optim.Adam`` without weight decay or amsgrad.
+
+    Its buffers are allocated at the first step; a step then makes eight passes over the
+    parameters and allocates nothing (on wide data, mini-batch steps are bound by such passes).
+    With ``s = sqrt(1 - beta2^t)`` it moves each weight by ``lr s / (1 - beta1^t)`` times
+    ``m / (sqrt(v) + eps s)``, which is ``torch.optim.Adam``'s step; ``state["denominator"]``
+    keeps ``sqrt(v) + eps s`` for :func:`coordinate_step`."""
 
     def __init__(self, params: Iterable[Any], lr: Any, beta1: Any = 0.9, beta2: Any = 0.999, eps: float = 1e-8) -> None:
         super().__init__(params, dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps))
@@ -63,22 +71,34 @@ class BatchedAdam(_Batched):
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
         b1, b2 = group["beta1"], group["beta2"]
         if not state:
-            state.update(step=0, exp_avg=torch.zeros_like(grad), exp_avg_sq=torch.zeros_like(grad))
+            state.update(step=0, exp_avg=torch.zeros_like(grad), exp_avg_sq=torch.zeros_like(grad),
+                         denominator=torch.empty_like(grad), scratch=torch.empty_like(grad))
         state["step"] += 1
-        state["exp_avg"].mul_(b1).add_((1 - b1) * grad)
-        state["exp_avg_sq"].mul_(b2).add_((1 - b2) * grad * grad)
-        step = coordinate_step(state, group)
-        p.sub_(step / (1 - b1 ** state["step"]) * state["exp_avg"])
+        m, v, scratch = state["exp_avg"], state["exp_avg_sq"], state["scratch"]
+        m.lerp_(grad, 1 - b1)
+        v.lerp_(torch.mul(grad, grad, out=scratch), 1 - b2)
+        s = _root_correction(state, group)
+        denominator = torch.sqrt(v, out=state["denominator"]).add_(group["eps"] * s)
+        p.sub_(torch.mul(m, group["lr"] * s / (1 - b1 ** state["step"]), out=scratch).div_(denominator))
+
+
+def _root_correction(state: dict[str, Any], group: dict[str, Any]) -> Any:
+    """``sqrt(1 - beta2^t)`` at the state's step (a number, or ``(K, 1, 1)``)."""
+    return (1 - group["beta2"] ** state["step"]) ** 0.5
 
 
 def coordinate_step(state: dict[str, Any], group: dict[str, Any]) -> torch.Tensor:
-    """Adam's per-coordinate step ``lr / (sqrt(v_hat) + eps)``."""
-    correction = 1 - group["beta2"] ** state["step"]
-    return group["lr"] / ((state["exp_avg_sq"] / correction).sqrt() + group["eps"])
+    """Adam's per-coordinate step at the state's last step, ``lr / (sqrt(v_hat) + eps)``: a new tensor."""
+    s = _root_correction(state, group)
+    denominator = state.get("denominator")
+    if denominator is None:
+        denominator = state["exp_avg_sq"].sqrt().add_(group["eps"] * s)
+    return (group["lr"] * s) / denominator
 
 
 class BatchedRMSprop(_Batched):
-    """RMSprop with optional momentum, as ``torch.optim.RMSprop`` (not centered)."""
+    """RMSprop with optional momentum, as ``torch.optim.RMSprop`` (not centered); buffers allocated
+    at the first step, none after."""
 
     def __init__(self, params: Iterable[Any], lr: Any, alpha: Any = 0.99, momentum: Any = 0.0,
                  eps: float = 1e-8) -> None:
@@ -86,9 +106,10 @@ class BatchedRMSprop(_Batched):
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
         if not state:
-            state.update(square_avg=torch.zeros_like(grad), momentum_buffer=torch.zeros_like(grad))
-        alpha = group["alpha"]
-        state["square_avg"].mul_(alpha).add_((1 - alpha) * grad * grad)
-        scaled = grad / (state["square_avg"].sqrt() + group["eps"])
+            state.update(square_avg=torch.zeros_like(grad), momentum_buffer=torch.zeros_like(grad),
+                         scratch=torch.empty_like(grad))
+        alpha, scratch = group["alpha"], state["scratch"]
+        state["square_avg"].lerp_(torch.mul(grad, grad, out=scratch), 1 - alpha)
+        scaled = torch.div(grad, torch.sqrt(state["square_avg"], out=scratch).add_(group["eps"]), out=scratch)
         buf = state["momentum_buffer"].mul_(group["momentum"]).add_(scaled)  # momentum 0: buf = scaled
-        p.sub_(group["lr"] * buf)
+        p.sub_(torch.mul(buf, group["lr"], out=scratch))

@@ -19,9 +19,38 @@ STRENGTH = Float(1e-7, 10.0, default=1e-4, log=True, description="overall penalt
                  domain=(0.0, 1e6))
 
 
+class _HalfSquaredNorm(torch.autograd.Function):
+    """``||W_k||^2 / 2`` per trial (over the last two dimensions), its gradient ``W_k`` in one pass.
+
+    Autograd's own ``0.5 * W.pow(2)`` makes three passes over the weights each way, and on wide
+    data a mini-batch step is bound by passes over the ``(K, p, c)`` weights. The backward is
+    made of differentiable operations, so the Hessian (``create_graph``) still follows."""
+
+    @staticmethod
+    def forward(weight: torch.Tensor) -> torch.Tensor:
+        return 0.5 * weight.square().sum(dim=(-2, -1))  # vector_norm reduces a (K, p, c) view slower
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (weight,) = ctx.saved_tensors
+        return weight * grad[..., None, None]
+
+
+def _per_trial(value: Any) -> Any:
+    """A ``(K, 1, 1)`` hyperparameter as ``(K,)``, to scale per-trial sums; numbers as they are."""
+    return value.reshape(value.shape[:-2]) if isinstance(value, torch.Tensor) and value.dim() > 2 else value
+
+
 def soft_threshold(weight: torch.Tensor, threshold: Any) -> torch.Tensor:
-    """The proximal operator of ``threshold * ||W||_1``: shrink toward zero, exact zeros inside."""
-    return torch.sign(weight) * torch.clamp(weight.abs() - threshold, min=0.0)
+    """The proximal operator of ``threshold * ||W||_1``: shrink toward zero, exact zeros inside.
+
+    ``W - clamp(W, -t, t)`` is ``sign(W) (|W| - t)_+`` in two passes over the weights instead of
+    five (the same floating-point result: zero inside, ``W -+ t`` outside)."""
+    return weight - torch.clamp(weight, min=-threshold, max=threshold)
 
 
 class NoPenalty(Penalty):
@@ -48,8 +77,8 @@ class _ElasticNetFamily(Penalty):
     def smooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         if self.fixed_l1_ratio == 1.0:  # L1: no smooth part (a pass over the weights saved per evaluation)
             return weight.new_zeros(weight.shape[:-2])
-        l2_part = 1.0 - self._l1_ratio(params)
-        return (params["strength"] * l2_part * 0.5 * weight.pow(2)).sum(dim=(-2, -1))
+        scale = _per_trial(params["strength"] * (1.0 - self._l1_ratio(params)))
+        return scale * _HalfSquaredNorm.apply(weight)
 
     def nonsmooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         if self.fixed_l1_ratio == 0.0:  # L2: no non-smooth part
@@ -59,7 +88,7 @@ class _ElasticNetFamily(Penalty):
     def prox(self, weight: torch.Tensor, step: float | torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         l1_ratio = self._l1_ratio(params)
         if self.has_prox:
-            return soft_threshold(weight, step * params["strength"] * l1_ratio)
+            return soft_threshold(weight, step * (params["strength"] * l1_ratio))  # one pass over a per-weight step
         return weight
 
 
