@@ -9,7 +9,7 @@ import torch
 
 from tuner import Categorical, Float, Int, Optimizer, ProxFn
 
-from ._batched_optim import BatchedAdam, BatchedRMSprop, BatchedSGD, coordinate_step
+from ._batched_optim import BatchedAdam, BatchedRMSprop, BatchedSGD, coordinate_step, root
 from ._batched_solvers import BatchedFISTA, BatchedLBFGS
 from ._fista import FISTA
 from ._light import LightLBFGS
@@ -114,7 +114,7 @@ class RMSpropOptimizer(Optimizer):
         if "square_avg" not in state:
             return None
         group = _group_of(optimizer, param)
-        return _momentum_step(group) / (state["square_avg"].sqrt() + group["eps"])
+        return _momentum_step(group) / root(state["square_avg"]).add_(group["eps"])
 
 
 class LBFGSOptimizer(Optimizer):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from logreg_tuner_plugins._batched_optim import BatchedAdam, BatchedRMSprop, BatchedSGD, coordinate_step
+from logreg_tuner_plugins._batched_optim import BatchedAdam, BatchedRMSprop, BatchedSGD, coordinate_step, root
 
 K, P, C, STEPS = 3, 7, 2, 25
 
@@ -90,3 +90,12 @@ def test_adams_coordinate_step_is_its_last_per_weight_step() -> None:
     v_hat = state["exp_avg_sq"] / (1 - beta2 ** state["step"])
     expected = lr / (v_hat.sqrt() + 1e-8)
     torch.testing.assert_close(coordinate_step(state, opt.param_groups[0]), expected, rtol=1e-10, atol=0.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_fast_root_leaves_every_denominator_unchanged_bit_for_bit(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(7)
+    v = torch.rand(10_000, generator=gen, dtype=dtype) ** 8 * torch.randint(0, 2, (10_000,), generator=gen)
+    assert (v == 0).any() and (v > 0).any()
+    for eps in (1e-8, 1e-8 * (1 - 0.9999) ** 0.5):  # RMSprop's eps; Adam's smallest eps * sqrt(1 - beta2^t)
+        assert torch.equal(root(v).add_(eps), v.sqrt() + eps)

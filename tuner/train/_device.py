@@ -166,7 +166,9 @@ class _SparseMatmul(torch.autograd.Function):
             torch.arange(X.shape[0], device=crow.device), crow.diff(), output_size=val.numel()
         )
         out = torch.zeros(X.shape[1], grad.shape[1], dtype=grad.dtype, device=grad.device)
-        return None, None, out.index_add_(0, col, val[:, None] * grad[row])
+        # int64: the CPU index_add_ takes ~16x longer with int32 indices (230 against 14 us for a
+        # 256-row SST-2 step, torch 2.13); converting a step's few thousand indices costs ~2 us.
+        return None, None, out.index_add_(0, col.long(), val[:, None] * grad[row])
 
 
 def matmul(X: torch.Tensor, W: torch.Tensor, XT: torch.Tensor | None = None) -> torch.Tensor:
