@@ -59,7 +59,7 @@ class BatchedSGD(_Batched):
 class BatchedAdam(_Batched):
     """Adam (Kingma & Ba), as ``torch.optim.Adam`` without weight decay or amsgrad.
 
-    Its buffers are allocated at the first step; a step then makes eight passes over the
+    Its buffers are allocated at the first step; a step then makes nine passes over the
     parameters and allocates nothing (on wide data, mini-batch steps are bound by such passes).
     With ``s = sqrt(1 - beta2^t)`` it moves each weight by ``lr s / (1 - beta1^t)`` times
     ``m / (sqrt(v) + eps s)``, which is ``torch.optim.Adam``'s step; ``state["denominator"]``

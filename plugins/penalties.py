@@ -12,32 +12,12 @@ from typing import Any
 import torch
 
 from tuner import Float, Penalty
+from tuner.train import half_squared_norm
 
 __all__ = ["NoPenalty", "L1Penalty", "L2Penalty", "ElasticNetPenalty", "soft_threshold"]
 
 STRENGTH = Float(1e-7, 10.0, default=1e-4, log=True, description="overall penalty weight, 1 / (C * n_train)",
                  domain=(0.0, 1e6))
-
-
-class _HalfSquaredNorm(torch.autograd.Function):
-    """``||W_k||^2 / 2`` per trial (over the last two dimensions), its gradient ``W_k`` in one pass.
-
-    Autograd's own ``0.5 * W.pow(2)`` makes three passes over the weights each way, and on wide
-    data a mini-batch step is bound by passes over the ``(K, p, c)`` weights. The backward is
-    made of differentiable operations, so the Hessian (``create_graph``) still follows."""
-
-    @staticmethod
-    def forward(weight: torch.Tensor) -> torch.Tensor:
-        return 0.5 * weight.square().sum(dim=(-2, -1))  # vector_norm reduces a (K, p, c) view slower
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (weight,) = ctx.saved_tensors
-        return weight * grad[..., None, None]
 
 
 def _per_trial(value: Any) -> Any:
@@ -63,6 +43,9 @@ class NoPenalty(Penalty):
     def smooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         return weight.new_zeros(weight.shape[:-2])  # one zero per trial
 
+    def elastic_net(self, params: Mapping[str, Any]) -> tuple[float, float]:
+        return 0.0, 0.0
+
 
 class _ElasticNetFamily(Penalty):
     """strength * (l1_ratio * ||W||_1 + (1 - l1_ratio)/2 * ||W||^2) with a fixed or searched l1_ratio."""
@@ -78,7 +61,11 @@ class _ElasticNetFamily(Penalty):
         if self.fixed_l1_ratio == 1.0:  # L1: no smooth part (a pass over the weights saved per evaluation)
             return weight.new_zeros(weight.shape[:-2])
         scale = _per_trial(params["strength"] * (1.0 - self._l1_ratio(params)))
-        return scale * _HalfSquaredNorm.apply(weight)
+        return scale * half_squared_norm(weight)
+
+    def elastic_net(self, params: Mapping[str, Any]) -> tuple[float, float]:
+        l1_ratio = float(self._l1_ratio(params))
+        return float(params["strength"]) * l1_ratio, float(params["strength"]) * (1.0 - l1_ratio)
 
     def nonsmooth_value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         if self.fixed_l1_ratio == 0.0:  # L2: no non-smooth part

@@ -122,6 +122,13 @@ class Penalty:
         ``float(step)``). The result keeps ``weight``'s shape, dtype (float32 or float64) and device."""
         return weight
 
+    def elastic_net(self, params: Mapping[str, Any]) -> tuple[float, float] | None:
+        """Optional: ``(a, b)`` when this penalty with ``params`` (plain numbers) is exactly
+        ``a ||W||_1 + b / 2 ||W||_2^2``, else ``None`` (the default). Trials side by side whose
+        penalties all say so share one pass over their weights for the penalty, whatever their
+        plugins; otherwise each plugin computes on its own trials' weights."""
+        return None
+
     def value(self, weight: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
         """The whole penalty: smooth plus non-smooth part."""
         return self.smooth_value(weight, params) + self.nonsmooth_value(weight, params)
