@@ -47,33 +47,23 @@ counted): on 2^20 features one L-BFGS trial keeps ~200 vectors of curvature pair
 so its trials train one at a time there, while SGD-like ones go 32 at a time."""
 
 
-STEP_OVERHEAD_VALUES = 2_000_000
-"""A step's fixed cost (Python, dispatch, launches, the trial-axis bookkeeping) counted in stored
-values read: what the trials of a group share besides the data. Measured on SST-2 (53,879 rows,
-79,049 TF-IDF columns, 2 cores): a batched Adam step costs ~1.7 ms plus ~0.42 ms a trial, and
-one weight of one trial costs a step about what reading one stored value does (0.66 ns a float
-pass, 8 passes), so the fixed part is worth ~2M values."""
-
-GROUP_GAIN_SHARE = 4
-"""A group is as large as ``GROUP_GAIN_SHARE`` times the ratio of a step's shared cost to one
-trial's own: with shared cost ``A`` and own ``B`` a trial costs ``A / K + B`` side by side, and at
-``K = 4 A / B`` the group reaches 80% of the largest gain sharing can give (measured on SST-2,
-seconds a trial an epoch against one trial alone: Adam 2.2x at 8 trials, 2.6x at 16; FISTA 3.1x at
-8, 3.5x at 16)."""
+STEP_OVERHEAD_VALUES = 50_000
+"""A step's fixed cost (Python, dispatch, launches) counted in stored values read: what the trials
+of a group share besides the data."""
 
 
 def paying_group_size(X: Any, n_weights: int, opt: Any, config: TrainConfig) -> int:
     """The largest group whose shared step still pays: a step reads its rows' stored values and
     pays its fixed cost once for the whole group, but updates every trial's weights densely
-    (``batch_state_floats`` numbers a weight). SST-2 (~5,000 values a mini-batch step against
-    79,049 weights a trial): 12 trials a group for Adam, 17 for FISTA, one for L-BFGS (its ~200
-    curvature numbers a weight); a9a (3,600 values, 123 weights): thousands (the batch caps it)."""
+    (``batch_state_floats`` numbers a weight). Wide sparse text (SST-2: ~5,000 values a step
+    against 10^5 weights a trial) gains nothing from a second trial on a mini-batch step; a9a
+    (3,600 values, 123 weights) gains up to ~100."""
     from tuner.train import rows_per_step, work_size
 
     n = max(int(X.shape[0]), 1)
     shared = STEP_OVERHEAD_VALUES + work_size(X) * rows_per_step(n, opt, config) / n
     own = n_weights * max(1, int(getattr(opt, "batch_state_floats", 8)))
-    return max(1, int(GROUP_GAIN_SHARE * shared / max(own, 1)))
+    return max(1, int(2 * shared / max(own, 1)))
 
 
 def batch_size_for(requested: int | str | None, room: int | None, work: int = AUTO_MIN_WORK) -> int:
