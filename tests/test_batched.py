@@ -136,19 +136,64 @@ def test_auto_batch_size_gives_small_data_enough_steps() -> None:
     assert auto_batch_size(1_000_000, "cuda") == 4096
 
 
-def test_trials_of_one_optimizer_with_different_penalties_share_a_pass() -> None:
+MIXED_OPTIMIZERS = [
+    ("adam", [{"lr": 0.01 * (k + 1), "beta1": 0.9, "beta2": 0.999} for k in range(5)]),
+    ("rmsprop", [{"lr": 0.01 * (k + 1), "alpha": 0.9, "momentum": 0.0} for k in range(5)]),
+    ("sgd", [{"lr": 0.05 * (k + 1), "momentum": 0.9, "nesterov": k % 2 == 0} for k in range(5)]),
+    ("fista", [{"lr": 10.0 ** (k - 2)} for k in range(5)]),
+    ("newton", [{} for _ in range(5)]),
+]
+
+
+@pytest.mark.parametrize("opt,ops", MIXED_OPTIMIZERS, ids=[o for o, _ in MIXED_OPTIMIZERS])
+def test_trials_of_one_optimizer_with_different_penalties_share_a_pass(opt: str, ops: list[dict]) -> None:
+    """The built-in penalties of a mixed group are one elastic net with per-trial L1 and L2 weights;
+    every trial still ends where it would alone, L1 zeros included."""
     X, y = _cancer()
     names = ["l1", "l2", "none", "elasticnet", "l1"]
     pps = [{"strength": 1e-2}, {"strength": 1e-3}, {}, {"strength": 3e-3, "l1_ratio": 0.3}, {"strength": 1e-3}]
-    ops = [{"lr": 0.01 * (k + 1), "beta1": 0.9, "beta2": 0.999} for k in range(5)]
     config = TrainConfig(epochs=12, dtype="float64", seed=1)
-    out = fit_many(X, y, 2, [penalties.get(n) for n in names], pps, optimizers.get("adam"), ops, config)
+    out = fit_many(X, y, 2, [penalties.get(n) for n in names], pps, optimizers.get(opt), ops, config)
     for k, name in enumerate(names):
-        (alone,) = _alone(X, y, 2, name, [pps[k]], "adam", [ops[k]], config)
+        (alone,) = _alone(X, y, 2, name, [pps[k]], opt, [ops[k]], config)
         np.testing.assert_allclose(out[k].weight, alone.weight, rtol=1e-7, atol=1e-9)
         assert np.array_equal(out[k].weight == 0, alone.weight == 0)
+        assert out[k].objective == pytest.approx(alone.objective, rel=1e-9)
     assert (out[0].weight == 0).sum() > 0  # the l1 trials have exact zeros, the l2 one none
     assert (out[1].weight == 0).sum() == 0
+
+
+def test_a_mixed_group_is_one_elastic_net_only_when_every_penalty_says_it_is_one() -> None:
+    import torch
+
+    from tuner._plugin_api import Penalty
+    from tuner.train._penalties import PenaltyGroups
+
+    class Squares(Penalty):  # a third-party smooth penalty that does not declare elastic_net
+        name, supports_batch = "squares", True
+
+        def smooth_value(self, weight: Any, params: Any) -> Any:
+            return (weight ** 4).sum(dim=(-2, -1))
+
+    l1, l2 = penalties.get("l1"), penalties.get("elasticnet")
+    params = [{"strength": 0.1}, {"strength": 0.2, "l1_ratio": 0.25}]
+    both = PenaltyGroups([l1, l2], params, True, torch.float64, torch.device("cpu"))
+    assert both.net is not None
+    assert both.net[0].flatten().tolist() == pytest.approx([0.1, 0.05])
+    assert both.net[1].tolist() == pytest.approx([0.0, 0.15])
+    W = torch.randn(2, 4, 1, dtype=torch.float64)
+    expected = [l1.value(W[0], params[0]), l2.value(W[1], params[1])]
+    assert (both.smooth(W) + both.nonsmooth(W)).tolist() == pytest.approx([float(e) for e in expected], rel=1e-12)
+    assert PenaltyGroups([l1, Squares()], [params[0], {}], True, torch.float64, torch.device("cpu")).net is None
+
+    class Quartic(type(l2)):  # changes the smooth part, inherits elastic_net: not an elastic net
+        name = "quartic"
+
+        def smooth_value(self, weight: Any, params: Any) -> Any:
+            return (params["strength"] * weight.pow(4)).sum(dim=(-2, -1))
+
+    assert PenaltyGroups([l1, Quartic()], [params[0], params[1]], True, torch.float64, torch.device("cpu")).net is None
+    assert PenaltyGroups([l2, l2], params[1:] * 2, True, torch.float64, torch.device("cpu")).net is None  # one plugin
 
 
 @pytest.mark.parametrize("opt,pen,ops", [

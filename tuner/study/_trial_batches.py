@@ -57,7 +57,12 @@ def paying_group_size(X: Any, n_weights: int, opt: Any, config: TrainConfig) -> 
     pays its fixed cost once for the whole group, but updates every trial's weights densely
     (``batch_state_floats`` numbers a weight). Wide sparse text (SST-2: ~5,000 values a step
     against 10^5 weights a trial) gains nothing from a second trial on a mini-batch step; a9a
-    (3,600 values, 123 weights) gains up to ~100."""
+    (3,600 values, 123 weights) gains up to ~100.
+
+    Deliberately small on wide data: a group runs until its longest trial ends (a stopped trial's
+    columns keep costing), and the pruner compares with finished trials only. Groups sized to the
+    faster steps of 0e1e2cb (12 Adam, 17 FISTA trials on SST-2) won 18% with every trial running 10
+    epochs, but lost 37% in a pruned 64-trial study (benchmarks/RESULTS.md, "Sixth round")."""
     from tuner.train import rows_per_step, work_size
 
     n = max(int(X.shape[0]), 1)
