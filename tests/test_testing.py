@@ -181,9 +181,29 @@ class FloatOnlyPenalty(GoodL1):
         return (s if isinstance(s, float) else 0.0) * weight.abs().sum()
 
 
+class MisdeclaredNet(GoodL1):
+    """A correct lasso that says it is twice as strong an elastic net as it is."""
+
+    name = "misdeclared_net"
+
+    def elastic_net(self, params):
+        return 2 * float(params["strength"]), 0.0
+
+
+class L1AsRidge(GoodL1):
+    """A correct lasso that calls itself a ridge (no L1 part, yet a prox)."""
+
+    name = "l1_as_ridge"
+
+    def elastic_net(self, params):
+        return 0.0, float(params["strength"])
+
+
 @pytest.mark.parametrize(
     "plugin, check",
     [
+        (MisdeclaredNet, "elastic_net"),
+        (L1AsRidge, "elastic_net"),
         (IdentityProx, "prox_minimises"),
         (ProxIgnoresStep, "prox_identity"),
         (ProxGrows, "prox_shrinks"),

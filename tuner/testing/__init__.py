@@ -44,6 +44,10 @@ out the ones that fail it; ``tuner plugins list`` marks them). The checks:
     penalty takes a tensor of per-weight steps shaped like the weights (what an optimizer's
     ``coordinate_step_size`` gives: Adam, RMSprop) and applies each weight's own step; a
     ``prox`` that calls ``float(step)`` fails here;
+``elastic_net`` (penalty declaring ``elastic_net``)
+    the declared ``a ||W||_1 + b / 2 ||W||^2`` is the penalty's value, and with an L1 part its
+    prox is soft-thresholding by ``step x a``: side by side, the trainer uses the formula in
+    place of the plugin's own methods;
 ``prox_mode`` (optimizer)
     ``prox_mode`` is ``after_step``, ``internal`` or ``unsupported``; ``full_batch`` a bool;
     a ``full_batch`` optimizer is not ``after_step`` (the trainer applies that prox in

@@ -247,6 +247,45 @@ def check_prox_steps(s: Subject) -> str:
     return done
 
 
+def check_elastic_net(s: Subject) -> str:
+    """A penalty that says it is ``a ||W||_1 + b / 2 ||W||^2`` (``elastic_net``) has that value and,
+    with an L1 part, soft-thresholding as its prox: the trainer uses the formula in its place."""
+    pen: Penalty = s.plugin
+    if type(pen).elastic_net is Penalty.elastic_net:
+        raise Skip("elastic_net not declared (each plugin computes its own trials' penalty)")
+    from tuner.train._penalties import _net_is_its_own
+
+    if not _net_is_its_own(type(pen)):
+        raise Skip("elastic_net is inherited by a class that changes its values or prox: not used")
+    declared = 0
+    for label, params in s.settings:
+        net = call(pen.elastic_net, f"elastic_net at {label} {fmt(params)}", params)
+        if net is None:
+            continue
+        a, b = (float(x) for x in net)
+        if not (math.isfinite(a) and math.isfinite(b) and a >= 0 and b >= 0):
+            raise Fail(f"elastic_net at {label} {fmt(params)} returned {net!r}: both weights must be finite and >= 0")
+        if a > 0 and not pen.has_prox:
+            raise Fail(f"elastic_net at {label} {fmt(params)} has an L1 weight {a:g} but has_prox is False")
+        declared += 1
+        for wlabel, w in weights(s, torch.float64):
+            where = f"at {label} {fmt(params)}, {wlabel} weights"
+            got = scalar(call(pen.value, f"value {where}", w, params), f"value {where}", torch.float64)
+            want = a * float(w.abs().sum()) + b / 2 * float((w * w).sum())
+            if not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12):
+                raise Fail(f"elastic_net {where} says {a:g} ||W||_1 + {b:g}/2 ||W||^2 = {want:.10g}, but the value is "
+                           f"{got:.10g}: the trainer would train trials side by side on the wrong penalty")
+            if pen.has_prox:
+                x = _prox(s, w, 0.5, params, where)
+                expected = w - torch.clamp(w, min=-0.5 * a, max=0.5 * a)
+                if not torch.allclose(x, expected, rtol=1e-10, atol=1e-12):
+                    raise Fail(f"prox with step 0.5 {where} is not soft-thresholding by 0.5 x {a:g}, which "
+                               "elastic_net implies")
+    if not declared:
+        raise Skip("elastic_net returned None at every setting")
+    return f"value and prox are the declared elastic net at {declared} setting(s)"
+
+
 PENALTY_ONLY_CHECKS: list[Check] = [
     ("value_finite", check_value_finite, ("search_space",)),
     ("gradient", check_gradient, ("search_space",)),
@@ -255,8 +294,9 @@ PENALTY_ONLY_CHECKS: list[Check] = [
     ("prox_shrinks", check_prox_shrinks, ("search_space",)),
     ("prox_minimises", check_prox_minimises, ("search_space", "value_finite")),
     ("prox_steps", check_prox_steps, ("search_space",)),
+    ("elastic_net", check_elastic_net, ("search_space",)),
 ]
 """The single-trial penalty checks, after the common ones."""
 QUICK_PENALTY_CHECKS = ("interface", "search_space", "value_finite", "tensor_hyperparameters", "prox_identity",
-                        "prox_steps", "batch_values")
+                        "prox_steps", "elastic_net", "batch_values")
 """What :func:`tuner.testing.failing_plugins` runs (at the defaults only): the paths a study takes."""
