@@ -11,8 +11,7 @@ from typing import Any
 
 import torch
 
-from tuner import Float, Penalty
-from tuner.train import half_squared_norm
+from tuner import Float, Penalty, half_squared_norm
 
 __all__ = ["NoPenalty", "L1Penalty", "L2Penalty", "ElasticNetPenalty", "soft_threshold"]
 

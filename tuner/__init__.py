@@ -51,7 +51,7 @@ _LAZY = {
     "LogisticModel": "tuner.model",
     # extension points: training hooks and study hooks
     "TrainConfig": "tuner.train", "Callback": "tuner.train", "TrainingState": "tuner.train",
-    "FitResult": "tuner.train",
+    "FitResult": "tuner.train", "half_squared_norm": "tuner.train",
     "StudyObserver": "tuner.study", "StudyInfo": "tuner.study", "TrialInfo": "tuner.study",
     # scikit-learn estimators
     "LogisticRegression": "tuner.api", "TunedLogisticRegression": "tuner.api",
@@ -78,6 +78,7 @@ __all__ = [
     "Penalty",
     "Optimizer",
     "ProxFn",
+    "half_squared_norm",
     "compatibility_reason",
     "Float",
     "Int",
