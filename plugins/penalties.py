@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from tuner import Float, Penalty, half_squared_norm
+from tuner import Float, Penalty, half_squared_norm, soft_threshold
 
 __all__ = ["NoPenalty", "L1Penalty", "L2Penalty", "ElasticNetPenalty", "soft_threshold"]
 
@@ -22,14 +22,6 @@ STRENGTH = Float(1e-7, 10.0, default=1e-4, log=True, description="overall penalt
 def _per_trial(value: Any) -> Any:
     """A ``(K, 1, 1)`` hyperparameter as ``(K,)``, to scale per-trial sums; numbers as they are."""
     return value.reshape(value.shape[:-2]) if isinstance(value, torch.Tensor) and value.dim() > 2 else value
-
-
-def soft_threshold(weight: torch.Tensor, threshold: Any) -> torch.Tensor:
-    """The proximal operator of ``threshold * ||W||_1``: shrink toward zero, exact zeros inside.
-
-    ``W - clamp(W, -t, t)`` is ``sign(W) (|W| - t)_+`` in two passes over the weights instead of
-    five (the same floating-point result: zero inside, ``W -+ t`` outside)."""
-    return weight - torch.clamp(weight, min=-threshold, max=threshold)
 
 
 class NoPenalty(Penalty):

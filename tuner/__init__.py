@@ -52,6 +52,7 @@ _LAZY = {
     # extension points: training hooks and study hooks
     "TrainConfig": "tuner.train", "Callback": "tuner.train", "TrainingState": "tuner.train",
     "FitResult": "tuner.train", "half_squared_norm": "tuner.train",
+    "soft_threshold": "tuner.train",
     "StudyObserver": "tuner.study", "StudyInfo": "tuner.study", "TrialInfo": "tuner.study",
     # scikit-learn estimators
     "LogisticRegression": "tuner.api", "TunedLogisticRegression": "tuner.api",
@@ -79,6 +80,7 @@ __all__ = [
     "Optimizer",
     "ProxFn",
     "half_squared_norm",
+    "soft_threshold",
     "compatibility_reason",
     "Float",
     "Int",

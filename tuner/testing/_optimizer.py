@@ -11,6 +11,7 @@ import torch
 
 from tuner._plugin_api import PROX_MODES, Optimizer
 from tuner.testing._base import Check, Fail, Skip, Subject, call, fmt
+from tuner.train._penalties import soft_threshold
 
 __all__ = ["OPTIMIZER_ONLY_CHECKS", "QUICK_OPTIMIZER_CHECKS"]
 
@@ -70,10 +71,6 @@ class _Toy:
         return largest
 
 
-def _soft_threshold(w: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
-    return torch.sign(w) * torch.clamp(w.abs() - t, min=0.0)
-
-
 def _build(s: Subject, toy: _Toy, params: Mapping[str, Any], where: str, prox: Any = None
            ) -> tuple[torch.optim.Optimizer, torch.Tensor, torch.Tensor]:
     """``build`` with the two parameter groups the trainer passes; fails unless it owns both."""
@@ -114,7 +111,7 @@ def _run(s: Subject, toy: _Toy, params: Mapping[str, Any], where: str, *, l1: fl
     opt: Optimizer = s.plugin
 
     def prox(weight: torch.Tensor, step: float | torch.Tensor) -> torch.Tensor:
-        return _soft_threshold(weight, step * l1)
+        return soft_threshold(weight, step * l1)
 
     use_prox = l1 > 0
     built, W, b = _build(s, toy, params, where, prox if use_prox else None)

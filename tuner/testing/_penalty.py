@@ -253,7 +253,7 @@ def check_elastic_net(s: Subject) -> str:
     pen: Penalty = s.plugin
     if type(pen).elastic_net is Penalty.elastic_net:
         raise Skip("elastic_net not declared (each plugin computes its own trials' penalty)")
-    from tuner.train._penalties import _net_is_its_own
+    from tuner.train._penalties import _net_is_its_own, soft_threshold
 
     if not _net_is_its_own(type(pen)):
         raise Skip("elastic_net is inherited by a class that changes its values or prox: not used")
@@ -277,7 +277,7 @@ def check_elastic_net(s: Subject) -> str:
                            f"{got:.10g}: the trainer would train trials side by side on the wrong penalty")
             if pen.has_prox:
                 x = _prox(s, w, 0.5, params, where)
-                expected = w - torch.clamp(w, min=-0.5 * a, max=0.5 * a)
+                expected = soft_threshold(w, 0.5 * a)
                 if not torch.allclose(x, expected, rtol=1e-10, atol=1e-12):
                     raise Fail(f"prox with step 0.5 {where} is not soft-thresholding by 0.5 x {a:g}, which "
                                "elastic_net implies")

@@ -29,17 +29,18 @@ from tuner.train._weights import class_weights
 if TYPE_CHECKING:
     from tuner.train._device import Placement, csr_rows, cuda_pays_off, matmul
     from tuner.train._loop import fit_many
-    from tuner.train._penalties import half_squared_norm, stack_params
+    from tuner.train._penalties import half_squared_norm, soft_threshold, stack_params
     from tuner.train._trainer import fit
 
 __all__ = [
     "TrainConfig", "Callback", "TrainingState", "FitResult", "fit", "fit_many", "Stopping",
-    "auto_batch_size", "rows_per_step", "batchable", "work_size", "SMALL_WORK", "HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "n_params", "stack_params", "half_squared_norm", "class_weights",
+    "auto_batch_size", "rows_per_step", "batchable", "work_size", "SMALL_WORK", "HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "n_params", "stack_params", "half_squared_norm", "soft_threshold", "class_weights",
     "Placement", "matmul", "csr_rows", "cuda_pays_off", "evaluate", "METRICS", "direction",
 ]
 
 _LAZY = {  # name -> module, imported on first use (these load torch)
     "fit": "tuner.train._trainer", "fit_many": "tuner.train._loop", "stack_params": "tuner.train._penalties", "half_squared_norm": "tuner.train._penalties",
+    "soft_threshold": "tuner.train._penalties",
     "Placement": "tuner.train._device", "matmul": "tuner.train._device", "csr_rows": "tuner.train._device",
     "cuda_pays_off": "tuner.train._device",
 }
