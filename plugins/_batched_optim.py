@@ -101,16 +101,13 @@ def _root_correction(state: dict[str, Any], group: dict[str, Any]) -> Any:
 
 def coordinate_step(state: dict[str, Any], group: dict[str, Any]) -> torch.Tensor:
     """Adam's per-coordinate step at the state's last step, ``lr / (sqrt(v_hat) + eps)``: a new tensor."""
-    s = _root_correction(state, group)
-    denominator = state.get("denominator")
-    if denominator is None:
-        denominator = root(state["exp_avg_sq"]).add_(group["eps"] * s)
-    return (group["lr"] * s) / denominator
+    return (group["lr"] * _root_correction(state, group)) / state["denominator"]
 
 
 class BatchedRMSprop(_Batched):
     """RMSprop with optional momentum, as ``torch.optim.RMSprop`` (not centered); buffers allocated
-    at the first step, none after."""
+    at the first step, none after. ``state["denominator"]`` keeps the last step's
+    ``sqrt(square_avg) + eps`` for the proximal step that follows it."""
 
     def __init__(self, params: Iterable[Any], lr: Any, alpha: Any = 0.99, momentum: Any = 0.0,
                  eps: float = 1e-8) -> None:
@@ -119,9 +116,10 @@ class BatchedRMSprop(_Batched):
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
         if not state:
             state.update(square_avg=torch.zeros_like(grad), momentum_buffer=torch.zeros_like(grad),
-                         scratch=torch.empty_like(grad))
+                         denominator=torch.empty_like(grad), scratch=torch.empty_like(grad))
         alpha, scratch = group["alpha"], state["scratch"]
         state["square_avg"].lerp_(torch.mul(grad, grad, out=scratch), 1 - alpha)
-        scaled = torch.div(grad, root(state["square_avg"], out=scratch).add_(group["eps"]), out=scratch)
+        denominator = root(state["square_avg"], out=state["denominator"]).add_(group["eps"])
+        scaled = torch.div(grad, denominator, out=scratch)
         buf = state["momentum_buffer"].mul_(group["momentum"]).add_(scaled)  # momentum 0: buf = scaled
         p.sub_(torch.mul(buf, group["lr"], out=scratch))

@@ -9,7 +9,7 @@ import torch
 
 from tuner import Categorical, Float, Int, Optimizer, ProxFn
 
-from ._batched_optim import BatchedAdam, BatchedRMSprop, BatchedSGD, coordinate_step, root
+from ._batched_optim import BatchedAdam, BatchedRMSprop, BatchedSGD, coordinate_step
 from ._batched_solvers import BatchedFISTA, BatchedLBFGS
 from ._fista import FISTA
 from ._light import LightLBFGS
@@ -111,10 +111,9 @@ class RMSpropOptimizer(Optimizer):
     def coordinate_step_size(self, optimizer: torch.optim.Optimizer, param: torch.Tensor) -> torch.Tensor | None:
         """``lr / ((sqrt(square_avg) + eps) * (1 - momentum))`` for ``param`` (``None`` before the first step)."""
         state = optimizer.state.get(param, {})
-        if "square_avg" not in state:
+        if "denominator" not in state:
             return None
-        group = _group_of(optimizer, param)
-        return _momentum_step(group) / root(state["square_avg"]).add_(group["eps"])
+        return _momentum_step(_group_of(optimizer, param)) / state["denominator"]
 
 
 class LBFGSOptimizer(Optimizer):
