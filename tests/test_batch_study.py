@@ -138,6 +138,14 @@ def test_batched_study_spends_the_budget_exactly_with_one_run_and_history_per_tr
             assert "prune_reason" not in t.user_attrs
             assert len(steps) == t.user_attrs["epochs_run"] == int(run.data.metrics["epochs_run"])
             assert run.data.metrics["val_log_loss"] == pytest.approx(t.value, rel=1e-9)
+    # Each trial names the trials it trained with (its own batch's, itself among them) and how long that took.
+    for batch in (trials[0:4], trials[4:8], trials[8:10]):
+        numbers = {t.number for t in batch}
+        for t in batch:
+            group = t.user_attrs["group"]
+            assert t.number in group["trials"] and set(group["trials"]) <= numbers, (t.number, group)
+            assert all(trials[n].user_attrs["group"] == group for n in group["trials"]), (t.number, group)
+            assert group["seconds"] > 0
     by_pruner = [t.number for t in trials if t.user_attrs.get("prune_reason", "").startswith("pruned at epoch")]
     assert by_pruner, _describe(trials)  # hyperband stopped some trials early ...
     assert min(epochs_of[n] for n in by_pruner) < max(epochs_of.values())  # ... with shorter histories
@@ -343,21 +351,6 @@ def test_one_at_a_time_and_side_by_side_find_the_same_best_with_an_exact_solver(
 # --- 5. a third-party plugin that does not declare supports_batch ---------------------------
 
 
-SPY = """
-import json, os, sys
-import tuner.study._trial_batches as tb
-real = tb.train_many
-def recorded(data, optimizer, trials, *args, **kwargs):
-    with open(os.environ["SPY_LOG"], "a") as f:
-        f.write(json.dumps([optimizer, [t[0] for t in trials]]) + "\\n")
-    return real(data, optimizer, trials, *args, **kwargs)
-tb.train_many = recorded
-from tuner.cli import main
-sys.argv = ["tuner", *sys.argv[1:]]
-main()
-"""
-
-
 @pytest.fixture(scope="module")
 def extras_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin package (group_lasso, adagrad: no ``supports_batch``) pip-installed into a folder."""
@@ -373,13 +366,11 @@ def extras_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_plugin_without_supports_batch_trains_alone_in_a_batched_study(tmp_path: Path, extras_site: Path) -> None:
     storage, _ = _urls(tmp_path)
-    log = tmp_path / "groups.jsonl"
-    env = _env(PYTHONPATH=str(extras_site), SPY_LOG=str(log))
-    proc = subprocess.run([sys.executable, "-c", SPY, "tune", "--dataset", "breast_cancer", "--study", "p",
+    proc = subprocess.run([sys.executable, "-m", "tuner.cli", "tune", "--dataset", "breast_cancer", "--study", "p",
                            "--trials", "8", "--batch-trials", "8", "--penalty", "l2,group_lasso", "--optimizer",
                            "fista", "--sampler", "random", "--seed", "1", "--epochs", "30", "--storage", storage,
-                           "--no-tracking", "--json"], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=600)
+                           "--no-tracking", "--json"], capture_output=True, text=True,
+                          env=_env(PYTHONPATH=str(extras_site)), cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     trials = _trials(storage, "p")
     assert len(trials) == 8 and all(t.state in FINISHED for t in trials), _describe(trials)
@@ -388,7 +379,10 @@ def test_a_plugin_without_supports_batch_trains_alone_in_a_batched_study(tmp_pat
     for name in ("l2", "group_lasso"):
         done = [t for t, p in zip(trials, penalties) if p == name and t.state == TrialState.COMPLETE]
         assert done and all(t.value is not None and t.value > 0 for t in done), (name, _describe(trials))
-    groups = [json.loads(line) for line in log.read_text().splitlines()]
-    assert sorted(p for _, pens in groups for p in pens) == sorted(penalties)  # each trial trained once
-    assert all(pens == ["group_lasso"] for _, pens in groups if "group_lasso" in pens), groups  # alone
-    assert [pens for _, pens in groups if "l2" in pens] == [["l2"] * penalties.count("l2")], groups  # one pass
+    # Each trial's "group" attribute names the trials it trained with: group_lasso alone, every l2
+    # trial in one pass.
+    with_ = {t.number: t.user_attrs["group"]["trials"] for t in trials}
+    l2 = [t.number for t, p in zip(trials, penalties) if p == "l2"]
+    for t, p in zip(trials, penalties):
+        assert with_[t.number] == ([t.number] if p == "group_lasso" else l2), (t.number, p, with_)
+        assert t.user_attrs["group"]["seconds"] > 0
