@@ -38,22 +38,27 @@ class _Batched(LightOptimizer):
 
 
 class BatchedSGD(_Batched):
-    """SGD with momentum (heavy ball, or Nesterov where ``nesterov`` is 1), as ``torch.optim.SGD``."""
+    """SGD with momentum (heavy ball, or Nesterov where ``nesterov`` is 1), as ``torch.optim.SGD``.
+
+    A step makes four passes over the parameters: two for the momentum buffer, two to move by
+    ``lr * (nesterov * (grad + momentum * buf) + (1 - nesterov) * buf)``."""
 
     def __init__(self, params: Iterable[Any], lr: Any, momentum: Any = 0.0, nesterov: Any = 0.0) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov))
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
-        mu, nesterov = group["momentum"], group["nesterov"]
+        lr, mu, nesterov = group["lr"], group["momentum"], group["nesterov"]
         buf = state.get("momentum_buffer")
         if buf is None:
             buf = state["momentum_buffer"] = grad.clone()
-            state["scratch"] = torch.empty_like(grad)
         else:
             buf.mul_(mu).add_(grad)
-        direction = torch.mul(buf, mu, out=state["scratch"]).add_(grad)  # Nesterov's: grad + mu * buf
-        torch.lerp(buf, direction, nesterov, out=direction)  # nesterov 0: buf (heavy ball); 1: grad + mu * buf
-        p.sub_(direction.mul_(group["lr"]))
+        _add_scaled(_add_scaled(p, grad, -lr * nesterov), buf, -lr * (nesterov * mu + 1 - nesterov))
+
+
+def _add_scaled(p: torch.Tensor, x: torch.Tensor, scale: Any) -> torch.Tensor:
+    """``p += scale * x`` in one pass, ``scale`` a number or a ``(K, 1, 1)`` tensor."""
+    return p.addcmul_(x, scale) if isinstance(scale, torch.Tensor) else p.add_(x, alpha=scale)
 
 
 class BatchedAdam(_Batched):
@@ -120,6 +125,5 @@ class BatchedRMSprop(_Batched):
         alpha, scratch = group["alpha"], state["scratch"]
         state["square_avg"].lerp_(torch.mul(grad, grad, out=scratch), 1 - alpha)
         denominator = root(state["square_avg"], out=state["denominator"]).add_(group["eps"])
-        scaled = torch.div(grad, denominator, out=scratch)
-        buf = state["momentum_buffer"].mul_(group["momentum"]).add_(scaled)  # momentum 0: buf = scaled
-        p.sub_(torch.mul(buf, group["lr"], out=scratch))
+        buf = state["momentum_buffer"].mul_(group["momentum"]).addcdiv_(grad, denominator)  # momentum 0: the step
+        _add_scaled(p, buf, -group["lr"])
