@@ -53,6 +53,10 @@ def test_matrix_pipelines_standardize_dense_and_scale_sparse() -> None:
     assert sp.issparse(T) and T.nnz == S.nnz
     np.testing.assert_allclose(abs(T).max(0).toarray().ravel()[abs(S).max(0).toarray().ravel() > 0], 1.0)
     np.testing.assert_array_equal(rebuilt(sparse).transform(S).toarray(), T.toarray())
+    # Rows given sparse to a model trained on dense rows are centred as dense ones would be
+    # (an svmlight or CSR file of rows for a model trained on a bundled or dense set).
+    np.testing.assert_allclose(dense.transform(sp.csr_matrix(A)), Z, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rebuilt(dense).transform(sp.csc_matrix(A[:5])), Z[:5], rtol=1e-12, atol=1e-12)
 
 
 def test_finiteness_and_type_checks_name_the_culprit() -> None:

@@ -301,14 +301,15 @@ class FeaturePipeline:
             if X.ndim != 2 or X.shape[1] != self.n_input_features:
                 raise DataError(f"Expected {self.n_input_features} feature columns; got an input of shape {X.shape}.")
             check_finite_matrix(X)
-            if sp.issparse(X):
+            if sp.issparse(X) and self.center is None:
                 X = sp.csr_matrix(X)
                 if not X.has_canonical_format:  # duplicates summed, indices sorted (a copy, rare)
                     X = X.copy()
                     X.sum_duplicates()
                     copy = False
                 return scale_columns(X, 1.0 / np.asarray(self.scale, dtype=np.float64), copy=copy)
-            A = np.asarray(X, dtype=np.float64)
+            # Columns centred in training (dense rows) are centred here too: sparse rows become dense.
+            A = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
             assert self.scale is not None, "a fitted matrix pipeline has its scale"
             return self._finite((A - self.center) / self.scale if self.center is not None else A / self.scale,
                                 self.input_feature_names)
