@@ -229,6 +229,16 @@ def test_load_rows_for_prediction(tmp_path: Path) -> None:
     lines.write_text("wonderful\n\nawful film\n")
     rows = load_rows(lines, ds.pipeline)
     assert list(rows["text"]) == ["wonderful", "awful film"]
+    # A file named as rt-polarity's holds one text per line: its first words are not labels
+    # (they were dropped as such); lines that all start with a class of the model are labelled.
+    reviews = tmp_path / "more.neg"
+    reviews.write_text("simplistic , silly and tedious .\nawful film\n", encoding="utf-8")
+    rows = load_rows(reviews, ds.pipeline, classes=ds.classes)
+    assert list(rows["text"]) == ["simplistic , silly and tedious .", "awful film"]
+    labelled = tmp_path / "more.test"
+    labelled.write_text("".join(f"{c} a {c} film\n" for c in ds.classes), encoding="utf-8")
+    rows = load_rows(labelled, ds.pipeline, classes=ds.classes)
+    assert list(rows["text"]) == [f"a {c} film" for c in ds.classes]
     frame = numeric_frame(20)
     raw = load_data(write_csv(tmp_path, frame), target="label")
     pipe = prepare(raw, val_size=0, test_size=0).pipeline

@@ -42,7 +42,8 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     --save-model`. DATA is read like training data (CSV/TSV/Parquet with the training
     columns, matched by name; a CSV without a header must have exactly the training columns,
     in training order; LIBSVM read with the training index base, .npz, or for a text model a
-    file with one text per line). Writes CSV: a `prediction` column with the training labels,
+    file with one text per line, or of '<label> <text>' lines when every line starts with
+    one of the model's classes). Writes CSV: a `prediction` column with the training labels,
     and with --proba one `proba_<class>` column per class; a text cell that a spreadsheet
     would run as a formula is written with a leading `'`.
     """
@@ -64,7 +65,8 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     try:
         with tempfile.TemporaryDirectory(prefix="tuner-model-") as tmp:
             model = resolve_model(model_uri, tmp, tracking_uri)
-        rows = select_columns(load_rows(data, model.pipeline, encoding=encoding, fmt=fmt, target=target), model)
+        rows = select_columns(load_rows(data, model.pipeline, encoding=encoding, fmt=fmt, target=target,
+                                        classes=model.classes_), model)
         p = model.predict_proba(as_rows(rows, model))
     except TunerError as exc:
         raise click.ClickException(str(exc)) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,20 +97,26 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
 
 
 def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "utf-8", fmt: str = "auto",
-              target: str | None = None) -> Any:
+              target: str | None = None, classes: Sequence[Any] | None = None) -> Any:
     """Read rows to predict on, in the shape the model's pipeline expects (labels optional).
 
     A table keeps its header's names (the pipeline matches columns by name); a CSV/TSV whose
     first row is all numbers has no header and is read as such, no row lost. A LIBSVM file
-    is read with the model's index base and width.
+    is read with the model's index base and width. For a text model, a file of no table,
+    archive or LIBSVM suffix holds one text per line, unless every line starts with one of
+    the model's ``classes`` (``'<label> <text>'`` lines, as SST's: the labels are dropped).
     """
     p = Path(path)
     if not p.exists():
         raise DataError(f"Data file {p} does not exist.")
     if pipeline.kind == "table" and pipeline.text_column is not None and not pipeline.numeric_columns:
-        if fmt == "auto" and p.suffix.lower() in (".txt", "") and not p.is_dir():
+        if fmt == "auto" and not p.is_dir() and not any(p.suffix.lower() in f.suffixes for f in FORMATS.values()):
             lines = [ln for ln in text_lines(read_text(p, encoding)) if ln.strip()]
-            return pd.DataFrame({pipeline.text_column: lines})
+            labels = {str(c) for c in classes or ()}
+            if p.suffix.lower() in (".txt", "") or not labels or \
+                    not all(ln.split(None, 1)[0] in labels for ln in lines):
+                return pd.DataFrame({pipeline.text_column: lines})
+            fmt = "labeltext"
     fmt = sniff(p, encoding) if fmt == "auto" else fmt
     if fmt in TABLE_FORMATS:
         try:
