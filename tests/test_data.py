@@ -245,6 +245,15 @@ def test_load_rows_for_prediction(tmp_path: Path) -> None:
     unlabeled = write_csv(tmp_path, frame.drop(columns=["label"]), "new.csv")
     X = load_rows(unlabeled, pipe)
     assert pipe.transform(X).shape == (20, 2)
+    # Rows of a model trained on an array, written by pandas with its 0, 1, ..., n-1 header: that
+    # header is not a row (it was predicted as one, shifting every prediction by a row).
+    A = np.random.default_rng(0).normal(size=(6, 3))
+    np.savez(tmp_path / "m.npz", X=A, y=np.array([0, 1] * 3))
+    pipe = prepare(load_data(tmp_path / "m.npz"), val_size=0, test_size=0).pipeline
+    pd.DataFrame(A[:4]).to_csv(tmp_path / "rows.csv", index=False)
+    np.testing.assert_allclose(pipe.transform(load_rows(tmp_path / "rows.csv", pipe)), pipe.transform(A[:4]))
+    np.savetxt(tmp_path / "bare.csv", A[:4], delimiter=",")  # no header: every row is data
+    np.testing.assert_allclose(pipe.transform(load_rows(tmp_path / "bare.csv", pipe)), pipe.transform(A[:4]))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,8 +40,8 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     MODEL_URI is a registered model (models:/NAME@champion, models:/NAME/3), a run's model
     (runs:/RUN_ID/model), an MLflow model folder, or a folder saved by `tuner train
     --save-model`. DATA is read like training data (CSV/TSV/Parquet with the training
-    columns, matched by name; a CSV without a header must have exactly the training columns,
-    in training order; LIBSVM read with the training index base, .npz, or for a text model a
+    columns, matched by name; a CSV without a header, or with pandas' 0, 1, ..., n-1, must
+    have exactly the training columns, in training order; LIBSVM read with the training index base, .npz, or for a text model a
     file with one text per line, or of '<label> <text>' lines when every line starts with
     one of the model's classes). Writes CSV: a `prediction` column with the training labels,
     and with --proba one `proba_<class>` column per class; a text cell that a spreadsheet

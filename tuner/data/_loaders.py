@@ -120,13 +120,16 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
     fmt = sniff(p, encoding) if fmt == "auto" else fmt
     if fmt in TABLE_FORMATS:
         try:
-            frame = read_table_frame(p, fmt, encoding, header=fmt == "parquet" or _has_header(p, fmt, encoding, pipeline))
+            header = fmt == "parquet" or _has_header(p, fmt, encoding, pipeline)
+            frame = read_table_frame(p, fmt, encoding, header=header)
         except UnicodeDecodeError as exc:
             raise DataError(f"Cannot decode {p} as {encoding}: {exc.reason}; pass the right one (the 'encoding' parameter).") from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
             raise DataError(f"Cannot parse {p} as {fmt}: {exc}") from None
         if fmt == "parquet":
             frame.columns = [str(c) for c in frame.columns]
+        if header and _numbered(frame.columns) and not set(frame.columns) & set(pipeline.input_columns):
+            frame.columns = list(range(frame.shape[1]))  # pandas' names for unnamed columns: by position
         if target is not None and target in frame.columns:
             frame = frame.drop(columns=[target])
         return frame
@@ -137,17 +140,25 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
 
 
 def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> bool:
-    """Whether the first row of a CSV/TSV names columns: it does unless every cell is a number."""
+    """Whether the first row of a CSV/TSV names columns: it does unless every cell is a number,
+    except 0, 1, ..., n-1 (:func:`_numbered`)."""
     sep, quoting = csv_dialect(fmt)
     with p.open("r", encoding=encoding, newline="") as fh:
         first = next(csv.reader(fh, delimiter=sep, quoting=quoting), [])
-    if not first or {c.strip() for c in first} & set(pipeline.input_columns):
+    if not first or {c.strip() for c in first} & set(pipeline.input_columns) or _numbered(first):
         return True
     try:
         [float(c) for c in first]
     except ValueError:
         return True
     return False
+
+
+def _numbered(names: Any) -> bool:
+    """Names 0, 1, ..., n-1 for n >= 3: the header pandas writes for unnamed columns
+    (``DataFrame(array).to_csv(index=False)``), not a row of data."""
+    names = [str(n).strip() for n in names]
+    return len(names) >= 3 and names == [str(i) for i in range(len(names))]
 
 
 def portable_path(path: str | Path) -> tuple[str, str | None]:
