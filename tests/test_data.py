@@ -325,6 +325,10 @@ def test_unreadable_or_wrong_inputs(tmp_path: Path) -> None:
     np.savez(tmp_path / "no_y.npz", X=np.ones((3, 2)))
     with pytest.raises(DataError, match="'y'"):
         load_data(tmp_path / "no_y.npz")
+    for n_labels in (2, 4):  # fewer labels than rows dropped the last rows; more raised an IndexError
+        np.savez(tmp_path / "short_y.npz", X=np.ones((3, 2)), y=np.arange(n_labels) % 2)
+        with pytest.raises(DataError, match=r"one label per row of 'X' \(3 rows\); got shape \(" + str(n_labels)):
+            load_data(tmp_path / "short_y.npz")
     (tmp_path / "garbage.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataError, match="Parquet"):
         load_data(tmp_path / "garbage.parquet", target="y")

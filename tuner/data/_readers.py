@@ -225,6 +225,9 @@ def read_npz(p: Path, opts: ReadOptions) -> RawData:
         raise DataError(f"The 'X' array in {p} must be two-dimensional (rows x features); got shape {X.shape}.")
     if y is None and opts.require_target:
         raise DataError(f"{p} has no 'y' array with the labels.")
+    if y is not None and (np.ndim(y) != 1 or len(y) != X.shape[0]):
+        raise DataError(f"The 'y' array in {p} must hold one label per row of 'X' ({X.shape[0]} rows); got shape "
+                        f"{np.shape(y)}.")
     check_finite_matrix(X, f" in {p}")
     names = [f"x{i}" for i in range(X.shape[1])]
     return RawData("matrix", X, y, str(p), opts.fmt, feature_names=names, fingerprint=opts.fingerprint)
