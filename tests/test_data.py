@@ -220,6 +220,13 @@ def test_separate_test_file(tmp_path: Path) -> None:
     bad_raw = load_data(write_csv(tmp_path, bad, "bad_test.csv"), target="label")
     with pytest.raises(DataError, match="bird"):
         prepare(raw, test_raw=bad_raw)
+    # labels 0.0/1.0 are the classes 0 and 1 in the test file as in training (they were refused)
+    floats = {name: numeric_frame(n, seed=seed).assign(label=lambda f: (f["label"] == "dog").astype(float))
+              for name, n, seed in (("train_f.csv", 80, 0), ("test_f.csv", 30, 5))}
+    raw_f, test_f = (load_data(write_csv(tmp_path, f, name), target="label") for name, f in floats.items())
+    ds = prepare(raw_f, test_raw=test_f)
+    assert ds.classes == [0, 1]
+    np.testing.assert_array_equal(ds.y_test, floats["test_f.csv"]["label"].to_numpy().astype(int))
 
 
 def test_load_rows_for_prediction(tmp_path: Path) -> None:

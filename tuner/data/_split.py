@@ -42,6 +42,21 @@ class Dataset:
 
 def encode_labels(y: Any) -> tuple[np.ndarray, list[Any]]:
     """Integer class indices and the sorted class labels; clear errors for unusable targets."""
+    y = label_values(y)
+    classes, idx = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        only = f" ({classes[0].item()!r})" if len(classes) else ""
+        raise DataError(f"The target has a single class{only}; logistic regression needs two or more.")
+    if y.dtype.kind in "iu" and len(classes) > 100 and len(classes) > 0.5 * len(y):
+        raise DataError(
+            f"The target has {len(classes)} distinct values in {len(y)} rows; it looks continuous, not like class labels."
+        )
+    return idx.astype(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
+
+
+def label_values(y: Any) -> np.ndarray:
+    """The labels as :func:`encode_labels` compares them: whole floats as integers (``1.0`` is
+    the class ``1``), objects as strings; an error for missing, infinite or fractional ones."""
     y = np.asarray(y)
     if y.ndim != 1:
         raise DataError(f"The target must be one column; got shape {y.shape}.")
@@ -60,15 +75,7 @@ def encode_labels(y: Any) -> tuple[np.ndarray, list[Any]]:
         if missing.any():
             raise DataError(f"The target is missing at row {int(np.argmax(missing))}; every row needs a label.")
         y = y.astype(str)
-    classes, idx = np.unique(y, return_inverse=True)
-    if len(classes) < 2:
-        only = f" ({classes[0].item()!r})" if len(classes) else ""
-        raise DataError(f"The target has a single class{only}; logistic regression needs two or more.")
-    if y.dtype.kind in "iu" and len(classes) > 100 and len(classes) > 0.5 * len(y):
-        raise DataError(
-            f"The target has {len(classes)} distinct values in {len(y)} rows; it looks continuous, not like class labels."
-        )
-    return idx.astype(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
+    return y
 
 
 def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed: int = 0,
@@ -139,10 +146,14 @@ def _test_file_rows(raw: RawData, test_raw: RawData, classes: list[Any], pipe: F
     if test_raw.y is None:
         raise DataError(f"Test file {test_raw.source} has no labels.")
     lookup = {str(c): i for i, c in enumerate(classes)}
-    unknown = sorted({str(v) for v in np.asarray(test_raw.y)} - set(lookup))
+    try:
+        y = label_values(test_raw.y)  # compared as the training labels were: 1.0 is the class 1
+    except DataError as exc:
+        raise DataError(f"Test file {test_raw.source}: {exc}") from None
+    unknown = sorted({str(v) for v in y} - set(lookup))
     if unknown:
         raise DataError(f"Test file {test_raw.source} has labels {unknown} not seen in training ({classes}).")
-    return np.array([lookup[str(v)] for v in np.asarray(test_raw.y)], dtype=np.int64), pipe.transform(test_raw.X)
+    return np.array([lookup[str(v)] for v in y], dtype=np.int64), pipe.transform(test_raw.X)
 
 
 def _take_splits(raw: RawData, parts: list[np.ndarray], consume: bool) -> list[Any]:
