@@ -12,6 +12,7 @@ import torch
 
 from tuner.data import HEAD_ROWS, load_data, prepare
 from tuner.data._features import FeaturePipeline
+from tuner.errors import DataError
 from tuner.train import Placement, matmul
 
 
@@ -141,6 +142,9 @@ def test_consumed_matrix_gives_the_same_splits_as_a_kept_one(tmp_path: Path, wit
     raw = load_data(path)
     consumed = prepare(raw, seed=5, keep_raw=False, **test)
     assert raw.X.shape == (HEAD_ROWS, 2048)  # the caller's raw lets go of the full matrix too
+    assert raw.y is not None and len(raw.y) == HEAD_ROWS  # its labels with it, and it says so:
+    with pytest.raises(DataError, match="split once already.*read the data again"):
+        prepare(raw, seed=5)  # (it split its 10 rows, or failed with an IndexError)
     for a, b in ((kept.X_train, consumed.X_train), (kept.X_val, consumed.X_val), (kept.X_test, consumed.X_test)):
         assert a.shape == b.shape and a.dtype == b.dtype and b.indices.dtype == np.int32
         assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)

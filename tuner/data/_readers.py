@@ -50,6 +50,7 @@ class RawData:
     fingerprint: str = ""
     zero_based: bool | None = None  # LIBSVM files: whether feature indices start at 0
     class_names: dict[Any, str] = field(default_factory=dict)  # label -> display name (bundled sets)
+    released: bool = False  # a large sparse matrix handed to prepare(): X and y hold its first rows only
 
     def __len__(self) -> int:
         return self.X.shape[0]

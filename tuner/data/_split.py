@@ -87,7 +87,8 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
     :attr:`Dataset.raw` keeps every raw row; by default it does for tables and for matrices up
     to :data:`KEEP_RAW_BYTES`, and otherwise keeps the first :data:`HEAD_ROWS` rows only, so a
     large matrix is not held twice once split. A sparse matrix not kept is taken from ``raw``
-    too (``raw.X`` becomes its first rows) and split one array at a time.
+    too (``raw.X`` and ``raw.y`` become its first rows, and a second ``prepare`` of it is an
+    error) and split one array at a time.
     """
     from sklearn.model_selection import train_test_split
 
@@ -98,6 +99,9 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
         test_size = 0.0
     if val_size + test_size >= 1:
         raise ConfigError("val_size + test_size must leave some rows for training.")
+    if raw.released:
+        raise DataError(f"The rows of {raw.source} were split once already, and their matrix released so that it is "
+                        "not held twice; read the data again (tuner.data.load_data) to split it again.")
     if raw.y is None:
         raise DataError(f"{raw.source} has no labels.")
     if len(raw) == 0:
@@ -169,7 +173,8 @@ def _take_splits(raw: RawData, parts: list[np.ndarray], consume: bool) -> list[A
     X = sp.csr_matrix(raw.X)
     shape = X.shape
     arrays = {"indptr": X.indptr, "indices": X.indices, "data": X.data}
-    raw.X = raw.take(np.arange(min(HEAD_ROWS, len(raw))))
+    head = np.arange(min(HEAD_ROWS, len(raw)))
+    raw.X, raw.y, raw.released = raw.take(head), None if raw.y is None else np.asarray(raw.y)[head], True
     del X
     return _gather_rows(arrays, shape[1], parts)
 
