@@ -151,13 +151,22 @@ class Objective:
                 return fold
         return None
 
-    def prepare(self, trial: Any) -> Pending | None:
-        """The asked ``trial`` sampled and its observers started; None when that failed it."""
+    def prepare(self, trial: Any) -> tuple[Pending | None, bool]:
+        """The asked ``trial`` sampled and its observers started (None when that failed it), and
+        whether the study goes on (not after :data:`FAIL_STREAK` failures in a row)."""
         try:
-            return self.runner.prepare(trial)
+            return self.runner.prepare(trial), True
         except BaseException as exc:  # noqa: BLE001 - an observer or sampler failed this trial
-            self.tell(trial, _raiser(exc))
-            return None
+            return None, self.tell(trial, _raiser(exc))
+
+    def abandon(self, untold: Sequence[Pending], exc: BaseException) -> None:
+        """Fail the asked trials not yet told with ``exc`` (an interrupt, or an error that stops the
+        study): their observers hear why, none is left RUNNING."""
+        for pend in list(untold):
+            try:
+                self.tell(pend.trial, self._failed_with(pend, exc))
+            except BaseException:  # noqa: BLE001 - tell re-raises what is not CAUGHT: the next trial still fails
+                pass
 
     def give_up(self, trial: Any, reason: str) -> None:
         """Fail a trial asked past the budget (not counted)."""
@@ -186,17 +195,19 @@ class Objective:
                         keep = self.tell(pend.trial, self._failed_with(pend, exc)) and keep
                         beats.stop(pend)
                     continue
-                except BaseException as exc:  # an interrupt stops every trial not yet told
-                    for pend in untold:
-                        try:
-                            self.tell(pend.trial, self._failed_with(pend, exc))
-                        except BaseException:  # noqa: BLE001 - tell re-raises the interrupt: the next trial still fails
-                            pass
-                    raise
+                error: Exception | None = None
                 for pend, result in zip(group, results):
                     untold.remove(pend)
-                    keep = self.tell(pend.trial, self._concluded(pend, result, optuna.TrialPruned)) and keep
+                    try:
+                        keep = self.tell(pend.trial, self._concluded(pend, result, optuna.TrialPruned)) and keep
+                    except Exception as exc:  # noqa: BLE001 - a bug (a callback's, an observer's): the group's other
+                        error = error or exc  # trained trials are still told their results, then it stops the study
                     beats.stop(pend)
+                if error is not None:
+                    raise error
+        except BaseException as exc:  # an interrupt, or an error telling a trial: every trial not yet told fails
+            self.abandon(untold, exc)
+            raise
         finally:
             beats.stop_all()
         return keep

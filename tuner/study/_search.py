@@ -180,8 +180,10 @@ class _StudyRun:
         try:
             self.lost.check()
             while self.budget.wait_for_room():
-                asked = self._ask(batch_trials)
+                asked, keep = self._ask(batch_trials)
                 if asked and not self.objective.run(asked):
+                    break
+                if not keep:  # trials kept failing before they could train
                     break
         except Interrupted as exc:
             return str(exc)
@@ -189,20 +191,28 @@ class _StudyRun:
             return "SIGINT"
         return self.stop.signal_name  # stopped between trials
 
-    def _ask(self, batch_trials: int | str | None) -> list[Pending]:
-        """Up to ``batch_trials`` new trials (fewer when the budget has less room), prepared."""
+    def _ask(self, batch_trials: int | str | None) -> tuple[list[Pending], bool]:
+        """Up to ``batch_trials`` new trials (fewer when the budget has less room), prepared, and
+        whether the study goes on. A signal (or an error) while asking fails the trials asked so
+        far: none is left RUNNING."""
         asked: list[Pending] = []
-        for _ in range(batch_size_for(batch_trials, self.budget.room(), work_size(self.data.X_train))):
-            self.stop.check()
-            trial = self.objective.ask()
-            trial.set_user_attr("worker", WORKER)
-            if not self.budget.claim(trial.number):
-                self.objective.give_up(trial, GAVE_UP + " (started with other workers; not counted)")
-                break
-            pend = self.objective.prepare(trial)
-            if pend is not None:
-                asked.append(pend)
-        return asked
+        try:
+            for _ in range(batch_size_for(batch_trials, self.budget.room(), work_size(self.data.X_train))):
+                self.stop.check()
+                trial = self.objective.ask()
+                trial.set_user_attr("worker", WORKER)
+                if not self.budget.claim(trial.number):
+                    self.objective.give_up(trial, GAVE_UP + " (started with other workers; not counted)")
+                    break
+                pend, keep = self.objective.prepare(trial)
+                if pend is not None:
+                    asked.append(pend)
+                if not keep:
+                    return asked, False
+        except BaseException as exc:
+            self.objective.abandon(asked, exc)
+            raise
+        return asked, True
 
     def _after_trial(self, trial: Any) -> bool:
         """After each trial: fail lost trials, report progress; False when the study should stop."""

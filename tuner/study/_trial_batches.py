@@ -130,11 +130,21 @@ class TrialBatches:
         pend = Pending(trial, variant, pn, on, pp, op, values, tinfo)
         callbacks = self.make_callbacks(trial)
         own: list[Callback] = []
-        for obs in self.observers:
-            cbs, attrs = obs.on_trial_start(self.info, tinfo)
-            own.extend(cbs)
-            for k, v in attrs.items():
-                trial.set_user_attr(k, v)
+        started: list[StudyObserver] = []
+        try:
+            for obs in self.observers:
+                cbs, attrs = obs.on_trial_start(self.info, tinfo)
+                started.append(obs)
+                own.extend(cbs)
+                for k, v in attrs.items():
+                    trial.set_user_attr(k, v)
+        except BaseException as exc:  # the trial fails: the observers that started it hear so (no run left open)
+            for obs in started:
+                try:
+                    obs.on_trial_end(self.info, tinfo, "FAIL", None, None, f"{type(exc).__name__}: {exc}")
+                except Exception:  # noqa: BLE001, S110 - the first error is the one to report
+                    pass
+            raise
         # the metric first (observers log it), then the observers, then pruning and stop
         pend.callbacks = callbacks[:1] + own + callbacks[1:]
         return pend

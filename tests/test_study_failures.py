@@ -1,0 +1,100 @@
+"""A study whose trials fail around their training, on a real SQLite store: it ends, says why,
+and leaves no trial RUNNING and no observer's run open (found by review, each one a hang or
+trials left RUNNING before)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tuner.errors import TunerError
+from tuner.study import DataSpec, StudySpec, run_study
+from tuner.study._observer import StudyObserver
+from tuner.study._runs import FAIL_STREAK
+from tuner.train import Callback
+
+
+class Runaway(BaseException):
+    """Raised by a test observer past any sane number of trials: a loop that never ends fails the test."""
+
+
+class Recorder(StudyObserver):
+    """Records which trials it started and ended; ``fail_start(n)`` says whether starting trial n raises."""
+
+    def __init__(self, fail_start: Any = lambda n: False, callbacks: Any = lambda n: [], on_start: Any = None) -> None:
+        self.fail_start, self.callbacks, self.on_start = fail_start, callbacks, on_start
+        self.started: list[int] = []
+        self.ended: dict[int, str] = {}
+        self.calls = 0
+
+    def on_trial_start(self, study: Any, trial: Any) -> tuple[list[Callback], dict[str, Any]]:
+        self.calls += 1
+        if self.calls > 40:
+            raise Runaway(f"{self.calls} trials asked")
+        if self.on_start is not None:
+            self.on_start(trial.number)
+        if self.fail_start(trial.number):
+            raise RuntimeError("tracking server unreachable")
+        self.started.append(trial.number)
+        return self.callbacks(trial.number), {}
+
+    def on_trial_end(self, study: Any, trial: Any, state: str, value: Any, outcome: Any, reason: Any) -> dict:
+        self.ended[trial.number] = state
+        return {}
+
+
+class Boom(Callback):
+    def on_epoch_end(self, state: Any, logs: Any) -> None:
+        raise TypeError("a bug in a callback")
+
+
+def _run(tmp_path: Path, observers: list[StudyObserver], n_trials: int, batch: int | None) -> optuna.Study:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], n_trials=n_trials, train={"epochs": 5})
+    try:
+        run_study(spec, "s", url, observers=observers, batch_trials=batch, refit_best=False)
+    finally:
+        study = optuna.load_study(study_name="s", storage=url)
+    return study
+
+
+@pytest.mark.parametrize("batch", [None, 4])
+def test_trials_that_fail_before_training_stop_the_study_after_the_streak(tmp_path: Path, batch: int | None) -> None:
+    # Every trial's observer fails to start: the study asked new trials forever (hundreds a second).
+    with pytest.raises(TunerError, match="Every trial of study 's' failed.*tracking server unreachable"):
+        _run(tmp_path, [Recorder(fail_start=lambda n: True)], n_trials=10, batch=batch)
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * FAIL_STREAK
+
+
+def test_an_observer_that_started_a_trial_hears_how_it_ended_when_the_next_one_failed_to(tmp_path: Path) -> None:
+    first, second = Recorder(), Recorder(fail_start=lambda n: n == 1)
+    _run(tmp_path, [first, second], n_trials=3, batch=None)
+    assert first.started == [0, 1, 2, 3]  # the failed trial does not count: a fourth is asked
+    assert first.ended[1] == "FAIL" and set(first.ended) == {0, 1, 2, 3}
+    assert {first.ended[n] for n in (0, 2, 3)} <= {"COMPLETE", "PRUNED"}
+
+
+def test_a_bug_while_telling_one_trial_still_tells_the_rest_of_its_group(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="a bug in a callback"):
+        _run(tmp_path, [Recorder(callbacks=lambda n: [Boom()] if n == 1 else [])], n_trials=4, batch=4)
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE], states
+    assert all(t.value is not None and t.value > 0 for t in study.trials if t.state == TrialState.COMPLETE)
+
+
+def test_a_signal_while_a_batch_is_asked_fails_the_trials_asked_so_far(tmp_path: Path) -> None:
+    # SIGINT arrives while trial 1 of a batch of 4 is prepared: they were left RUNNING.
+    rec = Recorder(on_start=lambda n: os.kill(os.getpid(), signal.SIGINT) if n == 1 else None)
+    study = _run(tmp_path, [rec], n_trials=4, batch=4)
+    states = {t.number: t.state for t in study.trials}
+    assert states == {0: TrialState.FAIL, 1: TrialState.FAIL}, states
+    assert all("SIGINT" in t.user_attrs["fail_reason"] for t in study.trials)
+    assert rec.ended == {0: "FAIL", 1: "FAIL"}
