@@ -103,3 +103,44 @@ def test_the_model_columns_epoch_metric_is_on_the_validation_split_only(cancer) 
     train_many(cancer, "lbfgs", [("l2", {"strength": 1e-2}, {})], TrainConfig(epochs=3), callbacks=[[Rows()]],
                folds=cv_folds(cancer.y_train, 3, seed=0))
     assert seen and set(seen) == {len(cancer.y_val)}
+
+
+def test_a_trial_whose_mean_over_folds_beats_the_best_is_not_pruned_by_one_fold(cancer, tmp_path: Path) -> None:
+    """The folds train side by side, so the pruner's verdict on the fold scores comes after all of
+    them trained: it must not discard a trial that is the study's best (one easy fold for every
+    earlier trial made the median pruner stop one that was better on four folds of five)."""
+    from optuna.trial import TrialState, create_trial
+
+    from tuner.study._objective import Objective, PruneJudge
+    from tuner.study._observer import TrialInfo
+    from tuner.study._trial_batches import Pending, TrialBatches
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="minimize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3))
+    earlier = [0.30, 0.31, 0.30, 0.10, 0.30]  # mean 0.262
+    for _ in range(5):
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=float(np.mean(earlier)),
+                                     intermediate_values=dict(enumerate(earlier)), params={}, distributions={}))
+    judge = type("Holder", (), {"judge": PruneJudge(study)})()
+
+    def prune_on_folds(trial, scores):
+        return Objective.prune_on_folds(judge, trial, scores)  # type: ignore[arg-type]
+
+    folds = cv_folds(cancer.y_train, 5, seed=0)
+    (outcome,) = train_many(cancer, "adam", [("l2", {}, {})], TrainConfig(epochs=2), folds=folds)
+    outcome.optimality_gap = None  # two epochs are far from the optimum; this test is about the folds
+    runner = TrialBatches(None, cancer, TrainConfig(), [], None, "log_loss", lambda t: [], "variant",
+                          folds=folds, prune_on_folds=prune_on_folds)
+    for scores, state in (([0.25, 0.25, 0.25, 0.11, 0.25], TrialState.COMPLETE),  # mean 0.222: the new best
+                          ([0.40, 0.40, 0.40, 0.39, 0.40], TrialState.PRUNED)):  # worse on every fold
+        outcome.cv_metrics = [{"log_loss": s} for s in scores]
+        trial = study.ask()
+        pend = Pending(trial, "l2:adam", "l2", "adam", {}, {}, {}, TrialInfo(trial.number, "l2", "adam", {}, {}, {}))
+        try:
+            value: float | None = runner.conclude(pend, outcome, optuna.TrialPruned)
+            study.tell(trial, value)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+        assert study.trials[-1].state == state, (scores, study.trials[-1].user_attrs)
+    assert study.best_value == pytest.approx(0.222)

@@ -210,7 +210,10 @@ class TrialBatches:
             value = float(np.mean(scores))
             trial.set_user_attr("cv_values", scores)
             stopped = self.prune_on_folds(trial, scores) if self.prune_on_folds else None
-            if stopped is not None:
+            # The folds trained side by side, so a verdict now saves nothing: it only marks a trial,
+            # and never one whose mean over folds beats every complete trial (the pruner compares
+            # single folds, and one bad fold must not discard the study's best).
+            if stopped is not None and not self._beats_the_best(trial, value):
                 reason = f"pruned at fold {stopped + 1} of {len(scores)} (val_{self.metric}={scores[stopped]:.6g})"
                 self.finish(pend, "PRUNED", None, outcome, reason)
                 raise pruned(reason)
@@ -235,6 +238,14 @@ class TrialBatches:
         if self.best is None or self.sign * value < self.sign * self.best[1]:
             self.best = (trial.number, float(value), outcome)
         return float(value)
+
+    def _beats_the_best(self, trial: Any, value: float) -> bool:
+        """Whether ``value`` is better than the study's best complete trial (or there is none)."""
+        try:
+            best = float(trial.study.best_value)
+        except ValueError:  # no complete trial yet
+            return True
+        return math.isfinite(value) and self.sign * value < self.sign * best
 
     def outcome_of(self, number: int) -> TrainOutcome | None:
         """The outcome of trial ``number`` when it is the best this process trained (no refit needed)."""
