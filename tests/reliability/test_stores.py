@@ -317,3 +317,22 @@ def test_the_password_shows_nowhere(pg: dict[str, str], tmp_path: Path) -> None:
     assert parents and parents[0].data.tags["tuner.storage"].startswith("postgresql+psycopg2://spy:***@")
     for run in client.search_runs([exp.experiment_id]):
         assert SECRET not in json.dumps([run.data.tags, run.data.params])
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("postgresql://tuner:S3cretPw@db:5432/studies", "postgresql://tuner:***@db:5432/studies"),
+    # Azure's user@server logins: SQLAlchemy takes the host after the last @ (the password leaked)
+    ("postgresql://tuner@myserver:S3cretPw@myserver.postgres.database.azure.com:5432/studies",
+     "postgresql://tuner@myserver:***@myserver.postgres.database.azure.com:5432/studies"),
+    ("mysql+pymysql://u:pa:ss@h/db", "mysql+pymysql://u:***@h/db"),
+    ("postgresql://tuner@db/studies", "postgresql://tuner@db/studies"),  # no password: unchanged
+    ("sqlite:////tmp/studies.db", "sqlite:////tmp/studies.db"),
+])
+def test_redact_hides_the_password_of_any_url(url: str, shown: str) -> None:
+    from tuner.study._storage import _parse, redact
+
+    password = _parse(url).password
+    text = f"Cannot open {url}: connection refused (host={url})"
+    assert redact(text, url) == f"Cannot open {shown}: connection refused (host={shown})"
+    if password:
+        assert password not in redact(f"driver said: {password} rejected", url)

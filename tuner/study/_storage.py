@@ -50,7 +50,7 @@ _DRIVER_PACKAGES = {  # DBAPI module -> what to pip install
     "MySQLdb": "mysqlclient", "pymysql": "PyMySQL", "mysql": "mysql-connector-python", "pyodbc": "pyodbc",
     "oracledb": "oracledb",
 }
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
+_URL_NETLOC = re.compile(r"\b(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<netloc>[^/\s?#]*)")
 _DSN_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s,;)]+)")
 
 
@@ -69,18 +69,37 @@ def default_storage_url() -> str:
 def redact(text: Any, *urls: str) -> str:
     """``text`` with every password hidden: in URLs (``user:***@``), in libpq DSNs
     (``password=***``) and, verbatim, the passwords of ``urls`` (for drivers' own messages)."""
-    out = _DSN_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\g<head>:***@", str(text)))
+    out = _DSN_PASSWORD.sub(r"\1***", _URL_NETLOC.sub(_hide_password, str(text)))
     for secret in sorted({s for url in urls for s in _passwords(url)}, key=len, reverse=True):
         out = out.replace(secret, "***")
     return out
 
 
+def _userinfo(netloc: str) -> tuple[str, str | None, str] | None:
+    """``(user, password, host)`` of a URL's ``user[:password]@host`` part, split as SQLAlchemy
+    does: the host after the last ``@`` (a user may hold one: Azure's ``user@server``), the
+    password after the user's first ``:``; None without userinfo."""
+    if "@" not in netloc:
+        return None
+    info, host = netloc.rsplit("@", 1)
+    user, sep, password = info.partition(":")
+    return user, password if sep else None, host
+
+
+def _hide_password(m: re.Match[str]) -> str:
+    parts = _userinfo(m.group("netloc"))
+    if parts is None or parts[1] is None:
+        return m.group(0)
+    return f"{m.group('scheme')}{parts[0]}:***@{parts[2]}"
+
+
 def _passwords(url: str) -> set[str]:
     """The password of ``url`` as written, decoded and encoded."""
-    m = re.search(r"://[^:/@\s]*:([^@\s]*)@", str(url))
-    if not m or not m.group(1):
+    m = _URL_NETLOC.search(str(url))
+    parts = _userinfo(m.group("netloc")) if m else None
+    raw = parts[1] if parts else None
+    if not raw:
         return set()
-    raw = m.group(1)
     return {s for s in (raw, unquote(raw), quote(unquote(raw), safe="")) if s}
 
 
