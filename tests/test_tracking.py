@@ -31,6 +31,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 from safetensors.numpy import load_file
 
+from tuner.cli import cli
 from tuner.cli._predict import predict, sync_mlflow
 from tuner.data import load_data, prepare
 from tuner.errors import TrackingError
@@ -460,3 +461,31 @@ def test_importances_use_the_parameters_every_trial_has_and_plots_are_pngs(tmp_p
              _plots.roc_curve(np.array([0, 1, 1, 0]), np.array([0.1, 0.8, 0.6, 0.3]), "yes", tmp_path / "r.png")]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def test_a_study_deleted_and_created_again_under_its_name_gets_its_own_parent_run_and_champion(
+        tmp_path: Path) -> None:
+    """The new study found the old one's parent run by name: its trials went beside the old trials
+    of the same numbers, and a better old champion (trained on other data) kept the alias."""
+    uri, storage = _uris(tmp_path)
+    runner = CliRunner()
+    base = ["--study", "again", "--storage", storage, "--tracking-uri", uri, "--penalty", "l2", "--optimizer", "lbfgs",
+            "--trials", "2", "--json"]
+    # first the easier data (its champion's validation log loss is far lower), then iris
+    res = runner.invoke(cli, ["tune", "--dataset", "breast_cancer", *base])
+    assert res.exit_code == 0, res.output
+    first_uid = optuna.load_study(study_name="again", storage=storage).user_attrs["uid"]
+    assert runner.invoke(cli, ["study", "delete", "again", "--storage", storage, "--yes"]).exit_code == 0
+    res = runner.invoke(cli, ["tune", "--dataset", "iris", *base])
+    assert res.exit_code == 0, res.output
+    second_uid = optuna.load_study(study_name="again", storage=storage).user_attrs["uid"]
+    assert second_uid != first_uid
+    client = _client(uri)
+    parents, children = _runs(client, "again")
+    assert sorted(p.data.tags["tuner.study_uid"] for p in parents) == sorted([first_uid, second_uid])
+    (new_parent,) = [p for p in parents if p.data.tags["tuner.study_uid"] == second_uid]
+    mine = [c for c in children if c.data.tags.get("mlflow.parentRunId") == new_parent.info.run_id]
+    assert sorted(int(c.data.tags["tuner.trial"]) for c in mine) == [0, 1]
+    champion = client.get_model_version_by_alias("again", CHAMPION_ALIAS)
+    assert champion.tags["tuner.study_uid"] == second_uid  # iris's model, though breast_cancer's loss was lower
+    assert champion.run_id in {c.info.run_id for c in mine}

@@ -20,6 +20,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["TrialInfo", "StudyInfo", "StudyObserver"]
 
 
+UID_ATTR = "uid"
+"""The study attribute holding a random identity, set when the study is created."""
+
+
 @dataclass
 class StudyInfo:
     """A study as the observer sees it."""
@@ -33,6 +37,12 @@ class StudyInfo:
     data: Any = field(default=None, repr=False, compare=False)
     """The study's data as split for its trials (a :class:`tuner.data.Dataset`) when this process
     loaded it, so an observer need not read it again; ``None`` otherwise (e.g. a sync from storage)."""
+
+    @property
+    def uid(self) -> str:
+        """This study's own identity (:data:`UID_ATTR`): a study deleted and created again under
+        the same name is another study. Empty for studies stored before it existed."""
+        return str(self.user_attrs.get(UID_ATTR) or "")
 
 
 @dataclass

@@ -8,11 +8,13 @@ budget may change). Plugin versions are recorded, and a change is noted.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from tuner._registry import optimizers, penalties
 from tuner.errors import ConfigError
+from tuner.study._observer import UID_ATTR
 from tuner.study._spec import StudySpec
 from tuner.study._storage import open_storage, redact
 from tuner.train import METRICS
@@ -129,6 +131,7 @@ def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: s
         # Another worker created it between our load and create: join it like a resume.
         return open_or_create_study(spec, study_name, storage_url, resume_only=True, changes=changes,
                                     storage=storage)
+    study.set_user_attr(UID_ATTR, uuid.uuid4().hex)  # before the spec, which joining workers wait for
     study.set_user_attr("spec", spec.to_json())
     study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
     return study, spec, []

@@ -1,7 +1,8 @@
 """The best model in the registry: logged as a pyfunc model, registered under the study name.
 
 The alias ``champion`` moves only when a new best beats its value (re-read just before
-moving: another worker may have registered a better model meanwhile).
+moving: another worker may have registered a better model meanwhile), or when the champion is
+another study's of the same name (deleted and created again: another identity, ``tuner.study_uid``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from tuner.model import input_example_of, save_pyfunc_model
 from tuner.study import TrialInfo
-from tuner.tracking._names import CHAMPION_ALIAS, MODEL_NAME, TAG_STUDY, TAG_TRIAL, TAG_VALUE
+from tuner.tracking._names import CHAMPION_ALIAS, MODEL_NAME, TAG_STUDY, TAG_STUDY_UID, TAG_TRIAL, TAG_VALUE
 from tuner.tracking._study_run import StudyRun
 from tuner.tracking._writer import RunWriter, better, to_float
 
@@ -42,9 +43,18 @@ class ChampionRegistry:
                 return None
             raise
 
-    def outdated(self, name: str, number: int, value: float, direction: str) -> bool:
-        """Whether trial ``number`` (``value``) should replace the champion: none, no value, or beaten."""
+    def ours(self, name: str, uid: str) -> Any:
+        """The champion of ``name`` when it is the study ``uid``'s (any, for a study without one);
+        None when there is none or it is an earlier study's of the same name."""
         current = self.champion(name)
+        if current is None or (uid and current.tags.get(TAG_STUDY_UID) != uid):
+            return None
+        return current
+
+    def outdated(self, name: str, number: int, value: float, direction: str, uid: str = "") -> bool:
+        """Whether trial ``number`` (``value``) should replace the champion: none of this study's,
+        no value, or beaten."""
+        current = self.ours(name, uid)
         old = to_float(current.tags.get(TAG_VALUE)) if current is not None else None
         if current is None or old is None:
             return True
@@ -53,14 +63,14 @@ class ChampionRegistry:
     def register(self, run: StudyRun, best: TrialInfo, outcome: Any, data: Any, source_run: str) -> dict[str, Any]:
         """Log and register the best model unless the champion is at least as good."""
         value = float(outcome.val_metrics.get(run.metric, math.nan))
-        current = self.champion(run.name)
+        current = self.ours(run.name, run.uid)
         if current is not None:
             old = to_float(current.tags.get(TAG_VALUE))
             if old is not None and not better(value, old, run.direction):
                 return {"mlflow_champion_version": str(current.version)}
         lm = self._log_model(run, best, outcome, data, source_run, value)
         mv = self._new_version(run, best, outcome, lm, source_run, value)
-        current = self.champion(run.name)
+        current = self.ours(run.name, run.uid)
         old = to_float(current.tags.get(TAG_VALUE)) if current is not None else None
         if current is None or old is None or better(value, old, run.direction):
             self.writer.client.set_registered_model_alias(run.name, CHAMPION_ALIAS, mv.version)
@@ -113,6 +123,8 @@ class ChampionRegistry:
                 raise
         tags = {TAG_STUDY: run.name, TAG_TRIAL: str(best.number), TAG_VALUE: repr(value),
                 "tuner.metric": run.metric, "tuner.direction": run.direction}
+        if run.uid:
+            tags[TAG_STUDY_UID] = run.uid
         tags.update({f"tuner.test_{k}": repr(float(v)) for k, v in outcome.test_metrics.items()})
         # The source is the storage location, not models:/<id>: a SQL registry store resolves the
         # latter with the process-global tracking URI (a stray ./mlflow.db otherwise).

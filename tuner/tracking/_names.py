@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "CHAMPION_ALIAS", "MODEL_NAME", "WEIGHTS_ARTIFACT", "EPOCH_PREFIX", "RUN_STATUS",
-    "TAG_STUDY", "TAG_ROLE", "TAG_TRIAL", "TAG_STATE", "TAG_REASON", "TAG_LOGGED", "TAG_VALUE",
+    "TAG_STUDY", "TAG_STUDY_UID", "TAG_ROLE", "TAG_TRIAL", "TAG_STATE", "TAG_REASON", "TAG_LOGGED", "TAG_VALUE",
     "ATTR_PARENT", "ATTR_EXPERIMENT", "ATTR_RUN", "ATTR_LOGGED", "ATTR_UNLOGGED", "ATTR_STUDY_LOGGED",
 ]
 
@@ -14,6 +14,7 @@ WEIGHTS_ARTIFACT = "weights.safetensors"
 EPOCH_PREFIX = "epoch/"
 
 TAG_STUDY = "tuner.study"
+TAG_STUDY_UID = "tuner.study_uid"  # which study of that name (a name may be deleted and used again)
 TAG_ROLE = "tuner.role"
 TAG_TRIAL = "tuner.trial"
 TAG_STATE = "tuner.state"

@@ -21,7 +21,7 @@ from typing import Any
 from tuner.errors import TrackingError
 from tuner.study import StudyInfo, history_importances
 from tuner.tracking._links import VIEW_TAG, trials_view
-from tuner.tracking._names import ATTR_PARENT, CHAMPION_ALIAS, TAG_REASON, TAG_ROLE, TAG_STUDY, TAG_TRIAL
+from tuner.tracking._names import ATTR_PARENT, CHAMPION_ALIAS, TAG_REASON, TAG_ROLE, TAG_STUDY, TAG_STUDY_UID, TAG_TRIAL
 from tuner.tracking._plots import coefficients, confusion_matrix, optimization_history, param_importances, roc_curve
 from tuner.tracking._store import artifact_location, first_line, redact, short
 from tuner.tracking._writer import RunWriter, better, library_versions, metric_list, now_ms, quote, to_float
@@ -42,6 +42,8 @@ class StudyRun:
     metric: str
     spec: dict[str, Any]
     base_tags: dict[str, str]
+    uid: str = ""
+    """The study's identity (:attr:`StudyInfo.uid`): its parent run and champion carry it."""
 
 
 class StudyRuns:
@@ -58,12 +60,12 @@ class StudyRuns:
         exp_id = self._experiment_id(study.name)
         parent_id = self._stored_parent(study, exp_id)
         if parent_id is None:
-            found = self._parents(exp_id, study.name)
+            found = self._parents(exp_id, study.name, study.uid)
             if found:
                 parent_id = found[0].info.run_id
             else:
                 parent_id = self._create_parent(study, exp_id)
-                found = self._parents(exp_id, study.name)  # two workers may have raced: keep the oldest
+                found = self._parents(exp_id, study.name, study.uid)  # two workers may have raced: keep the oldest
                 if found and found[0].info.run_id != parent_id:
                     client.delete_run(parent_id)
                     parent_id = found[0].info.run_id
@@ -71,7 +73,8 @@ class StudyRuns:
             client.update_run(parent_id, status="RUNNING")
         fp = str(study.spec.get("data", {}).get("fingerprint", ""))
         base = {TAG_STUDY: study.name, "tuner.data.fingerprint": fp, **library_versions()}
-        run = StudyRun(study.name, exp_id, parent_id, study.direction, study.metric, dict(study.spec), base)
+        run = StudyRun(study.name, exp_id, parent_id, study.direction, study.metric, dict(study.spec), base,
+                       study.uid)
         budget = {"tuner.n_trials": str(study.spec.get("n_trials")), "tuner.timeout": str(study.spec.get("timeout"))}
         self.writer.log_batch(parent_id, tags=budget)
         self._save_view(exp_id, study)
@@ -126,10 +129,13 @@ class StudyRuns:
             )
         return str(exp.experiment_id)
 
-    def _parents(self, experiment_id: str, name: str) -> list[Any]:
-        runs = self.writer.client.search_runs(
-            [experiment_id], filter_string=f"tags.`{TAG_STUDY}` = '{quote(name)}' and tags.`{TAG_ROLE}` = 'study'",
-            max_results=100)
+    def _parents(self, experiment_id: str, name: str, uid: str = "") -> list[Any]:
+        """The parent runs of study ``name``; with ``uid``, of that study only (not of an earlier
+        study of the same name, deleted since: its trials and champion are not this one's)."""
+        where = f"tags.`{TAG_STUDY}` = '{quote(name)}' and tags.`{TAG_ROLE}` = 'study'"
+        if uid:
+            where += f" and tags.`{TAG_STUDY_UID}` = '{quote(uid)}'"
+        runs = self.writer.client.search_runs([experiment_id], filter_string=where, max_results=100)
         return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
     def _create_parent(self, study: StudyInfo, exp_id: str) -> str:
@@ -143,6 +149,8 @@ class StudyRuns:
                 f"child run. Study storage: `{redact(study.storage_url)}`."),
             **library_versions(),
         }
+        if study.uid:
+            tags[TAG_STUDY_UID] = study.uid
         run = self.writer.client.create_run(exp_id, tags=tags, run_name=study.name)
         params = {"metric": study.metric, "direction": study.direction, "sampler": spec.get("sampler"),
                   "pruner": spec.get("pruner"), "seed": spec.get("seed"),

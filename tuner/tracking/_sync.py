@@ -110,7 +110,8 @@ class _Sync:
                                   "already_logged": already}
         best = best_record(self.storage_url, self.name) if register_model else None
         if best is not None and best.value is not None and \
-                self.obs.champions.outdated(self.name, best.number, best.value, self.info.direction):
+                self.obs.champions.outdated(self.name, best.number, best.value, self.info.direction,
+                                            self.info.uid):
             result["model"] = self._register(run, best, history, len(synced))
         else:
             self.obs.studies.log_summary(run, history)
