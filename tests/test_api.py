@@ -220,3 +220,20 @@ def test_tune_narrows_only_the_plugin_lists_the_caller_left_to_their_defaults() 
     asked = tuner.tune(dataset="iris", trials=2, seed=1, optimizer="adam")
     assert not any("exact full-batch solvers" in w for w in asked.warnings)
     assert {t.params["variant"].split(":")[1] for t in asked.trials} == {"adam"}
+
+
+def test_tune_resumes_with_the_call_that_created_the_study_and_refuses_a_contradicting_option(
+        tmp_path: Path) -> None:
+    """The same call twice was refused (the stored plugin list, narrowed on small data, against
+    every plugin); a resume by name alone ignored every option given with it."""
+    from tuner.errors import ConfigError
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    first = tuner.tune(dataset="breast_cancer", study_name="s", storage=storage, trials=2, epochs=20)
+    again = tuner.tune(dataset="breast_cancer", study_name="s", storage=storage, trials=3, epochs=20)
+    assert first.n_complete + first.n_pruned == 2 and again.n_complete + again.n_pruned == 3
+    by_name = tuner.tune(study_name="s", storage=storage, trials=4)  # defaults: the stored options are used
+    assert by_name.n_complete + by_name.n_pruned == 4 and by_name.metric == "log_loss"
+    for option in ({"metric": "accuracy"}, {"epochs": 3}, {"penalty": "l1"}, {"cv": 5}):
+        with pytest.raises(ConfigError, match="created with different options"):
+            tuner.tune(study_name="s", storage=storage, trials=5, **option)

@@ -234,7 +234,8 @@ def tune(
     explicit : mapping, optional
         The options the caller set on purpose, as study-spec keys (``"train.epochs"``,
         ``"metric"``...): on resume only these are compared with the stored study. Default:
-        every option is compared.
+        the options not at their defaults (a default never contradicts the stored study, whose
+        value is used; any other option that differs from it is refused, never ignored).
     wait : float
         With ``study_name`` alone: seconds to wait for another process to create the study.
 
@@ -253,6 +254,15 @@ def tune(
 
     opts = DataOptions(data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size,
                        test_size, test_file, seed)
+    given = {"target": target, "text_column": text_column, "fmt": fmt, "encoding": encoding, "n_features": n_features,
+             "zero_based": zero_based, "val_size": val_size, "test_size": test_size,
+             "test_file": None if test_file is None else str(Path(test_file).resolve()), "seed": seed,
+             "penalty": _names(penalty) if penalty is not None else None,
+             "optimizer": _names(optimizer) if optimizer is not None else None,
+             "params": {k: str(v) for k, v in params.items()} if params else None, "metric": metric,
+             "sampler": sampler, "pruner": pruner, "cv": cv, "epochs": epochs, "batch_size": batch_size,
+             "patience": patience, "tol": tol, "monitor": monitor, "class_weight": class_weight, "device": device,
+             "dtype": dtype}
     has_data = data is not None or dataset is not None
     if not has_data and study_name is None:
         raise ConfigError("Give data (the 'data' or 'dataset' parameter) to start a study, or 'study_name' to "
@@ -283,7 +293,8 @@ def tune(
         try:
             result = run_study(spec, study_name, url, observers=[*recorders, *observers], progress=progress,
                                resume_only=spec is None, n_trials=trials, timeout=timeout,
-                               changes=None if explicit is None else dict(explicit), new_only=new_only,
+                               changes=dict(explicit) if explicit is not None else _given_on_purpose(given),
+                               new_only=new_only,
                                batch_trials=batch_trials, preloaded=read,
                                chosen_plugins=[key for key, given in (("penalties", penalty),
                                                                       ("optimizers", optimizer)) if given is not None])
@@ -294,6 +305,50 @@ def tune(
                 close = getattr(rec.inner, "close", None)
                 if close is not None:
                     close()
+
+
+RESUME_FREE = frozenset({"study_name", "storage", "tracking_uri", "trials", "timeout", "data", "y", "dataset",
+                         "batch_trials", "observers", "progress", "explicit", "wait"})
+"""The options of :func:`tune` that may differ from a stored study's (where the results go, the
+budget, the data's location: its content is compared by fingerprint)."""
+_SPEC_KEYS = {"penalty": "penalties", "optimizer": "optimizers", "params": "params", "metric": "metric",
+              "sampler": "sampler", "pruner": "pruner", "cv": "cv"}
+TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weight", "device", "dtype")
+
+
+def spec_changes(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The study-spec keys that options of :func:`tune` (by name, the ones given on purpose) set.
+
+    An option a spec cannot hold comes back as ``--NAME``, which a resume refuses (it would be
+    silently ignored)."""
+    from dataclasses import fields
+
+    from tuner.study import DataSpec
+
+    data_fields = {f.name for f in fields(DataSpec)}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in RESUME_FREE:
+            continue
+        if name == "seed":
+            out["seed"] = out["data.seed"] = value
+        elif name in _SPEC_KEYS:
+            out[_SPEC_KEYS[name]] = value
+        elif name in TRAIN_KEYS:
+            out[f"train.{name}"] = value
+        elif name in data_fields:
+            out[f"data.{name}"] = value
+        else:
+            out[f"--{name.replace('_', '-')}"] = value
+    return out
+
+
+def _given_on_purpose(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of :func:`tune` in ``values`` that are not at their defaults, as spec keys."""
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(tune).parameters.items()}
+    return spec_changes({k: v for k, v in values.items() if k in defaults and v is not None and v != defaults[k]})
 
 
 def wait_for_study(storage: str, study_name: str, wait: float) -> None:

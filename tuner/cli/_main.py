@@ -184,44 +184,23 @@ def _csv_list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-# What `tune --study NAME` may change on a stored study; any other option given explicitly must
-# match the stored spec (a default never contradicts it: the stored value is used).
-_RESUME_FREE = {"study_name", "storage", "tracking_uri", "no_tracking", "trials", "timeout", "as_json", "data", "dataset",
-                "batch_trials"}
-_RESUME_KEYS = {"penalty_list": "penalties", "optimizer_list": "optimizers", "params": "params", "metric": "metric",
-                "sampler": "sampler", "pruner": "pruner", "cv": "cv"}
-_TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weight", "device", "dtype")
+# The options `tune` has that tuner.api.tune has not (output), and the names they differ by.
+_CLI_ONLY = {"no_tracking", "as_json"}
+_API_NAMES = {"penalty_list": "penalty", "optimizer_list": "optimizer"}
 
 
 def _explicit_changes(ctx: click.Context, spec_values: dict[str, Any]) -> dict[str, Any]:
-    """The spec keys set by options the user gave (command line or environment), not by defaults.
+    """The spec keys set by options the user gave (command line or environment), not by defaults
+    (:func:`tuner.api._tune.spec_changes`): a default never contradicts a stored study.
 
-    ``spec_values`` maps a parameter name to the value it puts in the spec. An explicit option
-    that a study spec cannot hold comes back as ``--NAME``, which a resume refuses (it would
-    be silently ignored).
+    ``spec_values`` maps a parameter name to the value it puts in the spec.
     """
-    from dataclasses import fields
+    from tuner.api._tune import spec_changes
 
-    from tuner.study import DataSpec
-
-    data_fields = {f.name for f in fields(DataSpec)}
-    out: dict[str, Any] = {}
-    for name, value in spec_values.items():
-        source = ctx.get_parameter_source(name)
-        if name in _RESUME_FREE or source in (None, click.core.ParameterSource.DEFAULT,
-                                              click.core.ParameterSource.DEFAULT_MAP):
-            continue
-        if name == "seed":
-            out["seed"] = out["data.seed"] = value
-        elif name in _RESUME_KEYS:
-            out[_RESUME_KEYS[name]] = value
-        elif name in _TRAIN_KEYS:
-            out[f"train.{name}"] = value
-        elif name in data_fields:
-            out[f"data.{name}"] = value
-        else:  # refused by StudySpec.with_changes if the study exists (a resume)
-            out[f"--{name.replace('_', '-')}"] = value
-    return out
+    given = {_API_NAMES.get(name, name): value for name, value in spec_values.items()
+             if name not in _CLI_ONLY and ctx.get_parameter_source(name) not in (
+                 None, click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)}
+    return spec_changes(given)
 
 
 @cli.command()
