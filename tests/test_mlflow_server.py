@@ -157,6 +157,31 @@ def test_lost_server_mid_study_keeps_trials_going_and_sync_logs_them_later(
         proxy.stop()
 
 
+def test_tune_says_what_mlflow_missed_and_how_to_log_it(served: Served, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server went away mid-study: the study ended with exit code 0 and nothing said that its
+    end (plots, the registered model) and some trials were not logged."""
+    import tuner
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    proxy = TcpProxy(served.server.port).start()
+    try:
+        def progress(p: dict[str, Any]) -> None:
+            if p["done"] == 2 and proxy.running:
+                proxy.stop()
+
+        result = tuner.tune(dataset="iris", study_name="said", storage=f"sqlite:///{tmp_path / 's.db'}",
+                            tracking_uri=proxy.url, penalty="l2", optimizer="lbfgs", metric="accuracy",
+                            sampler="random", pruner="none", trials=4, epochs=5, progress=progress)
+    finally:
+        proxy.stop()
+    assert result.n_complete == 4 and result.model is not None  # the study went on
+    (said,) = [w for w in result.warnings if w.startswith("MLflow did not record")]
+    assert "the study's end" in said and "trial(s)" in said and "`tuner study sync-mlflow said`" in said
+    assert said in result.summary()["warnings"]  # what `tuner tune --json` prints
+
+
 def test_parent_and_trial_runs_are_what_a_reviewer_compares(served: Served) -> None:
     """Ranking metrics only on complete trials, public parameter names, the parent's summary tags."""
     from tuner.study import param_importances

@@ -427,13 +427,23 @@ def _result(r: StudyResult, storage: str | None, tracking_uri: str | None, recor
     for rec in recorders:
         attrs.update(rec.attrs)
     version = attrs.get("mlflow_model_version")
+    warnings = list(r.warnings)
+    unlogged = attrs.get("mlflow_unlogged_trials") or []
+    if attrs.get("mlflow_study_logged") is False or unlogged:
+        what = "the study's end (summary, plots, registered model)" if attrs.get("mlflow_study_logged") is False \
+            else ""
+        if unlogged:
+            what += (" and " if what else "") + f"{len(unlogged)} trial(s)"
+        warnings.append(f"MLflow did not record {what}; `tuner study sync-mlflow {r.study_name}` logs what is "
+                        "missing once it is reachable")
+        summary["warnings"] = warnings
     return TuneResult(
         study_name=r.study_name, storage_url=None if storage is None else redact(storage), metric=r.metric,
         direction=r.direction, best_number=r.best_number, best_value=r.best_value, best_params=dict(r.best_params),
         model=o.model if o is not None else None, validation=dict(o.val_metrics) if o else {},
         test=dict(o.test_metrics) if o else {}, n_complete=r.counts.get("complete", 0),
         n_pruned=r.counts.get("pruned", 0), n_failed=r.counts.get("fail", 0),
-        trials=trial_records(r.storage_url, r.study_name), warnings=list(r.warnings), interrupted=r.interrupted,
+        trials=trial_records(r.storage_url, r.study_name), warnings=warnings, interrupted=r.interrupted,
         no_result=r.no_result, elapsed=r.elapsed, tracking_uri=tracking_uri,
         experiment_name=r.study_name if attrs.get("mlflow_experiment_id") else None,
         experiment_id=attrs.get("mlflow_experiment_id"), parent_run_id=attrs.get("mlflow_parent_run_id"),
