@@ -254,15 +254,15 @@ def tune(
 
     opts = DataOptions(data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size,
                        test_size, test_file, seed)
-    given = {"target": target, "text_column": text_column, "fmt": fmt, "encoding": encoding, "n_features": n_features,
-             "zero_based": zero_based, "val_size": val_size, "test_size": test_size,
-             "test_file": None if test_file is None else str(Path(test_file).resolve()), "seed": seed,
-             "penalty": _names(penalty) if penalty is not None else None,
-             "optimizer": _names(optimizer) if optimizer is not None else None,
-             "params": {k: str(v) for k, v in params.items()} if params else None, "metric": metric,
-             "sampler": sampler, "pruner": pruner, "cv": cv, "epochs": epochs, "batch_size": batch_size,
-             "patience": patience, "tol": tol, "monitor": monitor, "class_weight": class_weight, "device": device,
-             "dtype": dtype}
+    options_given = {  # compared with a stored study's spec when not at their defaults
+        "target": target, "text_column": text_column, "fmt": fmt, "encoding": encoding, "n_features": n_features,
+        "zero_based": zero_based, "val_size": val_size, "test_size": test_size,
+        "test_file": None if test_file is None else str(Path(test_file).resolve()), "seed": seed,
+        "penalty": _names(penalty) if penalty is not None else None,
+        "optimizer": _names(optimizer) if optimizer is not None else None,
+        "params": {k: str(v) for k, v in params.items()} if params else None, "metric": metric, "sampler": sampler,
+        "pruner": pruner, "cv": cv, "epochs": epochs, "batch_size": batch_size, "patience": patience, "tol": tol,
+        "monitor": monitor, "class_weight": class_weight, "device": device, "dtype": dtype}
     has_data = data is not None or dataset is not None
     if not has_data and study_name is None:
         raise ConfigError("Give data (the 'data' or 'dataset' parameter) to start a study, or 'study_name' to "
@@ -293,7 +293,7 @@ def tune(
         try:
             result = run_study(spec, study_name, url, observers=[*recorders, *observers], progress=progress,
                                resume_only=spec is None, n_trials=trials, timeout=timeout,
-                               changes=dict(explicit) if explicit is not None else _given_on_purpose(given),
+                               changes=dict(explicit) if explicit is not None else _given_on_purpose(options_given),
                                new_only=new_only,
                                batch_trials=batch_trials, preloaded=read,
                                chosen_plugins=[key for key, given in (("penalties", penalty),
@@ -307,13 +307,13 @@ def tune(
                     close()
 
 
-RESUME_FREE = frozenset({"study_name", "storage", "tracking_uri", "trials", "timeout", "data", "y", "dataset",
+_RESUME_FREE = frozenset({"study_name", "storage", "tracking_uri", "trials", "timeout", "data", "y", "dataset",
                          "batch_trials", "observers", "progress", "explicit", "wait"})
 """The options of :func:`tune` that may differ from a stored study's (where the results go, the
 budget, the data's location: its content is compared by fingerprint)."""
 _SPEC_KEYS = {"penalty": "penalties", "optimizer": "optimizers", "params": "params", "metric": "metric",
               "sampler": "sampler", "pruner": "pruner", "cv": "cv"}
-TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weight", "device", "dtype")
+_TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weight", "device", "dtype")
 
 
 def spec_changes(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -328,13 +328,13 @@ def spec_changes(values: Mapping[str, Any]) -> dict[str, Any]:
     data_fields = {f.name for f in fields(DataSpec)}
     out: dict[str, Any] = {}
     for name, value in values.items():
-        if name in RESUME_FREE:
+        if name in _RESUME_FREE:
             continue
         if name == "seed":
             out["seed"] = out["data.seed"] = value
         elif name in _SPEC_KEYS:
             out[_SPEC_KEYS[name]] = value
-        elif name in TRAIN_KEYS:
+        elif name in _TRAIN_KEYS:
             out[f"train.{name}"] = value
         elif name in data_fields:
             out[f"data.{name}"] = value
