@@ -98,3 +98,31 @@ def test_a_signal_while_a_batch_is_asked_fails_the_trials_asked_so_far(tmp_path:
     assert states == {0: TrialState.FAIL, 1: TrialState.FAIL}, states
     assert all("SIGINT" in t.user_attrs["fail_reason"] for t in study.trials)
     assert rec.ended == {0: "FAIL", 1: "FAIL"}
+
+
+def test_a_study_whose_creation_is_cut_short_is_not_left_without_its_spec(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C between creating the Optuna study and storing its spec left a study that every later
+    use of the name refused, after waiting for the spec."""
+    from tuner.errors import ConfigError
+    from tuner.study import open_or_create_study
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], n_trials=2)
+    real = optuna.study.Study.set_user_attr
+
+    def interrupted(self: Any, key: str, value: Any) -> None:
+        if key == "spec":
+            raise KeyboardInterrupt
+        real(self, key, value)
+
+    with monkeypatch.context() as m:
+        m.setattr(optuna.study.Study, "set_user_attr", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            open_or_create_study(spec, "cut", url)
+    assert "cut" not in [s.study_name for s in optuna.get_all_study_summaries(url)]
+    study, stored, _ = open_or_create_study(spec, "cut", url)  # the name is free again
+    assert study.user_attrs["spec"] == stored.to_json() and study.user_attrs["uid"]
+    optuna.create_study(study_name="bare", storage=url)  # one that tuner did not create says what to do
+    with pytest.raises(ConfigError, match=r"has no tuner spec.*tuner study delete"):
+        open_or_create_study(spec, "bare", url)

@@ -64,7 +64,8 @@ def _stored_spec(study: Any, study_name: str, storage_url: str) -> StudySpec:
             break
         time.sleep(0.1)
     if "spec" not in study.user_attrs:
-        raise ConfigError(f"Study {study_name!r} in {redact(storage_url)} was not created by tuner (it has no spec).")
+        raise ConfigError(f"Study {study_name!r} in {redact(storage_url)} has no tuner spec: it was not created by "
+                          "tuner, or its creation was cut short; delete it (tuner study delete NAME) to use the name.")
     return StudySpec.from_json(study.user_attrs["spec"])
 
 
@@ -131,9 +132,16 @@ def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: s
         # Another worker created it between our load and create: join it like a resume.
         return open_or_create_study(spec, study_name, storage_url, resume_only=True, changes=changes,
                                     storage=storage)
-    study.set_user_attr(UID_ATTR, uuid.uuid4().hex)  # before the spec, which joining workers wait for
-    study.set_user_attr("spec", spec.to_json())
-    study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    try:
+        study.set_user_attr(UID_ATTR, uuid.uuid4().hex)  # before the spec, which joining workers wait for
+        study.set_user_attr("spec", spec.to_json())
+        study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
+    except BaseException:  # an error or Ctrl-C before the spec is stored: no study without one is left behind
+        try:
+            optuna.delete_study(study_name=study_name, storage=storage)
+        except Exception:  # noqa: BLE001, S110 - the first error is the one to report
+            pass
+        raise
     return study, spec, []
 
 
