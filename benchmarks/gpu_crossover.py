@@ -210,12 +210,13 @@ def tuner_cli() -> list[str]:
 
 
 def study(name: str, data: list[str], device: str, trials: int, work: Path, batch: bool,
-          limit: float) -> dict[str, Any]:
-    """A whole ``tuner tune`` process on ``device``: wall time, best value, trial counts."""
+          limit: float, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A whole ``tuner tune`` process on ``device``: wall time, best value, trial counts (its
+    study database stays in ``work/study-NAME-DEVICE/optuna.db``)."""
     folder = work / f"study-{name}-{device}"
     folder.mkdir(parents=True, exist_ok=True)
     cmd = tuner_cli() + ["tune", *data, "--trials", str(trials), "--study", "s", "--device", device,
-                         "--storage", f"sqlite:///{folder / 'optuna.db'}", "--no-tracking", "--json"]
+                         "--storage", f"sqlite:///{folder / 'optuna.db'}", "--no-tracking", "--json", *extra]
     if batch:
         cmd += ["--batch-trials", "auto"]
     t0 = time.perf_counter()
@@ -231,6 +232,29 @@ def study(name: str, data: list[str], device: str, trials: int, work: Path, batc
     out = json.loads(proc.stdout[proc.stdout.find("{"):])
     return {"problem": name, "device": device, "wall": wall, "best": out.get("best_value"),
             "trials": out.get("trials"), "batch": batch}
+
+
+def trial_values(db: Path) -> dict[int, float]:
+    """Each finished trial's value (complete) by number, from a study database left by :func:`study`
+    (also one whose process was killed: its finished trials are kept)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not db.exists():
+        return {}
+    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").get_trials(deepcopy=False)
+    return {t.number: float(t.value) for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
+
+
+def compare_trials(a: dict[int, float], b: dict[int, float]) -> dict[str, Any]:
+    """The trials complete on both sides (same numbers: same seed, same sampler): how far their
+    values are apart, and each side's best among them."""
+    common = sorted(set(a) & set(b))
+    if not common:
+        return {"common": 0}
+    rel = [abs(a[n] - b[n]) / max(abs(b[n]), 1e-12) for n in common]
+    return {"common": len(common), "max_rel_diff": max(rel), "median_rel_diff": float(np.median(rel)),
+            "best_a": min(a[n] for n in common), "best_b": min(b[n] for n in common)}
 
 
 def cli_has_batch_trials() -> bool:
@@ -300,6 +324,7 @@ class Run:
         self.studies: list[dict[str, Any]] = []
         self.skipped: list[str] = []
         self.problems: list[Problem] = []
+        self.large: dict[str, Any] = {}
 
     def save(self) -> str:
         """Write the report so far (a run killed at its time limit still leaves its numbers)."""
@@ -307,16 +332,17 @@ class Run:
         if self.args.out:
             Path(self.args.out).write_text(text)
             Path(self.args.out).with_suffix(".json").write_text(json.dumps(
-                {"timings": [asdict(t) for t in self.timings], "studies": self.studies, "skipped": self.skipped},
+                {"timings": [asdict(t) for t in self.timings], "studies": self.studies, "large": self.large,
+                 "skipped": self.skipped},
                 indent=1))
         return text
 
     def left(self) -> float:
         return self.args.budget_s - (time.perf_counter() - self.started)
 
-    def fits(self, makers: dict[str, Any]) -> None:
-        """Each problem, each solver, CUDA then CPU, one trial."""
-        for name in self.args.problems.split(","):
+    def fits(self, makers: dict[str, Any], names: str) -> None:
+        """Each problem of ``names`` (comma-separated), each solver, CUDA then CPU, one trial."""
+        for name in filter(None, names.split(",")):
             if self.left() <= 0:
                 self.skipped.append(f"problem {name}")
                 continue
@@ -359,13 +385,69 @@ class Run:
         if self.args.dry_run:  # the public sets were subsampled: check the study path on a bundled set
             targets = [("breast_cancer", ["--dataset", "breast_cancer"])]
         for name, data in targets:
-            for device in ["cpu", "auto"] + self.devices[1:]:
+            for device in [d for d in self.args.study_devices.split(",") if d in ("auto", *self.devices)]:
                 if self.left() <= 0:
                     self.skipped.append(f"study {name} {device}")
                     continue
                 self.studies.append(study(name, data, device, self.args.study_trials, work, batch, self.left()))
                 self.save()
                 print(f"  study {name} {device}: {self.studies[-1]}", flush=True)
+
+
+    def large_study(self) -> None:
+        """Issue 10's GPU check: the same ``--large-trials`` study on the generator's 1,000,000 x
+        2**20 set (``--large-rows``), on CUDA, then on the CPU cores for at most the budget left
+        (a CPU run cut short still says how much slower it is, and its finished trials are
+        compared with CUDA's, number by number)."""
+        if self.args.large_trials <= 0:
+            return
+        with tempfile.TemporaryDirectory(prefix="gpu-large-") as tmp:
+            work = Path(tmp)
+            data = work / "sparse.npz"
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_sparse_data.py"), "--rows",
+                            str(self.args.large_rows), "--out", str(data)], check=True, capture_output=True)
+            self.large["generate_s"] = time.perf_counter() - t0
+            print(f"large: {self.args.large_rows:,} rows generated in {self.large['generate_s']:.0f} s", flush=True)
+            extra = ("--epochs", str(self.args.large_epochs))
+            name = f"generated {self.args.large_rows:,} x 2^20"
+            for device in self.devices[::-1]:  # CUDA first: its time bounds what the CPU needs
+                if self.left() <= 10:
+                    self.skipped.append(f"large study {device}")
+                    continue
+                row = study(name, [str(data)], device, self.args.large_trials, work, True, self.left(), extra)
+                self.large.setdefault("studies", []).append(row)
+                self.save()
+                print(f"  large study {device}: {row}", flush=True)
+            values = {d: trial_values(work / f"study-{name}-{d}" / "optuna.db") for d in self.devices}
+            if len(self.devices) > 1:
+                self.large["same_trials"] = compare_trials(values["cuda"], values["cpu"])
+            self.large["complete"] = {d: len(v) for d, v in values.items()}
+            self.save()
+
+
+def large_table(run: Run) -> list[str]:
+    large, args = run.large, run.args
+    if not large.get("studies"):
+        return []
+    lines = ["", f"Large study: `tuner tune GENERATED.npz --trials {args.large_trials} --epochs {args.large_epochs} "
+             f"--batch-trials auto --no-tracking --device DEVICE` on `make_sparse_data.py --rows {args.large_rows}` "
+             f"(generated in {large.get('generate_s', 0):.0f} s), whole processes:", "",
+             "| --device | wall s | best val log loss | complete / pruned / failed | trials complete in the DB |",
+             "|---|---:|---:|---|---:|"]
+    for s in large["studies"]:
+        lines.append(f"| {s['device']} | {s['wall']:.1f} | {_s(s.get('best'), '.5f')} | "
+                     f"{_counts(s.get('trials')) or s.get('error')} | {large.get('complete', {}).get(s['device'], '')} |")
+    walls = {s["device"]: s for s in large["studies"]}
+    if "cuda" in walls and "cpu" in walls:
+        bound = "" if not walls["cpu"].get("error") else "at least "
+        lines += ["", f"CPU / CUDA wall time: {bound}{walls['cpu']['wall'] / walls['cuda']['wall']:.2f}x."]
+    same = large.get("same_trials")
+    if same:
+        lines.append(f"Trials complete on both devices: {same['common']}" + (
+            f"; their values differ by at most {same['max_rel_diff']:.2e} relative (median {same['median_rel_diff']:.2e});"
+            f" best among them: CUDA {same['best_a']:.5f}, CPU {same['best_b']:.5f}." if same["common"] else "."))
+    return lines
 
 
 def report(run: Run) -> str:
@@ -389,6 +471,7 @@ def report(run: Run) -> str:
                   "|---|---|---:|---:|---|"]
         lines += [f"| {s['problem']} | {s['device']} | {s['wall']:.1f} | {_s(s.get('best'), '.5f')} | "
                   f"{_counts(s.get('trials')) or s.get('error')} |" for s in run.studies]
+    lines += large_table(run)
     if run.skipped:
         lines += ["", f"Skipped (past the {args.budget_s:g} s budget): {', '.join(run.skipped)}."]
     lines.append(f"\nTotal {time.perf_counter() - run.started:.0f} s.")
@@ -398,11 +481,16 @@ def report(run: Run) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=os.environ.get("TUNER_DATA_DIR", str(ROOT.parent / "shared" / "data")))
-    ap.add_argument("--problems", default="a9a,sst2,gen200k,gen1m")
+    ap.add_argument("--problems", default="a9a,sst2", help="Fits timed before the studies (their data).")
+    ap.add_argument("--late-problems", default="gen200k,gen1m", help="Fits timed after the large study.")
     ap.add_argument("--epochs", type=int, default=100, help="Epoch cap of each timed fit.")
     ap.add_argument("--fit-seconds", type=float, default=8.0, help="Stop a timed fit at the first epoch end past this.")
     ap.add_argument("--k", type=int, default=16, help="Trials side by side for the batched engine (0: skip).")
     ap.add_argument("--study-trials", type=int, default=12, help="Trials of each small study (0: skip).")
+    ap.add_argument("--study-devices", default="auto,cpu,cuda", help="--device values of the small studies, in order.")
+    ap.add_argument("--large-trials", type=int, default=20, help="Trials of the large study (0: skip).")
+    ap.add_argument("--large-rows", type=int, default=1_000_000, help="Rows of the large study's data.")
+    ap.add_argument("--large-epochs", type=int, default=20, help="Epoch cap of the large study's trials.")
     ap.add_argument("--budget-s", type=float, default=330.0, help="Skip what is left after this many seconds.")
     ap.add_argument("--dry-run", action="store_true", help="Tiny sizes and caps: check the script in seconds.")
     ap.add_argument("--out", default=None, help="Markdown file to write (a .json beside it holds the numbers).")
@@ -413,18 +501,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.dry_run:
         args.fit_seconds, args.epochs = 0.5, 3
         args.k, args.study_trials = min(args.k, 2), min(args.study_trials, 2)
+        args.large_trials, args.large_rows, args.large_epochs = min(args.large_trials, 2), 3000, 2
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     run = Run(args, devices, argv)
     _warm_up(devices)
     scale, sub = (0.01, 3000) if args.dry_run else (1.0, None)
     data_dir = Path(args.data_dir)
-    run.fits({"a9a": lambda: public_problem("a9a", data_dir, sub),
+    makers = {"a9a": lambda: public_problem("a9a", data_dir, sub),
               "sst2": lambda: public_problem("sst2", data_dir, sub),
               "gen200k": lambda: generated_problem(int(200_000 * scale), 2**18, 32.0),
-              "gen1m": lambda: generated_problem(int(1_000_000 * scale), 2**20, 60.0)})
+              "gen1m": lambda: generated_problem(int(1_000_000 * scale), 2**20, 60.0)}
+    run.fits(makers, args.problems)
     batch = args.study_trials > 0 and cli_has_batch_trials()
     if args.study_trials > 0:
         run.run_studies(batch)
+    run.large_study()
+    run.fits(makers, args.late_problems)
     if args.k > 1:
         run.batched()
     print(run.save())
