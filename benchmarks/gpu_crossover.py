@@ -10,7 +10,9 @@ importable, the batched engine (``tuner.train.fit_many``, ``--k`` trials side by
 a small ``tuner tune`` study (``--no-tracking``) on a9a and SST-2 with ``--device cpu``,
 ``auto`` and ``cuda``: whole processes. Each table row also says what ``--device auto``
 picks for that size today (``tuner.train.cuda_pays_off``) and whether the measurement agrees,
-and the end suggests ``CUDA_CROSSOVER_WORK`` from the measured winners.
+and the end suggests ``CUDA_CROSSOVER_SPARSE`` from the measured winners. The large study
+(``--large-trials``) runs the same ``tuner tune`` study on the 1,000,000 x 2**20 set with
+``--device cuda``, then ``cpu`` for at most the budget left, and compares their trials.
 
 Writes Markdown (and the raw numbers as JSON) to ``--out`` and prints it. Without CUDA only
 the CPU columns are filled: ``--dry-run`` shrinks everything to seconds, to check the script on
@@ -195,10 +197,11 @@ def _warm_up(devices: list[str]) -> None:
         _sync(device)()
 
 
-def auto_pick(work: int, rows: int, full_batch: bool) -> str:
+def auto_pick(work: int) -> str:
+    """What ``--device auto`` picks for a sparse training matrix of ``work`` stored values."""
     from tuner.train import cuda_pays_off
 
-    return "cuda" if cuda_pays_off(work, rows=rows, full_batch=full_batch) else "cpu"
+    return "cuda" if cuda_pays_off(work, sparse=True) else "cpu"
 
 
 # --- studies -----------------------------------------------------------------------------------------
@@ -273,7 +276,7 @@ def _counts(trials: dict[str, int] | None) -> str:
     return f"{trials.get('complete', 0)} / {trials.get('pruned', 0)} / {trials.get('fail', 0)}" if trials else ""
 
 
-def fit_table(rows: list[Timing], full: dict[str, bool]) -> list[str]:
+def fit_table(rows: list[Timing]) -> list[str]:
     out = ["| problem | rows | stored values | solver | K | device | epochs | first epoch s | later epoch s | "
            "cpu/cuda per epoch | auto picks | agrees |", "|---|---:|---:|---|---:|---|---:|---:|---:|---:|---|---|"]
     for t in rows:
@@ -283,7 +286,7 @@ def fit_table(rows: list[Timing], full: dict[str, bool]) -> list[str]:
         if t.device.startswith("cuda") and other and other.epoch_s and t.epoch_s:
             ratio = other.epoch_s / t.epoch_s
             speed = f"{ratio:.2f}x"
-            pick = auto_pick(t.work * t.k, t.rows, full[t.solver])
+            pick = auto_pick(t.work)
             agree = "yes" if (pick == "cuda") == (ratio > 1) else "**no**"
         err = f" ({t.error})" if t.error else ""
         out.append(f"| {t.problem} | {t.rows:,} | {t.work:,} | {t.solver} | {t.k} | {t.device}{err} | {t.epochs} | "
@@ -292,24 +295,24 @@ def fit_table(rows: list[Timing], full: dict[str, bool]) -> list[str]:
 
 
 def suggestion(rows: list[Timing], full: dict[str, bool]) -> list[str]:
-    """The smallest measured work from which CUDA won at every larger size, per kind of solver."""
+    """The smallest measured size (one trial) from which CUDA won at every larger size, per kind of solver."""
     lines = []
     for kind, is_full in (("full batch", True), ("mini-batch", False)):
         pairs = []
         for t in rows:
-            if t.device.startswith("cuda") and full[t.solver] == is_full and t.epoch_s:
+            if t.device.startswith("cuda") and t.k == 1 and full[t.solver] == is_full and t.epoch_s:
                 cpu = next((o for o in rows if (o.problem, o.solver, o.k, o.device) == (t.problem, t.solver, t.k, "cpu")
                             and o.epoch_s), None)
                 if cpu:
-                    pairs.append((t.work * t.k, cpu.epoch_s / t.epoch_s))
+                    pairs.append((t.work, cpu.epoch_s / t.epoch_s))
         if not pairs:
             lines.append(f"- {kind}: no CUDA measurement.")
             continue
         pairs.sort()
         wins_from = next((w for i, (w, _) in enumerate(pairs) if all(r > 1 for _, r in pairs[i:])), None)
         lines.append(f"- {kind}: CUDA faster per epoch at every measured size from {wins_from:,} stored values "
-                     f"(x trials)" if wins_from else f"- {kind}: CUDA not faster at the largest measured size "
-                     f"({pairs[-1][0]:,} stored values x trials).")
+                     f"(one trial)" if wins_from else f"- {kind}: CUDA not faster at the largest measured size "
+                     f"({pairs[-1][0]:,} stored values).")
     return lines
 
 
@@ -462,7 +465,7 @@ def report(run: Run) -> str:
              f"{' '.join(argv)}`{' (DRY RUN: tiny sizes, numbers meaningless)' if args.dry_run else ''}.", "",
              f"Fits cut at the first epoch end past {args.fit_seconds:g} s (epoch cap {args.epochs}); 'later epoch s' "
              "is the median epoch after the first; strength 1/n_train, default optimizer hyperparameters, float32.", ""]
-    lines += fit_table(run.timings, full) + ["", "Suggested crossover (from the per-epoch winners):", ""]
+    lines += fit_table(run.timings) + ["", "Suggested crossover (from the per-epoch winners):", ""]
     lines += suggestion(run.timings, full)
     if run.studies:
         lines += ["", f"Studies: `tuner tune --trials {args.study_trials} --no-tracking"

@@ -9,8 +9,8 @@ import torch
 
 from tuner.errors import ConfigError
 from tuner.train._device import (
-    CUDA_CROSSOVER_WORK,
-    CUDA_CROSSOVER_WORK_PER_ROW,
+    CUDA_CROSSOVER_DENSE,
+    CUDA_CROSSOVER_SPARSE,
     Placement,
     csr_rows,
     cuda_pays_off,
@@ -69,30 +69,33 @@ def test_sparse_matmul_forward_and_backward_match_dense(with_transpose: bool) ->
 
 
 def test_cuda_pays_off_only_above_the_crossover() -> None:
-    big = CUDA_CROSSOVER_WORK
-    assert not cuda_pays_off(big - 1, rows=1, full_batch=True)
-    assert cuda_pays_off(big, full_batch=True)
-    # mini-batch: also needs wide rows (or many trials per step), and the rows must be known
-    wide_rows = big // CUDA_CROSSOVER_WORK_PER_ROW
-    assert cuda_pays_off(big, rows=wide_rows, full_batch=False)
-    assert not cuda_pays_off(big, rows=wide_rows + 1, full_batch=False)
-    assert not cuda_pays_off(big, full_batch=False)
-    assert not cuda_pays_off(10 * big, rows=None, full_batch=None)
+    assert not cuda_pays_off(CUDA_CROSSOVER_SPARSE - 1, sparse=True)
+    assert cuda_pays_off(CUDA_CROSSOVER_SPARSE, sparse=True)
+    # a dense product is cheaper a value on the CPU: a dense matrix needs far more values
+    assert CUDA_CROSSOVER_DENSE > CUDA_CROSSOVER_SPARSE
+    assert not cuda_pays_off(CUDA_CROSSOVER_DENSE - 1, sparse=False)
+    assert cuda_pays_off(CUDA_CROSSOVER_DENSE, sparse=False)
 
 
-def test_auto_weighs_the_problem_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    # a9a-sized work stays on the CPU whether or not CUDA is there
-    assert Placement.resolve("auto", work=450_000, rows=32_561, full_batch=True).device.type == "cpu"
+@pytest.mark.parametrize(("work", "sparse", "device"), [
+    (361_267, True, "cpu"),       # a9a's training rows: the CPU won every solver on an H200
+    (823_808, True, "cpu"),       # SST-2 TF-IDF: lbfgs lost on CUDA
+    (5_122_151, True, "cuda"),    # generated 160,000 x 2**18: CUDA won every solver
+    (48_008_443, True, "cuda"),   # generated 800,000 x 2**20
+    (48_008_443, False, "cpu"),   # dense: not measured, the CPU's BLAS
+])
+def test_auto_weighs_the_problem_size(work: int, sparse: bool, device: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if not torch.cuda.is_available():
-        assert Placement.resolve("auto", work=10 * CUDA_CROSSOVER_WORK, full_batch=True).device.type == "cpu"
+        assert Placement.resolve("auto", work=work, sparse=sparse).device.type == "cpu"
         # the decision itself, as on a GPU machine (no tensor is placed: a device object only)
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert Placement.resolve("auto", "float32", work=10 * CUDA_CROSSOVER_WORK, full_batch=True).device.type == "cuda"
-    assert Placement.resolve("auto", work=10 * CUDA_CROSSOVER_WORK, rows=10 * CUDA_CROSSOVER_WORK,
-                             full_batch=False).device.type == "cpu"
-    assert Placement.resolve("auto", work=100, full_batch=True).device.type == "cpu"
-    assert Placement.resolve("auto").device.type == "cuda"  # size unknown: the old rule
-    assert Placement.resolve("cpu", work=10 * CUDA_CROSSOVER_WORK, full_batch=True).device.type == "cpu"
+    assert Placement.resolve("auto", "float32", work=work, sparse=sparse).device.type == device
+    assert Placement.resolve("cpu", work=work, sparse=sparse).device.type == "cpu"
+
+
+def test_auto_without_a_size_takes_cuda_when_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert Placement.resolve("auto").device.type == "cuda"
 
 
 def test_csr_rows_in_many_blocks_matches_scipy(monkeypatch: pytest.MonkeyPatch) -> None:

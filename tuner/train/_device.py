@@ -16,33 +16,34 @@ __all__ = ["Placement"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-CUDA_CROSSOVER_WORK = 64_000_000
-"""Stored feature values (times the trials trained side by side) from which ``--device auto``
-trains a full-batch optimizer on CUDA. Not measured yet, so set conservatively from issue 10's
-numbers on an H200 with 16 CPU cores beside it: with the one-trial trainer CUDA was slower than
-the CPU for a9a (0.45M values), 6.3M values (lbfgs 6.0 s vs 2.4 s; only FISTA was faster) and
-31.6M values (lbfgs 6.6 s vs 3.8 s), so the crossover is put at twice the largest size CUDA
-lost at. ``benchmarks/gpu_crossover.py`` measures it (``benchmarks/gpu_check.sh`` runs it on a
-GPU machine); replace this value with its measurement."""
+CUDA_CROSSOVER_SPARSE = 2_000_000
+"""Stored values of a sparse training matrix from which ``--device auto`` trains on CUDA.
 
-CUDA_CROSSOVER_WORK_PER_ROW = 256
-"""For a mini-batch optimizer, CUDA also needs this many stored values per row (times the
-trials side by side): a step's cost on the GPU is launch- and sync-bound (issue 10: an sgd step
-on 1M x 2**20 with ~32 values a row took 2.3 ms on CUDA, slower than the CPU), so only wide
-rows or many trials per step amortise it. Unmeasured too, see ``CUDA_CROSSOVER_WORK``."""
+Measured on an H200 with 16 CPU cores beside it (2026-11-30, ``benchmarks/gpu_check.sh``;
+``benchmarks/RESULTS.md``, "GPU check"), one trial, seconds an epoch, CPU over CUDA:
+
+* a9a, 0.36M values: lbfgs 0.40x, fista 0.65x, sgd 0.88x (the CPU wins every solver);
+* SST-2 TF-IDF, 0.82M values: lbfgs 0.57x, fista 1.01x, sgd 2.41x;
+* generated 160,000 x 2**18, 5.1M values: lbfgs 4.1x, fista 2.6x, sgd 15x (16 trials side by
+  side: 10x to 46x);
+* generated 800,000 x 2**20, 48M values: lbfgs 126x, fista 25x, sgd 36x.
+
+The crossover lies between 0.82M and 5.1M for every solver; it is put near their geometric
+mean. Trials side by side only widen CUDA's lead where it was measured, but are not counted:
+small data with many trials (SST-2 with 16) was not measured, and stays on the CPU."""
+
+CUDA_CROSSOVER_DENSE = 64_000_000
+"""Stored values of a dense training matrix from which ``--device auto`` trains on CUDA. Not
+measured: a dense product runs on the CPU's BLAS, many times cheaper a value than a sparse one,
+so the threshold stays far above the sparse one (the size where the unbatched trainer of issue
+10 still lost on CUDA, doubled)."""
 
 
-def cuda_pays_off(work: int, *, rows: int | None = None, full_batch: bool | None = None) -> bool:
-    """Whether a problem of ``work`` stored values (times trials side by side) is worth CUDA.
-
-    Full batch: ``work >= CUDA_CROSSOVER_WORK``. Mini-batch (or unknown kind): that, and at
-    least ``CUDA_CROSSOVER_WORK_PER_ROW`` values per row; with ``rows`` unknown, never.
-    """
-    if work < CUDA_CROSSOVER_WORK:
-        return False
-    if full_batch:
-        return True
-    return rows is not None and rows > 0 and work / rows >= CUDA_CROSSOVER_WORK_PER_ROW
+def cuda_pays_off(stored_values: int, *, sparse: bool) -> bool:
+    """Whether a training matrix of ``stored_values`` (non-zeros of a sparse matrix, every entry
+    of a dense one) is large enough for CUDA to beat the CPU (:data:`CUDA_CROSSOVER_SPARSE`,
+    :data:`CUDA_CROSSOVER_DENSE`)."""
+    return stored_values >= (CUDA_CROSSOVER_SPARSE if sparse else CUDA_CROSSOVER_DENSE)
 
 
 @dataclass(frozen=True)
@@ -54,18 +55,18 @@ class Placement:
 
     @classmethod
     def resolve(cls, device: str = "auto", dtype: str = "float32", *, work: int | None = None,
-                rows: int | None = None, full_batch: bool | None = None) -> Placement:
+                sparse: bool = True) -> Placement:
         """The placement for ``device`` (``auto``, ``cpu``, ``cuda[:N]``) and ``dtype``.
 
-        ``auto`` picks CUDA only when it is available and the problem is big enough for the GPU
-        to win (:func:`cuda_pays_off`: ``work``, the stored feature values times the trials
-        trained side by side; ``rows``; ``full_batch``, the optimizer's kind). Called without
-        ``work`` (the size is unknown), ``auto`` keeps the old rule: CUDA whenever available.
+        ``auto`` picks CUDA only when it is available and the training matrix is big enough for
+        the GPU to win (:func:`cuda_pays_off`: ``work``, its stored values; ``sparse``, its
+        kind). Called without ``work`` (the size is unknown), ``auto`` keeps the old rule: CUDA
+        whenever available.
         """
         if dtype not in _DTYPES:
             raise ConfigError(f"The 'dtype' parameter must be one of {sorted(_DTYPES)}; got {dtype!r} instead.")
         if device == "auto":
-            big = work is None or cuda_pays_off(work, rows=rows, full_batch=full_batch)
+            big = work is None or cuda_pays_off(work, sparse=sparse)
             device = "cuda" if big and torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError("The 'device' parameter is 'cuda' but no CUDA device is available; use the 'device' parameter 'cpu'.")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from tuner._plugin_api import Optimizer, Penalty, blame_plugin, compatibility_reason
@@ -166,8 +167,7 @@ class _Run:
               init: Sequence[tuple[np.ndarray, np.ndarray] | None] | None) -> _Run:
         """Place the data, make the weights, build the optimizer: everything but the epochs."""
         K = len(penalty_params)
-        place = Placement.resolve(config.device, config.dtype, work=work_size(X) * K, rows=int(np.shape(X)[0]),
-                                  full_batch=optimizer.full_batch)
+        place = Placement.resolve(config.device, config.dtype, work=work_size(X), sparse=sp.issparse(X))
         torch.manual_seed(config.seed)
         started = time.perf_counter()
         y = np.asarray(y, dtype=np.int64)
