@@ -245,16 +245,16 @@ def test_patience_and_tol_on_the_training_objective() -> None:
 # weights: class_weight and sample weights, against scikit-learn
 
 
-@pytest.mark.parametrize("case", ["balanced", "explicit", "sample", "named classes"])
+@pytest.mark.parametrize("case", ["balanced", "explicit", "sample", "named classes", "balanced and sample"])
 def test_class_and_sample_weights_match_scikit_learn(case: str, breast_cancer: Any) -> None:
     X, y = breast_cancer
     n, C = len(y), 1.0
     rng = np.random.default_rng(1)
-    sample = rng.uniform(0.2, 2.0, n) if case == "sample" else None
+    sample = rng.uniform(0.2, 2.0, n) if "sample" in case else None
     ours_cw: Any = {"balanced": "balanced", "explicit": {0: 3.0, 1: 0.5}, "sample": None,
-                    "named classes": {"malignant": 2.5}}[case]
+                    "named classes": {"malignant": 2.5}, "balanced and sample": "balanced"}[case]
     sk_cw: Any = {"balanced": "balanced", "explicit": {0: 3.0, 1: 0.5}, "sample": None,
-                  "named classes": {0: 2.5, 1: 1.0}}[case]
+                  "named classes": {0: 2.5, 1: 1.0}, "balanced and sample": "balanced"}[case]
     classes = ["malignant", "benign"] if case == "named classes" else None  # breast cancer: 0 = malignant
     ref = LogisticRegression(C=C, class_weight=sk_cw, tol=1e-10, max_iter=100_000)
     with threadpool_limits(1), warnings.catch_warnings():
@@ -262,7 +262,7 @@ def test_class_and_sample_weights_match_scikit_learn(case: str, breast_cancer: A
         ref.fit(X, y, sample_weight=sample)
     r = train(X, y, "l2", "lbfgs", pp={"strength": 1 / (C * n)}, sample_weight=sample, classes=classes,
               config={**TIGHT, "class_weight": ours_cw})
-    s = (np.ones(n) if sample is None else sample) * class_weights(y, 2, ours_cw, classes)[y]
+    s = (np.ones(n) if sample is None else sample) * class_weights(y, 2, ours_cw, classes, sample)[y]
     f_ref = objective(X, y, ref.coef_.T, ref.intercept_, 1 / (C * n), s=s)
     f_ours = objective(X, y, r.weight, r.intercept, 1 / (C * n), s=s)
     assert abs(f_ours - f_ref) <= 1e-8 * f_ref
@@ -275,6 +275,10 @@ def test_class_and_sample_weights_match_scikit_learn(case: str, breast_cancer: A
 def test_class_weights() -> None:
     y = np.array([0, 0, 0, 1])
     np.testing.assert_allclose(class_weights(y, 2, "balanced"), [4 / 6, 4 / 2])
+    # rows counted by their weights (scikit-learn's compute_class_weight with sample_weight)
+    np.testing.assert_allclose(class_weights(y, 2, "balanced", sample_weight=np.array([1, 1, 1, 3.0])), [1, 1])
+    # a class absent from these rows gets 0 and does not dilute the present ones
+    np.testing.assert_allclose(class_weights(y, 3, "balanced"), [4 / 6, 4 / 2, 0])
     np.testing.assert_allclose(class_weights(y, 2, None), [1, 1])
     np.testing.assert_allclose(class_weights(y, 2, {"b": 3}, ["a", "b"]), [1, 3])
     with pytest.raises(ConfigError, match="'c'"):

@@ -15,15 +15,20 @@ __all__ = ["class_weights", "row_weights", "val_row_weights"]
 
 
 def class_weights(y: np.ndarray, n_classes: int, spec: str | Mapping[Any, float] | None,
-                  classes: Sequence[Any] | None = None) -> np.ndarray:
-    """Per-class weights: ``balanced`` (n / (K * n_k), as scikit-learn), explicit, or ones."""
+                  classes: Sequence[Any] | None = None, sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """Per-class weights: ``balanced``, explicit, or ones.
+
+    ``balanced`` is scikit-learn's: ``n / (K * n_k)`` with ``n_k`` the class's rows and ``K`` the
+    classes present in ``y`` (a class missing from these rows neither weighs nor dilutes the
+    others); with ``sample_weight``, rows are counted by their weights, as scikit-learn does."""
     if spec is None:
         return np.ones(n_classes)
     if isinstance(spec, str):
         if spec != "balanced":
             raise ConfigError(f"The 'class_weight' parameter must be 'balanced' or a mapping; got {spec!r} instead.")
-        counts = np.bincount(y, minlength=n_classes).astype(float)
-        return np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
+        counts = np.bincount(y, weights=sample_weight, minlength=n_classes).astype(float)
+        present = int((counts > 0).sum())
+        return np.where(counts > 0, counts.sum() / (present * np.where(counts > 0, counts, 1.0)), 0.0)
     labels = list(classes) if classes is not None else list(range(n_classes))
     out = np.ones(n_classes)
     for key, w in spec.items():
@@ -45,7 +50,7 @@ def row_weights(y: np.ndarray, n_classes: int, k_trials: int, class_weight: str 
     over its own rows."""
     n = len(y)
     s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    s = s * class_weights(y, n_classes, class_weight, classes)[y]
+    s = s * class_weights(y, n_classes, class_weight, classes, None if sample_weight is None else s)[y]
     if column_weight is None:
         return s
     m = np.asarray(column_weight, dtype=np.float64).reshape(n, k_trials)
