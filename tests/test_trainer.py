@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from tuner import compatibility_reason, optimizers, penalties
-from tuner.errors import ConfigError, IncompatiblePluginsError, TrainingDivergedError
+from tuner.errors import ConfigError, DataError, IncompatiblePluginsError, TrainingDivergedError
 from tuner.train import Callback, FitResult, TrainConfig, TrainingState, auto_batch_size, class_weights, fit
 
 
@@ -287,6 +287,39 @@ def test_class_weights() -> None:
         class_weights(y, 2, "auto")
     with pytest.raises(ConfigError, match=">= 0"):
         class_weights(y, 2, {0: -1.0})
+
+
+@pytest.mark.parametrize(("labels", "weights", "match"), [
+    ("pm1", None, "class indices 0 to 1"),        # a9a's -1/+1 read as indices: a negative "log loss"
+    ("one-two", None, "class indices 0 to 1"),    # 1/2: an IndexError deep in the trainer
+    ("ok", "column", "one weight a row"),          # (n, 1) weights
+    ("ok", "nan", "finite numbers >= 0"),          # reported as a divergence before
+    ("ok", "negative", "finite numbers >= 0"),     # a negative objective, silently
+])
+def test_rows_that_are_not_class_indices_or_weights_are_refused(labels: str, weights: str | None, match: str,
+                                                                breast_cancer: Any) -> None:
+    X, y = breast_cancer
+    y = {"pm1": 2 * y - 1, "one-two": y + 1, "ok": y}[labels]
+    sw = {None: None, "column": np.ones((len(y), 1)), "nan": np.r_[np.nan, np.ones(len(y) - 1)],
+          "negative": np.r_[-1.0, np.ones(len(y) - 1)]}[weights]
+    with pytest.raises(DataError, match=match):
+        fit(X, y, 2, penalties.get("l2"), {"strength": 1e-3}, optimizers.get("lbfgs"), {}, TrainConfig(epochs=3),
+            sample_weight=sw)
+
+
+def test_a_transposed_warm_start_is_refused() -> None:
+    """scikit-learn's coef_ is (c, p): reshaped into (p, c) it would be scrambled weights."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    ref = LogisticRegression(max_iter=1000).fit(X, y)
+    opt = optimizers.get("lbfgs")
+    with pytest.raises(ConfigError, match=r"coef_.T"):
+        fit(X, y, 3, penalties.get("l2"), {"strength": 1e-3}, opt, {}, TrainConfig(epochs=3),
+            init=(ref.coef_, ref.intercept_))
+    r = fit(X, y, 3, penalties.get("l2"), {"strength": 1e-3}, opt, {}, TrainConfig(epochs=3),
+            init=(ref.coef_.T, ref.intercept_))
+    assert r.epochs_run >= 1
 
 
 # ---------------------------------------------------------------------------------------------

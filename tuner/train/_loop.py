@@ -27,7 +27,7 @@ import scipy.sparse as sp
 import torch
 
 from tuner._plugin_api import Optimizer, Penalty, blame_plugin, compatibility_reason
-from tuner.errors import ConfigError, IncompatiblePluginsError, TrainingDivergedError
+from tuner.errors import ConfigError, DataError, IncompatiblePluginsError, TrainingDivergedError
 from tuner.train._config import TrainConfig
 from tuner.train._device import Placement
 from tuner.train._epochs import Epochs
@@ -74,6 +74,10 @@ def fit_many(
     that is not an ``Exception`` (an interrupt) stops every trial and propagates.
     """
     pens = _check(penalty, penalty_params, optimizer, optimizer_params, n_classes)
+    _check_rows(X, y, n_classes, "y", sample_weight)
+    if y_val is not None:
+        _check_rows(X_val, y_val, n_classes, "y_val")
+    _check_init(init, int(np.shape(X)[1]), 1 if n_classes == 2 else n_classes)
     penalty_params = [with_defaults(pen, params) for pen, params in zip(pens, penalty_params)]
     optimizer_params = [with_defaults(optimizer, params) for params in optimizer_params]
     batched = all(batchable(pen, optimizer) for pen in pens)
@@ -116,6 +120,41 @@ def _check(penalty: Penalty | Sequence[Penalty], penalty_params: Sequence[Mappin
         raise ConfigError(f"The pair {names} does not support trials side by side (supports_batch); train its "
                           "trials one at a time.")
     return pens
+
+
+def _check_rows(X: Any, y: Any, n_classes: int, name: str, sample_weight: Any = None) -> None:
+    """Labels that are class indices ``0 .. n_classes - 1``, one a row of ``X``; sample weights
+    one a row, finite and >= 0. Anything else would train silently on wrong weights (a label
+    -1 indexes the last class weight and makes the loss unbounded below)."""
+    labels = np.asarray(y)
+    rows = int(np.shape(X)[0]) if X is not None else len(labels)
+    if labels.ndim != 1 or len(labels) != rows:
+        raise DataError(f"'{name}' must hold one label a row: {rows} rows, got shape {labels.shape}.")
+    if len(labels) and (not np.issubdtype(labels.dtype, np.number) or not np.all(np.isfinite(labels))
+                        or np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() >= n_classes):
+        shown = np.unique(labels)[:5].tolist()
+        raise DataError(f"'{name}' must hold class indices 0 to {n_classes - 1} (n_classes={n_classes}); got values "
+                        f"such as {shown}. Encode the labels first (tuner.LogisticRegression and the CLI do).")
+    if sample_weight is None:
+        return
+    sw = np.asarray(sample_weight)
+    if sw.shape != (rows,):
+        raise DataError(f"'sample_weight' must hold one weight a row: shape ({rows},), got {sw.shape}.")
+    if not np.issubdtype(sw.dtype, np.number) or not np.all(np.isfinite(sw)) or np.any(sw < 0) or not sw.sum() > 0:
+        raise DataError("'sample_weight' must be finite numbers >= 0, not all zero.")
+
+
+def _check_init(init: Sequence[tuple[np.ndarray, np.ndarray] | None] | None, p: int, c: int) -> None:
+    """Warm starts in the trainer's layout: weights ``(p, c)`` (or ``(p,)`` when ``c == 1``),
+    intercepts ``(c,)``; scikit-learn's ``coef_`` ``(c, p)`` would otherwise be reshaped into
+    scrambled weights."""
+    for k, start in enumerate(init or []):
+        if start is None:
+            continue
+        w, b = np.shape(start[0]), np.shape(start[1])
+        if w not in {(p, c), *([(p,)] if c == 1 else [])} or b not in {(c,), *([()] if c == 1 else [])}:
+            raise ConfigError(f"Warm start {k}: the weights must have shape ({p}, {c}) and the intercept ({c},); got "
+                              f"{w} and {b} (scikit-learn's coef_ is transposed: pass coef_.T).")
 
 
 def with_defaults(plugin: Penalty | Optimizer, params: Mapping[str, Any]) -> dict[str, Any]:
