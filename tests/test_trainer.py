@@ -307,6 +307,22 @@ def test_rows_that_are_not_class_indices_or_weights_are_refused(labels: str, wei
             sample_weight=sw)
 
 
+@pytest.mark.parametrize("opt", ["adam", "sgd", "lbfgs"])
+def test_a_warm_start_far_above_zeros_objective_is_no_divergence(opt: str, breast_cancer: Any) -> None:
+    """A start fitted with a weak penalty, under a strong one, costs thousands of times the
+    objective at zero; training lowers it, which is not a divergence (adam's first epoch was
+    refused as one, its weights zeroed)."""
+    X, y = breast_cancer
+    l2 = penalties.get("l2")
+    loose = fit(X, y, 2, l2, {"strength": 1e-6}, optimizers.get("newton"), {}, TrainConfig(dtype="float64"))
+    tight = {"strength": 1.0}
+    at_start = objective(X, y, loose.weight, loose.intercept, tight["strength"])
+    assert at_start > 100 * np.log(2)  # far above the objective at zero
+    r = fit(X, y, 2, l2, tight, optimizers.get(opt), {}, TrainConfig(dtype="float64", epochs=5),
+            init=(loose.weight, loose.intercept))
+    assert r.objective < at_start and np.abs(r.weight).max() > 0
+
+
 def test_a_transposed_warm_start_is_refused() -> None:
     """scikit-learn's coef_ is (c, p): reshaped into (p, c) it would be scrambled weights."""
     from sklearn.datasets import load_iris

@@ -17,6 +17,7 @@ raised; :class:`_Run` is the fit (epochs until every trial stopped, then the res
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -231,16 +232,27 @@ class _Run:
                               oparams, prox if penalty.has_prox else None)
         objective = Objective(data, leaves, penalty, n_classes)
         epochs = Epochs(optimizer, opt, objective, penalty, config, batched, place.device)
-        trials = cls._trials(data, leaves, objective, n_classes, config, optimizer, y_val, callbacks)
+        trials = cls._trials(data, leaves, objective, n_classes, config, optimizer, y_val, callbacks,
+                             warm=[start is not None for start in (init or [])])
         return cls(objective, epochs, trials, optimizer, oparams, config, batched, place.device, started)
 
     @staticmethod
     def _trials(data: PlacedData, leaves: Leaves, objective: Objective, n_classes: int, config: TrainConfig,
-                optimizer: Optimizer, y_val: np.ndarray | None, callbacks: Sequence[Sequence[Callback]]) -> list[_Trial]:
-        """Each trial's stopping rule, callbacks and the state they see (only its own validation rows)."""
+                optimizer: Optimizer, y_val: np.ndarray | None, callbacks: Sequence[Sequence[Callback]],
+                warm: Sequence[bool] = ()) -> list[_Trial]:
+        """Each trial's stopping rule, callbacks and the state they see (only its own validation rows).
+
+        A trial's divergence test is measured from its objective at zero weights, or at its warm
+        start when that is higher (a start fitted with a weaker penalty can lie far above zero's
+        objective: its first, lower epoch is no divergence)."""
         y_val_np = None if y_val is None else np.asarray(y_val)
+        starts = objective.at_zero()
+        if any(warm):
+            at_init = objective.full().tolist()
+            starts = [max(s, f) if w and math.isfinite(f) else s
+                      for s, f, w in zip(starts, at_init, [*warm, *[False] * len(starts)])]
         trials = []
-        for k, start in enumerate(objective.at_zero()):
+        for k, start in enumerate(starts):
             state = TrainingState(leaves.W3[k], leaves.b3[k, 0], n_classes, data.X_val, y_val_np)
             if data.val_columns is not None and y_val_np is not None:
                 rows = np.flatnonzero(data.val_columns[:, k] > 0)
