@@ -323,6 +323,32 @@ def test_a_warm_start_far_above_zeros_objective_is_no_divergence(opt: str, breas
     assert r.objective < at_start and np.abs(r.weight).max() > 0
 
 
+def test_val_proba_of_a_float32_fit_is_not_saturated(breast_cancer: Any) -> None:
+    """What the study's metric and pruner see each epoch: the probabilities of the current
+    weights, with no class probability rounded to exactly 0 (float32's 1 - sigmoid(z) from z ~ 17)."""
+    from sklearn.metrics import roc_auc_score
+
+    X, y = breast_cancer
+    tr, va = np.arange(0, 60), np.arange(60, len(y))
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    class Record(Callback):
+        def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+            w = state.weight.detach().double().numpy()[:, 0]
+            z = X[va] @ w + float(state.intercept.detach()[0])
+            seen.append((state.val_proba(), z))
+
+    fit(X[tr], y[tr], 2, penalties.get("none"), {}, optimizers.get("lbfgs"), {},
+        TrainConfig(dtype="float32", epochs=3), X_val=X[va], y_val=y[va], callbacks=[Record()])
+    proba, z = seen[-1]
+    assert np.abs(z).max() > 20  # unpenalised on 60 separable rows: saturated logits
+    assert (proba > 0).all()
+    np.testing.assert_allclose(proba[:, 1], expit(z), rtol=1e-4)
+    np.testing.assert_allclose(proba[:, 0], expit(-z), rtol=1e-4)
+    # the final model's float64 probabilities of these weights score the same (float32 logits aside)
+    assert roc_auc_score(y[va], proba[:, 1]) == pytest.approx(roc_auc_score(y[va], expit(z)), abs=1e-3)
+
+
 def test_a_transposed_warm_start_is_refused() -> None:
     """scikit-learn's coef_ is (c, p): reshaped into (p, c) it would be scrambled weights."""
     from sklearn.datasets import load_iris

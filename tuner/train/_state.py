@@ -61,13 +61,14 @@ class TrainingState:
             X = self.X_val
             if self.val_rows is not None:
                 X = csr_rows(X, self.val_rows) if X.layout == torch.sparse_csr else X[self.val_rows]
-            logits = matmul(X, self.weight) + self.intercept
+            # float64 from the logits on: in float32, 1 - sigmoid(z) is exactly 0 from z ~ 17, and
+            # those saturated scores tie (AUC) or clip (log loss) unlike the final model's metrics
+            logits = (matmul(X, self.weight) + self.intercept).double()
             if self.n_classes == 2:
-                p1 = torch.sigmoid(logits[:, 0])
-                proba = torch.stack([1 - p1, p1], dim=1)
+                proba = torch.stack([torch.sigmoid(-logits[:, 0]), torch.sigmoid(logits[:, 0])], dim=1)
             else:
                 proba = torch.softmax(logits, dim=1)
-            return proba.cpu().double().numpy()
+            return proba.cpu().numpy()
 
 
 @dataclass
