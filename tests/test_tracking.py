@@ -248,6 +248,32 @@ def test_champion_alias_moves_only_when_the_new_best_beats_it(tmp_path: Path) ->
     assert len(client.search_model_versions("name='champ'")) == 2
 
 
+def test_the_champion_is_ranked_by_the_trials_value_not_the_refits_validation_score(tmp_path: Path) -> None:
+    """With --cv a trial's value is the mean over folds, while the refitted model's validation
+    score is another number: the alias and the tags follow the value the study ranked by."""
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], cv=3)
+    ds = prepare(load_data(dataset="breast_cancer"))
+    spec.data.fingerprint = ds.raw.fingerprint
+    outcome = train_one(ds, "l2", "lbfgs", {"strength": 1e-3}, {}, TrainConfig(epochs=5))
+    info = StudyInfo("cvchamp", storage, json.loads(spec.to_json()), "minimize", "log_loss")
+    obs = MlflowObserver(uri, plots=False)
+    obs.on_study_start(info)
+
+    def end(number: int, cv_mean: float, val_score: float) -> dict[str, Any]:
+        best = TrialInfo(number, "l2", "lbfgs", {"variant": "l2:lbfgs"}, {"strength": 1e-3}, {}, value=cv_mean)
+        history = [{"number": number, "state": "COMPLETE", "value": cv_mean, "params": {"variant": "l2:lbfgs"}}]
+        return obs.on_study_end(info, best, _outcome_with(outcome, val_score), history)
+
+    end(0, cv_mean=0.30, val_score=0.10)
+    moved = end(1, cv_mean=0.20, val_score=0.50)  # better by the study's value, worse on the split
+    assert moved["mlflow_champion_version"] == moved["mlflow_model_version"] == "2"
+    mv = _client(uri).get_model_version_by_alias("cvchamp", CHAMPION_ALIAS)
+    assert mv.tags["tuner.trial"] == "1" and float(mv.tags["tuner.value"]) == 0.20
+    parent = _client(uri).get_run(obs.study_run("cvchamp").parent_run_id)
+    assert float(parent.data.tags["tuner.best_value"]) == 0.20
+
+
 def test_a_lost_trials_run_fails_with_its_reason_and_a_stopped_study_ends_its_parent(tmp_path: Path) -> None:
     uri, storage = _uris(tmp_path)
     spec = StudySpec(DataSpec(dataset="iris"), ["l2"], ["lbfgs"])

@@ -8,6 +8,7 @@ solver of the optimality check is chosen by capability (:func:`reference_solver`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -218,6 +219,13 @@ class TrainOutcome:
     gap_solver: str | None = None
     cv_metrics: list[dict[str, float]] | None = None
     """With cross-validation: each fold's metrics on its held-out training rows."""
+
+    def value(self, metric: str) -> float:
+        """The trial's value for the study's ``metric``: the mean over folds with cross-validation,
+        else the validation split's score (NaN when there is none)."""
+        if self.cv_metrics is not None:
+            return float(np.mean([m.get(metric, math.nan) for m in self.cv_metrics]))
+        return float(self.val_metrics.get(metric, math.nan))
 
     def summary(self) -> dict[str, Any]:
         return {

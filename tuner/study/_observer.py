@@ -61,6 +61,9 @@ class TrialInfo:
     penalty_params: dict[str, Any]
     optimizer_params: dict[str, Any]
     user_attrs: dict[str, Any] = field(default_factory=dict)
+    value: float | None = None
+    """The trial's value as the study stored it (with cross-validation the mean over folds), once
+    it is complete."""
 
     @property
     def public_params(self) -> dict[str, Any]:

@@ -266,7 +266,7 @@ class _StudyRun:
         history = [{"number": t.number, "state": t.state.name, "value": t.value,
                     "params": public_params(t.params, self.space)}
                    for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()]
-        binfo = TrialInfo(best.number, pn, on, dict(best.params), pp, op, dict(best.user_attrs))
+        binfo = TrialInfo(best.number, pn, on, dict(best.params), pp, op, dict(best.user_attrs), best.value)
         self.stop.critical = True
         try:
             self.study.set_user_attr("best_test_metrics", outcome.test_metrics)

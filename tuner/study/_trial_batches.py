@@ -204,10 +204,9 @@ class TrialBatches:
             raise result
         outcome = result
         trial = pend.trial
-        value = outcome.val_metrics.get(self.metric, math.nan)
+        value = outcome.value(self.metric)
         if outcome.cv_metrics is not None:  # the mean over folds; each fold's score goes to the pruner
             scores = [m.get(self.metric, math.nan) for m in outcome.cv_metrics]
-            value = float(np.mean(scores))
             trial.set_user_attr("cv_values", scores)
             stopped = self.prune_on_folds(trial, scores) if self.prune_on_folds else None
             # The folds trained side by side, so a verdict now saves nothing: it only marks a trial,

@@ -7,7 +7,6 @@ another study's of the same name (deleted and created again: another identity, `
 
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,12 @@ __all__ = ["ChampionRegistry"]
 def _missing(exc: Any) -> bool:
     code = str(getattr(exc, "error_code", ""))
     return "RESOURCE_DOES_NOT_EXIST" in code or "INVALID_PARAMETER_VALUE" in code
+
+
+def trial_value(best: TrialInfo, outcome: Any, metric: str) -> float:
+    """The value the study ranked the best trial by (with cross-validation the mean over folds,
+    not the refitted model's validation score); the outcome's when the trial has none stored."""
+    return float(best.value) if best.value is not None else float(outcome.value(metric))
 
 
 class ChampionRegistry:
@@ -62,7 +67,7 @@ class ChampionRegistry:
 
     def register(self, run: StudyRun, best: TrialInfo, outcome: Any, data: Any, source_run: str) -> dict[str, Any]:
         """Log and register the best model unless the champion is at least as good."""
-        value = float(outcome.val_metrics.get(run.metric, math.nan))
+        value = trial_value(best, outcome, run.metric)
         current = self.ours(run.name, run.uid)
         if current is not None:
             old = to_float(current.tags.get(TAG_VALUE))

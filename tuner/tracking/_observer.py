@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tuner.errors import TrackingError
 from tuner.study import StudyInfo, StudyObserver, TrialInfo
-from tuner.tracking._champion import ChampionRegistry
+from tuner.tracking._champion import ChampionRegistry, trial_value
 from tuner.tracking._names import ATTR_EXPERIMENT, ATTR_PARENT, ATTR_RUN, ATTR_STUDY_LOGGED, ATTR_UNLOGGED
 from tuner.tracking._store import check_server, default_tracking_uri, first_line, is_http, open_store, redact
 from tuner.tracking._study_run import StudyRun, StudyRuns
@@ -181,7 +180,7 @@ class MlflowObserver(StudyObserver):
             self.studies.log_plots(run, history, best_outcome, data)
         if best is not None and best_outcome is not None:
             source = self._trial_run_id(run, best)
-            self.studies.mark_best(run, best.number, best_outcome.val_metrics.get(run.metric, math.nan),
+            self.studies.mark_best(run, best.number, trial_value(best, best_outcome, run.metric),
                                    None if source == run.parent_run_id else source)
             if self.register_model:
                 attrs.update(self.champions.register(run, best, best_outcome, data, source))

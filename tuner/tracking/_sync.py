@@ -201,4 +201,4 @@ def _refit(spec: Mapping[str, Any], best: TrialRecord) -> tuple[TrialInfo, Any]:
     pn, on = split_variant(best.params[VARIANT])
     pp, op = params_of(space, best)
     outcome = train_one(load_dataset_for(s), pn, on, pp, op, train_config(s))
-    return TrialInfo(best.number, pn, on, dict(best.params), pp, op), outcome
+    return TrialInfo(best.number, pn, on, dict(best.params), pp, op, value=best.value), outcome
