@@ -169,3 +169,34 @@ def test_svmlight_rows_are_read_with_the_models_index_base(tmp_path: Path) -> No
     (tmp_path / "bad.svm").write_text("0 2:3\n0 0:1 2:-3\n")
     line = one_line_error(invoke("predict", one_model, tmp_path / "bad.svm"))
     assert "bad.svm line 2" in line and "index 0" in line
+
+
+def test_svmlight_rows_for_a_model_not_trained_on_libsvm_are_read_with_a_proven_base(
+        tmp_path: Path, cancer: tuple[Path, pd.DataFrame]) -> None:
+    """A model trained on a table stores no index base: a LIBSVM file is read zero-based when it
+    holds index 0, one-based when it holds the index of the model's width, and otherwise only
+    with --zero-based/--one-based (a zero-based file without index 0 was read one-based: every
+    feature one column off)."""
+    from sklearn.datasets import dump_svmlight_file
+
+    model, rows = cancer
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    expected = predictions(model, tmp_path / "rows.csv", "--proba")
+    X, y = rows.to_numpy(), np.zeros(len(rows))
+    for name, zero_based in (("zero.svm", True), ("one.svm", False)):  # index 0 / index 30 present
+        dump_svmlight_file(X, y, str(tmp_path / name), zero_based=zero_based)
+        _same_predictions(predictions(model, tmp_path / name, "--proba"), expected)
+    trimmed = X.copy()
+    trimmed[:, [0, -1]] = 0.0  # neither the first nor the last column stored: the file proves no base
+    dump_svmlight_file(trimmed, y, str(tmp_path / "unclear.svm"), zero_based=True)
+    line = one_line_error(invoke("predict", model, tmp_path / "unclear.svm"))
+    assert "index base" in line and "--zero-based" in line
+    pd.DataFrame(trimmed, columns=rows.columns).to_csv(tmp_path / "trimmed.csv", index=False)
+    _same_predictions(predictions(model, tmp_path / "unclear.svm", "--proba", "--zero-based"),
+                      predictions(model, tmp_path / "trimmed.csv", "--proba"))
+
+
+def _same_predictions(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """The same labels, and probabilities up to rounding (sparse and dense rows take other products)."""
+    assert list(got.columns) == list(expected.columns) and list(got["prediction"]) == list(expected["prediction"])
+    np.testing.assert_allclose(got.iloc[:, 1:].astype(float), expected.iloc[:, 1:].astype(float), rtol=1e-9, atol=1e-15)

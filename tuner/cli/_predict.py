@@ -32,16 +32,21 @@ _MODEL_STORE = "MLflow tracking URI for models:/ and runs:/ URIs [env MLFLOW_TRA
               type=FORMAT_CHOICES, help="Format of DATA.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of DATA.")
 @click.option("--target", help="Label column in DATA to ignore (it is not a feature).")
+@click.option("--zero-based/--one-based", "zero_based", default=None,
+              help="Index base of a LIBSVM DATA file, for a model not trained on LIBSVM [default: the training "
+                   "file's base; else the base the file shows (an index 0, or one equal to the width), else an "
+                   "error].")
 @tracking_uri_option(_MODEL_STORE)
 def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str, encoding: str,
-            target: str | None, tracking_uri: str | None) -> None:
+            target: str | None, zero_based: bool | None, tracking_uri: str | None) -> None:
     """Predict the classes of the rows in DATA with MODEL_URI.
 
     MODEL_URI is a registered model (models:/NAME@champion, models:/NAME/3), a run's model
     (runs:/RUN_ID/model), an MLflow model folder, or a folder saved by `tuner train
     --save-model`. DATA is read like training data (CSV/TSV/Parquet with the training
     columns, matched by name; a CSV without a header, or with pandas' 0, 1, ..., n-1, must
-    have exactly the training columns, in training order; LIBSVM read with the training index base, .npz, or for a text model a
+    have exactly the training columns, in training order; LIBSVM read with the training index base, or for a model
+    trained on other data with the base the file shows or --zero-based/--one-based; .npz; or for a text model a
     file with one text per line, or of '<label> <text>' lines when every line starts with
     one of the model's classes). Writes CSV: a `prediction` column with the training labels,
     and with --proba one `proba_<class>` column per class; a text cell that a spreadsheet
@@ -66,7 +71,7 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
         with tempfile.TemporaryDirectory(prefix="tuner-model-") as tmp:
             model = resolve_model(model_uri, tmp, tracking_uri)
         rows = select_columns(load_rows(data, model.pipeline, encoding=encoding, fmt=fmt, target=target,
-                                        classes=model.classes_), model)
+                                        classes=model.classes_, zero_based=zero_based), model)
         p = model.predict_proba(as_rows(rows, model))
     except TunerError as exc:
         raise click.ClickException(str(exc)) from None

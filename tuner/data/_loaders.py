@@ -19,6 +19,7 @@ from tuner.data._readers import (
     BUILTIN_DATASETS,
     RawData,
     ReadOptions,
+    base_name,
     csv_dialect,
     fingerprint,
     read_builtin,
@@ -97,12 +98,14 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
 
 
 def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "utf-8", fmt: str = "auto",
-              target: str | None = None, classes: Sequence[Any] | None = None) -> Any:
+              target: str | None = None, classes: Sequence[Any] | None = None, zero_based: bool | None = None) -> Any:
     """Read rows to predict on, in the shape the model's pipeline expects (labels optional).
 
     A table keeps its header's names (the pipeline matches columns by name); a CSV/TSV whose
     first row is all numbers has no header and is read as such, no row lost. A LIBSVM file
-    is read with the model's index base and width. For a text model, a file of no table,
+    is read with the model's index base and width; for a model not trained on LIBSVM (no
+    stored base), with ``zero_based``, or with the base the file proves (an index 0, or an
+    index equal to the model's width), and refused when it proves neither. For a text model, a file of no table,
     archive or LIBSVM suffix holds one text per line, unless every line starts with one of
     the model's ``classes`` (``'<label> <text>'`` lines, as SST's: the labels are dropped).
     """
@@ -133,10 +136,35 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         if target is not None and target in frame.columns:
             frame = frame.drop(columns=[target])
         return frame
-    zero_based = pipeline.zero_based if fmt == "svmlight" else None
     n_features = (pipeline.n_input_features or None) if fmt == "svmlight" else None
+    if fmt == "svmlight":
+        zero_based = _index_base(p, pipeline, zero_based, encoding)
     return load_data(p, encoding=encoding, fmt=fmt, n_features=n_features, zero_based=zero_based,
                      require_target=False).X
+
+
+def _index_base(p: Path, pipeline: FeaturePipeline, given: bool | None, encoding: str) -> bool:
+    """The index base to read LIBSVM rows for ``pipeline`` with: the training file's, else the
+    one given, else the one the file proves. Never a guess: a zero-based file without index 0
+    read as one-based would shift every feature by one column."""
+    stored = pipeline.zero_based
+    if stored is not None:
+        if given is not None and given != stored:
+            raise DataError(f"The model was trained on LIBSVM indices read {base_name(stored)}; {p} cannot be read "
+                            f"{base_name(given)}: drop the option or rewrite the file.")
+        return stored
+    if given is not None:
+        return given
+    width = pipeline.n_input_features
+    raw = load_data(p, encoding=encoding, fmt="svmlight", require_target=False)  # its base decided from the file
+    if raw.zero_based:  # an index 0
+        return True
+    if width and raw.X.shape[1] == width:  # an index equal to the width: only one-based holds it
+        return False
+    raise DataError(f"The model was not trained on a LIBSVM file, so the index base of {p} is unknown, and the file "
+                    f"does not show it (no index 0, none equal to the model's {width} features); say which "
+                    "(`tuner predict --zero-based` or `--one-based`; the 'zero_based' parameter).")
+
 
 
 def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> bool:

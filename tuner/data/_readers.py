@@ -284,7 +284,7 @@ def _svmlight(p: Path, n_features: int | None, zero_based: bool | None, fp: str)
                         f"{width} features, say so with the 'n_features' parameter ({width}).")
     if n_features is not None and width > n_features:
         raise DataError(f"{p} has the feature index {top}, beyond the {n_features} features expected "
-                        f"(the 'n_features' parameter, or the training data's width; indices read {_base(zero_based)}).")
+                        f"(the 'n_features' parameter, or the training data's width; indices read {base_name(zero_based)}).")
     n = width if n_features is None else n_features
     if not zero_based:  # in place when the parsed indices allow it: they are this function's own
         X.indices = np.subtract(X.indices, 1, out=X.indices if X.indices.flags.writeable else None)
@@ -295,7 +295,8 @@ def _svmlight(p: Path, n_features: int | None, zero_based: bool | None, fp: str)
     return RawData("matrix", X, y, str(p), "svmlight", feature_names=names, fingerprint=fp, zero_based=zero_based)
 
 
-def _base(zero_based: bool) -> str:
+def base_name(zero_based: bool) -> str:
+    """How a LIBSVM index base reads in messages."""
     return "zero-based" if zero_based else "one-based"
 
 
