@@ -200,3 +200,16 @@ def _same_predictions(got: pd.DataFrame, expected: pd.DataFrame) -> None:
     """The same labels, and probabilities up to rounding (sparse and dense rows take other products)."""
     assert list(got.columns) == list(expected.columns) and list(got["prediction"]) == list(expected["prediction"])
     np.testing.assert_allclose(got.iloc[:, 1:].astype(float), expected.iloc[:, 1:].astype(float), rtol=1e-9, atol=1e-15)
+
+
+def test_a_first_row_of_column_numbers_from_one_is_refused(tmp_path: Path, cancer: tuple[Path, pd.DataFrame]) -> None:
+    """1, 2, ..., n may be column numbers or a row of values: read either way, one prediction is
+    added or lost without a word."""
+    model, rows = cancer
+    numbered = rows.copy()
+    numbered.columns = [str(i) for i in range(1, rows.shape[1] + 1)]
+    numbered.to_csv(tmp_path / "numbered.csv", index=False)
+    line = one_line_error(invoke("predict", model, tmp_path / "numbered.csv"))
+    assert "1, 2, ..., 30" in line and "mean radius" in line
+    rows.to_csv(tmp_path / "plain.csv", index=False, header=False)  # no header at all: every row predicted
+    assert len(predictions(model, tmp_path / "plain.csv")) == len(rows)

@@ -179,6 +179,11 @@ def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> 
         [float(c) for c in first]
     except ValueError:
         return True
+    if len(first) >= 3 and [c.strip() for c in first] == [str(i) for i in range(1, len(first) + 1)]:
+        # columns numbered from 1, or a row of data? Either reading loses or adds a row unseen
+        raise DataError(f"The first row of {p} reads 1, 2, ..., {len(first)}: column numbers or a row of data? "
+                        f"Give the file a header of the training columns ({', '.join(pipeline.input_columns[:3])}, "
+                        "...), or pandas' 0, 1, ..., n-1.")
     return False
 
 
