@@ -281,3 +281,32 @@ def test_predict_in_a_real_process_prints_one_line(saved: dict[str, Path], tmp_p
     assert proc.returncode == 1 and proc.stdout == ""
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert lines == [lines[-1]] and lines[0].startswith("Error: ") and WEIGHTS_FILE in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("dataset", ["digits", "a9a float32"])
+def test_the_mlflow_model_takes_numbers_of_any_width(dataset: str, tmp_path: Path) -> None:
+    """mlflow.pyfunc gets the rows `tuner predict` gets: integer pixels for a model whose example
+    rows were floats, float64 rows for one trained on float32 LIBSVM values (MLflow's schema
+    refused both as unsafe casts); text in a numeric column is still refused, in one line."""
+    import mlflow.pyfunc
+
+    from tuner.model import input_example_of, save_pyfunc_model
+
+    if dataset == "digits":
+        ds = prepare(load_data(dataset="digits"))
+        rows = pd.DataFrame(ds.raw.take(np.arange(20)).astype(np.int64))  # whole-number pixels
+    else:
+        path = Path(os.environ.get("TUNER_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
+        ds = prepare(load_data(path / "a9a" / "a9a"))
+        rows = pd.DataFrame(ds.raw.take(np.arange(20)).toarray().astype(np.float64))
+    outcome = train_one(ds, "l2", "lbfgs", {"strength": 1e-3}, {}, TrainConfig(epochs=5))
+    model = outcome.model
+    folder = save_pyfunc_model(model, tmp_path / "m", input_example=input_example_of(model, ds))  # as logged
+    loaded = mlflow.pyfunc.load_model(str(folder))
+    rows.columns = list(loaded.metadata.get_input_schema().input_names())
+    got = loaded.predict(rows, params={"proba": True})
+    np.testing.assert_allclose(got.filter(like="proba_").to_numpy(dtype=float), model.predict_proba(rows), rtol=1e-9)
+    bad = rows.astype(object)
+    bad.iloc[0, 0] = "many"
+    with pytest.raises(Exception, match="number|numeric|convert"):
+        loaded.predict(bad)

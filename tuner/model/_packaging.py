@@ -104,6 +104,7 @@ def save_pyfunc_model(model: LogisticModel, path: str | Path, *, input_example: 
         data_dir = model.save(Path(tmp) / "logistic_model")
         pkg = _bundle(Path(tmp) / "code")
         sig = infer_signature(example, LogisticPyfunc(model).predict(example))
+        sig.inputs = _numbers_of_any_width(sig.inputs)
         sig.params = ParamSchema([ParamSpec(PROBA_PARAM, "boolean", False)])
         mlflow.pyfunc.save_model(
             str(path), loader_module=f"{BUNDLE_PACKAGE}._pyfunc", data_path=str(data_dir), code_paths=[str(pkg)],
@@ -111,6 +112,22 @@ def save_pyfunc_model(model: LogisticModel, path: str | Path, *, input_example: 
             mlflow_model=mlflow_model, metadata=dict(metadata or {}))
     return path
 
+
+
+def _numbers_of_any_width(inputs: Any) -> Any:
+    """The inferred input schema with its numeric columns typed ``Any``.
+
+    MLflow refuses what it cannot convert without loss: int64 rows for a ``double`` column
+    (integer pixels, counts), float64 rows for a ``float`` column (a model trained on float32
+    LIBSVM values), a float for a ``long`` column. The model's own pipeline checks the columns'
+    names, that their values are numbers, and that they are finite."""
+    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
+
+    numeric = {DataType.integer, DataType.long, DataType.float, DataType.double}
+    if inputs is None or not all(isinstance(c, ColSpec) for c in inputs.inputs):
+        return inputs
+    return Schema([ColSpec(AnyType(), c.name, required=c.required) if c.type in numeric else c
+                   for c in inputs.inputs])
 
 
 def load_logistic_model(path: str | Path) -> LogisticModel:
