@@ -235,7 +235,7 @@ def test_load_rows_for_prediction(tmp_path: Path) -> None:
     lines = tmp_path / "new.txt"
     lines.write_text("wonderful\n\nawful film\n")
     rows = load_rows(lines, ds.pipeline)
-    assert list(rows["text"]) == ["wonderful", "awful film"]
+    assert list(rows["text"]) == ["wonderful", "", "awful film"]  # one prediction a line, blank ones too
     # A file named as rt-polarity's holds one text per line: its first words are not labels
     # (they were dropped as such); lines that all start with a class of the model are labelled.
     reviews = tmp_path / "more.neg"
@@ -246,6 +246,12 @@ def test_load_rows_for_prediction(tmp_path: Path) -> None:
     labelled.write_text("".join(f"{c} a {c} film\n" for c in ds.classes), encoding="utf-8")
     rows = load_rows(labelled, ds.pipeline, classes=ds.classes)
     assert list(rows["text"]) == [f"a {c} film" for c in ds.classes]
+    # '<label> <text>' lines for a model trained on a table's text column keep that column's name
+    table = pd.DataFrame({"sentence": [f"a {c} film" for c in ds.classes] * 5, "label": list(ds.classes) * 5})
+    table_pipe = prepare(load_data(write_csv(tmp_path, table, "texts.csv"), target="label", text_column="sentence"),
+                         val_size=0, test_size=0).pipeline
+    rows = load_rows(labelled, table_pipe, classes=ds.classes)
+    assert list(rows.columns) == ["sentence"] and list(rows["sentence"]) == [f"a {c} film" for c in ds.classes]
     frame = numeric_frame(20)
     raw = load_data(write_csv(tmp_path, frame), target="label")
     pipe = prepare(raw, val_size=0, test_size=0).pipeline

@@ -114,10 +114,14 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         raise DataError(f"Data file {p} does not exist.")
     if pipeline.kind == "table" and pipeline.text_column is not None and not pipeline.numeric_columns:
         if fmt == "auto" and not p.is_dir() and not any(p.suffix.lower() in f.suffixes for f in FORMATS.values()):
-            lines = [ln for ln in text_lines(read_text(p, encoding)) if ln.strip()]
+            lines = text_lines(read_text(p, encoding))
+            if lines and lines[-1] == "":  # what follows the last newline
+                lines.pop()
+            filled = [ln for ln in lines if ln.strip()]
             labels = {str(c) for c in classes or ()}
             if p.suffix.lower() in (".txt", "") or not labels or \
-                    not all(ln.split(None, 1)[0] in labels for ln in lines):
+                    not all(ln.split(None, 1)[0] in labels for ln in filled):
+                # every line, blank ones too (an empty text): prediction i is line i's
                 return pd.DataFrame({pipeline.text_column: lines})
             fmt = "labeltext"
     fmt = sniff(p, encoding) if fmt == "auto" else fmt
@@ -139,8 +143,11 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
     n_features = (pipeline.n_input_features or None) if fmt == "svmlight" else None
     if fmt == "svmlight":
         zero_based = _index_base(p, pipeline, zero_based, encoding)
-    return load_data(p, encoding=encoding, fmt=fmt, n_features=n_features, zero_based=zero_based,
+    rows = load_data(p, encoding=encoding, fmt=fmt, n_features=n_features, zero_based=zero_based,
                      require_target=False).X
+    if fmt == "labeltext" and pipeline.text_column is not None and isinstance(rows, pd.DataFrame):
+        rows = rows.set_axis([pipeline.text_column], axis=1)  # the training table's name for its text
+    return rows
 
 
 def _index_base(p: Path, pipeline: FeaturePipeline, given: bool | None, encoding: str) -> bool:
