@@ -106,3 +106,19 @@ def test_csr_rows_in_many_blocks_matches_scipy(monkeypatch: pytest.MonkeyPatch) 
     X = Placement.resolve("cpu", "float64").features(S)
     rows = torch.randperm(5000, generator=torch.Generator().manual_seed(0))
     np.testing.assert_array_equal(csr_rows(X, rows).to_dense().numpy(), S[rows.numpy()].toarray())
+
+
+def test_duplicate_entries_are_summed_once_placed() -> None:
+    """A CSR matrix may store a column twice in a row (scipy sums them when multiplying); the
+    placed tensor holds their sum once, so every product and the row-pair Hessian see one value."""
+    from tuner.train._curvature import data_hessian
+
+    S = sp.random(60, 12, density=0.3, format="csr", random_state=2)
+    dup = sp.csr_matrix((np.repeat(S.data / 2, 2), np.repeat(S.indices, 2), S.indptr * 2), shape=S.shape)
+    assert not dup.has_canonical_format and abs(dup - S).max() == 0
+    place = Placement.resolve("cpu", "float64")
+    X, Xd = place.features(S), place.features(dup)
+    assert Xd.values().numel() == S.nnz
+    z, w = torch.zeros(60, 1, 1, dtype=torch.float64), torch.ones(60, 1, dtype=torch.float64)
+    torch.testing.assert_close(data_hessian(Xd, z, w, 60), data_hessian(X, z, w, 60))
+    assert not dup.has_canonical_format  # the caller's matrix is left as it was

@@ -83,8 +83,9 @@ class Placement:
         """
         if sp.issparse(X):
             X = sp.csr_matrix(X)
-            if not X.has_sorted_indices:
-                X = X.sorted_indices()
+            if not X.has_canonical_format:  # sorted, each column once a row (the row-pair Hessian counts each once)
+                X = X.copy()
+                X.sum_duplicates()
             nnz = int(X.indptr[-1])
             index = torch.int32 if X.indptr.dtype == X.indices.dtype == np.int32 else torch.int64
             return _csr_tensor(
