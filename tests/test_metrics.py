@@ -21,7 +21,18 @@ def test_binary_metrics_are_scikit_learns() -> None:
     assert m["log_loss"] == pytest.approx(log_loss(y, proba))
     assert m["accuracy"] == accuracy_score(y, p1 > 0.5)
     assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p1))
-    assert m["f1"] == pytest.approx(f1_score(y, p1 > 0.5, average="macro"))
+    assert m["f1"] == pytest.approx(f1_score(y, p1 > 0.5))  # scikit-learn's "f1": the positive class's
+
+
+def test_binary_f1_is_the_positive_classs_not_the_macro_average() -> None:
+    """On imbalanced classes the two differ widely: "f1" means the positive class's F1, as in
+    scikit-learn's scorer (the macro average was reported under that name)."""
+    y = np.array([0] * 90 + [1] * 10)
+    predicted = np.array([0] * 85 + [1] * 5 + [1] * 4 + [0] * 6)
+    proba = np.column_stack([1.0 - predicted, predicted]) * 0.8 + 0.1
+    m = evaluate(y, proba, 2, ("f1",))
+    assert m["f1"] == pytest.approx(f1_score(y, predicted)) and m["f1"] == pytest.approx(8 / 19)
+    assert m["f1"] != pytest.approx(f1_score(y, predicted, average="macro"))
 
 
 def test_multiclass_metrics() -> None:

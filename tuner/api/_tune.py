@@ -218,7 +218,8 @@ def tune(
     params : mapping, optional
         Narrow or fix hyperparameters: ``{"penalty.strength": "1e-6..1e-2:log", "optimizer.lr": 0.1}``.
     metric : {"log_loss", "accuracy", "roc_auc", "f1"}
-        The validation metric to optimise.
+        The validation metric to optimise; ``f1`` is the second class's F1 with two classes
+        (scikit-learn's ``"f1"``), the macro average with more.
     sampler : {"tpe", "random", "qmc", "grid", "cmaes"}
     pruner : {"median", "hyperband", "none"}
     cv : int, optional

@@ -47,7 +47,8 @@ class TunedLogisticRegression(LinearProbaMixin, BaseEstimator):
         Narrow or fix hyperparameters, as ``tuner tune --param``:
         ``{"penalty.strength": "1e-6..1e-2:log", "optimizer.lr": 0.1}``.
     metric : {"log_loss", "accuracy", "roc_auc", "f1"}, default="log_loss"
-        The validation metric the study optimises.
+        The validation metric the study optimises; ``f1`` is the second class's F1 with two
+        classes (scikit-learn's ``"f1"``), the macro average with more.
     sampler : {"tpe", "random", "qmc", "grid", "cmaes"}, default="tpe"
     pruner : {"median", "hyperband", "none"}, default="median"
     cv : int, default=None

@@ -15,10 +15,12 @@ def direction(metric: str) -> str:
 
 def evaluate(y: np.ndarray, proba: np.ndarray, n_classes: int,
              metrics: tuple[str, ...] | None = None) -> dict[str, float]:
-    """log_loss, accuracy, and roc_auc (binary) or f1 (macro F1, multiclass); ``metrics``: only those.
+    """log_loss, accuracy, roc_auc (two classes) and f1; ``metrics``: only those.
 
     The same numbers as scikit-learn's ``log_loss``, ``accuracy_score``, ``roc_auc_score`` and
-    ``f1_score(average="macro", zero_division=0)`` (``tests/test_metrics.py`` compares them), in
+    ``f1_score`` (``zero_division=0``) as its scorer ``"f1"`` computes it with two classes: the F1 of
+    the second class (index 1, scikit-learn's ``pos_label=1``); with more, the macro average over
+    classes (``"f1_macro"``). ``tests/test_metrics.py`` compares them. In
     numpy: scikit-learn's checks of its inputs took ~9 ms an evaluation, more than a9a's trials
     take to train when a batch of them shares its passes.
     """
@@ -36,7 +38,8 @@ def evaluate(y: np.ndarray, proba: np.ndarray, n_classes: int,
     if "roc_auc" in wanted and n_classes == 2:
         out["roc_auc"] = _binary_auc(y, proba[:, 1])
     if "f1" in wanted:
-        out["f1"] = _macro_f1(y, predicted, n_classes)
+        per_class = _f1_per_class(y, predicted, n_classes)
+        out["f1"] = float(per_class[1] if n_classes == 2 else per_class.mean())
     return out
 
 
@@ -53,13 +56,12 @@ def _binary_auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def _macro_f1(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
-    """Mean over the classes of 2 TP / (2 TP + FP + FN); a class never seen nor predicted scores 0."""
+def _f1_per_class(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Each class's 2 TP / (2 TP + FP + FN); a class never seen nor predicted scores 0."""
     confusion = np.bincount(y * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     tp = np.diag(confusion).astype(float)
     denominator = confusion.sum(axis=0) + confusion.sum(axis=1)  # 2 TP + FP + FN
-    f1 = np.divide(2 * tp, denominator, out=np.zeros(n_classes), where=denominator > 0)
-    return float(f1.mean())
+    return np.divide(2 * tp, denominator, out=np.zeros(n_classes), where=denominator > 0)
 
 
 def _clip(proba: np.ndarray, low: float = 1e-15) -> np.ndarray:
