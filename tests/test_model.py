@@ -136,3 +136,11 @@ def test_matrix_model_refuses_rows_of_the_wrong_width(tmp_path: Path) -> None:
         model.predict(np.ones((2, 5)))
     with pytest.raises(DataError, match="finite"):
         model.predict(np.array([[1.0, np.nan, 1.0, 1.0]]))
+
+
+def test_matrix_model_takes_a_list_of_rows_as_an_array() -> None:
+    model, _ = fitted(load_data(dataset="iris"))
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    np.testing.assert_array_equal(model.predict_proba(rows), model.predict_proba(np.array(rows)))
+    with pytest.raises(DataError, match="must be numbers"):
+        model.predict([["a", "b", "c", "d"]])

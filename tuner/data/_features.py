@@ -298,6 +298,10 @@ class FeaturePipeline:
         if self.kind == "matrix":
             if isinstance(X, pd.DataFrame):
                 X = numeric_block(self.select_columns(X), self.input_feature_names)
+            elif not sp.issparse(X):
+                X = np.asarray(X)  # a list of rows, as scikit-learn estimators take
+                if not np.issubdtype(X.dtype, np.number):
+                    raise DataError(f"The rows must be numbers; got values of type {X.dtype}.")
             if X.ndim != 2 or X.shape[1] != self.n_input_features:
                 raise DataError(f"Expected {self.n_input_features} feature columns; got an input of shape {X.shape}.")
             check_finite_matrix(X)
