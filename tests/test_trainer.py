@@ -349,6 +349,14 @@ def test_val_proba_of_a_float32_fit_is_not_saturated(breast_cancer: Any) -> None
     assert roc_auc_score(y[va], proba[:, 1]) == pytest.approx(roc_auc_score(y[va], expit(z)), abs=1e-3)
 
 
+@pytest.mark.parametrize("opt", ["fista", "newton", "sgd"])
+def test_a_matrix_without_columns_is_a_data_error(opt: str) -> None:
+    """Not a plugin's fault (fista and newton crashed, blamed on the penalty plugin)."""
+    with pytest.raises(DataError, match="at least one column"):
+        fit(np.zeros((10, 0)), np.arange(10) % 2, 2, penalties.get("l2"), {"strength": 1e-3}, optimizers.get(opt), {},
+            TrainConfig(epochs=2))
+
+
 def test_a_transposed_warm_start_is_refused() -> None:
     """scikit-learn's coef_ is (c, p): reshaped into (p, c) it would be scrambled weights."""
     from sklearn.datasets import load_iris

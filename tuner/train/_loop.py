@@ -129,6 +129,8 @@ def _check_rows(X: Any, y: Any, n_classes: int, name: str, sample_weight: Any = 
     -1 indexes the last class weight and makes the loss unbounded below)."""
     labels = np.asarray(y)
     rows = int(np.shape(X)[0]) if X is not None else len(labels)
+    if X is not None and (len(np.shape(X)) != 2 or np.shape(X)[1] == 0):
+        raise DataError(f"The feature matrix must have rows and at least one column; got shape {np.shape(X)}.")
     if labels.ndim != 1 or len(labels) != rows:
         raise DataError(f"'{name}' must hold one label a row: {rows} rows, got shape {labels.shape}.")
     if len(labels) and (not np.issubdtype(labels.dtype, np.number) or not np.all(np.isfinite(labels))
