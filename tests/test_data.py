@@ -311,7 +311,7 @@ def test_non_finite_values_in_matrices_name_row_and_column(tmp_path: Path) -> No
         load_data(tmp_path / "sparse.npz")
     svm = tmp_path / "data.svm"
     svm.write_text("1 1:1 2:1\n-1 1:inf\n")
-    with pytest.raises(DataError, match="row 1 column 0 holds inf"):
+    with pytest.raises(DataError, match=r"as written\); row 1 column 1 holds inf"):  # index 1 as in the file
         load_data(svm)
 
 
@@ -348,6 +348,9 @@ def test_unreadable_or_wrong_inputs(tmp_path: Path) -> None:
     (tmp_path / "bad.svm").write_text("1 1:2 3:4\n-1 2:x\n")
     with pytest.raises(DataError, match="LIBSVM"):
         load_data(tmp_path / "bad.svm")
+    (tmp_path / "unlabelled.svm").write_text("1:0.5 3:1\n")
+    with pytest.raises(DataError, match="each line starts with a label"):
+        load_data(tmp_path / "unlabelled.svm")
     (tmp_path / "ragged.csv").write_text("a,label\n1,x\n2,3,4,y\n")
     with pytest.raises(DataError, match="ragged.csv"):
         load_data(tmp_path / "ragged.csv", target="label")

@@ -268,8 +268,12 @@ def _svmlight(p: Path, n_features: int | None, zero_based: bool | None, fp: str)
     try:  # read the indices as written; the base is applied below, the same way for every file
         X, y = load_svmlight_file(str(p), zero_based=True, dtype=np.float64)
     except ValueError as exc:
+        if ":" in str(exc) and "convert" in str(exc):  # '1:0.5 3:1' read as a label
+            raise DataError(f"{p} is not a valid LIBSVM/svmlight file: each line starts with a label (any number "
+                            f"for rows to predict, e.g. '0 1:0.5 7:1'); {exc}") from None
         raise DataError(f"{p} is not a valid LIBSVM/svmlight file: {exc}") from None
     X = sp.csr_matrix(X)
+    check_finite_matrix(X, f" in {p} (column: the feature index as written)")
     has_zero = bool(X.nnz) and int(X.indices.min()) == 0
     if zero_based is None:
         zero_based = has_zero
@@ -289,7 +293,6 @@ def _svmlight(p: Path, n_features: int | None, zero_based: bool | None, fp: str)
     if not zero_based:  # in place when the parsed indices allow it: they are this function's own
         X.indices = np.subtract(X.indices, 1, out=X.indices if X.indices.flags.writeable else None)
     X = _narrowed(sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], n), copy=False))
-    check_finite_matrix(X, f" in {p}")
     y = y.astype(np.int64) if np.all(np.mod(y, 1) == 0) else y
     names = [f"f{i + (0 if zero_based else 1)}" for i in range(n)]  # the feature names follow the index base
     return RawData("matrix", X, y, str(p), "svmlight", feature_names=names, fingerprint=fp, zero_based=zero_based)
