@@ -10,8 +10,10 @@ this module, ``_model`` and ``_features`` limited to each other and ``errors``, 
 absolute imports of their ``tuner`` modules (the bundle rewrites those lines as relative ones).
 
 Input: raw rows, as a DataFrame with the training columns (a ``text`` column for text
-models, the numeric feature columns otherwise), matched by name, never by position; a list
-or Series of strings is accepted for a text-only model. Output: the predicted class labels
+models, the numeric feature columns otherwise), matched by name, never by position. Through
+``mlflow.pyfunc.load_model`` MLflow checks the input against the logged signature first, so a
+text-only model takes a DataFrame with its text column there; the model object this module
+loads (``_load_pyfunc``) also takes a list or Series of strings. Output: the predicted class labels
 (as in the training data: scikit-learn's bundled sets give their ``target_names``); with
 ``params={"proba": True}`` a DataFrame with a ``prediction`` column and one
 ``proba_<class>`` column per class.
