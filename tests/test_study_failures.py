@@ -126,3 +126,36 @@ def test_a_study_whose_creation_is_cut_short_is_not_left_without_its_spec(
     optuna.create_study(study_name="bare", storage=url)  # one that tuner did not create says what to do
     with pytest.raises(ConfigError, match=r"has no tuner spec.*tuner study delete"):
         open_or_create_study(spec, "bare", url)
+
+
+class _CreatesTheStudyFirst(StudyObserver):
+    """Another process storing the study with its own options while this one checks its own."""
+
+    def __init__(self, spec: StudySpec, name: str, url: str) -> None:
+        self.spec, self.name, self.url, self.done = spec, name, url, False
+
+    def check(self) -> None:
+        from tuner.study import open_or_create_study
+
+        if not self.done:
+            self.done = True
+            open_or_create_study(self.spec, self.name, self.url)
+
+
+def test_a_process_that_finds_the_study_created_meanwhile_runs_the_stored_one(tmp_path: Path) -> None:
+    """The loser of a creation race trained on its own defaults (100 epochs in a study stored
+    with 3) and wrote its default budget (50 trials) over the creator's (4)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    from tuner.data import load_data
+
+    creator = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["sgd"], n_trials=4, train={"epochs": 3})
+    creator.data.fingerprint = load_data(dataset="breast_cancer").fingerprint
+    late = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["sgd"])  # defaults: 50 trials, 100 epochs
+    run_study(late, "race", url, observers=[_CreatesTheStudyFirst(creator, "race", url)], changes={},
+              refit_best=False, batch_trials=2)
+    study = optuna.load_study(study_name="race", storage=url)
+    stored = StudySpec.from_json(study.user_attrs["spec"])
+    assert stored.n_trials == 4 and stored.train.get("epochs") == 3
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 4
+    assert all(t.user_attrs.get("epochs_run", 0) <= 3 and max(t.intermediate_values, default=0) <= 3 for t in finished)

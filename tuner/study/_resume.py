@@ -101,24 +101,34 @@ RESUMABLE = ("the budget (the 'trials' parameter, the 'timeout' parameter), the 
              "the results go (storage, tracking, output)")
 
 
+class StudyAppeared(Exception):
+    """Raised by :func:`open_or_create_study` with ``join=False``: another process stored the
+    study after the caller last looked, so what the caller prepared from its own options
+    (search space, training options, budget) is not the stored study's."""
+
+
 def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: str,
                          resume_only: bool = False, changes: Mapping[str, Any] | None = None,
-                         new_only: bool = False, storage: Any = None) -> tuple[Any, StudySpec, list[str]]:
+                         new_only: bool = False, storage: Any = None,
+                         join: bool = True) -> tuple[Any, StudySpec, list[str]]:
     """Load the study (checking ``spec`` against the stored one) or create it with ``spec``.
 
     ``storage``: an Optuna storage already opened on ``storage_url`` (default: open one).
+    A study loaded keeps its stored spec, budget included: the caller applies the budget its
+    user gave (a default budget filled in by the caller would overwrite the creator's).
 
     ``new_only``: the name was made up for a new study, so an existing one is an error, never
     joined (two processes started in the same second would otherwise share one study).
+    ``join=False``: an existing study raises :class:`StudyAppeared` instead of being loaded.
     """
     import optuna
 
     storage = open_storage(storage_url) if storage is None else storage
     found = existing_study(storage, study_name, storage_url, spec, changes, new_only)
     if found is not None:
+        if not join:
+            raise StudyAppeared(study_name)
         study, stored = found
-        if spec is not None:
-            stored.n_trials, stored.timeout = spec.n_trials, spec.timeout
         return study, stored, note_plugin_changes(study, stored)
     if resume_only or spec is None:
         raise ConfigError(missing_study(study_name, storage_url))
@@ -131,7 +141,7 @@ def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: s
             raise ConfigError(_taken(study_name)) from None
         # Another worker created it between our load and create: join it like a resume.
         return open_or_create_study(spec, study_name, storage_url, resume_only=True, changes=changes,
-                                    storage=storage)
+                                    storage=storage, join=join)
     try:
         study.set_user_attr(UID_ATTR, uuid.uuid4().hex)  # before the spec, which joining workers wait for
         study.set_user_attr("spec", spec.to_json())

@@ -22,7 +22,13 @@ from tuner.study._naming import public_params
 from tuner.study._objective import Objective
 from tuner.study._observer import StudyInfo, StudyObserver, TrialInfo
 from tuner.study._result import StudyResult, best_trial, trial_counts
-from tuner.study._resume import existing_study, missing_study, note_plugin_changes, open_or_create_study
+from tuner.study._resume import (
+    StudyAppeared,
+    existing_study,
+    missing_study,
+    note_plugin_changes,
+    open_or_create_study,
+)
 from tuner.study._runs import (
     FAIL_STREAK,
     GAVE_UP,
@@ -80,6 +86,7 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported in one line each, below
     started = time.time()
     _check_budget(n_trials, timeout)
+    asked = spec
     storage = open_storage(storage_url)
     study: Any = None
     found = existing_study(storage, study_name, storage_url, spec, changes, new_only)
@@ -89,7 +96,10 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
         raise ConfigError(missing_study(study_name, storage_url))
     spec = _with_budget(spec, n_trials, timeout)
     data = load_dataset_for(spec, preloaded)
-    del preloaded  # the split holds what is needed; a large matrix is not kept twice
+    # the split holds what is needed; a large matrix is not kept twice (rows given in memory, not
+    # in a file, are kept for a start over: see StudyAppeared below)
+    in_memory = preloaded if study is None and not (spec.data.path or spec.data.dataset) else None
+    del preloaded
     check_data(spec, data)
     chosen = changes if changes is not None else chosen_plugins
     notices = default_plugins(spec, data, chosen) if study is None and chosen is not None else []
@@ -99,8 +109,20 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     for obs in observers:
         obs.check()
     if study is None:
-        study, spec, warnings = open_or_create_study(spec, study_name, storage_url, changes=changes,
-                                                     new_only=new_only, storage=storage)  # the budget is in spec
+        try:
+            study, spec, warnings = open_or_create_study(spec, study_name, storage_url, changes=changes,
+                                                         new_only=new_only, storage=storage, join=False)
+        except StudyAppeared:
+            # Another process stored the study while this one read the data and checked its options:
+            # start over as a resume, from the stored spec (search space, training options, budget).
+            del data
+            assert asked is not None  # a study is only created from a spec
+            retry = StudySpec.from_json(asked.to_json())  # as asked, with the data's fingerprints now known
+            retry.data.fingerprint, retry.data.test_fingerprint = spec.data.fingerprint, spec.data.test_fingerprint
+            return run_study(retry, study_name, storage_url, observers=observers, progress=progress,
+                             resume_only=True, refit_best=refit_best, n_trials=n_trials, timeout=timeout,
+                             changes=changes, new_only=new_only, batch_trials=batch_trials,
+                             preloaded=in_memory, chosen_plugins=chosen_plugins)
     else:
         warnings = note_plugin_changes(study, spec)
     if study.user_attrs.get("spec") != spec.to_json():
