@@ -159,3 +159,30 @@ def test_a_process_that_finds_the_study_created_meanwhile_runs_the_stored_one(tm
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 4
     assert all(t.user_attrs.get("epochs_run", 0) <= 3 and max(t.intermediate_values, default=0) <= 3 for t in finished)
+
+
+class _LowersTheBudget(StudyObserver):
+    """Another process resuming the study with --trials 3 after this one's second trial."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.ended = url, 0
+
+    def on_trial_end(self, study: Any, trial: Any, state: str, value: Any, outcome: Any, reason: Any) -> dict[str, Any]:
+        self.ended += 1
+        if self.ended == 2:
+            stored = optuna.load_study(study_name=study.name, storage=self.url)
+            spec = StudySpec.from_json(stored.user_attrs["spec"])
+            spec.n_trials = 3
+            stored.set_user_attr("spec", spec.to_json())
+        return {}
+
+
+def test_a_running_process_follows_a_budget_changed_by_a_resume(tmp_path: Path) -> None:
+    """Each process fixed its budget when it started: a resume with a lower --trials was stored,
+    but a study already running went on to its own (40 trials against a stored 6)."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], n_trials=12)
+    run_study(spec, "lowered", url, observers=[_LowersTheBudget(url)], refit_best=False, batch_trials=1)
+    study = optuna.load_study(study_name="lowered", storage=url)
+    assert StudySpec.from_json(study.user_attrs["spec"]).n_trials == 3
+    assert len([t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 3

@@ -83,9 +83,20 @@ class Budget:
 
     def __init__(self, study: Any, n_trials: int | None, deadline: float | None, check: Callable[[], None],
                  fail_stale: Callable[[], None]) -> None:
-        """``check`` raises to stop waiting (a signal); ``fail_stale`` fails the trials of dead workers."""
-        self.study, self.n_trials, self.deadline, self.check, self.fail_stale = \
+        """``check`` raises to stop waiting (a signal); ``fail_stale`` fails the trials of dead workers.
+        ``n_trials``: the budget this process started with; the stored spec's, re-read at each
+        decision, replaces it (a resume with another ``--trials`` changes it for every process)."""
+        self.study, self.started_with, self.deadline, self.check, self.fail_stale = \
             study, n_trials, deadline, check, fail_stale
+
+    @property
+    def n_trials(self) -> int | None:
+        """The study's trial budget as stored now (the one this process started with when the
+        stored spec cannot be read)."""
+        try:
+            return StudySpec.from_json(self.study.user_attrs["spec"]).n_trials
+        except (KeyError, TypeError, ValueError):
+            return self.started_with
 
     def _states(self) -> list[Any]:
         return trial_states(self.study)
@@ -99,16 +110,17 @@ class Budget:
         """Before a trial: True when one may start, False when the budget is spent (or time is up)."""
         from optuna.trial import TrialState
 
-        if self.n_trials is None:
-            return not self._timed_out()
         while True:
+            total = self.n_trials
+            if total is None:
+                return not self._timed_out()
             self.check()
             states = [s for _, s in self._states()]
             done = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
-            if done >= self.n_trials or self._timed_out():
+            if done >= total or self._timed_out():
                 return False
             waiting = states.count(TrialState.WAITING)  # enqueued or retried trials go first
-            if waiting or done + states.count(TrialState.RUNNING) + waiting < self.n_trials:
+            if waiting or done + states.count(TrialState.RUNNING) + waiting < total:
                 return True
             time.sleep(BUDGET_POLL_S)
             self.fail_stale()
@@ -118,22 +130,24 @@ class Budget:
         running trials of every process."""
         from optuna.trial import TrialState
 
-        if self.n_trials is None:
+        total = self.n_trials
+        if total is None:
             return None
         states = [s for _, s in self._states()]
         taken = sum(s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for s in states)
-        return max(1, self.n_trials - taken)
+        return max(1, total - taken)
 
     def claim(self, number: int) -> bool:
         """After trial ``number`` was created: whether it fits in the budget."""
         from optuna.trial import TrialState
 
-        if self.n_trials is None:
+        total = self.n_trials
+        if total is None:
             return True
         states = self._states()
         done = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for _, s in states)
         ahead = sum(s == TrialState.RUNNING and n < number for n, s in states)
-        return done + ahead < self.n_trials
+        return done + ahead < total
 
     def _timed_out(self) -> bool:
         return self.deadline is not None and time.time() >= self.deadline

@@ -254,12 +254,13 @@ class _StudyRun:
         except ValueError:
             best = None
         quiet = (reason or "").startswith((GAVE_UP, "interrupted"))  # not failures of the trial itself
-        self.progress({"done": self.budget.done(), "total": self.spec.n_trials, "best": best,
+        self.progress({"done": self.budget.done(), "total": self.budget.n_trials, "best": best,
                        "elapsed": time.time() - self.started, "last_state": trial.state.name,
                        "number": trial.number, "reason": None if quiet else reason})
 
     def _budget_spent(self) -> bool:
-        return self.spec.n_trials is not None and self.budget.done() >= self.spec.n_trials
+        total = self.budget.n_trials
+        return total is not None and self.budget.done() >= total
 
     def _on_lost(self, number: int, reason: str) -> None:
         for obs in self.observers:
