@@ -237,6 +237,19 @@ def test_a_corrupted_file_for_either_store_is_one_line_naming_it(tmp_path: Path)
     assert bad.stat().st_size == 8192
 
 
+@pytest.mark.parametrize("command", [("study", "list"), ("tune", "--dataset", "iris", "--trials", "1", "--epochs", "2",
+                                                 "--no-tracking")])
+def test_a_database_with_a_foreign_studies_table_is_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """An application's own `studies` table: Optuna keeps it, then fails on its columns (a traceback)."""
+    import sqlite3
+
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE studies (id INTEGER PRIMARY KEY, title TEXT)")
+    line = one_line_error(tuner(*command, "--storage", f"sqlite:///{db}", cwd=tmp_path))
+    assert str(db) in line and "not a study database" in line
+
+
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """A port that accepts TCP connections and never answers (a hung or firewalled server)."""

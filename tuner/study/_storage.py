@@ -394,13 +394,20 @@ def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> 
             return optuna.storages.RDBStorage(engine_url, engine_kwargs=engine_kwargs, skip_table_creation=not writable,
                                               **kwargs)
 
+    def probed(storage: Any) -> Any:
+        try:  # Optuna keeps a foreign table named like one of its own: read a study name to be sure
+            storage.get_study_id_from_name("tuner:probe")
+        except KeyError:
+            pass
+        return storage
+
     try:
         if not writable:
-            return create()
+            return probed(create())
         with schema_lock(engine_url):
             if path is not None:
                 prepare_sqlite(path)
-            return retry_races(create)
+            return probed(retry_races(create))
     except TunerError:
         raise
     except RuntimeError as exc:  # Optuna's schema-version check
@@ -416,7 +423,8 @@ def _storage_error(exc: Exception, url: str, where: str, is_sqlite: bool) -> Sto
     import sqlalchemy.exc
 
     reason = _first_line(exc, url)
-    if "readonly database" in reason or "no such table" in reason or ('relation "' in reason and "does not exist" in reason):
+    if "readonly database" in reason or "no such table" in reason or "no such column" in reason or \
+            (('relation "' in reason or 'column "' in reason) and "does not exist" in reason):
         return StorageError(f"{where} is not a study database (it holds no Optuna tables); check the 'storage' "
                             "parameter / TUNER_STORAGE.")
     if is_sqlite:
