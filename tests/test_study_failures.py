@@ -186,3 +186,21 @@ def test_a_running_process_follows_a_budget_changed_by_a_resume(tmp_path: Path) 
     study = optuna.load_study(study_name="lowered", storage=url)
     assert StudySpec.from_json(study.user_attrs["spec"]).n_trials == 3
     assert len([t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 3
+
+
+class _SlowCheck(StudyObserver):
+    """A setup step slower than the study's timeout (a tracking server far away, large data)."""
+
+    def check(self) -> None:
+        import time
+
+        time.sleep(1.5)
+
+
+def test_the_timeout_counts_from_the_first_trial_not_the_setup(tmp_path: Path) -> None:
+    """A setup slower than --timeout ran no trial, exited 0, and left the timeout to every resume."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], n_trials=3)
+    result = run_study(spec, "slow", url, observers=[_SlowCheck()], refit_best=False, timeout=1.0, batch_trials=1)
+    study = optuna.load_study(study_name="slow", storage=url)
+    assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) >= 1, result

@@ -204,7 +204,8 @@ def tune(
         Trial budget (complete + pruned trials, every process's): default 50 for a new study;
         a resumed study keeps its stored budget unless given.
     timeout : float, optional
-        Stop starting trials after this many seconds.
+        Stop starting trials after this many seconds, counted from the first trial (reading the
+        data and checking the plugins are not included).
     study_name : str, optional
         Default: made up from the data and the time (never an existing study).
     storage : str, optional

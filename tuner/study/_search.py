@@ -162,7 +162,9 @@ class _StudyRun:
                               METRICS[spec.metric], spec.metric, dict(study.user_attrs), data=data)
         self.mine: dict[int, tuple[str, str | None]] = {}  # this process's trials: number -> (state, fail reason)
         self.lost = LostTrials(study, storage, self._budget_spent, self._on_lost)
-        deadline = None if spec.timeout is None else started + spec.timeout
+        # the timeout counts from here, the study stored and its data ready: a setup slower than a
+        # short timeout (reading the data, checking the plugins) ran no trial and exited 0
+        deadline = None if spec.timeout is None else time.time() + spec.timeout
         self.budget = Budget(study, spec.n_trials, deadline, stop.check, self.lost.check)
         self.objective = Objective(study, storage, spec, space, data, config, observers, self.info, stop,
                                    self._after_trial)
