@@ -219,15 +219,22 @@ def _outcome_with(outcome: Any, log_loss: float) -> Any:
     return dataclasses.replace(outcome, val_metrics={**outcome.val_metrics, "log_loss": log_loss})
 
 
-def test_champion_alias_moves_only_when_the_new_best_beats_it(tmp_path: Path) -> None:
+def _registering_study(tmp_path: Path, name: str, cv: int = 0) -> tuple[str, Any, Any, MlflowObserver]:
+    """An MLflow observer started on a breast_cancer study ``name``, and one trained outcome:
+    (tracking URI, study info, outcome, observer)."""
     uri, storage = _uris(tmp_path)
-    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"])
+    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], cv=cv)
     ds = prepare(load_data(dataset="breast_cancer"))
     spec.data.fingerprint = ds.raw.fingerprint
     outcome = train_one(ds, "l2", "lbfgs", {"strength": 1e-3}, {}, TrainConfig(epochs=5))
-    info = StudyInfo("champ", storage, json.loads(spec.to_json()), "minimize", "log_loss")
+    info = StudyInfo(name, storage, json.loads(spec.to_json()), "minimize", "log_loss")
     obs = MlflowObserver(uri, plots=False)
     obs.on_study_start(info)
+    return uri, info, outcome, obs
+
+
+def test_champion_alias_moves_only_when_the_new_best_beats_it(tmp_path: Path) -> None:
+    uri, info, outcome, obs = _registering_study(tmp_path, "champ")
     client = _client(uri)
 
     def end(number: int, value: float) -> dict[str, Any]:
@@ -251,14 +258,7 @@ def test_champion_alias_moves_only_when_the_new_best_beats_it(tmp_path: Path) ->
 def test_the_champion_is_ranked_by_the_trials_value_not_the_refits_validation_score(tmp_path: Path) -> None:
     """With --cv a trial's value is the mean over folds, while the refitted model's validation
     score is another number: the alias and the tags follow the value the study ranked by."""
-    uri, storage = _uris(tmp_path)
-    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], cv=3)
-    ds = prepare(load_data(dataset="breast_cancer"))
-    spec.data.fingerprint = ds.raw.fingerprint
-    outcome = train_one(ds, "l2", "lbfgs", {"strength": 1e-3}, {}, TrainConfig(epochs=5))
-    info = StudyInfo("cvchamp", storage, json.loads(spec.to_json()), "minimize", "log_loss")
-    obs = MlflowObserver(uri, plots=False)
-    obs.on_study_start(info)
+    uri, info, outcome, obs = _registering_study(tmp_path, "cvchamp", cv=3)
 
     def end(number: int, cv_mean: float, val_score: float) -> dict[str, Any]:
         best = TrialInfo(number, "l2", "lbfgs", {"variant": "l2:lbfgs"}, {"strength": 1e-3}, {}, value=cv_mean)
