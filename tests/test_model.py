@@ -144,3 +144,8 @@ def test_matrix_model_takes_a_list_of_rows_as_an_array() -> None:
     np.testing.assert_array_equal(model.predict_proba(rows), model.predict_proba(np.array(rows)))
     with pytest.raises(DataError, match="must be numbers"):
         model.predict([["a", "b", "c", "d"]])
+    with pytest.raises(DataError, match="all of one length"):
+        model.predict([[1.0, 2.0, 3.0, 4.0], [1.0]])
+    boolean = np.array(rows) > 3  # bool and numeric object rows are numbers, as numpy reads them
+    np.testing.assert_array_equal(model.predict_proba(boolean), model.predict_proba(boolean.astype(float)))
+    np.testing.assert_array_equal(model.predict_proba(np.array(rows, dtype=object)), model.predict_proba(rows))

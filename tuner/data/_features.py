@@ -84,6 +84,16 @@ def first_non_finite(A: np.ndarray) -> tuple[int, int] | None:
     return int(row), int(col)
 
 
+def _number_rows(X: Any) -> np.ndarray:
+    """Rows given as an array or a list of lists, as numbers (bool and numeric objects included,
+    as scikit-learn estimators take them)."""
+    try:
+        A = np.asarray(X)
+        return A if np.issubdtype(A.dtype, np.number) or A.dtype == np.bool_ else A.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"The rows must be numbers, all of one length: {exc}.") from None
+
+
 def check_finite_matrix(X: Any, where: str = "") -> None:
     """Raise :class:`DataError` naming the first row and column holding NaN or inf."""
     if sp.issparse(X):
@@ -299,9 +309,7 @@ class FeaturePipeline:
             if isinstance(X, pd.DataFrame):
                 X = numeric_block(self.select_columns(X), self.input_feature_names)
             elif not sp.issparse(X):
-                X = np.asarray(X)  # a list of rows, as scikit-learn estimators take
-                if not np.issubdtype(X.dtype, np.number):
-                    raise DataError(f"The rows must be numbers; got values of type {X.dtype}.")
+                X = _number_rows(X)
             if X.ndim != 2 or X.shape[1] != self.n_input_features:
                 raise DataError(f"Expected {self.n_input_features} feature columns; got an input of shape {X.shape}.")
             check_finite_matrix(X)
