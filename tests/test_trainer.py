@@ -357,6 +357,14 @@ def test_a_matrix_without_columns_is_a_data_error(opt: str) -> None:
             TrainConfig(epochs=2))
 
 
+def test_bool_labels_are_classes_0_and_1(breast_cancer: Any) -> None:
+    X, y = breast_cancer
+    opt, cfg = optimizers.get("lbfgs"), TrainConfig(epochs=5, dtype="float64")
+    as_bool = fit(X, y.astype(bool), 2, penalties.get("l2"), {"strength": 1e-3}, opt, {}, cfg)
+    as_int = fit(X, y, 2, penalties.get("l2"), {"strength": 1e-3}, opt, {}, cfg)
+    np.testing.assert_array_equal(as_bool.weight, as_int.weight)
+
+
 def test_a_transposed_warm_start_is_refused() -> None:
     """scikit-learn's coef_ is (c, p): reshaped into (p, c) it would be scrambled weights."""
     from sklearn.datasets import load_iris

@@ -133,6 +133,8 @@ def _check_rows(X: Any, y: Any, n_classes: int, name: str, sample_weight: Any = 
         raise DataError(f"The feature matrix must have rows and at least one column; got shape {np.shape(X)}.")
     if labels.ndim != 1 or len(labels) != rows:
         raise DataError(f"'{name}' must hold one label a row: {rows} rows, got shape {labels.shape}.")
+    if labels.dtype == np.bool_:
+        labels = labels.astype(np.int64)  # False/True: classes 0 and 1
     if len(labels) and (not np.issubdtype(labels.dtype, np.number) or not np.all(np.isfinite(labels))
                         or np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() >= n_classes):
         shown = np.unique(labels)[:5].tolist()
