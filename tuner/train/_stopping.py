@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 __all__ = ["Stopping", "Verdict", "DIVERGENCE_FACTOR", "PLATEAU_FACTOR", "PLATEAU_DROPS"]
 
 DIVERGENCE_FACTOR = 1e3
-"""Training diverged when its objective exceeds this multiple of the objective at zero weights
-(a convex loss that a working optimizer starts from can only go down from there)."""
+"""Training diverged when its objective exceeds this multiple of the objective at zero weights, or
+at its warm start when that is higher (a convex loss that a working optimizer starts from can
+only go down from there)."""
 
 PLATEAU_FACTOR = 0.1
 PLATEAU_DROPS = 2
@@ -36,7 +37,8 @@ class Stopping:
 
     ``watch_val``: the validation loss is monitored (else the training objective);
     ``may_drop_lr``: a stall lowers the learning rate first (mini-batch optimizers watching the
-    objective); ``start``: the objective at zero weights, against which divergence is judged.
+    objective); ``start``: the objective at zero weights (or at the warm start, when higher),
+    against which divergence is judged.
     """
 
     tol: float
@@ -52,7 +54,8 @@ class Stopping:
 
     @classmethod
     def for_trial(cls, config: TrainConfig, start: float, *, has_val: bool, full_batch: bool) -> Stopping:
-        """The rule ``config`` asks for, for a trial whose objective at zero weights is ``start``."""
+        """The rule ``config`` asks for, for a trial whose objective at its start (zero weights, or a
+        higher warm start) is ``start``."""
         watch_val = has_val and config.monitor == "val"
         return cls(tol=config.tol, patience=config.patience, watch_val=watch_val,
                    may_drop_lr=not full_batch and not watch_val, start=start)
