@@ -189,12 +189,18 @@ def test_a_running_process_follows_a_budget_changed_by_a_resume(tmp_path: Path) 
 
 
 class _SlowCheck(StudyObserver):
-    """A setup step slower than the study's timeout (a tracking server far away, large data)."""
+    """Setup steps slower than the study's timeout (a tracking server far away, large data)."""
 
     def check(self) -> None:
         import time
 
         time.sleep(1.5)
+
+    def on_study_start(self, study: Any) -> dict[str, Any]:
+        import time
+
+        time.sleep(1.5)
+        return {}
 
 
 def test_the_timeout_counts_from_the_first_trial_not_the_setup(tmp_path: Path) -> None:
@@ -204,3 +210,30 @@ def test_the_timeout_counts_from_the_first_trial_not_the_setup(tmp_path: Path) -
     result = run_study(spec, "slow", url, observers=[_SlowCheck()], refit_best=False, timeout=1.0, batch_trials=1)
     study = optuna.load_study(study_name="slow", storage=url)
     assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) >= 1, result
+
+
+class _ResumesWithThreeTrials(StudyObserver):
+    """Another process resuming the study with --trials 3 while this one reads its data."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def check(self) -> None:
+        stored = optuna.load_study(study_name="joined", storage=self.url)
+        spec = StudySpec.from_json(stored.user_attrs["spec"])
+        spec.n_trials = 3
+        stored.set_user_attr("spec", spec.to_json())
+
+
+def test_a_joining_process_does_not_write_back_a_budget_read_before_another_resume(tmp_path: Path) -> None:
+    """A worker joining without --trials wrote back the spec it had read before reading its data:
+    a resume's lower budget in between was undone, for every process (12 trials, not 3)."""
+    from tuner.study import open_or_create_study
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], n_trials=12)
+    open_or_create_study(spec, "joined", url)
+    run_study(None, "joined", url, observers=[_ResumesWithThreeTrials(url)], refit_best=False, batch_trials=1)
+    study = optuna.load_study(study_name="joined", storage=url)
+    assert StudySpec.from_json(study.user_attrs["spec"]).n_trials == 3
+    assert len([t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 3

@@ -125,12 +125,26 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
                              preloaded=in_memory, chosen_plugins=chosen_plugins)
     else:
         warnings = note_plugin_changes(study, spec)
+    spec = _with_stored_budget(study, spec, n_trials, timeout)
     if study.user_attrs.get("spec") != spec.to_json():
         study.set_user_attr("spec", spec.to_json())  # workers joining later see the new budget
     stop = StopRequest()
     with deferred_signals(stop):  # from the moment the study is stored, a signal waits for a safe point
         run = _StudyRun(study, storage, storage_url, spec, space, data, config, observers, progress, stop, started)
         return run.execute(refit_best, notices + warnings, batch_trials)
+
+
+def _with_stored_budget(study: Any, spec: StudySpec, n_trials: int | None, timeout: float | None) -> StudySpec:
+    """``spec`` with the budget stored now where this call gave none: another process may have
+    changed it while this one read its data, and every running process follows what is stored."""
+    try:
+        now = StudySpec.from_json(study.user_attrs["spec"])
+    except (KeyError, TypeError, ValueError):
+        return spec
+    out = StudySpec.from_json(spec.to_json())
+    out.n_trials = now.n_trials if n_trials is None else n_trials
+    out.timeout = now.timeout if timeout is None else timeout
+    return out
 
 
 def _check_budget(n_trials: int | None, timeout: float | None) -> None:
@@ -162,16 +176,17 @@ class _StudyRun:
                               METRICS[spec.metric], spec.metric, dict(study.user_attrs), data=data)
         self.mine: dict[int, tuple[str, str | None]] = {}  # this process's trials: number -> (state, fail reason)
         self.lost = LostTrials(study, storage, self._budget_spent, self._on_lost)
-        # the timeout counts from here, the study stored and its data ready: a setup slower than a
-        # short timeout (reading the data, checking the plugins) ran no trial and exited 0
-        deadline = None if spec.timeout is None else time.time() + spec.timeout
-        self.budget = Budget(study, spec.n_trials, deadline, stop.check, self.lost.check)
+        self.budget = Budget(study, spec.n_trials, None, stop.check, self.lost.check)  # the deadline: see execute
         self.objective = Objective(study, storage, spec, space, data, config, observers, self.info, stop,
                                    self._after_trial)
 
     def execute(self, refit_best: bool, warnings: list[str], batch_trials: int | str | None) -> StudyResult:
         """Run trials until the budget is spent or a signal arrives; refit and register the best."""
         self._start()
+        if self.spec.timeout is not None:
+            # the timeout counts from here, the observers started and the data ready: a setup slower
+            # than a short timeout (reading data, a far tracking server) ran no trial and exited 0
+            self.budget.deadline = time.time() + self.spec.timeout
         best, outcome, interrupted, ended = None, None, None, False
         try:
             interrupted = self._search(batch_trials)
