@@ -248,6 +248,8 @@ def test_a_database_with_a_foreign_studies_table_is_one_line(tmp_path: Path, com
         con.execute("CREATE TABLE studies (id INTEGER PRIMARY KEY, title TEXT)")
     line = one_line_error(tuner(*command, "--storage", f"sqlite:///{db}", cwd=tmp_path))
     assert str(db) in line and "not a study database" in line
+    with sqlite3.connect(db) as con:  # and the database is left as it was: no Optuna tables added to it
+        assert [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["studies"]
 
 
 @pytest.fixture

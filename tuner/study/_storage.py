@@ -407,6 +407,7 @@ def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> 
         with schema_lock(engine_url):
             if path is not None:
                 prepare_sqlite(path)
+            _refuse_foreign_studies_table(engine_url, engine_kwargs, where)  # before Optuna adds its tables
             return probed(retry_races(create))
     except TunerError:
         raise
@@ -416,6 +417,24 @@ def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> 
         raise StorageError(f"Cannot use the study database URL {redact(url)}: {_first_line(exc, url)}.") from None
     except Exception as exc:
         raise _storage_error(exc, url, where, path is not None) from None
+
+
+def _refuse_foreign_studies_table(engine_url: str, engine_kwargs: dict[str, Any], where: str) -> None:
+    """Refuse a database whose ``studies`` table is another application's: Optuna would add its
+    own tables beside it, then fail on that table's columns."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(engine_url, **engine_kwargs)
+    try:
+        inspector = sqlalchemy.inspect(engine)
+        if not inspector.has_table("studies"):
+            return
+        columns = {c["name"] for c in inspector.get_columns("studies")}
+    finally:
+        engine.dispose()
+    if not {"study_id", "study_name"} <= columns:
+        raise StorageError(f"{where} is not a study database: its 'studies' table is another application's "
+                           f"(columns {sorted(columns)}); check the 'storage' parameter / TUNER_STORAGE.")
 
 
 def _storage_error(exc: Exception, url: str, where: str, is_sqlite: bool) -> StorageError:
