@@ -233,9 +233,9 @@ def test_load_rows_for_prediction(tmp_path: Path) -> None:
     folder = write_classfiles(tmp_path / "reviews", encoding="utf-8")
     ds = prepare(load_data(folder), val_size=0, test_size=0)
     lines = tmp_path / "new.txt"
-    lines.write_text("wonderful\n\nawful film\n")
+    lines.write_text("wonderful\n\nawful film\n\n\n")
     rows = load_rows(lines, ds.pipeline)
-    assert list(rows["text"]) == ["wonderful", "", "awful film"]  # one prediction a line, blank ones too
+    assert list(rows["text"]) == ["wonderful", "", "awful film"]  # one a line, blank ones between texts too
     # A file named as rt-polarity's holds one text per line: its first words are not labels
     # (they were dropped as such); lines that all start with a class of the model are labelled.
     reviews = tmp_path / "more.neg"

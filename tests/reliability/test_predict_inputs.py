@@ -194,6 +194,8 @@ def test_svmlight_rows_for_a_model_not_trained_on_libsvm_are_read_with_a_proven_
     pd.DataFrame(trimmed, columns=rows.columns).to_csv(tmp_path / "trimmed.csv", index=False)
     _same_predictions(predictions(model, tmp_path / "unclear.svm", "--proba", "--zero-based"),
                       predictions(model, tmp_path / "trimmed.csv", "--proba"))
+    line = one_line_error(invoke("predict", model, tmp_path / "trimmed.csv", "--one-based"))  # not ignored
+    assert "applies to LIBSVM files" in line
 
 
 def _same_predictions(got: pd.DataFrame, expected: pd.DataFrame) -> None:

@@ -115,7 +115,7 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
     if pipeline.kind == "table" and pipeline.text_column is not None and not pipeline.numeric_columns:
         if fmt == "auto" and not p.is_dir() and not any(p.suffix.lower() in f.suffixes for f in FORMATS.values()):
             lines = text_lines(read_text(p, encoding))
-            if lines and lines[-1] == "":  # what follows the last newline
+            while lines and not lines[-1].strip():  # after the last text: no text (blank lines between texts are)
                 lines.pop()
             filled = [ln for ln in lines if ln.strip()]
             labels = {str(c) for c in classes or ()}
@@ -125,6 +125,8 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
                 return pd.DataFrame({pipeline.text_column: lines})
             fmt = "labeltext"
     fmt = sniff(p, encoding) if fmt == "auto" else fmt
+    if zero_based is not None and fmt != "svmlight":
+        raise DataError(f"An index base (--zero-based/--one-based) applies to LIBSVM files; {p} is read as {fmt}.")
     if fmt in TABLE_FORMATS:
         try:
             header = fmt == "parquet" or _has_header(p, fmt, encoding, pipeline)
