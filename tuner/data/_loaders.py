@@ -142,34 +142,28 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         if target is not None and target in frame.columns:
             frame = frame.drop(columns=[target])
         return frame
-    n_features = (pipeline.n_input_features or None) if fmt == "svmlight" else None
     if fmt == "svmlight":
-        zero_based = _index_base(p, pipeline, zero_based, encoding)
-    rows = load_data(p, encoding=encoding, fmt=fmt, n_features=n_features, zero_based=zero_based,
-                     require_target=False).X
+        return _svmlight_rows(p, pipeline, zero_based, encoding)
+    rows = load_data(p, encoding=encoding, fmt=fmt, require_target=False).X
     if fmt == "labeltext" and pipeline.text_column is not None and isinstance(rows, pd.DataFrame):
         rows = rows.set_axis([pipeline.text_column], axis=1)  # the training table's name for its text
     return rows
 
 
-def _index_base(p: Path, pipeline: FeaturePipeline, given: bool | None, encoding: str) -> bool:
-    """The index base to read LIBSVM rows for ``pipeline`` with: the training file's, else the
-    one given, else the one the file proves. Never a guess: a zero-based file without index 0
-    read as one-based would shift every feature by one column."""
-    stored = pipeline.zero_based
-    if stored is not None:
-        if given is not None and given != stored:
-            raise DataError(f"The model was trained on LIBSVM indices read {base_name(stored)}; {p} cannot be read "
-                            f"{base_name(given)}: drop the option or rewrite the file.")
-        return stored
-    if given is not None:
-        return given
-    width = pipeline.n_input_features
-    raw = load_data(p, encoding=encoding, fmt="svmlight", require_target=False)  # its base decided from the file
-    if raw.zero_based:  # an index 0
-        return True
-    if width and raw.X.shape[1] == width:  # an index equal to the width: only one-based holds it
-        return False
+def _svmlight_rows(p: Path, pipeline: FeaturePipeline, given: bool | None, encoding: str) -> Any:
+    """LIBSVM rows for ``pipeline``, read once with the training file's index base, else the one
+    given, else the one the file proves. Never a guess: a zero-based file without index 0 read as
+    one-based would shift every feature by one column."""
+    stored, width = pipeline.zero_based, pipeline.n_input_features or None
+    if stored is not None and given is not None and given != stored:
+        raise DataError(f"The model was trained on LIBSVM indices read {base_name(stored)}; {p} cannot be read "
+                        f"{base_name(given)}: drop the option or rewrite the file.")
+    base = stored if stored is not None else given
+    raw = load_data(p, encoding=encoding, fmt="svmlight", n_features=width, zero_based=base, require_target=False)
+    if base is not None or raw.zero_based:  # known, or an index 0 in the file
+        return raw.X
+    if width and raw.X.nnz and int(raw.X.indices.max()) == width - 1:  # index `width`: only one-based holds it
+        return raw.X
     raise DataError(f"The model was not trained on a LIBSVM file, so the index base of {p} is unknown, and the file "
                     f"does not show it (no index 0, none equal to the model's {width} features); say which "
                     "(`tuner predict --zero-based` or `--one-based`; the 'zero_based' parameter).")
