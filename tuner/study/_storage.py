@@ -395,20 +395,20 @@ def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> 
                                               **kwargs)
 
     def probed(storage: Any) -> Any:
-        try:  # Optuna keeps a foreign table named like one of its own: read a study name to be sure
+        try:  # Optuna opens a foreign table named like one of its own: read a study name to be sure
             storage.get_study_id_from_name("tuner:probe")
         except KeyError:
             pass
         return storage
 
     try:
-        if not writable:
+        if not writable:  # nothing is created: a read tells a foreign 'studies' table
             return probed(create())
         with schema_lock(engine_url):
             if path is not None:
                 prepare_sqlite(path)
             _refuse_foreign_studies_table(engine_url, engine_kwargs, where)  # before Optuna adds its tables
-            return probed(retry_races(create))
+            return retry_races(create)
     except TunerError:
         raise
     except RuntimeError as exc:  # Optuna's schema-version check
