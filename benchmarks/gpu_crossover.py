@@ -237,27 +237,29 @@ def study(name: str, data: list[str], device: str, trials: int, work: Path, batc
             "trials": out.get("trials"), "batch": batch}
 
 
-def training_seconds(db: Path) -> float | None:
-    """Seconds the study's groups of trials spent training (their ``group`` attribute), the rest
-    of its wall time being start-up, data, Optuna and evaluation."""
-    import optuna
-    from trial_groups import groups_of
-
-    if not db.exists():
-        return None
-    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").get_trials(deepcopy=False)
-    return sum(seconds for _, seconds in groups_of(trials))
-
-
-def trial_values(db: Path) -> dict[int, float]:
-    """Each finished trial's value (complete) by number, from a study database left by :func:`study`
-    (also one whose process was killed: its finished trials are kept)."""
+def stored_trials(db: Path) -> list[Any]:
+    """The trials of a study database left by :func:`study` (also one whose process was killed:
+    its finished trials are kept); none when it was never created."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not db.exists():
-        return {}
-    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{db}").get_trials(deepcopy=False)
+        return []
+    return optuna.load_study(study_name="s", storage=f"sqlite:///{db}").get_trials(deepcopy=False)
+
+
+def training_seconds(trials: list[Any]) -> float | None:
+    """Seconds the study's groups of trials spent training (their ``group`` attribute), the rest
+    of its wall time being start-up, data, Optuna and evaluation."""
+    from trial_groups import groups_of
+
+    return sum(seconds for _, seconds in groups_of(trials)) if trials else None
+
+
+def trial_values(trials: list[Any]) -> dict[int, float]:
+    """Each complete trial's value, by number."""
+    import optuna
+
     return {t.number: float(t.value) for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
 
 
@@ -431,16 +433,18 @@ class Run:
             print(f"large: {self.args.large_rows:,} rows generated in {self.large['generate_s']:.0f} s", flush=True)
             extra = ("--epochs", str(self.args.large_epochs))
             name = f"generated {self.args.large_rows:,} x 2^20"
+            trials: dict[str, list[Any]] = {}
             for device in self.devices[::-1]:  # CUDA first: its time bounds what the CPU needs
                 if left() <= 10:
                     self.skipped.append(f"large study {device}")
                     continue
                 row = study(name, [str(data)], device, self.args.large_trials, work, True, left(), extra)
-                row["training_s"] = training_seconds(work / f"study-{name}-{device}" / "optuna.db")
+                trials[device] = stored_trials(work / f"study-{name}-{device}" / "optuna.db")
+                row["training_s"] = training_seconds(trials[device])
                 self.large.setdefault("studies", []).append(row)
                 self.save()
                 print(f"  large study {device}: {row}", flush=True)
-            values = {d: trial_values(work / f"study-{name}-{d}" / "optuna.db") for d in self.devices}
+            values = {d: trial_values(trials.get(d, [])) for d in self.devices}
             if len(self.devices) > 1:
                 self.large["same_trials"] = compare_trials(values["cuda"], values["cpu"])
             self.large["complete"] = {d: len(v) for d, v in values.items()}
