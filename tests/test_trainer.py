@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from tuner import compatibility_reason, optimizers, penalties
+from tuner import Float, Optimizer, compatibility_reason, optimizers, penalties
 from tuner.errors import ConfigError, DataError, IncompatiblePluginsError, TrainingDivergedError
 from tuner.train import Callback, FitResult, TrainConfig, TrainingState, auto_batch_size, class_weights, fit
 
@@ -225,6 +225,45 @@ def test_early_stopping_on_validation_loss_restores_the_best_weights() -> None:
     np.testing.assert_array_equal(r.weight, rec.weights[r.best_epoch - 1])
     z = Xv @ r.weight[:, 0] + r.intercept[0]
     assert np.mean(np.logaddexp(0, z) - yv * z) == pytest.approx(min(val), rel=1e-5)
+
+
+class _GradientDescentThatStops(Optimizer):
+    """Full-batch gradient descent whose ``converged()`` reports its own optimality test met after
+    ``stop_after`` steps (here: long after the validation loss turned up)."""
+
+    name = "gd_stops"
+    description = "Gradient descent that reports convergence after a fixed number of steps."
+    search_space = {"lr": Float(1e-3, 10.0, default=1.0, log=True)}
+    full_batch = True
+    stop_after = 40
+
+    def build(self, param_groups, params, prox=None):
+        opt = torch.optim.SGD(list(param_groups), lr=float(params["lr"]))
+        steps = [0]
+        plain_step = opt.step
+
+        def step(closure=None):
+            steps[0] += 1
+            return plain_step(closure)
+
+        opt.step = step  # type: ignore[method-assign]
+        opt.converged = lambda: torch.tensor([steps[0] >= self.stop_after])  # type: ignore[attr-defined]
+        return opt
+
+
+def test_a_solver_converged_after_the_best_validation_epoch_reports_early_stopping() -> None:
+    """monitor='val' keeps the best validation epoch's weights; when the solver's own test ends the
+    trial later, those are not the converged weights, and the reason must not say 'converged'."""
+    X, y, Xv, yv = overfitting_problem()
+    rec = Recorder()
+    config = TrainConfig(device="cpu", monitor="val", patience=100, tol=0.0, epochs=200)
+    r = fit(X, y, 2, penalties.get("none"), {}, _GradientDescentThatStops(), {"lr": 1.0}, config,
+            X_val=Xv, y_val=yv, callbacks=[rec])
+    val = [log["val_loss"] for log in rec.logs]
+    assert r.epochs_run == len(val) == _GradientDescentThatStops.stop_after
+    assert r.best_epoch == int(np.argmin(val)) + 1 < r.epochs_run  # the validation loss turned up before the end
+    np.testing.assert_array_equal(r.weight, rec.weights[r.best_epoch - 1])
+    assert r.stop_reason == "early_stopping", r.stop_reason
 
 
 def test_patience_and_tol_on_the_training_objective() -> None:

@@ -297,7 +297,9 @@ class _Run:
             if not t.done:
                 self._judge(k, epoch, train_obj[k], finite[k], None if vals is None else vals[k])
             if not t.done and solved[k]:  # the solver met its own optimality test: nothing left to gain
-                t.stopping.reason = "converged"
+                # monitor='val' keeps its best validation epoch: the converged weights only if that is this one
+                kept_earlier = t.stopping.watch_val and t.stopping.best_epoch != epoch
+                t.stopping.reason = "early_stopping" if kept_earlier else "converged"
                 self._freeze(k)
         self.epochs.schedule(epoch)
 
