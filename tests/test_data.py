@@ -246,6 +246,11 @@ def test_load_rows_for_prediction(tmp_path: Path) -> None:
     labelled.write_text("".join(f"{c} a {c} film\n" for c in ds.classes), encoding="utf-8")
     rows = load_rows(labelled, ds.pipeline, classes=ds.classes)
     assert list(rows["text"]) == [f"a {c} film" for c in ds.classes]
+    # a blank line between labelled lines is an empty text (skipped, it shifted later predictions by a line)
+    gapped = tmp_path / "gapped.test"
+    gapped.write_text(f"{ds.classes[0]} good\n\n{ds.classes[1]} bad\n\n", encoding="utf-8")
+    for fmt in ("auto", "labeltext"):
+        assert list(load_rows(gapped, ds.pipeline, classes=ds.classes, fmt=fmt)["text"]) == ["good", "", "bad"]
     # '<label> <text>' lines for a model trained on a table's text column keep that column's name
     table = pd.DataFrame({"sentence": [f"a {c} film" for c in ds.classes] * 5, "label": list(ds.classes) * 5})
     table_pipe = prepare(load_data(write_csv(tmp_path, table, "texts.csv"), target="label", text_column="sentence"),

@@ -123,7 +123,9 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
                     not all(ln.split(None, 1)[0] in labels for ln in filled):
                 # every line, blank ones too (an empty text): prediction i is line i's
                 return pd.DataFrame({pipeline.text_column: lines})
-            fmt = "labeltext"
+            return _labeltext_rows(lines, pipeline.text_column)
+        if fmt == "labeltext":
+            return _labeltext_rows(text_lines(read_text(p, encoding)), pipeline.text_column)
     fmt = sniff(p, encoding) if fmt == "auto" else fmt
     if zero_based is not None and fmt != "svmlight":
         raise DataError(f"An index base (--zero-based/--one-based) applies to LIBSVM files; {p} is read as {fmt}.")
@@ -144,10 +146,17 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         return frame
     if fmt == "svmlight":
         return _svmlight_rows(p, pipeline, zero_based, encoding)
-    rows = load_data(p, encoding=encoding, fmt=fmt, require_target=False).X
-    if fmt == "labeltext" and pipeline.text_column is not None and isinstance(rows, pd.DataFrame):
-        rows = rows.set_axis([pipeline.text_column], axis=1)  # the training table's name for its text
-    return rows
+    return load_data(p, encoding=encoding, fmt=fmt, require_target=False).X
+
+
+def _labeltext_rows(lines: list[str], text_column: str) -> pd.DataFrame:
+    """The texts of ``'<label> <text>'`` lines under the training table's name for its text, one
+    a line up to the last text: a blank line between texts is an empty text, so that prediction
+    i is line i's (skipping it would shift every later prediction by a line)."""
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    texts = [parts[1] if len(parts) > 1 else "" for parts in (ln.strip().split(None, 1) for ln in lines)]
+    return pd.DataFrame({text_column: texts})
 
 
 def _svmlight_rows(p: Path, pipeline: FeaturePipeline, given: bool | None, encoding: str) -> Any:
