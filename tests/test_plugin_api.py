@@ -81,3 +81,55 @@ def test_training_turns_a_plugin_crash_into_one_line_naming_it(penalty, optimize
         fit(X, y, 2, pen, pp, opt, op, TrainConfig(epochs=2, device="cpu"))
     assert str(info.value).startswith(blamed) and "tuner plugins check" in str(info.value)
     assert info.value.__cause__ is not None and not isinstance(info.value.__cause__, tuner.TunerError)
+
+
+def test_a_crash_in_the_optimizer_a_plugin_built_is_blamed_on_that_optimizer(tmp_path, monkeypatch):
+    """One package, a penalty and an optimizer in modules of their own, the optimizer's class in a
+    third: its crash lies in neither plugin's module, and the package alone cannot tell them
+    apart. The built object says whose it is (the penalty was blamed, being listed first)."""
+    import importlib
+    import textwrap
+
+    from tuner.train import TrainConfig, fit
+
+    pkg = tmp_path / "acme_blame"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "penalties.py").write_text(textwrap.dedent("""
+        from tuner import Float, Penalty
+
+        class Ridge(Penalty):
+            name = "acme_ridge"
+            description = "Ridge."
+            search_space = {"strength": Float(1e-6, 1.0, default=0.01, log=True)}
+
+            def smooth_value(self, weight, params):
+                return params["strength"] / 2 * (weight ** 2).sum(dim=(-2, -1))
+        """))
+    (pkg / "_impl.py").write_text(textwrap.dedent("""
+        import torch
+
+        class BrokenSGD(torch.optim.SGD):
+            def step(self, closure=None):
+                raise RuntimeError("the update went wrong")
+        """))
+    (pkg / "optimizers.py").write_text(textwrap.dedent("""
+        from tuner import Float, Optimizer
+        from acme_blame._impl import BrokenSGD
+
+        class Stepper(Optimizer):
+            name = "acme_stepper"
+            description = "SGD that breaks."
+            search_space = {"lr": Float(1e-3, 1.0, default=0.1)}
+
+            def build(self, param_groups, params, prox=None):
+                return BrokenSGD(list(param_groups), lr=float(params["lr"]))
+        """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pen = importlib.import_module("acme_blame.penalties").Ridge()
+    opt = importlib.import_module("acme_blame.optimizers").Stepper()
+    X, y = make_classification(n_samples=80, n_features=5, random_state=0)
+    with pytest.raises(PluginRaisedError) as info:
+        fit(X, y, 2, pen, {"strength": 0.01}, opt, {"lr": 0.1}, TrainConfig(epochs=2, device="cpu"))
+    assert str(info.value).startswith("the optimizer plugin 'acme_stepper'"), str(info.value)
+    assert (info.value.kind, info.value.plugin) == ("optimizer", "acme_stepper")

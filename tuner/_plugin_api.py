@@ -262,7 +262,8 @@ def _distribution(module: str) -> str:
     return dists[0] if dists else top
 
 
-def blame_plugin(exc: BaseException, plugins: Iterable[object]) -> PluginError | None:
+def blame_plugin(exc: BaseException, plugins: Iterable[object],
+                 made: Iterable[tuple[object, object]] = ()) -> PluginError | None:
     """The one-line :class:`PluginError` for an exception raised inside a plugin's code, or ``None``.
 
     ``exc`` is blamed on a plugin when it is not a :class:`TunerError` and its traceback runs
@@ -270,7 +271,10 @@ def blame_plugin(exc: BaseException, plugins: Iterable[object]) -> PluginError |
     of that module), outside tuner's own code. The innermost such frame decides, so a
     penalty's ``prox`` that fails inside an optimizer's ``step`` is blamed on the penalty. The
     message names the plugin, its package and the error, and suggests ``tuner plugins
-    check NAME``. Wrap a call that runs plugin code::
+    check NAME``. ``made`` pairs objects a plugin made (the optimizer its ``build`` returned)
+    with that plugin: the module of such an object's class counts as the plugin's own when it
+    lies in the plugin's package, so a crash there is not blamed on another plugin of the same
+    package. Wrap a call that runs plugin code::
 
         try:
             ...
@@ -289,6 +293,11 @@ def blame_plugin(exc: BaseException, plugins: Iterable[object]) -> PluginError |
         module = getattr(cls, "__module__", "") or ""
         if kind is not None and module and not _own_code(module):
             candidates.append((plugin, kind, module))
+    for obj, maker in made:
+        mine = next((c for c in candidates if c[0] is maker), None)
+        obj_module = getattr(type(obj), "__module__", "") or ""
+        if mine is not None and obj_module and _module_matches(obj_module, mine[2], exact=False):
+            candidates.append((maker, mine[1], obj_module))
     if not candidates:
         return None
     frames = _frames(exc.__traceback__)

@@ -86,13 +86,15 @@ def fit_many(
     threads = torch.get_num_threads()
     if one_thread_pays(X, len(pens), optimizer, config):
         torch.set_num_threads(1)
+    run: _Run | None = None
     try:
         run = _Run.start(X, y, n_classes, pens, penalty_params, optimizer, optimizer_params, config, batched,
                          X_val=X_val, y_val=y_val, sample_weight=sample_weight, column_weight=column_weight,
                          val_column_weight=val_column_weight, callbacks=cbs, classes=classes, init=init)
         return run.fit()
     except Exception as exc:
-        blamed = blame_plugin(exc, [*pens, optimizer])  # None for a TunerError or an error outside plugin code
+        made = [(run.epochs.opt, optimizer)] if run is not None else []
+        blamed = blame_plugin(exc, [*pens, optimizer], made)  # None for a TunerError or an error outside plugin code
         if blamed is None:
             raise
         raise blamed from exc
