@@ -144,3 +144,38 @@ def test_a_trial_whose_mean_over_folds_beats_the_best_is_not_pruned_by_one_fold(
             study.tell(trial, state=TrialState.PRUNED)
         assert study.trials[-1].state == state, (scores, study.trials[-1].user_attrs)
     assert study.best_value == pytest.approx(0.222)
+
+
+@pytest.fixture
+def picky_ridge(tmp_path, monkeypatch):
+    """A sound ridge that does not declare supports_batch (most third-party plugins don't)."""
+    from _broken_plugins import forget, install_distribution
+
+    import tuner
+    from tuner._registry import AUTOLOAD_ENV
+
+    site = install_distribution(tmp_path / "site", "tuner_test_picky", {"penalties": {"picky_ridge": "PickyRidge"}})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    tuner.penalties.reload()
+    yield tuner.penalties.get("picky_ridge")
+    monkeypatch.undo()
+    forget("tuner_test_picky")
+    tuner.penalties.reload()
+
+
+def test_a_plugin_without_side_by_side_support_is_cross_validated_one_column_at_a_time(cancer, picky_ridge) -> None:
+    """Its folds cannot share a tensor program with the model: they train one at a time and score
+    as the same ridge trained side by side does (every trial of such a plugin failed under --cv)."""
+    import tuner
+    from tuner.train import batchable
+
+    assert not batchable(picky_ridge, tuner.optimizers.get("sgd"))
+    folds = cv_folds(cancer.y_train, 3, seed=0)
+    config = TrainConfig(dtype="float64", epochs=30)
+    alone, = train_many(cancer, "sgd", [("picky_ridge", {"strength": 1e-2}, {})], config, folds=folds)
+    shared, = train_many(cancer, "sgd", [("l2", {"strength": 1e-2}, {})], config, folds=folds)
+    assert not isinstance(alone, BaseException), alone
+    assert [m["log_loss"] for m in alone.cv_metrics] == pytest.approx([m["log_loss"] for m in shared.cv_metrics],
+                                                                      rel=1e-6)
+    np.testing.assert_allclose(alone.result.weight, shared.result.weight, rtol=1e-6, atol=1e-9)

@@ -342,14 +342,26 @@ def _train_with_folds(data: Dataset, opt: Optimizer, pens: list[Penalty], pps: l
         val_w = val_w[:n]
         val_w[:, 0] = 1.0  # no validation split: the model's column watches its training rows
     rep = lambda items: [x for x in items for _ in range(per)]  # noqa: E731
-    cbs = [list(callbacks[i]) if callbacks and j == 0 else [] for i in range(k) for j in range(per)]
-    results = fit_many(data.X_train, data.y_train, data.n_classes, rep(pens), rep(pps), opt, rep(ops), config,
-                       X_val=X_val, y_val=np.concatenate([data.y_train, data.y_val]) if n_val else data.y_train,
-                       column_weight=np.tile(train_w, (1, k)), val_column_weight=np.tile(val_w, (1, k)),
-                       callbacks=cbs, classes=data.classes,
-                       # a warm start only for the model's column: weights fitted on every training row
-                       # would carry the held-out rows into a fold
-                       init=[x if j == 0 else None for x in (init or [None] * k) for j in range(per)])
+    cols = {
+        "pens": rep(pens), "pps": rep(pps), "ops": rep(ops),
+        "train_w": np.tile(train_w, (1, k)), "val_w": np.tile(val_w, (1, k)),
+        "cbs": [list(callbacks[i]) if callbacks and j == 0 else [] for i in range(k) for j in range(per)],
+        # a warm start only for the model's column: weights fitted on every training row would
+        # carry the held-out rows into a fold
+        "init": [x if j == 0 else None for x in (init or [None] * k) for j in range(per)],
+    }
+    y_val = np.concatenate([data.y_train, data.y_val]) if n_val else data.y_train
+
+    def fit_columns(part: slice) -> list[FitResult | BaseException]:
+        return fit_many(data.X_train, data.y_train, data.n_classes, cols["pens"][part], cols["pps"][part], opt,
+                        cols["ops"][part], config, X_val=X_val, y_val=y_val, column_weight=cols["train_w"][:, part],
+                        val_column_weight=cols["val_w"][:, part], callbacks=cols["cbs"][part], classes=data.classes,
+                        init=cols["init"][part])
+
+    if all(batchable(pen, opt) for pen in pens):
+        results = fit_columns(slice(None))
+    else:  # a pair that trains one trial at a time: the model's column, then each fold's, alone
+        results = [r for c in range(k * per) for r in fit_columns(slice(c, c + 1))]
     out: list[TrainOutcome | Exception] = []
     for i in range(k):
         mine = results[i * per:(i + 1) * per]
