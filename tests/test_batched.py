@@ -256,3 +256,22 @@ def test_a_group_is_no_larger_than_sharing_a_step_pays_for() -> None:
     for name in ("sgd", "adam", "fista"):
         assert paying_group_size(narrow, 123, optimizers.get(name), TrainConfig()) >= 32
         assert paying_group_size(wide, 150_000, optimizers.get(name), TrainConfig()) == 1
+
+
+def test_trials_whose_penalty_strings_differ_never_share_a_group_whatever_the_optimizer_names() -> None:
+    """A penalty and an optimizer may both declare a string hyperparameter 'mode': the optimizer's
+    value hid the penalty's, so trials of two penalty modes shared a group and all of them failed."""
+    from types import SimpleNamespace
+
+    from tuner.study._trial_batches import Pending, TrialBatches
+
+    def pend(penalty_mode: str, optimizer_mode: str) -> Pending:
+        return Pending(trial=None, variant="l2:sgd", penalty="l2", optimizer="sgd",
+                       penalty_params={"strength": 1e-3, "mode": penalty_mode},
+                       optimizer_params={"lr": 0.1, "mode": optimizer_mode}, values={}, info=None)
+
+    data = SimpleNamespace(X_train=sp.csr_matrix((4, 123)), n_classes=2)
+    runner = TrialBatches(None, data, TrainConfig(), [], None, "log_loss", lambda t: [], "variant")
+    groups = runner.groups([pend("a", "x"), pend("b", "x"), pend("a", "x"), pend("a", "y")])
+    assert sorted([(g[0].penalty_params["mode"], g[0].optimizer_params["mode"], len(g)) for g in groups]) == [
+        ("a", "x", 2), ("a", "y", 1), ("b", "x", 1)]

@@ -158,8 +158,11 @@ class TrialBatches:
             if not batchable(pen, opt):
                 out[("alone", i)] = [pend]
                 continue
-            labels = tuple(sorted((k, repr(v)) for k, v in {**pend.penalty_params, **pend.optimizer_params}.items()
-                                  if not isinstance(v, (bool, int, float))))
+            # the plugin's kind in the key: a penalty and an optimizer may both name a hyperparameter 'mode'
+            labels = tuple(sorted((kind, k, repr(v))
+                                  for kind, params in (("penalty", pend.penalty_params),
+                                                       ("optimizer", pend.optimizer_params))
+                                  for k, v in params.items() if not isinstance(v, (bool, int, float))))
             out.setdefault((pend.optimizer, labels), []).append(pend)
         # Full-batch groups first: they finish in a few passes, and their completed trials give the
         # pruner something to compare the mini-batch trials with from the first batch on.
