@@ -178,3 +178,30 @@ def test_an_unknown_prox_mode_is_refused_with_the_modes_of_the_one_owner() -> No
     with pytest.raises(ValueError, match="prox_mode must be one of 'after_step', 'internal', 'unsupported'"):
         _validate(Sometimes, "sometimes", Optimizer)
     assert list(PROX_MODES) == ["after_step", "internal", "unsupported"]
+
+
+@pytest.mark.parametrize("declared", [
+    {"incompatible_penalties": None}, {"incompatible_penalties": "l2"}, {"full_batch": "yes"},
+    {"supports_batch": 1}, {"uses_hessian": None},
+])
+def test_an_optimizer_whose_declarations_have_wrong_types_is_broken_alone(declared: dict) -> None:
+    """A study reads every plugin's declarations when it lists or pairs them (`'l2' in None` stopped
+    `tuner tune` and `tuner plugins list` though no one picked the plugin): the registry refuses it."""
+    from tuner._registry import _validate
+
+    ill = type("Ill", (Optimizer,), {"name": "ill", "description": "Declares the wrong types.",
+                                     "build": lambda self, groups, params, prox=None: None, **declared})
+    attr = next(iter(declared))
+    with pytest.raises(ValueError, match=f"^{attr} must be a"):
+        _validate(ill, "ill", Optimizer)
+
+
+def test_a_penalty_whose_declarations_have_wrong_types_is_broken_alone() -> None:
+    from tuner._registry import _validate
+
+    for declared in ({"incompatible_optimizers": None}, {"has_prox": "no"}, {"elementwise_prox": 0}):
+        ill = type("Ill", (Penalty,), {"name": "ill", "description": "Declares the wrong types.",
+                                       "smooth_value": lambda self, w, p: w.sum(), **declared})
+        attr = next(iter(declared))
+        with pytest.raises(ValueError, match=f"^{attr} must be a"):
+            _validate(ill, "ill", Penalty)

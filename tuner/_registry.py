@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -19,7 +19,8 @@ from tuner._plugin_api import PROX_MODES, Optimizer, Penalty
 from tuner._space import validate_space
 from tuner.errors import PluginError
 
-__all__ = ["PluginInfo", "Registry", "penalties", "optimizers", "OWN_DISTRIBUTION", "AUTOLOAD_ENV", "NAME_PATTERN"]
+__all__ = ["PluginInfo", "Registry", "penalties", "optimizers", "OWN_DISTRIBUTION", "AUTOLOAD_ENV", "NAME_PATTERN",
+           "declaration_problem"]
 
 OWN_DISTRIBUTION = "logreg-tuner"
 AUTOLOAD_ENV = "TUNER_DISABLE_PLUGIN_AUTOLOAD"
@@ -51,6 +52,25 @@ class PluginInfo(Generic[T]):
         return self.plugin.description if self.plugin is not None else ""
 
 
+def declaration_problem(plugin: Penalty | Optimizer) -> str | None:
+    """What is wrong with the flags and incompatibility sets ``plugin`` declares, or ``None``.
+
+    The study reads them for every plugin it lists or pairs (``'l2' in None`` would stop a
+    study that never picks this plugin), so a registry refuses a plugin whose declarations
+    have the wrong types, as the conformance kit's ``interface`` check does."""
+    penalty = isinstance(plugin, Penalty)
+    flags = ("supports_batch", *(("has_prox", "elementwise_prox") if penalty else ("full_batch", "uses_hessian")))
+    for flag in flags:
+        value = getattr(plugin, flag, False)
+        if not isinstance(value, bool):
+            return f"{flag} must be a bool; got {value!r}"
+    attr = "incompatible_optimizers" if penalty else "incompatible_penalties"
+    names = getattr(plugin, attr, frozenset())
+    if isinstance(names, (str, bytes)) or not isinstance(names, Iterable) or not all(isinstance(n, str) for n in names):
+        return f"{attr} must be a set of plugin names; got {names!r}"
+    return None
+
+
 def _validate(obj: Any, name: str, base: type) -> Any:
     """Return an instance of ``base`` built from ``obj`` or raise ``ValueError`` saying why not."""
     if inspect.isclass(obj):
@@ -74,6 +94,9 @@ def _validate(obj: Any, name: str, base: type) -> Any:
         validate_space(obj.search_space)
     except ValueError as exc:
         raise ValueError(f"invalid search space: {exc}") from None
+    problem = declaration_problem(obj)
+    if problem:
+        raise ValueError(problem)
     if base is Penalty:
         if type(obj).smooth_value is Penalty.smooth_value:
             raise ValueError("it does not implement smooth_value()")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from tuner._plugin_api import Optimizer, Penalty
-from tuner._registry import NAME_PATTERN
+from tuner._registry import NAME_PATTERN, declaration_problem
 from tuner._space import validate_space
 from tuner.testing._base import Check, Fail, Subject, hyperparameter_settings
 
@@ -36,25 +36,19 @@ def check_interface(s: Subject) -> str:
             raise Fail(f"its {attr!r} attribute must be a str; got {getattr(instance, attr, None)!r}")
     if not isinstance(instance.search_space, Mapping):
         raise Fail(f"search_space must be a mapping; got {type(instance.search_space).__name__}")
-    for flag in ("supports_batch",) + (("has_prox", "elementwise_prox") if s.kind == "penalty" else ("full_batch",)):
-        if not isinstance(getattr(instance, flag), bool):
-            raise Fail(f"{flag} must be a bool; got {getattr(instance, flag)!r}")
+    problem = declaration_problem(instance)
+    if problem:
+        raise Fail(problem)
     if s.kind == "penalty":
         if cls.smooth_value is Penalty.smooth_value:
             raise Fail("it does not implement smooth_value()")
         if instance.has_prox and (cls.prox is Penalty.prox or cls.nonsmooth_value is Penalty.nonsmooth_value):
             raise Fail("has_prox is True but prox() or nonsmooth_value() is not implemented")
-        incompatible, attr = instance.incompatible_optimizers, "incompatible_optimizers"
         done = "smooth_value" + (", nonsmooth_value and prox implemented" if instance.has_prox else " implemented")
     else:
         if cls.build is Optimizer.build:
             raise Fail("it does not implement build()")
-        incompatible, attr = instance.incompatible_penalties, "incompatible_penalties"
         done = "build implemented"
-    if isinstance(incompatible, str) or not isinstance(incompatible, Iterable) or not all(
-        isinstance(n, str) for n in incompatible
-    ):
-        raise Fail(f"{attr} must be a set of plugin names; got {incompatible!r}")
     return f"a tuner.{base.__name__}; {done}"
 
 
