@@ -133,3 +133,43 @@ def test_a_crash_in_the_optimizer_a_plugin_built_is_blamed_on_that_optimizer(tmp
         fit(X, y, 2, pen, {"strength": 0.01}, opt, {"lr": 0.1}, TrainConfig(epochs=2, device="cpu"))
     assert str(info.value).startswith("the optimizer plugin 'acme_stepper'"), str(info.value)
     assert (info.value.kind, info.value.plugin) == ("optimizer", "acme_stepper")
+
+
+class _ForgetfulLasso(FloatStepLasso):
+    """A lasso whose prox returns ``result`` of the shrunk weights (None: a forgotten return)."""
+
+    name = "forgetful"
+    description = "Lasso whose prox returns the wrong thing."
+    result = staticmethod(lambda shrunk: None)
+
+    def prox(self, weight, step, params):
+        return self.result(torch.sign(weight) * torch.clamp(weight.abs() - step * params["strength"], min=0.0))
+
+
+class _BuildsNone(BuildsNothing):
+    name = "builds_none"
+
+    def build(self, param_groups, params, prox=None):
+        return None
+
+
+@pytest.mark.parametrize("penalty, optimizer, message", [
+    (_ForgetfulLasso(), "sgd", r"Penalty 'forgetful' prox must return weights of the shape it was given, "
+                               r"\(5, 1\); got NoneType"),
+    (type("Flat", (_ForgetfulLasso,), {"result": staticmethod(lambda w: w.reshape(-1))})(), "fista",
+     r"Penalty 'forgetful' prox must return weights .* got shape \(5,\)"),
+    ("l2", _BuildsNone(), r"Optimizer 'builds_none' build\(\) must return a torch optimizer; got NoneType"),
+])
+def test_a_plugin_that_returns_the_wrong_thing_is_named_in_one_line(penalty, optimizer, message):
+    """Nothing raised inside the plugin, so no traceback names it: the trainer checks what it returned
+    (the TypeError from the trainer's own code stopped a whole study)."""
+    from tuner.train import TrainConfig, fit
+
+    pen = tuner.penalties.get(penalty) if isinstance(penalty, str) else penalty
+    opt = tuner.optimizers.get(optimizer) if isinstance(optimizer, str) else optimizer
+    X, y = make_classification(n_samples=80, n_features=5, random_state=0)
+    pp = {k: hp.default for k, hp in pen.search_space.items()}
+    op = {k: hp.default for k, hp in opt.search_space.items()}
+    with pytest.raises(PluginError, match=message) as info:
+        fit(X, y, 2, pen, pp, opt, op, TrainConfig(epochs=2, device="cpu"))
+    assert "\n" not in str(info.value) and "tuner plugins check" in str(info.value)

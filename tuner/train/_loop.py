@@ -28,7 +28,7 @@ import scipy.sparse as sp
 import torch
 
 from tuner._plugin_api import Optimizer, Penalty, blame_plugin, compatibility_reason
-from tuner.errors import ConfigError, DataError, IncompatiblePluginsError, TrainingDivergedError
+from tuner.errors import ConfigError, DataError, IncompatiblePluginsError, PluginError, TrainingDivergedError
 from tuner.train._config import TrainConfig
 from tuner.train._device import Placement
 from tuner.train._epochs import Epochs
@@ -236,6 +236,11 @@ class _Run:
 
         opt = optimizer.build([{"params": [leaves.W], "penalized": True}, {"params": [leaves.b], "penalized": False}],
                               oparams, prox if penalty.has_prox else None)
+        missing = [attr for attr in ("param_groups", "step", "zero_grad") if not hasattr(opt, attr)]
+        if missing:
+            raise PluginError(f"Optimizer '{optimizer.name}' build() must return a torch optimizer; got "
+                              f"{type(opt).__name__}, without {', '.join(missing)}. Run `tuner plugins check "
+                              f"{optimizer.name}`.")
         objective = Objective(data, leaves, penalty, n_classes)
         epochs = Epochs(optimizer, opt, objective, penalty, config, batched, place.device)
         trials = cls._trials(data, leaves, objective, n_classes, config, optimizer, y_val, callbacks,

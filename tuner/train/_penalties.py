@@ -136,11 +136,22 @@ class PenaltyGroups:
                 continue
             chosen = coordinate_step if (pen.elementwise_prox and coordinate_step is not None) else step
             if idx is None:
-                return pen.prox(W, chosen, values)
+                return _prox_result(pen.prox(W, chosen, values), W, pen.name)
             sub = chosen[idx] if isinstance(chosen, torch.Tensor) and chosen.dim() > 0 else chosen
             out = W.clone() if out is None else out
-            out[idx] = pen.prox(W[idx], sub, values)
+            part = W[idx]
+            out[idx] = _prox_result(pen.prox(part, sub, values), part, pen.name)
         return W if out is None else out
+
+
+def _prox_result(value: Any, weight: torch.Tensor, name: str) -> torch.Tensor:
+    """A penalty's proximal step, known to be weights shaped like the ones it was given (a prox
+    that returns None or flattens them would fail later, in the trainer's code, naming nothing)."""
+    if not isinstance(value, torch.Tensor) or value.shape != weight.shape:
+        got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+        raise PluginError(f"Penalty '{name}' prox must return weights of the shape it was given, "
+                          f"{tuple(weight.shape)}; got {got}. Run `tuner plugins check {name}`.")
+    return value
 
 
 def _elastic_nets(per_trial: Sequence[Penalty], params: Sequence[Mapping[str, Any]], dtype: torch.dtype,
