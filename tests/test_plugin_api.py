@@ -173,3 +173,52 @@ def test_a_plugin_that_returns_the_wrong_thing_is_named_in_one_line(penalty, opt
     with pytest.raises(PluginError, match=message) as info:
         fit(X, y, 2, pen, pp, opt, op, TrainConfig(epochs=2, device="cpu"))
     assert "\n" not in str(info.value) and "tuner plugins check" in str(info.value)
+
+
+def test_blame_follows_the_code_not_the_module(tmp_path, monkeypatch):
+    """A penalty and an optimizer in one module (the optimizer's crash was blamed on the penalty,
+    listed first), and a penalty subclassing a built-in whose inherited prox fails (blamed on
+    the optimizer 'sgd' of the built-ins' package)."""
+    import importlib
+    import textwrap
+
+    from tuner.train import TrainConfig, fit
+
+    (tmp_path / "acme_one.py").write_text(textwrap.dedent("""
+        import torch
+        from tuner import Float, Optimizer, Penalty
+
+        class Ridge(Penalty):
+            name = "one_ridge"
+            description = "Ridge."
+            search_space = {"strength": Float(1e-6, 1.0, default=0.01, log=True)}
+
+            def smooth_value(self, weight, params):
+                return params["strength"] / 2 * (weight ** 2).sum(dim=(-2, -1))
+
+        class Breaks(Optimizer):
+            name = "one_breaks"
+            description = "Raises in build."
+            search_space = {"lr": Float(1e-3, 1.0, default=0.1)}
+
+            def build(self, param_groups, params, prox=None):
+                raise ValueError("boom in build")
+        """))
+    (tmp_path / "acme_net.py").write_text(textwrap.dedent("""
+        from plugins.penalties import ElasticNetPenalty
+
+        class MyNet(ElasticNetPenalty):
+            name = "my_net"
+            description = "An elastic net without its l1_ratio."
+            search_space = {"strength": ElasticNetPenalty.search_space["strength"]}
+        """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    one, net = importlib.import_module("acme_one"), importlib.import_module("acme_net")
+    X, y = make_classification(n_samples=80, n_features=5, random_state=0)
+    with pytest.raises(PluginRaisedError) as info:
+        fit(X, y, 2, one.Ridge(), {"strength": 0.01}, one.Breaks(), {"lr": 0.1}, TrainConfig(epochs=2, device="cpu"))
+    assert (info.value.kind, info.value.plugin) == ("optimizer", "one_breaks"), str(info.value)
+    sgd = tuner.optimizers.get("sgd")
+    exc = _raise_in(net.MyNet().prox, torch.ones(3, 1), 0.1, {"strength": 0.1})
+    blamed = blame_plugin(exc, [net.MyNet(), sgd])
+    assert blamed is not None and (blamed.kind, blamed.plugin) == ("penalty", "my_net"), str(blamed)

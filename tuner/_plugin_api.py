@@ -57,7 +57,7 @@ and its trials run one at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
+from types import CodeType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from tuner._space import Hyperparameter
@@ -241,13 +241,36 @@ def _own_code(module: str) -> bool:
     return module == "tuner" or module.startswith("tuner.")
 
 
-def _frames(tb: TracebackType | None) -> list[str]:
-    """The module names of a traceback's frames, innermost first."""
-    names = []
+def _frames(tb: TracebackType | None) -> list[tuple[str, CodeType]]:
+    """The module name and code of a traceback's frames, innermost first."""
+    frames = []
     while tb is not None:
-        names.append(str(tb.tb_frame.f_globals.get("__name__", "")))
+        frames.append((str(tb.tb_frame.f_globals.get("__name__", "")), tb.tb_frame.f_code))
         tb = tb.tb_next
-    return names[::-1]
+    return frames[::-1]
+
+
+def _class_code(classes: Iterable[type]) -> set[CodeType]:
+    """The code objects of the functions ``classes`` define (their methods, properties and the
+    functions nested in them), tuner's own classes and ``object`` left out."""
+    out: set[CodeType] = set()
+
+    def add(code: CodeType) -> None:
+        if code not in out:
+            out.add(code)
+            for const in code.co_consts:
+                if isinstance(const, CodeType):
+                    add(const)
+
+    for cls in classes:
+        if cls is object or _own_code(getattr(cls, "__module__", "") or ""):
+            continue
+        for attr in vars(cls).values():
+            for fn in (attr, getattr(attr, "__func__", None), getattr(attr, "fget", None), getattr(attr, "fset", None)):
+                code = getattr(fn, "__code__", None)
+                if isinstance(code, CodeType):
+                    add(code)
+    return out
 
 
 def _distribution(module: str) -> str:
@@ -267,9 +290,11 @@ def blame_plugin(exc: BaseException, plugins: Iterable[object],
     """The one-line :class:`PluginError` for an exception raised inside a plugin's code, or ``None``.
 
     ``exc`` is blamed on a plugin when it is not a :class:`TunerError` and its traceback runs
-    through the module of one of ``plugins``' classes (or, failing that, through the package
-    of that module), outside tuner's own code. The innermost such frame decides, so a
-    penalty's ``prox`` that fails inside an optimizer's ``step`` is blamed on the penalty. The
+    through the code of one of ``plugins``' classes (methods it inherits included), or failing
+    that through the module of that class, or its package, outside tuner's own code. The
+    innermost such frame decides, so a penalty's ``prox`` that fails inside an optimizer's
+    ``step`` is blamed on the penalty, and an optimizer defined next to a penalty in one module
+    is blamed for its own code. The
     message names the plugin, its package and the error, and suggests ``tuner plugins
     check NAME``. ``made`` pairs objects a plugin made (the optimizer its ``build`` returned)
     with that plugin: the module of such an object's class counts as the plugin's own when it
@@ -287,30 +312,30 @@ def blame_plugin(exc: BaseException, plugins: Iterable[object],
     if isinstance(exc, TunerError):
         return None
     candidates = []
+    code: dict[int, set[CodeType]] = {}
     for plugin in plugins:
         kind = plugin_kind(plugin)
         cls = plugin if isinstance(plugin, type) else type(plugin)
         module = getattr(cls, "__module__", "") or ""
         if kind is not None and module and not _own_code(module):
             candidates.append((plugin, kind, module))
+            code[id(plugin)] = _class_code(cls.__mro__)
     for obj, maker in made:
         mine = next((c for c in candidates if c[0] is maker), None)
         obj_module = getattr(type(obj), "__module__", "") or ""
         if mine is not None and obj_module and _module_matches(obj_module, mine[2], exact=False):
             candidates.append((maker, mine[1], obj_module))
+            code[id(maker)] |= _class_code(c for c in type(obj).__mro__
+                                           if _module_matches(getattr(c, "__module__", "") or "", mine[2], exact=False))
     if not candidates:
         return None
-    frames = _frames(exc.__traceback__)
-    found = None
+    frames = [(module, fcode) for module, fcode in _frames(exc.__traceback__) if not _own_code(module)]
+    # The innermost frame running a plugin class's own code decides (a method it inherits from a
+    # built-in included); failing that, the innermost frame in a plugin's module, then its package.
+    found = next((c for _, fcode in frames for c in candidates if fcode in code[id(c[0])]), None)
     for exact in (True, False):
-        for frame in frames:
-            if _own_code(frame):
-                continue
-            found = next((c for c in candidates if _module_matches(frame, c[2], exact)), None)
-            if found is not None:
-                break
-        if found is not None:
-            break
+        if found is None:
+            found = next((c for module, _ in frames for c in candidates if _module_matches(module, c[2], exact)), None)
     if found is None:
         return None
     plugin, kind, module = found

@@ -65,7 +65,7 @@ def declaration_problem(plugin: Penalty | Optimizer) -> str | None:
         if not isinstance(value, bool):
             return f"{flag} must be a bool; got {value!r}"
     attr = "incompatible_optimizers" if penalty else "incompatible_penalties"
-    names = getattr(plugin, attr, frozenset())
+    names: Any = getattr(plugin, attr, frozenset())
     if isinstance(names, (str, bytes)) or not isinstance(names, Iterable) or not all(isinstance(n, str) for n in names):
         return f"{attr} must be a set of plugin names; got {names!r}"
     return None

@@ -342,7 +342,7 @@ def _train_with_folds(data: Dataset, opt: Optimizer, pens: list[Penalty], pps: l
         val_w = val_w[:n]
         val_w[:, 0] = 1.0  # no validation split: the model's column watches its training rows
     rep = lambda items: [x for x in items for _ in range(per)]  # noqa: E731
-    cols = {
+    cols: dict[str, Any] = {
         "pens": rep(pens), "pps": rep(pps), "ops": rep(ops),
         "train_w": np.tile(train_w, (1, k)), "val_w": np.tile(val_w, (1, k)),
         "cbs": [list(callbacks[i]) if callbacks and j == 0 else [] for i in range(k) for j in range(per)],
