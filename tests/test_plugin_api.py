@@ -205,7 +205,7 @@ def test_blame_follows_the_code_not_the_module(tmp_path, monkeypatch):
                 raise ValueError("boom in build")
         """))
     (tmp_path / "acme_net.py").write_text(textwrap.dedent("""
-        from plugins.penalties import ElasticNetPenalty
+        from logreg_tuner_plugins.penalties import ElasticNetPenalty
 
         class MyNet(ElasticNetPenalty):
             name = "my_net"

@@ -205,3 +205,30 @@ def test_a_penalty_whose_declarations_have_wrong_types_is_broken_alone() -> None
         attr = next(iter(declared))
         with pytest.raises(ValueError, match=f"^{attr} must be a"):
             _validate(ill, "ill", Penalty)
+
+
+def test_a_third_party_plugin_named_like_a_builtin_is_broken_and_the_builtin_stays(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither winning disabled the built-in 'l2' (the default penalty, and a partner of the
+    conformance kit, whose checks then were skipped): the newcomer alone is broken."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "tuner_test_clash.py").write_text(textwrap.dedent(EXTRA_MODULE).replace('"ridge2"', '"l2"'))
+    info = site / "tuner_test_clash-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tuner-test-clash\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[logreg_tuner.penalties]\nl2 = tuner_test_clash:Ridge2\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    penalties.reload()
+    try:
+        assert penalties.info("l2").distribution == OWN_DISTRIBUTION and penalties.info("l2").ok
+        assert type(penalties.get("l2")).__module__ == "logreg_tuner_plugins.penalties"
+        clashing = [i for i in penalties.infos() if i.name == "l2"]
+        assert [(i.distribution, i.ok) for i in clashing] == [(OWN_DISTRIBUTION, True), ("tuner-test-clash", False)]
+        assert "belongs to a built-in penalty of logreg-tuner; rename this plugin" in clashing[1].error
+        assert set(penalties.names()) == BUILTIN_PENALTIES
+    finally:
+        monkeypatch.undo()
+        sys.modules.pop("tuner_test_clash", None)
+        penalties.reload()

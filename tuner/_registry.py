@@ -110,6 +110,10 @@ def _validate(obj: Any, name: str, base: type) -> Any:
     return obj
 
 
+def _own(ep: metadata.EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.name == OWN_DISTRIBUTION
+
+
 class Registry(Generic[T]):
     """The plugins of one entry-point group, loaded on first use."""
 
@@ -119,6 +123,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self.plural = plural or f"{kind}s"
         self._infos: dict[str, PluginInfo[T]] | None = None
+        self._shadowed: list[PluginInfo[T]] = []
 
     def reload(self) -> None:
         """Forget what was loaded (after installing a package, or in tests)."""
@@ -127,7 +132,7 @@ class Registry(Generic[T]):
     def _entry_points(self) -> list[metadata.EntryPoint]:
         eps = list(metadata.entry_points(group=self.group))
         if os.environ.get(AUTOLOAD_ENV, "").strip().lower() in ("1", "true", "yes"):
-            eps = [ep for ep in eps if ep.dist is not None and ep.dist.name == OWN_DISTRIBUTION]
+            eps = [ep for ep in eps if _own(ep)]
         # The same distribution can be seen twice (e.g. an editable install and a build dir).
         seen: set[tuple[str, str, str]] = set()
         unique = []
@@ -143,11 +148,20 @@ class Registry(Generic[T]):
             return self._infos
         infos: dict[str, PluginInfo[T]] = {}
         claimants: dict[str, list[str]] = {}
-        for ep in self._entry_points():
+        self._shadowed = []
+        # a built-in first under its name: a third-party plugin of the same name cannot replace it
+        for ep in sorted(self._entry_points(), key=lambda ep: (ep.name, not _own(ep))):
             dist = ep.dist.name if ep.dist is not None else "<unknown distribution>"
             version = ep.dist.version if ep.dist is not None else "?"
             info: PluginInfo[T] = PluginInfo(self.group, ep.name, ep.value, dist, version)
             claimants.setdefault(ep.name, []).append(dist)
+            if ep.name in infos and infos[ep.name].distribution == OWN_DISTRIBUTION:
+                # The built-in stays: disabling it would break every study that uses it (and
+                # the conformance kit, whose partners are built-ins).
+                info.error = (f"the name {ep.name!r} belongs to a built-in {self.kind} of {OWN_DISTRIBUTION}; "
+                              "rename this plugin (its entry point and its name attribute)")
+                self._shadowed.append(info)
+                continue
             if ep.name in infos:
                 # Neither wins: which one loads would depend on the order of sys.path.
                 other = infos[ep.name]
@@ -176,8 +190,10 @@ class Registry(Generic[T]):
         return infos
 
     def infos(self) -> list[PluginInfo[T]]:
-        """Every entry point of the group, broken ones included, sorted by name."""
-        return list(self._load().values())
+        """Every entry point of the group, broken ones included (a third-party plugin named like
+        a built-in after it), sorted by name."""
+        loaded = list(self._load().values())
+        return sorted([*loaded, *self._shadowed], key=lambda i: (i.name, i.distribution != OWN_DISTRIBUTION))
 
     def names(self) -> list[str]:
         """The names of the usable plugins."""

@@ -202,8 +202,9 @@ def _builtin(kind: str, name: str) -> Any:
     registry = penalties if kind == "penalty" else optimizers
     try:
         return registry.get(name)
-    except Exception as exc:  # noqa: BLE001 - a broken install: the check cannot run
-        raise Skip(f"the built-in {kind} '{name}' is not available ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a broken install: unchecked is not passed
+        raise Fail(f"the built-in {kind} '{name}' this check trains with is not available ({exc}); "
+                   "reinstall logreg-tuner") from None
 
 
 def _partner_optimizers(pen: Penalty) -> list[Optimizer]:
