@@ -700,10 +700,23 @@ def test_an_adam_like_optimizer_needs_coordinate_step_size():
     assert fixed["decreases_loss"].passed and "exact zeros" in fixed["decreases_loss"].reason, fixed["decreases_loss"]
 
 
+class MomentumSearchedWithPlainStep(GoodSGD):
+    """The same mistake where momentum is a hyperparameter whose default, 0, hides it."""
+
+    name = "momentum_searched"
+    search_space = {**GoodSGD.search_space, "momentum": Float(0.0, 0.99, default=0.0)}
+
+    def build(self, param_groups, params, prox=None):
+        return torch.optim.SGD(list(param_groups), lr=float(params["lr"]), momentum=float(params["momentum"]))
+
+
 def test_a_proximal_step_that_is_not_the_step_taken_fails_prox_step():
     result = results_of(MomentumWithPlainStep)["prox_step"]
     assert result.failed and "step_size()" in result.reason and "wrong strength" in result.reason, result
     assert results_of(GoodSGD)["prox_step"].passed  # plain SGD moves lr per unit gradient
+    # checked at every setting a study may try, not at the defaults only (it passed at momentum 0)
+    searched = results_of(MomentumSearchedWithPlainStep)["prox_step"]
+    assert searched.failed and "at momentum=0.99" in searched.reason and "wrong strength" in searched.reason, searched
 
 
 def test_the_builtin_adam_gives_exact_zeros_with_an_l1_penalty():
