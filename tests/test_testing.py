@@ -784,3 +784,34 @@ def test_failing_plugins_is_quick_and_passes_the_builtins():
     assert failing_plugins("optimizer", tuner.optimizers.names()) == {}
     # tens of milliseconds a plugin on an idle machine; generous for a busy one
     assert time.perf_counter() - started < 0.3 * (len(tuner.penalties.names()) + len(tuner.optimizers.names()))
+
+
+class FixedLR(GoodSGD):
+    """Declares a learning rate and trains every trial at 0.5."""
+
+    name = "fixed_lr"
+
+    def build(self, param_groups, params, prox=None):
+        return torch.optim.SGD(list(param_groups), lr=0.5)
+
+
+class StrengthBlindRidge(Penalty):
+    """Declares a strength and always penalises with 0.01."""
+
+    name = "strength_blind"
+    description = "Ridge that ignores its strength."
+    search_space = {"strength": STRENGTH}
+
+    def smooth_value(self, weight, params):
+        return 0.01 / 2 * (weight ** 2).sum(dim=(-2, -1))
+
+
+def test_a_hyperparameter_the_plugin_ignores_fails_hyperparameters_used():
+    """A study searches what a plugin declares: one it ignores is searched for nothing, and the
+    trials report values that were never used (both passed every check)."""
+    fixed = results_of(FixedLR)["hyperparameters_used"]
+    assert fixed.failed and "'lr' changed nothing" in fixed.reason and "build()" in fixed.reason, fixed
+    blind = results_of(StrengthBlindRidge)["hyperparameters_used"]
+    assert blind.failed and "'strength' changed nothing" in blind.reason, blind
+    assert results_of(GoodSGD)["hyperparameters_used"].passed
+    assert results_of(tuner.penalties.get("elasticnet"))["hyperparameters_used"].passed

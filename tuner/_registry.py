@@ -148,7 +148,7 @@ class Registry(Generic[T]):
             return self._infos
         infos: dict[str, PluginInfo[T]] = {}
         claimants: dict[str, list[str]] = {}
-        self._shadowed = []
+        self._shadowed.clear()
         # a built-in first under its name: a third-party plugin of the same name cannot replace it
         for ep in sorted(self._entry_points(), key=lambda ep: (ep.name, not _own(ep))):
             dist = ep.dist.name if ep.dist is not None else "<unknown distribution>"
@@ -192,8 +192,8 @@ class Registry(Generic[T]):
     def infos(self) -> list[PluginInfo[T]]:
         """Every entry point of the group, broken ones included (a third-party plugin named like
         a built-in after it), sorted by name."""
-        loaded = list(self._load().values())
-        return sorted([*loaded, *self._shadowed], key=lambda i: (i.name, i.distribution != OWN_DISTRIBUTION))
+        every = list(self._load().values()) + self._shadowed
+        return sorted(every, key=lambda i: (i.name, i.distribution != OWN_DISTRIBUTION))
 
     def names(self) -> list[str]:
         """The names of the usable plugins."""

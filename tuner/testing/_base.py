@@ -114,6 +114,20 @@ def hyperparameter_settings(space: Mapping[str, Any]) -> list[tuple[str, dict[st
     return out
 
 
+def unused_hyperparameters(space: Mapping[str, Any], outcome: Callable[[dict[str, Any]], torch.Tensor]) -> list[str]:
+    """The hyperparameters of ``space`` that leave ``outcome(params)`` bitwise unchanged at every
+    bound (or choice) they take, the others at their defaults: searched for nothing, and reported
+    by a study as if they had mattered."""
+    base = {k: hp.default for k, hp in space.items()}
+    reference = outcome(dict(base))
+    unused = []
+    for name, hp in space.items():
+        options = [v for v in (list(hp.choices) if isinstance(hp, Categorical) else [hp.low, hp.high]) if v != base[name]]
+        if options and all(torch.equal(outcome({**base, name: v}), reference) for v in options):
+            unused.append(name)
+    return unused
+
+
 def defaults(plugin: Any) -> dict[str, Any]:
     """A plugin's hyperparameters at their declared defaults."""
     return {k: hp.default for k, hp in plugin.search_space.items()}

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from tuner._plugin_api import PROX_MODES, Optimizer
-from tuner.testing._base import Check, Fail, Skip, Subject, call, fmt
+from tuner.testing._base import Check, Fail, Skip, Subject, call, fmt, unused_hyperparameters
 from tuner.train._penalties import soft_threshold
 
 __all__ = ["OPTIMIZER_ONLY_CHECKS", "QUICK_OPTIMIZER_CHECKS"]
@@ -291,11 +291,32 @@ def check_prox_step(s: Subject) -> str:
             + f" at {1 if s.quick else len(s.settings)} hyperparameter setting(s) (float64, float32)")
 
 
+def check_hyperparameters_used(s: Subject) -> str:
+    """Each hyperparameter changes the steps taken: three mini-batch steps (one full-batch step)
+    on the smooth toy problem from the same start and rows, at each of its bounds or choices
+    against the defaults. An optimizer whose ``build`` ignores ``lr`` trains every trial alike."""
+    opt: Optimizer = s.plugin
+    if not opt.search_space:
+        raise Skip("no hyperparameters")
+    toy = _Toy(s.seed)
+
+    def weights_after(params: dict[str, Any]) -> torch.Tensor:
+        return _run(s, toy, params, f"at {fmt(params)}", steps=3, full_batch_steps=1)[2]
+
+    unused = unused_hyperparameters(opt.search_space, weights_after)
+    if unused:
+        raise Fail(f"{', '.join(map(repr, unused))} changed nothing: the weights after "
+                   f"{'one full-batch step' if opt.full_batch else 'three steps'} are the same at every bound or "
+                   "choice as at the defaults; does build() pass every hyperparameter it declares to the optimizer?")
+    return f"each of {', '.join(opt.search_space)} changes the steps taken"
+
+
 OPTIMIZER_ONLY_CHECKS: list[Check] = [
     ("prox_mode", check_prox_mode, ("interface",)),
     ("build", check_build, ("search_space", "prox_mode")),
     ("decreases_loss", check_decreases_loss, ("build",)),
     ("prox_step", check_prox_step, ("build",)),
+    ("hyperparameters_used", check_hyperparameters_used, ("build",)),
 ]
 """The single-trial optimizer checks, after the common ones."""
 QUICK_OPTIMIZER_CHECKS = ("interface", "search_space", "prox_mode", "build", "prox_step")

@@ -20,6 +20,7 @@ from tuner.testing._base import (
     call,
     fmt,
     scalar,
+    unused_hyperparameters,
     weights,
 )
 
@@ -286,6 +287,30 @@ def check_elastic_net(s: Subject) -> str:
     return f"value and prox are the declared elastic net at {declared} setting(s)"
 
 
+def check_hyperparameters_used(s: Subject) -> str:
+    """Each hyperparameter changes the penalty: its value on random weights, or (with a prox) the
+    prox with step 0.5, at each of its bounds or choices against the defaults."""
+    pen: Penalty = s.plugin
+    if not pen.search_space:
+        raise Skip("no hyperparameters")
+    w = torch.randn(6, 3, generator=s.generator(7), dtype=torch.float64)
+
+    def what_it_does(params: dict[str, Any]) -> torch.Tensor:
+        where = f"at {fmt(params)}"
+        parts = [call(pen.smooth_value, f"smooth_value {where}", w, params),
+                 call(pen.nonsmooth_value, f"nonsmooth_value {where}", w, params)]
+        if pen.has_prox:
+            parts.append(call(pen.prox, f"prox {where}", w, 0.5, params))
+        return torch.cat([torch.as_tensor(p, dtype=torch.float64).reshape(-1) for p in parts])
+
+    unused = unused_hyperparameters(pen.search_space, what_it_does)
+    if unused:
+        raise Fail(f"{', '.join(map(repr, unused))} changed nothing: the value{' and the prox' if pen.has_prox else ''} "
+                   "on random weights are the same at every bound or choice as at the defaults; does the penalty "
+                   "read every hyperparameter it declares?")
+    return f"each of {', '.join(pen.search_space)} changes the penalty"
+
+
 PENALTY_ONLY_CHECKS: list[Check] = [
     ("value_finite", check_value_finite, ("search_space",)),
     ("gradient", check_gradient, ("search_space",)),
@@ -295,6 +320,7 @@ PENALTY_ONLY_CHECKS: list[Check] = [
     ("prox_minimises", check_prox_minimises, ("search_space", "value_finite")),
     ("prox_steps", check_prox_steps, ("search_space",)),
     ("elastic_net", check_elastic_net, ("search_space",)),
+    ("hyperparameters_used", check_hyperparameters_used, ("search_space", "value_finite")),
 ]
 """The single-trial penalty checks, after the common ones."""
 QUICK_PENALTY_CHECKS = ("interface", "search_space", "value_finite", "tensor_hyperparameters", "prox_identity",
