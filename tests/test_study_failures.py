@@ -237,3 +237,16 @@ def test_a_joining_process_does_not_write_back_a_budget_read_before_another_resu
     study = optuna.load_study(study_name="joined", storage=url)
     assert StudySpec.from_json(study.user_attrs["spec"]).n_trials == 3
     assert len([t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 3
+
+
+def test_a_timeout_limits_the_run_that_gave_it_and_is_never_stored(tmp_path: Path) -> None:
+    """A timeout given once was stored with the budget: every later resume and worker stopped
+    before its first trial, exited 0 and said nothing."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], n_trials=3)
+    run_study(spec, "tmo", url, refit_best=False, timeout=1e-3, batch_trials=1)
+    study = optuna.load_study(study_name="tmo", storage=url)
+    assert StudySpec.from_json(study.user_attrs["spec"]).timeout is None
+    run_study(None, "tmo", url, refit_best=False, batch_trials=1)
+    study = optuna.load_study(study_name="tmo", storage=url)
+    assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 3

@@ -216,7 +216,7 @@ def _explicit_changes(ctx: click.Context, spec_values: dict[str, Any]) -> dict[s
               help="Narrow or fix a hyperparameter, e.g. penalty.strength=1e-6..1e-2:log or optimizer.lr=0.1.")
 @click.option("--trials", type=int, help="Trial budget of the study (complete + pruned trials) [default 50].")
 @click.option("--timeout", type=float, help="Stop starting trials after this many seconds (counted from the first "
-              "trial: reading the data is not included).")
+              "trial: reading the data is not included); this run's limit only, not stored with the study.")
 @click.option("--metric", type=click.Choice(["log_loss", "accuracy", "roc_auc", "f1"]), help="Validation metric [default log_loss]; f1 is the second class's F1 with two classes "
               "(scikit-learn's 'f1'), the macro average with more.")
 @click.option("--sampler", type=click.Choice(["tpe", "random", "qmc", "grid", "cmaes"]), default="tpe", show_default=True,

@@ -70,8 +70,10 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     (an int, ``"auto"``, or None for one at a time); see :mod:`tuner.study._trial_batches`.
     ``preloaded``: the data already read for ``spec`` (see :func:`load_dataset_for`).
 
-    ``n_trials`` / ``timeout`` given here replace the stored budget (the budget counts the
-    study's complete and pruned trials, whichever process ran them). ``changes`` are the
+    ``n_trials`` given here replaces the stored budget (the budget counts the study's complete
+    and pruned trials, whichever process ran them). ``timeout`` limits this call only, as in
+    Optuna's ``Study.optimize``: it is never stored, so a short timeout given once does not
+    stop every later resume and worker before its first trial. ``changes`` are the
     options the user gave explicitly (see :func:`~tuner.study._resume.resume_spec`); where they
     name no penalties or optimizers, a new study leaves out the plugins that fail their
     contract checks and, on small data, the mini-batch optimizers (with a notice each, see
@@ -94,7 +96,7 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
         study, spec = found
     elif resume_only or spec is None:
         raise ConfigError(missing_study(study_name, storage_url))
-    spec = _with_budget(spec, n_trials, timeout)
+    spec = _with_budget(spec, n_trials)
     data = load_dataset_for(spec, preloaded)
     # the split holds what is needed; a large matrix is not kept twice (rows given in memory, not
     # in a file, are kept for a start over: see StudyAppeared below)
@@ -125,25 +127,25 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
                              preloaded=in_memory, chosen_plugins=chosen_plugins)
     else:
         warnings = note_plugin_changes(study, spec)
-    spec = _with_stored_budget(study, spec, n_trials, timeout)
+    spec = _with_stored_budget(study, spec, n_trials)
     if study.user_attrs.get("spec") != spec.to_json():
         study.set_user_attr("spec", spec.to_json())  # workers joining later see the new budget
+    spec.timeout = timeout  # this process's own limit, never stored
     stop = StopRequest()
     with deferred_signals(stop):  # from the moment the study is stored, a signal waits for a safe point
         run = _StudyRun(study, storage, storage_url, spec, space, data, config, observers, progress, stop, started)
         return run.execute(refit_best, notices + warnings, batch_trials)
 
 
-def _with_stored_budget(study: Any, spec: StudySpec, n_trials: int | None, timeout: float | None) -> StudySpec:
-    """``spec`` with the budget stored now where this call gave none: another process may have
-    changed it while this one read its data, and every running process follows what is stored."""
+def _with_stored_budget(study: Any, spec: StudySpec, n_trials: int | None) -> StudySpec:
+    """``spec`` with the trial budget stored now where this call gave none: another process may
+    have changed it while this one read its data, and every running process follows what is stored."""
     try:
         now = StudySpec.from_json(study.user_attrs["spec"])
     except (KeyError, TypeError, ValueError):
         return spec
     out = StudySpec.from_json(spec.to_json())
     out.n_trials = now.n_trials if n_trials is None else n_trials
-    out.timeout = now.timeout if timeout is None else timeout
     return out
 
 
@@ -154,13 +156,13 @@ def _check_budget(n_trials: int | None, timeout: float | None) -> None:
         raise ConfigError(f"The 'timeout' parameter of tune must be a number of seconds > 0; got {timeout!r} instead.")
 
 
-def _with_budget(spec: StudySpec, n_trials: int | None, timeout: float | None) -> StudySpec:
-    """A copy of ``spec`` with the budget given now (the caller's spec is left as it is)."""
+def _with_budget(spec: StudySpec, n_trials: int | None) -> StudySpec:
+    """A copy of ``spec`` with the trial budget given now and no timeout (one process's limit,
+    which a study stored before kept for every later run); the caller's spec is left as it is."""
     out = StudySpec.from_json(spec.to_json())
     if n_trials is not None:
         out.n_trials = n_trials
-    if timeout is not None:
-        out.timeout = timeout
+    out.timeout = None
     return out
 
 
