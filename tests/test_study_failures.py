@@ -244,7 +244,9 @@ def test_a_timeout_limits_the_run_that_gave_it_and_is_never_stored(tmp_path: Pat
     before its first trial, exited 0 and said nothing."""
     url = f"sqlite:///{tmp_path / 's.db'}"
     spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], n_trials=3)
-    run_study(spec, "tmo", url, refit_best=False, timeout=1e-3, batch_trials=1)
+    first = run_study(spec, "tmo", url, refit_best=False, timeout=1e-3, batch_trials=1)
+    # no trial ran: no answer, which exit code 0 would claim
+    assert first.no_result is not None and "the 'timeout' parameter (0.001 s) ran out" in first.no_result
     study = optuna.load_study(study_name="tmo", storage=url)
     assert StudySpec.from_json(study.user_attrs["spec"]).timeout is None
     run_study(None, "tmo", url, refit_best=False, batch_trials=1)

@@ -113,11 +113,11 @@ class Budget:
         while True:
             total = self.n_trials
             if total is None:
-                return not self._timed_out()
+                return not self.timed_out()
             self.check()
             states = [s for _, s in self._states()]
             done = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
-            if done >= total or self._timed_out():
+            if done >= total or self.timed_out():
                 return False
             waiting = states.count(TrialState.WAITING)  # enqueued or retried trials go first
             if waiting or done + states.count(TrialState.RUNNING) + waiting < total:
@@ -149,7 +149,8 @@ class Budget:
         ahead = sum(s == TrialState.RUNNING and n < number for n, s in states)
         return done + ahead < total
 
-    def _timed_out(self) -> bool:
+    def timed_out(self) -> bool:
+        """Whether this process's timeout has run out."""
         return self.deadline is not None and time.time() >= self.deadline
 
 

@@ -323,6 +323,10 @@ class _StudyRun:
                 warnings: list[str]) -> StudyResult:
         study = self.study
         no_result = none_completed(study) if best is None and self.mine and not interrupted else None
+        if best is None and not self.mine and not interrupted and self.budget.timed_out():
+            # exit code 0 would say there is an answer
+            no_result = (f"No trial of study {study.study_name!r} ran: the 'timeout' parameter ({self.spec.timeout:g} s) "
+                         "ran out before the first one started; give a longer one")
         return StudyResult(study.study_name, self.info.storage_url, self.spec.metric, self.info.direction,
                            trial_counts(study), best.number if best else None, best.value if best else None,
                            public_params(best.params, self.space) if best else {}, outcome, interrupted,
