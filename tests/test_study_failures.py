@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tuner.errors import TunerError
+from tuner.errors import ConfigError, TunerError
 from tuner.study import DataSpec, StudySpec, run_study
 from tuner.study._observer import StudyObserver
 from tuner.study._runs import FAIL_STREAK
@@ -252,3 +252,16 @@ def test_a_timeout_limits_the_run_that_gave_it_and_is_never_stored(tmp_path: Pat
     run_study(None, "tmo", url, refit_best=False, batch_trials=1)
     study = optuna.load_study(study_name="tmo", storage=url)
     assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 3
+
+
+def test_resuming_or_joining_at_a_mistyped_sqlite_path_creates_no_database(tmp_path: Path) -> None:
+    """A resume left an empty database behind its error; a worker created one and waited on it."""
+    from tuner.api import wait_for_study
+    from tuner.errors import StorageError
+
+    typo = tmp_path / "typo.db"
+    with pytest.raises(StorageError, match=f"There is no study database at {typo}"):
+        run_study(None, "s1", f"sqlite:///{typo}", refit_best=False)
+    with pytest.raises(ConfigError, match=r"within 1 s \(there is no database file at .*typo.db: is the path right\?\)"):
+        wait_for_study(f"sqlite:///{typo}", "s1", 1.0)
+    assert list(tmp_path.iterdir()) == []

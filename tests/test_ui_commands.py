@@ -91,9 +91,22 @@ def test_dashboard_missing_names_the_extra_to_install(tmp_path: Path) -> None:
             "from tuner.cli import main\n"
             "sys.argv = ['tuner', 'dashboard', '--storage', 'sqlite:///x.db']\n"
             "main()\n")
+    from tuner.study import open_storage
+
+    open_storage(f"sqlite:///{tmp_path / 'x.db'}", heartbeat=False)  # a study database, with no study yet
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip() == "Error: optuna-dashboard is not installed: pip install 'logreg-tuner[dashboard]'"
+
+
+def test_dashboard_on_a_mistyped_storage_path_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    """It left a 0-byte file there and printed the dashboard's traceback lines."""
+    result = CliRunner().invoke(cli, ["dashboard", "--storage", f"sqlite:///{tmp_path / 'typo.db'}"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: There is no study database at {tmp_path / 'typo.db'}; check --storage / TUNER_STORAGE (a study is "
+        "created by `tuner tune`)."]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_ui_without_a_store_says_what_to_do(tmp_path: Path) -> None:

@@ -355,15 +355,24 @@ def _given_on_purpose(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def wait_for_study(storage: str, study_name: str, wait: float) -> None:
     """Return once ``study_name`` exists in ``storage``; a :class:`ConfigError` after ``wait`` seconds."""
-    from tuner.study import list_studies, open_storage
+    from tuner.errors import StorageError
+    from tuner.study import list_studies, open_storage, redact, sqlite_path
 
-    open_storage(storage, heartbeat=False)  # created (tables too) when it does not exist yet
+    path = sqlite_path(storage)
+    if path is None:
+        open_storage(storage, heartbeat=False)  # a server database: its tables, once
+    # A SQLite file is left for `tuner tune` to create: a mistyped path must not become an empty
+    # database that this process then waits on.
     deadline = time.time() + wait
-    while study_name not in {s.name for s in list_studies(storage)}:
+    while True:
+        try:
+            if (path is None or path.is_file()) and study_name in {s.name for s in list_studies(storage)}:
+                return
+        except StorageError:  # created this instant, its tables not yet: look again
+            pass
         if time.time() > deadline:
-            from tuner.study import redact
-
-            raise ConfigError(f"No study named {study_name!r} appeared in {redact(storage)} within {wait:g} s.")
+            hint = f" (there is no database file at {path}: is the path right?)" if path and not path.is_file() else ""
+            raise ConfigError(f"No study named {study_name!r} appeared in {redact(storage)} within {wait:g} s{hint}.")
         time.sleep(1.0)
 
 

@@ -82,10 +82,13 @@ def dashboard(storage: str | None, host: str, port: int) -> None:
 
     Needs the optional extra: pip install 'logreg-tuner[dashboard]'. Prints the URL and stops
     the dashboard on Ctrl-C."""
-    from tuner.study import default_storage_url, redact
+    from tuner.study import default_storage_url, open_storage, redact
 
-    exe = _dashboard_exe()
     url = storage or default_storage_url()
+    # read first: a mistyped path or an unreachable server is one line here, not a 0-byte file
+    # and the dashboard's traceback
+    open_storage(url, heartbeat=False, writable=False)
+    exe = _dashboard_exe()
     base = f"http://{_browse_host(host)}:{port}"
     cmd = [exe, url, "--host", host, "--port", str(port)]
     _serve(cmd, f"{base}/", [f"optuna-dashboard: {base}  (storage {redact(url)}; Ctrl-C stops it)"],

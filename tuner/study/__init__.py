@@ -37,6 +37,7 @@ from tuner.study._storage import (
     open_storage,
     prepare_sqlite,
     redact,
+    require_database,
     resolve_url,
     retry_races,
     same_database,
@@ -99,7 +100,7 @@ __all__ = [
     # the public names of a trial's hyperparameters (penalty, optimizer, penalty.NAME, optimizer.NAME)
     "public_params", "public_name", "named_params", "PENALTY", "OPTIMIZER",
     # storage
-    "DEFAULT_STORAGE_FILE", "CONNECT_TIMEOUT_S", "default_storage_url", "open_storage", "sqlite_path",
+    "DEFAULT_STORAGE_FILE", "CONNECT_TIMEOUT_S", "default_storage_url", "open_storage", "require_database", "sqlite_path",
     "same_database", "redact", "resolve_url", "prepare_sqlite", "schema_lock", "check_reachable", "memory_sqlite",
     "retry_races", "sqlite_writable",
     # the observer interface (tracking implements it)

@@ -44,7 +44,7 @@ from tuner.study._runs import (
 from tuner.study._search_space import SearchSpace, build_space, make_pruner, make_sampler, params_of
 from tuner.study._signals import Interrupted, StopCallback, StopRequest, deferred_signals
 from tuner.study._spec import StudySpec
-from tuner.study._storage import open_storage
+from tuner.study._storage import open_storage, require_database
 from tuner.study._study_data import check_data, check_training, load_dataset_for, train_config
 from tuner.study._trial_batches import Pending, batch_size_for
 from tuner.study._variant import VARIANT, split_variant
@@ -89,6 +89,8 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     started = time.time()
     _check_budget(n_trials, timeout)
     asked = spec
+    if resume_only or spec is None:  # nothing to create: a mistyped path must not become an empty database
+        require_database(storage_url)
     storage = open_storage(storage_url)
     study: Any = None
     found = existing_study(storage, study_name, storage_url, spec, changes, new_only)

@@ -368,10 +368,18 @@ def _engine_url(url: str, writable: bool) -> str:
             raise StorageError(f"The study database {path} is read-only (file or folder not writable); "
                                "`tuner study list/show` can read it; copy it to a writable folder to run trials.")
         return url
-    if not path.is_file():
+    require_database(url)
+    return url if _read_only_url(parsed) else _sqlite_read_url(path)
+
+
+def require_database(url: str) -> None:
+    """A :class:`StorageError` when ``url`` is a SQLite file that does not exist: a command that
+    only reads, resumes or joins a study would otherwise create an empty database at a mistyped
+    path (and then say that the study is not there, or wait for it)."""
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
         raise StorageError(f"There is no study database at {path}; check the 'storage' parameter / TUNER_STORAGE "
                            "(a study is created by `tuner tune`).")
-    return url if _read_only_url(parsed) else _sqlite_read_url(path)
 
 
 def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> Any:
