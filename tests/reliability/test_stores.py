@@ -351,3 +351,25 @@ def test_redact_hides_the_password_of_any_url(url: str, shown: str) -> None:
     assert redact(text, url) == f"Cannot open {shown}: connection refused (host={shown})"
     if password:
         assert password not in redact(f"driver said: {password} rejected", url)
+
+
+def test_the_mlflow_database_given_as_the_study_storage_is_one_line_and_left_alone(tmp_path: Path) -> None:
+    """Optuna added its 12 tables to the MLflow store, then failed on a schema-version message."""
+    import sqlite3
+
+    import mlflow
+
+    mlruns = tmp_path / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{mlruns}").search_experiments()  # MLflow creates its tables
+    with sqlite3.connect(mlruns) as con:
+        before = sorted(r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+    line = one_line_error(tuner("tune", "--dataset", "iris", *FAST, "--storage", f"sqlite:///{mlruns}",
+                                "--tracking-uri", f"sqlite:///{tmp_path / 'other.db'}", cwd=tmp_path))
+    assert str(mlruns) in line and "is an MLflow tracking database, not a study database" in line, line
+    with sqlite3.connect(mlruns) as con:
+        assert sorted(r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")) == before
+    other = tmp_path / "app.db"  # any other application's SQLite file likewise
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    line = one_line_error(tuner("tune", "--dataset", "iris", *FAST, "--storage", f"sqlite:///{other}", cwd=tmp_path))
+    assert "holds other tables (orders) and none of Optuna's" in line, line

@@ -427,19 +427,34 @@ def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> 
         raise _storage_error(exc, url, where, path is not None) from None
 
 
+MLFLOW_TABLES = frozenset({"experiments", "runs", "metrics", "alembic_version"})
+"""Tables every MLflow tracking database holds (and Optuna's never do)."""
+
+
 def _refuse_foreign_studies_table(engine_url: str, engine_kwargs: dict[str, Any], where: str) -> None:
-    """Refuse a database whose ``studies`` table is another application's: Optuna would add its
-    own tables beside it, then fail on that table's columns."""
+    """Refuse, before Optuna adds its tables, a database that is another application's: one whose
+    ``studies`` table is not Optuna's (Optuna would then fail on its columns), an MLflow
+    tracking store, or a SQLite file holding other tables and none of Optuna's."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(engine_url, **engine_kwargs)
     try:
         inspector = sqlalchemy.inspect(engine)
-        if not inspector.has_table("studies"):
-            return
-        columns = {c["name"] for c in inspector.get_columns("studies")}
+        tables = set(inspector.get_table_names())
+        columns = {c["name"] for c in inspector.get_columns("studies")} if "studies" in tables else None
     finally:
         engine.dispose()
+    if tables and "version_info" not in tables:  # not (yet) Optuna's
+        if MLFLOW_TABLES <= tables:
+            raise StorageError(f"{where} is an MLflow tracking database, not a study database; give the studies "
+                               "their own (the 'storage' parameter / TUNER_STORAGE; MLflow's is the 'tracking_uri' "
+                               "parameter).")
+        if engine_url.startswith("sqlite") and columns is None:
+            shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StorageError(f"{where} is not a study database: it holds other tables ({shown}) and none of "
+                               "Optuna's; check the 'storage' parameter / TUNER_STORAGE.")
+    if columns is None:
+        return
     if not {"study_id", "study_name"} <= columns:
         raise StorageError(f"{where} is not a study database: its 'studies' table is another application's "
                            f"(columns {sorted(columns)}); check the 'storage' parameter / TUNER_STORAGE.")
