@@ -85,6 +85,48 @@ def test_study_export_csv_and_json(db: str, tmp_path: Path) -> None:
     assert [t["number"] for t in trials] == list(range(6))
 
 
+def _copy_with_a_multi_objective_study(db: str, tmp_path: Path) -> str:
+    """A copy of ``db`` that also holds 'foreign': a study another program made in the same
+    database, with two objectives and three complete trials."""
+    import sqlite3
+
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with sqlite3.connect(db.removeprefix("sqlite:///")) as src, sqlite3.connect(tmp_path / "shared.db") as dst:
+        src.backup(dst)
+    foreign = optuna.create_study(study_name="foreign", directions=["minimize", "maximize"], storage=url)
+    for x in (0.1, 0.5, 0.9):
+        trial = foreign.ask()
+        trial.suggest_float("x", 0.0, 1.0)
+        foreign.tell(trial, [x, 2 * x])
+    return url
+
+
+def test_a_multi_objective_study_in_the_database_is_listed_shown_and_has_no_best(db: str, tmp_path: Path) -> None:
+    """Another program's multi-objective study in a shared database (``study list`` died with
+    Optuna's "A single direction cannot be retrieved" traceback)."""
+    url = _copy_with_a_multi_objective_study(db, tmp_path)
+    res = run("study", "list", "--storage", url)
+    assert res.exit_code == 0, res.output
+    row = next(line for line in res.output.splitlines() if line.startswith("foreign "))
+    assert row.split()[1:6] == ["3", "0", "0", "0", "-"]  # complete, pruned, failed, running, best
+    assert "alpha" in res.output
+    rows = {r["name"]: r for r in json.loads(run("study", "list", "--storage", url, "--json").stdout)}
+    assert rows["foreign"]["directions"] == ["minimize", "maximize"] and rows["foreign"]["best_value"] is None
+    assert rows["alpha"]["directions"] == ["minimize"] and rows["alpha"]["direction"] == "minimize"
+    res = run("study", "show", "foreign", "--storage", url)
+    assert res.exit_code == 0, res.output
+    assert "3 complete" in res.output and "2 objectives (minimize, maximize)" in res.output
+    res = run("study", "best", "foreign", "--storage", url)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.output.strip().splitlines() == [
+        "Error: Study 'foreign' has 2 objectives (minimize, maximize), so it has no single best trial; "
+        "`tuner study export foreign` lists every trial's values."]
+    exported = list(csv.DictReader(io.StringIO(run("study", "export", "foreign", "--storage", url).stdout)))
+    assert [json.loads(r["values"]) for r in exported] == [[0.1, 0.2], [0.5, 1.0], [0.9, 1.8]]
+
+
 def _commands(group, path=("tuner",)):
     import click
 

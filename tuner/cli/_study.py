@@ -82,6 +82,10 @@ def study_show(name: str, storage: str | None, top: int, tracking_uri: str | Non
                                                    "to start fails and retries them)" if t.get("stale") else "")
                + (f", {t['waiting']} waiting" if t.get("waiting") else ""))
     print_mlflow_block(mlflow)
+    if record.n_objectives > 1:
+        click.echo(f"  {record.n_objectives} objectives ({', '.join(record.directions)}): no single best trial; "
+                   f"`tuner study export {name}` lists every trial's values")
+        return
     if not ranked:
         click.echo("  no completed trial")
         return

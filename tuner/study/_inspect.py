@@ -63,19 +63,26 @@ class TrialRecord:
         return self.state in ("COMPLETE", "PRUNED", "FAIL")
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON row of ``tuner study show/best/export --format json``."""
-        return {"number": self.number, "state": self.state, "value": self.value,
-                "params": dict(self.public_params),
-                "user_attrs": dict(self.user_attrs),
-                "datetime_start": self.datetime_start.isoformat() if self.datetime_start else None,
-                "datetime_complete": self.datetime_complete.isoformat() if self.datetime_complete else None}
+        """The JSON row of ``tuner study show/best/export --format json`` (with ``values`` for a trial
+        of a multi-objective study, whose ``value`` is None)."""
+        row: dict[str, Any] = {"number": self.number, "state": self.state, "value": self.value,
+                               "params": dict(self.public_params),
+                               "user_attrs": dict(self.user_attrs),
+                               "datetime_start": self.datetime_start.isoformat() if self.datetime_start else None,
+                               "datetime_complete": self.datetime_complete.isoformat()
+                               if self.datetime_complete else None}
+        if self.values is not None and len(self.values) > 1:
+            row["values"] = list(self.values)
+        return row
 
 
 @dataclass(frozen=True)
 class StudyRecord:
     """One stored study, as plain data.
 
-    ``direction`` is ``"minimize"`` or ``"maximize"``; ``spec`` the stored
+    ``direction`` is ``"minimize"`` or ``"maximize"`` (for a multi-objective study, which tuner
+    does not create, its ``directions`` joined by commas: ``"minimize,maximize"``, and the study
+    has no best value); ``spec`` the stored
     :class:`~tuner.study.StudySpec` as a dict (empty for a study tuner did not create);
     ``counts`` the trials by lower-case state name, plus ``stale``: running trials whose worker
     stopped sending heartbeats (they fail and run again when the next trial starts).
@@ -88,6 +95,12 @@ class StudyRecord:
     counts: dict[str, int]
     best_value: float | None = None
     created: str | None = None
+    directions: tuple[str, ...] = ()
+
+    @property
+    def n_objectives(self) -> int:
+        """How many values each trial has (1 for every study tuner creates)."""
+        return len(self.directions) or 1
 
     @property
     def metric(self) -> str | None:
@@ -100,8 +113,9 @@ class StudyRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON row of ``tuner study list --json``."""
-        return {"name": self.name, "direction": self.direction, "metric": self.metric, "trials": dict(self.counts),
-                "best_value": self.best_value, "created": self.created}
+        return {"name": self.name, "direction": self.direction, "directions": list(self.directions or [self.direction]),
+                "metric": self.metric, "trials": dict(self.counts), "best_value": self.best_value,
+                "created": self.created}
 
 
 def _url(storage_url: str | None) -> str:
@@ -174,13 +188,13 @@ def _stale(url: str, study: Any, trials: Sequence[Any]) -> int:
 
 def _study_record(url: str, study: Any, created: datetime | None = None) -> StudyRecord:
     trials = study.get_trials(deepcopy=False)
+    directions = tuple(d.name.lower() for d in study.directions)  # study.direction raises on several
     done = [t.value for t in trials if t.state.name == "COMPLETE" and t.values is not None and len(t.values) == 1]
-    maximize = study.direction.name == "MAXIMIZE"
-    best = (max(done) if maximize else min(done)) if done else None
+    best = (max(done) if directions == ("maximize",) else min(done)) if done and len(directions) == 1 else None
     user_attrs = dict(study.user_attrs)
-    return StudyRecord(study.study_name, study.direction.name.lower(), user_attrs, _spec_of(user_attrs),
+    return StudyRecord(study.study_name, ",".join(directions), user_attrs, _spec_of(user_attrs),
                        _counts(trials, _stale(url, study, trials)), best,
-                       created.isoformat(timespec="seconds") if created else user_attrs.get("created"))
+                       created.isoformat(timespec="seconds") if created else user_attrs.get("created"), directions)
 
 
 def list_studies(storage_url: str | None = None) -> list[StudyRecord]:
@@ -211,8 +225,15 @@ def trial_records(storage_url: str | None, study_name: str, states: Sequence[str
 
 
 def best_record(storage_url: str | None, study_name: str) -> TrialRecord | None:
-    """The study's best complete trial (Optuna's ``best_trial``), or None before the first one."""
+    """The study's best complete trial (Optuna's ``best_trial``), or None before the first one.
+
+    A multi-objective study (not one tuner creates) has no single best trial: a :class:`ConfigError`.
+    """
     study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
+    if len(study.directions) > 1:
+        directions = ", ".join(d.name.lower() for d in study.directions)
+        raise ConfigError(f"Study {study_name!r} has {len(study.directions)} objectives ({directions}), so it has no "
+                          f"single best trial; `tuner study export {study_name}` lists every trial's values.")
     try:
         best = study.best_trial
     except ValueError:
@@ -269,6 +290,7 @@ def _csv(records: Sequence[TrialRecord]) -> str:
     for r in records:
         row: dict[str, Any] = {
             "number": r.number, "state": r.state, "value": r.value,
+            **({"values": json.dumps(r.values)} if r.values is not None and len(r.values) > 1 else {}),
             "datetime_start": r.datetime_start.isoformat() if r.datetime_start else None,
             "datetime_complete": r.datetime_complete.isoformat() if r.datetime_complete else None,
             "duration_seconds": (r.datetime_complete - r.datetime_start).total_seconds()
