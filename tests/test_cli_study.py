@@ -85,6 +85,17 @@ def test_study_export_csv_and_json(db: str, tmp_path: Path) -> None:
     assert [t["number"] for t in trials] == list(range(6))
 
 
+def test_export_to_a_missing_folder_is_one_line(db: str, tmp_path: Path) -> None:
+    """-o in a folder that does not exist (a FileNotFoundError traceback before)."""
+    target = tmp_path / "nodir" / "x.csv"
+    res = run("study", "export", "alpha", "--storage", db, "-o", str(target))
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert res.output.strip().splitlines() == [
+        f"Error: Cannot write {target}: the folder {target.parent} does not exist; create it first, or give "
+        "--output a path in an existing folder."]
+    assert not target.parent.exists()
+
+
 def _copy_with_a_multi_objective_study(db: str, tmp_path: Path) -> str:
     """A copy of ``db`` that also holds 'foreign': a study another program made in the same
     database, with two objectives and three complete trials."""

@@ -76,6 +76,18 @@ def test_renamed_or_missing_columns_are_named_in_the_error(tmp_path: Path, cance
     assert "['worst area']" in line
 
 
+def test_output_in_a_missing_folder_is_one_line(tmp_path: Path, cancer: tuple[Path, pd.DataFrame]) -> None:
+    """--output in a folder that does not exist: refused before the model is loaded (an OSError
+    traceback after the predictions before)."""
+    model, rows = cancer
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    target = tmp_path / "nodir" / "p.csv"
+    line = one_line_error(invoke("predict", model, tmp_path / "rows.csv", "-o", target))
+    assert line == (f"Error: Cannot write {target}: the folder {target.parent} does not exist; create it first, "
+                    "or give --output a path in an existing folder.")
+    assert not target.parent.exists()
+
+
 def test_reordered_columns_and_extra_columns_are_matched_by_name(tmp_path: Path,
                                                                  cancer: tuple[Path, pd.DataFrame]) -> None:
     model, rows = cancer

@@ -8,6 +8,7 @@ defaults) at module level, so ``tuner --help`` stays instant.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from tuner.train import TrainConfig
 
 __all__ = ["AppContext", "pass_app", "TunerGroup", "echo_json", "parse_assignments", "data_options",
            "training_options", "storage_option", "tracking_uri_option", "quiet_option", "quiet_everywhere", "batch_trials_option",
-           "training_kwargs", "data_kwargs", "FORMAT_CHOICES", "flags_in"]
+           "training_kwargs", "data_kwargs", "FORMAT_CHOICES", "flags_in", "check_output",
+           "cannot_write"]
 
 _DEFAULT = TrainConfig()
 
@@ -95,6 +97,23 @@ class TunerGroup(click.Group):
             name = ctx.invoked_subcommand
             command = self.get_command(ctx, name) if name else None
             raise click.ClickException(flags_in(redact(exc), command)) from None
+
+
+def check_output(path: str | None) -> None:
+    """Refuse ``--output PATH`` whose folder does not exist, before any work is done (the write
+    itself failed with a traceback, after the work)."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise click.ClickException(f"Cannot write {path}: the folder {os.path.dirname(path) or folder} does not "
+                                   "exist; create it first, or give --output a path in an existing folder.")
+
+
+def cannot_write(path: str, exc: OSError) -> click.ClickException:
+    """The one line for an output file that could not be written."""
+    return click.ClickException(f"Cannot write {path}: {exc.strerror or exc}; give --output a path this user can "
+                                "write.")
 
 
 def echo_json(obj: Any) -> None:

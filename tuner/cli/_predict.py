@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from tuner.cli._options import FORMAT_CHOICES, storage_option, tracking_uri_option
+from tuner.cli._options import FORMAT_CHOICES, cannot_write, check_output, storage_option, tracking_uri_option
 
 __all__ = ["predict", "sync_mlflow", "select_columns", "spreadsheet_safe"]
 
@@ -57,6 +57,7 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     from tuner.errors import TunerError
     from tuner.tracking import probe_tracking_server
 
+    check_output(output)
     if model_uri.startswith(("models:/", "runs:/")):
         try:  # a dead server: one short wait and one line, before MLflow and torch are imported
             probe_tracking_server(tracking_uri)
@@ -80,7 +81,10 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     frame = prediction_frame(model, p) if proba else pd.DataFrame({"prediction": labels_of(model, p)})
     frame = spreadsheet_safe(frame)
     if output:
-        frame.to_csv(output, index=False)
+        try:
+            frame.to_csv(output, index=False)
+        except OSError as exc:
+            raise cannot_write(output, exc) from None
         click.echo(f"Wrote {len(frame)} predictions to {output}.", err=True)
     else:
         frame.to_csv(sys.stdout, index=False)

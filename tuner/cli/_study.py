@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from tuner.cli._mlflow_info import mlflow_block_from_attrs, print_mlflow_block
-from tuner.cli._options import TunerGroup, echo_json, storage_option, tracking_uri_option
+from tuner.cli._options import TunerGroup, cannot_write, check_output, echo_json, storage_option, tracking_uri_option
 
 __all__ = ["study"]
 
@@ -142,10 +142,14 @@ def study_export(name: str, storage: str | None, fmt: str, output: str | None) -
     """Every trial of a study as CSV or JSON."""
     from tuner.study import export_trials
 
+    check_output(output)
     text = export_trials(storage, name, fmt)
     if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise cannot_write(output, exc) from None
     else:
         click.echo(text, nl=False)
 
