@@ -96,6 +96,19 @@ def test_export_to_a_missing_folder_is_one_line(db: str, tmp_path: Path) -> None
     assert not target.parent.exists()
 
 
+@pytest.mark.parametrize(("name", "value"), [("TUNER_HEARTBEAT_INTERVAL", "2.5"), ("TUNER_HEARTBEAT_INTERVAL", "0"),
+                                           ("TUNER_HEARTBEAT_GRACE", "thirty")])
+def test_a_bad_heartbeat_setting_is_one_line_naming_the_variable(db: str, name: str, value: str) -> None:
+    """TUNER_HEARTBEAT_INTERVAL=2.5 gave a ValueError traceback from int()."""
+    res = CliRunner().invoke(cli, ["worker", "--study", "alpha", "--storage", db, "--no-tracking", "--wait", "0"],
+                             env={name: value})
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    default = 10 if name == "TUNER_HEARTBEAT_INTERVAL" else 30
+    assert res.output.strip().splitlines() == [
+        f"Error: {name} must be a whole number of seconds, 1 or more (Optuna's heartbeat counts whole seconds); "
+        f"got {value!r} (unset, it is {default})."]
+
+
 def _copy_with_a_multi_objective_study(db: str, tmp_path: Path) -> str:
     """A copy of ``db`` that also holds 'foreign': a study another program made in the same
     database, with two objectives and three complete trials."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from tuner.errors import StorageError, TunerError
+from tuner.errors import ConfigError, StorageError, TunerError
 
 __all__ = [
     "DEFAULT_STORAGE_FILE",
@@ -57,8 +57,24 @@ _DSN_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s,;)]
 def _heartbeat() -> dict[str, int]:
     """Workers beat every ``TUNER_HEARTBEAT_INTERVAL`` s; a trial silent for ``TUNER_HEARTBEAT_GRACE``
     s (a killed worker's) is marked failed when the next trial starts."""
-    return {"heartbeat_interval": int(os.environ.get("TUNER_HEARTBEAT_INTERVAL", "10")),
-            "grace_period": int(os.environ.get("TUNER_HEARTBEAT_GRACE", "30"))}
+    return {"heartbeat_interval": _seconds_env("TUNER_HEARTBEAT_INTERVAL", 10),
+            "grace_period": _seconds_env("TUNER_HEARTBEAT_GRACE", 30)}
+
+
+def _seconds_env(name: str, default: int) -> int:
+    """A whole number of seconds >= 1 from the environment variable ``name`` (Optuna's heartbeat
+    interval and grace period are integers), or a :class:`ConfigError` saying so."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{name} must be a whole number of seconds, 1 or more (Optuna's heartbeat counts whole "
+                          f"seconds); got {text!r} (unset, it is {default}).")
+    return value
 
 
 def default_storage_url() -> str:
