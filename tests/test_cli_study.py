@@ -109,6 +109,19 @@ def test_a_bad_heartbeat_setting_is_one_line_naming_the_variable(db: str, name: 
         f"got {value!r} (unset, it is {default})."]
 
 
+@pytest.mark.parametrize("args", [("study", "show", "alpha", "--top", "-2"), ("study", "show", "alpha", "--top", "0"),
+                                  ("worker", "--study", "alpha", "--wait", "-5", "--no-tracking"),
+                                  ("train", "--dataset", "iris", "--penalty", "l2", "--optimizer", "lbfgs", "--seed", "-1"),
+                                  ("plugins", "check", "l2", "--seed", "-1")])
+def test_counts_waits_and_seeds_out_of_range_are_refused(db: str, args: tuple[str, ...]) -> None:
+    """--top -2 listed the top 4 of 6 (a slice from the end); --wait -5 passed as no wait; --seed -1
+    reached scikit-learn's splitter (reported as rows too few to split) or failed a plugin's checks."""
+    res = run(*args, *(("--storage", db) if args[0] != "train" and args[0] != "plugins" else ()))
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    flag = args[-2] if args[-1] != "--no-tracking" else args[-3]
+    assert f"Invalid value for '{flag}'" in res.output, res.output
+
+
 def _copy_with_a_multi_objective_study(db: str, tmp_path: Path) -> str:
     """A copy of ``db`` that also holds 'foreign': a study another program made in the same
     database, with two objectives and three complete trials."""

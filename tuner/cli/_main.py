@@ -274,7 +274,7 @@ def tune(app: AppContext, study_name: str | None, storage: str | None, tracking_
 @storage_option(required=True, help="SQLAlchemy URL of the shared study database [env TUNER_STORAGE].")
 @tracking_uri_option()
 @click.option("--no-tracking", is_flag=True, help="Do not log to MLflow.")
-@click.option("--wait", default=300.0, show_default=True, help="Seconds to wait for the study to be created.")
+@click.option("--wait", default=300.0, show_default=True, type=click.FloatRange(min=0), help="Seconds to wait for the study to be created.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @batch_trials_option
 @pass_app

@@ -21,7 +21,7 @@ from tuner.train import TrainConfig
 
 __all__ = ["AppContext", "pass_app", "TunerGroup", "echo_json", "parse_assignments", "data_options",
            "training_options", "storage_option", "tracking_uri_option", "quiet_option", "quiet_everywhere", "batch_trials_option",
-           "training_kwargs", "data_kwargs", "FORMAT_CHOICES", "flags_in", "check_output",
+           "training_kwargs", "data_kwargs", "FORMAT_CHOICES", "SEED", "flags_in", "check_output",
            "cannot_write"]
 
 _DEFAULT = TrainConfig()
@@ -43,6 +43,10 @@ class _FormatChoice(click.Choice):
 
 FORMAT_CHOICES = _FormatChoice()
 """The ``--format`` parameter type of every command that reads data."""
+
+SEED = click.IntRange(0, 2**32 - 1)
+"""The ``--seed`` parameter type: what NumPy and scikit-learn take as a seed (-1 reached
+scikit-learn's splitter, whose error was reported as a split the data could not make)."""
 
 
 @dataclass
@@ -165,7 +169,7 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--val-size", default=0.2, show_default=True, type=float, help="Share of rows for validation."),
         click.option("--test-size", default=0.2, show_default=True, type=float, help="Share of rows for the test."),
         click.option("--test-file", type=click.Path(exists=True, dir_okay=True), help="A separate labelled test file."),
-        click.option("--seed", default=_DEFAULT.seed, show_default=True, type=int,
+        click.option("--seed", default=_DEFAULT.seed, show_default=True, type=SEED,
                      help="Seed for splits, shuffling and search."),
     ])
 

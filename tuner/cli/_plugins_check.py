@@ -6,12 +6,14 @@ import json
 
 import click
 
+from tuner.cli._options import SEED
+
 
 @click.command("check")
 @click.argument("name")
 @click.option("--group", type=click.Choice(["penalty", "optimizer"]),
               help="Check only the plugin of this group (default: every group that has NAME).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random weights and toy problem.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the random weights and toy problem.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plugins_check(name: str, group: str | None, seed: int, as_json: bool) -> None:
     """Run the plugin contract checks (tuner.testing) on the installed plugin NAME.

@@ -49,7 +49,8 @@ def study_list(storage: str | None, as_json: bool) -> None:
 @study.command("show")
 @click.argument("name")
 @storage_option()
-@click.option("--top", default=10, show_default=True, help="How many of the best trials to list.")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
+              help="How many of the best trials to list.")
 @tracking_uri_option("MLflow tracking URI the study logged to, for its UI link [env MLFLOW_TRACKING_URI; default "
                      "sqlite:///mlflow.db].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
