@@ -88,6 +88,21 @@ def test_output_in_a_missing_folder_is_one_line(tmp_path: Path, cancer: tuple[Pa
     assert not target.parent.exists()
 
 
+def test_a_target_column_the_file_lacks_is_named(tmp_path: Path, cancer: tuple[Path, pd.DataFrame]) -> None:
+    """--target naming no column of DATA (a typo) was silently ignored; the label column it meant
+    to name is there, or the file has no header at all."""
+    model, rows = cancer
+    rows.assign(diagnosis="?").to_csv(tmp_path / "labelled.csv", index=False)
+    assert len(predictions(model, tmp_path / "labelled.csv", "--target", "diagnosis")) == len(rows)
+    line = one_line_error(invoke("predict", model, tmp_path / "labelled.csv", "--target", "diagnosys"))
+    assert line.startswith(f"Error: The target column 'diagnosys' (--target) is not in {tmp_path / 'labelled.csv'}. "
+                           "Did you mean 'diagnosis'? Columns: ['mean radius', ")
+    assert line.endswith(", 'diagnosis'].")
+    rows.to_csv(tmp_path / "bare.csv", index=False, header=False)
+    line = one_line_error(invoke("predict", model, tmp_path / "bare.csv", "--target", "diagnosis"))
+    assert "the file has no header" in line and "'diagnosis'" in line
+
+
 def test_reordered_columns_and_extra_columns_are_matched_by_name(tmp_path: Path,
                                                                  cancer: tuple[Path, pd.DataFrame]) -> None:
     model, rows = cancer

@@ -31,7 +31,8 @@ _MODEL_STORE = "MLflow tracking URI for models:/ and runs:/ URIs [env MLFLOW_TRA
 @click.option("--format", "fmt", default="auto", show_default=True,
               type=FORMAT_CHOICES, help="Format of DATA.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of DATA.")
-@click.option("--target", help="Label column in DATA to ignore (it is not a feature).")
+@click.option("--target", help="Label column of a CSV/TSV/Parquet DATA to ignore (it is not a feature); DATA must "
+              "have it.")
 @click.option("--zero-based/--one-based", "zero_based", default=None,
               help="Index base of a LIBSVM DATA file, for a model not trained on LIBSVM [default: the training "
                    "file's base; else the base the file shows (an index 0, or one equal to the width), else an "

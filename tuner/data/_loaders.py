@@ -114,6 +114,8 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         raise DataError(f"Data file {p} does not exist.")
     if pipeline.kind == "table" and pipeline.text_column is not None and not pipeline.numeric_columns:
         if fmt == "auto" and not p.is_dir() and not any(p.suffix.lower() in f.suffixes for f in FORMATS.values()):
+            if target is not None:
+                raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt="text lines"))
             lines = text_lines(read_text(p, encoding))
             while lines and not lines[-1].strip():  # after the last text: no text (blank lines between texts are)
                 lines.pop()
@@ -125,6 +127,8 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
                 return pd.DataFrame({pipeline.text_column: lines})
             return _labeltext_rows(lines, pipeline.text_column)
         if fmt == "labeltext":
+            if target is not None:
+                raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt=fmt))
             return _labeltext_rows(text_lines(read_text(p, encoding)), pipeline.text_column)
     fmt = sniff(p, encoding) if fmt == "auto" else fmt
     if zero_based is not None and fmt != "svmlight":
@@ -141,12 +145,35 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
             frame.columns = [str(c) for c in frame.columns]
         if header and _numbered(frame.columns) and not set(frame.columns) & set(pipeline.input_columns):
             frame.columns = list(range(frame.shape[1]))  # pandas' names for unnamed columns: by position
-        if target is not None and target in frame.columns:
+        if target is not None:
+            _check_target_column(p, frame, target, header)
             frame = frame.drop(columns=[target])
         return frame
+    if target is not None:
+        raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt=fmt))
     if fmt == "svmlight":
         return _svmlight_rows(p, pipeline, zero_based, encoding)
     return load_data(p, encoding=encoding, fmt=fmt, require_target=False).X
+
+
+_TARGET_NOT_A_COLUMN = ("The target column {target!r} (--target) names a column of a CSV/TSV/Parquet table; {p} "
+                       "is read as {fmt}, which has no named columns: drop --target.")
+
+
+def _check_target_column(p: Path, frame: pd.DataFrame, target: str, header: bool) -> None:
+    """Refuse a target column that the rows to predict do not have (it was ignored: a misspelt
+    name went unnoticed)."""
+    if target in frame.columns:
+        return
+    if not header or all(isinstance(c, int) for c in frame.columns):
+        raise DataError(f"The target column {target!r} (--target) is not in {p}: the file has no header, so no "
+                        "column has a name; drop --target, or give the file a header.")
+    import difflib
+
+    names = [str(c) for c in frame.columns]
+    close = difflib.get_close_matches(target, names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise DataError(f"The target column {target!r} (--target) is not in {p}.{hint} Columns: {names}.")
 
 
 def _labeltext_rows(lines: list[str], text_column: str) -> pd.DataFrame:
