@@ -122,6 +122,15 @@ def test_counts_waits_and_seeds_out_of_range_are_refused(db: str, args: tuple[st
     assert f"Invalid value for '{flag}'" in res.output, res.output
 
 
+def test_a_worker_on_a_spent_study_says_how_to_raise_its_budget(db: str) -> None:
+    """The warning told a worker to 'raise --trials', an option `tuner worker` does not have."""
+    res = run("worker", "--study", "alpha", "--storage", db, "--no-tracking", "--wait", "0")
+    assert res.exit_code == 0, res.output
+    assert "warning: the budget of 6 trials is already spent; no trial was run (raise the budget with `tuner tune " \
+           "--study alpha --trials N` to run more)" in res.stderr, res.stderr
+    assert "--trials to run more" not in res.stderr
+
+
 def _copy_with_a_multi_objective_study(db: str, tmp_path: Path) -> str:
     """A copy of ``db`` that also holds 'foreign': a study another program made in the same
     database, with two objectives and three complete trials."""

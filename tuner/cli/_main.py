@@ -353,7 +353,7 @@ def _report_study(result: Any, as_json: bool) -> None:
 def _print_study_summary(s: dict[str, Any]) -> None:
     command = click.get_current_context(silent=True)
     for w in s.get("warnings", []):  # the core's notices name parameters: print the flags
-        click.secho(f"warning: {flags_in(w, command.command if command else None)}", fg="yellow", err=True)
+        click.secho(f"warning: {flags_in(w, command.command if command else None, s['study'])}", fg="yellow", err=True)
     t = s["trials"]
     click.echo(f"Study {s['study']} ({s['storage']})")
     click.echo(f"  trials: {t['complete']} complete, {t['pruned']} pruned, {t['fail']} failed")

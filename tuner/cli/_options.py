@@ -68,10 +68,16 @@ _PARAMETER = re.compile(r"\b[Tt]he '(\w+)' parameter(?: of \w+)?")
 _PARAMS_KEY = re.compile(r"params\[(['\"])([\w.]+)\1\]")
 
 
-def flags_in(message: str, command: click.Command | None) -> str:
+# Parameters that a command has no option for, and how its user sets them instead ({study}: the
+# study's name): a worker runs the stored study's budget, which `tuner tune --study` changes.
+_ELSEWHERE = {"worker": {"trials": "the budget with `tuner tune --study {study} --trials N`"}}
+
+
+def flags_in(message: str, command: click.Command | None, study: str | None = None) -> str:
     """``message`` with the API's parameter names (``the 'val_size' parameter``,
     ``params['optimizer.lr']``) replaced by the flags of ``command`` (``--val-size``,
-    ``--param 'optimizer.lr'``)."""
+    ``--param 'optimizer.lr'``), or where ``command`` has none, by how its user sets the value
+    (``tuner worker`` has no ``--trials``: the budget is set by ``tuner tune --study STUDY``)."""
     flags = dict(_API_NAMES)
     for param in getattr(command, "params", []):
         if isinstance(param, click.Option) and param.name:
@@ -79,6 +85,8 @@ def flags_in(message: str, command: click.Command | None) -> str:
         elif isinstance(param, click.Argument) and param.name:
             flags[param.name] = param.human_readable_name
     flags.update({"penalty_list": "--penalty", "optimizer_list": "--optimizer"})
+    for name, how in _ELSEWHERE.get(getattr(command, "name", None) or "", {}).items():
+        flags[name] = how.format(study=study or "NAME")
 
     def parameter(m: re.Match[str]) -> str:
         flag = flags.get(m.group(1))
