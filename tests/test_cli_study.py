@@ -131,6 +131,29 @@ def test_a_worker_on_a_spent_study_says_how_to_raise_its_budget(db: str) -> None
     assert "--trials to run more" not in res.stderr
 
 
+def test_a_study_made_from_arrays_in_memory_cannot_be_rejoined_from_the_command_line(tmp_path: Path) -> None:
+    """A worker or resume of a tuner.tune(X, y, storage=...) study said "Give either a data file or
+    --dataset (not both)", though neither was given."""
+    import numpy as np
+
+    import tuner
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    y = (X[:, 0] > 0).astype(int)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    tuner.tune(X, y, study_name="arrays", storage=url, trials=1, penalty="l2", optimizer="lbfgs", epochs=5)
+    expected = [
+        "Error: This study was created from rows in memory (arrays or a DataFrame given to tuner.tune), which the "
+        "study database does not keep: only the same rows, given again to tuner.tune(X, y, study_name=NAME, "
+        "storage=URL) in Python, resume it (`tuner worker` and `tuner tune --study` cannot); or start a new study on "
+        "a data file."]
+    for args in (("worker", "--wait", "0"), ("tune", "--trials", "2")):
+        res = run(*args, "--study", "arrays", "--storage", url, "--no-tracking")
+        assert res.exit_code == 1 and res.output.strip().splitlines() == expected, res.output
+    assert tuner.tune(X, y, study_name="arrays", storage=url, trials=2).n_complete == 2  # the same rows resume it
+
+
 def _copy_with_a_multi_objective_study(db: str, tmp_path: Path) -> str:
     """A copy of ``db`` that also holds 'foreign': a study another program made in the same
     database, with two objectives and three complete trials."""

@@ -22,7 +22,9 @@ def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) 
     The files are looked for under ``$TUNER_DATA_ROOT``, at their creation path, then in the
     working folder; a file whose content is not the study's is refused here, before any trial.
     ``preloaded``: the training and test data the caller already read for this spec (the CLI
-    reads them to fingerprint a new study), used when their fingerprints are the spec's.
+    reads them to fingerprint a new study), used when their fingerprints are the spec's. A study
+    made from rows in memory (no path, no bundled dataset) needs the same rows: a
+    :class:`ConfigError` without them (a worker, a resume from the command line).
     """
     d = spec.data
     path = test_path = None
@@ -36,6 +38,12 @@ def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) 
     if have is not None and have.fingerprint == d.fingerprint and \
             (have_test.fingerprint if have_test is not None else "") == (d.test_fingerprint if d.test_file else ""):
         return prepare(have, val_size=d.val_size, test_size=d.test_size, seed=d.seed, test_raw=have_test)
+    if not d.path and not d.dataset:  # rows given in memory: the study database does not hold them
+        raise ConfigError(
+            "This study was created from rows in memory (arrays or a DataFrame given to tuner.tune), which the study "
+            "database does not keep: only the same rows, given again to tuner.tune(X, y, study_name=NAME, "
+            "storage=URL) in Python, resume it (`tuner worker` and `tuner tune --study` cannot); or start a new "
+            "study on a data file.")
     raw = load_data(path, dataset=d.dataset, target=d.target, text_column=d.text_column, encoding=d.encoding,
                     fmt=d.fmt, n_features=d.n_features, zero_based=d.zero_based)
     if d.dataset:
