@@ -354,6 +354,23 @@ def test_progress_bar_clears_itself_around_log_lines(monkeypatch: pytest.MonkeyP
     assert out.endswith("2/4 trials  best roc_auc 0.95  00:05\n")
 
 
+def test_commands_on_a_tracked_study_use_its_store_wherever_they_run(tracked: dict[str, Any], tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --tracking-uri, a worker, a resume and `study show` started in another folder fell
+    back to ./mlflow.db there: a new store, a second parent run, links to another experiment."""
+    monkeypatch.chdir(tmp_path)
+    first = tracked["summary"]["mlflow"]
+    joined = ok_json("worker", "--study", "bc", "--storage", tracked["storage"], "--wait", 0)["mlflow"]
+    assert (joined["experiment_id"], joined["parent_run_id"]) == (first["experiment_id"], first["parent_run_id"])
+    shown = ok_json("study", "show", "bc", "--storage", tracked["storage"])["mlflow"]
+    assert shown["experiment_id"] == first["experiment_id"] and shown["ui_command"] == first["ui_command"]
+    assert not (tmp_path / "mlflow.db").exists()
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    refused = invoke("tune", "--study", "bc", "--storage", tracked["storage"], "--tracking-uri", other)
+    assert refused.exit_code != 0 and "Study 'bc' logs to MLflow at" in refused.output, refused.output
+    assert "is another store" in refused.output and not (tmp_path / "other.db").exists()
+
+
 def test_worker_summary_names_the_same_experiment_and_champion(tracked: dict[str, Any]) -> None:
     """A worker joining the (spent) study: its summary points at the same MLflow records."""
     s = ok_json("worker", "--study", "bc", "--storage", tracked["storage"], "--tracking-uri", tracked["tracking"],

@@ -116,8 +116,23 @@ def test_ui_without_a_store_says_what_to_do(tmp_path: Path) -> None:
     assert not (tmp_path / "none.db").exists()
 
 
-def test_ui_on_a_tracking_server_prints_its_links(tracked: dict[str, Any]) -> None:
-    result = CliRunner().invoke(cli, ["ui", "--tracking-uri", "http://mlflow.example:5000", "--study", STUDY,
-                                      "--storage", tracked["storage"]])
-    assert result.exit_code == 0, result.output
-    assert f"Study {STUDY}: http://mlflow.example:5000/#/experiments/{tracked['experiment_id']}/" in result.output
+def test_ui_on_a_tracking_server_prints_its_links(tracked: dict[str, Any], tmp_path: Path) -> None:
+    """A study tracked on a server: its links there, nothing to start, with or without --tracking-uri
+    (the study knows its store); another store is refused (its experiment ids are another's)."""
+    import shutil
+
+    import optuna
+
+    source = Path(tracked["storage"][len("sqlite:///"):])
+    for part in source.parent.glob(source.name + "*"):  # the database with its WAL files
+        shutil.copy(part, tmp_path / part.name)
+    storage = f"sqlite:///{tmp_path / source.name}"
+    server = "http://mlflow.example:5000"
+    optuna.load_study(study_name=STUDY, storage=storage).set_user_attr("mlflow_tracking_uri", server)
+    for given in (["--tracking-uri", server], []):
+        result = CliRunner().invoke(cli, ["ui", *given, "--study", STUDY, "--storage", storage])
+        assert result.exit_code == 0, result.output
+        assert f"Study {STUDY}: {server}/#/experiments/{tracked['experiment_id']}/" in result.output
+    result = CliRunner().invoke(cli, ["ui", "--tracking-uri", tracked["tracking"], "--study", STUDY,
+                                      "--storage", storage])
+    assert result.exit_code == 1 and f"Study {STUDY!r} logs to MLflow at {server}" in result.output, result.output

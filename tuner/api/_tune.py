@@ -291,7 +291,7 @@ def tune(
         url = storage or f"sqlite:///{Path(tmp) / 'study.db'}"
         if not has_data and wait > 0:
             wait_for_study(url, study_name, wait)
-        recorders = _tracking(url, tracking_uri)
+        recorders = _tracking(url, tracking_uri, study_name)
         try:
             result = run_study(spec, study_name, url, observers=[*recorders, *observers], progress=progress,
                                resume_only=spec is None, n_trials=trials, timeout=timeout,
@@ -414,16 +414,19 @@ def _data_spec(opts: DataOptions, raw: Any, test_raw: Any) -> DataSpec:
                     test_fingerprint=test_raw.fingerprint if test_raw is not None else "")
 
 
-def _tracking(storage_url: str, tracking_uri: str | None) -> list[_Recorder]:
-    """The MLflow observer for ``tracking_uri`` (none without one), on another database than the study."""
+def _tracking(storage_url: str, tracking_uri: str | None, study_name: str) -> list[_Recorder]:
+    """The MLflow observer for ``tracking_uri`` (none without one), on another database than the
+    study, and the store the study already logs to if it exists."""
     if tracking_uri is None:
         return []
     from tuner.study import same_database
     from tuner.tracking import MlflowObserver
+    from tuner.tracking._home import check_same_store, study_tracking_uri
 
     if same_database(tracking_uri, storage_url):
         raise ConfigError("The study database and the MLflow store must be different databases; change the "
                           "'storage' or the 'tracking_uri' parameter.")
+    check_same_store(study_tracking_uri(storage_url, study_name), tracking_uri, study_name)
     return [_Recorder(MlflowObserver(tracking_uri))]
 
 

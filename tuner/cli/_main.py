@@ -260,7 +260,7 @@ def tune(app: AppContext, study_name: str | None, storage: str | None, tracking_
     try:
         with progress:
             result = run_tune(**data_kwargs(options), **training_kwargs(options), study_name=study_name,
-                              storage=storage_url, tracking_uri=_tracking_uri(tracking_uri, no_tracking),
+                              storage=storage_url, tracking_uri=_tracking_uri(tracking_uri, no_tracking, storage_url, study_name),
                               penalty=penalty_list, optimizer=optimizer_list, params=assignments, trials=trials,
                               timeout=timeout, metric=metric or "log_loss", sampler=sampler, pruner=pruner, cv=cv,
                               batch_trials=batch_trials, progress=progress, explicit=_explicit_changes(ctx, values))
@@ -291,7 +291,7 @@ def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | N
     try:
         with progress:
             result = run_tune(study_name=study_name, storage=storage,
-                              tracking_uri=_tracking_uri(tracking_uri, no_tracking), batch_trials=batch_trials,
+                              tracking_uri=_tracking_uri(tracking_uri, no_tracking, storage, study_name), batch_trials=batch_trials,
                               progress=progress, wait=wait)
     except KeyboardInterrupt:
         _interrupted_before_start()
@@ -318,13 +318,14 @@ def _stored_metric(storage: str, study_name: str | None) -> Callable[[], str]:
     return metric
 
 
-def _tracking_uri(tracking_uri: str | None, no_tracking: bool) -> str | None:
-    """The MLflow store to log to: None with --no-tracking, else the given or default one."""
+def _tracking_uri(tracking_uri: str | None, no_tracking: bool, storage: str, study_name: str | None) -> str | None:
+    """The MLflow store to log to: None with --no-tracking, else the given one, the one the study
+    already logs to, or the default one."""
     if no_tracking:
         return None
-    from tuner.tracking import default_tracking_uri
+    from tuner.tracking._home import tracking_uri_for
 
-    return tracking_uri or default_tracking_uri()
+    return tracking_uri or tracking_uri_for(storage, study_name)
 
 
 def _interrupted_before_start() -> NoReturn:

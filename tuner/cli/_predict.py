@@ -151,10 +151,11 @@ def sync_mlflow(name: str, storage: str | None, tracking_uri: str | None, no_mod
     except TunerError as exc:
         raise click.ClickException(str(exc)) from None
     from tuner.study import default_storage_url
-    from tuner.tracking import default_tracking_uri, sync_study
+    from tuner.tracking import sync_study
+    from tuner.tracking._home import tracking_uri_for
 
     try:
-        result = sync_study(storage or default_storage_url(), name, tracking_uri or default_tracking_uri(),
+        result = sync_study(storage or default_storage_url(), name, tracking_uri or tracking_uri_for(storage, name),
                             register_model=not no_model)
     except TunerError as exc:
         raise click.ClickException(str(exc)) from None

@@ -49,10 +49,14 @@ def ui(tracking_uri: str | None, host: str, port: int, study_name: str | None, s
     Starts `mlflow server` on the store (a local SQLite file by default), prints its URL and
     stops it on Ctrl-C."""
     from tuner.study import redact
-    from tuner.tracking import default_tracking_uri
+    from tuner.tracking._home import check_same_store, study_tracking_uri, tracking_uri_for
 
-    uri = tracking_uri or default_tracking_uri()
+    uri = tracking_uri or tracking_uri_for(storage, study_name)  # --study: the store it logs to
     experiment_id = _experiment_of(study_name, storage) if study_name else None
+    if study_name and tracking_uri:  # an experiment id means nothing in another store
+        from tuner.study import default_storage_url
+
+        check_same_store(study_tracking_uri(storage or default_storage_url(), study_name), tracking_uri, study_name)
     if uri.lower().startswith(("http://", "https://")):
         click.echo(f"MLflow UI: {redact(uri)} (a tracking server: nothing to start)")
         if experiment_id is not None:

@@ -28,6 +28,8 @@ ATTR_RUN = "mlflow_run_id"
 ATTR_LOGGED = "mlflow_logged"
 ATTR_UNLOGGED = "mlflow_unlogged_trials"
 ATTR_STUDY_LOGGED = "mlflow_study_logged"
+ATTR_TRACKING = "mlflow_tracking_uri"
+"""The MLflow store a study logs to (password hidden), set when tracking opens it."""
 
 # a trial's state -> its run's end status
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}

@@ -25,7 +25,15 @@ from typing import Any
 from tuner.errors import TrackingError
 from tuner.study import StudyInfo, StudyObserver, TrialInfo
 from tuner.tracking._champion import ChampionRegistry, trial_value
-from tuner.tracking._names import ATTR_EXPERIMENT, ATTR_PARENT, ATTR_RUN, ATTR_STUDY_LOGGED, ATTR_UNLOGGED
+from tuner.tracking._home import absolute_uri
+from tuner.tracking._names import (
+    ATTR_EXPERIMENT,
+    ATTR_PARENT,
+    ATTR_RUN,
+    ATTR_STUDY_LOGGED,
+    ATTR_TRACKING,
+    ATTR_UNLOGGED,
+)
 from tuner.tracking._store import check_server, default_tracking_uri, first_line, is_http, open_store, redact
 from tuner.tracking._study_run import StudyRun, StudyRuns
 from tuner.tracking._trial_runs import TrialRuns
@@ -125,7 +133,7 @@ class MlflowObserver(StudyObserver):
             raise TrackingError(f"MLflow at {redact(self.tracking_uri)} failed while opening study "
                                 f"{study.name!r}: {first_line(exc)}") from None
         self._runs[study.name] = run
-        return {ATTR_PARENT: run.parent_run_id, ATTR_EXPERIMENT: run.experiment_id}
+        return {ATTR_PARENT: run.parent_run_id, ATTR_EXPERIMENT: run.experiment_id, ATTR_TRACKING: redact(absolute_uri(self.tracking_uri))}
 
     def on_trial_start(self, study: StudyInfo, trial: TrialInfo) -> tuple[Sequence[Callback], dict[str, Any]]:
         return self.trials.start(self.study_run(study.name), trial), {}

@@ -1,0 +1,72 @@
+"""Where a study's MLflow records live: the store it was first tracked in, stored with the study.
+
+A resume, a worker, ``tuner study show`` and ``tuner ui --study`` started elsewhere would
+otherwise fall back to ``./mlflow.db`` of their own folder: a new store, a second parent run,
+and links to another study's experiment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuner.errors import ConfigError, TunerError
+from tuner.tracking._names import ATTR_TRACKING
+from tuner.tracking._store import redact, scheme
+
+__all__ = ["study_tracking_uri", "tracking_uri_for", "same_store", "check_same_store", "absolute_uri"]
+
+
+def study_tracking_uri(storage: str, study_name: str) -> str | None:
+    """The MLflow store ``study_name`` logs to (password hidden), or None: no such study or
+    database, or never tracked."""
+    from tuner.study import study_record
+
+    try:
+        return study_record(storage, study_name).user_attrs.get(ATTR_TRACKING)
+    except TunerError:
+        return None
+
+
+def absolute_uri(uri: str) -> str:
+    """``uri`` with a relative SQLite file or local path made absolute (from the current folder),
+    so that a process started elsewhere finds the same store."""
+    kind = scheme(uri)
+    if kind == "sqlite" and uri.lower().startswith("sqlite:///") and not uri[len("sqlite:///"):].startswith(("/", ":")):
+        return "sqlite:///" + str(Path.cwd() / uri[len("sqlite:///"):])
+    if kind == "" and not Path(uri).is_absolute():
+        return str(Path.cwd() / uri)
+    return uri
+
+
+def tracking_uri_for(storage: str | None, study_name: str | None) -> str:
+    """The store a command on ``study_name`` uses when none is given: the study's own when it has
+    one (and no password was hidden from it), else ``./mlflow.db``."""
+    from tuner.study import default_storage_url
+    from tuner.tracking._store import default_tracking_uri
+
+    stored = study_tracking_uri(storage or default_storage_url(), study_name) if study_name else None
+    return stored if stored is not None and "***" not in stored else default_tracking_uri()
+
+
+def same_store(a: str, b: str) -> bool:
+    """Whether two tracking URIs name one store (SQLite files and local paths by their resolved
+    path; anything else by its URI, passwords hidden, without a trailing slash)."""
+    return _key(a) == _key(b)
+
+
+def _key(uri: str) -> str:
+    kind = scheme(uri)
+    if kind == "sqlite" and uri.lower().startswith("sqlite:///"):
+        return "sqlite:" + str(Path(uri[len("sqlite:///"):].split("?")[0]).resolve())
+    if kind in ("", "file"):
+        return "file:" + str(Path(uri[len("file://"):] if kind == "file" else uri).resolve())
+    return redact(uri).rstrip("/")
+
+
+def check_same_store(stored: str | None, given: str, study_name: str) -> None:
+    """Refuse tracking ``study_name`` in another store than the one it logs to: its runs, parent
+    run and registered model would be split between the two."""
+    if stored is not None and not same_store(stored, given):
+        raise ConfigError(f"Study {study_name!r} logs to MLflow at {stored}; {redact(given)} is another store, which "
+                          "would split its runs between the two. Give that store (the 'tracking_uri' parameter), or "
+                          "run without tracking.")
