@@ -39,6 +39,7 @@ from tuner.model import save_pyfunc_model
 from tuner.study import (
     DataSpec,
     StudyInfo,
+    StudyObserver,
     StudySpec,
     TrialInfo,
     history_importances,
@@ -516,3 +517,75 @@ def test_a_study_deleted_and_created_again_under_its_name_gets_its_own_parent_ru
     champion = client.get_model_version_by_alias("again", CHAMPION_ALIAS)
     assert champion.tags["tuner.study_uid"] == second_uid  # iris's model, though breast_cancer's loss was lower
     assert champion.run_id in {c.info.run_id for c in mine}
+
+
+def test_a_study_name_mlflow_cannot_register_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """MLflow refuses '/' and ':' in model names: the study ran, then its registration failed at the
+    end (every time, on each resume and sync), leaving the parent run RUNNING."""
+    import tuner
+    from tuner.errors import ConfigError
+
+    uri, storage = _uris(tmp_path)
+    res = CliRunner().invoke(cli, ["tune", "--dataset", "iris", "--study", "team/bc", "--trials", "1",
+                                   "--storage", storage, "--tracking-uri", uri])
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert res.exit_code == 1 and len(lines) == 1, res.output
+    assert lines[0].startswith("Error: ") and "--study" in lines[0] and "'team-bc'" in lines[0], lines[0]
+    with pytest.raises(ConfigError, match=r"'team:bc' cannot be one .*'/' or ':'.*e\.g\. 'team-bc'"):
+        tuner.tune(dataset="iris", study_name="team:bc", trials=1, storage=storage, tracking_uri=uri)
+    assert not (tmp_path / "studies.db").exists() and not (tmp_path / "mlflow.db").exists()
+    # without tracking the name is fine; a sync of that study is refused unless it registers nothing
+    assert tuner.tune(dataset="iris", study_name="team/bc", trials=1, epochs=3, storage=storage).n_complete == 1
+    with pytest.raises(ConfigError, match="--no-model"):
+        sync_study(storage, "team/bc", uri)
+    assert not (tmp_path / "mlflow.db").exists()
+    assert sync_study(storage, "team/bc", uri, register_model=False)["synced_trials"] == [0]
+
+
+def test_a_failed_registration_ends_the_parent_run_and_leaves_no_logged_model(tmp_path: Path) -> None:
+    """The parent run stayed RUNNING when registering the best model failed, and each attempt left
+    a logged model that no version used."""
+    uri, info, outcome, obs = _registering_study(tmp_path, "noreg")
+    client = _client(uri)
+    models = tmp_path / "mlartifacts" / "noreg" / "models"
+    models.write_text("a file where MLflow wants the logged models' folder")
+    best = TrialInfo(0, "l2", "lbfgs", {"variant": "l2:lbfgs"}, {"strength": 1e-3}, {}, value=0.3)
+    history = [{"number": 0, "state": "COMPLETE", "value": 0.3, "params": {"variant": "l2:lbfgs"}}]
+    attrs = obs.on_study_end(info, best, outcome, history)
+    assert attrs["mlflow_study_logged"] is False and "mlflow_model_version" not in attrs
+    parent = client.get_run(obs.study_run("noreg").parent_run_id)
+    assert parent.info.status == "FAILED", parent.info.status
+    assert parent.data.tags["tuner.reason"].startswith("registering the best model failed: ")
+    exp_id = obs.study_run("noreg").experiment_id
+    assert client.search_logged_models([exp_id]) == []
+    # once the cause is gone, the next end (a resume, a sync) registers it: one model, one version
+    models.unlink()
+    obs.on_study_start(info)
+    attrs = obs.on_study_end(info, best, outcome, history)
+    assert attrs["mlflow_model_version"] == "1"
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    assert len(client.search_logged_models([exp_id])) == 1
+    obs.close()
+
+
+class _BuggyObserver(StudyObserver):
+    """An observer with a bug (a KeyError, not a TunerError) when its second trial ends."""
+
+    def on_trial_end(self, study: StudyInfo, trial: TrialInfo, state: str, value: float | None, outcome: Any,
+                     reason: str | None) -> dict[str, Any]:
+        if trial.number == 1:
+            raise KeyError("a bug in an observer")
+        return {}
+
+
+def test_an_unexpected_error_ends_the_parent_run_failed_with_the_reason(tmp_path: Path) -> None:
+    """Only TunerErrors ended the parent run: a KeyError (a bug, a MemoryError) left it RUNNING."""
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(_data("iris"), ["l2"], ["lbfgs"], sampler="random", pruner="none", n_trials=4,
+                     train={"epochs": 3})
+    with pytest.raises(KeyError, match="a bug in an observer"):
+        run_study(spec, "buggy", storage, observers=[MlflowObserver(uri, plots=False), _BuggyObserver()])
+    (parent,), children = _runs(_client(uri), "buggy")
+    assert parent.info.status == "FAILED", parent.info.status
+    assert parent.data.tags["tuner.reason"] == "KeyError: 'a bug in an observer'"
+    assert all(r.info.status != "RUNNING" for r in children)

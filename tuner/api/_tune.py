@@ -287,6 +287,10 @@ def tune(
             study_name = f"{_stem(opts)}-{time.strftime('%Y%m%d-%H%M%S')}"
             new_only = True  # a made-up name: never join a study another process started this second
     assert study_name is not None
+    if tracking_uri is not None:  # before anything is written (a worker's wait creates the study storage)
+        from tuner.tracking import check_model_name
+
+        check_model_name(study_name)
     with tempfile.TemporaryDirectory(prefix="tuner-study-") as tmp:
         url = storage or f"sqlite:///{Path(tmp) / 'study.db'}"
         if not has_data and wait > 0:

@@ -11,6 +11,7 @@ trained it) and the observers register it. SIGINT/SIGTERM stop the loop at a saf
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
@@ -51,6 +52,8 @@ from tuner.study._variant import VARIANT, split_variant
 from tuner.train import METRICS, TrainConfig, work_size
 
 __all__ = ["run_study"]
+
+_log = logging.getLogger("tuner.study")
 
 Progress = Callable[[dict[str, Any]], None]
 """Called after each trial with ``done``, ``total``, ``best``, ``elapsed``, ``last_state``,
@@ -185,14 +188,17 @@ class _StudyRun:
                                    self._after_trial)
 
     def execute(self, refit_best: bool, warnings: list[str], batch_trials: int | str | None) -> StudyResult:
-        """Run trials until the budget is spent or a signal arrives; refit and register the best."""
-        self._start()
-        if self.spec.timeout is not None:
-            # the timeout counts from here, the observers started and the data ready: a setup slower
-            # than a short timeout (reading data, a far tracking server) ran no trial and exited 0
-            self.budget.deadline = time.time() + self.spec.timeout
+        """Run trials until the budget is spent or a signal arrives; refit and register the best.
+
+        Whatever stops it, the observers hear how it ended (their parent run never stays open):
+        KILLED on an interrupt, FAILED with the reason on any error, a bug's included."""
         best, outcome, interrupted, ended = None, None, None, False
         try:
+            self._start()
+            if self.spec.timeout is not None:
+                # the timeout counts from here, the observers started and the data ready: a setup slower
+                # than a short timeout (reading data, a far tracking server) ran no trial and exited 0
+                self.budget.deadline = time.time() + self.spec.timeout
             interrupted = self._search(batch_trials)
             best = best_trial(self.study)
             if interrupted is None:
@@ -200,8 +206,11 @@ class _StudyRun:
                 if best is not None and refit_best:
                     outcome, interrupted = self._refit_and_end(best)
                     ended = outcome is not None
-        except TunerError as exc:
-            self._stopped("FAILED", str(exc))
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+                self._stopped("KILLED", f"interrupted by {exc or 'SIGINT'}")
+            else:
+                self._stopped("FAILED", str(exc) if isinstance(exc, TunerError) else f"{type(exc).__name__}: {exc}")
             raise
         if not ended:
             self._stopped("KILLED" if interrupted else "FINISHED",
@@ -288,8 +297,12 @@ class _StudyRun:
             obs.on_trial_lost(self.info, number, reason)
 
     def _stopped(self, status: str, reason: str | None) -> None:
+        """Tell every observer how the run ended; one that fails does not keep the others from hearing."""
         for obs in self.observers:
-            obs.on_study_stop(self.info, status, reason)
+            try:
+                obs.on_study_stop(self.info, status, reason)
+            except Exception as exc:  # noqa: BLE001 - the study's own outcome (or error) is what to report
+                _log.warning("An observer failed to record the end of study %r: %s", self.info.name, exc)
 
     def _refit_and_end(self, best: Any) -> tuple[TrainOutcome | None, str | None]:
         """Refit the best configuration (unless this process trained it) and let the observers

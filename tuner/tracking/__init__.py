@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from tuner._lazy import lazy_exports
 from tuner.tracking._links import VIEW_KEY, trials_view, ui_link
-from tuner.tracking._names import CHAMPION_ALIAS, EPOCH_PREFIX, WEIGHTS_ARTIFACT
+from tuner.tracking._names import CHAMPION_ALIAS, EPOCH_PREFIX, WEIGHTS_ARTIFACT, check_model_name
 from tuner.tracking._probe import PROBE_TIMEOUT_S, probe_tracking_server
 from tuner.tracking._store import (
     DEFAULT_ARTIFACTS_DIR,
@@ -39,7 +39,7 @@ _LAZY = {
 __all__ = [
     "MlflowObserver", "sync_study", "download_model", "resolve_model", "ui_link", "trials_view", "VIEW_KEY",
     "default_tracking_uri", "check_server", "bound_http_requests", "probe_tracking_server", "PROBE_TIMEOUT_S",
-    "CHAMPION_ALIAS", "EPOCH_PREFIX", "WEIGHTS_ARTIFACT", "DEFAULT_DB_FILE", "DEFAULT_ARTIFACTS_DIR",
+    "CHAMPION_ALIAS", "EPOCH_PREFIX", "check_model_name", "WEIGHTS_ARTIFACT", "DEFAULT_DB_FILE", "DEFAULT_ARTIFACTS_DIR",
 ]
 
 __getattr__, __dir__ = lazy_exports("tuner.tracking", _LAZY, __all__)

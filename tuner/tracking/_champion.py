@@ -7,6 +7,7 @@ another study's of the same name (deleted and created again: another identity, `
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,13 @@ from typing import Any
 from tuner.model import input_example_of, save_pyfunc_model
 from tuner.study import TrialInfo
 from tuner.tracking._names import CHAMPION_ALIAS, MODEL_NAME, TAG_STUDY, TAG_STUDY_UID, TAG_TRIAL, TAG_VALUE
+from tuner.tracking._store import first_line
 from tuner.tracking._study_run import StudyRun
 from tuner.tracking._writer import RunWriter, better, to_float
 
 __all__ = ["ChampionRegistry"]
+
+_log = logging.getLogger("tuner.tracking")
 
 
 def _missing(exc: Any) -> bool:
@@ -73,8 +77,14 @@ class ChampionRegistry:
             old = to_float(current.tags.get(TAG_VALUE))
             if old is not None and not better(value, old, run.direction):
                 return {"mlflow_champion_version": str(current.version)}
+        # the registered model first: a name MLflow refuses leaves no logged model behind
+        self._ensure_registered_model(run)
         lm = self._log_model(run, best, outcome, data, source_run, value)
-        mv = self._new_version(run, best, outcome, lm, source_run, value)
+        try:
+            mv = self._new_version(run, best, outcome, lm, source_run, value)
+        except Exception:
+            self._discard(lm.model_id)
+            raise
         current = self.ours(run.name, run.uid)
         old = to_float(current.tags.get(TAG_VALUE)) if current is not None else None
         if current is None or old is None or better(value, old, run.direction):
@@ -108,24 +118,35 @@ class ChampionRegistry:
                                             "value": value})
                 client.log_model_artifacts(lm.model_id, str(local))
         except Exception:
-            client.finalize_logged_model(lm.model_id, "FAILED")
+            self._discard(lm.model_id)
             raise
         client.finalize_logged_model(lm.model_id, "READY")
         client.log_outputs(source_run, [LoggedModelOutput(lm.model_id, step=best.number)])
         return lm
 
-    def _new_version(self, run: StudyRun, best: TrialInfo, outcome: Any, lm: Any, source_run: str,
-                     value: float) -> Any:
-        """A new version of the registered model ``run.name`` (created with it on the first one)."""
+    def _discard(self, model_id: str) -> None:
+        """Delete a logged model that will not be registered (best effort: the error that made it
+        useless is the one to report)."""
+        try:
+            self.writer.client.delete_logged_model(model_id)
+        except Exception as exc:  # noqa: BLE001
+            _log.debug("Could not delete the unregistered logged model %s: %s", model_id, first_line(exc))
+
+    def _ensure_registered_model(self, run: StudyRun) -> None:
+        """The registered model ``run.name`` (created now when it does not exist yet)."""
         from mlflow.exceptions import MlflowException
 
-        client = self.writer.client
         try:
-            client.create_registered_model(run.name, tags={TAG_STUDY: run.name},
-                                           description=f"Best logistic regression of study {run.name}.")
+            self.writer.client.create_registered_model(run.name, tags={TAG_STUDY: run.name},
+                                                       description=f"Best logistic regression of study {run.name}.")
         except MlflowException as exc:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                 raise
+
+    def _new_version(self, run: StudyRun, best: TrialInfo, outcome: Any, lm: Any, source_run: str,
+                     value: float) -> Any:
+        """A new version of the registered model ``run.name`` holding the logged model ``lm``."""
+        client = self.writer.client
         tags = {TAG_STUDY: run.name, TAG_TRIAL: str(best.number), TAG_VALUE: repr(value),
                 "tuner.metric": run.metric, "tuner.direction": run.direction}
         if run.uid:

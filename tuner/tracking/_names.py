@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
+from tuner.errors import ConfigError
+
 __all__ = [
-    "CHAMPION_ALIAS", "MODEL_NAME", "WEIGHTS_ARTIFACT", "EPOCH_PREFIX", "RUN_STATUS",
+    "model_name_problem", "check_model_name", "CHAMPION_ALIAS", "MODEL_NAME", "WEIGHTS_ARTIFACT", "EPOCH_PREFIX", "RUN_STATUS",
     "TAG_STUDY", "TAG_STUDY_UID", "TAG_ROLE", "TAG_TRIAL", "TAG_STATE", "TAG_REASON", "TAG_LOGGED", "TAG_VALUE",
     "ATTR_PARENT", "ATTR_EXPERIMENT", "ATTR_RUN", "ATTR_LOGGED", "ATTR_UNLOGGED", "ATTR_STUDY_LOGGED",
 ]
@@ -33,3 +37,35 @@ ATTR_TRACKING = "mlflow_tracking_uri"
 
 # a trial's state -> its run's end status
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+def model_name_problem(name: str) -> str | None:
+    """Why MLflow refuses ``name`` as a registered model name (None when it accepts it).
+
+    MLflow 3's rules (``mlflow.utils.validation._validate_model_name``): not blank, no ``/`` or
+    ``:``, and not a name that a path would resolve to another one (``.``, ``..x``).
+    """
+    if not name.strip():
+        return "it is blank"
+    if "/" in name or ":" in name:
+        return "MLflow model names cannot contain '/' or ':'"
+    if name == "." or name.startswith(".."):
+        return "MLflow model names cannot be '.' or start with '..'"
+    return None
+
+
+def check_model_name(name: str, off: str = "turn MLflow tracking off") -> None:
+    """Refuse, in one line, a study name that MLflow cannot register its best model under.
+
+    The study name is the registered model's name (``models:/NAME@champion``), and mapping it
+    to another name could make two studies share one registered model, so it is refused
+    before anything is written; ``off`` says how to go on without registering.
+    """
+    why = model_name_problem(name)
+    if why is None:
+        return
+    suggestion = re.sub(r"[/:]+", "-", name).strip("-. ")
+    instead = f"choose another, e.g. {suggestion!r}, or {off}" if suggestion and model_name_problem(suggestion) is None \
+        else f"choose another or {off}"
+    raise ConfigError(f"The 'study_name' parameter names the study's MLflow registered model, and {name!r} cannot "
+                      f"be one ({why}); {instead}.")

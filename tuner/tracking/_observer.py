@@ -33,6 +33,7 @@ from tuner.tracking._names import (
     ATTR_STUDY_LOGGED,
     ATTR_TRACKING,
     ATTR_UNLOGGED,
+    check_model_name,
 )
 from tuner.tracking._store import check_server, default_tracking_uri, first_line, is_http, open_store, redact
 from tuner.tracking._study_run import StudyRun, StudyRuns
@@ -124,6 +125,8 @@ class MlflowObserver(StudyObserver):
 
     # ---- the hooks --------------------------------------------------------------------------
     def on_study_start(self, study: StudyInfo) -> dict[str, Any]:
+        if self.register_model:  # the best model is registered under the study's name
+            check_model_name(study.name, "create the MlflowObserver with register_model=False")
         self.check()
         try:
             run = self.studies.open(study)
@@ -177,22 +180,35 @@ class MlflowObserver(StudyObserver):
     # ---- end of study -----------------------------------------------------------------------
     def _finish_study(self, run: StudyRun, best: TrialInfo | None, best_outcome: Any,
                       history: list[dict[str, Any]], loaded: Any = None) -> dict[str, Any]:
-        """Summary, plots, best run and registered model; ``loaded``: the study's data when the
-        study process has it (else it is read again, for the test plots and the input example)."""
-        attrs: dict[str, Any] = {}
-        self.studies.log_summary(run, history)
-        data = None
-        if best_outcome is not None and (self.plots or self.register_model):
-            data = loaded if loaded is not None else _reload_data(run.spec)
-        if self.plots:
-            self.studies.log_plots(run, history, best_outcome, data)
-        if best is not None and best_outcome is not None:
-            source = self._trial_run_id(run, best)
-            self.studies.mark_best(run, best.number, trial_value(best, best_outcome, run.metric),
-                                   None if source == run.parent_run_id else source)
-            if self.register_model:
-                attrs.update(self.champions.register(run, best, best_outcome, data, source))
-                self.studies.mark_champion(run, attrs)
+        """Summary, plots, best run and registered model, then the parent run ends FINISHED;
+        ``loaded``: the study's data when the study process has it (else it is read again, for
+        the test plots and the input example). On an error the parent run ends FAILED with the
+        reason (when MLflow still answers; a sync ends it later) and the error propagates."""
+        step = "logging the study summary"
+        try:
+            attrs: dict[str, Any] = {}
+            self.studies.log_summary(run, history)
+            data = None
+            if best_outcome is not None and (self.plots or self.register_model):
+                data = loaded if loaded is not None else _reload_data(run.spec)
+            if self.plots:
+                step = "logging the study plots"
+                self.studies.log_plots(run, history, best_outcome, data)
+            if best is not None and best_outcome is not None:
+                step = "marking the best trial"
+                source = self._trial_run_id(run, best)
+                self.studies.mark_best(run, best.number, trial_value(best, best_outcome, run.metric),
+                                       None if source == run.parent_run_id else source)
+                if self.register_model:
+                    step = "registering the best model"
+                    attrs.update(self.champions.register(run, best, best_outcome, data, source))
+                    self.studies.mark_champion(run, attrs)
+        except Exception as exc:
+            try:
+                self.studies.end(run, "FAILED", f"{step} failed: {first_line(exc)}")
+            except Exception as second:  # noqa: BLE001 - the first error is the one to report
+                _log.debug("Could not end the parent run: %s", first_line(second))
+            raise
         self.studies.end(run, "FINISHED")
         return attrs
 

@@ -28,7 +28,14 @@ from tuner.study import (
     train_one,
     trial_records,
 )
-from tuner.tracking._names import ATTR_RUN, ATTR_STUDY_LOGGED, ATTR_UNLOGGED, EPOCH_PREFIX, TAG_LOGGED
+from tuner.tracking._names import (
+    ATTR_RUN,
+    ATTR_STUDY_LOGGED,
+    ATTR_UNLOGGED,
+    EPOCH_PREFIX,
+    TAG_LOGGED,
+    check_model_name,
+)
 from tuner.tracking._observer import MlflowObserver
 from tuner.tracking._store import check_server, default_tracking_uri, first_line, redact
 from tuner.tracking._study_run import StudyRun
@@ -50,6 +57,8 @@ def sync_study(storage_url: str, study_name: str, tracking_uri: str | None = Non
     be reached or fails on the way, so a partial sync never looks like a complete one.
     """
     uri = tracking_uri or default_tracking_uri()
+    if register_model:
+        check_model_name(study_name, "sync without registering it (--no-model, register_model=False)")
     check_server(uri)
     info = _study_info(storage_url, study_name)
     obs = MlflowObserver(uri, background=False, register_model=register_model)
