@@ -589,3 +589,42 @@ def test_an_unexpected_error_ends_the_parent_run_failed_with_the_reason(tmp_path
     assert parent.info.status == "FAILED", parent.info.status
     assert parent.data.tags["tuner.reason"] == "KeyError: 'a bug in an observer'"
     assert all(r.info.status != "RUNNING" for r in children)
+
+
+def test_processes_ending_on_the_same_best_trial_register_it_once(tmp_path: Path) -> None:
+    """`tuner tune` and a `tuner worker` ending together both registered trial 0 (versions 1 and 2);
+    the alias stayed on 1 while one of them printed version 2."""
+    import threading
+
+    uri, info, outcome, first = _registering_study(tmp_path, "twice")
+    info.user_attrs["uid"] = "study-uid"
+    first.on_study_start(info)
+    second = MlflowObserver(uri, plots=False)
+    second.on_study_start(info)
+    client = _client(uri)
+    for number, value in ((0, 0.30), (2, 0.20)):
+        best = TrialInfo(number, "l2", "lbfgs", {"variant": "l2:lbfgs"}, {"strength": 1e-3}, {}, value=value)
+        history = [{"number": number, "state": "COMPLETE", "value": value, "params": {"variant": "l2:lbfgs"}}]
+        together = threading.Barrier(2)
+        said: list[dict[str, Any]] = []
+
+        def end(obs: MlflowObserver, best: TrialInfo, history: list[dict[str, Any]], together: threading.Barrier,
+                said: list[dict[str, Any]]) -> None:
+            together.wait()  # both check the registry before either registers: the race
+            said.append(obs.on_study_end(info, best, outcome, history))
+
+        threads = [threading.Thread(target=end, args=(o, best, history, together, said)) for o in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        versions = [v for v in client.search_model_versions("name='twice'") if v.tags["tuner.trial"] == str(number)]
+        assert len(versions) == 1, [(v.version, v.tags["tuner.trial"]) for v in versions]
+        champion = client.get_model_version_by_alias("twice", CHAMPION_ALIAS)
+        assert champion.version == versions[0].version and champion.tags["tuner.trial"] == str(number)
+        for attrs in said:  # what each process prints is the version @champion points to
+            assert attrs["mlflow_model_version"] == attrs["mlflow_champion_version"] == str(champion.version), said
+    exp_id = first.study_run("twice").experiment_id
+    assert len(client.search_logged_models([exp_id])) == 2  # the duplicate's logged model is gone too
+    first.close()
+    second.close()

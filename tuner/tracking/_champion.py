@@ -17,7 +17,7 @@ from tuner.study import TrialInfo
 from tuner.tracking._names import CHAMPION_ALIAS, MODEL_NAME, TAG_STUDY, TAG_STUDY_UID, TAG_TRIAL, TAG_VALUE
 from tuner.tracking._store import first_line
 from tuner.tracking._study_run import StudyRun
-from tuner.tracking._writer import RunWriter, better, to_float
+from tuner.tracking._writer import RunWriter, better, quote, to_float
 
 __all__ = ["ChampionRegistry"]
 
@@ -70,28 +70,61 @@ class ChampionRegistry:
         return current.tags.get(TAG_TRIAL) != str(number) and better(float(value), old, direction)
 
     def register(self, run: StudyRun, best: TrialInfo, outcome: Any, data: Any, source_run: str) -> dict[str, Any]:
-        """Log and register the best model unless the champion is at least as good."""
+        """Log and register the best model unless the champion is at least as good; move the alias.
+
+        One version per best trial, whichever process ends the study: a version of the same
+        study and trial is reused, and of two processes that register the trial at once the
+        older version is kept (the other deletes its own). The version returned is the one
+        ``champion`` points to whenever it holds this trial.
+        """
         value = trial_value(best, outcome, run.metric)
         current = self.ours(run.name, run.uid)
         if current is not None:
             old = to_float(current.tags.get(TAG_VALUE))
             if old is not None and not better(value, old, run.direction):
+                if current.tags.get(TAG_TRIAL) == str(best.number):  # another process registered it
+                    return self._registered(run, current)
                 return {"mlflow_champion_version": str(current.version)}
-        # the registered model first: a name MLflow refuses leaves no logged model behind
-        self._ensure_registered_model(run)
+        mv = self._version_of(run, best.number)
+        if mv is None:
+            mv = self._create(run, best, outcome, data, source_run, value)
+        current = self.ours(run.name, run.uid)
+        old = to_float(current.tags.get(TAG_VALUE)) if current is not None else None
+        if current is None or old is None or (str(current.version) != str(mv.version)
+                                              and better(value, old, run.direction)):
+            self.writer.client.set_registered_model_alias(run.name, CHAMPION_ALIAS, mv.version)
+            self.writer.log_batch(run.parent_run_id, tags={"tuner.champion": f"models:/{run.name}/{mv.version}"})
+        return self._registered(run, mv)
+
+    def _registered(self, run: StudyRun, mv: Any) -> dict[str, Any]:
+        """The trial attributes for version ``mv``, with the version ``champion`` points to now."""
+        champion = self.champion(run.name)
+        return {"mlflow_model_version": str(mv.version), "mlflow_model_uri": f"models:/{run.name}/{mv.version}",
+                "mlflow_champion_version": str(champion.version if champion is not None else mv.version)}
+
+    def _version_of(self, run: StudyRun, number: int) -> Any:
+        """The oldest version of ``run.name`` holding trial ``number`` of this study (None: none)."""
+        found = [v for v in self.writer.client.search_model_versions(f"name='{quote(run.name)}'")
+                 if v.tags.get(TAG_TRIAL) == str(number) and v.tags.get(TAG_STUDY_UID, "") == run.uid]
+        return min(found, key=lambda v: int(v.version)) if found else None
+
+    def _create(self, run: StudyRun, best: TrialInfo, outcome: Any, data: Any, source_run: str,
+                value: float) -> Any:
+        """A new version holding the best trial's model; the older one when another process
+        registered the same trial meanwhile (this one's version and logged model are deleted)."""
+        self._ensure_registered_model(run)  # first: a name MLflow refuses leaves no logged model behind
         lm = self._log_model(run, best, outcome, data, source_run, value)
         try:
             mv = self._new_version(run, best, outcome, lm, source_run, value)
         except Exception:
             self._discard(lm.model_id)
             raise
-        current = self.ours(run.name, run.uid)
-        old = to_float(current.tags.get(TAG_VALUE)) if current is not None else None
-        if current is None or old is None or better(value, old, run.direction):
-            self.writer.client.set_registered_model_alias(run.name, CHAMPION_ALIAS, mv.version)
-            self.writer.log_batch(run.parent_run_id, tags={"tuner.champion": f"models:/{run.name}/{mv.version}"})
-        return {"mlflow_model_version": str(mv.version), "mlflow_model_uri": f"models:/{run.name}/{mv.version}",
-                "mlflow_champion_version": str(self.champion(run.name).version)}
+        first = self._version_of(run, best.number)
+        if first is None or int(first.version) >= int(mv.version):
+            return mv
+        self.writer.client.delete_model_version(run.name, str(mv.version))
+        self._discard(lm.model_id)
+        return first
 
     def _log_model(self, run: StudyRun, best: TrialInfo, outcome: Any, data: Any, source_run: str,
                    value: float) -> Any:
