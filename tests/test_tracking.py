@@ -628,3 +628,42 @@ def test_processes_ending_on_the_same_best_trial_register_it_once(tmp_path: Path
     assert len(client.search_logged_models([exp_id])) == 2  # the duplicate's logged model is gone too
     first.close()
     second.close()
+
+
+def test_sync_finishes_an_incomplete_run_in_place_so_every_pointer_to_it_holds(tmp_path: Path) -> None:
+    """sync-mlflow deleted the incomplete run of a trial and logged a new one: the trial's
+    mlflow_run_id (and so what `study show` links) pointed to a deleted run."""
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(_data("breast_cancer"), ["l2"], ["lbfgs"], sampler="random", pruner="none", n_trials=3,
+                     train={"epochs": 20})
+    study, _, _ = open_or_create_study(spec, "half", storage)
+    for strength in (1.0, 0.5, 1e-3):  # the last trial is the best
+        study.enqueue_trial({"variant": "l2:lbfgs", "penalty.strength": strength})
+    obs = MlflowObserver(uri, plots=False)
+    folder = tmp_path / "mlartifacts" / "half"
+
+    def progress(p: dict[str, Any]) -> None:
+        if p["done"] == 2:  # trials 0 and 1 are logged; the last one's weights and end cannot be
+            obs.flush()
+            folder.rename(tmp_path / "away")
+            folder.write_text("not a folder")
+
+    run_study(spec, "half", storage, observers=[obs], progress=progress)
+    folder.unlink()
+    (tmp_path / "away").rename(folder)
+    study = optuna.load_study(study_name="half", storage=storage)
+    last = study.trials[2]
+    assert study.user_attrs["mlflow_unlogged_trials"] == [2] and last.value == study.best_value
+    client = _client(uri)
+    assert client.get_run(last.user_attrs["mlflow_run_id"]).info.status == "RUNNING"  # what a lost server leaves
+
+    summary = sync_study(storage, "half", uri)
+    assert summary["synced_trials"] == [2] and summary["already_logged"] == 2
+    (parent,), children = _runs(client, "half")
+    (run,) = [r for r in children if r.data.tags["tuner.trial"] == "2"]
+    assert run.info.run_id == last.user_attrs["mlflow_run_id"]  # the same run, finished in place
+    assert run.info.status == "FINISHED" and run.data.tags["tuner.logged"] == "true"
+    assert run.data.metrics["val_log_loss"] == pytest.approx(last.value)
+    assert parent.data.tags["tuner.best_run_id"] == run.info.run_id
+    assert client.get_model_version_by_alias("half", CHAMPION_ALIAS).run_id == run.info.run_id
+    obs.close()

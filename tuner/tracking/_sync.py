@@ -48,8 +48,8 @@ def sync_study(storage_url: str, study_name: str, tracking_uri: str | None = Non
                register_model: bool = True) -> dict[str, Any]:
     """Log to MLflow every finished trial of ``study_name`` that is not (completely) there yet.
 
-    A trial counts as logged when its run carries ``tuner.logged=true``; incomplete runs are
-    replaced. What the study storage keeps is logged: parameters, plugins, state and reason,
+    A trial counts as logged when its run carries ``tuner.logged=true``; an incomplete run is
+    finished in place (same run id, so every pointer to it holds). What the study storage keeps is logged: parameters, plugins, state and reason,
     the per-epoch study metric (Optuna's intermediate values), validation metrics, weights
     counts and times. With ``register_model``, when the registry's champion is not the study's
     best trial (or worse), the best configuration is refit and registered as at the end of a
@@ -133,7 +133,9 @@ class _Sync:
         return result
 
     def _log_missing(self, run: StudyRun, trials: list[TrialRecord]) -> tuple[list[int], int]:
-        """Log every finished trial without a complete run (replacing incomplete ones)."""
+        """Log every finished trial without a complete run: an incomplete run is finished in place
+        (its id is what the trial's ``mlflow_run_id``, the parent's ``tuner.best_run_id`` and a
+        registered version point to); other incomplete runs of the same trial are deleted."""
         existing = self.obs.child_runs(self.name)
         synced, already = [], 0
         for t in trials:
@@ -143,14 +145,17 @@ class _Sync:
             if any(r.data.tags.get(TAG_LOGGED) == "true" and r.info.status != "RUNNING" for r in runs):
                 already += 1
                 continue
+            keep = _run_of(t, runs)
             for r in runs:
-                self.obs.client.delete_run(r.info.run_id)
-            self._log_trial(run, t)
+                if r is not keep:
+                    self.obs.client.delete_run(r.info.run_id)
+            self._log_trial(run, t, keep)
             synced.append(t.number)
         return synced, already
 
-    def _log_trial(self, run: StudyRun, t: TrialRecord) -> str:
-        """One child run from what the storage kept about a finished trial."""
+    def _log_trial(self, run: StudyRun, t: TrialRecord, existing: Any = None) -> str:
+        """The child run of a finished trial from what the storage kept about it: ``existing``
+        (an incomplete run of the trial) finished in place, or a new run."""
         from mlflow.entities import Metric
 
         pen, opt = _plugins_of(t)
@@ -172,6 +177,8 @@ class _Sync:
         payload.tags["tuner.synced"] = "true"
         metrics = [Metric(f"{EPOCH_PREFIX}val_{run.metric}", float(v), start, int(step))
                    for step, v in sorted(t.intermediate_values.items()) if to_float(v) is not None]
+        if existing is not None:
+            return self.obs.trials.finish_existing(existing, t.state, payload, metrics, end)
         return self.obs.trials.log_complete(run, trial, t.state, payload, metrics, start, end)
 
     def _plugin_params(self, t: TrialRecord) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -190,8 +197,8 @@ class _Sync:
                   ) -> dict[str, Any]:
         """Refit the best configuration and end the study as the search loop does (registering it)."""
         binfo, outcome = _refit(run.spec, best)
-        runs = self.obs.child_runs(self.name).get(best.number, [])
-        binfo.user_attrs = {ATTR_RUN: runs[0].info.run_id} if runs else {}
+        keep = _run_of(best, self.obs.child_runs(self.name).get(best.number, []))
+        binfo.user_attrs = {ATTR_RUN: keep.info.run_id} if keep is not None else {}
         attrs = self.obs.on_study_end(self.info, binfo, outcome, history)
         if attrs.get(ATTR_STUDY_LOGGED) is False or attrs.get(ATTR_UNLOGGED):
             # on_study_end keeps a study going on any MLflow failure; a sync must not report success
@@ -201,6 +208,13 @@ class _Sync:
                                 "again.")
         set_study_attrs(self.storage_url, self.name, attrs)
         return attrs
+
+
+def _run_of(t: TrialRecord, runs: list[Any]) -> Any:
+    """The run of trial ``t`` to keep: the one its ``mlflow_run_id`` names, else the oldest (None: none)."""
+    named = [r for r in runs if r.info.run_id == t.user_attrs.get(ATTR_RUN)]
+    ordered = named + sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
+    return ordered[0] if ordered else None
 
 
 def _refit(spec: Mapping[str, Any], best: TrialRecord) -> tuple[TrialInfo, Any]:

@@ -211,6 +211,20 @@ class TrialRuns:
         self.writer.client.set_terminated(run_id, RUN_STATUS.get(state, "FAILED"), end_time=end_ms)
         return run_id
 
+    def finish_existing(self, existing: Any, state: str, payload: TrialPayload, metrics: Sequence[Any],
+                        end_ms: int) -> str:
+        """Fill and end an incomplete run of the trial in place (now); its id. Parameters and
+        epoch points it already holds are not sent again (MLflow refuses a changed parameter)."""
+        run_id = str(existing.info.run_id)
+        params = {k: v for k, v in payload.params.items() if k not in existing.data.params}
+        have = {key: {m.step for m in self.writer.client.get_metric_history(run_id, key)}
+                for key in {m.key for m in metrics} & set(existing.data.metrics)}
+        new = [m for m in metrics if m.step not in have.get(m.key, ())]
+        self.writer.log_batch(run_id, metrics=new + metric_list(payload.metrics(), end_ms), params=params,
+                              tags={**payload.tags, TAG_LOGGED: "true"})
+        self.writer.client.set_terminated(run_id, RUN_STATUS.get(state, "FAILED"), end_time=end_ms)
+        return run_id
+
     def close_lost(self, runs: Sequence[Any], reason: str) -> None:
         """End the given runs of a trial whose worker died as FAILED, with the reason (now)."""
         for r in runs:
