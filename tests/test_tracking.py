@@ -667,3 +667,32 @@ def test_sync_finishes_an_incomplete_run_in_place_so_every_pointer_to_it_holds(t
     assert parent.data.tags["tuner.best_run_id"] == run.info.run_id
     assert client.get_model_version_by_alias("half", CHAMPION_ALIAS).run_id == run.info.run_id
     obs.close()
+
+
+@pytest.mark.parametrize("cv", [0, 3])
+def test_a_synced_trial_run_holds_what_the_live_run_holds_under_the_same_names(tmp_path: Path, cv: int) -> None:
+    """Synced runs logged the per-epoch metric as epoch/val_log_loss (live: epoch/val_loss), the
+    folds' scores of cross-validation as epochs 0, 1, 2, and a tuner.value tag on pruned trials."""
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(_data("breast_cancer"), ["l2"], ["lbfgs", "fista"], sampler="random", pruner="median", seed=1,
+                     n_trials=10, train={"epochs": 10}, cv=cv)
+    run_study(spec, "live", storage, observers=[MlflowObserver(uri, plots=False, register_model=False)])
+    run_study(spec, "later", storage)
+    sync_study(storage, "later", uri, register_model=False)
+    client = _client(uri)
+    live = {int(r.data.tags["tuner.trial"]): r for r in _runs(client, "live")[1]}
+    later = {int(r.data.tags["tuner.trial"]): r for r in _runs(client, "later")[1]}
+    states = {t.number: t.state for t in optuna.load_study(study_name="later", storage=storage).trials}
+    if not cv:
+        assert TrialState.PRUNED in states.values()
+    for n, synced in later.items():
+        ran = live[n]
+        assert synced.data.tags["tuner.state"] == ran.data.tags["tuner.state"] == states[n].name
+        assert ("tuner.value" in synced.data.tags) == ("tuner.value" in ran.data.tags), (n, states[n])
+        epochs = {k for k in synced.data.metrics if k.startswith(EPOCH_PREFIX)}
+        assert epochs <= {k for k in ran.data.metrics if k.startswith(EPOCH_PREFIX)}, (n, epochs)
+        for key in epochs:  # the same points, epoch by epoch
+            got = {m.step: m.value for m in client.get_metric_history(synced.info.run_id, key)}
+            assert got == pytest.approx({m.step: m.value for m in client.get_metric_history(ran.info.run_id, key)})
+        if "epochs_run" in synced.data.metrics:
+            assert synced.data.metrics["epochs_run"] == ran.data.metrics["epochs_run"]

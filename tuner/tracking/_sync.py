@@ -39,6 +39,7 @@ from tuner.tracking._names import (
 from tuner.tracking._observer import MlflowObserver
 from tuner.tracking._store import check_server, default_tracking_uri, first_line, redact
 from tuner.tracking._study_run import StudyRun
+from tuner.tracking._trial_runs import epoch_key
 from tuner.tracking._writer import now_ms, to_float
 
 __all__ = ["sync_study"]
@@ -164,19 +165,24 @@ class _Sync:
         start = int(t.datetime_start.timestamp() * 1000) if t.datetime_start else now_ms()
         end = int(t.datetime_complete.timestamp() * 1000) if t.datetime_complete else now_ms()
         reason = t.user_attrs.get("prune_reason") or t.user_attrs.get("fail_reason")
-        payload = self.obs.trials.payload(trial, t.state, t.value, None, reason,
-                                          max(t.intermediate_values, default=0))
+        # As a live run: the value (tuner.value) of a complete trial only (Optuna keeps a pruned
+        # trial's last report as its value); with cross-validation the reports are the folds'
+        # scores, not epochs, and the study keeps no epochs of its trials.
+        cv = bool(self.info.spec.get("cv")) or "cv_values" in t.user_attrs
+        epochs = {} if cv else t.intermediate_values
+        payload = self.obs.trials.payload(trial, t.state, t.value if t.state == "COMPLETE" else None, None, reason,
+                                          max(epochs, default=0))
         for k, v in (t.user_attrs.get("val_metrics") or {}).items():
             payload.finals[f"val_{k}"] = v
-        if t.intermediate_values and f"val_{run.metric}" not in payload.finals and t.state != "COMPLETE":
+        if epochs and f"val_{run.metric}" not in payload.finals and t.state != "COMPLETE":
             # the last reported value of a pruned or failed trial (logged as pruned_at_val_* / failed_at_val_*)
-            payload.finals[f"val_{run.metric}"] = float(t.intermediate_values[max(t.intermediate_values)])
+            payload.finals[f"val_{run.metric}"] = float(epochs[max(epochs)])
         for k in ("n_nonzero_weights", "epochs_run", "fit_seconds"):
             if k in t.user_attrs:
                 payload.finals[k] = t.user_attrs[k]
         payload.tags["tuner.synced"] = "true"
-        metrics = [Metric(f"{EPOCH_PREFIX}val_{run.metric}", float(v), start, int(step))
-                   for step, v in sorted(t.intermediate_values.items()) if to_float(v) is not None]
+        metrics = [Metric(EPOCH_PREFIX + epoch_key(run.metric), float(v), start, int(step))
+                   for step, v in sorted(epochs.items()) if to_float(v) is not None]
         if existing is not None:
             return self.obs.trials.finish_existing(existing, t.state, payload, metrics, end)
         return self.obs.trials.log_complete(run, trial, t.state, payload, metrics, start, end)

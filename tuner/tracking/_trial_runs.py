@@ -42,7 +42,7 @@ from tuner.tracking._study_run import StudyRun
 from tuner.tracking._writer import RunWriter, TrackingQueue, metric_list, now_ms, to_float
 from tuner.train import Callback
 
-__all__ = ["TrialRuns", "TrialPayload", "EpochLogger", "weights_blob", "RANKED_PREFIXES"]
+__all__ = ["TrialRuns", "TrialPayload", "EpochLogger", "epoch_key", "weights_blob", "RANKED_PREFIXES"]
 
 # final metrics a reviewer ranks trials by: logged under these names only for COMPLETE trials
 RANKED_PREFIXES = ("val_", "test_")
@@ -78,6 +78,13 @@ class TrialPayload:
             return dict(self.finals)
         prefix = "pruned_at_" if self.state == "PRUNED" else "failed_at_"
         return {(prefix + k if k.startswith(RANKED_PREFIXES) else k): v for k, v in self.finals.items()}
+
+
+def epoch_key(metric: str) -> str:
+    """The per-epoch metric (under ``epoch/``) a trial run holds the study metric in: ``val_loss``
+    for ``log_loss`` (the trainer's validation loss, which :class:`EpochLogger` does not log twice),
+    else ``val_<metric>``."""
+    return "val_loss" if metric == "log_loss" else f"val_{metric}"
 
 
 class EpochLogger(Callback):
