@@ -696,3 +696,33 @@ def test_a_synced_trial_run_holds_what_the_live_run_holds_under_the_same_names(t
             assert got == pytest.approx({m.step: m.value for m in client.get_metric_history(ran.info.run_id, key)})
         if "epochs_run" in synced.data.metrics:
             assert synced.data.metrics["epochs_run"] == ran.data.metrics["epochs_run"]
+
+
+def test_a_cross_validated_trial_run_holds_the_value_the_study_ranks_it_by(tmp_path: Path) -> None:
+    """With --cv a run's val_log_loss is the validation split's score while the study ranks by the
+    mean over folds: the view sorted on val_log_loss put another trial first than the champion.
+    Live and synced runs hold cv_<metric> (the trial's value) and each fold's score; the view sorts on it."""
+    import json
+
+    from tuner.tracking._links import VIEW_TAG
+
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(_data("breast_cancer"), ["l2"], ["lbfgs"], sampler="random", pruner="none", seed=0,
+                     n_trials=3, train={"epochs": 20}, cv=3)
+    run_study(spec, "live", storage, observers=[MlflowObserver(uri, plots=False, register_model=False)])
+    run_study(spec, "later", storage)
+    sync_study(storage, "later", uri, register_model=False)
+    client = _client(uri)
+    for name in ("live", "later"):
+        values = {t.number: t.value for t in optuna.load_study(study_name=name, storage=storage).trials}
+        folds = {t.number: t.user_attrs["cv_values"] for t in optuna.load_study(study_name=name, storage=storage).trials}
+        runs = _runs(client, name)[1]
+        assert len(runs) == 3
+        for r in runs:
+            n = int(r.data.tags["tuner.trial"])
+            assert r.data.metrics["cv_log_loss"] == pytest.approx(values[n], rel=1e-12), (name, n)
+            assert [r.data.metrics[f"cv_fold{i}_log_loss"] for i in (1, 2, 3)] == pytest.approx(folds[n], rel=1e-12)
+            assert r.data.metrics["val_log_loss"] != pytest.approx(values[n])  # the split's score, kept beside it
+        experiment = client.get_experiment_by_name(name)
+        view = json.loads(experiment.tags[VIEW_TAG])
+        assert view["orderByKey"] == "metrics.`cv_log_loss`" and view["orderByAsc"] is True

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from tuner.errors import ConfigError
 
 __all__ = [
-    "model_name_problem", "check_model_name", "CHAMPION_ALIAS", "MODEL_NAME", "WEIGHTS_ARTIFACT", "EPOCH_PREFIX", "RUN_STATUS",
+    "model_name_problem", "check_model_name", "cv_finals", "ATTR_TRACKING", "CHAMPION_ALIAS", "MODEL_NAME", "WEIGHTS_ARTIFACT", "EPOCH_PREFIX", "RUN_STATUS",
     "TAG_STUDY", "TAG_STUDY_UID", "TAG_ROLE", "TAG_TRIAL", "TAG_STATE", "TAG_REASON", "TAG_LOGGED", "TAG_VALUE",
     "ATTR_PARENT", "ATTR_EXPERIMENT", "ATTR_RUN", "ATTR_LOGGED", "ATTR_UNLOGGED", "ATTR_STUDY_LOGGED",
 ]
@@ -37,6 +40,20 @@ ATTR_TRACKING = "mlflow_tracking_uri"
 
 # a trial's state -> its run's end status
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+def cv_finals(metric: str, fold_scores: Sequence[Any]) -> dict[str, float]:
+    """A cross-validated trial's scores as run metrics: ``cv_<metric>``, the mean over folds (the
+    trial's value, which the study ranks by), and ``cv_fold<i>_<metric>`` per fold (1-based).
+    ``val_<metric>`` stays the model's score on the validation split."""
+    scores = [float(v) if isinstance(v, (int, float)) else math.nan for v in fold_scores]
+    if not scores:
+        return {}
+    out = {f"cv_fold{i}_{metric}": v for i, v in enumerate(scores, start=1) if math.isfinite(v)}
+    mean = sum(scores) / len(scores)
+    if math.isfinite(mean):
+        out[f"cv_{metric}"] = mean
+    return out
 
 
 def model_name_problem(name: str) -> str | None:

@@ -91,9 +91,10 @@ class StudyRuns:
             names += slots
         except Exception as exc:  # a view without hyperparameter columns still lists the trials
             _log.debug("Could not list the study's hyperparameters for the UI view: %s", first_line(exc))
-        metrics = [f"test_{study.metric}", "n_nonzero_weights"]
+        cv = bool(study.spec.get("cv"))
+        metrics = [*([f"val_{study.metric}"] if cv else []), f"test_{study.metric}", "n_nonzero_weights"]
         self.writer.client.set_experiment_tag(exp_id, VIEW_TAG, trials_view(study.metric, study.direction,
-                                                                            names, metrics))
+                                                                            names, metrics, cv=cv))
 
     def _stored_parent(self, study: StudyInfo, exp_id: str) -> str | None:
         stored = study.user_attrs.get(ATTR_PARENT)

@@ -35,6 +35,7 @@ from tuner.tracking._names import (
     EPOCH_PREFIX,
     TAG_LOGGED,
     check_model_name,
+    cv_finals,
 )
 from tuner.tracking._observer import MlflowObserver
 from tuner.tracking._store import check_server, default_tracking_uri, first_line, redact
@@ -180,6 +181,8 @@ class _Sync:
         for k in ("n_nonzero_weights", "epochs_run", "fit_seconds"):
             if k in t.user_attrs:
                 payload.finals[k] = t.user_attrs[k]
+        if t.user_attrs.get("cv_values"):  # as a live run: the folds' scores and their mean
+            payload.finals.update(cv_finals(run.metric, t.user_attrs["cv_values"]))
         payload.tags["tuner.synced"] = "true"
         metrics = [Metric(EPOCH_PREFIX + epoch_key(run.metric), float(v), start, int(step))
                    for step, v in sorted(epochs.items()) if to_float(v) is not None]

@@ -36,6 +36,7 @@ from tuner.tracking._names import (
     TAG_TRIAL,
     TAG_VALUE,
     WEIGHTS_ARTIFACT,
+    cv_finals,
 )
 from tuner.tracking._store import short
 from tuner.tracking._study_run import StudyRun
@@ -179,6 +180,8 @@ class TrialRuns:
                            self.queue.submit(run.name, trial.number, self.create, run, trial, now_ms()))
         metrics, rec.metrics = rec.metrics, []
         payload = self.payload(trial, state, value, outcome, reason, rec.last_epoch)
+        if outcome is not None and outcome.cv_metrics is not None:  # what the study ranks by, beside val_*
+            payload.finals.update(cv_finals(run.metric, [m.get(run.metric) for m in outcome.cv_metrics]))
         if outcome is None and state != "COMPLETE":  # its last epoch's values, logged as pruned_at_* / failed_at_*
             last = dict(rec.last_values)
             if "val_loss" in last:
