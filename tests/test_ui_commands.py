@@ -136,3 +136,21 @@ def test_ui_on_a_tracking_server_prints_its_links(tracked: dict[str, Any], tmp_p
     result = CliRunner().invoke(cli, ["ui", "--tracking-uri", tracked["tracking"], "--study", STUDY,
                                       "--storage", storage])
     assert result.exit_code == 1 and f"Study {STUDY!r} logs to MLflow at {server}" in result.output, result.output
+
+
+@pytest.mark.parametrize("command", ["ui", "dashboard"])
+def test_a_busy_port_is_one_line_and_no_link(tracked: dict[str, Any], command: str) -> None:
+    """Another server on the port answered the health check: the links printed were to it, then
+    the new server failed to bind."""
+    import socket
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        port = other.getsockname()[1]
+        store = ["--tracking-uri", tracked["tracking"]] if command == "ui" else ["--storage", tracked["storage"]]
+        result = CliRunner().invoke(cli, [command, "--port", str(port), *store])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: Port {port} on 127.0.0.1 is in use (Address already in use): another server runs there; stop it "
+        f"or give another --port for {'mlflow server' if command == 'ui' else 'optuna-dashboard'}."]

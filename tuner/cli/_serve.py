@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -73,7 +74,7 @@ def ui(tracking_uri: str | None, host: str, port: int, study_name: str | None, s
     lines = [f"MLflow UI: {base}  (store {redact(uri)}; Ctrl-C stops it)"]
     if experiment_id is not None:
         lines.append(f"Study {study_name}: {ui_url(uri, experiment_id, port=port, host=_browse_host(host))}")
-    _serve(cmd, f"{base}/health", lines, "mlflow server", {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    _serve(cmd, f"{base}/health", lines, "mlflow server", {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, host, port)
 
 
 @click.command("dashboard")
@@ -96,7 +97,7 @@ def dashboard(storage: str | None, host: str, port: int) -> None:
     base = f"http://{_browse_host(host)}:{port}"
     cmd = [exe, url, "--host", host, "--port", str(port)]
     _serve(cmd, f"{base}/", [f"optuna-dashboard: {base}  (storage {redact(url)}; Ctrl-C stops it)"],
-           "optuna-dashboard", {})
+           "optuna-dashboard", {}, host, port)
 
 
 def _dashboard_exe() -> str:
@@ -133,8 +134,13 @@ def _browse_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
-def _serve(cmd: list[str], health_url: str, lines: list[str], what: str, env: dict[str, str]) -> None:
-    """Run ``cmd`` until Ctrl-C/SIGTERM: print ``lines`` once ``health_url`` answers 200."""
+def _serve(cmd: list[str], health_url: str, lines: list[str], what: str, env: dict[str, str], host: str,
+           port: int) -> None:
+    """Run ``cmd`` until Ctrl-C/SIGTERM: print ``lines`` once ``health_url`` answers 200 from it.
+
+    The port is checked free first: another server on it would answer the health check, and
+    the links printed would be to that server, while this one fails to bind."""
+    _check_port_free(host, port, what)
     log_fd, log_name = tempfile.mkstemp(prefix="tuner-serve-", suffix=".log")
     log = Path(log_name)
     proc: subprocess.Popen[bytes] | None = None
@@ -143,6 +149,9 @@ def _serve(cmd: list[str], health_url: str, lines: list[str], what: str, env: di
         proc = subprocess.Popen(cmd, stdout=log_fd, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**env, **os.environ})
         wait_http(health_url, proc, log, what)
+        time.sleep(0.2)  # the port taken between the check and the start: the answer was another's
+        if proc.poll() is not None:
+            raise ConfigError(f"{what} exited with code {proc.returncode} as it started: {_tail(log)}")
         for line in lines:
             click.echo(line)
         proc.wait()
@@ -154,6 +163,21 @@ def _serve(cmd: list[str], health_url: str, lines: list[str], what: str, env: di
         _stop(proc)
         os.close(log_fd)
         log.unlink(missing_ok=True)
+
+
+def _check_port_free(host: str, port: int, what: str) -> None:
+    """A :class:`ConfigError` when ``host:port`` cannot be bound (another server listens there)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError as exc:
+        raise ConfigError(f"Cannot serve {what} on host {host!r}: {exc.strerror or exc}; check --host.") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: a closing socket is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"Port {port} on {host} is in use ({exc.strerror or exc}): another server runs there; "
+                              f"stop it or give another --port for {what}.") from None
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
