@@ -230,6 +230,21 @@ def test_study_delete_asks_and_deletes(db: str) -> None:
     assert res.exit_code != 0 and "No study named 'beta'" in res.output and "alpha" in res.output
 
 
+def test_study_delete_refuses_a_study_a_process_is_running_unless_forced(tmp_path: Path) -> None:
+    """It deleted the study under a running `tuner tune`, which then died with a KeyError traceback."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(study_name="busy", storage=url).ask()  # a trial some process is running
+    res = run("study", "delete", "busy", "--storage", url, "--yes")
+    assert res.exit_code == 1 and res.output.strip().splitlines() == [
+        "Error: Study 'busy' has 1 running trial(s): a process is working on it. Stop it first (Ctrl-C), or give "
+        "--force to delete the study anyway."]
+    assert "busy" in run("study", "list", "--storage", url).output
+    assert run("study", "delete", "busy", "--storage", url, "--yes", "--force").exit_code == 0
+    assert "busy" not in run("study", "list", "--storage", url).output
+
+
 def test_tune_prints_a_summary_table_and_no_progress_bar_off_terminal(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     res = run("tune", "--dataset", "iris", "--study", "t", "--storage", url, "--trials", "3", "--penalty", "l2",

@@ -163,11 +163,17 @@ def study_export(name: str, storage: str | None, fmt: str, output: str | None) -
 @click.argument("name")
 @storage_option()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def study_delete(name: str, storage: str | None, yes: bool) -> None:
+@click.option("--force", is_flag=True, help="Delete it even while a process runs its trials (that process then fails).")
+def study_delete(name: str, storage: str | None, yes: bool, force: bool) -> None:
     """Delete a study and all its trials from the study database."""
+    from tuner.errors import ConfigError
     from tuner.study import delete_study, study_record
 
-    study_record(storage, name)  # no such study: say so (and name the others) before asking
+    record = study_record(storage, name)  # no such study: say so (and name the others) before asking
+    live = record.counts.get("running", 0) - record.counts.get("stale", 0)
+    if live > 0 and not force:  # the process running them would die on a study deleted under it
+        raise ConfigError(f"Study {name!r} has {live} running trial(s): a process is working on it. Stop it first "
+                          "(Ctrl-C), or give --force to delete the study anyway.")
     if not yes:
         click.confirm(f"Delete study {name!r} and all its trials?", abort=True)
     delete_study(storage, name)
