@@ -815,3 +815,51 @@ def test_a_hyperparameter_the_plugin_ignores_fails_hyperparameters_used():
     assert blind.failed and "'strength' changed nothing" in blind.reason, blind
     assert results_of(GoodSGD)["hyperparameters_used"].passed
     assert results_of(tuner.penalties.get("elasticnet"))["hyperparameters_used"].passed
+
+
+class GroupLasso(GoodL1):
+    """A correct group lasso (rows are groups): its prox shrinks each row by its norm."""
+
+    name = "group_lasso"
+    description = "Group lasso over rows."
+
+    def nonsmooth_value(self, weight, params):
+        return params["strength"] * weight.norm(dim=-1).sum(dim=-1)
+
+    def prox(self, weight, step, params):
+        norms = weight.norm(dim=-1, keepdim=True)
+        return weight * torch.clamp(1 - step * params["strength"] / norms.clamp(min=1e-300), min=0.0)
+
+
+class GroupLassoClaimingElementwise(GroupLasso):
+    name = "group_lasso_elementwise"
+    elementwise_prox = True
+
+
+def test_a_coupled_prox_claiming_elementwise_fails_prox_steps():
+    """With Adam's per-weight steps its prox would zero part of a group: it passed, since the check
+    compared only weights sharing a step."""
+    claimed = results_of(GroupLassoClaimingElementwise)["prox_steps"]
+    assert claimed.failed and "changing one weight changes the prox of others" in claimed.reason, claimed
+    assert "declare elementwise_prox = False" in claimed.reason
+    assert results_of(GroupLasso)["prox_steps"].passed
+    lasso = results_of(tuner.penalties.get("l1"))["prox_steps"]
+    assert lasso.passed and "that weight alone" in lasso.reason, lasso
+
+
+class L1InSmoothValue(Penalty):
+    """An L1 penalty written as the smooth part, with no prox: no solver gives its exact zeros."""
+
+    name = "l1_in_smooth"
+    description = "Lasso as a smooth part."
+    search_space = {"strength": STRENGTH}
+
+    def smooth_value(self, weight, params):
+        return params["strength"] * weight.abs().sum(dim=(-2, -1))
+
+
+def test_a_kink_at_zero_in_the_smooth_part_fails_gradient():
+    """Central differences at zero equal the subgradient 0 there, so it passed the gradient check."""
+    result = results_of(L1InSmoothValue)["gradient"]
+    assert result.failed and "has a kink at zero weights" in result.reason and "nonsmooth_value" in result.reason, result
+    assert results_of(tuner.penalties.get("l2"))["gradient"].passed

@@ -77,7 +77,30 @@ def check_gradient(s: Subject) -> str:
                     f"the autograd directional derivative of smooth_value {where} is {ad:.6g} but finite differences "
                     f"give {fd:.6g}: is part of it detached or non-smooth?"
                 )
-    return "autograd gradient finite and equal to finite differences"
+        _no_kink_at_zero(s, params, f"at {label} {fmt(params)}", g)
+    return "autograd gradient finite and equal to finite differences; no kink at zero weights"
+
+
+def _no_kink_at_zero(s: Subject, params: Any, where: str, g: torch.Generator) -> None:
+    """``smooth_value`` has no kink at zero weights: its second difference ``f(hd) + f(-hd) - 2 f(0)``
+    shrinks like ``h^2`` (a kink, as ``|w|``, shrinks like ``h``). Central differences cannot see a
+    symmetric kink in the gradient check, and a solver told the part is smooth (L-BFGS, no prox)
+    then never reaches the exact zeros of an L1 part written there."""
+    pen: Penalty = s.plugin
+    zero = torch.zeros(weights(s, torch.float64)[0][1].shape, dtype=torch.float64)
+    d = torch.randn(zero.shape, generator=g, dtype=torch.float64)
+    d /= d.norm()
+    with torch.no_grad():
+        f0 = float(pen.smooth_value(zero, params))
+
+        def second(h: float) -> float:
+            return float(pen.smooth_value(h * d, params)) + float(pen.smooth_value(-h * d, params)) - 2 * f0
+
+        coarse, fine = second(1e-2), second(1e-3)
+    if fine > 1e-12 * (1.0 + abs(f0)) and coarse < 30.0 * fine:  # h^2 would give 100x; h gives 10x
+        raise Fail(f"smooth_value {where} has a kink at zero weights (its second difference shrinks like h, not h^2: "
+                   f"{coarse:.3g} at h=1e-2, {fine:.3g} at h=1e-3): a non-smooth part such as |w| belongs in "
+                   "nonsmooth_value, with a prox (has_prox = True), so that solvers give its exact zeros")
 
 
 def check_tensor_hyperparameters(s: Subject) -> str:
@@ -234,6 +257,16 @@ def check_prox_steps(s: Subject) -> str:
                 if not torch.allclose(uniform, base, rtol=PROX_RTOL[dtype], atol=1e-12):
                     raise Fail(f"prox with per-weight steps all equal to 0.5 {where} differs from prox with the step "
                                f"0.5 by up to {float((uniform - base).abs().max()):.3g}: {_TENSOR_STEP_HINT}")
+                moved = w.clone()
+                moved.view(-1)[0] += 1.0 + moved.view(-1)[0].abs()  # one weight changes: no other may follow it
+                others = torch.ones_like(w, dtype=torch.bool)
+                others.view(-1)[0] = False
+                shifted = _prox(s, moved, 0.5, params, f"with step 0.5 {where}, one weight changed")
+                if not torch.allclose(shifted[others], base[others], rtol=PROX_RTOL[dtype], atol=1e-12):
+                    raise Fail(f"elementwise_prox is True, but changing one weight changes the prox of others (by up to "
+                               f"{float((shifted[others] - base[others]).abs().max()):.3g}, step 0.5 {where}): the "
+                               "prox couples weights (a group penalty), so per-weight steps would break it; declare "
+                               "elementwise_prox = False")
                 for t in values:
                     alone = _prox(s, w, t, params, f"with step {t:g} {where}")
                     mask = steps == t
@@ -244,7 +277,7 @@ def check_prox_steps(s: Subject) -> str:
                 n += 1
     done = f"prox keeps float64 and float32 at {len(s.settings)} setting(s)"
     if pen.elementwise_prox:
-        done += "; per-weight steps give each weight its own prox (elementwise_prox)"
+        done += "; per-weight steps give each weight its own prox, which depends on that weight alone (elementwise_prox)"
     return done
 
 
