@@ -46,6 +46,7 @@ from tuner.study import (
     open_or_create_study,
     run_study,
     train_one,
+    trial_records,
 )
 from tuner.tracking import CHAMPION_ALIAS, EPOCH_PREFIX, MlflowObserver, _plots, download_model, sync_study
 from tuner.train import TrainConfig
@@ -292,8 +293,75 @@ def test_a_lost_trials_run_fails_with_its_reason_and_a_stopped_study_ends_its_pa
     assert parents[0].info.status == "KILLED" and parents[0].data.tags["tuner.reason"] == "SIGTERM"
     (run,) = children
     assert run.info.status == "FAILED" and run.data.tags["tuner.trial"] == "4"
-    assert run.data.tags["tuner.state"] == "FAIL" and run.data.tags["tuner.logged"] == "true"
+    assert run.data.tags["tuner.state"] == "FAIL"
     assert run.data.tags["tuner.reason"] == "the worker stopped sending heartbeats"
+    # the study storage holds no such trial to fill the run from: not marked logged, so a sync fills it
+    assert "tuner.logged" not in run.data.tags
+
+
+_KILLED_WORKER = """
+import os, sys
+from tuner.study import StudyObserver, StudySpec, run_study
+from tuner.tracking import MlflowObserver
+from tuner.train import Callback
+
+uri, storage, spec = sys.argv[1:4]
+obs = MlflowObserver(uri, plots=False, register_model=False, flush_interval=0)  # epochs sent as they come
+
+class Die(Callback):
+    def on_epoch_end(self, state, logs):
+        if state.epoch >= 4:
+            obs.flush()  # the run and the epochs so far are in MLflow: the worker dies mid-trial
+            os._exit(9)
+
+class Killer(StudyObserver):
+    def on_trial_start(self, study, trial):
+        return [Die()], {}
+
+run_study(StudySpec.from_json(spec), "killed", storage, observers=[obs, Killer()])
+"""
+
+
+def test_a_killed_workers_trial_run_holds_its_parameters_and_is_filled_from_the_study_storage(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed mid-trial left a run with no parameters (sent only at the trial's end), which
+    the next worker closed as FAILED and marked logged, so a sync never filled it."""
+    env = {"TUNER_HEARTBEAT_INTERVAL": "1", "TUNER_HEARTBEAT_GRACE": "1"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(_data("breast_cancer"), ["l2"], ["sgd"], sampler="random", pruner="none", seed=0, n_trials=1,
+                     train={"epochs": 40, "patience": 1000})
+    proc = subprocess.run([sys.executable, "-c", _KILLED_WORKER, uri, storage, spec.to_json()],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 9, proc.stderr
+    (lost,) = optuna.load_study(study_name="killed", storage=storage).trials
+    assert lost.state == TrialState.RUNNING and lost.intermediate_values
+    client = _client(uri)
+    (left,) = _runs(client, "killed")[1]
+    assert left.info.status == "RUNNING" and "tuner.logged" not in left.data.tags
+    assert left.data.params["penalty"] == "l2" and "penalty.strength" in left.data.params  # from the start
+
+    time.sleep(2.5)  # past the grace period: the next worker fails the trial as lost, and retries it
+    run_study(None, "killed", storage, observers=[MlflowObserver(uri, plots=False, register_model=False)],
+              resume_only=True)
+    (record,) = [t for t in trial_records(storage, "killed") if t.number == lost.number]
+    assert record.state == "FAIL" and record.user_attrs["fail_reason"].startswith("lost: ")
+    run = client.get_run(left.info.run_id)  # the same run, filled in place
+    assert run.info.status == "FAILED" and run.data.tags["tuner.logged"] == "true"
+    assert run.data.tags["tuner.reason"].startswith("lost: ")
+    assert set(run.data.params) == set(record.public_params)
+    for k, v in record.public_params.items():
+        assert run.data.params[k] == (repr(v) if isinstance(v, float) else str(v)), k
+    points = client.get_metric_history(run.info.run_id, EPOCH_PREFIX + "val_loss")
+    steps = [m.step for m in points]
+    assert len(steps) == len(set(steps)), steps  # the epochs the worker sent are not sent twice
+    got = {m.step: m.value for m in points}
+    assert set(record.intermediate_values) <= set(got)
+    assert {k: got[k] for k in record.intermediate_values} == pytest.approx(record.intermediate_values)
+    assert run.data.metrics["failed_at_val_log_loss"] == pytest.approx(
+        record.intermediate_values[max(record.intermediate_values)])
+    assert sync_study(storage, "killed", uri, register_model=False)["synced_trials"] == []  # nothing missing
 
 
 def _free_port() -> int:

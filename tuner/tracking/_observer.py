@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import TrackingError
-from tuner.study import StudyInfo, StudyObserver, TrialInfo
+from tuner.study import StudyInfo, StudyObserver, TrialInfo, trial_records
 from tuner.tracking._champion import ChampionRegistry, trial_value
 from tuner.tracking._home import absolute_uri
 from tuner.tracking._names import (
@@ -36,6 +36,7 @@ from tuner.tracking._names import (
     check_model_name,
 )
 from tuner.tracking._store import check_server, default_tracking_uri, first_line, is_http, open_store, redact
+from tuner.tracking._stored import StoredTrials
 from tuner.tracking._study_run import StudyRun, StudyRuns
 from tuner.tracking._trial_runs import TrialRuns
 from tuner.tracking._writer import RunWriter, TrackingQueue
@@ -161,10 +162,23 @@ class MlflowObserver(StudyObserver):
         return attrs
 
     def on_trial_lost(self, study: StudyInfo, number: int, reason: str) -> None:
-        """Close the run of a trial whose worker died as FAILED, with the reason."""
+        """Log the trial whose worker died from what the study storage kept (its parameters, the
+        epochs it reported, the reason), finishing the run the worker left in place as FAILED."""
         run = self.study_run(study.name)
-        self.queue.submit(run.name, None,
-                          lambda: self.trials.close_lost(self.studies.trial_runs(run, number, running=True), reason))
+        self.queue.submit(run.name, number, self._log_lost, study, run, number, reason)
+
+    def _log_lost(self, study: StudyInfo, run: StudyRun, number: int, reason: str) -> None:
+        runs = self.studies.trial_runs(run, number)
+        try:
+            record = next(t for t in trial_records(study.storage_url, study.name) if t.number == number)
+        except Exception as exc:  # noqa: BLE001 - the storage, not MLflow: close the run, sync fills it later
+            _log.debug("Could not read lost trial %d of study %r: %s", number, study.name, first_line(exc))
+            record = None
+        if record is None or not record.finished:
+            self.trials.close_lost([r for r in runs if r.info.status == "RUNNING"], reason)
+            self.queue.mark_unlogged(run.name, number)
+            return
+        StoredTrials(self.trials, study).log_missing(run, record, runs)
 
     def on_study_stop(self, study: StudyInfo, status: str, reason: str | None) -> None:
         """End the parent run (after the queued trial logging) when the study stops without a refit."""

@@ -28,20 +28,11 @@ from tuner.study import (
     train_one,
     trial_records,
 )
-from tuner.tracking._names import (
-    ATTR_RUN,
-    ATTR_STUDY_LOGGED,
-    ATTR_UNLOGGED,
-    EPOCH_PREFIX,
-    TAG_LOGGED,
-    check_model_name,
-    cv_finals,
-)
+from tuner.tracking._names import ATTR_RUN, ATTR_STUDY_LOGGED, ATTR_UNLOGGED, check_model_name
 from tuner.tracking._observer import MlflowObserver
 from tuner.tracking._store import check_server, default_tracking_uri, first_line, redact
+from tuner.tracking._stored import StoredTrials, run_of
 from tuner.tracking._study_run import StudyRun
-from tuner.tracking._trial_runs import epoch_key
-from tuner.tracking._writer import now_ms, to_float
 
 __all__ = ["sync_study"]
 
@@ -92,22 +83,13 @@ def _study_info(storage_url: str, study_name: str) -> StudyInfo:
                      dict(record.user_attrs))
 
 
-def _plugins_of(t: TrialRecord) -> tuple[str, str]:
-    """The trial's penalty and optimizer names (``unknown`` where the storage lost them)."""
-    try:
-        pen, opt = split_variant(str(t.params.get(VARIANT, "")))
-    except ConfigError:
-        pen = opt = "unknown"
-    return str(t.user_attrs.get("penalty") or pen), str(t.user_attrs.get("optimizer") or opt)
-
-
 class _Sync:
     """One sync of one study through ``obs``."""
 
     def __init__(self, obs: MlflowObserver, info: StudyInfo) -> None:
         self.obs, self.info = obs, info
         self.storage_url, self.name = info.storage_url, info.name
-        self._space: Any = None
+        self.stored = StoredTrials(obs.trials, info)
 
     def run(self, register_model: bool) -> dict[str, Any]:
         set_study_attrs(self.storage_url, self.name, self.obs.on_study_start(self.info))
@@ -143,70 +125,17 @@ class _Sync:
         for t in trials:
             if not t.finished:
                 continue
-            runs = existing.get(t.number, [])
-            if any(r.data.tags.get(TAG_LOGGED) == "true" and r.info.status != "RUNNING" for r in runs):
+            if self.stored.log_missing(run, t, existing.get(t.number, [])):
+                synced.append(t.number)
+            else:
                 already += 1
-                continue
-            keep = _run_of(t, runs)
-            for r in runs:
-                if r is not keep:
-                    self.obs.client.delete_run(r.info.run_id)
-            self._log_trial(run, t, keep)
-            synced.append(t.number)
         return synced, already
-
-    def _log_trial(self, run: StudyRun, t: TrialRecord, existing: Any = None) -> str:
-        """The child run of a finished trial from what the storage kept about it: ``existing``
-        (an incomplete run of the trial) finished in place, or a new run."""
-        from mlflow.entities import Metric
-
-        pen, opt = _plugins_of(t)
-        pp, op = self._plugin_params(t)
-        trial = TrialInfo(t.number, pen, opt, dict(t.params), pp, op, dict(t.user_attrs))
-        start = int(t.datetime_start.timestamp() * 1000) if t.datetime_start else now_ms()
-        end = int(t.datetime_complete.timestamp() * 1000) if t.datetime_complete else now_ms()
-        reason = t.user_attrs.get("prune_reason") or t.user_attrs.get("fail_reason")
-        # As a live run: the value (tuner.value) of a complete trial only (Optuna keeps a pruned
-        # trial's last report as its value); with cross-validation the reports are the folds'
-        # scores, not epochs, and the study keeps no epochs of its trials.
-        cv = bool(self.info.spec.get("cv")) or "cv_values" in t.user_attrs
-        epochs = {} if cv else t.intermediate_values
-        payload = self.obs.trials.payload(trial, t.state, t.value if t.state == "COMPLETE" else None, None, reason,
-                                          max(epochs, default=0))
-        for k, v in (t.user_attrs.get("val_metrics") or {}).items():
-            payload.finals[f"val_{k}"] = v
-        if epochs and f"val_{run.metric}" not in payload.finals and t.state != "COMPLETE":
-            # the last reported value of a pruned or failed trial (logged as pruned_at_val_* / failed_at_val_*)
-            payload.finals[f"val_{run.metric}"] = float(epochs[max(epochs)])
-        for k in ("n_nonzero_weights", "epochs_run", "fit_seconds"):
-            if k in t.user_attrs:
-                payload.finals[k] = t.user_attrs[k]
-        if t.user_attrs.get("cv_values"):  # as a live run: the folds' scores and their mean
-            payload.finals.update(cv_finals(run.metric, t.user_attrs["cv_values"]))
-        payload.tags["tuner.synced"] = "true"
-        metrics = [Metric(EPOCH_PREFIX + epoch_key(run.metric), float(v), start, int(step))
-                   for step, v in sorted(epochs.items()) if to_float(v) is not None]
-        if existing is not None:
-            return self.obs.trials.finish_existing(existing, t.state, payload, metrics, end)
-        return self.obs.trials.log_complete(run, trial, t.state, payload, metrics, start, end)
-
-    def _plugin_params(self, t: TrialRecord) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The trial's penalty and optimizer hyperparameters by bare name, fixed ones included
-        (as the search loop gives them; from the stored names alone when the space cannot be built)."""
-        try:
-            if self._space is None:
-                self._space = build_space(StudySpec.from_json(json.dumps(dict(self.info.spec))))
-            return params_of(self._space, t)
-        except Exception:
-            pp = {k.split(".")[-1]: v for k, v in t.params.items() if k.startswith("penalty.")}
-            op = {k.split(".")[-1]: v for k, v in t.params.items() if k.startswith("optimizer.")}
-            return pp, op
 
     def _register(self, run: StudyRun, best: TrialRecord, history: list[dict[str, Any]], n_synced: int
                   ) -> dict[str, Any]:
         """Refit the best configuration and end the study as the search loop does (registering it)."""
         binfo, outcome = _refit(run.spec, best)
-        keep = _run_of(best, self.obs.child_runs(self.name).get(best.number, []))
+        keep = run_of(best, self.obs.child_runs(self.name).get(best.number, []))
         binfo.user_attrs = {ATTR_RUN: keep.info.run_id} if keep is not None else {}
         attrs = self.obs.on_study_end(self.info, binfo, outcome, history)
         if attrs.get(ATTR_STUDY_LOGGED) is False or attrs.get(ATTR_UNLOGGED):
@@ -217,13 +146,6 @@ class _Sync:
                                 "again.")
         set_study_attrs(self.storage_url, self.name, attrs)
         return attrs
-
-
-def _run_of(t: TrialRecord, runs: list[Any]) -> Any:
-    """The run of trial ``t`` to keep: the one its ``mlflow_run_id`` names, else the oldest (None: none)."""
-    named = [r for r in runs if r.info.run_id == t.user_attrs.get(ATTR_RUN)]
-    ordered = named + sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
-    return ordered[0] if ordered else None
 
 
 def _refit(spec: Mapping[str, Any], best: TrialRecord) -> tuple[TrialInfo, Any]:

@@ -151,9 +151,12 @@ class TrialRuns:
         }
 
     def create(self, run: StudyRun, trial: TrialInfo, start_ms: int) -> Any:
-        """A new child run of the study's parent run (now, on the calling thread)."""
-        return self.writer.client.create_run(run.experiment_id, start_time=start_ms, tags=self.tags(run, trial),
-                                             run_name=f"trial-{trial.number:04d}")
+        """A new child run of the study's parent run, holding the trial's parameters from the start
+        (a worker killed mid-trial leaves a run that says what it trained), now, on the calling thread."""
+        created = self.writer.client.create_run(run.experiment_id, start_time=start_ms, tags=self.tags(run, trial),
+                                                run_name=f"trial-{trial.number:04d}")
+        self.writer.log_batch(created.info.run_id, params=trial.public_params)
+        return created
 
     def start(self, run: StudyRun, trial: TrialInfo) -> list[Callback]:
         """Queue the run's creation; the trainer callbacks that log the trial's epochs."""
@@ -197,8 +200,9 @@ class TrialRuns:
                 self.writer.write_artifact(created.info.artifact_uri, WEIGHTS_ARTIFACT, weights)
             # One batch for everything (each log_batch costs several store transactions);
             # tuner.logged=true in it marks the run complete for sync_study.
+            # (the parameters went with the run's creation)
             self.writer.log_batch(created.info.run_id, metrics=list(metrics) + metric_list(payload.metrics(), end_ms),
-                                  params=payload.params, tags={**payload.tags, TAG_LOGGED: "true"})
+                                  tags={**payload.tags, TAG_LOGGED: "true"})
             self.writer.client.set_terminated(created.info.run_id, status, end_time=end_ms)
 
         self.queue.submit(run.name, trial.number, send)
@@ -214,10 +218,10 @@ class TrialRuns:
     def log_complete(self, run: StudyRun, trial: TrialInfo, state: str, payload: TrialPayload,
                      metrics: Sequence[Any], start_ms: int, end_ms: int) -> str:
         """A whole trial run at once (now): created, filled, marked logged and ended; its id."""
-        created = self.create(run, trial, start_ms)
+        created = self.create(run, trial, start_ms)  # with the trial's parameters
         run_id = str(created.info.run_id)
         self.writer.log_batch(run_id, metrics=list(metrics) + metric_list(payload.metrics(), end_ms),
-                              params=payload.params, tags={**payload.tags, TAG_LOGGED: "true"})
+                              tags={**payload.tags, TAG_LOGGED: "true"})
         self.writer.client.set_terminated(run_id, RUN_STATUS.get(state, "FAILED"), end_time=end_ms)
         return run_id
 
@@ -236,10 +240,10 @@ class TrialRuns:
         return run_id
 
     def close_lost(self, runs: Sequence[Any], reason: str) -> None:
-        """End the given runs of a trial whose worker died as FAILED, with the reason (now)."""
+        """End the given runs of a trial whose worker died as FAILED, with the reason (now), when
+        the study storage could not fill them: not marked logged, so a sync fills them later."""
         for r in runs:
-            self.writer.log_batch(r.info.run_id, tags={TAG_STATE: "FAIL", TAG_REASON: short(reason),
-                                                       TAG_LOGGED: "true"})
+            self.writer.log_batch(r.info.run_id, tags={TAG_STATE: "FAIL", TAG_REASON: short(reason)})
             self.writer.client.set_terminated(r.info.run_id, "FAILED")
 
     @staticmethod

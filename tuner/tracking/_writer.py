@@ -182,6 +182,10 @@ class TrackingQueue:
         """The trial numbers of ``study`` whose logging failed."""
         return sorted(self._unlogged.get(study, ()))
 
+    def mark_unlogged(self, study: str, number: int) -> None:
+        """Note trial ``number`` of ``study`` as not (completely) logged."""
+        self._unlogged.setdefault(study, set()).add(number)
+
     def submit(self, study: str, number: int | None, fn: Callable[..., Any], *args: Any) -> Future:
         """Run ``fn(*args)`` on the tracking thread (or now); a failure marks trial ``number`` unlogged."""
 
@@ -194,7 +198,7 @@ class TrackingQueue:
                 if not isinstance(exc, Offline):
                     self.went_offline(exc)
                 if number is not None:
-                    self._unlogged.setdefault(study, set()).add(number)
+                    self.mark_unlogged(study, number)
                 raise
 
         if not self.background:
