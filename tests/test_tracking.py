@@ -659,6 +659,62 @@ def test_an_unexpected_error_ends_the_parent_run_failed_with_the_reason(tmp_path
     assert all(r.info.status != "RUNNING" for r in children)
 
 
+class _BreakArtifacts(StudyObserver):
+    """Once tracking has opened the study, its artifact folder becomes a file: every trial's weights
+    (and so its end) fail to reach MLflow, as with a server that went away."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def on_study_start(self, study: StudyInfo) -> dict[str, Any]:
+        self.folder.rename(self.folder.with_name("away"))
+        self.folder.write_text("not a folder")
+        return {}
+
+
+@pytest.mark.parametrize("ending", ["sigterm", "all_pruned", "failed"])
+def test_a_study_that_stops_early_records_the_trials_mlflow_missed_as_one_that_ends(
+        tmp_path: Path, ending: str, caplog: pytest.LogCaptureFixture) -> None:
+    """on_study_stop returned nothing: a study interrupted, failed or with every trial pruned kept no
+    mlflow_unlogged_trials and said nothing, so the trials MLflow missed were forgotten."""
+    import signal
+
+    import tuner
+
+    uri, storage = _uris(tmp_path)
+    options: dict[str, Any] = dict(dataset="breast_cancer", penalty="l2", optimizer="lbfgs", trials=3, epochs=20,
+                                   sampler="random", pruner="none", batch_trials=1)
+    observers: list[StudyObserver] = [_BreakArtifacts(tmp_path / "mlartifacts" / "stops")]
+    progress = None
+    if ending == "sigterm":
+        def progress(p: dict[str, Any]) -> None:
+            if p["done"] == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+    elif ending == "all_pruned":  # not converged in 3 epochs: pruned, with its weights
+        options.update(optimizer="adam", epochs=3, params={"penalty.strength": "1e-3"}, trials=2)
+    else:
+        observers.append(_BuggyObserver())  # a bug when trial 1 ends fails the study
+    with caplog.at_level("WARNING", logger="tuner.tracking"):
+        if ending == "failed":
+            with pytest.raises(KeyError, match="a bug in an observer"):
+                tuner.tune(study_name="stops", storage=storage, tracking_uri=uri, observers=observers, **options)
+        else:
+            result = tuner.tune(study_name="stops", storage=storage, tracking_uri=uri, observers=observers,
+                                progress=progress, **options)
+            assert result.interrupted == ("SIGTERM" if ending == "sigterm" else None) and result.model_uri is None
+    study = optuna.load_study(study_name="stops", storage=storage)
+    finished = [t.number for t in study.trials if t.state.is_finished()]
+    expected = {"sigterm": [0], "all_pruned": [0, 1], "failed": [0, 1]}[ending]
+    assert finished == expected
+    assert study.user_attrs["mlflow_unlogged_trials"] == expected  # what sync-mlflow will log
+    said = f"MLflow did not record {len(expected)} trial(s)"
+    if ending == "failed":  # no summary to say it in
+        assert any(said in r.getMessage() and "sync-mlflow stops" in r.getMessage() for r in caplog.records)
+    else:
+        assert any(w.startswith(said) and "sync-mlflow stops" in w for w in result.warnings), result.warnings
+    assert _runs(_client(uri), "stops")[0][0].info.status != "RUNNING"
+
+
 def test_processes_ending_on_the_same_best_trial_register_it_once(tmp_path: Path) -> None:
     """`tuner tune` and a `tuner worker` ending together both registered trial 0 (versions 1 and 2);
     the alias stayed on 1 while one of them printed version 2."""

@@ -141,8 +141,10 @@ class _Recorder(StudyObserver):
     def on_trial_lost(self, study: StudyInfo, number: int, reason: str) -> None:
         self.inner.on_trial_lost(study, number, reason)
 
-    def on_study_stop(self, study: StudyInfo, status: str, reason: str | None) -> None:
-        self.inner.on_study_stop(study, status, reason)
+    def on_study_stop(self, study: StudyInfo, status: str, reason: str | None) -> dict[str, Any]:
+        out = self.inner.on_study_stop(study, status, reason) or {}
+        self.attrs.update(out)
+        return out
 
 
 def tune(

@@ -108,6 +108,8 @@ class StudyObserver:
     def on_trial_lost(self, study: StudyInfo, number: int, reason: str) -> None:
         """Trial ``number`` was failed because its worker died (no heartbeat); it runs again once."""
 
-    def on_study_stop(self, study: StudyInfo, status: str, reason: str | None) -> None:
+    def on_study_stop(self, study: StudyInfo, status: str, reason: str | None) -> dict[str, Any]:
         """Called instead of :meth:`on_study_end` when a run ends without a refit: ``status`` is
-        FINISHED (nothing to refit), KILLED (a signal) or FAILED (an error, in ``reason``)."""
+        FINISHED (nothing to refit), KILLED (a signal) or FAILED (an error, in ``reason``);
+        returns study user attributes to store, as :meth:`on_study_end` does."""
+        return {}

@@ -300,7 +300,8 @@ class _StudyRun:
         """Tell every observer how the run ended; one that fails does not keep the others from hearing."""
         for obs in self.observers:
             try:
-                obs.on_study_stop(self.info, status, reason)
+                for k, v in (obs.on_study_stop(self.info, status, reason) or {}).items():
+                    self.study.set_user_attr(k, v)  # e.g. the trials MLflow did not record, as at a normal end
             except Exception as exc:  # noqa: BLE001 - the study's own outcome (or error) is what to report
                 _log.warning("An observer failed to record the end of study %r: %s", self.info.name, exc)
 

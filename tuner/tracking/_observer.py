@@ -180,16 +180,28 @@ class MlflowObserver(StudyObserver):
             return
         StoredTrials(self.trials, study).log_missing(run, record, runs)
 
-    def on_study_stop(self, study: StudyInfo, status: str, reason: str | None) -> None:
-        """End the parent run (after the queued trial logging) when the study stops without a refit."""
+    def on_study_stop(self, study: StudyInfo, status: str, reason: str | None) -> dict[str, Any]:
+        """End the parent run (after the queued trial logging) when the study stops without a refit;
+        the study attributes to store, as :meth:`on_study_end` (the trials MLflow did not record).
+        A failed study has no summary to say so in: a warning names them."""
         run = self._runs.get(study.name)
         if run is None:
-            return
+            return {}
         self.flush()
+        attrs: dict[str, Any] = {}
         try:
             self.studies.end(run, status, reason)
         except Exception as exc:
             self.queue.went_offline(exc)
+            attrs[ATTR_STUDY_LOGGED] = False
+        unlogged = self.queue.unlogged(run.name)
+        if unlogged:
+            attrs[ATTR_UNLOGGED] = unlogged
+        if status == "FAILED" and attrs:
+            what = f"{len(unlogged)} trial(s) of study {study.name!r}" if unlogged else f"the end of study {study.name!r}"
+            _log.warning("MLflow did not record %s; `tuner study sync-mlflow %s` logs what is missing once it is "
+                         "reachable", what, study.name)
+        return attrs
 
     # ---- end of study -----------------------------------------------------------------------
     def _finish_study(self, run: StudyRun, best: TrialInfo | None, best_outcome: Any,
