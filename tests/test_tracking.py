@@ -563,6 +563,8 @@ def test_a_study_deleted_and_created_again_under_its_name_gets_its_own_parent_ru
         tmp_path: Path) -> None:
     """The new study found the old one's parent run by name: its trials went beside the old trials
     of the same numbers, and a better old champion (trained on other data) kept the alias."""
+    from tuner.tracking import VIEW_KEY
+
     uri, storage = _uris(tmp_path)
     runner = CliRunner()
     base = ["--study", "again", "--storage", storage, "--tracking-uri", uri, "--penalty", "l2", "--optimizer", "lbfgs",
@@ -585,6 +587,22 @@ def test_a_study_deleted_and_created_again_under_its_name_gets_its_own_parent_ru
     champion = client.get_model_version_by_alias("again", CHAMPION_ALIAS)
     assert champion.tags["tuner.study_uid"] == second_uid  # iris's model, though breast_cancer's loss was lower
     assert champion.run_id in {c.info.run_id for c in mine}
+    # The trial runs say which study they belong to, and the UI's trials view and the lookups of a
+    # trial's runs (a lost trial's, the best one's) find this study's only, not the old trial-0000.
+    assert {c.data.tags.get("tuner.study_uid") for c in mine} == {second_uid}
+    assert {c.data.tags.get("tuner.study_uid") for c in children if c not in mine} == {first_uid}
+    exp = client.get_experiment_by_name("again")
+    view = json.loads(exp.tags[f"mlflow.sharedViewState.{VIEW_KEY}"])
+    shown = client.search_runs([exp.experiment_id], filter_string=view["searchFilter"], max_results=100)
+    assert sorted(r.info.run_id for r in shown) == sorted(c.info.run_id for c in mine)
+    obs = MlflowObserver(uri, plots=False, register_model=False, background=False)
+    study = optuna.load_study(study_name="again", storage=storage)
+    obs.on_study_start(StudyInfo("again", storage, json.loads(study.user_attrs["spec"]), "minimize", "log_loss",
+                                 dict(study.user_attrs)))
+    for number in (0, 1):
+        (found,) = obs.studies.trial_runs(obs.study_run("again"), number)
+        assert found.data.tags["mlflow.parentRunId"] == new_parent.info.run_id
+    obs.close()
 
 
 def test_a_study_name_mlflow_cannot_register_is_refused_before_anything_is_written(tmp_path: Path) -> None:

@@ -58,16 +58,21 @@ def ui_link(tracking_uri_or_server_url: str, experiment_id: str | int, *, view: 
 
 
 def trials_view(metric: str, direction: str, params: Iterable[str] = (), metrics: Iterable[str] = (),
-                cv: bool = False) -> str:
-    """The shared view (JSON) of a study's trials: trial runs only, best first by what the study
-    ranks them by (``val_<metric>``, or with cross-validation ``cv_<metric>``, the mean over
-    folds), columns for the metric, ``params`` (public names) and the trial's state."""
+                cv: bool = False, parent_run_id: str | None = None) -> str:
+    """The shared view (JSON) of a study's trials: trial runs only (with ``parent_run_id``, that
+    study's own: the experiment of a study deleted and created again under its name still holds
+    the old study's trials), best first by what the study ranks them by (``val_<metric>``, or
+    with cross-validation ``cv_<metric>``, the mean over folds), columns for the metric,
+    ``params`` (public names) and the trial's state."""
     main = f"cv_{metric}" if cv else f"val_{metric}"
     metric_cols = [main, *(m for m in metrics if m != main)]
     columns = ([_col("metrics", main)] + [_col("params", p) for p in params]
                + [_col("metrics", m) for m in metric_cols[1:]] + [_col("tags", TAG_STATE)])
+    where = f"tags.`{TAG_ROLE}` = 'trial'"
+    if parent_run_id:
+        where += f" and tags.`mlflow.parentRunId` = '{parent_run_id}'"
     state = {
-        "searchFilter": f"tags.`{TAG_ROLE}` = 'trial'",
+        "searchFilter": where,
         "orderByKey": _col("metrics", main),
         "orderByAsc": direction != "maximize",
         "selectedColumns": list(dict.fromkeys(columns)),

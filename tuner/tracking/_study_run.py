@@ -77,11 +77,12 @@ class StudyRuns:
                        study.uid)
         budget = {"tuner.n_trials": str(study.spec.get("n_trials")), "tuner.timeout": str(study.spec.get("timeout"))}
         self.writer.log_batch(parent_id, tags=budget)
-        self._save_view(exp_id, study)
+        self._save_view(exp_id, study, parent_id)
         return run
 
-    def _save_view(self, exp_id: str, study: StudyInfo) -> None:
-        """Store the trials' table view on the experiment (what :func:`ui_link` opens)."""
+    def _save_view(self, exp_id: str, study: StudyInfo, parent_id: str) -> None:
+        """Store the trials' table view on the experiment (what :func:`ui_link` opens): the trial
+        runs under ``parent_id``, this study's (not an earlier study's of the same name)."""
         names = ["penalty", "optimizer"]
         try:
             from tuner.study import StudySpec, build_space, public_name
@@ -94,7 +95,8 @@ class StudyRuns:
         cv = bool(study.spec.get("cv"))
         metrics = [*([f"val_{study.metric}"] if cv else []), f"test_{study.metric}", "n_nonzero_weights"]
         self.writer.client.set_experiment_tag(exp_id, VIEW_TAG, trials_view(study.metric, study.direction,
-                                                                            names, metrics, cv=cv))
+                                                                            names, metrics, cv=cv,
+                                                                            parent_run_id=parent_id))
 
     def _stored_parent(self, study: StudyInfo, exp_id: str) -> str | None:
         stored = study.user_attrs.get(ATTR_PARENT)
@@ -178,8 +180,9 @@ class StudyRuns:
         return out
 
     def trial_runs(self, run: StudyRun, number: int, *, running: bool = False) -> list[Any]:
-        """The runs of trial ``number`` (``running``: only those still RUNNING)."""
-        where = (f"tags.`{TAG_STUDY}` = '{quote(run.name)}' and tags.`{TAG_TRIAL}` = '{number}' and "
+        """The runs of trial ``number`` of this study (under its parent run: an earlier study of the
+        same name, deleted since, has trials of the same numbers); ``running``: only those still RUNNING."""
+        where = (f"tags.`mlflow.parentRunId` = '{run.parent_run_id}' and tags.`{TAG_TRIAL}` = '{number}' and "
                  f"tags.`{TAG_ROLE}` = 'trial'" + (" and attributes.status = 'RUNNING'" if running else ""))
         return list(self.writer.client.search_runs([run.experiment_id], filter_string=where, max_results=10))
 

@@ -33,6 +33,7 @@ from tuner.tracking._names import (
     TAG_REASON,
     TAG_ROLE,
     TAG_STATE,
+    TAG_STUDY_UID,
     TAG_TRIAL,
     TAG_VALUE,
     WEIGHTS_ARTIFACT,
@@ -141,8 +142,9 @@ class TrialRuns:
         return self._plugin_tags[key]
 
     def tags(self, run: StudyRun, trial: TrialInfo) -> dict[str, str]:
-        """The tags a trial run starts with (state RUNNING)."""
-        return {
+        """The tags a trial run starts with (state RUNNING), the study's identity among them."""
+        uid = {TAG_STUDY_UID: run.uid} if run.uid else {}
+        return {**uid,
             "mlflow.parentRunId": run.parent_run_id, TAG_ROLE: "trial", TAG_TRIAL: str(trial.number),
             TAG_STATE: "RUNNING", "optuna.study_name": run.name, "optuna.trial_number": str(trial.number),
             **run.base_tags, **self.plugin_tags("penalty", trial.penalty),
