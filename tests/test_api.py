@@ -237,3 +237,39 @@ def test_tune_resumes_with_the_call_that_created_the_study_and_refuses_a_contrad
     for option in ({"metric": "accuracy"}, {"epochs": 3}, {"penalty": "l1"}, {"cv": 5}):
         with pytest.raises(ConfigError, match="created with different options"):
             tuner.tune(study_name="s", storage=storage, trials=5, **option)
+
+
+def test_integer_column_names_are_matched_by_name_not_by_position() -> None:
+    """A DataFrame built with integer column names was read by position at predict (as a file
+    without a header): its columns reordered gave other probabilities without a word."""
+    import pandas as pd
+
+    X, y = load_iris(return_X_y=True)
+    frame = pd.DataFrame(X)
+    model = tuner.fit(frame, y, penalty="l2", optimizer="lbfgs", val_size=0, test_size=0).model
+    np.testing.assert_array_equal(model.predict_proba(frame[[3, 2, 1, 0]]), model.predict_proba(frame))
+    with pytest.raises(tuner.DataError, match="trained on 4 columns"):
+        model.predict_proba(frame[[0, 1, 2]])
+
+
+def test_numbers_held_as_objects_are_numeric_labels() -> None:
+    """Object-dtype 0/1 labels became the strings '0'/'1': predictions never equalled the labels."""
+    import pandas as pd
+
+    X, y = load_breast_cancer(return_X_y=True)
+    result = tuner.fit(X, pd.Series(y).astype(object).to_numpy(), penalty="l2", optimizer="lbfgs",
+                       val_size=0, test_size=0)
+    assert list(result.model.classes_) == [0, 1]
+    assert (result.model.predict(X) == y).mean() > 0.95
+
+
+def test_a_nan_in_arrays_names_its_row_in_the_arrays_given() -> None:
+    """The row was one inside a split (19 for row 3), or the NaN was called an overflow."""
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    for row in (3, 4):
+        bad = X.copy()
+        bad[row, 2] = np.nan
+        with pytest.raises(tuner.DataError, match=rf"^Feature values must be finite; row {row} column 2 holds nan"):
+            tuner.fit(bad, y)

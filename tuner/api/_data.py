@@ -88,6 +88,7 @@ def from_arrays(X: Any, y: Any = None, *, target: str | None = None, text_column
     import scipy.sparse as sp
 
     from tuner.data import RawData
+    from tuner.data._features import check_finite_matrix
 
     if isinstance(X, pd.DataFrame):
         frame = X.copy()
@@ -119,6 +120,7 @@ def from_arrays(X: Any, y: Any = None, *, target: str | None = None, text_column
         matrix = np.asarray(X, dtype=np.float64)
         if matrix.ndim != 2:
             raise DataError(f"The 'data' matrix must be 2-dimensional (rows x features); got shape {matrix.shape}.")
+    check_finite_matrix(matrix)  # before any split: the row named is the caller's
     labels = _labels(y, matrix.shape[0])
     return RawData("matrix", matrix, labels, "arrays", "arrays",
                    feature_names=[f"x{i}" for i in range(matrix.shape[1])], fingerprint=_fingerprint(matrix, labels))

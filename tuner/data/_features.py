@@ -13,6 +13,7 @@ its weights, so a loaded model transforms raw rows exactly as during training.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,7 +150,9 @@ def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "") -> n
 
 
 def standardization(A: np.ndarray, names: list[str], where: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """Column means and spreads (1 for a constant column); an error names a column whose scale overflows."""
+    """Column means and spreads (1 for a constant column); an error names a column that holds NaN
+    or inf, or whose scale overflows."""
+    check_finite_matrix(A, where)
     with np.errstate(over="ignore", invalid="ignore"):
         center = A.mean(axis=0)
         std = A.std(axis=0)
@@ -165,9 +168,14 @@ def standardization(A: np.ndarray, names: list[str], where: str = "") -> tuple[n
     return center, np.where(std > 0, std, 1.0)
 
 
-def _is_headerless(frame: pd.DataFrame) -> bool:
-    """Columns numbered 0..n-1 by pandas (a file read without a header row), not named."""
-    return all(isinstance(c, (int, np.integer)) for c in frame.columns)
+def _is_headerless(frame: pd.DataFrame, expected: Sequence[str] | None = None) -> bool:
+    """Columns numbered 0..n-1 by pandas (a file read without a header row), not named; with
+    ``expected`` (the training columns), numbered columns that hold every training name as a
+    number (a DataFrame built with integer column names, trained as "0", "1", ...) are named:
+    they are matched by name, so that reordered ones are not read by position."""
+    if not all(isinstance(c, (int, np.integer)) for c in frame.columns):
+        return False
+    return expected is None or not set(expected) <= {str(c) for c in frame.columns}
 
 
 @dataclass
@@ -247,7 +255,7 @@ class FeaturePipeline:
 
     def unused_columns(self, frame: pd.DataFrame) -> list[str]:
         """Named columns of ``frame`` that the model does not read (an id, the label...)."""
-        if _is_headerless(frame):
+        if _is_headerless(frame, self.input_columns):
             return []
         wanted = set(self.input_columns)
         return [str(c) for c in frame.columns if str(c) not in wanted]
@@ -259,7 +267,7 @@ class FeaturePipeline:
         training width, and only for numeric columns, whose order the model knows.
         """
         expected = self.input_columns
-        if _is_headerless(frame) and len(frame.columns):
+        if _is_headerless(frame, expected) and len(frame.columns):
             if self.text_column is not None:
                 raise DataError(
                     f"These rows have no header; a model with the text column {self.text_column!r} needs a header "
@@ -327,7 +335,7 @@ class FeaturePipeline:
                                 self.input_feature_names)
         if not isinstance(X, pd.DataFrame):
             raise DataError("This model was trained on a table; give it rows with named columns (CSV, Parquet...).")
-        if _is_headerless(X):
+        if _is_headerless(X):  # numbered columns: by name when they hold the training names, else by position
             X = self.select_columns(X)
         blocks = []
         if self.text_column is not None:

@@ -56,7 +56,8 @@ def encode_labels(y: Any) -> tuple[np.ndarray, list[Any]]:
 
 def label_values(y: Any) -> np.ndarray:
     """The labels as :func:`encode_labels` compares them: whole floats as integers (``1.0`` is
-    the class ``1``), objects as strings; an error for missing, infinite or fractional ones."""
+    the class ``1``), numbers held as objects as numbers, other objects as strings; an error for
+    missing, infinite or fractional ones."""
     y = np.asarray(y)
     if y.ndim != 1:
         raise DataError(f"The target must be one column; got shape {y.shape}.")
@@ -74,6 +75,8 @@ def label_values(y: Any) -> np.ndarray:
         missing = pd.isna(y)
         if missing.any():
             raise DataError(f"The target is missing at row {int(np.argmax(missing))}; every row needs a label.")
+        if len(y) and all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in y):
+            return label_values(np.asarray(y.tolist()))  # numbers held as objects are numbers, not their strings
         y = y.astype(str)
     return y
 
