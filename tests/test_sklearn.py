@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,11 +25,11 @@ import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.datasets import load_breast_cancer, load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -274,6 +276,25 @@ def test_tuned_keeps_the_study_in_a_given_storage(tmp_path: Path) -> None:
     assert clf.best_params_["penalty.strength"] > 0
     assert (clf.best_params_["penalty"], clf.best_params_["optimizer"]) == ("l2", "lbfgs")
     assert clf.best_score_ == min(t.value for t in trial_records(url, "digits") if t.value is not None)
+
+
+def test_tuned_fits_started_in_the_same_second_each_get_their_own_study(tmp_path: Path) -> None:
+    """A study named by the time alone would be taken by another fit started in the same second
+    (the folds of ``cross_val_score``): each fit gets the time and a random suffix."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'folds.db'}"
+    start = time.time()  # the names the time alone gives for the next seconds are taken
+    taken = {f"arrays-{time.strftime('%Y%m%d-%H%M%S', time.localtime(start + s))}" for s in range(-1, 30)}
+    for name in taken:
+        optuna.create_study(study_name=name, storage=url)
+    X, y = load_iris(return_X_y=True)
+    clf = tuner.TunedLogisticRegression(1, penalty="l2", optimizer="lbfgs", storage=url, random_state=0)
+    with threadpool_limits(limits=1):
+        scores = cross_val_score(clf, X, y, cv=3, error_score="raise")
+    assert time.time() - start < 30 and scores.min() > 0.5
+    names = set(optuna.get_all_study_names(url)) - taken
+    assert len(names) == 3 and all(re.fullmatch(r"arrays-\d{8}-\d{6}-[0-9a-f]{6}", n) for n in names), names
 
 
 @pytest.mark.parametrize("name", ["check_no_attributes_set_in_init", "check_parameters_default_constructible",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -209,7 +210,8 @@ def tune(
         Stop starting trials after this many seconds, counted from the first trial (reading the
         data and checking the plugins are not included).
     study_name : str, optional
-        Default: made up from the data and the time (never an existing study).
+        Default: made up from the data, the time and a random suffix
+        (``arrays-20261130-050142-3fa9c2``; never an existing study).
     storage : str, optional
         SQLAlchemy URL of the study database. Default: none, the study lives in a temporary
         database for this call only (:attr:`TuneResult.trials` keeps its trials).
@@ -286,8 +288,8 @@ def tune(
             cv=cv or 0)
         build_space(spec)  # unknown plugins, bad params: fail before any trial
         if study_name is None:
-            study_name = f"{_stem(opts)}-{time.strftime('%Y%m%d-%H%M%S')}"
-            new_only = True  # a made-up name: never join a study another process started this second
+            study_name = default_study_name(_stem(opts))
+            new_only = True  # a made-up name: never join a study another process started
     assert study_name is not None
     if tracking_uri is not None:  # before anything is written (a worker's wait creates the study storage)
         from tuner.tracking import check_model_name
@@ -389,6 +391,13 @@ def _names(value: str | Sequence[str] | None) -> list[str] | None:
     items = value.split(",") if isinstance(value, str) else list(value)
     out = [v.strip() for v in items if v.strip()]
     return out or None
+
+
+def default_study_name(stem: str) -> str:
+    """A new study's name when none is given: ``STEM-YYYYMMDD-HHMMSS-xxxxxx``, the time to the
+    second and six random hex digits, so that studies started in the same second (the folds of a
+    ``cross_val_score``, parallel searches, several processes) each get their own name."""
+    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 def _stem(opts: DataOptions) -> str:

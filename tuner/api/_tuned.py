@@ -63,7 +63,8 @@ class TunedLogisticRegression(LinearProbaMixin, BaseEstimator):
     tracking_uri : str, default=None
         MLflow tracking URI to log the study, its trials and the best model to; None: none.
     study_name : str, default=None
-        Name of the study; None: made up from the time. An existing study of that name in
+        Name of the study; None: a new name for each fit, made up from the time and a random
+        suffix (``arrays-20261130-050142-3fa9c2``). An existing study of that name in
         ``storage`` is resumed when its options match.
     batch_trials : int, "auto" or None, default="auto"
         Trials trained side by side.
