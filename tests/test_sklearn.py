@@ -297,6 +297,30 @@ def test_tuned_fits_started_in_the_same_second_each_get_their_own_study(tmp_path
     assert len(names) == 3 and all(re.fullmatch(r"arrays-\d{8}-\d{6}-[0-9a-f]{6}", n) for n in names), names
 
 
+def test_tuned_on_a_dataframe_saves_a_model_that_names_its_columns(tmp_path: Path) -> None:
+    """The best model and the registered model read a DataFrame's columns by their names, not
+    ``x0``, ``x1``...: the training DataFrame predicts through ``best_model_`` and the pyfunc."""
+    import mlflow
+
+    from tuner.tracking import download_model
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with threadpool_limits(limits=1):
+        clf = tuner.TunedLogisticRegression(2, penalty="l2", optimizer="lbfgs", random_state=0,
+                                            tracking_uri=uri).fit(X, y)
+    columns = list(X.columns)
+    assert list(clf.feature_names_in_) == columns and clf.best_model_.pipeline.input_feature_names == columns
+    np.testing.assert_allclose(clf.best_model_.predict_proba(X), clf.predict_proba(X), atol=1e-10)
+    np.testing.assert_allclose(clf.best_model_.predict_proba(X[columns[::-1]]), clf.predict_proba(X), atol=1e-10)
+    np.testing.assert_allclose(clf.best_model_.predict_proba(X.to_numpy()), clf.predict_proba(X), atol=1e-10)
+    assert clf.study_.model_uri is not None
+    pyfunc = mlflow.pyfunc.load_model(str(download_model(clf.study_.model_uri, tmp_path / "model", uri)))
+    assert pyfunc.metadata.get_input_schema().input_names() == columns
+    proba = pyfunc.predict(X, params={"proba": True})
+    np.testing.assert_allclose(proba.filter(like="proba_").to_numpy(), clf.predict_proba(X), atol=1e-10)
+
+
 @pytest.mark.parametrize("name", ["check_no_attributes_set_in_init", "check_parameters_default_constructible",
                                   "check_get_params_invariance", "check_set_params", "check_estimator_repr",
                                   "check_estimator_cloneable", "check_mixin_order", "check_estimators_unfitted",

@@ -8,6 +8,7 @@ standardisation, so ``coef_`` and ``intercept_`` apply to the features as given.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -158,7 +159,9 @@ class TunedLogisticRegression(LinearProbaMixin, BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Features (dense or sparse); standardised inside, on the training rows.
+            Features (dense or sparse); standardised inside, on the training rows. A
+            DataFrame's column names become the inputs of ``best_model_`` and of the registered
+            model's signature (rows to predict are then matched by name).
         y : array-like of shape (n_samples,)
             Class labels (two or more classes).
 
@@ -168,6 +171,7 @@ class TunedLogisticRegression(LinearProbaMixin, BaseEstimator):
             The fitted estimator.
         """
         from tuner._registry import optimizers, penalties
+        from tuner.api._data import from_arrays
         from tuner.api._tune import tune
 
         check_plugin_names(self, "penalty", penalties, several=True)
@@ -179,8 +183,11 @@ class TunedLogisticRegression(LinearProbaMixin, BaseEstimator):
             "epochs": self.max_epochs, "tol": self.tol, "patience": self.patience, "batch_size": self.batch_size,
             "class_weight": self.class_weight, "dtype": self.dtype, "device": self.device,
         }
+        data = from_arrays(X, y)
+        if hasattr(self, "feature_names_in_"):  # a DataFrame's columns name the saved model's inputs
+            data = dataclasses.replace(data, feature_names=[str(c) for c in self.feature_names_in_])
         try:
-            result = tune(X, y, val_size=self.validation_fraction, test_size=self.test_fraction, seed=seed,
+            result = tune(data, val_size=self.validation_fraction, test_size=self.test_fraction, seed=seed,
                           trials=self.trials, study_name=self.study_name, storage=self.storage,
                           tracking_uri=self.tracking_uri, penalty=self.penalty, optimizer=self.optimizer,
                           params=self.params, metric=self.metric, sampler=self.sampler, pruner=self.pruner,
