@@ -332,6 +332,15 @@ def test_tuned_follows_sklearn_api_conventions(name: str) -> None:
     getattr(estimator_checks, name)("TunedLogisticRegression", tuner.TunedLogisticRegression())
 
 
+@pytest.mark.parametrize("rows", [10, 1])
+def test_tuned_refuses_one_class_as_a_value_error_as_logistic_regression_does(rows: int) -> None:
+    """scikit-learn's ``check_classifiers_one_label`` and ``check_fit2d_1sample`` expect a ValueError."""
+    X = np.random.default_rng(0).normal(size=(rows, 2))
+    for clf in (tuner.LogisticRegression(), tuner.TunedLogisticRegression(2, penalty="l2", optimizer="lbfgs")):
+        with pytest.raises(ValueError, match=r"needs samples of at least 2 classes in the data; got one class only"):
+            clf.fit(X, np.ones(rows))
+
+
 def test_tuned_refuses_invalid_options_as_value_errors() -> None:
     X, y = load_breast_cancer(return_X_y=True)
     with pytest.raises(ValueError, match="ridge") as err:

@@ -178,6 +178,10 @@ class TunedLogisticRegression(LinearProbaMixin, BaseEstimator):
         check_plugin_names(self, "optimizer", optimizers, several=True)
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
         check_classification_targets(y)
+        classes = np.unique(y)
+        if len(classes) < 2:  # as tuner.LogisticRegression: a ValueError, which scikit-learn expects
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data; "
+                             f"got one class only ({classes[0]!r}).")
         seed = seed_of(self.random_state)
         training: dict[str, Any] = {
             "epochs": self.max_epochs, "tol": self.tol, "patience": self.patience, "batch_size": self.batch_size,
