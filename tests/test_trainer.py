@@ -322,6 +322,10 @@ def test_class_weights() -> None:
     np.testing.assert_allclose(class_weights(y, 2, {"b": 3}, ["a", "b"]), [1, 3])
     with pytest.raises(ConfigError, match="'c'"):
         class_weights(y, 2, {"c": 1.0}, ["a", "b"])
+    # float labels are read as integer classes: a float key names the same class (every trial failed)
+    np.testing.assert_allclose(class_weights(y, 2, {0.0: 1, 1.0: 2.5}, [0, 1]), [1, 2.5])
+    with pytest.raises(ConfigError, match="'0.5'|0.5"):
+        class_weights(y, 2, {0.5: 1.0}, [0, 1])
     with pytest.raises(ConfigError, match="balanced"):
         class_weights(y, 2, "auto")
     with pytest.raises(ConfigError, match=">= 0"):

@@ -32,7 +32,7 @@ def class_weights(y: np.ndarray, n_classes: int, spec: str | Mapping[Any, float]
     labels = list(classes) if classes is not None else list(range(n_classes))
     out = np.ones(n_classes)
     for key, w in spec.items():
-        matches = [i for i, c in enumerate(labels) if str(c) == str(key)]
+        matches = [i for i, c in enumerate(labels) if _same_class(c, key)]
         if not matches:
             raise ConfigError(f"The 'class_weight' parameter names class {key!r}, which is not one of {labels!r}.")
         if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
@@ -65,3 +65,13 @@ def val_row_weights(n_val: int, k_trials: int, val_column_weight: np.ndarray | N
     if val_column_weight is None:
         return np.ones((n_val, k_trials))
     return np.asarray(val_column_weight, dtype=np.float64).reshape(n_val, k_trials)
+
+
+def _same_class(label: Any, key: Any) -> bool:
+    """Whether a ``class_weight`` key names the class ``label``: as text, or as the same number
+    (labels 1.0 are read as the class 1, so the key 1.0 names it too)."""
+    if str(label) == str(key):
+        return True
+    numbers = (int, float, np.integer, np.floating)
+    both = isinstance(label, numbers) and isinstance(key, numbers) and not isinstance(key, bool)
+    return bool(both and float(label) == float(key))
