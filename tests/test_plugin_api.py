@@ -83,6 +83,21 @@ def test_training_turns_a_plugin_crash_into_one_line_naming_it(penalty, optimize
     assert info.value.__cause__ is not None and not isinstance(info.value.__cause__, tuner.TunerError)
 
 
+def _ridge_source(name: str) -> str:
+    """The source of a sound ridge plugin named ``name`` (a module's text, after its imports)."""
+    import textwrap
+
+    return textwrap.dedent(f"""
+        class Ridge(Penalty):
+            name = "{name}"
+            description = "Ridge."
+            search_space = {{"strength": Float(1e-6, 1.0, default=0.01, log=True)}}
+
+            def smooth_value(self, weight, params):
+                return params["strength"] / 2 * (weight ** 2).sum(dim=(-2, -1))
+        """)
+
+
 def test_a_crash_in_the_optimizer_a_plugin_built_is_blamed_on_that_optimizer(tmp_path, monkeypatch):
     """One package, a penalty and an optimizer in modules of their own, the optimizer's class in a
     third: its crash lies in neither plugin's module, and the package alone cannot tell them
@@ -95,17 +110,7 @@ def test_a_crash_in_the_optimizer_a_plugin_built_is_blamed_on_that_optimizer(tmp
     pkg = tmp_path / "acme_blame"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "penalties.py").write_text(textwrap.dedent("""
-        from tuner import Float, Penalty
-
-        class Ridge(Penalty):
-            name = "acme_ridge"
-            description = "Ridge."
-            search_space = {"strength": Float(1e-6, 1.0, default=0.01, log=True)}
-
-            def smooth_value(self, weight, params):
-                return params["strength"] / 2 * (weight ** 2).sum(dim=(-2, -1))
-        """))
+    (pkg / "penalties.py").write_text("from tuner import Float, Penalty\n" + _ridge_source("acme_ridge"))
     (pkg / "_impl.py").write_text(textwrap.dedent("""
         import torch
 
@@ -184,17 +189,8 @@ def test_blame_follows_the_code_not_the_module(tmp_path, monkeypatch):
 
     from tuner.train import TrainConfig, fit
 
-    (tmp_path / "acme_one.py").write_text(textwrap.dedent("""
-        import torch
-        from tuner import Float, Optimizer, Penalty
-
-        class Ridge(Penalty):
-            name = "one_ridge"
-            description = "Ridge."
-            search_space = {"strength": Float(1e-6, 1.0, default=0.01, log=True)}
-
-            def smooth_value(self, weight, params):
-                return params["strength"] / 2 * (weight ** 2).sum(dim=(-2, -1))
+    (tmp_path / "acme_one.py").write_text("from tuner import Float, Optimizer, Penalty\n" + _ridge_source("one_ridge")
+                                          + textwrap.dedent("""
 
         class Breaks(Optimizer):
             name = "one_breaks"
