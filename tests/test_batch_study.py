@@ -188,10 +188,13 @@ def test_a_batching_worker_and_tune_share_the_budget_exactly(tmp_path: Path) -> 
     # The worker starts first and waits for the study; tune creates it and runs batches of 4,
     # the worker batches of 3. FISTA held to 100 epochs (no early stop, no pruning) keeps each
     # batch busy long enough (seconds) for both processes to take trials (40 epochs left the
-    # worker without a trial about once in seven runs once L1's smooth part cost nothing).
+    # worker without a trial about once in seven runs once L1's smooth part cost nothing). The
+    # worker joins about 2 s after the study appears (its data, its MLflow check): 24 trials, six
+    # batches of tune's, keep the study open well past that (12 left it one batch, and a loaded CI
+    # machine none).
     worker = _start(["worker", "--study", "w", "--storage", storage, "--tracking-uri", uri, "--wait", "120",
                      "--batch-trials", "3", "--json"], tmp_path, env)
-    tune = _start(["tune", "--dataset", "breast_cancer", "--study", "w", "--trials", "12", "--batch-trials", "4",
+    tune = _start(["tune", "--dataset", "breast_cancer", "--study", "w", "--trials", "24", "--batch-trials", "4",
                    "--penalty", "l2,l1", "--optimizer", "fista", "--epochs", "100", "--patience", "100", "--tol", "0",
                    "--pruner", "none", "--storage", storage, "--tracking-uri", uri, "--json"], tmp_path, env)
     for proc in (tune, worker):
@@ -200,7 +203,7 @@ def test_a_batching_worker_and_tune_share_the_budget_exactly(tmp_path: Path) -> 
         assert "Traceback" not in err, err[-3000:]
     trials = _trials(storage, "w")
     finished = [t for t in trials if t.state in FINISHED]
-    assert len(finished) == 12, _describe(trials)
+    assert len(finished) == 24, _describe(trials)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     others = [t for t in trials if t.state == TrialState.FAIL and not t.user_attrs["fail_reason"].startswith(GAVE_UP)]
     assert not others, _describe(others)

@@ -381,7 +381,7 @@ def wait_for_study(storage: str, study_name: str, wait: float) -> None:
         if time.time() > deadline:
             hint = f" (there is no database file at {path}: is the path right?)" if path and not path.is_file() else ""
             raise ConfigError(f"No study named {study_name!r} appeared in {redact(storage)} within {wait:g} s{hint}.")
-        time.sleep(1.0)
+        time.sleep(0.25)  # a read a quarter second: the worker joins a short study's first batches
 
 
 def _names(value: str | Sequence[str] | None) -> list[str] | None:
