@@ -340,7 +340,7 @@ def test_a_killed_workers_trial_run_holds_its_parameters_and_is_filled_from_the_
     client = _client(uri)
     (left,) = _runs(client, "killed")[1]
     assert left.info.status == "RUNNING" and "tuner.logged" not in left.data.tags
-    assert left.data.params["penalty"] == "l2" and "penalty.strength" in left.data.params  # from the start
+    assert left.data.params["penalty"] == "l2" and "penalty.strength" in left.data.params  # with its first epochs
 
     time.sleep(2.5)  # past the grace period: the next worker fails the trial as lost, and retries it
     run_study(None, "killed", storage, observers=[MlflowObserver(uri, plots=False, register_model=False)],
