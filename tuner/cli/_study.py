@@ -103,12 +103,10 @@ def study_show(name: str, storage: str | None, top: int, tracking_uri: str | Non
 def _mlflow_of(name: str, tracking_uri: str | None, attrs: dict[str, Any]) -> dict[str, Any] | None:
     """Experiment, parent run, registered model and UI link of a tracked study (None: not tracked),
     in the store it logs to unless another is given."""
-    from tuner.tracking import default_tracking_uri
+    from tuner.tracking._home import stored_or_default
     from tuner.tracking._names import ATTR_TRACKING
 
-    stored = attrs.get(ATTR_TRACKING)
-    usable = stored if isinstance(stored, str) and "***" not in stored else None
-    return mlflow_block_from_attrs(tracking_uri or usable or default_tracking_uri(), name, attrs)
+    return mlflow_block_from_attrs(tracking_uri or stored_or_default(attrs.get(ATTR_TRACKING)), name, attrs)
 
 
 def _value(value: float | None) -> str:

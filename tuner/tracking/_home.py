@@ -13,7 +13,7 @@ from tuner.errors import ConfigError, TunerError
 from tuner.tracking._names import ATTR_TRACKING
 from tuner.tracking._store import redact, scheme
 
-__all__ = ["study_tracking_uri", "tracking_uri_for", "same_store", "check_same_store", "absolute_uri"]
+__all__ = ["study_tracking_uri", "tracking_uri_for", "stored_or_default", "same_store", "check_same_store", "absolute_uri"]
 
 
 def study_tracking_uri(storage: str, study_name: str) -> str | None:
@@ -42,10 +42,16 @@ def tracking_uri_for(storage: str | None, study_name: str | None) -> str:
     """The store a command on ``study_name`` uses when none is given: the study's own when it has
     one (and no password was hidden from it), else ``./mlflow.db``."""
     from tuner.study import default_storage_url
+
+    return stored_or_default(study_tracking_uri(storage or default_storage_url(), study_name) if study_name else None)
+
+
+def stored_or_default(stored: object) -> str:
+    """A study's stored ``mlflow_tracking_uri`` when it can be used (a string with no password
+    hidden from it), else ``./mlflow.db``."""
     from tuner.tracking._store import default_tracking_uri
 
-    stored = study_tracking_uri(storage or default_storage_url(), study_name) if study_name else None
-    return stored if stored is not None and "***" not in stored else default_tracking_uri()
+    return stored if isinstance(stored, str) and "***" not in stored else default_tracking_uri()
 
 
 def same_store(a: str, b: str) -> bool:
