@@ -80,8 +80,13 @@ def test_lowering_the_budget_below_the_finished_trials_says_so(tmp_path: Path) -
     code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "b", "--trials", "3", *PAIR, *FAST)
     assert code == 0, out
     code, out = tune(tmp_path, "--study", "b", "--trials", "1", "--no-tracking")
-    assert code == 0 and "3 finished trials, more than its new budget of 1" in out, out
+    assert code == 0 and "3 finished trials, more than the 1 asked for" in out, out
+    assert "its budget stays 3" in out, out
     assert len(trials(tmp_path, "b")) == 3
+    # the stored budget never reads less than the trials the study holds: a later run without
+    # --trials, and study show, see 3, not 1
+    shown = CliRunner().invoke(cli, ["study", "show", "b", "--storage", _url(tmp_path)])
+    assert shown.exit_code == 0 and "budget 3 trials" in shown.output, shown.output
 
 
 def test_train_refuses_a_param_for_another_optimizer(tmp_path: Path) -> None:

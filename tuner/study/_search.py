@@ -45,7 +45,7 @@ from tuner.study._runs import (
 from tuner.study._search_space import SearchSpace, build_space, make_pruner, make_sampler, params_of
 from tuner.study._signals import Interrupted, StopCallback, StopRequest, deferred_signals
 from tuner.study._spec import StudySpec
-from tuner.study._storage import open_storage, require_database
+from tuner.study._storage import open_storage, require_database, trial_states
 from tuner.study._study_data import check_data, check_training, load_dataset_for, train_config
 from tuner.study._trial_batches import Pending, batch_size_for
 from tuner.study._variant import VARIANT, split_variant
@@ -133,6 +133,10 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     else:
         warnings = note_plugin_changes(study, spec)
     spec = _with_stored_budget(study, spec, n_trials)
+    if n_trials is not None and spec.n_trials is not None and spec.n_trials > n_trials:
+        warnings = [*warnings, f"the study already has {spec.n_trials} finished trials, more than the {n_trials} "
+                               "asked for (the 'trials' parameter counts the study's trials, not this run's); its "
+                               f"budget stays {spec.n_trials}"]
     if study.user_attrs.get("spec") != spec.to_json():
         study.set_user_attr("spec", spec.to_json())  # workers joining later see the new budget
     spec.timeout = timeout  # this process's own limit, never stored
@@ -150,8 +154,17 @@ def _with_stored_budget(study: Any, spec: StudySpec, n_trials: int | None) -> St
     except (KeyError, TypeError, ValueError):
         return spec
     out = StudySpec.from_json(spec.to_json())
-    out.n_trials = now.n_trials if n_trials is None else n_trials
+    out.n_trials = now.n_trials if n_trials is None else max(n_trials, _finished(study))
     return out
+
+
+def _finished(study: Any) -> int:
+    """The study's complete and pruned trials: what its budget counts. A budget given below them
+    is stored as them, so the stored budget never reads less than the trials it already holds
+    (``study show`` said "budget 3 trials" beside 6 complete, and every later run kept that)."""
+    from optuna.trial import TrialState
+
+    return sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for _, state in trial_states(study))
 
 
 def _check_budget(n_trials: int | None, timeout: float | None) -> None:
