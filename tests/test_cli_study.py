@@ -245,6 +245,40 @@ def test_study_delete_refuses_a_study_a_process_is_running_unless_forced(tmp_pat
     assert "busy" not in run("study", "list", "--storage", url).output
 
 
+def test_a_tune_whose_study_is_deleted_under_it_says_so_in_one_line(tmp_path: Path) -> None:
+    """`study delete --force` under a running `tuner tune`: it died with a KeyError traceback
+    ('Record does not exist.') from whichever Optuna call came next."""
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    proc = subprocess.Popen([sys.executable, "-m", "tuner.cli", "tune", "--dataset", "breast_cancer", "--study", "gone",
+                             "--storage", url, "--trials", "100000", "--no-tracking"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                done = optuna.load_study(study_name="gone", storage=url).get_trials(
+                    states=(optuna.trial.TrialState.COMPLETE,))
+            except KeyError:
+                done = []
+            if len(done) >= 3:
+                break
+            time.sleep(0.2)
+        assert run("study", "delete", "gone", "--storage", url, "--yes", "--force").exit_code == 0
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and "Traceback" not in out, out
+    assert out.strip().splitlines()[-1] == (
+        f"Error: Study 'gone' was deleted from {url} while this process ran its trials (`tuner study delete "
+        "--force`); no more trials were run."), out
+
+
 def test_tune_prints_a_summary_table_and_no_progress_bar_off_terminal(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     res = run("tune", "--dataset", "iris", "--study", "t", "--storage", url, "--trials", "3", "--penalty", "l2",

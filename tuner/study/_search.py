@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from tuner.errors import ConfigError, TunerError
+from tuner.errors import ConfigError, StorageError, TunerError
 from tuner.study._configure import TrainOutcome, train_one
 from tuner.study._default_plugins import default_plugins
 from tuner.study._naming import public_params
@@ -192,6 +192,7 @@ class _StudyRun:
                  stop: StopRequest, started: float) -> None:
         self.study, self.spec, self.space, self.data, self.config = study, spec, space, data, config
         self.observers, self.progress, self.stop, self.started = observers, progress, stop, started
+        self.storage = storage
         self.info = StudyInfo(study.study_name, storage_url, json.loads(spec.to_json()),
                               METRICS[spec.metric], spec.metric, dict(study.user_attrs), data=data)
         self.mine: dict[int, tuple[str, str | None]] = {}  # this process's trials: number -> (state, fail reason)
@@ -220,6 +221,12 @@ class _StudyRun:
                     outcome, interrupted = self._refit_and_end(best)
                     ended = outcome is not None
         except BaseException as exc:
+            if isinstance(exc, KeyError) and self._deleted():
+                exc = StorageError(f"Study {self.study.study_name!r} was deleted from {self.info.storage_url} while "
+                                   "this process ran its trials (`tuner study delete --force`); no more trials were "
+                                   "run.")
+                self._stopped("FAILED", str(exc))
+                raise exc from None
             if isinstance(exc, (KeyboardInterrupt, Interrupted)):
                 self._stopped("KILLED", f"interrupted by {exc or 'SIGINT'}")
             else:
@@ -229,6 +236,16 @@ class _StudyRun:
             self._stopped("KILLED" if interrupted else "FINISHED",
                           f"interrupted by {interrupted}" if interrupted else None)
         return self._result(best, outcome, interrupted, warnings + self.objective.warnings)
+
+    def _deleted(self) -> bool:
+        """Whether the study is no longer in its storage (Optuna then raises a bare KeyError)."""
+        try:
+            self.storage.get_study_id_from_name(self.study.study_name)
+        except KeyError:
+            return True
+        except Exception:  # noqa: BLE001 - an unreachable storage: not known to be deleted
+            return False
+        return False
 
     def _start(self) -> None:
         """The observers start (their study attributes stored); the sampler and pruner are set."""
