@@ -118,6 +118,26 @@ def test_every_sampler_runs(tmp_path: Path, sampler: str) -> None:
     assert s["trials"]["complete"] + s["trials"]["pruned"] == 3
 
 
+@pytest.mark.parametrize("batch", ["1", "5"])
+def test_a_grid_study_ends_when_its_grid_is_spent_and_evaluates_no_point_twice(tmp_path: Path, batch: str) -> None:
+    """Optuna's grid sampler calls study.stop() after the last point, which raises outside
+    Study.optimize: the study died with a RuntimeError traceback, no refit and exit 1, and a
+    batch larger than the points left evaluated points twice."""
+    args = ["--dataset", "breast_cancer", "--penalty", "l2", "--optimizer", "newton", "--sampler", "grid",
+            "--batch-trials", batch, *FAST]
+    grid = build_space(StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2"], optimizers=["newton"]))
+    points = len(next(s for s in grid.slots["l2:newton"] if not s.is_fixed).grid())
+    code, out = tune(tmp_path, "--study", "g", "--trials", str(points + 4), *args)
+    assert code == 0 and "test: log_loss" in out, out  # refit and tested
+    assert f"every point of the grid has been evaluated; the study stops short of its budget of {points + 4}" in out
+    study = load(tmp_path, "g")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * points
+    assert sorted(t.params["penalty.strength"] for t in study.trials) == sorted(
+        {t.params["penalty.strength"] for t in study.trials})
+    code, out = tune(tmp_path, "--study", "g", "--trials", str(points + 8), *args)  # a spent grid resumed
+    assert code == 0 and len(load(tmp_path, "g").trials) == points, out
+
+
 @pytest.mark.parametrize("pruner", ["median", "hyperband", "none"])
 def test_pruners_mark_pruned_trials_as_pruned_not_failed(tmp_path: Path, pruner: str) -> None:
     # the exact solver over four decades of strength: the strong penalties fall behind the median

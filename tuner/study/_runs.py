@@ -62,14 +62,47 @@ def seeded_sampler(make_sampler: Callable[[int], Any], seed: int) -> Any:
 
         def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
             if self.inner is not None:
-                self.inner.after_trial(study, trial, state, values)
+                # Optuna's grid sampler calls study.stop() once its grid is spent, which raises outside
+                # Study.optimize (this runner asks and tells): the study stops on grid_points_left instead
+                self.inner.after_trial(_NoStop(study), trial, state, values)
 
         def reseed_rng(self) -> None:
             if self.inner is not None:
                 self.inner.reseed_rng()
 
-    make_sampler(seed)  # a bad name fails now, not at the first trial
+        def grid_points_left(self, study: Any) -> int | None:
+            """For a grid sampler, the grid points no trial has evaluated or is evaluating (None for
+            any other sampler): asking more would evaluate a point twice."""
+            return grid_points_left(probe, study)
+
+    probe = make_sampler(seed)  # a bad name fails now, not at the first trial
     return _PerProcessSeed()
+
+
+class _NoStop:
+    """A study whose ``stop()`` does nothing (everything else is the study's)."""
+
+    def __init__(self, study: Any) -> None:
+        self._study = study
+
+    def stop(self) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+
+def grid_points_left(sampler: Any, study: Any) -> int | None:
+    """The grid points of Optuna's ``GridSampler`` that no trial of ``study`` has finished or is
+    running (the ``grid_id`` system attribute it gives each trial); None for another sampler."""
+    from optuna.samplers import GridSampler
+    from optuna.trial import TrialState
+
+    if not isinstance(sampler, GridSampler):
+        return None
+    taken = {t.system_attrs["grid_id"] for t in study.get_trials(deepcopy=False)
+             if "grid_id" in t.system_attrs and (t.state.is_finished() or t.state == TrialState.RUNNING)}
+    return len(set(range(sampler._n_min_trials)) - taken)
 
 
 class Budget:

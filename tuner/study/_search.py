@@ -193,6 +193,7 @@ class _StudyRun:
         self.study, self.spec, self.space, self.data, self.config = study, spec, space, data, config
         self.observers, self.progress, self.stop, self.started = observers, progress, stop, started
         self.storage = storage
+        self.notes: list[str] = []  # what the summary says about how the search ended
         self.info = StudyInfo(study.study_name, storage_url, json.loads(spec.to_json()),
                               METRICS[spec.metric], spec.metric, dict(study.user_attrs), data=data)
         self.mine: dict[int, tuple[str, str | None]] = {}  # this process's trials: number -> (state, fail reason)
@@ -235,7 +236,7 @@ class _StudyRun:
         if not ended:
             self._stopped("KILLED" if interrupted else "FINISHED",
                           f"interrupted by {interrupted}" if interrupted else None)
-        return self._result(best, outcome, interrupted, warnings + self.objective.warnings)
+        return self._result(best, outcome, interrupted, warnings + self.objective.warnings + self.notes)
 
     def _deleted(self) -> bool:
         """Whether the study is no longer in its storage (Optuna then raises a bare KeyError)."""
@@ -262,6 +263,9 @@ class _StudyRun:
         try:
             self.lost.check()
             while self.budget.wait_for_room():
+                if self._grid_points_left() == 0:
+                    self._grid_spent()
+                    break
                 asked, keep = self._ask(batch_trials)
                 if asked and not self.objective.run(asked):
                     break
@@ -279,7 +283,10 @@ class _StudyRun:
         far: none is left RUNNING."""
         asked: list[Pending] = []
         try:
-            for _ in range(batch_size_for(batch_trials, self.budget.room(), work_size(self.data.X_train))):
+            room, grid = self.budget.room(), self._grid_points_left()
+            if grid is not None:  # a grid point asked twice at once would be evaluated twice
+                room = grid if room is None else min(room, grid)
+            for _ in range(batch_size_for(batch_trials, room, work_size(self.data.X_train))):
                 self.stop.check()
                 trial = self.objective.ask()
                 trial.set_user_attr("worker", WORKER)
@@ -295,6 +302,18 @@ class _StudyRun:
             self.objective.abandon(asked, exc)
             raise
         return asked, True
+
+    def _grid_points_left(self) -> int | None:
+        """With ``--sampler grid``, the grid points no trial has taken yet (None for other samplers)."""
+        left = getattr(self.study.sampler, "grid_points_left", None)
+        return left(self.study) if callable(left) else None
+
+    def _grid_spent(self) -> None:
+        """The grid is spent before the budget: say so in the summary (once)."""
+        total = self.budget.n_trials
+        if total is not None and self.budget.done() < total and not self.notes:
+            self.notes.append(f"every point of the grid has been evaluated; the study stops short of its budget "
+                              f"of {total} trials (--sampler grid)")
 
     def _after_trial(self, trial: Any) -> bool:
         """After each trial: fail lost trials, report progress; False when the study should stop."""
