@@ -146,6 +146,31 @@ def test_a_trial_whose_mean_over_folds_beats_the_best_is_not_pruned_by_one_fold(
     assert study.best_value == pytest.approx(0.222)
 
 
+@pytest.mark.parametrize("folds", [2, 3, 5])
+def test_the_median_pruner_judges_every_fold_from_the_first(folds: int) -> None:
+    """The epoch warm-up of 3 steps applied to folds too: --cv 2 and --cv 3 never pruned, and --cv 5
+    judged folds 4 and 5 only."""
+    from optuna.trial import TrialState, create_trial
+
+    from tuner.study import make_pruner
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="minimize", pruner=make_pruner("median", 100, folds))
+    for i in range(5):
+        scores = [0.2 + 0.01 * i] * folds
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=float(np.mean(scores)),
+                                     intermediate_values=dict(enumerate(scores)), params={}, distributions={}))
+    trial = study.ask()
+    trial.report(0.9, 0)  # far worse than every complete trial on the first fold
+    assert trial.should_prune()
+    epochs = optuna.create_study(direction="minimize", pruner=make_pruner("median", 100))
+    for trial_ in study.trials[:5]:
+        epochs.add_trial(trial_)
+    first_epoch = epochs.ask()
+    first_epoch.report(0.9, 0)
+    assert not first_epoch.should_prune()  # epochs keep their warm-up: an epoch 0 says little
+
+
 @pytest.fixture
 def picky_ridge(tmp_path, monkeypatch):
     """A sound ridge that does not declare supports_batch (most third-party plugins don't)."""

@@ -256,7 +256,7 @@ class _StudyRun:
                 self.info.user_attrs[k] = v
         spec = self.spec
         self.study.sampler = seeded_sampler(lambda s: make_sampler(spec.sampler, s, self.space), spec.seed)
-        self.study.pruner = make_pruner(spec.pruner, self.config.epochs)
+        self.study.pruner = make_pruner(spec.pruner, self.config.epochs, spec.cv)
 
     def _search(self, batch_trials: int | str | None) -> str | None:
         """Batches until the budget is spent or a trial says stop; the signal's name when interrupted."""

@@ -209,14 +209,17 @@ def make_sampler(name: str, seed: int, space: SearchSpace) -> Any:
     raise ConfigError(f"The 'sampler' parameter must be one of {list(SAMPLERS)}; got {name!r} instead.")
 
 
-def make_pruner(name: str, epochs: int) -> Any:
-    """The Optuna pruner called ``name`` (one of :data:`PRUNERS`) for trials of up to ``epochs`` epochs."""
+def make_pruner(name: str, epochs: int, folds: int = 0) -> Any:
+    """The Optuna pruner called ``name`` (one of :data:`PRUNERS`) for trials of up to ``epochs``
+    epochs, or, with ``folds`` > 0 (cross-validation), for trials whose steps are their folds' scores:
+    every fold is then judged (an epoch warm-up of 3 steps had left folds 0-2 unjudged, so ``--cv 3``
+    never pruned) and Hyperband's resource is the folds."""
     import optuna
 
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0 if folds else 3)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 3))
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=folds if folds else max(epochs, 3))
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ConfigError(f"The 'pruner' parameter must be one of {list(PRUNERS)}; got {name!r} instead.")
