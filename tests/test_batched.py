@@ -113,6 +113,39 @@ def test_a_pruned_trial_stops_and_the_others_go_on() -> None:
     np.testing.assert_allclose(out[1].weight, alone.weight, rtol=1e-9, atol=1e-12)
 
 
+class _InterruptAt(Callback):
+    """A stop request (Ctrl-C, SIGTERM in a study) at an epoch's end."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
+        if state.epoch == self.epoch:
+            raise KeyboardInterrupt("SIGTERM")
+
+
+def test_an_interrupt_stops_the_trials_still_training_and_keeps_those_already_finished() -> None:
+    """A study's SIGTERM while a group trained failed all its trials, the finished ones too: the
+    interrupt escaped fit_many, then train_many raised it again."""
+    from tuner.data import load_data, prepare
+    from tuner.study import train_many
+
+    X, y = _cancer()
+    pps = [{"strength": 1e-6}, {"strength": 1.0}]  # the weak penalty trains for many epochs, the strong one few
+    config = TrainConfig(epochs=60, dtype="float64")
+    out = fit_many(X, y, 2, penalties.get("l2"), pps, optimizers.get("lbfgs"), [{}, {}], config,
+                   callbacks=[[_InterruptAt(8)], []])
+    assert isinstance(out[0], KeyboardInterrupt) and str(out[0]) == "SIGTERM"
+    assert isinstance(out[1], FitResult) and out[1].stop_reason == "converged" and out[1].epochs_run < 8
+    (alone,) = _alone(X, y, 2, "l2", pps[1:], "lbfgs", [{}], config)
+    np.testing.assert_allclose(out[1].weight, alone.weight, rtol=1e-9, atol=1e-12)
+    data = prepare(load_data(dataset="breast_cancer"), val_size=0.2, test_size=0.2, seed=0)
+    config = TrainConfig(epochs=60, dtype="float64", patience=1, tol=1e-8)  # the strong penalty stops at epoch 2
+    outcomes = train_many(data, "lbfgs", [("l2", pp, {}) for pp in pps], config, [[_InterruptAt(4)], []])
+    assert isinstance(outcomes[0], KeyboardInterrupt)
+    assert not isinstance(outcomes[1], BaseException) and outcomes[1].result.stop_reason == "converged"
+
+
 def test_column_weights_train_each_trial_on_its_own_rows() -> None:
     """A 0/1 column of ``column_weight`` is that trial's training set (how CV folds run side by side)."""
     X, y = _cancer()

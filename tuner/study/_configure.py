@@ -264,7 +264,7 @@ def train_many(data: Dataset, optimizer_name: str,
                callbacks: Sequence[Sequence[Callback]] | None = None,
                init: Sequence[tuple[Any, Any] | None] | None = None,
                folds: Sequence[np.ndarray] | None = None,
-               sample_weight: np.ndarray | None = None) -> list[TrainOutcome | Exception]:
+               sample_weight: np.ndarray | None = None) -> list[TrainOutcome | BaseException]:
     """Train several configurations of one optimizer side by side (one pass over the data serves
     them all; :func:`tuner.train.fit_many`) and evaluate each.
 
@@ -274,7 +274,8 @@ def train_many(data: Dataset, optimizer_name: str,
     rows are the others), and its outcome carries the folds' metrics (``cv_metrics``); the model
     is the one trained on every training row. ``sample_weight``: one weight per training row
     (not with ``folds``). Returns per trial its outcome, or the exception
-    that stopped it (a pruner's, divergence: of the model or of any fold).
+    that stopped it (a pruner's, divergence: of the model or of any fold, or a stop request's
+    interrupt: the trials that finished before it keep their outcomes).
     """
     config = config or TrainConfig()
     opt = optimizers.get(optimizer_name)
@@ -292,7 +293,7 @@ def train_many(data: Dataset, optimizer_name: str,
         # A mini-batch optimizer's own stopping rule sees a noisy objective; on a small problem, say
         # how far from the optimum each fit ended (full-batch solvers stop on their exact objective).
         gaps = [None] * len(results) if opt.full_batch else optimality_gaps(data, pens, pps, results, config)
-        return [_failure(r) if isinstance(r, BaseException) else _outcome(data, pen, opt, pp, op, r, config, gap)
+        return [r if isinstance(r, BaseException) else _outcome(data, pen, opt, pp, op, r, config, gap)
                 for r, pen, pp, op, gap in zip(results, pens, pps, ops, gaps)]
     if sample_weight is not None:
         raise ConfigError("The 'sample_weight' parameter cannot be combined with the 'cv' parameter.")
@@ -318,7 +319,7 @@ def cv_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
 
 def _train_with_folds(data: Dataset, opt: Optimizer, pens: list[Penalty], pps: list[dict[str, Any]],
                       ops: list[dict[str, Any]], config: TrainConfig, callbacks: Sequence[Sequence[Callback]] | None,
-                      init: Sequence[Any] | None, folds: list[np.ndarray]) -> list[TrainOutcome | Exception]:
+                      init: Sequence[Any] | None, folds: list[np.ndarray]) -> list[TrainOutcome | BaseException]:
     """:func:`train_many` with cross-validation: per trial, one column on every training row (the
     model; the trial's callbacks) and one per fold, all in one :func:`fit_many` call.
 
@@ -362,12 +363,12 @@ def _train_with_folds(data: Dataset, opt: Optimizer, pens: list[Penalty], pps: l
         results = fit_columns(slice(None))
     else:  # a pair that trains one trial at a time: the model's column, then each fold's, alone
         results = [r for c in range(k * per) for r in fit_columns(slice(c, c + 1))]
-    out: list[TrainOutcome | Exception] = []
+    out: list[TrainOutcome | BaseException] = []
     for i in range(k):
         mine = results[i * per:(i + 1) * per]
         failed = next((r for r in mine if isinstance(r, BaseException)), None)
         if failed is not None:
-            out.append(_failure(failed))
+            out.append(failed)
             continue
         fits = [r for r in mine if not isinstance(r, BaseException)]
         outcome = _outcome(data, pens[i], opt, pps[i], ops[i], fits[0], config)
@@ -378,13 +379,6 @@ def _train_with_folds(data: Dataset, opt: Optimizer, pens: list[Penalty], pps: l
             outcome.cv_metrics.append(evaluate(data.y_train[held], proba, data.n_classes))
         out.append(outcome)
     return out
-
-
-def _failure(exc: BaseException) -> Exception:
-    """The exception that stopped a trial; one that is not an ``Exception`` (an interrupt) is raised."""
-    if not isinstance(exc, Exception):
-        raise exc
-    return exc
 
 
 def _outcome(data: Dataset, pen: Penalty, opt: Optimizer, pp: dict[str, Any], op: dict[str, Any], result: FitResult,

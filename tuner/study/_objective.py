@@ -195,13 +195,13 @@ class Objective:
                         keep = self.tell(pend.trial, self._failed_with(pend, exc)) and keep
                         beats.stop(pend)
                     continue
-                error: Exception | None = None
+                error: BaseException | None = None
                 for pend, result in zip(group, results):
                     untold.remove(pend)
                     try:
                         keep = self.tell(pend.trial, self._concluded(pend, result, optuna.TrialPruned)) and keep
-                    except Exception as exc:  # noqa: BLE001 - a bug (a callback's, an observer's): the group's other
-                        error = error or exc  # trained trials are still told their results, then it stops the study
+                    except BaseException as exc:  # noqa: BLE001 - a bug (a callback's, an observer's) or an interrupt:
+                        error = error or exc  # the group's other trained trials are still told, then it stops the study
                     beats.stop(pend)
                 if error is not None:
                     raise error

@@ -179,7 +179,7 @@ class TrialBatches:
                                                                                    self.config)))
         return [group[i:i + size] for i in range(0, len(group), size)]
 
-    def train(self, group: Sequence[Pending]) -> list[TrainOutcome | Exception]:
+    def train(self, group: Sequence[Pending]) -> list[TrainOutcome | BaseException]:
         """Train one group side by side (the caller keeps the trials' heartbeats); each trial's
         ``group`` attribute then says which trials it trained with and how long that took
         (``{"trials": [numbers], "seconds": s}``: the training share of a study's time)."""
@@ -202,6 +202,9 @@ class TrialBatches:
         if isinstance(result, TrainingDivergedError):
             self.finish(pend, "PRUNED", None, None, f"diverged: {result}")
             raise pruned(f"diverged: {result}")
+        if isinstance(result, KeyboardInterrupt):  # stopped by a signal while it trained
+            self.finish(pend, "FAIL", None, None, f"interrupted by {result or 'SIGINT'}")
+            raise result
         if isinstance(result, BaseException):
             self.finish(pend, "FAIL", None, None, f"{type(result).__name__}: {result}")
             raise result

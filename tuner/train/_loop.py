@@ -71,8 +71,9 @@ def fit_many(
 
     Returns, per trial, a :class:`FitResult`, or the exception that stopped that trial (a
     callback's, e.g. a pruner's, or :class:`TrainingDivergedError`). An exception raised inside
-    a plugin's code is raised as a :class:`PluginError` naming the plugin; a ``BaseException``
-    that is not an ``Exception`` (an interrupt) stops every trial and propagates.
+    a plugin's code is raised as a :class:`PluginError` naming the plugin. A ``KeyboardInterrupt``
+    raised by a callback (a study's stop request) is the result of every trial still training,
+    while those already finished keep theirs; raised anywhere else, it propagates.
     """
     pens = _check(penalty, penalty_params, optimizer, optimizer_params, n_classes)
     _check_rows(X, y, n_classes, "y", sample_weight)
@@ -337,6 +338,13 @@ class _Run:
                 cb.on_epoch_end(t.state, logs)
         except Exception as exc:  # noqa: BLE001 - e.g. a pruner: this trial stops, the others go on
             self._freeze(k, exc)
+            return
+        except KeyboardInterrupt as exc:
+            # A stop request (a study's SIGINT/SIGTERM): every trial still training stops with it as
+            # its result, and those already finished keep theirs (raising it lost them all)
+            for j, other in enumerate(self.trials):
+                if not other.done:
+                    self._freeze(j, exc)
             return
         verdict = t.stopping.judge(epoch, logs["val_loss"] if t.stopping.watch_val else obj)
         if verdict == "improved" and t.stopping.watch_val:
