@@ -87,6 +87,17 @@ def test_a_short_mini_batch_fit_reports_how_far_it_stopped_from_the_optimum(monk
     assert train_one(ds, "l2", "adam", {"strength": 1e-3}, {}, TrainConfig(device="cpu", epochs=5)).optimality_gap is None
 
 
+def test_no_optimality_gap_is_checked_with_at_least_as_many_features_as_rows() -> None:
+    """Such data is separable, so a weak penalty's optimum lies far out: the reference solve took 20 s
+    beside a 3 s fit (1,200 reviews x 21,856 TF-IDF features)."""
+    ds = prepare(load_data(dataset="breast_cancer"), seed=0)
+    ds.X_train, ds.y_train = ds.X_train[:30], ds.y_train[:30]  # 30 rows, 30 features
+    assert train_one(ds, "l2", "adam", {"strength": 1e-3}, {}, TrainConfig(epochs=5)).optimality_gap is None
+    wide = prepare(load_data(dataset="breast_cancer"), seed=0)
+    wide.X_train, wide.y_train = wide.X_train[:31], wide.y_train[:31]  # one row more than features: checked
+    assert train_one(wide, "l2", "adam", {"strength": 1e-3}, {}, TrainConfig(epochs=5)).optimality_gap is not None
+
+
 class _ExactProx(Optimizer):
     """A full-batch proximal solver from a third party (never run: only its capabilities count)."""
 
