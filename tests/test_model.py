@@ -30,6 +30,9 @@ def fitted(raw: Any, penalty: str = "l2", optimizer: str = "lbfgs", **pp: Any) -
 def round_trip(model: LogisticModel, folder: Path) -> LogisticModel:
     model.save(folder)
     assert sorted(p.name for p in folder.iterdir()) == [MODEL_JSON, WEIGHTS_FILE]  # no temporary files left
+    # both files as the umask says (safetensors' save_file made the weights 0600: unreadable to others)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert modes[WEIGHTS_FILE] == modes[MODEL_JSON], modes
     return LogisticModel.load(folder)
 
 

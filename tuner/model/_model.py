@@ -82,7 +82,7 @@ class LogisticModel:
     # ---- persistence -----------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the model into folder ``path`` (created if needed) and return it."""
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
@@ -91,7 +91,9 @@ class LogisticModel:
                    "intercept": np.ascontiguousarray(self.intercept_, dtype=np.float64)}
         tensors.update({f"pipeline.{k}": np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()})
         tmp_weights, tmp_json = folder / (WEIGHTS_FILE + ".tmp"), folder / (MODEL_JSON + ".tmp")
-        save_file(tensors, str(tmp_weights))
+        # bytes written here, not by save_file: it creates the file with mode 0600 whatever the umask,
+        # so another user (a compose service, a shared model folder) could not read the weights
+        tmp_weights.write_bytes(save(tensors))
         doc = {"format_version": FORMAT_VERSION, "classes": self.classes_, "pipeline": meta, "info": self.info}
         tmp_json.write_text(json.dumps(doc, default=_json_default))
         tmp_weights.replace(folder / WEIGHTS_FILE)
