@@ -152,6 +152,20 @@ def test_environment_names_are_the_ones_the_code_reads() -> None:
     assert c["services"]["worker"]["environment"]["TUNER_STUDY"] in c["services"]["study"]["command"]
 
 
+def test_the_workers_join_the_study_named_in_env() -> None:
+    """The workers' study was written into the file: a study submitted under another name (the
+    README's `--study reviews`) ran in one container while the scaled workers waited on compose-demo."""
+    for given, expected in ((None, "compose-demo"), ("reviews", "reviews")):
+        env = {k: v for k, v in example_env().items() if k != "TUNER_STUDY"}
+        if given is not None:
+            env["TUNER_STUDY"] = given
+        c = compose(env)
+        assert c["services"]["worker"]["environment"]["TUNER_STUDY"] == expected
+        command = c["services"]["study"]["command"]
+        assert command[command.index("--study") + 1] == expected
+    assert "TUNER_STUDY=reviews" in (ROOT / "README.md").read_text()
+
+
 def test_study_and_mlflow_use_different_databases_on_the_server() -> None:
     c = compose()
     db = c["services"]["db"]["environment"]
