@@ -77,3 +77,20 @@ def test_large_data_keeps_every_optimizer() -> None:
     big.X_train = rng.normal(size=(20_000, 30))  # 600,000 stored values: above the small-data limit
     spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2"], optimizers=optimizers.names())
     assert exact_solvers_for_small_data(spec, big) == [] and spec.optimizers == optimizers.names()
+
+
+def test_the_cli_names_its_flags_in_the_notices_of_json_output_too(tmp_path: Path) -> None:
+    """`tuner tune --json` said "give the 'optimizer' parameter", the Python API's words, where the
+    text output says --optimizer."""
+    import json
+
+    from click.testing import CliRunner
+
+    from tuner.cli import cli
+
+    res = CliRunner().invoke(cli, ["tune", "--dataset", "breast_cancer", "--trials", "2", "--no-tracking", "--json",
+                                   "--storage", f"sqlite:///{tmp_path / 's.db'}", "--epochs", "20"])
+    assert res.exit_code == 0, res.output
+    warnings = json.loads(res.stdout)["warnings"]
+    assert any("exact full-batch solvers" in w and "give --optimizer to search" in w for w in warnings), warnings
+    assert not any("' parameter" in w for w in warnings), warnings

@@ -236,8 +236,8 @@ def tune(app: AppContext, study_name: str | None, storage: str | None, tracking_
          batch_trials: int | str, **options: Any) -> None:
     """Run (or resume) an Optuna study over penalties, optimizers and their hyperparameters.
 
-    An existing --study is resumed: only the budget (--trials, --timeout) and the output
-    options may change; any other option given must match the stored study.
+    An existing --study is resumed: only the budget (--trials, --timeout), --batch-trials and the
+    output options may change; any other option given must match the stored study.
     """
     from pathlib import Path
 
@@ -341,6 +341,10 @@ def _report_study(result: Any, as_json: bool) -> None:
                          result.study_name, result.registered_model_version, result.champion_version)
     if block is not None:
         summary["mlflow"] = block
+    command = click.get_current_context(silent=True)
+    # the core's notices name the API's parameters: the CLI's user is told its flags, in JSON too
+    summary["warnings"] = [flags_in(w, command.command if command else None, summary["study"])
+                           for w in summary.get("warnings", [])]
     if as_json:
         echo_json(summary)
     else:
@@ -352,9 +356,8 @@ def _report_study(result: Any, as_json: bool) -> None:
 
 
 def _print_study_summary(s: dict[str, Any]) -> None:
-    command = click.get_current_context(silent=True)
-    for w in s.get("warnings", []):  # the core's notices name parameters: print the flags
-        click.secho(f"warning: {flags_in(w, command.command if command else None, s['study'])}", fg="yellow", err=True)
+    for w in s.get("warnings", []):
+        click.secho(f"warning: {w}", fg="yellow", err=True)
     t = s["trials"]
     click.echo(f"Study {s['study']} ({s['storage']})")
     click.echo(f"  trials: {t['complete']} complete, {t['pruned']} pruned, {t['fail']} failed")
