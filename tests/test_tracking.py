@@ -868,3 +868,21 @@ def test_a_cross_validated_trial_run_holds_the_value_the_study_ranks_it_by(tmp_p
         experiment = client.get_experiment_by_name(name)
         view = json.loads(experiment.tags[VIEW_TAG])
         assert view["orderByKey"] == "metrics.`cv_log_loss`" and view["orderByAsc"] is True
+
+
+def test_saving_a_model_prints_nothing_of_mlflow_s_own(tmp_path: Path) -> None:
+    """Every tracked `tuner tune` printed "INFO mlflow.pyfunc: Validating input example against model
+    signature" among its summary lines."""
+    code = textwrap.dedent(f"""
+        from tuner.data import load_data, prepare
+        from tuner.model import save_pyfunc_model
+        from tuner.study import train_one
+        from tuner.train import TrainConfig
+        ds = prepare(load_data(dataset="iris"), seed=0)
+        model = train_one(ds, "l2", "lbfgs", {{"strength": 1e-3}}, {{}}, TrainConfig(epochs=5)).model
+        save_pyfunc_model(model, {str(tmp_path / "m")!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "m" / "MLmodel").is_file()
+    assert "mlflow" not in proc.stderr + proc.stdout, proc.stderr

@@ -9,8 +9,10 @@ given explicitly (MLflow's requirement inference, seconds per model, is never tr
 
 from __future__ import annotations
 
+import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -106,11 +108,24 @@ def save_pyfunc_model(model: LogisticModel, path: str | Path, *, input_example: 
         sig = infer_signature(example, LogisticPyfunc(model).predict(example))
         sig.inputs = _numbers_of_any_width(sig.inputs)
         sig.params = ParamSchema([ParamSpec(PROBA_PARAM, "boolean", False)])
-        mlflow.pyfunc.save_model(
-            str(path), loader_module=f"{BUNDLE_PACKAGE}._pyfunc", data_path=str(data_dir), code_paths=[str(pkg)],
-            signature=sig, input_example=example, pip_requirements=pip_requirements(),
-            mlflow_model=mlflow_model, metadata=dict(metadata or {}))
+        with _quiet("mlflow.pyfunc"):  # its INFO line on validating the example, in every tracked study's output
+            mlflow.pyfunc.save_model(
+                str(path), loader_module=f"{BUNDLE_PACKAGE}._pyfunc", data_path=str(data_dir), code_paths=[str(pkg)],
+                signature=sig, input_example=example, pip_requirements=pip_requirements(),
+                mlflow_model=mlflow_model, metadata=dict(metadata or {}))
     return path
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """The logger ``logger_name`` at WARNING and above while the block runs."""
+    log = logging.getLogger(logger_name)
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 
