@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from tuner import Float, Optimizer, compatibility_reason, optimizers, penalties
+from tuner import Float, Optimizer, Penalty, compatibility_reason, optimizers, penalties
 from tuner.errors import ConfigError, DataError, IncompatiblePluginsError, TrainingDivergedError
 from tuner.train import Callback, FitResult, TrainConfig, TrainingState, auto_batch_size, class_weights, fit
 
@@ -492,6 +492,29 @@ def test_a_huge_learning_rate_raises_training_diverged() -> None:
     d = load_breast_cancer()  # unscaled: features up to ~4000
     with pytest.raises(TrainingDivergedError, match="lower the learning rate"):
         train(d.data, d.target, "l2", "sgd", pp={"strength": 1e-4}, op={"lr": 10.0, "momentum": 0.9})
+
+
+class _NaNPenalty(Penalty):
+    """A third-party penalty (not batched) whose value is NaN at every weight."""
+
+    name = "nan_penalty"
+    description = "NaN."
+    search_space = {"strength": Float(1e-3, 1.0, default=0.1, log=True)}
+    supports_batch = False
+
+    def smooth_value(self, weight: torch.Tensor, params: Any) -> torch.Tensor:
+        return (weight * float("nan")).sum()
+
+
+@pytest.mark.parametrize("opt", ["lbfgs", "fista", "newton", "sgd"])
+def test_a_nan_objective_is_divergence_with_every_solver_not_the_solver_s_fault(opt: str, breast_cancer: Any) -> None:
+    """Trained alone, torch's L-BFGS line search and FISTA's step failed on the NaN and were blamed
+    for it ("the optimizer plugin 'lbfgs' raised RuntimeError"): the other solvers call it divergence."""
+    from tuner.train import fit_many
+
+    X, y = breast_cancer
+    (out,) = fit_many(X, y, 2, _NaNPenalty(), [{"strength": 0.1}], optimizers.get(opt), [{}], TrainConfig(epochs=5))
+    assert isinstance(out, TrainingDivergedError) and "became nan" in str(out), out
 
 
 def test_incompatible_pair_is_refused() -> None:

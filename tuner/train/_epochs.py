@@ -48,22 +48,36 @@ class Epochs:
 
     def _full_batch_epoch(self) -> torch.Tensor:
         d, objective, batched = self.data, self.objective, self.batched
+        nonfinite: list[bool] = []  # a trial trained alone: whether its solver was handed a NaN or infinite objective
+
+        def seen(value: torch.Tensor) -> torch.Tensor:
+            if not nonfinite and not bool(torch.isfinite(value)):
+                nonfinite.append(True)
+            return value
 
         def closure() -> torch.Tensor:
             self.opt.zero_grad()
             f = objective.smooth(d.X, d.y, d.w, d.n, d.XT)
             f.sum().backward()
-            return f.detach() if batched else f.sum()
+            return f.detach() if batched else seen(f.sum())
 
         @torch.no_grad()
         def value_only() -> torch.Tensor:
             f = objective.smooth(d.X, d.y, d.w, d.n, d.XT)
-            return f if batched else f.sum()
+            return f if batched else seen(f.sum())
 
         closure.value_only = value_only  # type: ignore[attr-defined]
         closure.hessian = objective.hessian  # type: ignore[attr-defined]
         closure.nonsmooth = objective.nonsmooth  # type: ignore[attr-defined]
-        self.opt.step(closure)
+        try:
+            self.opt.step(closure)
+        except Exception:
+            if batched or not nonfinite:
+                raise
+            # The solver failed on a NaN or infinite objective (torch's L-BFGS line search, FISTA's
+            # step size) and would be blamed for it: the trial's objective is returned as it is, and
+            # the loop stops it as diverged, as the batched solvers and mini-batch steps do.
+            return objective.full()
         self._after_step()
         self.leaves.restore_frozen()
         return objective.full()
