@@ -352,3 +352,25 @@ def test_study_and_mlflow_store_must_differ(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'same.db'}"
     res = CliRunner().invoke(cli, ["tune", "--dataset", "iris", "--storage", db, "--tracking-uri", db])
     assert res.exit_code != 0 and "different databases" in res.output
+
+
+def test_an_interrupt_right_after_a_trial_is_asked_leaves_no_trial_running(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second Ctrl-C (or a database error) between asking a trial and claiming its budget slot left
+    that trial RUNNING: not yet among the asked trials that an interrupt fails."""
+    from tuner.study import _runs
+
+    claims = []
+
+    def claim(self: Any, number: int) -> bool:
+        claims.append(number)
+        if len(claims) == 3:
+            raise KeyboardInterrupt
+        return True
+
+    monkeypatch.setattr(_runs.Budget, "claim", claim)
+    code, out = tune(tmp_path, "--dataset", "iris", "--study", "ask", "--trials", "8", "--batch-trials", "4",
+                     "--penalty", "l2", "--optimizer", "lbfgs", *FAST)
+    assert code != 0, out
+    states = [t.state for t in load(tmp_path, "ask").trials]
+    assert len(states) == 3 and TrialState.RUNNING not in states, states

@@ -265,9 +265,21 @@ class Objective:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             trial = self.study.ask()
-        if is_heartbeat_enabled(self.storage):
-            self.storage.record_heartbeat(trial._trial_id)
+        try:
+            if is_heartbeat_enabled(self.storage):
+                self.storage.record_heartbeat(trial._trial_id)
+        except BaseException as exc:
+            self.fail_asked(trial, exc)
+            raise
         return trial
+
+    def fail_asked(self, trial: Any, exc: BaseException) -> None:
+        """Fail ``trial``, asked but not yet prepared, with ``exc`` (a second Ctrl-C, a database
+        error): a RUNNING trial without heartbeats would hold a slot of the budget for good."""
+        try:
+            self.tell(trial, _raiser(exc))
+        except BaseException:  # noqa: BLE001 - tell re-raises what is not CAUGHT; the caller raises exc
+            pass
 
     def outcome_of(self, number: int) -> TrainOutcome | None:
         """The outcome of trial ``number`` when it is the best this process trained (no refit needed)."""

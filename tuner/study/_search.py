@@ -289,8 +289,13 @@ class _StudyRun:
             for _ in range(batch_size_for(batch_trials, room, work_size(self.data.X_train))):
                 self.stop.check()
                 trial = self.objective.ask()
-                trial.set_user_attr("worker", WORKER)
-                if not self.budget.claim(trial.number):
+                try:
+                    trial.set_user_attr("worker", WORKER)
+                    claimed = self.budget.claim(trial.number)
+                except BaseException as exc:  # not yet among the asked: abandon below would leave it RUNNING
+                    self.objective.fail_asked(trial, exc)
+                    raise
+                if not claimed:
                     self.objective.give_up(trial, GAVE_UP + " (started with other workers; not counted)")
                     break
                 pend, keep = self.objective.prepare(trial)
