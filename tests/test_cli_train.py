@@ -169,6 +169,8 @@ def _write(tmp_path: Path, case: str) -> list[Any]:
         _frame(b=["p", "q", "r", "s", "t", "u"]).to_csv(csv, index=False)
     elif case == "continuous target":
         _frame(label=[0.1, 0.25, 0.5, 1.5, 2.25, 3.5]).to_csv(csv, index=False)
+    elif case == "labels differing in spaces":
+        _frame(label=["x", "y", " y"] * 2).to_csv(csv, index=False)
     elif case == "latin-1 read as utf-8":
         csv.write_bytes("a,b,label\n1,2,café\n3,4,thé\n5,6,café\n7,8,thé\n".encode("latin-1"))
     else:
@@ -184,6 +186,7 @@ CLI_ERRORS = {
     "single class": ([], ["single class"]),
     "text feature": ([], ["'b'", "not numeric", "--text-column"]),
     "continuous target": ([], ["continuous"]),
+    "labels differing in spaces": ([], ["labels ' y' and 'y' differ only in spaces: clean the target column"]),
     "latin-1 read as utf-8": ([], ["Cannot decode", "--encoding"]),
     "unknown penalty": (["--penalty", "lasso"], ["Unknown penalty 'lasso'", "Usable penalties: elasticnet, l1, l2, none"]),
     "unknown optimizer": (["--optimizer", "owlqn"], ["Unknown optimizer 'owlqn'", "adam, fista, lbfgs, newton, rmsprop, sgd"]),

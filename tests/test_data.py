@@ -286,6 +286,9 @@ BAD_TABLES = {
     "non-numeric feature": (lambda: numeric_frame(20).assign(b=["x", "y"] * 10), "label", ["'b'", "not numeric", "'text_column' parameter"]),
     "continuous target": (lambda: numeric_frame(20).assign(label=np.linspace(0.1, 3.3, 20)), "label", ["continuous"]),
     "missing label": (lambda: numeric_frame(20).assign(label=["cat", None] * 10), "label", ["missing", "row 1"]),
+    # ' dog' and 'dog' were two classes (a 4-class model of a 2-class target, no word said)
+    "labels differing in spaces": (lambda: numeric_frame(20).assign(label=["cat", "dog", " dog"] * 6 + ["cat"] * 2),
+                                   "label", ["labels ' dog' and 'dog' differ only in spaces", "clean the target"]),
 }
 
 

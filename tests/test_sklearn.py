@@ -365,6 +365,16 @@ def test_tuned_refuses_one_class_as_a_value_error_as_logistic_regression_does(ro
             clf.fit(X, np.ones(rows))
 
 
+@pytest.mark.parametrize("dtype", [str, object])
+def test_labels_differing_only_in_spaces_are_a_value_error(dtype: type) -> None:
+    """' yes' and 'yes' were two classes (classes_ [' yes', 'yes']), no word said."""
+    X = np.random.default_rng(0).normal(size=(12, 2))
+    y = np.array(["yes", "no", " yes"] * 4, dtype=dtype)
+    for clf in (tuner.LogisticRegression(), tuner.TunedLogisticRegression(2, penalty="l2", optimizer="lbfgs")):
+        with pytest.raises(ValueError, match=r"labels ' yes' and 'yes', which differ only in spaces"):
+            clf.fit(X, y)
+
+
 def test_tuned_refuses_invalid_options_as_value_errors() -> None:
     X, y = load_breast_cancer(return_X_y=True)
     with pytest.raises(ValueError, match="ridge") as err:

@@ -25,7 +25,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from tuner.errors import ConfigError, InvalidParameterError
 
-__all__ = ["LogisticRegression", "LinearProbaMixin", "check_plugin_names", "seed_of"]
+__all__ = ["LogisticRegression", "LinearProbaMixin", "check_plugin_names", "check_spaced_labels", "seed_of"]
 
 DTYPES = ("float32", "float64")
 
@@ -219,6 +219,7 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
         check_classification_targets(y)
         classes, y_idx = np.unique(y, return_inverse=True)
+        check_spaced_labels(self, classes)
         if len(classes) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data; "
                              f"got one class only ({classes[0]!r}).")
@@ -322,6 +323,17 @@ def check_plugin_names(estimator: Any, param: str, registry: Any, several: bool 
         what = f"a str among {set(choices)}" + (", a list of them, or None" if several else "")
         raise InvalidParameterError(f"The '{param}' parameter of {type(estimator).__name__} must be {what} (the "
                                     f"installed {param} plugins); got {value!r} instead.")
+
+
+def check_spaced_labels(estimator: Any, classes: Any) -> None:
+    """A ValueError (as for one class) for text labels equal but for surrounding spaces: they
+    would silently be two classes."""
+    from tuner.data._split import spaced_labels
+
+    pair = spaced_labels(classes)
+    if pair:
+        raise ValueError(f"{type(estimator).__name__} got the labels {pair[0]!r} and {pair[1]!r}, which differ only "
+                         "in spaces: clean the labels (y).")
 
 
 def seed_of(random_state: Any) -> int:

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
-from tuner.api._sklearn import LinearProbaMixin, check_plugin_names, seed_of
+from tuner.api._sklearn import LinearProbaMixin, check_plugin_names, check_spaced_labels, seed_of
 from tuner.errors import ConfigError, InvalidParameterError, TunerError
 
 __all__ = ["TunedLogisticRegression"]
@@ -189,6 +189,7 @@ class TunedLogisticRegression(LinearProbaMixin, BaseEstimator):
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
         check_classification_targets(y)
         classes = np.unique(y)
+        check_spaced_labels(self, classes)
         if len(classes) < 2:  # as tuner.LogisticRegression: a ValueError, which scikit-learn expects
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data; "
                              f"got one class only ({classes[0]!r}).")

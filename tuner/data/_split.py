@@ -13,7 +13,7 @@ from tuner.data._features import CHUNK_VALUES, FeaturePipeline
 from tuner.data._readers import RawData
 from tuner.errors import ConfigError, DataError
 
-__all__ = ["Dataset", "prepare", "encode_labels", "KEEP_RAW_BYTES", "HEAD_ROWS"]
+__all__ = ["Dataset", "prepare", "encode_labels", "spaced_labels", "KEEP_RAW_BYTES", "HEAD_ROWS"]
 
 # prepare() keeps every raw row in Dataset.raw only for a matrix up to this size; a larger one is
 # dropped once split (its first HEAD_ROWS rows are kept, for a model's input example).
@@ -44,6 +44,10 @@ def encode_labels(y: Any) -> tuple[np.ndarray, list[Any]]:
     """Integer class indices and the sorted class labels; clear errors for unusable targets."""
     y = label_values(y)
     classes, idx = np.unique(y, return_inverse=True)
+    pair = spaced_labels(classes)
+    if pair:
+        raise DataError(f"The target's labels {pair[0]!r} and {pair[1]!r} differ only in spaces: clean the target "
+                        "column.")
     if len(classes) < 2:
         only = f" ({classes[0].item()!r})" if len(classes) else ""
         raise DataError(f"The target has a single class{only}; logistic regression needs two or more.")
@@ -52,6 +56,18 @@ def encode_labels(y: Any) -> tuple[np.ndarray, list[Any]]:
             f"The target has {len(classes)} distinct values in {len(y)} rows; it looks continuous, not like class labels."
         )
     return idx.astype(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
+
+
+def spaced_labels(classes: Any) -> tuple[str, str] | None:
+    """Two distinct text labels among ``classes`` that are equal but for surrounding spaces
+    (``' yes'`` and ``'yes'``), which would silently be two classes; None when there are none."""
+    seen: dict[str, str] = {}
+    for c in classes:
+        if isinstance(c, str):
+            other = seen.setdefault(c.strip(), str(c))
+            if other != c:
+                return (other, str(c)) if other < c else (str(c), other)
+    return None
 
 
 def label_values(y: Any) -> np.ndarray:
