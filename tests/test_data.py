@@ -304,6 +304,25 @@ def test_bad_tables_raise_a_data_error_that_names_the_problem(tmp_path: Path, ca
     assert "\n" not in message
 
 
+def test_a_training_table_whose_header_line_is_data_is_refused(tmp_path: Path) -> None:
+    """A CSV without a header lost its first row to the column names ('17.99', '10.38', ...)."""
+    A = np.round(np.random.default_rng(0).normal(size=(12, 3)), 3)
+    bare = pd.DataFrame(A).assign(label=[0, 1] * 6)
+    for name, frame in (("fractions.csv", bare), ("repeats.csv", pd.DataFrame({"a": [3] * 12, "b": [3] * 12, "label": [0, 1] * 6}))):
+        path = write_csv(tmp_path, frame, name, header=False)
+        with pytest.raises(DataError, match=rf"{name}'s first line holds numbers \(.+, \.\.\.\), not column "
+                                            "names: add a header line naming the columns"):
+            load_data(path, target="0")  # the first row's label: it was read as 11 rows, labelled "0"
+    # pandas' header for unnamed columns (0, 1, ..., n-1), or other distinct integers, name columns
+    assert len(load_data(write_csv(tmp_path, bare, "pandas.csv"), target="label")) == 12
+    numbered = write_csv(tmp_path, pd.DataFrame(A, columns=["10", "20", "30"]).assign(label=[0, 1] * 6), "ints.csv")
+    assert load_data(numbered, target="label").feature_names == ["10", "20", "30"]
+    # rows to predict without a header are still read whole, for a model trained with one
+    pipe = prepare(load_data(tmp_path / "pandas.csv", target="label"), val_size=0, test_size=0).pipeline
+    pd.DataFrame(A).to_csv(tmp_path / "rows.csv", index=False, header=False)
+    assert len(load_rows(tmp_path / "rows.csv", pipe)) == 12
+
+
 def test_a_table_without_target_lists_its_columns(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"'target' parameter.*\['a', 'b', 'label'\]"):
         load_data(write_csv(tmp_path, numeric_frame(10)))

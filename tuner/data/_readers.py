@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
 import warnings
 import zipfile
@@ -124,7 +125,7 @@ def read_builtin(name: str) -> RawData:
 
 def read_table(p: Path, opts: ReadOptions) -> RawData:
     """A CSV/TSV/Parquet table: ``opts.target`` names the label column, ``opts.text_column`` a text column."""
-    return _table(read_table_frame(p, opts.fmt, opts.encoding), str(p), opts.fmt, opts.target, opts.text_column,
+    return _table(read_table_frame(p, opts.fmt, opts.encoding, refuse_data_header=True), str(p), opts.fmt, opts.target, opts.text_column,
                   opts.require_target, opts.fingerprint)
 
 
@@ -169,13 +170,31 @@ def _check_column_names(names: list[str], source: str) -> None:
                         "name it or remove it.")
 
 
+def _data_as_header(cells: list[str]) -> bool:
+    """Whether a header line is a row of data: every cell a number, and some not an integer or two
+    equal (pandas' ``0, 1, ..., n-1`` for unnamed columns, or other distinct integers, are names)."""
+    values = []
+    for cell in cells:
+        try:
+            value = float(cell)
+        except ValueError:
+            return False
+        if not math.isfinite(value):
+            return False
+        values.append(value)
+    return bool(values) and (any(v != int(v) for v in values) or len(set(values)) < len(values))
+
+
 def csv_dialect(fmt: str) -> tuple[str, Literal[0, 1, 2, 3]]:
     """Separator and quoting of a delimited table: TSV is tab-separated without quotes, CSV quotes as needed."""
     return ("\t", csv.QUOTE_NONE) if fmt == "tsv" else (",", csv.QUOTE_MINIMAL)
 
 
-def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True) -> pd.DataFrame:
-    """A CSV/TSV/Parquet file as a DataFrame: header names checked, no column silently dropped or renamed."""
+def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True,
+                     refuse_data_header: bool = False) -> pd.DataFrame:
+    """A CSV/TSV/Parquet file as a DataFrame: header names checked, no column silently dropped or renamed;
+    ``refuse_data_header``: an error for a CSV/TSV header line that looks like a row of data
+    (:func:`_data_as_header`)."""
     if fmt == "parquet":
         try:
             import pyarrow.parquet as pq
@@ -189,7 +208,12 @@ def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True) -> p
     sep, quoting = csv_dialect(fmt)
     if header:
         with p.open("r", encoding=encoding, newline="") as fh:
-            _check_column_names(next(csv.reader(fh, delimiter=sep, quoting=quoting), []), str(p))
+            first = next(csv.reader(fh, delimiter=sep, quoting=quoting), [])
+        if refuse_data_header and _data_as_header(first):
+            shown = ", ".join(c.strip() for c in first[:2]) + (", ..." if len(first) > 2 else "")
+            raise DataError(f"{p}'s first line holds numbers ({shown}), not column names: add a header line naming "
+                            "the columns.")
+        _check_column_names(first, str(p))
     with warnings.catch_warnings():
         # index_col=False: rows with more fields than the header would otherwise shift every column
         warnings.simplefilter("error", pd.errors.ParserWarning)
