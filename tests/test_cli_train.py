@@ -188,6 +188,7 @@ CLI_ERRORS = {
     "continuous target": ([], ["continuous"]),
     "labels differing in spaces": ([], ["labels ' y' and 'y' differ only in spaces: clean the target column"]),
     "latin-1 read as utf-8": ([], ["Cannot decode", "--encoding"]),
+    "unknown encoding": (["--encoding", "bogus"], ["Unknown encoding 'bogus' (--encoding)", "utf-8 or latin-1"]),
     "unknown penalty": (["--penalty", "lasso"], ["Unknown penalty 'lasso'", "Usable penalties: elasticnet, l1, l2, none"]),
     "unknown optimizer": (["--optimizer", "owlqn"], ["Unknown optimizer 'owlqn'", "adam, fista, lbfgs, newton, rmsprop, sgd"]),
     "negative strength": (["--param", "penalty.strength=-1"], ["'penalty.strength'", "got -1"]),

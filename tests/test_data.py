@@ -9,7 +9,17 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from tuner.data import BUILTIN_DATASETS, FORMAT_CHOICES, FORMATS, TABLE_FORMATS, load_data, load_rows, prepare, sniff
+from tuner.data import (
+    BUILTIN_DATASETS,
+    FORMAT_CHOICES,
+    FORMATS,
+    TABLE_FORMATS,
+    file_fingerprint,
+    load_data,
+    load_rows,
+    prepare,
+    sniff,
+)
 from tuner.errors import ConfigError, DataError, TunerError
 
 # ---------------------------------------------------------------------------------------------
@@ -162,6 +172,19 @@ def write_classfiles(folder: Path, encoding: str = "latin-1") -> Path:
     (folder / "reviews.neg").write_bytes("dull\nawful mess\n".encode(encoding))
     (folder / "README.txt").write_text("not data")
     return folder
+
+
+def test_an_unknown_encoding_is_one_clear_error(tmp_path: Path) -> None:
+    """It was a LookupError traceback ('unknown encoding: bogus') from wherever the file was opened."""
+    path = write_csv(tmp_path, numeric_frame(20))
+    pipe = prepare(load_data(path, target="label"), val_size=0, test_size=0).pipeline
+    message = r"^Unknown encoding 'bogus' \(the 'encoding' parameter\): give a name Python knows, e\.g\. utf-8"
+    for read in (lambda: load_data(path, target="label", encoding="bogus"),
+                 lambda: load_data(write_classfiles(tmp_path / "reviews"), encoding="bogus"),
+                 lambda: load_rows(path, pipe, encoding="bogus"),
+                 lambda: file_fingerprint(path, encoding="bogus")):
+        with pytest.raises(ConfigError, match=message):
+            read()
 
 
 def test_class_files_folder_in_latin_1(tmp_path: Path) -> None:

@@ -76,6 +76,14 @@ def test_renamed_or_missing_columns_are_named_in_the_error(tmp_path: Path, cance
     assert "['worst area']" in line
 
 
+def test_an_unknown_encoding_names_the_flag(tmp_path: Path, cancer: tuple[Path, pd.DataFrame]) -> None:
+    """It was a LookupError traceback; predict's errors said the API's 'the ... parameter', not its flags."""
+    model, rows = cancer
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    line = one_line_error(invoke("predict", model, tmp_path / "rows.csv", "--encoding", "bogus"))
+    assert line == "Error: Unknown encoding 'bogus' (--encoding): give a name Python knows, e.g. utf-8 or latin-1."
+
+
 def test_output_in_a_missing_folder_is_one_line(tmp_path: Path, cancer: tuple[Path, pd.DataFrame]) -> None:
     """--output in a folder that does not exist: refused before the model is loaded (an OSError
     traceback after the predictions before)."""

@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from tuner.cli._options import FORMAT_CHOICES, cannot_write, check_output, storage_option, tracking_uri_option
+from tuner.cli._options import (
+    FORMAT_CHOICES,
+    cannot_write,
+    check_output,
+    flags_in,
+    storage_option,
+    tracking_uri_option,
+)
 
 __all__ = ["predict", "sync_mlflow", "select_columns", "spreadsheet_safe"]
 
@@ -75,8 +82,8 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
         rows = select_columns(load_rows(data, model.pipeline, encoding=encoding, fmt=fmt, target=target,
                                         classes=model.classes_, zero_based=zero_based), model)
         p = model.predict_proba(as_rows(rows, model))
-    except TunerError as exc:
-        raise click.ClickException(str(exc)) from None
+    except TunerError as exc:  # the data layer names its parameters ('encoding'): say predict's flags
+        raise click.ClickException(flags_in(str(exc), click.get_current_context().command)) from None
     import pandas as pd
 
     frame = prediction_frame(model, p) if proba else pd.DataFrame({"prediction": labels_of(model, p)})

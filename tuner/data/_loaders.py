@@ -5,6 +5,7 @@ Splitting is :mod:`tuner.data._split`; each format's reader is in :mod:`tuner.da
 
 from __future__ import annotations
 
+import codecs
 import csv
 import os
 from collections.abc import Sequence
@@ -39,10 +40,20 @@ DATA_ROOT_ENV = "TUNER_DATA_ROOT"
 def file_fingerprint(path: str | Path, *, fmt: str = "auto", target: str | None = None,
                      text_column: str | None = None, encoding: str = "utf-8") -> str:
     """What :attr:`RawData.fingerprint` of ``load_data(path, ...)`` will be, without parsing the file."""
+    _check_encoding(encoding)
     p = Path(path)
     if not p.exists():
         raise DataError(f"Data file {p} does not exist.")
     return fingerprint(p, sniff(p, encoding) if fmt == "auto" else fmt, target, text_column, encoding)
+
+
+def _check_encoding(encoding: str) -> None:
+    """A clear error for a text encoding Python does not know (open() raised a LookupError traceback)."""
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError, ValueError):
+        raise ConfigError(f"Unknown encoding {encoding!r} (the 'encoding' parameter): give a name Python knows, e.g. "
+                          "utf-8 or latin-1.") from None
 
 
 def _check_options(fmt: str, source: str, target: str | None, text_column: str | None, n_features: int | None,
@@ -77,6 +88,7 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
         _check_options("builtin", f"the bundled dataset {dataset!r}", target, text_column, n_features, zero_based)
         return read_builtin(dataset)
     assert path is not None  # exactly one of path and dataset is given
+    _check_encoding(encoding)
     p = Path(path)
     if not p.exists():
         raise DataError(f"Data file {p} does not exist.")
@@ -109,6 +121,7 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
     archive or LIBSVM suffix holds one text per line, unless every line starts with one of
     the model's ``classes`` (``'<label> <text>'`` lines, as SST's: the labels are dropped).
     """
+    _check_encoding(encoding)
     p = Path(path)
     if not p.exists():
         raise DataError(f"Data file {p} does not exist.")
