@@ -93,6 +93,26 @@ def test_svmlight_test_file_is_read_with_the_training_files_base(tmp_path: Path)
     assert json.loads(result.stdout)["test"]["accuracy"] >= 0.9
 
 
+def test_a_test_file_of_another_format_gets_no_libsvm_options(tmp_path: Path) -> None:
+    """A LIBSVM training file with an .npz test file: the training width and index base were
+    passed to the test file too, refused as '--n-features and --zero-based do(es) not apply'
+    though neither was given. Also for a study read again (a resume)."""
+    train = write(tmp_path / "train.svm", svm_rows(80, 0, zero=False))
+    from sklearn.datasets import load_svmlight_file
+
+    X, y = load_svmlight_file(str(write(tmp_path / "t.svm", svm_rows(40, 1, zero=False))), zero_based=False)
+    np.savez(tmp_path / "test.npz", X=X.toarray(), y=y)
+    result = invoke("train", train, "--test-file", tmp_path / "test.npz", *FAST, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["test"]["accuracy"] >= 0.9
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    for trials in (1, 2):  # created, then resumed: the test file read again from the study's spec
+        args = ["--study", "s", "--storage", storage, "--trials", trials, "--no-tracking"]
+        data = [train, "--test-file", tmp_path / "test.npz", "--penalty", "l2", "--optimizer", "lbfgs"]
+        result = invoke("tune", *(data if trials == 1 else []), *args)
+        assert result.exit_code == 0, result.output
+
+
 def test_svmlight_index_zero_in_a_one_based_file_names_the_line(tmp_path: Path) -> None:
     train = write(tmp_path / "train.svm", svm_rows(60, 0, zero=False))
     rows = svm_rows(10, 1, zero=False)

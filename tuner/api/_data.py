@@ -61,7 +61,7 @@ def read_data(opts: DataOptions) -> tuple[Any, Any]:
 
     A :class:`~tuner.data.Dataset` is returned as it is (with None): it is already split.
     """
-    from tuner.data import Dataset, RawData, load_data
+    from tuner.data import Dataset, RawData, load_data, load_test_file
 
     opts.check()
     if isinstance(opts.data, Dataset):
@@ -73,10 +73,8 @@ def read_data(opts: DataOptions) -> tuple[Any, Any]:
                         encoding=opts.encoding, fmt=opts.fmt, n_features=opts.n_features, zero_based=opts.zero_based)
         test_raw = None
         if opts.test_file is not None:
-            test_raw = load_data(Path(opts.test_file), target=opts.target, text_column=opts.text_column,
-                                 encoding=opts.encoding, fmt=opts.fmt,
-                                 n_features=opts.n_features or (raw.X.shape[1] if raw.fmt == "svmlight" else None),
-                                 zero_based=raw.zero_based)
+            test_raw = load_test_file(Path(opts.test_file), raw, target=opts.target, text_column=opts.text_column,
+                                      encoding=opts.encoding, fmt=opts.fmt, n_features=opts.n_features)
         return raw, test_raw
     return from_arrays(opts.data, opts.y, target=opts.target, text_column=opts.text_column), None
 

@@ -18,13 +18,14 @@ from tuner.data._loaders import (
     file_fingerprint,
     load_data,
     load_rows,
+    load_test_file,
     locate,
     portable_path,
     prepare,
 )
 
 __all__ = [
-    "RawData", "Dataset", "load_data", "load_rows", "prepare", "encode_labels", "file_fingerprint",
+    "RawData", "Dataset", "load_data", "load_test_file", "load_rows", "prepare", "encode_labels", "file_fingerprint",
     "portable_path", "locate", "BUILTIN_DATASETS", "DATA_ROOT_ENV", "HEAD_ROWS", "KEEP_RAW_BYTES",
     "FeaturePipeline", "TFIDF_OPTIONS", "check_finite_matrix", "numeric_block",
     "FORMATS", "FORMAT_CHOICES", "TABLE_FORMATS", "DataFormat", "formats_help", "sniff",

@@ -31,7 +31,7 @@ from tuner.data._readers import (
 from tuner.data._split import HEAD_ROWS, KEEP_RAW_BYTES, Dataset, encode_labels, prepare
 from tuner.errors import ConfigError, DataError
 
-__all__ = ["RawData", "Dataset", "load_data", "load_rows", "prepare", "encode_labels", "BUILTIN_DATASETS",
+__all__ = ["RawData", "Dataset", "load_data", "load_test_file", "load_rows", "prepare", "encode_labels", "BUILTIN_DATASETS",
            "DATA_ROOT_ENV", "portable_path", "locate", "file_fingerprint", "HEAD_ROWS", "KEEP_RAW_BYTES"]
 
 DATA_ROOT_ENV = "TUNER_DATA_ROOT"
@@ -107,6 +107,21 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
         raise DataError(f"Cannot parse {p} as {fmt}: {exc}") from None
     except OSError as exc:
         raise DataError(f"Cannot read {p}: {exc.strerror or exc}.") from None
+
+
+def load_test_file(path: str | Path, train: RawData, *, target: str | None = None, text_column: str | None = None,
+                   encoding: str = "utf-8", fmt: str = "auto", n_features: int | None = None) -> RawData:
+    """A separate labelled test file for the training data ``train``: a LIBSVM one is read with
+    the training width (``n_features``, else a LIBSVM training file's) and index base; a file of
+    another format takes neither (they were passed whatever its format, and refused as options
+    the user had not given)."""
+    p = Path(path)
+    test_fmt = sniff(p, encoding) if fmt == "auto" and p.exists() else fmt
+    if test_fmt != "svmlight":
+        return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt)
+    width = n_features or (train.X.shape[1] if train.fmt == "svmlight" else None)
+    return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt, n_features=width,
+                     zero_based=train.zero_based)
 
 
 def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "utf-8", fmt: str = "auto",

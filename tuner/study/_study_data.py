@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tuner.data import Dataset, file_fingerprint, load_data, locate, prepare
+from tuner.data import Dataset, file_fingerprint, load_data, load_test_file, locate, prepare
 from tuner.errors import ConfigError, DataError
 from tuner.study._configure import cv_folds
 from tuner.study._spec import StudySpec
@@ -53,9 +53,8 @@ def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) 
         d.fingerprint = raw.fingerprint
     test_raw = None
     if test_path is not None:
-        test_raw = load_data(test_path, target=d.target, text_column=d.text_column, encoding=d.encoding, fmt=d.fmt,
-                             n_features=d.n_features or (raw.X.shape[1] if raw.fmt == "svmlight" else None),
-                             zero_based=raw.zero_based)
+        test_raw = load_test_file(test_path, raw, target=d.target, text_column=d.text_column, encoding=d.encoding,
+                                  fmt=d.fmt, n_features=d.n_features)
     return prepare(raw, val_size=d.val_size, test_size=d.test_size, seed=d.seed, test_raw=test_raw)
 
 
