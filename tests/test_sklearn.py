@@ -190,6 +190,15 @@ def test_invalid_parameters_raise_value_errors_at_fit(kwargs: dict[str, Any], ma
     assert isinstance(err.value, tuner.ConfigError)
 
 
+@pytest.mark.parametrize("weights", [-np.ones(10), np.r_[-1.0, np.ones(9)]])
+def test_negative_sample_weights_are_refused(weights: np.ndarray) -> None:
+    """No positive weight at all was "every positive weight is on one class"; a negative one among positive ones trained."""
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match=r"^LogisticRegression needs sample weights >= 0 with at least one positive; "
+                                         r"got weights from -?[01] to -?[01]\.$"):
+        tuner.LogisticRegression().fit(X, np.arange(10) % 2, sample_weight=weights)
+
+
 def test_one_class_is_refused() -> None:
     X = np.random.default_rng(0).normal(size=(10, 2))
     with pytest.raises(ValueError, match=r"at least 2 classes"):

@@ -224,6 +224,9 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data; "
                              f"got one class only ({classes[0]!r}).")
         sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if sw.min() < 0 or not sw.max() > 0:
+            raise ValueError(f"{type(self).__name__} needs sample weights >= 0 with at least one positive; got "
+                             f"weights from {sw.min():g} to {sw.max():g}.")
         if self.class_weight is not None:
             sw = sw * compute_class_weight(self.class_weight, classes=classes, y=y, sample_weight=sw)[y_idx]
         if np.count_nonzero(np.bincount(y_idx, weights=sw, minlength=len(classes)) > 0) < 2:
