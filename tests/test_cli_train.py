@@ -180,8 +180,8 @@ def _write(tmp_path: Path, case: str) -> list[Any]:
 
 CLI_ERRORS = {
     # case: (extra options, fragments of the message)
-    "nan": ([], ["'b'", "row 2", "nan"]),
-    "inf": ([], ["'a'", "row 3", "inf"]),
+    "nan": ([], ["'b'", "holds nan at data row 3 (line 4)"]),
+    "inf": ([], ["'a'", "holds inf at data row 4 (line 5)"]),
     "misspelled target": ([], ["'lable'", "Did you mean 'label'", "['a', 'b', 'label']"]),
     "single class": ([], ["single class"]),
     "text feature": ([], ["'b'", "not numeric", "--text-column"]),
@@ -240,7 +240,7 @@ def test_a_real_process_prints_one_line_and_no_traceback(tmp_path: Path) -> None
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
-        f"Error: Feature column 'b' holds inf at row 1 in {tmp_path / 'bad.csv'}; features must be finite numbers. "
+        f"Error: Feature column 'b' holds inf at data row 2 (line 3) in {tmp_path / 'bad.csv'}; features must be finite numbers. "
         "Remove or impute such values first."]
     assert not (tmp_path / "m").exists()
 

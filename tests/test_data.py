@@ -301,14 +301,15 @@ def test_load_rows_for_prediction(tmp_path: Path) -> None:
 # bad input: a clear error, naming what is wrong
 
 
+# rows are named as in the file, header counted (they were counted from 0 after the header)
 BAD_TABLES = {
-    "nan": (lambda: numeric_frame(20).assign(b=[1.0] * 7 + [np.nan] + [1.0] * 12), "label", ["'b'", "row 7", "nan"]),
-    "inf": (lambda: numeric_frame(20).assign(a=[1.0] * 4 + [np.inf] + [1.0] * 15), "label", ["'a'", "row 4", "inf"]),
+    "nan": (lambda: numeric_frame(20).assign(b=[1.0] * 7 + [np.nan] + [1.0] * 12), "label", ["'b'", "holds nan at data row 8 (line 9)"]),
+    "inf": (lambda: numeric_frame(20).assign(a=[1.0] * 4 + [np.inf] + [1.0] * 15), "label", ["'a'", "holds inf at data row 5 (line 6)"]),
     "misspelled target": (numeric_frame, "lable", ["'lable'", "Did you mean 'label'", "['a', 'b', 'label']"]),
     "single class": (lambda: numeric_frame(20).assign(label="cat"), "label", ["single class", "'cat'"]),
     "non-numeric feature": (lambda: numeric_frame(20).assign(b=["x", "y"] * 10), "label", ["'b'", "not numeric", "'text_column' parameter"]),
     "continuous target": (lambda: numeric_frame(20).assign(label=np.linspace(0.1, 3.3, 20)), "label", ["continuous"]),
-    "missing label": (lambda: numeric_frame(20).assign(label=["cat", None] * 10), "label", ["missing", "row 1"]),
+    "missing label": (lambda: numeric_frame(20).assign(label=["cat", None] * 10), "label", ["missing at data row 2 (line 3)"]),
     # ' dog' and 'dog' were two classes (a 4-class model of a 2-class target, no word said)
     "labels differing in spaces": (lambda: numeric_frame(20).assign(label=["cat", "dog", " dog"] * 6 + ["cat"] * 2),
                                    "label", ["labels ' dog' and 'dog' differ only in spaces", "clean the target"]),

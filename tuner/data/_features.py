@@ -23,8 +23,8 @@ import scipy.sparse as sp
 
 from tuner.errors import DataError
 
-__all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block", "standardization", "max_abs_columns",
-           "scale_columns", "value_dtype"]
+__all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block", "row_name", "standardization",
+           "max_abs_columns", "scale_columns", "value_dtype"]
 
 TFIDF_OPTIONS = {"ngram_range": (1, 2), "min_df": 1, "sublinear_tf": True, "dtype": np.float64}
 # Stored values handled at a time by the loops over a sparse matrix's non-zeros, so that their
@@ -126,8 +126,16 @@ def _first_non_finite_value(values: np.ndarray) -> int | None:
     return None
 
 
-def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "") -> np.ndarray:
-    """The given columns as a float matrix; clear errors for missing, text or non-finite values."""
+def row_name(row: int, first_line: int | None = None) -> str:
+    """How a message names row ``row`` (from 0): in a file whose first data row is line
+    ``first_line``, as a user counts it in an editor (``data row 6 (line 7)``); else ``row 5``."""
+    return f"row {row}" if first_line is None else f"data row {row + 1} (line {row + first_line})"
+
+
+def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "",
+                  first_line: int | None = None) -> np.ndarray:
+    """The given columns as a float matrix; clear errors for missing, text or non-finite values
+    (a row named by its line when the rows are a file's from line ``first_line``)."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"Column(s) {missing} are missing{where}; the data has columns {list(frame.columns)}.")
@@ -143,7 +151,7 @@ def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "") -> n
     if cell is not None:
         row, col = cell
         raise DataError(
-            f"Feature column {columns[col]!r} holds {A[row, col]} at row {row}{where}; features must be "
+            f"Feature column {columns[col]!r} holds {A[row, col]} at {row_name(row, first_line)}{where}; features must be "
             "finite numbers. Remove or impute such values first."
         )
     return A

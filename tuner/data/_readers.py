@@ -52,6 +52,7 @@ class RawData:
     zero_based: bool | None = None  # LIBSVM files: whether feature indices start at 0
     class_names: dict[Any, str] = field(default_factory=dict)  # label -> display name (bundled sets)
     released: bool = False  # a large sparse matrix handed to prepare(): X and y hold its first rows only
+    first_line: int | None = None  # CSV/TSV: the file's line of the first data row (messages name lines)
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -154,9 +155,10 @@ def _table(frame: pd.DataFrame, source: str, fmt: str, target: str | None, text_
     if len(frame) == 0:
         raise DataError(f"{source} holds no data rows.")
     numeric = [c for c in frame.columns if c != text_column]
-    numeric_block(frame, numeric, f" in {source}")  # validates types and finiteness now, with names
+    first_line = None if fmt == "parquet" else 2  # the header is line 1
+    numeric_block(frame, numeric, f" in {source}", first_line)  # validates types and finiteness now, with names
     return RawData("table", frame.reset_index(drop=True), y, source, fmt, numeric_columns=numeric,
-                   text_column=text_column, feature_names=numeric, fingerprint=fingerprint)
+                   text_column=text_column, feature_names=numeric, fingerprint=fingerprint, first_line=first_line)
 
 
 def _check_column_names(names: list[str], source: str) -> None:
