@@ -250,3 +250,69 @@ def test_a_first_row_of_column_numbers_from_one_is_refused(tmp_path: Path, cance
     assert "1, 2, ..., 30" in line and "mean radius" in line
     rows.to_csv(tmp_path / "plain.csv", index=False, header=False)  # no header at all: every row predicted
     assert len(predictions(model, tmp_path / "plain.csv")) == len(rows)
+
+
+@pytest.fixture(scope="module")
+def table_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A model trained on a numeric CSV table (it stores no LIBSVM width or index base) and its rows."""
+    tmp = tmp_path_factory.mktemp("table")
+    rng = np.random.default_rng(1)
+    rows = pd.DataFrame(rng.normal(size=(60, 4)), columns=["a", "b", "c", "d"])
+    rows.assign(label=np.where(rows["a"] > 0, "up", "down")).to_csv(tmp / "train.csv", index=False)
+    return trained(tmp, tmp / "train.csv", "--target", "label"), rows
+
+
+def test_errors_of_predict_name_its_own_flags_and_the_models_width(
+        tmp_path: Path, table_model: tuple[Path, pd.DataFrame]) -> None:
+    """predict's errors spoke the Python API ('the 'zero_based' parameter', 'the 'fmt' parameter',
+    'the 'text_column' parameter', which predict has no flag for) and named the width of a model
+    trained on a table as None."""
+    from sklearn.datasets import dump_svmlight_file
+
+    model, rows = table_model
+    unclear = rows.to_numpy().copy()
+    unclear[:, [0, -1]] = 0.0  # neither index 0 nor index 4: the file proves no base
+    dump_svmlight_file(unclear, np.zeros(len(rows)), str(tmp_path / "unclear.svm"), zero_based=True)
+    (tmp_path / "zero.svm").write_text("0 0:1 2:3\n")
+    (tmp_path / "odd.dat").write_text("a\nb\n")
+    (tmp_path / "words.csv").write_text("a,b,c,d\nx,1,2,3\n")
+    lines = {name: one_line_error(invoke("predict", model, tmp_path / name, *args))
+             for name, args in (("unclear.svm", ()), ("zero.svm", ("--one-based",)), ("odd.dat", ()),
+                                ("words.csv", ()))}
+    for line in lines.values():
+        assert "parameter" not in line and "None" not in line and "--text-column" not in line, line
+    assert "the model's 4 features" in lines["unclear.svm"] and "(--zero-based/--one-based)" in lines["unclear.svm"]
+    assert "zero-based (--zero-based/--one-based)" in lines["zero.svm"]
+    assert "give --format" in lines["odd.dat"]
+    assert "'a' is not numeric" in lines["words.csv"] and "trained on numbers" in lines["words.csv"]
+
+
+def test_svmlight_rows_for_a_model_trained_on_a_table_are_read_by_position(
+        tmp_path: Path, table_model: tuple[Path, pd.DataFrame]) -> None:
+    """A model trained on a table read LIBSVM rows as one column of matrices ('These rows have no
+    header and 1 columns'); they are its columns in training order, as a CSV without a header."""
+    from sklearn.datasets import dump_svmlight_file
+
+    model, rows = table_model
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    expected = predictions(model, tmp_path / "rows.csv", "--proba")
+    dump_svmlight_file(rows.to_numpy(), np.zeros(len(rows)), str(tmp_path / "one.svm"), zero_based=False)
+    _same_predictions(predictions(model, tmp_path / "one.svm", "--proba", "--one-based"), expected)
+    _same_predictions(predictions(model, tmp_path / "one.svm", "--proba"), expected)  # index 4: one-based
+
+
+def test_a_text_model_refuses_libsvm_rows(tmp_path: Path) -> None:
+    texts = ["a wonderful warm film", "dull and boring plot", "warm wonderful acting", "boring dull film"] * 6
+    pd.DataFrame({"review": texts, "label": ["pos", "neg"] * 12}).to_csv(tmp_path / "train.csv", index=False)
+    model = trained(tmp_path, tmp_path / "train.csv", "--target", "label", "--text-column", "review")
+    (tmp_path / "rows.svm").write_text("0 1:1 3:2\n")
+    line = one_line_error(invoke("predict", model, tmp_path / "rows.svm"))
+    assert "the model reads text (the column 'review')" in line and "None" not in line
+
+
+def test_a_table_with_a_header_and_no_rows_says_so(tmp_path: Path, table_model: tuple[Path, pd.DataFrame]) -> None:
+    """It was reported as a column of text (dtype object), with --text-column that predict has not."""
+    model, _ = table_model
+    (tmp_path / "empty.csv").write_text("a,b,c,d\n")
+    line = one_line_error(invoke("predict", model, tmp_path / "empty.csv"))
+    assert "empty.csv has a header and no data rows" in line

@@ -69,8 +69,10 @@ _PARAMS_KEY = re.compile(r"params\[(['\"])([\w.]+)\1\]")
 
 
 # Parameters that a command has no option for, and how its user sets them instead ({study}: the
-# study's name): a worker runs the stored study's budget, which `tuner tune --study` changes.
-_ELSEWHERE = {"worker": {"trials": "the budget with `tuner tune --study {study} --trials N`"}}
+# study's name): a worker runs the stored study's budget, which `tuner tune --study` changes;
+# predict reads LIBSVM rows as wide as the model. Also flags a command names otherwise.
+_ELSEWHERE = {"worker": {"trials": "the budget with `tuner tune --study {study} --trials N`"},
+              "predict": {"n_features": "the model's width", "zero_based": "--zero-based/--one-based"}}
 
 
 def flags_in(message: str, command: click.Command | None, study: str | None = None) -> str:

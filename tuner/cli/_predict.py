@@ -82,7 +82,7 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
         rows = select_columns(load_rows(data, model.pipeline, encoding=encoding, fmt=fmt, target=target,
                                         classes=model.classes_, zero_based=zero_based), model)
         p = model.predict_proba(as_rows(rows, model))
-    except TunerError as exc:  # the data layer names its parameters ('encoding'): say predict's flags
+    except TunerError as exc:  # in predict's words: its flags, not the API's parameter names
         raise click.ClickException(flags_in(str(exc), click.get_current_context().command)) from None
     import pandas as pd
 

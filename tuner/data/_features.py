@@ -132,10 +132,15 @@ def row_name(row: int, first_line: int | None = None) -> str:
     return f"row {row}" if first_line is None else f"data row {row + 1} (line {row + first_line})"
 
 
-def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "",
-                  first_line: int | None = None) -> np.ndarray:
+_TEXT_HINT = "pass it as the text column (the 'text_column' parameter) if it holds text, or drop it"
+_TRAINED_ON_NUMBERS = "the model was trained on numbers in it: give numbers there"
+
+
+def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "", first_line: int | None = None,
+                  hint: str = _TEXT_HINT) -> np.ndarray:
     """The given columns as a float matrix; clear errors for missing, text or non-finite values
-    (a row named by its line when the rows are a file's from line ``first_line``)."""
+    (a row named by its line when the rows are a file's from line ``first_line``; ``hint``: what
+    to do about a column of text)."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"Column(s) {missing} are missing{where}; the data has columns {list(frame.columns)}.")
@@ -143,8 +148,7 @@ def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "",
         if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]):
             if not pd.api.types.is_bool_dtype(frame[c]):
                 raise DataError(
-                    f"Feature column {c!r} is not numeric (dtype {frame[c].dtype}){where}; pass it as "
-                    "the text column (the 'text_column' parameter) if it holds text, or drop it."
+                    f"Feature column {c!r} is not numeric (dtype {frame[c].dtype}){where}; {hint}."
                 )
     A = frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
     cell = first_non_finite(A)
@@ -323,7 +327,7 @@ class FeaturePipeline:
         """
         if self.kind == "matrix":
             if isinstance(X, pd.DataFrame):
-                X = numeric_block(self.select_columns(X), self.input_feature_names)
+                X = numeric_block(self.select_columns(X), self.input_feature_names, hint=_TRAINED_ON_NUMBERS)
             elif not sp.issparse(X):
                 X = _number_rows(X)
             if X.ndim != 2 or X.shape[1] != self.n_input_features:
@@ -352,7 +356,8 @@ class FeaturePipeline:
             blocks.append(self._get_vectorizer().transform(texts) if texts
                           else sp.csr_matrix((0, len(self.vocabulary)), dtype=np.float64))
         if self.numeric_columns:
-            A = self._finite((numeric_block(X, self.numeric_columns) - self.center) / self.scale, self.numeric_columns)
+            A = self._finite((numeric_block(X, self.numeric_columns, hint=_TRAINED_ON_NUMBERS) - self.center)
+                             / self.scale, self.numeric_columns)
             blocks.append(sp.csr_matrix(A) if self.text_column is not None else A)
         if self.text_column is not None:
             return sp.hstack(blocks, format="csr") if len(blocks) > 1 else sp.csr_matrix(blocks[0])

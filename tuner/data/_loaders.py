@@ -169,6 +169,8 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
             raise DataError(f"Cannot decode {p} as {encoding}: {exc.reason}; pass the right one (the 'encoding' parameter).") from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
             raise DataError(f"Cannot parse {p} as {fmt}: {exc}") from None
+        if len(frame) == 0:
+            raise DataError(f"{p} has a header and no data rows; give a file with the rows to predict.")
         if fmt == "parquet":
             frame.columns = [str(c) for c in frame.columns]
         if header and _numbered(frame.columns) and not set(frame.columns) & set(pipeline.input_columns):
@@ -217,21 +219,23 @@ def _labeltext_rows(lines: list[str], text_column: str) -> pd.DataFrame:
 def _svmlight_rows(p: Path, pipeline: FeaturePipeline, given: bool | None, encoding: str) -> Any:
     """LIBSVM rows for ``pipeline``, read once with the training file's index base, else the one
     given, else the one the file proves. Never a guess: a zero-based file without index 0 read as
-    one-based would shift every feature by one column."""
-    stored, width = pipeline.zero_based, pipeline.n_input_features or None
+    one-based would shift every feature by one column. A model trained on a numeric table gets
+    the rows as a table of numbered columns, read by position (as a CSV without a header)."""
+    if pipeline.kind == "table" and pipeline.text_column is not None:
+        raise DataError(f"{p} is a LIBSVM file of numbers, but the model reads text (the column "
+                        f"{pipeline.text_column!r}): give the texts, one a line, or a table with that column.")
+    stored, width = pipeline.zero_based, pipeline.n_input_features or len(pipeline.input_columns)
     if stored is not None and given is not None and given != stored:
         raise DataError(f"The model was trained on LIBSVM indices read {base_name(stored)}; {p} cannot be read "
                         f"{base_name(given)}: drop the option or rewrite the file.")
     base = stored if stored is not None else given
     raw = load_data(p, encoding=encoding, fmt="svmlight", n_features=width, zero_based=base, require_target=False)
-    if base is not None or raw.zero_based:  # known, or an index 0 in the file
-        return raw.X
-    if width and raw.X.nnz and int(raw.X.indices.max()) == width - 1:  # index `width`: only one-based holds it
-        return raw.X
-    raise DataError(f"The model was not trained on a LIBSVM file, so the index base of {p} is unknown, and the file "
-                    f"does not show it (no index 0, none equal to the model's {width} features); say which "
-                    "(`tuner predict --zero-based` or `--one-based`; the 'zero_based' parameter).")
-
+    proven = bool(raw.zero_based) or (raw.X.nnz > 0 and int(raw.X.indices.max()) == width - 1)  # index 0 or `width`
+    if base is None and not proven:
+        raise DataError(f"The model was not trained on a LIBSVM file, so the index base of {p} is unknown, and the "
+                        f"file does not show it (no index 0, none equal to the model's {width} features); say "
+                        "which base the file uses (the 'zero_based' parameter).")
+    return raw.X if pipeline.kind == "matrix" else pd.DataFrame(raw.X.toarray())
 
 
 def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> bool:

@@ -305,8 +305,8 @@ def _svmlight(p: Path, n_features: int | None, zero_based: bool | None, fp: str)
         zero_based = has_zero
     elif has_zero and not zero_based:
         raise DataError(f"{p} line {_line_with_index_zero(p)} has the feature index 0, but this data is read "
-                        "one-based (LIBSVM's convention, indices from 1); set the 'zero_based' parameter if its indices "
-                        "start at 0, and train again so that every file is read that way.")
+                        "one-based (LIBSVM's convention, indices from 1); if its indices start at 0, read every file "
+                        "zero-based (the 'zero_based' parameter), training included.")
     top = int(X.indices.max()) if X.nnz else -1  # the largest index as written
     width = top + 1 if zero_based else max(top, 0)
     if n_features is None and width > max(MIN_WIDTH_CHECKED, MAX_WIDTH_PER_VALUE * X.nnz):
