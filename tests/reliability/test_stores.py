@@ -344,13 +344,36 @@ def test_the_password_shows_nowhere(pg: dict[str, str], tmp_path: Path) -> None:
     ("sqlite:////tmp/studies.db", "sqlite:////tmp/studies.db"),
 ])
 def test_redact_hides_the_password_of_any_url(url: str, shown: str) -> None:
-    from tuner.study._storage import _parse, redact
+    from tuner.study._storage import BARE_SECRET_MIN, _parse, redact
 
     password = _parse(url).password
     text = f"Cannot open {url}: connection refused (host={url})"
     assert redact(text, url) == f"Cannot open {shown}: connection refused (host={shown})"
-    if password:
+    if password and len(password) >= BARE_SECRET_MIN:
         assert password not in redact(f"driver said: {password} rejected", url)
+
+
+def test_a_short_password_is_hidden_in_its_url_forms_and_leaves_words_alone() -> None:
+    """A one-letter password was replaced wherever its letter stood: '"127.0.0.1", ***ort 1
+    failed', '***assword authentication failed'."""
+    from urllib.parse import quote
+
+    from tuner.study._storage import redact
+
+    url = "postgresql://rev:p@127.0.0.1:1/x"
+    driver = 'connection to server at "127.0.0.1", port 1 failed: password authentication failed for user "rev"'
+    assert redact(driver, url) == driver
+    text = f"{url} | {quote(url, safe='')} | rev:p@127.0.0.1:1"
+    assert redact(text, url) == ("postgresql://rev:***@127.0.0.1:1/x | "
+                                 f"{quote('postgresql://rev:***@127.0.0.1:1/x', safe='')} | rev:***@127.0.0.1:1")
+
+
+def test_a_long_password_is_hidden_wherever_the_driver_echoes_it() -> None:
+    from tuner.study._storage import redact
+
+    url = "postgresql://rev:Tr0ub4dor%263@db/x"  # the password is Tr0ub4dor&3
+    said = 'FATAL: password "Tr0ub4dor&3" rejected for "rev:Tr0ub4dor%263@db" (rev:Tr0ub4dor&3@db); port 5432'
+    assert redact(said, url) == 'FATAL: password "***" rejected for "rev:***@db" (rev:***@db); port 5432'
 
 
 def test_the_mlflow_database_given_as_the_study_storage_is_one_line_and_left_alone(tmp_path: Path) -> None:

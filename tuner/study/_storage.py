@@ -82,13 +82,38 @@ def default_storage_url() -> str:
 
 
 # ---- secrets ----------------------------------------------------------------------------------
+BARE_SECRET_MIN = 8
+"""Shorter passwords are hidden only in their URL forms: a bare ``p`` is a piece of every word
+(``***ort 1 failed``, ``***assword authentication failed``)."""
+
+
 def redact(text: Any, *urls: str) -> str:
     """``text`` with every password hidden: in URLs (``user:***@``), in libpq DSNs
-    (``password=***``) and, verbatim, the passwords of ``urls`` (for drivers' own messages)."""
-    out = _DSN_PASSWORD.sub(r"\1***", _URL_NETLOC.sub(_hide_password, str(text)))
-    for secret in sorted({s for url in urls for s in _passwords(url)}, key=len, reverse=True):
+    (``password=***``); for drivers' own messages, the URLs of ``urls`` also URL-encoded and
+    their ``user:password@`` parts without a scheme, and their passwords verbatim when at
+    least :data:`BARE_SECRET_MIN` characters long."""
+    out = str(text)
+    for url in urls:
+        out = _hide_url_forms(out, str(url))
+    out = _DSN_PASSWORD.sub(r"\1***", _URL_NETLOC.sub(_hide_password, out))
+    secrets = {s for url in urls for s in _passwords(url) if len(s) >= BARE_SECRET_MIN}
+    for secret in sorted(secrets, key=len, reverse=True):
         out = out.replace(secret, "***")
     return out
+
+
+def _hide_url_forms(text: str, url: str) -> str:
+    """``text`` without ``url``'s password in ``url`` URL-encoded or in its ``user:password@``."""
+    m = _URL_NETLOC.search(url)
+    parts = _userinfo(m.group("netloc")) if m else None
+    if not parts or not parts[1]:
+        return text
+    hidden = _URL_NETLOC.sub(_hide_password, url)
+    text = text.replace(quote(url, safe=""), quote(hidden, safe=""))
+    for user in {parts[0], unquote(parts[0])}:
+        for secret in _passwords(url):
+            text = text.replace(f"{user}:{secret}@", f"{user}:***@")
+    return text
 
 
 def _userinfo(netloc: str) -> tuple[str, str | None, str] | None:
