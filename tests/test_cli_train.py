@@ -263,6 +263,33 @@ def test_plugins_list_shows_a_plugin_that_fails_its_contract_checks(monkeypatch:
     assert "tuner plugins check float_step" in line and text.count("FAILING") == 1
 
 
+def test_plugins_list_keeps_a_builtin_working_beside_a_newcomer_refused_its_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third-party 'l2' (refused by the registry) showed the built-in l2 as FAILING its contract
+    checks ('it cannot be loaded'), though the built-in still worked."""
+    from _broken_plugins import forget, install_distribution
+
+    from tuner._registry import AUTOLOAD_ENV, penalties
+
+    site = install_distribution(tmp_path / "site", "tuner_test_second_l2", {"penalties": {"l2": "PickyRidge"}})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    penalties.reload()
+    try:
+        rows = [r for r in ok_json("plugins", "list") if (r["group"], r["name"]) == ("penalty", "l2")]
+        assert [(r["distribution"], r["status"]) for r in rows] == [("logreg-tuner", "ok"),
+                                                                   ("tuner-test-second-l2", "broken")]
+        text = invoke("plugins", "list").output
+        assert "FAILING" not in text, text
+        refused = next(line for line in text.splitlines() if "tuner-test-second-l2" in line)
+        assert refused.split()[:3] == ["l2", "REFUSED", "(tuner-test-second-l2"], refused
+        assert "belongs to a built-in penalty of logreg-tuner" in refused
+    finally:
+        monkeypatch.undo()
+        forget("tuner_test_second_l2")
+        penalties.reload()
+
+
 # ---------------------------------------------------------------------------------------------
 # tune: where its records are (MLflow), and its progress
 

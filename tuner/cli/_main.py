@@ -104,7 +104,9 @@ def plugins_list(as_json: bool) -> None:
         for row in (r for r in rows if r["group"] == kind):
             origin = f"{row['distribution']} {row['version']}"
             if row["status"] == "broken":
-                click.secho(f"  {row['name']:<12} BROKEN ({origin}): {row['error']}", fg="red")
+                usable = any(r["name"] == row["name"] and r["status"] != "broken" for r in rows if r["group"] == kind)
+                label = "REFUSED" if usable else "BROKEN"  # a newcomer under a usable plugin's name
+                click.secho(f"  {row['name']:<12} {label} ({origin}): {row['error']}", fg="red")
                 continue
             click.echo(f"  {row['name']:<12} {row['description']}  [{origin}]")
             if row["status"] == "failing":

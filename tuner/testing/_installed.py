@@ -118,7 +118,9 @@ def failing_plugins(kind: str, names: Iterable[str]) -> dict[str, str]:
     validation names it). ``tuner plugins check NAME`` runs every check.
     """
     registry = _registry(kind)
-    infos = {info.name: info for info in registry.infos()}
+    usable = set(registry.names())
+    # a name's plugin is the one the registry uses: not a newcomer it refused under a built-in's name
+    infos = {info.name: info for info in registry.infos() if info.ok or info.name not in usable}
     out: dict[str, str] = {}
     for name in names:
         info = infos.get(name)
