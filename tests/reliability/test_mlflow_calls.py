@@ -219,3 +219,17 @@ def test_the_probe_counts_any_http_answer_as_reachable_and_never_prints_the_pass
     with pytest.raises(TrackingError, match="connection refused") as err:
         probe_tracking_server(f"http://user:s3cr3t@127.0.0.1:{_free_port()}")
     assert "s3cr3t" not in str(err.value) and "user:***@" in str(err.value)
+
+
+@pytest.mark.parametrize("store", ["file", "folder"])
+def test_a_file_store_is_refused_in_one_full_line(store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow 3 refuses file stores; its reason was cut with '...(truncated)' before its remedy."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    uri = (tmp_path / "mlruns").as_uri() if store == "file" else str(tmp_path / "mlruns")
+    result = CliRunner().invoke(cli, ["tune", "--dataset", "iris", "--trials", "1", "--penalty", "l2", "--optimizer",
+                                      "lbfgs", "--epochs", "5", "--storage", f"sqlite:///{tmp_path / 's.db'}",
+                                      "--tracking-uri", uri])
+    line = _one_line(result)
+    assert line == (f"Error: The MLflow tracking store {uri} is a file store, which MLflow no longer writes; use "
+                    "sqlite:///mlflow.db (the default) or an http(s):// tracking server (--tracking-uri / "
+                    "MLFLOW_TRACKING_URI)."), line

@@ -89,7 +89,9 @@ def first_line(exc: Any, *urls: str) -> str:
 
 
 def store_uri(uri: str) -> str:
-    """A database store's URI with an installed driver (TrackingError naming the pip command otherwise)."""
+    """A database store's URI with an installed driver (TrackingError naming the pip command otherwise);
+    a file store is refused in one line (MLflow's own refusal was cut before its remedy)."""
+    _refuse_file_store(uri)
     if scheme(uri).split("+")[0] not in _DB_SCHEMES:
         return uri
     from tuner.study import memory_sqlite, resolve_url
@@ -98,6 +100,17 @@ def store_uri(uri: str) -> str:
         raise TrackingError(f"The MLflow tracking store {uri} is an in-memory SQLite database, which forgets every "
                             "run when the command ends; give a file (e.g. sqlite:///mlflow.db).")
     return resolve_url(uri, "MLflow tracking store", TrackingError)
+
+
+def _refuse_file_store(uri: str) -> None:
+    """A ``file:`` URI or a plain folder is a file store, which MLflow refuses (unless a ``file:``
+    URI comes with MLflow's own opt-out, ``MLFLOW_ALLOW_FILE_STORE=true``)."""
+    kind = scheme(uri)
+    opted_out = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("1", "true")
+    if len(kind) <= 1 or (kind == "file" and not opted_out):  # "": a path; one letter: a Windows drive
+        raise TrackingError(f"The MLflow tracking store {redact(uri)} is a file store, which MLflow no longer "
+                            "writes; use sqlite:///mlflow.db (the default) or an http(s):// tracking server "
+                            "(--tracking-uri / MLFLOW_TRACKING_URI).")
 
 
 def sqlite_file(uri: str) -> Path | None:
