@@ -273,3 +273,11 @@ def test_a_nan_in_arrays_names_its_row_in_the_arrays_given() -> None:
         bad[row, 2] = np.nan
         with pytest.raises(tuner.DataError, match=rf"^Feature values must be finite; row {row} column 2 holds nan"):
             tuner.fit(bad, y)
+
+
+def test_an_unknown_metric_is_a_config_error_listing_the_metrics(tmp_path: Path) -> None:
+    """It was a bare KeyError: 'auc', raised once the data was read and the study opened."""
+    with pytest.raises(tuner.ConfigError, match=r"^The 'metric' parameter must be one of \['log_loss', 'accuracy', "
+                                                r"'roc_auc', 'f1'\]; got 'auc' instead\.$"):
+        tuner.tune(dataset="breast_cancer", trials=2, metric="auc", storage=f"sqlite:///{tmp_path / 's.db'}")
+    assert not (tmp_path / "s.db").exists()

@@ -389,3 +389,6 @@ def test_tuned_refuses_invalid_options_as_value_errors() -> None:
     with pytest.raises(ValueError, match="ridge") as err:
         tuner.TunedLogisticRegression(2, penalty="ridge").fit(X, y)
     assert isinstance(err.value, tuner.ConfigError)
+    with pytest.raises(ValueError, match=r"The 'metric' parameter must be one of \['log_loss', .*got 'auc'") as err:
+        tuner.TunedLogisticRegression(2, metric="auc").fit(X, y)  # a bare KeyError: 'auc'
+    assert isinstance(err.value, tuner.ConfigError)

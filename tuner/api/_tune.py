@@ -269,6 +269,7 @@ def tune(
         "params": {k: str(v) for k, v in params.items()} if params else None, "metric": metric, "sampler": sampler,
         "pruner": pruner, "cv": cv, "epochs": epochs, "batch_size": batch_size, "patience": patience, "tol": tol,
         "monitor": monitor, "class_weight": class_weight, "device": device, "dtype": dtype}
+    _check_metric(metric)
     has_data = data is not None or dataset is not None
     if not has_data and study_name is None:
         raise ConfigError("Give data (the 'data' or 'dataset' parameter) to start a study, or 'study_name' to "
@@ -382,6 +383,14 @@ def wait_for_study(storage: str, study_name: str, wait: float) -> None:
             hint = f" (there is no database file at {path}: is the path right?)" if path and not path.is_file() else ""
             raise ConfigError(f"No study named {study_name!r} appeared in {redact(storage)} within {wait:g} s{hint}.")
         time.sleep(0.25)  # a read a quarter second: the worker joins a short study's first batches
+
+
+def _check_metric(metric: str) -> None:
+    """A metric the study can optimise, before any data is read (it was a bare KeyError, late)."""
+    from tuner.train import METRICS
+
+    if metric not in METRICS:
+        raise ConfigError(f"The 'metric' parameter must be one of {list(METRICS)}; got {metric!r} instead.")
 
 
 def _names(value: str | Sequence[str] | None) -> list[str] | None:
