@@ -131,6 +131,20 @@ def test_a_worker_on_a_spent_study_says_how_to_raise_its_budget(db: str) -> None
     assert "--trials to run more" not in res.stderr
 
 
+@pytest.mark.parametrize("wait", ["0", "0.5"])
+def test_a_worker_on_a_missing_study_says_how_to_create_it(db: str, wait: str) -> None:
+    """It said "give data (DATA or --dataset) to create it", though `tuner worker` takes no data."""
+    res = run("worker", "--study", "nothere", "--storage", db, "--no-tracking", "--wait", wait)
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    found = f"in {db}" if wait == "0" else f"appeared in {db} within 0.5 s"
+    longer = "" if wait == "0" else " longer"
+    assert res.output.strip().splitlines() == [
+        f"Error: No study named 'nothere' {found}; start it with `tuner tune DATA --study nothere` on this --storage, "
+        f"or let the worker wait{longer} for it (--wait SECONDS)."]
+    res = run("tune", "--study", "nothere", "--storage", db, "--no-tracking")  # tune takes data: it says so
+    assert res.exit_code == 1 and "give data (DATA or --dataset) to create it" in res.output, res.output
+
+
 def test_a_study_made_from_arrays_in_memory_cannot_be_rejoined_from_the_command_line(tmp_path: Path) -> None:
     """A worker or resume of a tuner.tune(X, y, storage=...) study said "Give either a data file or
     --dataset (not both)", though neither was given."""

@@ -363,9 +363,10 @@ def _given_on_purpose(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def wait_for_study(storage: str, study_name: str, wait: float) -> None:
-    """Return once ``study_name`` exists in ``storage``; a :class:`ConfigError` after ``wait`` seconds."""
+    """Return once ``study_name`` exists in ``storage``; a :class:`ConfigError` (a
+    :class:`~tuner.study.MissingStudyError`) after ``wait`` seconds."""
     from tuner.errors import StorageError
-    from tuner.study import list_studies, open_storage, redact, sqlite_path
+    from tuner.study import MissingStudyError, list_studies, open_storage, redact, sqlite_path
 
     path = sqlite_path(storage)
     if path is None:
@@ -381,7 +382,9 @@ def wait_for_study(storage: str, study_name: str, wait: float) -> None:
             pass
         if time.time() > deadline:
             hint = f" (there is no database file at {path}: is the path right?)" if path and not path.is_file() else ""
-            raise ConfigError(f"No study named {study_name!r} appeared in {redact(storage)} within {wait:g} s{hint}.")
+            raise MissingStudyError(f"No study named {study_name!r} appeared in {redact(storage)} within {wait:g} s"
+                                    f"{hint}", "give data (the 'data' parameter or the 'dataset' parameter) to "
+                                    "create it, or wait longer (the 'wait' parameter).")
         time.sleep(0.25)  # a read a quarter second: the worker joins a short study's first batches
 
 

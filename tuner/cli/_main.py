@@ -288,6 +288,7 @@ def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | N
     worker's trials. The study is created by `tuner tune ... --study NAME --trials N`.
     """
     from tuner.api import tune as run_tune
+    from tuner.study import MissingStudyError
 
     progress = Progress(_progress_mode(app, as_json), _stored_metric(storage, study_name), app.quiet)
     try:
@@ -297,6 +298,10 @@ def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | N
                               progress=progress, wait=wait)
     except KeyboardInterrupt:
         _interrupted_before_start()
+    except MissingStudyError as exc:  # a worker takes no data: it joins a study that `tuner tune` creates
+        longer = " longer" if wait else ""
+        raise click.ClickException(f"{exc.found}; start it with `tuner tune DATA --study {study_name}` on this "
+                                   f"--storage, or let the worker wait{longer} for it (--wait SECONDS).") from None
     _report_study(result, as_json)
 
 

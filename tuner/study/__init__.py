@@ -31,6 +31,7 @@ from tuner.study._spec import SPEC_VERSION, DataSpec, StudySpec, parse_range
 from tuner.study._storage import (
     CONNECT_TIMEOUT_S,
     DEFAULT_STORAGE_FILE,
+    MissingStudyError,
     check_reachable,
     default_storage_url,
     memory_sqlite,
@@ -102,7 +103,7 @@ __all__ = [
     # storage
     "DEFAULT_STORAGE_FILE", "CONNECT_TIMEOUT_S", "default_storage_url", "open_storage", "require_database", "sqlite_path",
     "same_database", "redact", "resolve_url", "prepare_sqlite", "schema_lock", "check_reachable", "memory_sqlite",
-    "retry_races", "sqlite_writable",
+    "retry_races", "sqlite_writable", "MissingStudyError",
     # the observer interface (tracking implements it)
     "StudyObserver", "StudyInfo", "TrialInfo",
     # read-side queries (Optuna-free results)

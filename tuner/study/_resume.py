@@ -16,7 +16,7 @@ from tuner._registry import optimizers, penalties
 from tuner.errors import ConfigError
 from tuner.study._observer import UID_ATTR
 from tuner.study._spec import StudySpec
-from tuner.study._storage import open_storage, redact
+from tuner.study._storage import MissingStudyError, open_storage, redact
 from tuner.train import METRICS
 
 __all__ = ["open_or_create_study", "existing_study", "resume_spec", "note_plugin_changes", "RESUMABLE",
@@ -131,7 +131,7 @@ def open_or_create_study(spec: StudySpec | None, study_name: str, storage_url: s
         study, stored = found
         return study, stored, note_plugin_changes(study, stored)
     if resume_only or spec is None:
-        raise ConfigError(missing_study(study_name, storage_url))
+        raise missing_study(study_name, storage_url)
     spec.plugin_versions = _plugin_versions(spec)
     try:
         study = optuna.create_study(study_name=study_name, storage=storage,
@@ -167,10 +167,10 @@ def existing_study(storage: Any, study_name: str, storage_url: str, spec: StudyS
     return study, resume_spec(_stored_spec(study, study_name, storage_url), spec, changes, study_name)
 
 
-def missing_study(study_name: str, storage_url: str) -> str:
-    """The message for a study that is not there (``storage_url``'s password hidden)."""
-    return (f"No study named {study_name!r} in {redact(storage_url)}; give data (the 'data' parameter or the "
-            "'dataset' parameter) to create it.")
+def missing_study(study_name: str, storage_url: str) -> MissingStudyError:
+    """The error for a study that is not there (``storage_url``'s password hidden)."""
+    return MissingStudyError(f"No study named {study_name!r} in {redact(storage_url)}",
+                             "give data (the 'data' parameter or the 'dataset' parameter) to create it.")
 
 
 def _taken(study_name: str) -> str:

@@ -100,7 +100,7 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     if found is not None:
         study, spec = found
     elif resume_only or spec is None:
-        raise ConfigError(missing_study(study_name, storage_url))
+        raise missing_study(study_name, storage_url)
     spec = _with_budget(spec, n_trials)
     data = load_dataset_for(spec, preloaded)
     # the split holds what is needed; a large matrix is not kept twice (rows given in memory, not

@@ -25,6 +25,7 @@ from tuner.errors import ConfigError, StorageError, TunerError
 
 __all__ = [
     "DEFAULT_STORAGE_FILE",
+    "MissingStudyError",
     "CONNECT_TIMEOUT_S",
     "default_storage_url",
     "open_storage",
@@ -79,6 +80,15 @@ def _seconds_env(name: str, default: int) -> int:
 
 def default_storage_url() -> str:
     return f"sqlite:///{Path.cwd() / DEFAULT_STORAGE_FILE}"
+
+
+class MissingStudyError(ConfigError):
+    """No study of that name in the storage: ``found`` says so, ``remedy`` how to create it (a
+    command without data, ``tuner worker``, gives its own)."""
+
+    def __init__(self, found: str, remedy: str) -> None:
+        super().__init__(f"{found}; {remedy}")
+        self.found = found
 
 
 # ---- secrets ----------------------------------------------------------------------------------
