@@ -131,6 +131,22 @@ def test_a_worker_on_a_spent_study_says_how_to_raise_its_budget(db: str) -> None
     assert "--trials to run more" not in res.stderr
 
 
+def test_trials_0_stores_a_new_study_without_a_trial_and_says_so(tmp_path: Path) -> None:
+    """It printed "no completed trial yet" (exit 0), which the README says exits 1; --trials 0 is
+    how a study is stored for later runs and workers, so it exits 0 and says what it did."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    args = ("--dataset", "iris", "--study", "later", "--penalty", "l2", "--optimizer", "lbfgs", "--storage", url,
+            "--no-tracking")
+    res = run("tune", *args, "--trials", "0")
+    assert res.exit_code == 0, res.output
+    assert "no completed trial yet" not in res.stdout
+    assert ("  stored with a budget of 0 trials, no trial run: `tuner tune --study later --trials N` runs it, and "
+            "workers started then join it") in res.stdout.splitlines()
+    assert json.loads(run("tune", *args, "--trials", "0", "--json").stdout)["budget"] == 0
+    assert [s["name"] for s in json.loads(run("study", "list", "--storage", url, "--json").stdout)] == ["later"]
+    assert "0 stores a new study without running a trial" in " ".join(run("tune", "--help").output.split())
+
+
 @pytest.mark.parametrize("wait", ["0", "0.5"])
 def test_a_worker_on_a_missing_study_says_how_to_create_it(db: str, wait: str) -> None:
     """It said "give data (DATA or --dataset) to create it", though `tuner worker` takes no data."""

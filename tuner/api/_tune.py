@@ -205,7 +205,8 @@ def tune(
         Seed of the splits, the sampler and the training.
     trials : int, optional
         Trial budget (complete + pruned trials, every process's): default 50 for a new study;
-        a resumed study keeps its stored budget unless given.
+        a resumed study keeps its stored budget unless given. 0 stores a new study without
+        running a trial (for a later run with a budget, and its workers).
     timeout : float, optional
         Stop starting trials after this many seconds, counted from the first trial (reading the
         data and checking the plugins are not included).

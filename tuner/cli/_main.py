@@ -216,7 +216,9 @@ def _explicit_changes(ctx: click.Context, spec_values: dict[str, Any]) -> dict[s
 @click.option("--optimizer", "optimizer_list", help="Comma-separated optimizers to search (default: all).")
 @click.option("--param", "params", multiple=True, metavar="NAME=LOW..HIGH[:log] | NAME=V",
               help="Narrow or fix a hyperparameter, e.g. penalty.strength=1e-6..1e-2:log or optimizer.lr=0.1.")
-@click.option("--trials", type=int, help="Trial budget of the study (complete + pruned trials) [default 50].")
+@click.option("--trials", type=int, help="Trial budget of the study (complete + pruned trials) "
+              "[default 50]; 0 stores a new study without running a trial (for a later `tuner tune --study NAME "
+              "--trials N` and its workers).")
 @click.option("--timeout", type=float, help="Stop starting trials after this many seconds (counted from the first "
               "trial: reading the data is not included); this run's limit only, not stored with the study.")
 @click.option("--metric", type=click.Choice(["log_loss", "accuracy", "roc_auc", "f1"]), help="Validation metric [default log_loss]; f1 is the second class's F1 with two classes "
@@ -374,6 +376,11 @@ def _print_study_summary(s: dict[str, Any]) -> None:
     elif s.get("interrupted"):
         click.secho(f"  interrupted by {s['interrupted']}: completed trials are kept; resume with "
                     f"`tuner tune --study {s['study']}`", fg="yellow")
+    if s["best_trial"] is None and s.get("budget") == 0 and not sum(t.values()):
+        click.echo(f"  stored with a budget of 0 trials, no trial run: `tuner tune --study {s['study']} --trials N` "
+                   "runs it, and workers started then join it")
+        print_mlflow_block(s.get("mlflow"))
+        return
     if s["best_trial"] is None:
         click.echo("  no completed trial yet")
         print_mlflow_block(s.get("mlflow"))

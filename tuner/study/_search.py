@@ -401,4 +401,4 @@ class _StudyRun:
                            trial_counts(study), best.number if best else None, best.value if best else None,
                            public_params(best.params, self.space) if best else {}, outcome, interrupted,
                            warnings + budget_warnings(self.budget, self.spec, self.mine),
-                           time.time() - self.started, no_result=no_result)
+                           time.time() - self.started, no_result=no_result, budget=self.spec.n_trials)
