@@ -392,3 +392,18 @@ def test_tuned_refuses_invalid_options_as_value_errors() -> None:
     with pytest.raises(ValueError, match=r"The 'metric' parameter must be one of \['log_loss', .*got 'auc'") as err:
         tuner.TunedLogisticRegression(2, metric="auc").fit(X, y)  # a bare KeyError: 'auc'
     assert isinstance(err.value, tuner.ConfigError)
+
+
+def test_a_mini_batch_fit_far_above_the_optimum_warns_and_an_exact_one_does_not() -> None:
+    """sgd on iris, l1 at C=100, said stop_reason_='converged' 14% above the optimum, silently
+    (tuner train prints the gap; the estimator said nothing)."""
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    with pytest.warns(ConvergenceWarning, match=r"sgd stopped \d+\.\d% above the optimum of its objective \(fista"):
+        tuner.LogisticRegression("l1", "sgd", C=100).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        tuner.LogisticRegression("l1", "fista", C=100).fit(X, y)
+        tuner.LogisticRegression("l2", "lbfgs", C=100).fit(X, y)

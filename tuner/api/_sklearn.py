@@ -135,7 +135,10 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         The training objective at the end.
     stop_reason_ : str
         Why training stopped: ``"converged"`` or ``"max_epochs"`` (a ``ConvergenceWarning``
-        is issued then).
+        is issued then). A mini-batch optimizer (sgd, adam, rmsprop) converges to its noise
+        floor: on small data (up to 250,000 stored values, more rows than features) its objective
+        is compared with the exact optimum, and a ``ConvergenceWarning`` says when it stopped more
+        than 1% above it.
 
     Notes
     -----
@@ -234,8 +237,8 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
                              "weight; every positive weight is on one class.")
         total = float(sw.sum())
         pen, opt, pp, op = self._plugins(total)
-        result = train(X, y_idx, len(classes), pen, pp, opt, op, self._config(),
-                       sample_weight=sw * (len(sw) / total), classes=list(classes))
+        config, weights = self._config(), sw * (len(sw) / total)
+        result = train(X, y_idx, len(classes), pen, pp, opt, op, config, sample_weight=weights, classes=list(classes))
         self.classes_ = classes
         self.coef_ = np.ascontiguousarray(result.weight.T)
         self.intercept_ = result.intercept.copy()
@@ -246,7 +249,22 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         if result.stop_reason == "max_epochs":
             warnings.warn(f"{type(self).__name__} stopped after max_epochs={result.epochs_run} epochs before its "
                           "objective settled (tol); raise max_epochs or tol.", ConvergenceWarning, stacklevel=2)
+        elif not opt.full_batch:
+            self._warn_if_short(X, y_idx, len(classes), pen, pp, result, config, weights, list(classes))
         return self
+
+    def _warn_if_short(self, X: Any, y: np.ndarray, n_classes: int, pen: Any, pp: dict[str, Any], result: Any,
+                       config: Any, weights: np.ndarray, classes: list[Any]) -> None:
+        """A ``ConvergenceWarning`` when a mini-batch optimizer settled more than
+        ``MAX_OPTIMALITY_GAP`` above the optimum of its objective (checked on small data, as
+        ``tuner train`` does): its stall is that optimizer's noise floor, not the optimum."""
+        from tuner.study import MAX_OPTIMALITY_GAP, fit_gap
+
+        gap = fit_gap(X, y, n_classes, pen, pp, result, config, weights, classes)
+        if gap is not None and gap[0] > MAX_OPTIMALITY_GAP:
+            warnings.warn(f"{type(self).__name__}'s {self.optimizer} stopped {gap[0]:.1%} above the optimum of its "
+                          f"objective ({gap[1]} reaches it): use a full-batch optimizer (lbfgs, fista, newton), or "
+                          "give it more epochs or a smaller batch_size.", ConvergenceWarning, stacklevel=3)
 
     def _check_params(self) -> None:
         """Validate the constructor's arguments (scikit-learn's message template)."""

@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover - resolved lazily by __getattr__ below
         TrainOutcome,
         check_plugins,
         cv_folds,
+        fit_gap,
         optimality_gap,
         prepare_sample_weight,
         reference_solver,
@@ -85,6 +86,7 @@ _LAZY = {
     "TrainOutcome": "_configure", "train_one": "_configure", "train_many": "_configure", "cv_folds": "_configure",
     "resolve_params": "_configure", "resolve_pair": "_configure", "split_overrides": "_configure",
     "optimality_gap": "_configure", "GAP_CHECK_WORK": "_configure", "MAX_OPTIMALITY_GAP": "_configure",
+    "fit_gap": "_configure",
     "split_params": "_configure", "check_plugins": "_configure", "reference_solver": "_configure",
     "prepare_sample_weight": "_configure",
     # several processes on one study
@@ -113,7 +115,7 @@ __all__ = [
     "run_study", "StudyResult", "Interrupted", "build_space", "SearchSpace", "Slot", "params_of", "load_dataset_for",
     "train_config", "make_sampler", "make_pruner", "open_or_create_study", "resume_spec", "RESUMABLE", "TrainOutcome",
     "train_one", "train_many", "cv_folds", "resolve_params", "resolve_pair", "split_overrides", "optimality_gap",
-    "split_params", "check_plugins", "reference_solver", "prepare_sample_weight",
+    "split_params", "check_plugins", "reference_solver", "prepare_sample_weight", "fit_gap",
     "GAP_CHECK_WORK", "MAX_OPTIMALITY_GAP", "GAVE_UP", "WORKER",
 ]
 
