@@ -18,7 +18,8 @@ from tuner.study._spec import StudySpec
 from tuner.study._storage import trial_states
 
 __all__ = ["WORKER", "GAVE_UP", "LOST", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
-           "LostTrials", "own_stale_check", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings"]
+           "LostTrials", "own_stale_check", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings",
+           "finished_trials"]
 
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -105,6 +106,13 @@ def grid_points_left(sampler: Any, study: Any) -> int | None:
     return len(set(range(sampler._n_min_trials)) - taken)
 
 
+def finished_trials(study: Any) -> int:
+    """The study's complete and pruned trials, every process's: what a trial budget counts."""
+    from optuna.trial import TrialState
+
+    return sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for _, s in trial_states(study))
+
+
 class Budget:
     """Exact trial budgets when several processes share a study.
 
@@ -135,9 +143,7 @@ class Budget:
         return trial_states(self.study)
 
     def done(self) -> int:
-        from optuna.trial import TrialState
-
-        return sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for _, s in self._states())
+        return finished_trials(self.study)
 
     def wait_for_room(self) -> bool:
         """Before a trial: True when one may start, False when the budget is spent (or time is up)."""

@@ -38,6 +38,7 @@ from tuner.study._runs import (
     LostTrials,
     budget_warnings,
     failure_streak,
+    finished_trials,
     none_completed,
     raise_if_failing,
     seeded_sampler,
@@ -45,7 +46,7 @@ from tuner.study._runs import (
 from tuner.study._search_space import SearchSpace, build_space, make_pruner, make_sampler, params_of
 from tuner.study._signals import Interrupted, StopCallback, StopRequest, deferred_signals
 from tuner.study._spec import StudySpec
-from tuner.study._storage import open_storage, require_database, trial_states
+from tuner.study._storage import open_storage, require_database
 from tuner.study._study_data import check_data, check_training, load_dataset_for, train_config
 from tuner.study._trial_batches import Pending, batch_size_for
 from tuner.study._variant import VARIANT, split_variant
@@ -154,17 +155,10 @@ def _with_stored_budget(study: Any, spec: StudySpec, n_trials: int | None) -> St
     except (KeyError, TypeError, ValueError):
         return spec
     out = StudySpec.from_json(spec.to_json())
-    out.n_trials = now.n_trials if n_trials is None else max(n_trials, _finished(study))
+    # a budget given below the finished trials is stored as them: the stored budget never reads less than
+    # the trials the study holds ('budget 3 trials' beside 6 complete, kept by every later run)
+    out.n_trials = now.n_trials if n_trials is None else max(n_trials, finished_trials(study))
     return out
-
-
-def _finished(study: Any) -> int:
-    """The study's complete and pruned trials: what its budget counts. A budget given below them
-    is stored as them, so the stored budget never reads less than the trials it already holds
-    (``study show`` said "budget 3 trials" beside 6 complete, and every later run kept that)."""
-    from optuna.trial import TrialState
-
-    return sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for _, state in trial_states(study))
 
 
 def _check_budget(n_trials: int | None, timeout: float | None) -> None:
@@ -263,10 +257,11 @@ class _StudyRun:
         try:
             self.lost.check()
             while self.budget.wait_for_room():
-                if self._grid_points_left() == 0:
+                grid = self._grid_points_left()
+                if grid == 0:
                     self._grid_spent()
                     break
-                asked, keep = self._ask(batch_trials)
+                asked, keep = self._ask(batch_trials, grid)
                 if asked and not self.objective.run(asked):
                     break
                 if not keep:  # trials kept failing before they could train
@@ -277,13 +272,13 @@ class _StudyRun:
             return "SIGINT"
         return self.stop.signal_name  # stopped between trials
 
-    def _ask(self, batch_trials: int | str | None) -> tuple[list[Pending], bool]:
+    def _ask(self, batch_trials: int | str | None, grid: int | None = None) -> tuple[list[Pending], bool]:
         """Up to ``batch_trials`` new trials (fewer when the budget has less room), prepared, and
         whether the study goes on. A signal (or an error) while asking fails the trials asked so
         far: none is left RUNNING."""
         asked: list[Pending] = []
         try:
-            room, grid = self.budget.room(), self._grid_points_left()
+            room = self.budget.room()
             if grid is not None:  # a grid point asked twice at once would be evaluated twice
                 room = grid if room is None else min(room, grid)
             for _ in range(batch_size_for(batch_trials, room, work_size(self.data.X_train))):
