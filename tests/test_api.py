@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -121,8 +122,9 @@ def test_tune_in_memory_returns_a_result_whose_best_model_predicts() -> None:
 
 
 def test_tune_with_a_storage_and_tracking_registers_a_model_that_load_model_reads(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)  # MLflow's artifacts folder
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     storage, tracking = f"sqlite:///{tmp_path / 'studies.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = tuner.tune(dataset="breast_cancer", trials=2, penalty="l2", optimizer="lbfgs", epochs=20,
                         study_name="api-bc", storage=storage, tracking_uri=tracking)
@@ -130,7 +132,10 @@ def test_tune_with_a_storage_and_tracking_registers_a_model_that_load_model_read
     assert result.registered_model_name == "api-bc" and result.registered_model_version == "1"
     assert result.model_uri == "models:/api-bc/1" and result.parent_run_id and result.experiment_id
     assert result.experiment_name == "api-bc"
+    capfd.readouterr()
     model = tuner.load_model(result.model_uri, tracking_uri=tracking)
+    assert "Downloading artifacts" not in capfd.readouterr().err  # MLflow's progress bar: a screenful of redraws
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ  # turned off for the download only
     X = load_breast_cancer().data
     assert result.model is not None
     np.testing.assert_allclose(model.predict_proba(X), result.model.predict_proba(X), rtol=1e-12, atol=0)

@@ -6,7 +6,6 @@ module level (MLflow, pandas and Optuna are imported when they run).
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -75,7 +74,6 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     from tuner.model import as_rows, labels_of, prediction_frame
     from tuner.tracking import resolve_model
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         with tempfile.TemporaryDirectory(prefix="tuner-model-") as tmp:
             model = resolve_model(model_uri, tmp, tracking_uri)

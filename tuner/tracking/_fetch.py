@@ -8,6 +8,8 @@ not exist is a :class:`ConfigError` listing those that do.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,8 @@ def download_model(model_uri: str, dst: str | Path, tracking_uri: str | None = N
     try:
         location = _storage_location(client, model_uri)
         Path(dst).mkdir(parents=True, exist_ok=True)
-        return Path(get_repo(location, uri).download_artifacts("", dst_path=str(dst)))
+        with _no_progress_bar():
+            return Path(get_repo(location, uri).download_artifacts("", dst_path=str(dst)))
     except (MlflowException, OSError, ValueError) as exc:
         raise TrackingError(f"Cannot fetch the model {model_uri} from {redact(uri)}: "
                             f"{first_line(exc, uri)}") from None
@@ -76,6 +79,21 @@ def resolve_model(model_uri: str, workdir: str | Path, tracking_uri: str | None 
         for tmp in sorted({str(Path(workdir)), str(Path(workdir).resolve())}, key=len, reverse=True):
             text = text.replace(tmp + os.sep, model_uri + "/").replace(tmp, model_uri)
         raise DataError(f"The model {model_uri} is not usable: {text}") from None
+
+
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow's artifact progress bar off for one download (a model is a dozen small files; the
+    bar is a screenful of redraws in a log), unless the user set ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def _storage_location(client: Any, model_uri: str) -> str:
