@@ -347,6 +347,67 @@ def test_a_training_table_whose_header_line_is_data_is_refused(tmp_path: Path) -
     assert len(load_rows(tmp_path / "rows.csv", pipe)) == 12
 
 
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz"])
+def test_compressed_files_are_read_as_what_they_hold(tmp_path: Path, suffix: str) -> None:
+    """``data.csv.gz`` is a CSV: pandas alone decompressed it by its suffix while the header check
+    read the compressed bytes, so a headerless kddcup99.gz lost its first row, renamed columns."""
+    import bz2
+    import gzip
+    import lzma
+
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[suffix]
+    plain = write_csv(tmp_path, numeric_frame())
+    packed = tmp_path / f"data.csv{suffix}"
+    with opener(packed, "wb") as fh:
+        fh.write(plain.read_bytes())
+    a, b = load_data(plain, target="label"), load_data(packed, target="label")
+    assert b.fmt == "csv" and sniff(packed, "utf-8") == "csv"
+    pd.testing.assert_frame_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.y, b.y)
+    svm = tmp_path / f"rows{suffix}"  # no format suffix under the compression's: sniffed from the content
+    with opener(svm, "wb") as fh:
+        fh.write(SVM_TEXT.encode())
+    raw = load_data(svm)
+    assert raw.fmt == "svmlight" and raw.X.shape == (6, 4) and raw.y.tolist() == [1, -1, 1, -1, 1, -1]
+    # the checks see what the parser sees: a compressed table without a header is refused
+    headerless = tmp_path / f"bare.csv{suffix}"
+    with opener(headerless, "wb") as fh:
+        fh.write(numeric_frame().assign(label=[0, 1] * 50).to_csv(index=False, header=False).encode())
+    with pytest.raises(DataError, match="first line holds numbers"):
+        load_data(headerless, target="label")
+    rows = tmp_path / f"rows.csv{suffix}"  # rows to predict on, without a header
+    with opener(rows, "wb") as fh:
+        fh.write(numeric_frame().drop(columns="label").to_csv(index=False, header=False).encode())
+    pipe = prepare(a, val_size=0, test_size=0).pipeline
+    assert len(load_rows(rows, pipe)) == 100
+
+
+def test_damaged_or_unreadable_compressed_files_are_one_line(tmp_path: Path) -> None:
+    import gzip
+
+    whole = gzip.compress(numeric_frame().to_csv(index=False).encode())
+    (tmp_path / "cut.csv.gz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "fake.csv.gz").write_bytes(b"a,b,label\n1,2,cat\n")
+    write_csv(tmp_path, numeric_frame(), "data.zip")
+    with pytest.raises(DataError, match="Cannot read .*cut.csv.gz: Compressed file ended"):
+        load_data(tmp_path / "cut.csv.gz", target="label")
+    with pytest.raises(DataError, match="Cannot read .*fake.csv.gz: Not a gzipped file"):
+        load_data(tmp_path / "fake.csv.gz", target="label")
+    with pytest.raises(DataError, match=r"data.zip is a zip archive; unpack it first \(compressed files read as "
+                                        r"they are: .gz, .bz2, .xz\)"):
+        load_data(tmp_path / "data.zip", target="label", fmt="csv")
+
+
+def test_a_header_of_repeated_numbers_says_it_may_be_data(tmp_path: Path) -> None:
+    """kddcup99's first row ('0,tcp,http,SF,181,5450,0,0,...') has text cells, so it is not
+    refused as data; its repeated names now say what is likely wrong."""
+    path = tmp_path / "kdd.csv"
+    path.write_text("0,tcp,0,1.5\n0,udp,0,2.5\n")
+    with pytest.raises(DataError, match=r"names the column\(s\) \['0'\] more than once; give every column its own "
+                                        r"name. Names such as '0' look like data: if the file has no header line"):
+        load_data(path, target="tcp")
+
+
 def test_a_table_without_target_lists_its_columns(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"'target' parameter.*\['a', 'b', 'label'\]"):
         load_data(write_csv(tmp_path, numeric_frame(10)))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuner.data._compression import READ_ERRORS, data_suffix, open_text
 from tuner.data._readers import (
     RawData,
     ReadOptions,
@@ -75,15 +76,15 @@ def sniff(path: Path, encoding: str) -> str:
     """The format of ``path``: a folder is ``classfiles``; else by suffix; else by its first lines."""
     if path.is_dir():
         return "classfiles"
-    suffix = path.suffix.lower()
+    suffix = data_suffix(path)
     for f in FORMATS.values():
         if suffix in f.suffixes:
             return f.name
     try:
-        with path.open("r", encoding=encoding, errors="replace") as fh:
+        with open_text(path, encoding, errors="replace") as fh:
             lines = [ln for ln in (fh.readline() for _ in range(20)) if ln.strip()]
-    except OSError as exc:
-        raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    except READ_ERRORS as exc:
+        raise DataError(f"Cannot read {path}: {getattr(exc, 'strerror', None) or exc}.") from None
     if lines and all(_SVM_LINE.match(ln) and _SVM_PAIR.search(ln) for ln in lines):
         return "svmlight"
     if lines and all(re.match(r"^\S+\s+\S", ln) for ln in lines):

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from tuner.data._compression import READ_ERRORS, data_suffix, open_text
 from tuner.data._features import FeaturePipeline
 from tuner.data._formats import FORMAT_CHOICES, FORMATS, TABLE_FORMATS, sniff
 from tuner.data._readers import (
@@ -105,8 +106,8 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
         raise DataError(f"Cannot decode {p} as {encoding}: {exc.reason}; pass the right one (the 'encoding' parameter, e.g. latin-1).") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
         raise DataError(f"Cannot parse {p} as {fmt}: {exc}") from None
-    except OSError as exc:
-        raise DataError(f"Cannot read {p}: {exc.strerror or exc}.") from None
+    except READ_ERRORS as exc:  # a damaged compressed file as well
+        raise DataError(f"Cannot read {p}: {getattr(exc, 'strerror', None) or exc}.") from None
 
 
 def load_test_file(path: str | Path, train: RawData, *, target: str | None = None, text_column: str | None = None,
@@ -141,7 +142,7 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
     if not p.exists():
         raise DataError(f"Data file {p} does not exist.")
     if pipeline.kind == "table" and pipeline.text_column is not None and not pipeline.numeric_columns:
-        if fmt == "auto" and not p.is_dir() and not any(p.suffix.lower() in f.suffixes for f in FORMATS.values()):
+        if fmt == "auto" and not p.is_dir() and not any(data_suffix(p) in f.suffixes for f in FORMATS.values()):
             if target is not None:
                 raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt="text lines"))
             lines = text_lines(read_text(p, encoding))
@@ -149,7 +150,7 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
                 lines.pop()
             filled = [ln for ln in lines if ln.strip()]
             labels = {str(c) for c in classes or ()}
-            if p.suffix.lower() in (".txt", "") or not labels or \
+            if data_suffix(p) in (".txt", "") or not labels or \
                     not all(ln.split(None, 1)[0] in labels for ln in filled):
                 # every line, blank ones too (an empty text): prediction i is line i's
                 return pd.DataFrame({pipeline.text_column: lines})
@@ -242,7 +243,7 @@ def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> 
     """Whether the first row of a CSV/TSV names columns: it does unless every cell is a number,
     except 0, 1, ..., n-1 (:func:`_numbered`)."""
     sep, quoting = csv_dialect(fmt)
-    with p.open("r", encoding=encoding, newline="") as fh:
+    with open_text(p, encoding, newline="") as fh:
         first = next(csv.reader(fh, delimiter=sep, quoting=quoting), [])
     if not first or {c.strip() for c in first} & set(pipeline.input_columns) or _numbered(first):
         return True

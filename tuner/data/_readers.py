@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tuner.data._compression import READ_ERRORS, compression_of, open_binary, open_text
 from tuner.data._features import CHUNK_VALUES, check_finite_matrix, numeric_block, value_dtype
 from tuner.errors import ConfigError, DataError
 
@@ -77,14 +78,15 @@ class ReadOptions:
 
 def read_text(path: Path, encoding: str) -> str:
     try:
-        return path.read_text(encoding=encoding)
+        with open_text(path, encoding) as fh:
+            return fh.read()
     except UnicodeDecodeError as exc:
         raise DataError(
             f"Cannot decode {path} as {encoding} ({exc.reason} at byte {exc.start}); pass the file's "
             "encoding (the 'encoding' parameter, for example latin-1)."
         ) from None
-    except OSError as exc:
-        raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    except READ_ERRORS as exc:
+        raise DataError(f"Cannot read {path}: {getattr(exc, 'strerror', None) or exc}.") from None
 
 
 def text_lines(text: str) -> list[str]:
@@ -165,11 +167,22 @@ def _check_column_names(names: list[str], source: str) -> None:
     """Every column needs its own, non-empty name (pandas would silently rename ``x`` to ``x.1``)."""
     dups = sorted({n for n in names if names.count(n) > 1})
     if dups:
-        raise DataError(f"{source} names the column(s) {dups} more than once; give every column its own name.")
+        numbers = [n for n in dups if _is_number(n)]
+        hint = (f" Names such as {numbers[0]!r} look like data: if the file has no header line, add one naming the "
+                "columns." if numbers else "")
+        raise DataError(f"{source} names the column(s) {dups} more than once; give every column its own name.{hint}")
     empty = [i + 1 for i, n in enumerate(names) if not n.strip()]
     if empty:
         raise DataError(f"Column {empty[0]} of {source} has no name in the header (a saved row index?); "
                         "name it or remove it.")
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def _data_as_header(cells: list[str]) -> bool:
@@ -209,7 +222,7 @@ def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True,
             raise DataError(f"Cannot read {p} as Parquet: {exc}") from None
     sep, quoting = csv_dialect(fmt)
     if header:
-        with p.open("r", encoding=encoding, newline="") as fh:
+        with open_text(p, encoding, newline="") as fh:
             first = next(csv.reader(fh, delimiter=sep, quoting=quoting), [])
         if refuse_data_header and _data_as_header(first):
             shown = ", ".join(c.strip() for c in first[:2]) + (", ..." if len(first) > 2 else "")
@@ -221,7 +234,7 @@ def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True,
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
             return pd.read_csv(p, sep=sep, encoding=encoding, quoting=quoting, index_col=False,
-                               header=0 if header else None)
+                               header=0 if header else None, compression=compression_of(p))
         except pd.errors.ParserWarning:
             raise DataError(f"The rows of {p} have more fields than its header names; name every column in the "
                             "header (is a separator missing, or a row index unnamed?).") from None
@@ -292,7 +305,8 @@ def _svmlight(p: Path, n_features: int | None, zero_based: bool | None, fp: str)
     from sklearn.datasets import load_svmlight_file
 
     try:  # read the indices as written; the base is applied below, the same way for every file
-        X, y = load_svmlight_file(str(p), zero_based=True, dtype=np.float64)
+        with open_binary(p) as fh:
+            X, y = load_svmlight_file(fh, zero_based=True, dtype=np.float64)
     except ValueError as exc:
         if ":" in str(exc) and "convert" in str(exc):  # '1:0.5 3:1' read as a label
             raise DataError(f"{p} is not a valid LIBSVM/svmlight file: each line starts with a label (any number "
@@ -331,7 +345,7 @@ def base_name(zero_based: bool) -> str:
 
 def _line_with_index_zero(p: Path) -> int | str:
     """The number of the first line of a LIBSVM file that uses feature index 0."""
-    with p.open("rb") as fh:
+    with open_binary(p) as fh:
         for number, line in enumerate(fh, start=1):
             if _SVM_INDEX_ZERO.search(line.split(b"#", 1)[0]):
                 return number
