@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tuner._plugin_api import Optimizer, Penalty, compatibility_reason
-from tuner._registry import optimizers, penalties
+from tuner._registry import OWN_DISTRIBUTION, optimizers, penalties
 from tuner.data import Dataset
 from tuner.errors import ConfigError, IncompatiblePluginsError, PluginError
 from tuner.model import LogisticModel
@@ -124,9 +124,12 @@ def check_plugins(penalty: str, optimizer: str, penalty_overrides: Mapping[str, 
 def reference_solver(penalty: Penalty) -> Optimizer | None:
     """The optimizer that finds the exact optimum of ``penalty``'s objective, chosen by
     capability: a registered full-batch optimizer that takes the penalty (for one with a
-    non-smooth part that means a proximal solver, ``prox_mode="internal"``). For a smooth
-    penalty a solver made for smooth objectives (one that declines non-smooth ones) goes before a
-    proximal one; ties go by name, so the choice is the same on every machine."""
+    non-smooth part that means a proximal solver, ``prox_mode="internal"``). The built-in solvers
+    go first: ``full_batch`` says how a plugin reads the data, not that it reaches the optimum, and
+    a third-party one that takes one gradient step an epoch would make every study's optimality
+    gap look small. Then, for a smooth penalty, a solver made for smooth objectives (one that
+    declines non-smooth ones) goes before a proximal one; ties go by name, so the choice is the
+    same on every machine."""
     candidates = []
     for name in optimizers.names():
         try:
@@ -137,7 +140,8 @@ def reference_solver(penalty: Penalty) -> Optimizer | None:
             continue
         if penalty.has_prox and opt.prox_mode != "internal":
             continue
-        candidates.append(((opt.prox_mode != "unsupported", name), opt))
+        third_party = optimizers.info(name).distribution != OWN_DISTRIBUTION
+        candidates.append(((third_party, opt.prox_mode != "unsupported", name), opt))
     return min(candidates, key=lambda c: c[0])[1] if candidates else None
 
 
