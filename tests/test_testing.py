@@ -583,6 +583,53 @@ def test_an_optimizer_with_one_shared_lr_fails_fit_and_divergence():
         check_optimizer(SharedLr)
 
 
+class _TwoPathSGD(torch.optim.Optimizer):
+    """Plain SGD alone; side by side (a (K, 1, 1) lr) it moves by ``scale`` times the step."""
+
+    def __init__(self, params, lr, scale):
+        super().__init__(params, {"lr": lr})
+        self.scale = scale
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr = group["lr"]
+            factor = self.scale(lr) if isinstance(lr, torch.Tensor) else lr
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.sub_(factor * p.grad)
+
+
+class BatchIgnoresLr(BatchedSGD):
+    """Side by side, every trial gets lr 0.01 whatever it asked for."""
+
+    name = "batch_ignores_lr"
+
+    def build(self, param_groups, params, prox=None):
+        return _TwoPathSGD(list(param_groups), params["lr"], lambda lr: 0.01)
+
+
+class BatchBlowsUp(BatchedSGD):
+    """Side by side every trial diverges (its step x 1e30); alone it is plain SGD."""
+
+    name = "batch_blows_up"
+
+    def build(self, param_groups, params, prox=None):
+        return _TwoPathSGD(list(param_groups), params["lr"], lambda lr: lr * 1e30)
+
+
+@pytest.mark.parametrize("plugin, words", [
+    (BatchIgnoresLr, "between side by side and alone"),
+    (BatchBlowsUp, "ended differently side by side (TrainingDivergedError"),
+])
+def test_the_side_by_side_path_is_held_to_the_one_trial_path(plugin, words):
+    """"Alone" was fit_many with K = 1, which takes the side-by-side path too: a plugin whose
+    batched code ignored lr, or diverged for every trial, passed every check."""
+    results = results_of(plugin)
+    assert results["decreases_loss"].passed and results["hyperparameters_used"].passed  # alone it is plain SGD
+    assert results["batch_fit"].failed and words in results["batch_fit"].reason, results["batch_fit"]
+
+
 def test_a_plugin_without_supports_batch_is_not_checked_side_by_side_and_fit_many_refuses_it():
     from sklearn.datasets import make_classification
 
