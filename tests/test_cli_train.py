@@ -284,6 +284,14 @@ def test_plugins_list_keeps_a_builtin_working_beside_a_newcomer_refused_its_name
         refused = next(line for line in text.splitlines() if "tuner-test-second-l2" in line)
         assert refused.split()[:3] == ["l2", "REFUSED", "(tuner-test-second-l2"], refused
         assert "belongs to a built-in penalty of logreg-tuner" in refused
+        # `plugins check l2` checks the l2 that --penalty l2 uses, and reports the refused newcomer beside it
+        # (it checked only the newcomer: one FAIL, the built-in never run)
+        checked = invoke("plugins", "check", "l2", "--json")
+        assert checked.exit_code == 1, checked.output
+        reports = json.loads(checked.stdout)["plugins"]
+        assert [(r["distribution"], r["ok"]) for r in reports] == [("logreg-tuner", True),
+                                                                   ("tuner-test-second-l2", False)]
+        assert len(reports[0]["checks"]) > 10 and [c["check"] for c in reports[1]["checks"]] == ["load"]
     finally:
         monkeypatch.undo()
         forget("tuner_test_second_l2")
