@@ -58,7 +58,7 @@ def run_installed_checks(name: str, group: str | None = None, *, seed: int = 0) 
     usable plugins.
     """
     chosen = [_registry(group)] if group is not None else list(_REGISTRIES.values())
-    found = []
+    found: list[tuple[Registry[Any], Any]] = []
     for registry in chosen:
         # the plugin the registry uses first, then any newcomer it refused under the same name (a
         # third party's 'l2' beside the built-in): both reported, the usable one checked
