@@ -84,6 +84,8 @@ def test_builtin_optimizers_pass(name):
     assert [r.check for r in results] == list(OPTIMIZER_CHECKS)
     after_step = tuner.optimizers.get(name).prox_mode == "after_step"
     skipped = set() if after_step else {"prox_step"}  # no after-step prox to check for a full-batch solver
+    if tuner.optimizers.get(name).full_batch:
+        skipped.add("follows_lr")  # no learning-rate schedule either
     assert all(r.passed for r in results if r.check not in skipped), [r for r in results if not r.passed]
     assert {r.check for r in results if r.status == "skip"} == skipped
 
@@ -380,9 +382,32 @@ class DivergesAtItsBound(GoodSGD):
         return torch.optim.SGD(list(param_groups), lr=float(params["lr"]) ** 2)
 
 
+class _KeepsItsLr(torch.optim.SGD):
+    """SGD that steps with the lr it was built with, whatever param_groups say."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, lr=lr)
+        self.built_lr = lr
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.sub_(self.built_lr * p.grad)
+
+
+class FrozenLr(GoodSGD):
+    """The trainer's schedule and plateau drops write param_groups' lr, which this never reads."""
+
+    def build(self, param_groups, params, prox=None):
+        return _KeepsItsLr(list(param_groups), float(params["lr"]))
+
+
 @pytest.mark.parametrize(
     "plugin, check, words",
     [
+        (FrozenLr, "follows_lr", "step() must read group['lr'] at every step"),
         (Uphill, "decreases_loss", "should decrease"),
         (Frozen, "decreases_loss", "should decrease"),
         (ForgetsIntercept, "build", "intercept"),

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from tuner._plugin_api import PROX_MODES, Optimizer
-from tuner.testing._base import Check, Fail, Skip, Subject, call, fmt, unused_hyperparameters
+from tuner.testing._base import Check, Fail, Skip, Subject, call, defaults, fmt, unused_hyperparameters
 from tuner.train._penalties import soft_threshold
 
 __all__ = ["OPTIMIZER_ONLY_CHECKS", "QUICK_OPTIMIZER_CHECKS"]
@@ -105,7 +105,8 @@ def _prox_step(s: Subject, built: torch.optim.Optimizer, W: torch.Tensor, where:
 
 
 def _run(s: Subject, toy: _Toy, params: Mapping[str, Any], where: str, *, l1: float = 0.0,
-         steps: int = 30, full_batch_steps: int = 3, all_rows: bool = False) -> tuple[float, float, torch.Tensor]:
+         steps: int = 30, full_batch_steps: int = 3, all_rows: bool = False,
+         set_lr: float | None = None) -> tuple[float, float, torch.Tensor]:
     """Drive the optimizer as the trainer does (a closure for a full-batch one; an after-step prox
     with the per-coordinate step when it gives one); return the objective before and after, and W.
     ``all_rows`` gives a mini-batch optimizer every row at every step (no sampling noise)."""
@@ -116,6 +117,9 @@ def _run(s: Subject, toy: _Toy, params: Mapping[str, Any], where: str, *, l1: fl
 
     use_prox = l1 > 0
     built, W, b = _build(s, toy, params, where, prox if use_prox else None)
+    if set_lr is not None:  # as the trainer's schedule and plateau drops do, between steps
+        for group in built.param_groups:
+            group["lr"] = set_lr
 
     def objective() -> float:
         with torch.no_grad():
@@ -311,12 +315,38 @@ def check_hyperparameters_used(s: Subject) -> str:
     return f"each of {', '.join(opt.search_space)} changes the steps taken"
 
 
+def check_follows_lr(s: Subject) -> str:
+    """A mini-batch optimizer reads its learning rate from ``param_groups`` at every step: the
+    trainer's cosine schedule, plateau drops and divergence drops write it there. Built at the
+    default ``lr`` and then set to half of it, three steps must equal three steps of one built at
+    half. An optimizer that keeps the ``lr`` it was built with never lowers its rate, and its
+    after-step prox (which reads ``param_groups``) no longer matches its steps."""
+    opt: Optimizer = s.plugin
+    if opt.full_batch:
+        raise Skip("a full-batch optimizer: the trainer schedules no learning rate for it")
+    if "lr" not in opt.search_space:
+        raise Skip("no 'lr' hyperparameter")
+    toy = _Toy(s.seed, dtype=torch.float64)
+    params = defaults(opt)
+    half = float(params["lr"]) / 2
+    where = f"at {fmt(params)}"
+    _, _, rewritten = _run(s, toy, params, f"{where}, param_groups lr then set to {half:g}", steps=3, set_lr=half)
+    _, _, built_half = _run(s, toy, {**params, "lr": half}, f"built at lr={half:g}", steps=3)
+    if not torch.allclose(rewritten, built_half, rtol=1e-9, atol=1e-12):
+        err = float((rewritten - built_half).abs().max())
+        raise Fail(f"built {where} and then given lr {half:g} in param_groups, three steps end up to {err:.3g} away "
+                   f"from three steps of an optimizer built at lr={half:g}: step() must read group['lr'] at every "
+                   "step (the trainer lowers it there: schedule, plateaus, divergence)")
+    return f"steps follow param_groups' lr (set to {half:g} after build)"
+
+
 OPTIMIZER_ONLY_CHECKS: list[Check] = [
     ("prox_mode", check_prox_mode, ("interface",)),
     ("build", check_build, ("search_space", "prox_mode")),
     ("decreases_loss", check_decreases_loss, ("build",)),
     ("prox_step", check_prox_step, ("build",)),
     ("hyperparameters_used", check_hyperparameters_used, ("build",)),
+    ("follows_lr", check_follows_lr, ("build",)),
 ]
 """The single-trial optimizer checks, after the common ones."""
 QUICK_OPTIMIZER_CHECKS = ("interface", "search_space", "prox_mode", "build", "prox_step")
