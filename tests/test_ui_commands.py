@@ -116,6 +116,37 @@ def test_ui_without_a_store_says_what_to_do(tmp_path: Path) -> None:
     assert not (tmp_path / "none.db").exists()
 
 
+def test_a_study_database_or_another_apps_is_never_taken_for_an_mlflow_store(tmp_path: Path) -> None:
+    """`tune --tracking-uri` at a study database made MLflow add its tables to it ('Creating initial
+    MLflow database tables'), then failed on Optuna's alembic revision; `ui` printed a server
+    traceback. Both now refuse in one line and write nothing."""
+    import sqlite3
+
+    studies = tmp_path / "optuna.db"
+    ok = CliRunner().invoke(cli, ["tune", "--dataset", "iris", "--trials", "1", "--study", "s",
+                                  "--storage", f"sqlite:///{studies}", "--no-tracking"])
+    assert ok.exit_code == 0, ok.output
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE orders (id INTEGER)")
+
+    def tables(db: Path) -> set[str]:
+        with sqlite3.connect(db) as con:
+            return {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+
+    before = {db: tables(db) for db in (studies, other)}
+    for db, words in ((studies, "is a study database (Optuna's), not an MLflow tracking store"),
+                      (other, "is not an MLflow tracking store: it holds other tables (orders)")):
+        result = CliRunner().invoke(cli, ["tune", "--dataset", "iris", "--trials", "1", "--study", "t",
+                                          "--storage", f"sqlite:///{tmp_path / 'new.db'}",
+                                          "--tracking-uri", f"sqlite:///{db}"])
+        assert result.exit_code == 1 and words in result.output, result.output
+        served = CliRunner().invoke(cli, ["ui", "--tracking-uri", f"sqlite:///{db}"])
+        assert served.exit_code == 1 and "is not an MLflow tracking store" in served.output, served.output
+        assert len(served.output.strip().splitlines()) == 1
+        assert tables(db) == before[db]
+
+
 def test_ui_on_a_tracking_server_prints_its_links(tracked: dict[str, Any], tmp_path: Path) -> None:
     """A study tracked on a server: its links there, nothing to start, with or without --tracking-uri
     (the study knows its store); another store is refused (its experiment ids are another's)."""

@@ -69,6 +69,9 @@ def ui(tracking_uri: str | None, host: str, port: int, study_name: str | None, s
     if db is not None:
         if not db.exists():
             raise ConfigError(f"No MLflow store at {db}: run `tuner tune` first, or give --tracking-uri.")
+        from tuner.tracking._store import check_store_exists
+
+        check_store_exists(uri)  # a study database, or a damaged file: one line, not the server's traceback
         cmd += ["--artifacts-destination", str(db.resolve().parent / "mlartifacts")]
     base = f"http://{_browse_host(host)}:{port}"
     lines = [f"MLflow UI: {base}  (store {redact(uri)}; Ctrl-C stops it)"]

@@ -275,6 +275,8 @@ def open_store(uri: str, client: Callable[[], Any]) -> None:
                 if not db.exists() or db.stat().st_size == 0:
                     _create_sqlite_store(db)
                 _prepare_sqlite(db)
+            if scheme(uri).split("+")[0] in _DB_SCHEMES:
+                _refuse_foreign_database(resolved, str(db) if db is not None else redact(uri))
             made = client()
             retry_races(made.search_experiments, max_results=1)
             retry_races(made.search_registered_models, max_results=1)
@@ -287,6 +289,27 @@ def open_store(uri: str, client: Callable[[], Any]) -> None:
             reason = (f"its schema is from another MLflow version ({reason.split('(', 1)[-1].split(')')[0]}); "
                       f"back it up, then run: mlflow db upgrade '{redact(uri)}'")
         raise TrackingError(f"Cannot open the {what} {where}: {reason}.") from None
+
+
+def _refuse_foreign_database(url: str, where: str) -> None:
+    """Refuse, before MLflow adds its tables and migrates them, a database that is another
+    application's: a study database (Optuna's, whose ``alembic_version`` MLflow would then try to
+    read as its own), or one holding other tables and none of MLflow's."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        tables = set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    if not tables or "experiments" in tables:
+        return
+    if {"version_info", "studies"} <= tables:
+        raise TrackingError(f"{where} is a study database (Optuna's), not an MLflow tracking store; give MLflow its "
+                            "own (--tracking-uri / MLFLOW_TRACKING_URI; the studies' is --storage).")
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    raise TrackingError(f"{where} is not an MLflow tracking store: it holds other tables ({shown}) and none of "
+                        "MLflow's; give MLflow a database of its own (--tracking-uri / MLFLOW_TRACKING_URI).")
 
 
 def _prepare_sqlite(path: Path) -> None:
