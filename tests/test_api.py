@@ -139,6 +139,11 @@ def test_tune_with_a_storage_and_tracking_registers_a_model_that_load_model_read
     X = load_breast_cancer().data
     assert result.model is not None
     np.testing.assert_allclose(model.predict_proba(X), result.model.predict_proba(X), rtol=1e-12, atol=0)
+    monkeypatch.chdir(tmp_path / "..")  # no mlflow.db here: the store comes from MLFLOW_TRACKING_URI, as documented
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
+    from_env = tuner.load_model(result.model_uri)
+    np.testing.assert_array_equal(from_env.predict_proba(X), model.predict_proba(X))
+    monkeypatch.chdir(tmp_path)
     # the same study, resumed: the budget grows and nothing else may change
     more = tuner.tune(dataset="breast_cancer", trials=3, penalty="l2", optimizer="lbfgs", epochs=20,
                       study_name="api-bc", storage=storage)

@@ -40,4 +40,4 @@ def load_model(uri: str | os.PathLike[str], *, tracking_uri: str | None = None) 
     from tuner.tracking import resolve_model
 
     with tempfile.TemporaryDirectory(prefix="tuner-model-") as tmp:
-        return resolve_model(text, tmp, tracking_uri)
+        return resolve_model(text, tmp, tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None)
