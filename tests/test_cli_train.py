@@ -125,6 +125,20 @@ def test_train_with_a_test_file_and_saved_model(tmp_path: Path) -> None:
     assert np.mean(predicted == test["y"].to_numpy()) == pytest.approx(s["test"]["accuracy"])
 
 
+def test_predict_on_a_file_without_rows_is_an_error(tmp_path: Path) -> None:
+    """An empty LIBSVM file printed a bare 'prediction' header and exited 0 (an empty CSV was
+    already an error)."""
+    from sklearn.datasets import dump_svmlight_file, make_classification
+
+    X, y = make_classification(n_samples=60, n_features=5, random_state=0)
+    dump_svmlight_file(X, y, str(tmp_path / "train.svm"), zero_based=False)
+    ok_json("train", tmp_path / "train.svm", "--penalty", "l2", "--optimizer", "lbfgs", "--save-model", tmp_path / "m")
+    (tmp_path / "empty.svm").write_text("")
+    result = invoke("predict", tmp_path / "m", tmp_path / "empty.svm", "--format", "svmlight")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == f"Error: {tmp_path / 'empty.svm'} holds no rows to predict; give a file with the rows."
+
+
 @pytest.mark.slow
 def test_sentiment_from_raw_sentences_end_to_end(data_dir: Path, tmp_path: Path) -> None:
     """The README's text example: rt-polarity (Latin-1) -> TF-IDF -> saved model -> raw sentences."""

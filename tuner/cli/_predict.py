@@ -61,7 +61,7 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     """
     import tempfile
 
-    from tuner.errors import TunerError
+    from tuner.errors import DataError, TunerError
     from tuner.tracking import probe_tracking_server
 
     check_output(output)
@@ -79,6 +79,8 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
             model = resolve_model(model_uri, tmp, tracking_uri)
         rows = select_columns(load_rows(data, model.pipeline, encoding=encoding, fmt=fmt, target=target,
                                         classes=model.classes_, zero_based=zero_based), model)
+        if rows.shape[0] == 0:  # an empty LIBSVM or text file printed a bare header and exited 0
+            raise DataError(f"{data} holds no rows to predict; give a file with the rows.")
         p = model.predict_proba(as_rows(rows, model))
     except TunerError as exc:  # in predict's words: its flags, not the API's parameter names
         raise click.ClickException(flags_in(str(exc), click.get_current_context().command)) from None
