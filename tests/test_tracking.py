@@ -446,6 +446,25 @@ def test_a_study_run_without_mlflow_is_synced_later(tmp_path: Path) -> None:
     assert len(_runs(client, "late")[1]) == 3
 
 
+def test_a_tracked_resume_says_which_earlier_trials_mlflow_does_not_hold(tmp_path: Path) -> None:
+    """Trials run with --no-tracking (or logged to a store since lost) were left out of MLflow
+    without a word when the study was resumed with tracking: the UI showed 2 of 5 trials."""
+    import tuner
+
+    uri, storage = _uris(tmp_path)
+    common = dict(dataset="iris", study_name="gap", storage=storage, penalty="l2", optimizer="lbfgs",
+                  sampler="random", pruner="none", epochs=5)
+    tuner.tune(trials=3, **common)  # no tracking
+    resumed = tuner.tune(trials=5, tracking_uri=uri, **common)
+    (said,) = [w for w in resumed.warnings if w.startswith("MLflow did not record")]
+    assert "3 trial(s)" in said and "`tuner study sync-mlflow gap`" in said
+    assert optuna.load_study(study_name="gap", storage=storage).user_attrs["mlflow_unlogged_trials"] == [0, 1, 2]
+    assert sync_study(storage, "gap", uri)["synced_trials"] == [0, 1, 2]
+    again = tuner.tune(trials=6, tracking_uri=uri, **common)  # every earlier trial is in MLflow now
+    assert not [w for w in again.warnings if w.startswith("MLflow did not record")], again.warnings
+    assert len(_runs(_client(uri), "gap")[1]) == 6
+
+
 def test_two_studies_in_one_process_do_not_cross_wires(tmp_path: Path) -> None:
     """Interleaved trials of two studies, each with its own observer, land in their own runs."""
     uri, storage = _uris(tmp_path)

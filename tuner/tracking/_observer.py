@@ -36,7 +36,7 @@ from tuner.tracking._names import (
     check_model_name,
 )
 from tuner.tracking._store import check_server, default_tracking_uri, first_line, is_http, open_store, redact
-from tuner.tracking._stored import StoredTrials
+from tuner.tracking._stored import StoredTrials, is_logged
 from tuner.tracking._study_run import StudyRun, StudyRuns
 from tuner.tracking._trial_runs import TrialRuns
 from tuner.tracking._writer import RunWriter, TrackingQueue
@@ -82,6 +82,7 @@ class MlflowObserver(StudyObserver):
         self.trials = TrialRuns(self.writer, self.queue, flush_interval)
         self.champions = ChampionRegistry(self.writer)
         self._runs: dict[str, StudyRun] = {}
+        self._unlogged_before: dict[str, list[int]] = {}
         self._checked = False
 
     @property
@@ -137,7 +138,19 @@ class MlflowObserver(StudyObserver):
             raise TrackingError(f"MLflow at {redact(self.tracking_uri)} failed while opening study "
                                 f"{study.name!r}: {first_line(exc)}") from None
         self._runs[study.name] = run
+        self._unlogged_before[study.name] = self._finished_without_run(study, run)
         return {ATTR_PARENT: run.parent_run_id, ATTR_EXPERIMENT: run.experiment_id, ATTR_TRACKING: redact(absolute_uri(self.tracking_uri))}
+
+    def _finished_without_run(self, study: StudyInfo, run: StudyRun) -> list[int]:
+        """The study's finished trials that have no complete run in this store as this process
+        joins it: the store was replaced, or they ran with ``--no-tracking``. They are reported at
+        the end as trials MLflow did not record (``tuner study sync-mlflow`` logs them), not left
+        out of the MLflow UI without a word."""
+        finished = [t.number for t in trial_records(study.storage_url, study.name) if t.finished]
+        if not finished:
+            return []
+        logged = self.studies.child_runs(run)
+        return [n for n in finished if not is_logged(logged.get(n, []))]
 
     def on_trial_start(self, study: StudyInfo, trial: TrialInfo) -> tuple[Sequence[Callback], dict[str, Any]]:
         return self.trials.start(self.study_run(study.name), trial), {}
@@ -156,10 +169,15 @@ class MlflowObserver(StudyObserver):
         except Exception as exc:
             self.queue.went_offline(exc)
             attrs[ATTR_STUDY_LOGGED] = False
-        unlogged = self.queue.unlogged(run.name)
+        unlogged = self._unlogged(study.name, run)
         if unlogged:
             attrs[ATTR_UNLOGGED] = unlogged
         return attrs
+
+    def _unlogged(self, study_name: str, run: StudyRun) -> list[int]:
+        """The trials MLflow did not record: those this process could not log, and those that had
+        no run when it joined the study."""
+        return sorted({*self.queue.unlogged(run.name), *self._unlogged_before.get(study_name, [])})
 
     def on_trial_lost(self, study: StudyInfo, number: int, reason: str) -> None:
         """Log the trial whose worker died from what the study storage kept (its parameters, the
@@ -194,7 +212,7 @@ class MlflowObserver(StudyObserver):
         except Exception as exc:
             self.queue.went_offline(exc)
             attrs[ATTR_STUDY_LOGGED] = False
-        unlogged = self.queue.unlogged(run.name)
+        unlogged = self._unlogged(study.name, run)
         if unlogged:
             attrs[ATTR_UNLOGGED] = unlogged
         if status == "FAILED" and attrs:
