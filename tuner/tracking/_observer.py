@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import TrackingError
+from tuner.errors import TrackingError, TunerError
 from tuner.study import StudyInfo, StudyObserver, TrialInfo, trial_records
 from tuner.tracking._champion import ChampionRegistry, trial_value
 from tuner.tracking._home import absolute_uri
@@ -146,7 +146,10 @@ class MlflowObserver(StudyObserver):
         joins it: the store was replaced, or they ran with ``--no-tracking``. They are reported at
         the end as trials MLflow did not record (``tuner study sync-mlflow`` logs them), not left
         out of the MLflow UI without a word."""
-        finished = [t.number for t in trial_records(study.storage_url, study.name) if t.finished]
+        try:
+            finished = [t.number for t in trial_records(study.storage_url, study.name) if t.finished]
+        except TunerError:  # no study stored (an observer driven by hand): nothing ran before
+            return []
         if not finished:
             return []
         logged = self.studies.child_runs(run)
@@ -176,8 +179,13 @@ class MlflowObserver(StudyObserver):
 
     def _unlogged(self, study_name: str, run: StudyRun) -> list[int]:
         """The trials MLflow did not record: those this process could not log, and those that had
-        no run when it joined the study."""
-        return sorted({*self.queue.unlogged(run.name), *self._unlogged_before.get(study_name, [])})
+        no run when it joined the study and still have none (a sync may have logged them since)."""
+        before = self._unlogged_before.get(study_name, [])
+        if before:
+            logged = self.studies.child_runs(run)
+            before = [n for n in before if not is_logged(logged.get(n, []))]
+            self._unlogged_before[study_name] = before
+        return sorted({*self.queue.unlogged(run.name), *before})
 
     def on_trial_lost(self, study: StudyInfo, number: int, reason: str) -> None:
         """Log the trial whose worker died from what the study storage kept (its parameters, the
