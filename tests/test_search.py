@@ -138,6 +138,20 @@ def test_a_grid_study_ends_when_its_grid_is_spent_and_evaluates_no_point_twice(t
     assert code == 0 and len(load(tmp_path, "g").trials) == points, out
 
 
+def test_a_resumed_grid_study_evaluates_every_point_once(tmp_path: Path) -> None:
+    """Each process shuffled Optuna's grid with its own seed, while a trial's grid_id indexes that
+    shuffle: a resume read the earlier trials' ids as other points, ran one point twice and never
+    another, and said the grid was spent (exit 0)."""
+    args = ["--dataset", "breast_cancer", "--penalty", "l2", "--optimizer", "newton", "--sampler", "grid", *FAST]
+    grid = build_space(StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2"], optimizers=["newton"]))
+    points = len(next(s for s in grid.slots["l2:newton"] if not s.is_fixed).grid())
+    for budget in (2, 4, points):
+        code, out = tune(tmp_path, "--study", "r", "--trials", str(budget), *args)
+        assert code == 0, out
+    strengths = [t.params["penalty.strength"] for t in load(tmp_path, "r").trials]
+    assert len(strengths) == points and len(set(strengths)) == points, strengths
+
+
 @pytest.mark.parametrize("pruner", ["median", "hyperband", "none"])
 def test_pruners_mark_pruned_trials_as_pruned_not_failed(tmp_path: Path, pruner: str) -> None:
     # the exact solver over four decades of strength: the strong penalties fall behind the median

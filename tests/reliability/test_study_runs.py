@@ -212,6 +212,31 @@ def test_a_killed_workers_trial_is_shown_stale_then_failed_with_a_reason_and_ret
     assert "fail_reason" not in retry.user_attrs
 
 
+def test_a_lost_grid_trial_is_retried_at_its_own_point_and_every_point_runs(tmp_path: Path) -> None:
+    """The retry of a killed worker's grid trial got a new grid_id: it ran the lost point's
+    parameters but marked another point visited, so one point never ran; when the lost point was
+    the last one, the retry stayed WAITING and the study said the grid was spent (exit 0)."""
+    env = {"TUNER_HEARTBEAT_INTERVAL": "1", "TUNER_HEARTBEAT_GRACE": "2"}
+    grid = ["--sampler", "grid", *SLOW, "--param", "penalty.strength=1e-3", "--param", "optimizer.momentum=0",
+            "--param", "optimizer.nesterov=false", "--no-tracking"]
+    proc = _popen(tmp_path, "--dataset", "breast_cancer", "--study", "g", "--trials", "5", *grid, env=env)
+    _wait(tmp_path, "g", proc, lambda ts: any(t.state == TrialState.RUNNING and t.intermediate_values for t in ts))
+    proc.kill()
+    proc.communicate()
+    time.sleep(3)  # past the grace period
+    lost = next(t for t in trials(tmp_path, "g") if t.state == TrialState.RUNNING)
+    res = CliRunner(env=env).invoke(cli, ["tune", "--study", "g", "--storage", _url(tmp_path), "--trials", "5",
+                                          "--no-tracking", "--json"])
+    assert res.exit_code in (0, 1), res.output  # 1: every trial pruned as not converged, which is not the point
+    ts = trials(tmp_path, "g")
+    (retry,) = [t for t in ts if t.user_attrs.get("retry_of") == lost.number]
+    assert retry.system_attrs["grid_id"] == lost.system_attrs["grid_id"] and retry.params == lost.params
+    done = [t for t in ts if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    lrs = {t.params["optimizer.lr"] for t in done}
+    assert len(done) == 5 and len(lrs) == 5, [(t.number, t.state, t.params) for t in ts]
+    assert not [t for t in ts if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
 def _mlflow_runs(uri: str, study: str) -> tuple[list[Any], Any]:
     from mlflow import MlflowClient
 

@@ -49,7 +49,7 @@ def seeded_sampler(make_sampler: Callable[[int], Any], seed: int) -> Any:
 
         def before_trial(self, study: Any, trial: Any) -> None:
             if self.inner is None:
-                self.inner = make_sampler(seed + trial.number)
+                self.inner = _own_seed(make_sampler, seed, seed + trial.number)
             self.inner.before_trial(study, trial)
 
         def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
@@ -80,6 +80,21 @@ def seeded_sampler(make_sampler: Callable[[int], Any], seed: int) -> Any:
     return _PerProcessSeed()
 
 
+def _own_seed(make_sampler: Callable[[int], Any], study_seed: int, own: int) -> Any:
+    """The sampler of one process, seeded with ``own``. A grid sampler is the exception: Optuna's
+    ``GridSampler`` shuffles its grid with its seed, and a trial's ``grid_id`` indexes that
+    shuffled grid, so every process must shuffle with the study's seed (one seed per process made
+    a resumed or second process read the ids of earlier trials as other points: one point run
+    twice, another never). Only its choice among the points left is the process's own."""
+    from optuna.samplers import GridSampler
+
+    sampler = make_sampler(own)
+    if isinstance(sampler, GridSampler):
+        sampler = make_sampler(study_seed)
+        sampler._rng.rng.seed(own % 2**32)  # Optuna's LazyRandomState: the grid above is already shuffled
+    return sampler
+
+
 class _NoStop:
     """A study whose ``stop()`` does nothing (everything else is the study's)."""
 
@@ -101,9 +116,12 @@ def grid_points_left(sampler: Any, study: Any) -> int | None:
 
     if not isinstance(sampler, GridSampler):
         return None
-    taken = {t.system_attrs["grid_id"] for t in study.get_trials(deepcopy=False)
+    trials = study.get_trials(deepcopy=False)
+    taken = {t.system_attrs["grid_id"] for t in trials
              if "grid_id" in t.system_attrs and (t.state.is_finished() or t.state == TrialState.RUNNING)}
-    return len(set(range(sampler._n_min_trials)) - taken)
+    # a queued retry of a lost trial re-evaluates its point (the lost trial, FAIL, took it)
+    retries = sum(t.state == TrialState.WAITING and "grid_id" in t.system_attrs for t in trials)
+    return len(set(range(sampler._n_min_trials)) - taken) + retries
 
 
 def finished_trials(study: Any) -> int:
@@ -289,9 +307,12 @@ class LostTrials:
             return None  # a retry is not retried; with the budget spent there is nothing to retry it for
         user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in TRIAL_OUTCOME_ATTRS}
         user_attrs["retry_of"] = trial.number  # the retry starts clean, saying what it retries
-        template = optuna.trial.create_trial(  # what Optuna's RetryHeartbeatStaleTrialCallback queues
+        # what Optuna's RetryHeartbeatStaleTrialCallback queues: the system attributes too (a grid
+        # sampler's grid_id, so that the retry evaluates the lost trial's point, not a new one)
+        system_attrs = {**trial.system_attrs, "failed_trial": trial.number, "retry_history": [trial.number]}
+        template = optuna.trial.create_trial(
             state=TrialState.WAITING, params=trial.params, distributions=trial.distributions, user_attrs=user_attrs,
-            system_attrs={"failed_trial": trial.number, "retry_history": [trial.number]})
+            system_attrs=system_attrs)
         return int(self.storage.create_new_trial(self.study._study_id, template_trial=template))
 
 
