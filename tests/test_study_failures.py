@@ -265,3 +265,32 @@ def test_resuming_or_joining_at_a_mistyped_sqlite_path_creates_no_database(tmp_p
     with pytest.raises(ConfigError, match=r"within 1 s \(there is no database file at .*typo.db: is the path right\?\)"):
         wait_for_study(f"sqlite:///{typo}", "s1", 1.0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_withdrawing_a_duplicate_retry_never_fails_a_copy_another_worker_started(tmp_path: Path) -> None:
+    """A process that lost the race for a lost trial withdrew its queued copy by reading its state
+    (WAITING) and then failing it: a copy another worker started in between was failed while it
+    trained. The withdrawal is now one conditional update."""
+    from tuner.study._runs import _withdraw
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(study_name="w", storage=storage)
+    template = optuna.trial.create_trial(state=TrialState.WAITING, params={}, distributions={})
+    started = storage.create_new_trial(study._study_id, template_trial=template)
+    queued = storage.create_new_trial(study._study_id, template_trial=template)
+    assert storage.set_trial_state_values(started, state=TrialState.RUNNING)  # another worker took it
+
+    class StaleReads:  # what this process read a moment before: both copies WAITING
+        def __getattr__(self, name: str) -> Any:
+            return getattr(storage, name)
+
+        def get_trial(self, trial_id: int) -> Any:
+            trial = storage.get_trial(trial_id)
+            trial.state = TrialState.WAITING
+            return trial
+
+    _withdraw(StaleReads(), started)
+    _withdraw(StaleReads(), queued)
+    assert storage.get_trial(started).state == TrialState.RUNNING and "withdrawn" not in storage.get_trial(started).user_attrs
+    withdrawn = storage.get_trial(queued)
+    assert withdrawn.state == TrialState.FAIL and withdrawn.user_attrs["withdrawn"] is True

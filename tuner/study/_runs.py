@@ -269,7 +269,9 @@ def _withdraw(storage: Any, trial_id: int) -> None:
     from optuna.trial import TrialState
 
     try:
-        if storage.get_trial(trial_id).state == TrialState.WAITING:
+        # WAITING -> RUNNING is one conditional update (False when another process has started the
+        # copy meanwhile): a check of the state and then a FAIL failed copies other workers were training
+        if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
             storage.set_trial_user_attr(trial_id, "withdrawn", True)
             storage.set_trial_user_attr(trial_id, "fail_reason", GAVE_UP + " (another worker retries this trial)")
             storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
