@@ -294,3 +294,27 @@ def test_withdrawing_a_duplicate_retry_never_fails_a_copy_another_worker_started
     assert storage.get_trial(started).state == TrialState.RUNNING and "withdrawn" not in storage.get_trial(started).user_attrs
     withdrawn = storage.get_trial(queued)
     assert withdrawn.state == TrialState.FAIL and withdrawn.user_attrs["withdrawn"] is True
+
+
+def test_the_prune_judge_sees_other_workers_completed_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The median pruner's list of completed trials was re-read only when this process told a
+    trial: a worker judged its trials against its own completions and kept trials the study's
+    median would have stopped (below the pruner's 5 startup trials, it pruned nothing)."""
+    from tuner.study import _objective
+    from tuner.study._objective import PruneJudge
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="p", storage=url, pruner=optuna.pruners.MedianPruner(n_startup_trials=5))
+    clock = [1000.0]
+    monkeypatch.setattr(_objective.time, "monotonic", lambda: clock[0])
+    judge = PruneJudge(study)
+    running = study.ask()
+    assert not judge.should_prune(running, {1: 0.9})  # no completed trial yet
+    other = optuna.load_study(study_name="p", storage=url)  # another worker completes five good trials
+    for _ in range(5):
+        t = other.ask()
+        t.report(0.1, 1)
+        other.tell(t, 0.1)
+    assert not judge.should_prune(running, {1: 0.9})  # within the refresh interval: the list read before
+    clock[0] += PruneJudge.REFRESH_S + 0.1
+    assert judge.should_prune(running, {1: 0.9})  # 0.9 is worse than the other worker's median 0.1
