@@ -175,6 +175,29 @@ class HiddenNonsmooth(Penalty):
         return params["strength"] * weight.abs().sum()
 
 
+class SmallRidgeGradTwice(Penalty):
+    """Ridge with a hand-written backward twice too large, at the small strengths of large data."""
+
+    name = "small_ridge_grad2x"
+    description = "Ridge, wrong gradient."
+    search_space = {"strength": Float(1e-7, 2e-5, default=1e-6, log=True)}
+
+    class _Half(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, weight, strength):
+            ctx.save_for_backward(weight)
+            ctx.strength = strength
+            return 0.5 * strength * weight.pow(2).sum()
+
+        @staticmethod
+        def backward(ctx, grad):
+            (weight,) = ctx.saved_tensors
+            return 2.0 * grad * ctx.strength * weight, None
+
+    def smooth_value(self, weight, params):
+        return self._Half.apply(weight, float(params["strength"]))
+
+
 class FloatOnlyPenalty(GoodL1):
     """Breaks when hyperparameters arrive as tensors."""
 
@@ -213,6 +236,7 @@ class L1AsRidge(GoodL1):
         (LogPenalty, "value_finite"),
         (SqrtPenalty, "gradient"),
         (DetachedPenalty, "gradient"),
+        (SmallRidgeGradTwice, "gradient"),  # a factor 2 at strengths of 1e-7 to 2e-5 passed under an absolute floor
         (HiddenNonsmooth, "value_finite"),
         (FloatOnlyPenalty, "tensor_hyperparameters"),
     ],
