@@ -905,3 +905,23 @@ def test_saving_a_model_prints_nothing_of_mlflow_s_own(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "m" / "MLmodel").is_file()
     assert "mlflow" not in proc.stderr + proc.stdout, proc.stderr
+
+
+def test_a_model_whose_files_were_deleted_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capfd: pytest.CaptureFixture[str]) -> None:
+    """With the artifact folder gone, MLflow logged 'No artifacts found to download' and the
+    error said the temporary folder was 'neither a saved model folder nor an MLflow model'."""
+    import shutil
+
+    import tuner
+
+    monkeypatch.chdir(tmp_path)
+    uri, storage = _uris(tmp_path)
+    result = tuner.tune(dataset="iris", trials=1, penalty="l2", optimizer="lbfgs", epochs=5, study_name="gone",
+                        storage=storage, tracking_uri=uri)
+    shutil.rmtree(tmp_path / "mlartifacts")
+    capfd.readouterr()
+    with pytest.raises(TrackingError, match=r"The files of the model models:/gone/1 are missing from its artifact "
+                                            r"store \(file://.+\): deleted or moved\?"):
+        tuner.load_model(result.model_uri, tracking_uri=uri)
+    assert "No artifacts found" not in capfd.readouterr().err

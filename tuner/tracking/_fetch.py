@@ -49,8 +49,12 @@ def download_model(model_uri: str, dst: str | Path, tracking_uri: str | None = N
     try:
         location = _storage_location(client, model_uri)
         Path(dst).mkdir(parents=True, exist_ok=True)
-        with _no_progress_bar():
-            return Path(get_repo(location, uri).download_artifacts("", dst_path=str(dst)))
+        with _no_progress_bar(), _quiet("mlflow.store.artifact.artifact_repo"):
+            local = Path(get_repo(location, uri).download_artifacts("", dst_path=str(dst)))
+        if not local.is_dir() or not any(local.iterdir()):
+            raise TrackingError(f"The files of the model {model_uri} are missing from its artifact store "
+                                f"({redact(location)}): deleted or moved? The registry still lists the model.")
+        return local
     except (MlflowException, OSError, ValueError) as exc:
         raise TrackingError(f"Cannot fetch the model {model_uri} from {redact(uri)}: "
                             f"{first_line(exc, uri)}") from None
@@ -94,6 +98,21 @@ def _no_progress_bar() -> Iterator[None]:
         yield
     finally:
         os.environ.pop(name, None)
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """A logger's INFO lines off for a moment (MLflow's 'No artifacts found to download' before
+    the one line that says what is wrong)."""
+    import logging
+
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _storage_location(client: Any, model_uri: str) -> str:
