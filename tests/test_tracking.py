@@ -925,3 +925,35 @@ def test_a_model_whose_files_were_deleted_is_one_clear_line(tmp_path: Path, monk
                                             r"store \(file://.+\): deleted or moved\?"):
         tuner.load_model(result.model_uri, tracking_uri=uri)
     assert "No artifacts found" not in capfd.readouterr().err
+
+
+def test_study_show_says_when_mlflow_is_behind_the_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a resume without tracking found a better trial, `study show` still printed the old
+    champion as the study's model, and nothing about trials missing from MLflow."""
+    import tuner
+
+    monkeypatch.chdir(tmp_path)
+    uri, storage = _uris(tmp_path)
+    tuner.tune(dataset="iris", trials=1, penalty="l2", optimizer="lbfgs", epochs=5, study_name="behind",
+               storage=storage, tracking_uri=uri)
+    study = optuna.load_study(study_name="behind", storage=storage)
+    first = study.trials[0]
+    assert study.user_attrs["mlflow_champion_trial"] == 0
+    study.add_trial(optuna.trial.create_trial(  # what a resume with --no-tracking finds: a better trial
+        state=TrialState.COMPLETE, value=first.value / 2, params=first.params, distributions=first.distributions,
+        user_attrs={k: v for k, v in first.user_attrs.items() if not k.startswith("mlflow")},
+        intermediate_values=first.intermediate_values))
+
+    def show() -> tuple[str, dict[str, Any]]:
+        text = CliRunner().invoke(cli, ["study", "show", "behind", "--storage", storage, "--tracking-uri", uri])
+        js = CliRunner().invoke(cli, ["study", "show", "behind", "--storage", storage, "--tracking-uri", uri, "--json"])
+        assert text.exit_code == 0 and js.exit_code == 0, (text.output, js.output)
+        return text.output, json.loads(js.stdout)["mlflow"]
+
+    out, block = show()
+    assert ("note: the champion holds trial #0, but the study's best is #1, not registered: `tuner study "
+            "sync-mlflow behind` logs and registers what is missing") in out, out
+    assert block["behind"] and "#1" in block["behind"][0]
+    assert sync_study(storage, "behind", uri)["model"]
+    out, block = show()
+    assert "note:" not in out and block["behind"] == [], out

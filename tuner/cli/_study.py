@@ -66,6 +66,8 @@ def study_show(name: str, storage: str | None, top: int, tracking_uri: str | Non
             "importances": importances,
             "user_attrs": {k: v for k, v in record.user_attrs.items() if k != "spec"}}
     mlflow = _mlflow_of(name, tracking_uri, record.user_attrs)  # the MLflow block (cli engineer)
+    if mlflow is not None:
+        mlflow["behind"] = _mlflow_behind(name, record.user_attrs, ranked[0].number if ranked else None)
     info["mlflow"] = mlflow
     if as_json:
         echo_json(info)
@@ -107,6 +109,21 @@ def _mlflow_of(name: str, tracking_uri: str | None, attrs: dict[str, Any]) -> di
     from tuner.tracking._names import ATTR_TRACKING
 
     return mlflow_block_from_attrs(tracking_uri or stored_or_default(attrs.get(ATTR_TRACKING)), name, attrs)
+
+
+def _mlflow_behind(name: str, attrs: dict[str, Any], best: int | None) -> list[str]:
+    """What MLflow lacks of the study as last recorded: trials it did not log, and a best trial
+    found since the champion was registered (a resume with --no-tracking, or a failed end)."""
+    out = []
+    unlogged = attrs.get("mlflow_unlogged_trials") or []
+    if unlogged:
+        out.append(f"{len(unlogged)} finished trial(s) are not in MLflow")
+    champion = attrs.get("mlflow_champion_trial")
+    if best is not None and champion is not None and int(champion) != best:
+        out.append(f"the champion holds trial #{champion}, but the study's best is #{best}, not registered")
+    if out:
+        out[-1] += f": `tuner study sync-mlflow {name}` logs and registers what is missing"
+    return out
 
 
 def _value(value: float | None) -> str:

@@ -84,7 +84,8 @@ class ChampionRegistry:
             if old is not None and not better(value, old, run.direction):
                 if current.tags.get(TAG_TRIAL) == str(best.number):  # another process registered it
                     return self._registered(run, current)
-                return {"mlflow_champion_version": str(current.version)}
+                return {"mlflow_champion_version": str(current.version),
+                        "mlflow_champion_trial": _trial_of(current)}
         mv = self._version_of(run, best.number)
         if mv is None:
             mv = self._create(run, best, outcome, data, source_run, value)
@@ -100,7 +101,8 @@ class ChampionRegistry:
         """The trial attributes for version ``mv``, with the version ``champion`` points to now."""
         champion = self.champion(run.name)
         return {"mlflow_model_version": str(mv.version), "mlflow_model_uri": f"models:/{run.name}/{mv.version}",
-                "mlflow_champion_version": str(champion.version if champion is not None else mv.version)}
+                "mlflow_champion_version": str(champion.version if champion is not None else mv.version),
+                "mlflow_champion_trial": _trial_of(champion if champion is not None else mv)}
 
     def _version_of(self, run: StudyRun, number: int) -> Any:
         """The oldest version of ``run.name`` holding trial ``number`` of this study (None: none)."""
@@ -189,3 +191,9 @@ class ChampionRegistry:
         # latter with the process-global tracking URI (a stray ./mlflow.db otherwise).
         return client.create_model_version(run.name, source=lm.artifact_location, run_id=source_run,
                                            tags=tags, model_id=lm.model_id)
+
+
+def _trial_of(version: Any) -> int | None:
+    """The study trial a registered model version holds (its ``tuner.trial`` tag)."""
+    number = version.tags.get(TAG_TRIAL)
+    return int(number) if number is not None and str(number).isdigit() else None
