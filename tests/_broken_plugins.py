@@ -85,3 +85,13 @@ def install_distribution(site: Path, module: str, entry_points: Mapping[str, Map
 def forget(module: str) -> None:
     """Drop the copied module so the next install loads a fresh one."""
     sys.modules.pop(module, None)
+
+
+class Float64Everywhere(PickyRidge):
+    """A ridge whose constructor makes float64 every tensor's default, for the whole process."""
+
+    name = "float64_ridge"
+    incompatible_optimizers = frozenset()
+
+    def __init__(self):
+        torch.set_default_dtype(torch.float64)

@@ -232,3 +232,28 @@ def test_a_third_party_plugin_named_like_a_builtin_is_broken_and_the_builtin_sta
         monkeypatch.undo()
         sys.modules.pop("tuner_test_clash", None)
         penalties.reload()
+
+
+def test_a_plugin_that_changes_torchs_default_dtype_is_broken_and_the_dtype_restored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Merely installed, a plugin calling torch.set_default_dtype(float64) made every tensor of
+    every process that loaded the registry float64, a user's own included."""
+    import torch
+    from _broken_plugins import forget, install_distribution
+
+    site = install_distribution(tmp_path / "site", "tuner_test_float64", {"penalties": {"float64_ridge":
+                                                                                         "Float64Everywhere"}})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    penalties.reload()
+    try:
+        info = penalties.info("float64_ridge")
+        assert not info.ok and info.plugin is None
+        assert "changed torch's default dtype to float64 (set_default_dtype)" in info.error
+        assert torch.get_default_dtype() == torch.float32
+        assert set(penalties.names()) == BUILTIN_PENALTIES
+    finally:
+        monkeypatch.undo()
+        forget("tuner_test_float64")
+        torch.set_default_dtype(torch.float32)
+        penalties.reload()

@@ -198,6 +198,16 @@ class SmallRidgeGradTwice(Penalty):
         return self._Half.apply(weight, float(params["strength"]))
 
 
+class ThreadGrabber(GoodL1):
+    """Sets torch's threads for the whole process from inside its value."""
+
+    name = "thread_grabber"
+
+    def nonsmooth_value(self, weight, params):
+        torch.set_num_threads(3)
+        return super().nonsmooth_value(weight, params)
+
+
 class FloatOnlyPenalty(GoodL1):
     """Breaks when hyperparameters arrive as tensors."""
 
@@ -959,3 +969,13 @@ def test_a_kink_at_zero_in_the_smooth_part_fails_gradient():
     result = results_of(L1InSmoothValue)["gradient"]
     assert result.failed and "has a kink at zero weights" in result.reason and "nonsmooth_value" in result.reason, result
     assert results_of(tuner.penalties.get("l2"))["gradient"].passed
+
+
+def test_a_plugin_that_changes_torchs_global_state_fails_and_the_state_is_restored():
+    """The kit set one thread around its checks and put the count back afterwards, so a plugin
+    that changed it for the whole process passed."""
+    threads = torch.get_num_threads()
+    results = results_of(ThreadGrabber)
+    first = next(r for r in results.values() if r.failed)
+    assert "changed torch's global state (torch.set_num_threads(3))" in first.reason, first
+    assert torch.get_num_threads() == threads

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -172,6 +173,7 @@ class Registry(Generic[T]):
                 )
                 other.plugin, other.search_space = None, {}
                 continue
+            dtype = _default_dtype()
             try:
                 obj = ep.load()
             except (Exception, SystemExit) as exc:  # any import-time failure of third-party code
@@ -185,6 +187,11 @@ class Registry(Generic[T]):
                 except Exception as exc:  # third-party code run by the checks (a property, a constructor...)
                     info.plugin = None
                     info.error = f"invalid {self.kind} plugin {ep.value}: {type(exc).__name__}: {exc}"
+            changed = _put_back_default_dtype(dtype)
+            if changed:  # every tensor of the process, a user's own included, would have changed dtype
+                info.plugin, info.search_space = None, {}
+                info.error = (f"loading {ep.value} changed torch's default dtype to {changed} (set_default_dtype), "
+                              "for the whole process; a plugin must leave torch's global state alone")
             infos[ep.name] = info
         self._infos = infos
         return infos
@@ -218,3 +225,22 @@ class Registry(Generic[T]):
 
 penalties: Registry[Penalty] = Registry("logreg_tuner.penalties", Penalty, "penalty", "penalties")
 optimizers: Registry[Optimizer] = Registry("logreg_tuner.optimizers", Optimizer, "optimizer")
+
+
+def _default_dtype() -> Any:
+    """torch's default dtype, or None when torch is not imported yet (its default is float32)."""
+    torch = sys.modules.get("torch")
+    return torch.get_default_dtype() if torch is not None else None
+
+
+def _put_back_default_dtype(before: Any) -> str:
+    """Restore torch's default dtype as it was before a plugin loaded; the dtype it had set ('' if none)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return ""
+    expected = before if before is not None else torch.float32
+    now = torch.get_default_dtype()
+    if now == expected:
+        return ""
+    torch.set_default_dtype(expected)
+    return str(now).replace("torch.", "")

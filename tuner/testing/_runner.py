@@ -69,6 +69,7 @@ def _run_all(subject: Subject, table: list[Check], results: dict[str, CheckResul
             results[check] = CheckResult(check, SKIP, f"needs the '{blocked[0]}' check to pass")
             continue
         started = time.perf_counter()
+        before = _global_state()
         try:
             note = fn(subject)
             status = PASS
@@ -78,7 +79,33 @@ def _run_all(subject: Subject, table: list[Check], results: dict[str, CheckResul
             status, note = SKIP, str(exc)
         except Exception as exc:  # a bug in the plugin that a check did not anticipate
             status, note = FAIL, f"unexpected {type(exc).__name__}: {exc}"
+        changed = _restore(before)
+        if changed and status != FAIL:
+            status, note = FAIL, (f"the plugin changed torch's global state ({changed}), which every later fit in the "
+                                  "process would inherit; a plugin must leave it as it found it")
         results[check] = CheckResult(check, status, note, time.perf_counter() - started)
+
+
+def _global_state() -> tuple[torch.dtype, int, bool]:
+    """What a plugin must not change for the rest of the process: the default dtype, the
+    intra-op threads (the trainer sets them per fit) and autograd's mode."""
+    return torch.get_default_dtype(), torch.get_num_threads(), torch.is_grad_enabled()
+
+
+def _restore(before: tuple[torch.dtype, int, bool]) -> str:
+    """Put the global state back as ``before``; say what had changed ('' when nothing)."""
+    dtype, threads, grad = _global_state()
+    changed = []
+    if dtype != before[0]:
+        changed.append(f"torch.set_default_dtype({dtype})")
+        torch.set_default_dtype(before[0])
+    if threads != before[1]:
+        changed.append(f"torch.set_num_threads({threads})")
+        torch.set_num_threads(before[1])
+    if grad != before[2]:
+        changed.append(f"torch.set_grad_enabled({grad})")
+        torch.set_grad_enabled(before[2])
+    return ", ".join(changed)
 
 
 def _raise_on_failure(obj: Any, kind: str, results: list[CheckResult], name: str | None) -> None:
