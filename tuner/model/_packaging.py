@@ -9,16 +9,15 @@ given explicitly (MLflow's requirement inference, seconds per model, is never tr
 
 from __future__ import annotations
 
-import logging
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tuner._logs import quiet_logger
 from tuner.errors import DataError
 from tuner.model._model import MODEL_JSON, LogisticModel
 
@@ -108,25 +107,12 @@ def save_pyfunc_model(model: LogisticModel, path: str | Path, *, input_example: 
         sig = infer_signature(example, LogisticPyfunc(model).predict(example))
         sig.inputs = _numbers_of_any_width(sig.inputs)
         sig.params = ParamSchema([ParamSpec(PROBA_PARAM, "boolean", False)])
-        with _quiet("mlflow.pyfunc"):  # its INFO line on validating the example, in every tracked study's output
+        with quiet_logger("mlflow.pyfunc"):  # its INFO line on validating the example, in every tracked study's output
             mlflow.pyfunc.save_model(
                 str(path), loader_module=f"{BUNDLE_PACKAGE}._pyfunc", data_path=str(data_dir), code_paths=[str(pkg)],
                 signature=sig, input_example=example, pip_requirements=pip_requirements(),
                 mlflow_model=mlflow_model, metadata=dict(metadata or {}))
     return path
-
-
-@contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    """The logger ``logger_name`` at WARNING and above while the block runs."""
-    log = logging.getLogger(logger_name)
-    level = log.level
-    log.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
 
 
 def _numbers_of_any_width(inputs: Any) -> Any:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tuner._logs import quiet_logger
 from tuner.errors import ConfigError, DataError, TrackingError
 from tuner.model import LogisticModel, load_logistic_model
 from tuner.tracking._names import CHAMPION_ALIAS, TAG_STUDY
@@ -49,7 +50,7 @@ def download_model(model_uri: str, dst: str | Path, tracking_uri: str | None = N
     try:
         location = _storage_location(client, model_uri)
         Path(dst).mkdir(parents=True, exist_ok=True)
-        with _no_progress_bar(), _quiet("mlflow.store.artifact.artifact_repo"):
+        with _no_progress_bar(), quiet_logger("mlflow.store.artifact.artifact_repo"):
             local = Path(get_repo(location, uri).download_artifacts("", dst_path=str(dst)))
         if not local.is_dir() or not any(local.iterdir()):
             raise TrackingError(f"The files of the model {model_uri} are missing from its artifact store "
@@ -98,21 +99,6 @@ def _no_progress_bar() -> Iterator[None]:
         yield
     finally:
         os.environ.pop(name, None)
-
-
-@contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    """A logger's INFO lines off for a moment (MLflow's 'No artifacts found to download' before
-    the one line that says what is wrong)."""
-    import logging
-
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _storage_location(client: Any, model_uri: str) -> str:
