@@ -76,6 +76,18 @@ def test_tuner_ui_serves_the_store_and_prints_the_study_link(tracked: dict[str, 
     assert study_line.split(": ", 1)[1].startswith(f"http://127.0.0.1:{port}/#/experiments/{tracked['experiment_id']}/")
 
 
+def test_ui_study_with_another_store_says_that_store_has_none_of_its_runs(tracked: dict[str, Any],
+                                                                          tmp_path: Path) -> None:
+    """`ui` only reads: it said the other store 'would split its runs between the two' and offered
+    to 'run without tracking'."""
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    result = CliRunner().invoke(cli, ["ui", "--study", STUDY, "--storage", tracked["storage"], "--tracking-uri", other])
+    assert result.exit_code == 1, result.output
+    assert "is another store, which holds none of its runs. Give that store (--tracking-uri), or leave it out." \
+        in result.output and "split" not in result.output
+    assert not (tmp_path / "other.db").exists()
+
+
 def test_tuner_dashboard_serves_the_study_storage(tracked: dict[str, Any]) -> None:
     port = free_port()
     out = _serve_and_stop(["dashboard", "--port", str(port), "--storage", tracked["storage"]],

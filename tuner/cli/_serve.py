@@ -57,7 +57,8 @@ def ui(tracking_uri: str | None, host: str, port: int, study_name: str | None, s
     if study_name and tracking_uri:  # an experiment id means nothing in another store
         from tuner.study import default_storage_url
 
-        check_same_store(study_tracking_uri(storage or default_storage_url(), study_name), tracking_uri, study_name)
+        check_same_store(study_tracking_uri(storage or default_storage_url(), study_name), tracking_uri, study_name,
+                         reading=True)
     if uri.lower().startswith(("http://", "https://")):
         click.echo(f"MLflow UI: {redact(uri)} (a tracking server: nothing to start)")
         if experiment_id is not None:

@@ -69,10 +69,15 @@ def _key(uri: str) -> str:
     return redact(uri).rstrip("/")
 
 
-def check_same_store(stored: str | None, given: str, study_name: str) -> None:
+def check_same_store(stored: str | None, given: str, study_name: str, *, reading: bool = False) -> None:
     """Refuse tracking ``study_name`` in another store than the one it logs to: its runs, parent
-    run and registered model would be split between the two."""
-    if stored is not None and not same_store(stored, given):
+    run and registered model would be split between the two. ``reading``: the caller only shows
+    the store (``tuner ui --study``), where the other store has none of the study's runs."""
+    if stored is None or same_store(stored, given):
+        return
+    if reading:
         raise ConfigError(f"Study {study_name!r} logs to MLflow at {stored}; {redact(given)} is another store, which "
-                          "would split its runs between the two. Give that store (the 'tracking_uri' parameter), or "
-                          "run without tracking.")
+                          "holds none of its runs. Give that store (--tracking-uri), or leave it out.")
+    raise ConfigError(f"Study {study_name!r} logs to MLflow at {stored}; {redact(given)} is another store, which "
+                      "would split its runs between the two. Give that store (the 'tracking_uri' parameter), or "
+                      "run without tracking.")
