@@ -408,6 +408,17 @@ def test_a_header_of_repeated_numbers_says_it_may_be_data(tmp_path: Path) -> Non
         load_data(path, target="tcp")
 
 
+def test_rows_to_predict_from_a_folder_are_refused_for_a_numeric_model(tmp_path: Path) -> None:
+    """A folder was read as class files: 'Cannot decode .../optuna.db-shm as utf-8'."""
+    pipe = prepare(load_data(write_csv(tmp_path, numeric_frame()), target="label"), val_size=0, test_size=0).pipeline
+    folder = tmp_path / "stores"
+    folder.mkdir()
+    (folder / "s.db").write_bytes(b"\x00\xff" * 10)
+    (folder / "s.db-shm").write_bytes(b"\x00\xff" * 10)
+    with pytest.raises(DataError, match=r"stores is a folder; this model reads rows of numbers: give the file of rows"):
+        load_rows(folder, pipe)
+
+
 def test_a_table_without_target_lists_its_columns(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"'target' parameter.*\['a', 'b', 'label'\]"):
         load_data(write_csv(tmp_path, numeric_frame(10)))

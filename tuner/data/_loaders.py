@@ -141,7 +141,11 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
     p = Path(path)
     if not p.exists():
         raise DataError(f"Data file {p} does not exist.")
-    if pipeline.kind == "table" and pipeline.text_column is not None and not pipeline.numeric_columns:
+    text_only = pipeline.kind == "table" and pipeline.text_column is not None and not pipeline.numeric_columns
+    if p.is_dir() and not text_only:  # read as a folder of class files, it failed on whatever file came first
+        raise DataError(f"{p} is a folder; this model reads rows of numbers: give the file of rows to predict "
+                        "(CSV/TSV/Parquet, LIBSVM, .npz).")
+    if text_only:
         if fmt == "auto" and not p.is_dir() and not any(data_suffix(p) in f.suffixes for f in FORMATS.values()):
             if target is not None:
                 raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt="text lines"))
