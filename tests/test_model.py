@@ -104,6 +104,9 @@ def test_text_model_predicts_raw_sentences_after_loading(tmp_path: Path) -> None
     assert loaded.pipeline.vocabulary == model.pipeline.vocabulary
     doc = json.loads((tmp_path / "model" / MODEL_JSON).read_text())
     assert doc["classes"] == ["neg", "pos"] and doc["pipeline"]["text_column"] == "text"
+    with pytest.raises(DataError, match=r"give it a pandas DataFrame with its columns \('text'\), e.g. "
+                                        r"pd.DataFrame\(\{'text': \[...\]\}\)"):
+        loaded.predict(["a wonderful film"])  # a list of texts: the column's name is what was missing
 
 
 def test_table_model_with_text_and_numeric_columns(tmp_path: Path) -> None:

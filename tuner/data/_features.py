@@ -346,7 +346,10 @@ class FeaturePipeline:
             return self._finite((A - self.center) / self.scale if self.center is not None else A / self.scale,
                                 self.input_feature_names)
         if not isinstance(X, pd.DataFrame):
-            raise DataError("This model was trained on a table; give it rows with named columns (CSV, Parquet...).")
+            names = [*([self.text_column] if self.text_column is not None else []), *self.numeric_columns]
+            shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+            raise DataError(f"This model was trained on a table: give it a pandas DataFrame with its columns ({shown}), "
+                            f"e.g. pd.DataFrame({{{names[0]!r}: [...]}}), or a file (CSV, Parquet...).")
         if _is_headerless(X):  # numbered columns: by name when they hold the training names, else by position
             X = self.select_columns(X)
         blocks = []
