@@ -318,3 +318,26 @@ def test_the_prune_judge_sees_other_workers_completed_trials(tmp_path: Path, mon
     assert not judge.should_prune(running, {1: 0.9})  # within the refresh interval: the list read before
     clock[0] += PruneJudge.REFRESH_S + 0.1
     assert judge.should_prune(running, {1: 0.9})  # 0.9 is worse than the other worker's median 0.1
+
+
+def test_trials_asked_for_a_batch_keep_their_heartbeat_while_the_batch_is_prepared(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's heartbeat threads start when it trains: preparing it (an MLflow run a trial, on a
+    slow server) for longer than the grace period let other workers fail its first trials as lost."""
+    monkeypatch.setenv("TUNER_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("TUNER_HEARTBEAT_GRACE", "2")
+    import time
+
+    from tuner.study import open_storage
+
+    stale_seen: list[list[int]] = []
+
+    def slow_start(number: int) -> None:  # what another worker's stale check sees, then a slow MLflow call
+        storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=True)
+        study_id = storage.get_study_id_from_name("s")
+        stale_seen.append(storage._get_stale_trial_ids(study_id))  # Optuna's own test of a lost trial
+        time.sleep(1.2)
+
+    study = _run(tmp_path, [Recorder(on_start=slow_start)], n_trials=4, batch=4)
+    assert len(stale_seen) == 4 and all(not ids for ids in stale_seen), stale_seen
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)

@@ -136,6 +136,7 @@ class Objective:
         self.study, self.storage, self.stop, self.after_tell = study, storage, stop, after_tell
         self.metric, self.cv = spec.metric, spec.cv
         self.judge = PruneJudge(study)
+        self._beaten_at = time.monotonic()
         self.warnings: list[str] = []
         folds = cv_folds(data.y_train, spec.cv, spec.data.seed) if spec.cv else None
         self.runner = TrialBatches(space, data, config, observers, info, spec.metric, self.callbacks, VARIANT,
@@ -280,6 +281,22 @@ class Objective:
             self.fail_asked(trial, exc)
             raise
         return trial
+
+    def keep_alive(self, asked: Sequence[Pending]) -> None:
+        """Record a heartbeat for each asked trial while the batch is still being prepared: its
+        threads start only when it trains, and preparing a large batch (an MLflow run a trial on a
+        slow server) can outlast the grace period, after which other workers fail these trials as
+        lost. At most one round of beats a heartbeat interval."""
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        if not asked or not is_heartbeat_enabled(self.storage):
+            return
+        now = time.monotonic()
+        if now - self._beaten_at < float(self.storage.heartbeat_interval):
+            return
+        for pend in asked:
+            self.storage.record_heartbeat(pend.trial._trial_id)
+        self._beaten_at = now
 
     def fail_asked(self, trial: Any, exc: BaseException) -> None:
         """Fail ``trial``, asked but not yet prepared, with ``exc`` (a second Ctrl-C, a database

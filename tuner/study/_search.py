@@ -298,6 +298,7 @@ class _StudyRun:
                     asked.append(pend)
                 if not keep:
                     return asked, False
+                self.objective.keep_alive(asked)
         except BaseException as exc:
             self.objective.abandon(asked, exc)
             raise
