@@ -146,6 +146,7 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         raise DataError(f"{p} is a folder; this model reads rows of numbers: give the file of rows to predict "
                         "(CSV/TSV/Parquet, LIBSVM, .npz).")
     if text_only:
+        assert pipeline.text_column is not None  # text_only says so
         if fmt == "auto" and not p.is_dir() and not any(data_suffix(p) in f.suffixes for f in FORMATS.values()):
             if target is not None:
                 raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt="text lines"))
