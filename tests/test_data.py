@@ -419,6 +419,21 @@ def test_rows_to_predict_from_a_folder_are_refused_for_a_numeric_model(tmp_path:
         load_rows(folder, pipe)
 
 
+def test_a_bad_value_is_named_by_its_real_file_line_past_blank_lines_and_quoted_newlines(tmp_path: Path) -> None:
+    """pandas skips blank lines and a quoted field may span lines: data row r was named line r + 2,
+    a line that held other data (or nothing)."""
+    path = tmp_path / "gaps.csv"
+    path.write_text('a,note,label\n1.0,"two\nlines",cat\n\n2.0,x,dog\n\n\nnan,y,cat\n3.0,z,dog\n')
+    with pytest.raises(DataError, match=r"'a' holds nan at data row 3 \(line 8\)"):
+        load_data(path, target="label", text_column="note")
+    gz = tmp_path / "gaps.csv.gz"
+    import gzip
+
+    gz.write_bytes(gzip.compress(path.read_bytes().replace(b"nan", b"4.0").replace(b"dog\n\n\n", b"\n\n\n")))
+    with pytest.raises(DataError, match=r"target is missing at data row 2 \(line 5\)"):
+        prepare(load_data(gz, target="label", text_column="note"))
+
+
 def test_a_table_without_target_lists_its_columns(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"'target' parameter.*\['a', 'b', 'label'\]"):
         load_data(write_csv(tmp_path, numeric_frame(10)))

@@ -13,7 +13,7 @@ its weights, so a loaded model transforms raw rows exactly as during training.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,20 +126,20 @@ def _first_non_finite_value(values: np.ndarray) -> int | None:
     return None
 
 
-def row_name(row: int, first_line: int | None = None) -> str:
-    """How a message names row ``row`` (from 0): in a file whose first data row is line
-    ``first_line``, as a user counts it in an editor (``data row 6 (line 7)``); else ``row 5``."""
-    return f"row {row}" if first_line is None else f"data row {row + 1} (line {row + first_line})"
+def row_name(row: int, line_of: Callable[[int], int] | None = None) -> str:
+    """How a message names row ``row`` (from 0): in a file whose data row r is at line
+    ``line_of(r)``, as a user counts it in an editor (``data row 6 (line 7)``); else ``row 5``."""
+    return f"row {row}" if line_of is None else f"data row {row + 1} (line {line_of(row)})"
 
 
 _TEXT_HINT = "pass it as the text column (the 'text_column' parameter) if it holds text, or drop it"
 _TRAINED_ON_NUMBERS = "the model was trained on numbers in it: give numbers there"
 
 
-def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "", first_line: int | None = None,
+def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "", line_of: Callable[[int], int] | None = None,
                   hint: str = _TEXT_HINT) -> np.ndarray:
     """The given columns as a float matrix; clear errors for missing, text or non-finite values
-    (a row named by its line when the rows are a file's from line ``first_line``; ``hint``: what
+    (a row named by its file line, ``line_of(row)``, when the rows are a file's; ``hint``: what
     to do about a column of text)."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -155,7 +155,7 @@ def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "", firs
     if cell is not None:
         row, col = cell
         raise DataError(
-            f"Feature column {columns[col]!r} holds {A[row, col]} at {row_name(row, first_line)}{where}; features must be "
+            f"Feature column {columns[col]!r} holds {A[row, col]} at {row_name(row, line_of)}{where}; features must be "
             "finite numbers. Remove or impute such values first."
         )
     return A

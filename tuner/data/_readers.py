@@ -12,6 +12,7 @@ import math
 import re
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,7 +54,7 @@ class RawData:
     zero_based: bool | None = None  # LIBSVM files: whether feature indices start at 0
     class_names: dict[Any, str] = field(default_factory=dict)  # label -> display name (bundled sets)
     released: bool = False  # a large sparse matrix handed to prepare(): X and y hold its first rows only
-    first_line: int | None = None  # CSV/TSV: the file's line of the first data row (messages name lines)
+    line_of: Callable[[int], int] | None = None  # CSV/TSV: a data row's file line (messages name lines)
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -128,12 +129,41 @@ def read_builtin(name: str) -> RawData:
 
 def read_table(p: Path, opts: ReadOptions) -> RawData:
     """A CSV/TSV/Parquet table: ``opts.target`` names the label column, ``opts.text_column`` a text column."""
-    return _table(read_table_frame(p, opts.fmt, opts.encoding, refuse_data_header=True), str(p), opts.fmt, opts.target, opts.text_column,
-                  opts.require_target, opts.fingerprint)
+    lines = None if opts.fmt == "parquet" else DataLines(p, opts.fmt, opts.encoding)
+    return _table(read_table_frame(p, opts.fmt, opts.encoding, refuse_data_header=True), str(p), opts.fmt,
+                  opts.target, opts.text_column, opts.require_target, opts.fingerprint, lines)
+
+
+class DataLines:
+    """The file line of each data row of a CSV/TSV, found when a message needs one: pandas skips
+    blank lines and a quoted field may span lines, so data row r is line r + 2 only in a file
+    without either."""
+
+    def __init__(self, path: Path, fmt: str, encoding: str) -> None:
+        self.path, self.fmt, self.encoding = path, fmt, encoding
+        self._starts: list[int] | None = None
+
+    def __call__(self, row: int) -> int:
+        if self._starts is None:
+            self._starts = self._record_starts()
+        starts = self._starts[1:]  # the header is the first record
+        return starts[row] if 0 <= row < len(starts) else row + 2
+
+    def _record_starts(self) -> list[int]:
+        sep, quoting = csv_dialect(self.fmt)
+        starts = []
+        with open_text(self.path, self.encoding, newline="") as fh:
+            reader = csv.reader(fh, delimiter=sep, quoting=quoting)
+            before = 0
+            for record in reader:
+                if record:  # a blank line is no record for pandas
+                    starts.append(before + 1)
+                before = reader.line_num
+        return starts
 
 
 def _table(frame: pd.DataFrame, source: str, fmt: str, target: str | None, text_column: str | None,
-           require_target: bool, fingerprint: str) -> RawData:
+           require_target: bool, fingerprint: str, line_of: DataLines | None = None) -> RawData:
     frame.columns = [str(c) for c in frame.columns]
     _check_column_names(list(frame.columns), source)
     if target is not None and target == text_column:
@@ -157,10 +187,9 @@ def _table(frame: pd.DataFrame, source: str, fmt: str, target: str | None, text_
     if len(frame) == 0:
         raise DataError(f"{source} holds no data rows.")
     numeric = [c for c in frame.columns if c != text_column]
-    first_line = None if fmt == "parquet" else 2  # the header is line 1
-    numeric_block(frame, numeric, f" in {source}", first_line)  # validates types and finiteness now, with names
+    numeric_block(frame, numeric, f" in {source}", line_of)  # validates types and finiteness now, with names
     return RawData("table", frame.reset_index(drop=True), y, source, fmt, numeric_columns=numeric,
-                   text_column=text_column, feature_names=numeric, fingerprint=fingerprint, first_line=first_line)
+                   text_column=text_column, feature_names=numeric, fingerprint=fingerprint, line_of=line_of)
 
 
 def _check_column_names(names: list[str], source: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,10 +41,10 @@ class Dataset:
         return len(self.classes)
 
 
-def encode_labels(y: Any, first_line: int | None = None) -> tuple[np.ndarray, list[Any]]:
+def encode_labels(y: Any, line_of: Callable[[int], int] | None = None) -> tuple[np.ndarray, list[Any]]:
     """Integer class indices and the sorted class labels; clear errors for unusable targets (a
-    row named by its line when the labels are a file's from line ``first_line``)."""
-    y = label_values(y, first_line)
+    row named by its file line, ``line_of(row)``, when the labels are a file's)."""
+    y = label_values(y, line_of)
     classes, idx = np.unique(y, return_inverse=True)
     pair = spaced_labels(classes)
     if pair:
@@ -71,7 +72,7 @@ def spaced_labels(classes: Any) -> tuple[str, str] | None:
     return None
 
 
-def label_values(y: Any, first_line: int | None = None) -> np.ndarray:
+def label_values(y: Any, line_of: Callable[[int], int] | None = None) -> np.ndarray:
     """The labels as :func:`encode_labels` compares them: whole floats as integers (``1.0`` is
     the class ``1``), numbers held as objects as numbers, other objects as strings; an error for
     missing, infinite or fractional ones."""
@@ -81,7 +82,7 @@ def label_values(y: Any, first_line: int | None = None) -> np.ndarray:
     if y.dtype.kind in "fc":
         finite = np.isfinite(y)
         if not finite.all():
-            raise DataError(f"The target holds {y[~finite][0]} at {row_name(int(np.argmin(finite)), first_line)}; "
+            raise DataError(f"The target holds {y[~finite][0]} at {row_name(int(np.argmin(finite)), line_of)}; "
                             "every row needs a label.")
         if not np.all(np.mod(y, 1) == 0):
             raise DataError(
@@ -92,10 +93,10 @@ def label_values(y: Any, first_line: int | None = None) -> np.ndarray:
     elif y.dtype.kind == "O":
         missing = pd.isna(y)
         if missing.any():
-            raise DataError(f"The target is missing at {row_name(int(np.argmax(missing)), first_line)}; every row "
+            raise DataError(f"The target is missing at {row_name(int(np.argmax(missing)), line_of)}; every row "
                             "needs a label.")
         if len(y) and all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in y):
-            return label_values(np.asarray(y.tolist()), first_line)  # numbers held as objects are numbers, not their strings
+            return label_values(np.asarray(y.tolist()), line_of)  # numbers held as objects are numbers, not their strings
         y = y.astype(str)
     return y
 
@@ -128,7 +129,7 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
         raise DataError(f"{raw.source} has no labels.")
     if len(raw) == 0:
         raise DataError(f"{raw.source} holds no data rows.")
-    y, classes = encode_labels(raw.y, raw.first_line)
+    y, classes = encode_labels(raw.y, raw.line_of)
     _check_split_sizes(y, classes, raw.source, val_size, test_size)
     idx = np.arange(len(y))
 
@@ -173,7 +174,7 @@ def _test_file_rows(raw: RawData, test_raw: RawData, classes: list[Any], pipe: F
         raise DataError(f"Test file {test_raw.source} has no labels.")
     lookup = {str(c): i for i, c in enumerate(classes)}
     try:
-        y = label_values(test_raw.y, test_raw.first_line)  # compared as the training labels were: 1.0 is the class 1
+        y = label_values(test_raw.y, test_raw.line_of)  # compared as the training labels were: 1.0 is the class 1
     except DataError as exc:
         raise DataError(f"Test file {test_raw.source}: {exc}") from None
     unknown = sorted({str(v) for v in y} - set(lookup))
