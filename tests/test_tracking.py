@@ -948,12 +948,12 @@ def test_study_show_says_when_mlflow_is_behind_the_study(tmp_path: Path, monkeyp
         text = CliRunner().invoke(cli, ["study", "show", "behind", "--storage", storage, "--tracking-uri", uri])
         js = CliRunner().invoke(cli, ["study", "show", "behind", "--storage", storage, "--tracking-uri", uri, "--json"])
         assert text.exit_code == 0 and js.exit_code == 0, (text.output, js.output)
-        return text.output, json.loads(js.stdout)["mlflow"]
+        return text.output, json.loads(js.stdout)
 
     out, block = show()
     assert ("note: the champion holds trial #0, but the study's best is #1, not registered: `tuner study "
             "sync-mlflow behind` logs and registers what is missing") in out, out
-    assert block["behind"] and "#1" in block["behind"][0]
+    assert block["mlflow_behind"] and "#1" in block["mlflow_behind"][0]
     assert sync_study(storage, "behind", uri)["model"]
     out, block = show()
-    assert "note:" not in out and block["behind"] == [], out
+    assert "note:" not in out and block["mlflow_behind"] == [], out

@@ -81,8 +81,6 @@ def print_mlflow_block(block: Mapping[str, Any] | None, indent: str = "  ") -> N
                    f"  ->  {block['model_uri']}")
     if block.get("champion_uri"):
         click.echo(f"{indent}  champion: version {block['champion_version']}  ->  {block['champion_uri']}")
-    for line in block.get("behind") or ():
-        click.secho(f"{indent}  note: {line}", fg="yellow")
     if block.get("ui_command"):
         click.echo(f"{indent}  UI: run `{block['ui_command']}` and open {block['ui_link']}")
     else:

@@ -66,9 +66,9 @@ def study_show(name: str, storage: str | None, top: int, tracking_uri: str | Non
             "importances": importances,
             "user_attrs": {k: v for k, v in record.user_attrs.items() if k != "spec"}}
     mlflow = _mlflow_of(name, tracking_uri, record.user_attrs)  # the MLflow block (cli engineer)
-    if mlflow is not None:
-        mlflow["behind"] = _mlflow_behind(name, record.user_attrs, ranked[0].number if ranked else None)
     info["mlflow"] = mlflow
+    behind = _mlflow_behind(name, record.user_attrs, ranked[0].number if ranked else None) if mlflow else []
+    info["mlflow_behind"] = behind
     if as_json:
         echo_json(info)
         return
@@ -85,6 +85,8 @@ def study_show(name: str, storage: str | None, top: int, tracking_uri: str | Non
                                                    "to start fails and retries them)" if t.get("stale") else "")
                + (f", {t['waiting']} waiting" if t.get("waiting") else ""))
     print_mlflow_block(mlflow)
+    for line in behind:
+        click.secho(f"    note: {line}", fg="yellow")
     if record.n_objectives > 1:
         click.echo(f"  {record.n_objectives} objectives ({', '.join(record.directions)}): no single best trial; "
                    f"`tuner study export {name}` lists every trial's values")
