@@ -61,7 +61,7 @@ def study_show(name: str, storage: str | None, top: int, tracking_uri: str | Non
     record = study_record(storage, name)
     ranked = top_records(trial_records(storage, name), record.direction)
     importances = param_importances(storage, name) if ranked else {}
-    info = {"name": name, "spec": record.spec, "trials": record.counts,
+    info: dict[str, Any] = {"name": name, "spec": record.spec, "trials": record.counts,
             "best": ranked[0].to_dict() if ranked else None, "top": [t.to_dict() for t in ranked[:top]],
             "importances": importances,
             "user_attrs": {k: v for k, v in record.user_attrs.items() if k != "spec"}}
