@@ -169,7 +169,8 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--target", help="Label column of a CSV/TSV/Parquet file."),
         click.option("--text-column", help="Column holding text, turned into TF-IDF 1-2 grams."),
         click.option("--format", "fmt", default="auto", show_default=True, type=FORMAT_CHOICES,
-                     help="Data format; auto tells it from the file name or content. Text formats may be compressed (.gz, .bz2, .xz)."),
+                     help="Data format; auto tells it from the file name or content. Text formats may be "
+                          "compressed (.gz, .bz2, .xz)."),
         click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the data file(s)."),
         click.option("--n-features", type=click.IntRange(min=1),
                      help="Number of features of a LIBSVM file (needed when it is far wider than its values)."),
