@@ -41,9 +41,21 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   elif [ -n "${TORCH_CPU_INDEX_URL:-}" ]; then
     "$PY" -m pip install torch --index-url "$TORCH_CPU_INDEX_URL"
   else
-    # A local CPU wheel where one is provided (this project's CI machines), else PyTorch's CPU index.
-    "$PY" -m pip install "torch==2.13.0" 2>/dev/null \
-      || "$PY" -m pip install torch --index-url https://download.pytorch.org/whl/cpu
+    # PyTorch's instructions for CPU-only machines: its CPU wheel index, and that index alone (an
+    # extra index or a wheel folder from pip's configuration would win with a newer CUDA build).
+    # Where it cannot be reached (an offline machine that provides a local CPU wheel, like this
+    # project's CI), the pinned version from the configured indexes: say so, with pip's reason.
+    log="$(mktemp)"
+    if ! PIP_EXTRA_INDEX_URL=" " PIP_FIND_LINKS=" " "$PY" -m pip install torch \
+        --index-url https://download.pytorch.org/whl/cpu --timeout 20 --retries 1 >"$log" 2>&1; then
+      reason="$(grep -o -m1 "Failed to establish a new connection: [^')]*" "$log" || grep -m1 '^ERROR' "$log" \
+        || tail -n1 "$log")"
+      echo "install.sh: PyTorch's CPU index (https://download.pytorch.org/whl/cpu) failed: ${reason:0:160}" >&2
+      echo "install.sh: installing torch==2.13.0 from the configured package index instead" \
+        "(a CPU wheel where the machine provides one; set TORCH_CPU_INDEX_URL to choose another index)" >&2
+      "$PY" -m pip install "torch==2.13.0"
+    fi
+    rm -f "$log"
   fi
 fi
 if [ -n "$extra" ]; then  # test, dashboard, postgres, parquet, ... or several: "dashboard,parquet"

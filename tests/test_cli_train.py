@@ -125,6 +125,12 @@ def test_train_with_a_test_file_and_saved_model(tmp_path: Path) -> None:
     assert np.mean(predicted == test["y"].to_numpy()) == pytest.approx(s["test"]["accuracy"])
 
 
+def test_train_defaults_to_the_apis_l2_and_lbfgs() -> None:
+    """`tuner.fit(dataset=...)` trains l2 + lbfgs, while `tuner train` said "Missing option '--penalty'"."""
+    s = ok_json("train", "--dataset", "iris")
+    assert (s["penalty"], s["optimizer"]) == ("l2", "lbfgs") and s["test"]["accuracy"] > 0.8
+
+
 def test_predict_on_a_file_without_rows_is_an_error(tmp_path: Path) -> None:
     """An empty LIBSVM file printed a bare 'prediction' header and exited 0 (an empty CSV was
     already an error)."""

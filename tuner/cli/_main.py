@@ -145,8 +145,8 @@ def _no_test_size_with_test_file(test_file: str | None) -> None:
 @cli.command()
 @data_options
 @training_options
-@click.option("--penalty", required=True, help="Penalty plugin name (see `tuner plugins list`).")
-@click.option("--optimizer", required=True, help="Optimizer plugin name.")
+@click.option("--penalty", default="l2", show_default=True, help="Penalty plugin name (see `tuner plugins list`).")
+@click.option("--optimizer", default="lbfgs", show_default=True, help="Optimizer plugin name.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="A hyperparameter, e.g. penalty.strength=1e-3 or optimizer.lr=0.1 (repeatable).")
 @click.option("--save-model", type=click.Path(file_okay=False), help="Folder to save the fitted model in.")
