@@ -212,6 +212,12 @@ class Optimizer:
         return None
 
 
+proximal_hint: Callable[[Penalty], str] | None = None
+"""``': 'fista', 'newton' (exact solvers), 'adam', ...'``: the installed optimizers that minimise a
+penalty's non-smooth part, for :func:`compatibility_reason`'s message. Set by
+:mod:`tuner._registry`, which knows what is installed (and imports this module)."""
+
+
 def compatibility_reason(penalty: Penalty, optimizer: Optimizer) -> str | None:
     """Why ``penalty`` and ``optimizer`` cannot be used together, or ``None`` when they can."""
     if optimizer.name in penalty.incompatible_optimizers:
@@ -222,27 +228,9 @@ def compatibility_reason(penalty: Penalty, optimizer: Optimizer) -> str | None:
         return (
             f"penalty '{penalty.name}' has a non-smooth part that optimizer '{optimizer.name}' cannot "
             f"minimise (it would leave tiny non-zero weights instead of exact zeros); choose a "
-            f"proximal optimizer{_proximal_optimizers(penalty)}"
+            f"proximal optimizer{proximal_hint(penalty) if proximal_hint is not None else ''}"
         )
     return None
-
-
-def _proximal_optimizers(penalty: Penalty) -> str:
-    """': 'newton', 'fista' (exact solvers), 'adam', ...': the installed optimizers that minimise
-    ``penalty``'s non-smooth part, the full-batch ones first; '' when the registry cannot say."""
-    from tuner._registry import optimizers  # the registry imports this module
-
-    try:
-        usable = [optimizers.get(name) for name in optimizers.names()]
-    except Exception:  # noqa: BLE001 - a message must not fail on a broken install
-        return ""
-    fits = [o for o in usable if o.prox_mode != "unsupported" and compatibility_reason(penalty, o) is None]
-    if not fits:
-        return ""
-    exact = [o.name for o in fits if o.full_batch]
-    steps = [o.name for o in fits if not o.full_batch]
-    return ": " + ", ".join([*(f"'{n}'" for n in exact[:-1]), *([f"'{exact[-1]}' (exact solvers)"] if exact else []),
-                             *(f"'{n}'" for n in steps)])
 
 
 def plugin_kind(plugin: object) -> str | None:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from tuner._plugin_api import PROX_MODES, Optimizer, Penalty
+import tuner._plugin_api as plugin_api
+from tuner._plugin_api import PROX_MODES, Optimizer, Penalty, compatibility_reason
 from tuner._space import validate_space
 from tuner.errors import PluginError
 
@@ -244,3 +245,22 @@ def _put_back_default_dtype(before: Any) -> str:
         return ""
     torch.set_default_dtype(expected)
     return str(now).replace("torch.", "")
+
+
+def _proximal_optimizers(penalty: Penalty) -> str:
+    """': 'newton', 'fista' (exact solvers), 'adam', ...': the installed optimizers that minimise
+    ``penalty``'s non-smooth part, the full-batch ones first; '' when the registry cannot say."""
+    try:
+        usable = [optimizers.get(name) for name in optimizers.names()]
+    except Exception:  # noqa: BLE001 - a message must not fail on a broken install
+        return ""
+    fits = [o for o in usable if o.prox_mode != "unsupported" and compatibility_reason(penalty, o) is None]
+    if not fits:
+        return ""
+    exact = [o.name for o in fits if o.full_batch]
+    steps = [o.name for o in fits if not o.full_batch]
+    return ": " + ", ".join([*(f"'{n}'" for n in exact[:-1]), *([f"'{exact[-1]}' (exact solvers)"] if exact else []),
+                             *(f"'{n}'" for n in steps)])
+
+
+plugin_api.proximal_hint = _proximal_optimizers

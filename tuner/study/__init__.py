@@ -45,6 +45,7 @@ from tuner.study._storage import (
     schema_lock,
     sqlite_path,
     sqlite_writable,
+    table_names,
 )
 from tuner.study._variant import VARIANT, join_variant, split_variant
 
@@ -105,7 +106,7 @@ __all__ = [
     # storage
     "DEFAULT_STORAGE_FILE", "CONNECT_TIMEOUT_S", "default_storage_url", "open_storage", "require_database", "sqlite_path",
     "same_database", "redact", "resolve_url", "prepare_sqlite", "schema_lock", "check_reachable", "memory_sqlite",
-    "retry_races", "sqlite_writable", "MissingStudyError",
+    "retry_races", "sqlite_writable", "table_names", "MissingStudyError",
     # the observer interface (tracking implements it)
     "StudyObserver", "StudyInfo", "TrialInfo",
     # read-side queries (Optuna-free results)

@@ -39,6 +39,7 @@ __all__ = [
     "memory_sqlite",
     "retry_races",
     "sqlite_writable",
+    "table_names",
     "trial_states",
 ]
 
@@ -480,6 +481,18 @@ def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> 
 
 MLFLOW_TABLES = frozenset({"experiments", "runs", "metrics", "alembic_version"})
 """Tables every MLflow tracking database holds (and Optuna's never do)."""
+
+
+def table_names(url: str) -> set[str]:
+    """The tables of the database at SQLAlchemy ``url`` (another application's store is told by
+    them before anything is written to it)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        return set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def _refuse_foreign_studies_table(engine_url: str, engine_kwargs: dict[str, Any], where: str) -> None:

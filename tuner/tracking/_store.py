@@ -295,13 +295,9 @@ def _refuse_foreign_database(url: str, where: str) -> None:
     """Refuse, before MLflow adds its tables and migrates them, a database that is another
     application's: a study database (Optuna's, whose ``alembic_version`` MLflow would then try to
     read as its own), or one holding other tables and none of MLflow's."""
-    import sqlalchemy
+    from tuner.study import table_names
 
-    engine = sqlalchemy.create_engine(url)
-    try:
-        tables = set(sqlalchemy.inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
+    tables = table_names(url)
     if not tables or "experiments" in tables:
         return
     if {"version_info", "studies"} <= tables:
