@@ -5,8 +5,11 @@ split and preprocessing as ``tuner tune`` (``tuner.data``: the same stratified s
 max-abs scaling or TF-IDF 1-2 grams fitted on the training rows; this imports pandas and
 scikit-learn, not torch), then runs an Optuna TPE study (seed 0) over
 
-* ``penalty`` in {none, l1, l2, elasticnet}, ``C`` (log, 1e-4..1e4, not for none) and
-  ``l1_ratio`` (elasticnet only, 0.01..0.99),
+* ``penalty`` in {none, l1, l2, elasticnet}, ``C`` (log, not for none) and ``l1_ratio``
+  (elasticnet only, 0.01..0.99). ``C`` spans the strengths ``tuner tune`` searches: its penalty
+  ``strength`` (1e-7..10, read from the built-in plugins) is ``1 / (C n_train)``, so C runs
+  from ``1 / (10 n_train)`` to ``1 / (1e-7 n_train)`` (a fixed 1e-4..1e4 had the peer spend
+  its trials on C far beyond ours, where saga crawls),
 * with scikit-learn's recommended solver per penalty: lbfgs for l2 and none, liblinear for l1
   (saga when multiclass: liblinear is one-vs-rest), saga for elasticnet; ``max_iter=1000`` and
   the default ``tol``; penalties given the non-deprecated way (``l1_ratio``, ``C=inf``).
@@ -16,7 +19,9 @@ explicit pip requirements so that MLflow's requirement inference is not counted)
 trial's model is registered with the alias ``champion``, as ours is.
 
 ``--trial-limit S`` fits each trial in a forked worker process that is killed after S seconds:
-the trial then counts as failed (and took S seconds); the output's ``cut`` says how many were.
+the trial then counts as pruned (and took S seconds), so that TPE ranks it worst and moves away
+(as failed, TPE ignored it and kept proposing the same slow region); the output's ``cut`` says
+how many were. The worker dies with this process (``PR_SET_PDEATHSIG``).
 
 Prints one JSON line: best validation log loss, test log loss, trial counts, best parameters.
 
@@ -82,8 +87,10 @@ def fit_model(ds: Any, kwargs: dict[str, Any]) -> Any:
 def _serve(conn: Any, parent_end: Any, ds: Any) -> None:
     """Worker loop: fit each request on the inherited data, send back the fitted estimator.
 
-    The parent's end of the pipe, inherited by the fork, is closed first: when the parent dies
-    (killed at a benchmark's timeout) ``recv`` then ends in EOFError and the worker exits."""
+    The worker is killed with its parent (Linux ``PR_SET_PDEATHSIG``: a benchmark's timeout kills
+    the parent mid-fit, and an orphaned fit went on at 100% CPU under the next timed process);
+    elsewhere, the parent's end of the pipe, closed here, ends ``recv`` in EOFError."""
+    _die_with_parent()
     parent_end.close()
     while True:
         try:
@@ -94,6 +101,16 @@ def _serve(conn: Any, parent_end: Any, ds: Any) -> None:
             conn.send((True, fit_model(ds, kwargs)))
         except Exception as exc:  # the parent marks the trial failed with this text
             conn.send((False, f"{type(exc).__name__}: {exc}"))
+
+
+def _die_with_parent() -> None:
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pipe's EOF stops an idle worker
+        pass
 
 
 class Worker:
@@ -139,11 +156,19 @@ def metrics(model: Any, X: Any, y: np.ndarray, n_classes: int) -> dict[str, floa
             "accuracy": float(accuracy_score(y, proba.argmax(axis=1)))}
 
 
-def suggest(trial: Any) -> dict[str, Any]:
+def c_range(n_train: int) -> tuple[float, float]:
+    """The C of scikit-learn that spans ``tuner tune``'s penalty strengths: C = 1 / (strength n)."""
+    import tuner
+
+    space = tuner.penalties.get("l2").search_space["strength"]
+    return 1.0 / (space.high * n_train), 1.0 / (space.low * n_train)
+
+
+def suggest(trial: Any, c_low: float, c_high: float) -> dict[str, Any]:
     """The search space: penalty, then C unless unpenalized, then l1_ratio for elastic net."""
     params: dict[str, Any] = {"penalty": trial.suggest_categorical("penalty", list(PENALTIES))}
     if params["penalty"] != "none":
-        params["C"] = trial.suggest_float("C", 1e-4, 1e4, log=True)
+        params["C"] = trial.suggest_float("C", c_low, c_high, log=True)
     if params["penalty"] == "elasticnet":
         params["l1_ratio"] = trial.suggest_float("l1_ratio", 0.01, 0.99)
     return params
@@ -174,17 +199,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cut: list[int] = []
     signature: list[Any] = []
 
+    c_low, c_high = c_range(int(ds.X_train.shape[0]))
+
     def objective(trial: Any) -> float:
-        params = suggest(trial)
+        params = suggest(trial, c_low, c_high)
         kwargs = estimator_params(params, n_classes)
         with mlflow.start_run(run_name=f"trial-{trial.number}") as run:
             mlflow.log_params({**params, "solver": kwargs["solver"]})
             try:
                 model = worker.fit(kwargs, args.trial_limit) if worker is not None else fit_model(ds, kwargs)
-            except TrialCutOff:
+            except TrialCutOff as exc:
                 cut.append(trial.number)
                 mlflow.set_tag("failure", "cut off at the trial limit")
-                raise  # the run ends FAILED, the trial FAIL
+                raise optuna.TrialPruned(str(exc)) from None  # the run ends FAILED; TPE ranks the trial worst
             val = metrics(model, ds.X_val, ds.y_val, n_classes)
             test = metrics(model, ds.X_test, ds.y_test, n_classes)
             mlflow.log_metrics({**{f"val_{k}": v for k, v in val.items()}, **{f"test_{k}": v for k, v in test.items()},
@@ -199,7 +226,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=args.seed),
                                 study_name=name)
-    study.optimize(objective, n_trials=args.trials, catch=(TrialCutOff, RuntimeError))
+    study.optimize(objective, n_trials=args.trials, catch=(RuntimeError,))
     if worker is not None:
         worker.stop()
     states = [t.state.name for t in study.trials]
@@ -208,7 +235,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         mlflow.MlflowClient().set_registered_model_alias(name, "champion", version.version)
     return {"best_value": best["value"], "test_log_loss": best.get("test"), "best_params": best.get("params"),
             "best_trial": best.get("trial"), "complete": states.count("COMPLETE"), "failed": states.count("FAIL"),
-            "cut": len(cut), "trial_limit": args.trial_limit, "inside_seconds": round(time.perf_counter() - t0, 2)}
+            "pruned": states.count("PRUNED"), "cut": len(cut), "c_range": [c_low, c_high],
+            "trial_limit": args.trial_limit, "inside_seconds": round(time.perf_counter() - t0, 2)}
 
 
 def main() -> None:

@@ -8,9 +8,13 @@ after the other, on the same data, split and preprocessing (the peer reads the d
 * ours: ``tuner tune DATA --trials N --study S --storage sqlite:///$W/optuna.db
   --tracking-uri sqlite:///$W/mlflow.db --json`` plus ``--ours-args`` (e.g. ``"--batch-trials auto"``);
 * the peer: ``benchmarks/_peer_optuna_sklearn.py`` (Optuna TPE, seed 0, over penalty none/l1/l2/
-  elasticnet, C and l1_ratio, scikit-learn's recommended solver per penalty, every trial an
-  MLflow run with its model). ``--peer-trial-limit S`` kills a peer fit after S seconds (it
-  counts as S seconds and failed); when any trial was cut, the ratio is a lower bound.
+  elasticnet, C over the same strengths as ours and l1_ratio, scikit-learn's recommended solver
+  per penalty, every trial an MLflow run with its model). ``--peer-trial-limit S`` kills a peer
+  fit after S seconds (it counts as S seconds and pruned, which TPE ranks worst).
+
+Each side starts cold: its own fresh ``TUNER_CACHE_DIR`` (ours keeps a migrated MLflow store
+template there, 1-2 s a first run pays), and a process killed at ``--process-timeout`` is killed
+with its whole process group (the peer's fitting worker too).
 
 Checks (``--checks``, comma-separated; the targets are issue 10's):
 
@@ -143,9 +147,12 @@ def tuner_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "tuner.cli"]
 
 
-def subprocess_env() -> dict[str, str]:
-    """The caller's environment, with the repository importable (the peer imports ``tuner.data``)."""
+def subprocess_env(cwd: Path | None = None) -> dict[str, str]:
+    """The caller's environment, with the repository importable (the peer imports ``tuner.data``),
+    and a cache folder of its own in ``cwd`` (a cold start, as a first run is)."""
     env = dict(os.environ)
+    if cwd is not None:
+        env["TUNER_CACHE_DIR"] = str(cwd / ".cache")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("TUNER_STORAGE", None)
@@ -154,12 +161,18 @@ def subprocess_env() -> dict[str, str]:
 
 def timed(command: list[str], cwd: Path, timeout: float) -> tuple[float, subprocess.CompletedProcess[str]]:
     """Wall seconds of a whole process; one past the timeout is killed and reported as failed."""
+    import signal
+
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(command, cwd=cwd, env=subprocess_env(), capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc = subprocess.CompletedProcess(command, 124, "", f"killed after --process-timeout {timeout:g} s")
+    with subprocess.Popen(command, cwd=cwd, env=subprocess_env(cwd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as child:
+        try:
+            out, err = child.communicate(timeout=timeout)
+            proc = subprocess.CompletedProcess(command, child.returncode, out, err)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)  # the whole group: the peer's fitting worker too
+            child.communicate()
+            proc = subprocess.CompletedProcess(command, 124, "", f"killed after --process-timeout {timeout:g} s")
     return time.perf_counter() - t0, proc
 
 
@@ -229,6 +242,7 @@ def run_peer(data: list[str], trials: int, work: Path, limit: float, timeout: fl
     out = last_json(proc.stdout)
     side.best_value, side.test_log_loss = out["best_value"], out["test_log_loss"]
     side.complete, side.failed, side.cut = out["complete"], out["failed"], out["cut"]
+    side.pruned = out.get("pruned", 0)
     p = out.get("best_params") or {}
     side.best = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items())
     return side
@@ -272,7 +286,7 @@ def peer_section(check: Check, trials: int, ours: Side, peer: Side, load: tuple[
     if ours.error or peer.error:
         return lines + ["No ratio: a side failed (see the table).", ""]
     ratio = peer.wall / ours.wall
-    bound = " (a lower bound: the peer's cut trials count as the limit)" if peer.cut else ""
+    bound = " (the peer's cut trials count as the limit)" if peer.cut else ""
     target = ("ours no slower than the peer" if check.min_ratio == 1.0 else f"target >= {check.min_ratio:g}x")
     lines.append(f"**Ratio {ratio:.2f}x** (peer wall / ours){bound}; {target}: {verdict(ratio >= check.min_ratio)}.")
     if ours.test_log_loss is not None and peer.test_log_loss is not None:
@@ -284,7 +298,12 @@ def peer_section(check: Check, trials: int, ours: Side, peer: Side, load: tuple[
         lines.append(f"Pruned as not converged: {ours.not_converged} of {trials} ({share:.0%}; target <= "
                      f"{check.max_not_converged:.0%}: {verdict(share <= check.max_not_converged)}).")
     if peer.cut:
-        lines.append(f"{peer.cut} peer trial(s) ran past the {limit:g} s limit and were killed.")
+        lines.append(f"{peer.cut} peer trial(s) ran past the {limit:g} s limit and were killed (pruned: TPE ranks "
+                     "them worst).")
+    if ours.complete and peer.complete:
+        lines.append(f"Per complete trial (pruned trials are ours' own saving, not the peer's): ours "
+                     f"{ours.wall / ours.complete:.2f} s, the peer {peer.wall / peer.complete:.2f} s, "
+                     f"{(peer.wall / peer.complete) / (ours.wall / ours.complete):.2f}x.")
     lines += ["", "Commands (`$W` a fresh folder per side):", "",
               f"- ours: `{shown(ours.command, work_root)}`", f"- peer: `{shown(peer.command, work_root)}`", ""]
     return lines + sst2_note(check)
