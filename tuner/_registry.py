@@ -204,8 +204,8 @@ class Registry(Generic[T]):
         return sorted(every, key=lambda i: (i.name, i.distribution != OWN_DISTRIBUTION))
 
     def names(self) -> list[str]:
-        """The names of the usable plugins."""
-        return [n for n, i in self._load().items() if i.ok]
+        """The names of the usable plugins, in name order."""
+        return sorted(n for n, i in self._load().items() if i.ok)
 
     def info(self, name: str) -> PluginInfo[T]:
         infos = self._load()
