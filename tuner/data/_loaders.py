@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from tuner.data._compression import READ_ERRORS, data_suffix, open_text
+from tuner.data._compression import READ_ERRORS, data_suffix
 from tuner.data._features import FeaturePipeline
 from tuner.data._formats import FORMAT_CHOICES, FORMATS, TABLE_FORMATS, sniff
 from tuner.data._readers import (
@@ -22,8 +22,8 @@ from tuner.data._readers import (
     RawData,
     ReadOptions,
     base_name,
-    csv_dialect,
     fingerprint,
+    first_row,
     read_builtin,
     read_table_frame,
     read_text,
@@ -247,9 +247,7 @@ def _svmlight_rows(p: Path, pipeline: FeaturePipeline, given: bool | None, encod
 def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> bool:
     """Whether the first row of a CSV/TSV names columns: it does unless every cell is a number,
     except 0, 1, ..., n-1 (:func:`_numbered`)."""
-    sep, quoting = csv_dialect(fmt)
-    with open_text(p, encoding, newline="") as fh:
-        first = next(csv.reader(fh, delimiter=sep, quoting=quoting), [])
+    first = first_row(p, fmt, encoding)
     if not first or {c.strip() for c in first} & set(pipeline.input_columns) or _numbered(first):
         return True
     try:

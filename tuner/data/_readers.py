@@ -26,7 +26,7 @@ from tuner.data._features import CHUNK_VALUES, check_finite_matrix, numeric_bloc
 from tuner.errors import ConfigError, DataError
 
 __all__ = ["RawData", "ReadOptions", "BUILTIN_DATASETS", "read_builtin", "read_table", "read_npz", "read_svmlight",
-           "read_classfiles", "read_labeltext", "fingerprint", "read_text", "text_lines", "read_table_frame",
+           "read_classfiles", "read_labeltext", "fingerprint", "read_text", "text_lines", "read_table_frame", "first_row",
            "csv_dialect"]
 
 BUILTIN_DATASETS = ("breast_cancer", "digits", "wine", "iris")
@@ -234,6 +234,13 @@ def csv_dialect(fmt: str) -> tuple[str, Literal[0, 1, 2, 3]]:
     return ("\t", csv.QUOTE_NONE) if fmt == "tsv" else (",", csv.QUOTE_MINIMAL)
 
 
+def first_row(p: Path, fmt: str, encoding: str) -> list[str]:
+    """The cells of a CSV/TSV file's first row, as the table reader splits them ([] when empty)."""
+    sep, quoting = csv_dialect(fmt)
+    with open_text(p, encoding, newline="") as fh:
+        return next(csv.reader(fh, delimiter=sep, quoting=quoting), [])
+
+
 def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True,
                      refuse_data_header: bool = False) -> pd.DataFrame:
     """A CSV/TSV/Parquet file as a DataFrame: header names checked, no column silently dropped or renamed;
@@ -251,8 +258,7 @@ def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True,
             raise DataError(f"Cannot read {p} as Parquet: {exc}") from None
     sep, quoting = csv_dialect(fmt)
     if header:
-        with open_text(p, encoding, newline="") as fh:
-            first = next(csv.reader(fh, delimiter=sep, quoting=quoting), [])
+        first = first_row(p, fmt, encoding)
         if refuse_data_header and _data_as_header(first):
             shown = ", ".join(c.strip() for c in first[:2]) + (", ..." if len(first) > 2 else "")
             raise DataError(f"{p}'s first line holds numbers ({shown}), not column names: add a header line naming "
