@@ -116,8 +116,10 @@ def _mlflow_of(name: str, tracking_uri: str | None, attrs: dict[str, Any]) -> di
 def _mlflow_behind(name: str, attrs: dict[str, Any], best: int | None) -> list[str]:
     """What MLflow lacks of the study as last recorded: trials it did not log, and a best trial
     found since the champion was registered (a resume with --no-tracking, or a failed end)."""
+    from tuner.tracking._names import ATTR_UNLOGGED
+
     out = []
-    unlogged = attrs.get("mlflow_unlogged_trials") or []
+    unlogged = attrs.get(ATTR_UNLOGGED) or []
     if unlogged:
         out.append(f"{len(unlogged)} finished trial(s) are not in MLflow")
     champion = attrs.get("mlflow_champion_trial")
