@@ -19,7 +19,7 @@ from typing import IO, Literal, cast
 
 from tuner.errors import DataError
 
-__all__ = ["COMPRESSIONS", "compression_of", "data_suffix", "open_binary", "open_text", "READ_ERRORS"]
+__all__ = ["COMPRESSIONS", "compression_of", "data_suffix", "open_binary", "open_text", "READ_ERRORS", "cannot_read"]
 
 Compression = Literal["gzip", "bz2", "xz"]
 
@@ -32,6 +32,11 @@ _REFUSED = {".zip": "a zip archive", ".tar": "a tar archive", ".tgz": "a tar arc
 READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, lzma.LZMAError)
 """What reading a damaged compressed file raises (gzip.BadGzipFile is an OSError; a truncated
 stream is an EOFError)."""
+
+
+def cannot_read(path: Path, exc: BaseException) -> DataError:
+    """The one-line error for one of :data:`READ_ERRORS` while reading ``path``."""
+    return DataError(f"Cannot read {path}: {getattr(exc, 'strerror', None) or exc}.")
 
 
 def compression_of(path: Path) -> Compression | None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.data._compression import READ_ERRORS, data_suffix, open_text
+from tuner.data._compression import READ_ERRORS, cannot_read, data_suffix, open_text
 from tuner.data._readers import (
     RawData,
     ReadOptions,
@@ -84,7 +84,7 @@ def sniff(path: Path, encoding: str) -> str:
         with open_text(path, encoding, errors="replace") as fh:
             lines = [ln for ln in (fh.readline() for _ in range(20)) if ln.strip()]
     except READ_ERRORS as exc:
-        raise DataError(f"Cannot read {path}: {getattr(exc, 'strerror', None) or exc}.") from None
+        raise cannot_read(path, exc) from None
     if lines and all(_SVM_LINE.match(ln) and _SVM_PAIR.search(ln) for ln in lines):
         return "svmlight"
     if lines and all(re.match(r"^\S+\s+\S", ln) for ln in lines):

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from tuner.data._compression import READ_ERRORS, data_suffix
+from tuner.data._compression import READ_ERRORS, cannot_read, data_suffix
 from tuner.data._features import FeaturePipeline
 from tuner.data._formats import FORMAT_CHOICES, FORMATS, TABLE_FORMATS, sniff
 from tuner.data._readers import (
@@ -107,7 +107,7 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
         raise DataError(f"Cannot parse {p} as {fmt}: {exc}") from None
     except READ_ERRORS as exc:  # a damaged compressed file as well
-        raise DataError(f"Cannot read {p}: {getattr(exc, 'strerror', None) or exc}.") from None
+        raise cannot_read(p, exc) from None
 
 
 def load_test_file(path: str | Path, train: RawData, *, target: str | None = None, text_column: str | None = None,

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tuner.data._compression import READ_ERRORS, compression_of, open_binary, open_text
+from tuner.data._compression import READ_ERRORS, cannot_read, compression_of, open_binary, open_text
 from tuner.data._features import CHUNK_VALUES, check_finite_matrix, numeric_block, value_dtype
 from tuner.errors import ConfigError, DataError
 
@@ -87,7 +87,7 @@ def read_text(path: Path, encoding: str) -> str:
             "encoding (the 'encoding' parameter, for example latin-1)."
         ) from None
     except READ_ERRORS as exc:
-        raise DataError(f"Cannot read {path}: {getattr(exc, 'strerror', None) or exc}.") from None
+        raise cannot_read(path, exc) from None
 
 
 def text_lines(text: str) -> list[str]:
