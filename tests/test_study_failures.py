@@ -341,3 +341,31 @@ def test_trials_asked_for_a_batch_keep_their_heartbeat_while_the_batch_is_prepar
     study = _run(tmp_path, [Recorder(on_start=slow_start)], n_trials=4, batch=4)
     assert len(stale_seen) == 4 and all(not ids for ids in stale_seen), stale_seen
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+@pytest.mark.timeout(120)
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_as_lost_and_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed between Optuna's ask() and the heartbeat recorded right after it left a
+    RUNNING trial with no heartbeat at all. Optuna's check skips such trials, so it held a slot
+    of the budget for good: a resume waited for it forever, and `study show` called it alive."""
+    monkeypatch.setenv("TUNER_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("TUNER_HEARTBEAT_GRACE", "2")
+    import time
+
+    from tuner.study import study_record
+    from tuner.study._runs import LOST
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], n_trials=2)
+    run_study(spec, "s", url, refit_best=False, batch_trials=1)
+    killed = optuna.load_study(study_name="s", storage=url).ask()  # no heartbeat storage: none recorded
+    assert study_record(url, "s").counts["stale"] == 0  # just asked: within the grace period
+    time.sleep(2.5)
+    assert study_record(url, "s").counts["stale"] == 1
+    run_study(None, "s", url, refit_best=False, batch_trials=1, n_trials=3, resume_only=True)
+    study = optuna.load_study(study_name="s", storage=url)
+    lost = study.trials[killed.number]
+    assert lost.state == TrialState.FAIL and lost.user_attrs["fail_reason"].startswith(LOST)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3 and [t.user_attrs.get("retry_of") for t in complete][-1] == killed.number

@@ -23,6 +23,7 @@ from typing import Any
 from tuner.errors import ConfigError, TunerError
 from tuner.study._importance import history_importances
 from tuner.study._naming import public_params
+from tuner.study._runs import stale_trial_ids
 from tuner.study._storage import default_storage_url, open_storage
 
 __all__ = ["TrialRecord", "StudyRecord", "list_studies", "study_record", "trial_records", "best_record",
@@ -182,8 +183,7 @@ def _stale(url: str, study: Any, trials: Sequence[Any]) -> int:
     if not any(t.state.name == "RUNNING" for t in trials):
         return 0
     beating = open_storage(url, writable=False)  # the heartbeat settings the workers use
-    get_stale = getattr(beating, "_get_stale_trial_ids", None)
-    return len(list(get_stale(study._study_id))) if get_stale is not None else 0
+    return len(stale_trial_ids(beating, study._study_id))
 
 
 def _study_record(url: str, study: Any, created: datetime | None = None) -> StudyRecord:

@@ -18,7 +18,7 @@ from tuner.study._spec import StudySpec
 from tuner.study._storage import trial_states
 
 __all__ = ["WORKER", "GAVE_UP", "LOST", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
-           "LostTrials", "own_stale_check", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings",
+           "LostTrials", "own_stale_check", "stale_trial_ids", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings",
            "finished_trials"]
 
 
@@ -226,7 +226,50 @@ def own_stale_check(storage: Any) -> Callable[[int], list[int]] | None:
     if find is None or getattr(storage, "heartbeat_interval", None) is None:
         return None
     storage._get_stale_trial_ids = lambda study_id: []  # Optuna's own check finds nothing left to fail
-    return find
+    return lambda study_id: stale_trial_ids(storage, study_id, find)
+
+
+def stale_trial_ids(storage: Any, study_id: int, find: Callable[[int], list[int]] | None = None) -> list[int]:
+    """The running trials of dead workers: Optuna's (a last heartbeat older than the grace period;
+    ``find``, default the storage's own check) and those that never sent one (:func:`_never_beat`).
+    [] for a storage without heartbeats."""
+    if getattr(storage, "heartbeat_interval", None) is None:
+        return []
+    return [*(find or storage._get_stale_trial_ids)(study_id), *_never_beat(storage, study_id)]
+
+
+def _grace(storage: Any) -> int:
+    """Seconds without a heartbeat after which a running trial's worker counts as dead (Optuna's rule)."""
+    return int(storage.grace_period or 2 * storage.heartbeat_interval)
+
+
+def _never_beat(storage: Any, study_id: int) -> list[int]:
+    """RUNNING trials that never recorded a heartbeat and started more than a grace period ago.
+
+    A worker killed between Optuna's ``ask()`` and its first heartbeat (recorded at once after
+    it) leaves such a trial. Optuna's check skips trials without a heartbeat, so it held a slot of
+    the budget for good. The start time is written by the asking client's clock: Optuna 5 stores
+    it as naive UTC (the ``_datetime_start_utc`` column), earlier versions as naive local time.
+    """
+    from datetime import datetime, timedelta, timezone
+
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import TrialState
+
+    trial: Any = models.TrialModel  # its columns, untyped (Optuna's models are not typed for comparisons)
+    beat: Any = models.TrialHeartbeatModel
+    utc = hasattr(trial, "_datetime_start_utc")
+    started = trial._datetime_start_utc if utc else trial.datetime_start
+    now = datetime.now(timezone.utc).replace(tzinfo=None) if utc else datetime.now()
+    started_before = now - timedelta(seconds=_grace(storage))
+    with _create_scoped_session(storage.scoped_session) as session:
+        rows = (session.query(trial.trial_id)
+                .outerjoin(beat, beat.trial_id == trial.trial_id)
+                .filter(trial.study_id == study_id, trial.state == TrialState.RUNNING,
+                        beat.trial_heartbeat_id.is_(None), started < started_before)
+                .all())
+    return [int(row[0]) for row in rows]
 
 
 def fail_stale_trials(study: Any, storage: Any, find: Callable[[int], list[int]] | None,
@@ -244,7 +287,7 @@ def fail_stale_trials(study: Any, storage: Any, find: Callable[[int], list[int]]
 
     if find is None:
         return
-    grace = storage.grace_period or 2 * storage.heartbeat_interval
+    grace = _grace(storage)
     for trial_id in find(study._study_id):
         try:
             storage.set_trial_user_attr(trial_id, "fail_reason",
