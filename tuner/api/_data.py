@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ class DataOptions:
     test_size: float = 0.2
     test_file: str | os.PathLike[str] | None = None
     seed: int = 0
+    categorical_columns: Sequence[str] | None = None
 
     @property
     def is_path(self) -> bool:
@@ -70,22 +72,27 @@ def read_data(opts: DataOptions) -> tuple[Any, Any]:
         return opts.data, None
     if opts.is_path or opts.dataset is not None:
         raw = load_data(None if opts.data is None else Path(opts.data), dataset=opts.dataset, target=opts.target, text_column=opts.text_column,
-                        encoding=opts.encoding, fmt=opts.fmt, n_features=opts.n_features, zero_based=opts.zero_based)
+                        encoding=opts.encoding, fmt=opts.fmt, n_features=opts.n_features, zero_based=opts.zero_based,
+                        categorical_columns=opts.categorical_columns)
         test_raw = None
         if opts.test_file is not None:
             test_raw = load_test_file(Path(opts.test_file), raw, target=opts.target, text_column=opts.text_column,
-                                      encoding=opts.encoding, fmt=opts.fmt, n_features=opts.n_features)
+                                      encoding=opts.encoding, fmt=opts.fmt, n_features=opts.n_features,
+                                      categorical_columns=opts.categorical_columns)
         return raw, test_raw
-    return from_arrays(opts.data, opts.y, target=opts.target, text_column=opts.text_column), None
+    return from_arrays(opts.data, opts.y, target=opts.target, text_column=opts.text_column,
+                       categorical_columns=opts.categorical_columns), None
 
 
-def from_arrays(X: Any, y: Any = None, *, target: str | None = None, text_column: str | None = None) -> Any:
+def from_arrays(X: Any, y: Any = None, *, target: str | None = None, text_column: str | None = None,
+                categorical_columns: Sequence[str] | None = None) -> Any:
     """A ``RawData`` from in-memory rows: a dense array or SciPy sparse matrix with labels
-    ``y``, or a pandas DataFrame (labels in ``y`` or in its column ``target``)."""
+    ``y``, or a pandas DataFrame (labels in ``y`` or in its column ``target``; its columns
+    ``categorical_columns`` one-hot encoded)."""
     import pandas as pd
     import scipy.sparse as sp
 
-    from tuner.data import RawData
+    from tuner.data import RawData, table_columns
     from tuner.data._features import check_finite_matrix
 
     if isinstance(X, pd.DataFrame):
@@ -102,14 +109,15 @@ def from_arrays(X: Any, y: Any = None, *, target: str | None = None, text_column
                               "its label column.")
         if text_column is not None and text_column not in frame.columns:
             raise DataError(f"The 'text_column' {text_column!r} is not in the DataFrame; columns: {list(frame.columns)}.")
-        numeric = [c for c in frame.columns if c != text_column]
+        numeric, categorical = table_columns(list(frame.columns), text_column, categorical_columns, "the DataFrame",
+                                             target)
         labels = _labels(y, len(frame))
         return RawData("table", frame.reset_index(drop=True), labels, "DataFrame", "dataframe",
                        numeric_columns=numeric, text_column=text_column, feature_names=numeric,
-                       fingerprint=_fingerprint(frame.to_numpy(), labels))
-    if target is not None or text_column is not None:
-        raise ConfigError("The 'target' and 'text_column' parameters name columns of a table (a file or a "
-                          "DataFrame); a matrix's labels go in 'y'.")
+                       fingerprint=_fingerprint(frame.to_numpy(), labels), categorical_columns=categorical)
+    if target is not None or text_column is not None or categorical_columns:
+        raise ConfigError("The 'target', 'text_column' and 'categorical_columns' parameters name columns of a table "
+                          "(a file or a DataFrame); a matrix's labels go in 'y'.")
     if y is None:
         raise ConfigError("The 'y' parameter (the labels) is required when 'data' is a matrix.")
     if sp.issparse(X):

@@ -106,6 +106,7 @@ def fit(
     dataset: str | None = None,
     target: str | None = None,
     text_column: str | None = None,
+    categorical_columns: Sequence[str] | None = None,
     fmt: str = "auto",
     encoding: str = "utf-8",
     n_features: int | None = None,
@@ -146,6 +147,10 @@ def fit(
         A bundled scikit-learn data set: ``breast_cancer``, ``digits``, ``wine``, ``iris``.
     target, text_column : str, optional
         The label column and a text column (TF-IDF 1-2 grams) of a table.
+    categorical_columns : sequence of str, optional
+        Columns of a table that hold categories (strings or codes): one 0/1 feature per category
+        of the training rows; a missing cell is a category of its own, and a category the
+        training rows never held sets none of its column's features.
     fmt, encoding, n_features, zero_based
         How a file is read (``fmt="auto"`` guesses the format from its content).
     val_size, test_size : float
@@ -196,7 +201,7 @@ def fit(
                          class_weight=class_weight, device=device, dtype=dtype, seed=seed)  # type: ignore[arg-type]
     config.check()
     opts = DataOptions(data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size,
-                       test_size, test_file, seed)
+                       test_size, test_file, seed, categorical_columns=list(categorical_columns or []) or None)
     ds = split(opts)
     weights = prepare_sample_weight(sample_weight, ds) if sample_weight is not None else None
     outcome = train_one(ds, penalty, optimizer, pen_over, opt_over, config, callbacks, sample_weight=weights)

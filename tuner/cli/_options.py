@@ -63,6 +63,7 @@ pass_app = click.make_pass_decorator(AppContext, ensure=True)
 _API_NAMES = {"data": "DATA", "penalty": "--penalty", "optimizer": "--optimizer", "params": "--param",
               "fmt": "--format", "format": "--format", "study_name": "--study", "trials": "--trials",
               "dataset": "--dataset", "target": "--target", "text_column": "--text-column", "encoding": "--encoding",
+              "categorical_columns": "--categorical",
               "n_features": "--n-features", "zero_based": "--zero-based/--one-based", "device": "--device"}
 _PARAMETER = re.compile(r"\b[Tt]he '(\w+)' parameter(?: of \w+)?")
 _PARAMS_KEY = re.compile(r"params\[(['\"])([\w.]+)\1\]")
@@ -161,6 +162,14 @@ def _apply(f: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable
     return f
 
 
+def _column_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str] | None:
+    """``--categorical a,b --categorical c`` -> ``["a", "b", "c"]`` (None when not given)."""
+    names = [name.strip() for value in values for name in value.split(",")]
+    if any(not name for name in names):
+        raise click.BadParameter(f"an empty column name in {list(values)}", ctx=ctx, param=param)
+    return names or None
+
+
 def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The options that say where the data is and how to read and split it."""
     return _apply(f, [
@@ -168,6 +177,9 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--dataset", help="A bundled scikit-learn dataset: breast_cancer, digits, wine, iris."),
         click.option("--target", help="Label column of a CSV/TSV/Parquet file."),
         click.option("--text-column", help="Column holding text, turned into TF-IDF 1-2 grams."),
+        click.option("--categorical", "categorical_columns", multiple=True, callback=_column_list, metavar="COLUMN",
+                     help="A column of categories (strings or codes), one-hot encoded: one 0/1 feature per category "
+                          "of the training rows. Repeat it, or give several separated by commas."),
         click.option("--format", "fmt", default="auto", show_default=True, type=FORMAT_CHOICES,
                      help="Data format; auto tells it from the file name or content. Text formats may be "
                           "compressed (.gz, .bz2, .xz)."),
@@ -205,7 +217,7 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
     ])
 
 
-_DATA_KEYS = ("data", "dataset", "target", "text_column", "fmt", "encoding", "n_features", "zero_based", "val_size",
+_DATA_KEYS = ("data", "dataset", "target", "text_column", "categorical_columns", "fmt", "encoding", "n_features", "zero_based", "val_size",
               "test_size", "test_file", "seed")
 _TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weight", "device", "dtype")
 

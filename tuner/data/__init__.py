@@ -23,10 +23,11 @@ from tuner.data._loaders import (
     portable_path,
     prepare,
 )
+from tuner.data._readers import table_columns
 
 __all__ = [
     "RawData", "Dataset", "load_data", "load_test_file", "load_rows", "prepare", "encode_labels", "file_fingerprint",
     "portable_path", "locate", "BUILTIN_DATASETS", "DATA_ROOT_ENV", "HEAD_ROWS", "KEEP_RAW_BYTES",
-    "FeaturePipeline", "TFIDF_OPTIONS", "check_finite_matrix", "numeric_block",
+    "FeaturePipeline", "TFIDF_OPTIONS", "check_finite_matrix", "numeric_block", "table_columns",
     "FORMATS", "FORMAT_CHOICES", "TABLE_FORMATS", "DataFormat", "formats_help", "sniff",
 ]

@@ -4,8 +4,10 @@ Two kinds of input exist:
 
 * a *matrix* (LIBSVM, ``.npz``, scikit-learn's bundled sets): dense columns are
   standardized, sparse ones scaled by their maximum absolute value (keeps sparsity);
-* a *table* (CSV/TSV/Parquet, text files): numeric columns are standardized, and an optional
-  text column becomes TF-IDF 1-2 grams (rows L2-normalized, so not rescaled again).
+* a *table* (CSV/TSV/Parquet, text files): numeric columns are standardized, an optional
+  text column becomes TF-IDF 1-2 grams (rows L2-normalized, so not rescaled again), and
+  categorical columns become one 0/1 column per category seen in the training rows (a missing
+  value is a category of its own; a category the training rows never held sets none of them).
 
 The fitted state is a JSON-able dict plus named float arrays, which the model stores with
 its weights, so a loaded model transforms raw rows exactly as during training.
@@ -24,9 +26,14 @@ import scipy.sparse as sp
 from tuner.errors import DataError
 
 __all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block", "row_name", "standardization",
-           "max_abs_columns", "scale_columns", "value_dtype"]
+           "max_abs_columns", "scale_columns", "value_dtype", "category_labels", "MISSING_CATEGORY"]
 
 TFIDF_OPTIONS = {"ngram_range": (1, 2), "min_df": 1, "sublinear_tf": True, "dtype": np.float64}
+MISSING_CATEGORY = "(missing)"
+"""The category of an empty cell in a categorical column."""
+DENSE_ONE_HOT_MAX = 1024
+"""Categorical columns of at most this many categories in all give dense features (without a text
+column); more give a sparse matrix, so that a column of many categories never makes dense rows."""
 # Stored values handled at a time by the loops over a sparse matrix's non-zeros, so that their
 # temporaries stay a few MiB whatever the matrix's size (a 60M-value matrix is never copied whole).
 CHUNK_VALUES = 1 << 19
@@ -132,7 +139,8 @@ def row_name(row: int, line_of: Callable[[int], int] | None = None) -> str:
     return f"row {row}" if line_of is None else f"data row {row + 1} (line {line_of(row)})"
 
 
-_TEXT_HINT = "pass it as the text column (the 'text_column' parameter) if it holds text, or drop it"
+_TEXT_HINT = ("pass it as the text column (the 'text_column' parameter) if it holds text, as a categorical column "
+              "(the 'categorical_columns' parameter) if it holds categories, or drop it")
 _TRAINED_ON_NUMBERS = "the model was trained on numbers in it: give numbers there"
 
 
@@ -180,6 +188,22 @@ def standardization(A: np.ndarray, names: list[str], where: str = "") -> tuple[n
     return center, np.where(std > 0, std, 1.0)
 
 
+def category_labels(values: pd.Series) -> np.ndarray:
+    """A categorical column's cells as category names (object array of str): missing cells are
+    :data:`MISSING_CATEGORY`, and a whole number is named alike as an int or a float (``3`` and
+    ``3.0`` are category ``"3"``: a file read with a missing cell turns a column of ints into floats)."""
+    def name(v: Any) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
+            return MISSING_CATEGORY
+        if isinstance(v, (bool, np.bool_)):
+            return str(bool(v))
+        if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
+            return str(int(v))
+        return str(v)
+
+    return np.asarray([name(v) for v in values.tolist()], dtype=object)
+
+
 def _is_headerless(frame: pd.DataFrame, expected: Sequence[str] | None = None) -> bool:
     """Columns numbered 0..n-1 by pandas (a file read without a header row), not named; with
     ``expected`` (the training columns), numbered columns that hold every training name as a
@@ -206,12 +230,15 @@ class FeaturePipeline:
     idf: np.ndarray | None = None
     zero_based: bool | None = None  # how LIBSVM feature indices were read (None: not LIBSVM, or an older model)
     class_names: list[str] = field(default_factory=list)  # display names of the classes (scikit-learn's target_names)
+    categorical_columns: list[str] = field(default_factory=list)
+    categories: list[list[str]] = field(default_factory=list)  # per categorical column, its sorted training categories
     _vectorizer: Any = field(default=None, repr=False)
 
     # ---- fitting ---------------------------------------------------------------------
     @classmethod
     def fit(cls, X: Any, *, kind: str, numeric_columns: list[str] | None = None, text_column: str | None = None,
-            feature_names: list[str] | None = None) -> FeaturePipeline:
+            feature_names: list[str] | None = None,
+            categorical_columns: Sequence[str] | None = None) -> FeaturePipeline:
         """Fit on the training rows (a matrix, or a DataFrame for ``kind='table'``)."""
         if kind == "matrix":
             sparse = sp.issparse(X)
@@ -224,7 +251,10 @@ class FeaturePipeline:
                 pipe.center, pipe.scale = standardization(np.asarray(X, dtype=np.float64), pipe.input_feature_names)
             return pipe
         numeric_columns = list(numeric_columns or [])
-        pipe = cls("table", numeric_columns=numeric_columns, text_column=text_column)
+        pipe = cls("table", numeric_columns=numeric_columns, text_column=text_column,
+                   categorical_columns=list(categorical_columns or []))
+        for c in pipe.categorical_columns:
+            pipe.categories.append(sorted(set(category_labels(cls._column(X, c)).tolist())))
         if numeric_columns:
             pipe.center, pipe.scale = standardization(numeric_block(X, numeric_columns), numeric_columns)
         if text_column is not None:
@@ -246,13 +276,38 @@ class FeaturePipeline:
             raise DataError(f"Text column {column!r} is missing; the data has columns {list(frame.columns)}.")
         return frame[column].fillna("").astype(str).tolist()
 
+    @staticmethod
+    def _column(frame: pd.DataFrame, column: str) -> pd.Series:
+        if column not in frame.columns:
+            raise DataError(f"Categorical column {column!r} is missing; the data has columns {list(frame.columns)}.")
+        return frame[column]
+
+    def _one_hot(self, frame: pd.DataFrame) -> sp.csr_matrix:
+        """The categorical columns as 0/1 columns, one per training category, in training order
+        (a row whose category the training rows never held has none of its column's set)."""
+        n = len(frame)
+        blocks = []
+        for c, cats in zip(self.categorical_columns, self.categories):
+            index = pd.Index(cats)
+            codes = index.get_indexer(pd.Index(category_labels(self._column(frame, c))))
+            seen = codes >= 0
+            rows = np.flatnonzero(seen)
+            blocks.append(sp.csr_matrix((np.ones(rows.size), (rows, codes[seen])), shape=(n, len(cats))))
+        return sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((n, 0))
+
+    @property
+    def _sparse_table(self) -> bool:
+        """Whether a table's features are a sparse matrix: with a text column, or many categories."""
+        return self.text_column is not None or sum(map(len, self.categories)) > DENSE_ONE_HOT_MAX
+
     # ---- applying --------------------------------------------------------------------
     @property
     def feature_names(self) -> list[str]:
         """Names of the columns the model's weights refer to."""
         if self.kind == "matrix":
             return list(self.input_feature_names)
-        return list(self.vocabulary) + list(self.numeric_columns)
+        return (list(self.vocabulary) + list(self.numeric_columns)
+                + [f"{c}={v}" for c, cats in zip(self.categorical_columns, self.categories) for v in cats])
 
     @property
     def n_features(self) -> int:
@@ -263,7 +318,8 @@ class FeaturePipeline:
         """The raw columns a table of rows must name: the training columns, in training order."""
         if self.kind == "matrix":
             return list(self.input_feature_names)
-        return ([self.text_column] if self.text_column is not None else []) + list(self.numeric_columns)
+        return (([self.text_column] if self.text_column is not None else []) + list(self.numeric_columns)
+                + list(self.categorical_columns))
 
     def unused_columns(self, frame: pd.DataFrame) -> list[str]:
         """Named columns of ``frame`` that the model does not read (an id, the label...)."""
@@ -280,9 +336,11 @@ class FeaturePipeline:
         """
         expected = self.input_columns
         if _is_headerless(frame, expected) and len(frame.columns):
-            if self.text_column is not None:
+            named = [repr(c) for c in [self.text_column, *self.categorical_columns] if c is not None]
+            if named:
+                kind = "text column" if self.text_column is not None else "categorical column"
                 raise DataError(
-                    f"These rows have no header; a model with the text column {self.text_column!r} needs a header "
+                    f"These rows have no header; a model with the {kind} {named[0]} needs a header "
                     f"row naming its columns {expected}."
                 )
             if frame.shape[1] != len(expected):
@@ -346,7 +404,7 @@ class FeaturePipeline:
             return self._finite((A - self.center) / self.scale if self.center is not None else A / self.scale,
                                 self.input_feature_names)
         if not isinstance(X, pd.DataFrame):
-            names = [*([self.text_column] if self.text_column is not None else []), *self.numeric_columns]
+            names = self.input_columns
             shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
             raise DataError(f"This model was trained on a table: give it a pandas DataFrame with its columns ({shown}), "
                             f"e.g. pd.DataFrame({{{names[0]!r}: [...]}}), or a file (CSV, Parquet...).")
@@ -361,10 +419,13 @@ class FeaturePipeline:
         if self.numeric_columns:
             A = self._finite((numeric_block(X, self.numeric_columns, hint=_TRAINED_ON_NUMBERS) - self.center)
                              / self.scale, self.numeric_columns)
-            blocks.append(sp.csr_matrix(A) if self.text_column is not None else A)
-        if self.text_column is not None:
+            blocks.append(sp.csr_matrix(A) if self._sparse_table else A)
+        if self.categorical_columns:
+            one_hot = self._one_hot(X)
+            blocks.append(one_hot if self._sparse_table else one_hot.toarray())
+        if self._sparse_table:
             return sp.hstack(blocks, format="csr") if len(blocks) > 1 else sp.csr_matrix(blocks[0])
-        return blocks[0]
+        return np.hstack(blocks) if len(blocks) > 1 else blocks[0]
 
     @staticmethod
     def _finite(Z: np.ndarray, names: list[str]) -> np.ndarray:
@@ -392,6 +453,8 @@ class FeaturePipeline:
             "vocabulary": self.vocabulary,
             "zero_based": self.zero_based,
             "class_names": self.class_names,
+            "categorical_columns": self.categorical_columns,
+            "categories": self.categories,
             "tfidf": {k: list(v) if isinstance(v, tuple) else v for k, v in TFIDF_OPTIONS.items() if k != "dtype"},
         }
         arrays = {k: v for k, v in (("center", self.center), ("scale", self.scale), ("idf", self.idf)) if v is not None}
@@ -412,4 +475,6 @@ class FeaturePipeline:
             idf=arrays.get("idf"),
             zero_based=meta.get("zero_based"),
             class_names=[str(c) for c in meta.get("class_names", [])],
+            categorical_columns=list(meta.get("categorical_columns", [])),
+            categories=[list(cats) for cats in meta.get("categories", [])],
         )

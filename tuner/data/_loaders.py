@@ -39,13 +39,15 @@ DATA_ROOT_ENV = "TUNER_DATA_ROOT"
 
 
 def file_fingerprint(path: str | Path, *, fmt: str = "auto", target: str | None = None,
-                     text_column: str | None = None, encoding: str = "utf-8") -> str:
+                     text_column: str | None = None, encoding: str = "utf-8",
+                     categorical_columns: Sequence[str] | None = None) -> str:
     """What :attr:`RawData.fingerprint` of ``load_data(path, ...)`` will be, without parsing the file."""
     _check_encoding(encoding)
     p = Path(path)
     if not p.exists():
         raise DataError(f"Data file {p} does not exist.")
-    return fingerprint(p, sniff(p, encoding) if fmt == "auto" else fmt, target, text_column, encoding)
+    chosen = [tuple(categorical_columns)] if categorical_columns else []  # without any, as before they existed
+    return fingerprint(p, sniff(p, encoding) if fmt == "auto" else fmt, target, text_column, encoding, *chosen)
 
 
 def _check_encoding(encoding: str) -> None:
@@ -58,26 +60,31 @@ def _check_encoding(encoding: str) -> None:
 
 
 def _check_options(fmt: str, source: str, target: str | None, text_column: str | None, n_features: int | None,
-                   zero_based: bool | None) -> None:
+                   zero_based: bool | None, categorical_columns: Sequence[str] | None = None) -> None:
     """Options that do not apply to the format are an error, never silently ignored."""
     given = []
     if fmt not in TABLE_FORMATS:
-        given += [f"the '{name}' parameter" for name, v in (("target", target), ("text_column", text_column))
+        given += [f"the '{name}' parameter" for name, v in (("target", target), ("text_column", text_column),
+                                                            ("categorical_columns", categorical_columns or None))
                   if v is not None]
     if fmt != "svmlight":
         given += [f"the '{name}' parameter" for name, v in (("n_features", n_features), ("zero_based", zero_based))
                   if v is not None]
     if given:
         raise ConfigError(f"{' and '.join(given)} do(es) not apply to {source} (read as {fmt}): the 'target' "
-                          "parameter and the 'text_column' parameter name columns of CSV/TSV/Parquet tables, the "
+                          "parameter, the 'text_column' parameter and the 'categorical_columns' parameter name "
+                          "columns of CSV/TSV/Parquet tables, the "
                           "'n_features' parameter and the 'zero_based' parameter size and index LIBSVM files.")
 
 
 def load_data(path: str | Path | None = None, *, dataset: str | None = None, target: str | None = None,
               text_column: str | None = None, encoding: str = "utf-8", fmt: str = "auto",
               n_features: int | None = None, require_target: bool = True,
-              zero_based: bool | None = None) -> RawData:
+              zero_based: bool | None = None, categorical_columns: Sequence[str] | None = None) -> RawData:
     """Read a data set from a file, a folder, or scikit-learn's bundled sets (``dataset=``).
+
+    ``categorical_columns`` names a table's columns of categories, one-hot encoded by the
+    feature pipeline.
 
     ``zero_based`` says whether LIBSVM feature indices start at 0; ``None`` decides from the
     file (zero-based when it holds an index 0) and :attr:`RawData.zero_based` records it,
@@ -86,7 +93,8 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
     if (path is None) == (dataset is None):
         raise ConfigError("Give either a data file or the 'dataset' parameter (not both).")
     if dataset is not None:
-        _check_options("builtin", f"the bundled dataset {dataset!r}", target, text_column, n_features, zero_based)
+        _check_options("builtin", f"the bundled dataset {dataset!r}", target, text_column, n_features, zero_based,
+                       categorical_columns)
         return read_builtin(dataset)
     assert path is not None  # exactly one of path and dataset is given
     _check_encoding(encoding)
@@ -96,10 +104,12 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
     if fmt not in FORMAT_CHOICES:
         raise ConfigError(f"The 'format' parameter must be one of {list(FORMAT_CHOICES)}; got {fmt!r} instead.")
     fmt = sniff(p, encoding) if fmt == "auto" else fmt
-    _check_options(fmt, str(p), target, text_column, n_features, zero_based)
-    fp = file_fingerprint(p, fmt=fmt, target=target, text_column=text_column, encoding=encoding)
+    _check_options(fmt, str(p), target, text_column, n_features, zero_based, categorical_columns)
+    fp = file_fingerprint(p, fmt=fmt, target=target, text_column=text_column, encoding=encoding,
+                          categorical_columns=categorical_columns)
     opts = ReadOptions(fmt=fmt, fingerprint=fp, encoding=encoding, target=target, text_column=text_column,
-                       n_features=n_features, zero_based=zero_based, require_target=require_target)
+                       n_features=n_features, zero_based=zero_based, require_target=require_target,
+                       categorical=tuple(categorical_columns or ()))
     try:
         return FORMATS[fmt].reader(p, opts)
     except UnicodeDecodeError as exc:
@@ -111,7 +121,8 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
 
 
 def load_test_file(path: str | Path, train: RawData, *, target: str | None = None, text_column: str | None = None,
-                   encoding: str = "utf-8", fmt: str = "auto", n_features: int | None = None) -> RawData:
+                   encoding: str = "utf-8", fmt: str = "auto", n_features: int | None = None,
+                   categorical_columns: Sequence[str] | None = None) -> RawData:
     """A separate labelled test file for the training data ``train``: a LIBSVM one is read with
     the training width (``n_features``, else a LIBSVM training file's) and index base; a file of
     another format takes neither (they were passed whatever its format, and refused as options
@@ -119,7 +130,8 @@ def load_test_file(path: str | Path, train: RawData, *, target: str | None = Non
     p = Path(path)
     test_fmt = sniff(p, encoding) if fmt == "auto" and p.exists() else fmt
     if test_fmt != "svmlight":
-        return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt)
+        return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt,
+                         categorical_columns=categorical_columns)
     width = n_features or (train.X.shape[1] if train.fmt == "svmlight" else None)
     return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt, n_features=width,
                      zero_based=train.zero_based)
@@ -141,7 +153,8 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
     p = Path(path)
     if not p.exists():
         raise DataError(f"Data file {p} does not exist.")
-    text_only = pipeline.kind == "table" and pipeline.text_column is not None and not pipeline.numeric_columns
+    text_only = (pipeline.kind == "table" and pipeline.text_column is not None and not pipeline.numeric_columns
+                 and not pipeline.categorical_columns)
     if p.is_dir() and not text_only:  # read as a folder of class files, it failed on whatever file came first
         raise DataError(f"{p} is a folder; this model reads rows of numbers: give the file of rows to predict "
                         "(CSV/TSV/Parquet, LIBSVM, .npz).")

@@ -12,7 +12,7 @@ import math
 import re
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +51,7 @@ class RawData:
     text_column: str | None = None
     feature_names: list[str] = field(default_factory=list)
     fingerprint: str = ""
+    categorical_columns: list[str] = field(default_factory=list)  # tables: columns one-hot encoded
     zero_based: bool | None = None  # LIBSVM files: whether feature indices start at 0
     class_names: dict[Any, str] = field(default_factory=dict)  # label -> display name (bundled sets)
     released: bool = False  # a large sparse matrix handed to prepare(): X and y hold its first rows only
@@ -75,6 +76,7 @@ class ReadOptions:
     n_features: int | None = None
     zero_based: bool | None = None
     require_target: bool = True
+    categorical: tuple[str, ...] = ()
 
 
 def read_text(path: Path, encoding: str) -> str:
@@ -128,10 +130,11 @@ def read_builtin(name: str) -> RawData:
 
 
 def read_table(p: Path, opts: ReadOptions) -> RawData:
-    """A CSV/TSV/Parquet table: ``opts.target`` names the label column, ``opts.text_column`` a text column."""
+    """A CSV/TSV/Parquet table: ``opts.target`` names the label column, ``opts.text_column`` a text
+    column, ``opts.categorical`` the columns of categories."""
     lines = None if opts.fmt == "parquet" else DataLines(p, opts.fmt, opts.encoding)
     return _table(read_table_frame(p, opts.fmt, opts.encoding, refuse_data_header=True), str(p), opts.fmt,
-                  opts.target, opts.text_column, opts.require_target, opts.fingerprint, lines)
+                  opts.target, opts.text_column, opts.require_target, opts.fingerprint, lines, opts.categorical)
 
 
 class DataLines:
@@ -163,7 +166,8 @@ class DataLines:
 
 
 def _table(frame: pd.DataFrame, source: str, fmt: str, target: str | None, text_column: str | None,
-           require_target: bool, fingerprint: str, line_of: DataLines | None = None) -> RawData:
+           require_target: bool, fingerprint: str, line_of: DataLines | None = None,
+           categorical: Sequence[str] = ()) -> RawData:
     frame.columns = [str(c) for c in frame.columns]
     _check_column_names(list(frame.columns), source)
     if target is not None and target == text_column:
@@ -186,10 +190,34 @@ def _table(frame: pd.DataFrame, source: str, fmt: str, target: str | None, text_
         raise DataError(f"Text column {text_column!r} not found in {source}. Columns: {list(frame.columns)}.")
     if len(frame) == 0:
         raise DataError(f"{source} holds no data rows.")
-    numeric = [c for c in frame.columns if c != text_column]
+    numeric, categories = table_columns(list(frame.columns), text_column, categorical, source, target)
     numeric_block(frame, numeric, f" in {source}", line_of)  # validates types and finiteness now, with names
     return RawData("table", frame.reset_index(drop=True), y, source, fmt, numeric_columns=numeric,
-                   text_column=text_column, feature_names=numeric, fingerprint=fingerprint, line_of=line_of)
+                   text_column=text_column, feature_names=numeric, fingerprint=fingerprint, line_of=line_of,
+                   categorical_columns=categories)
+
+
+def table_columns(columns: Sequence[str], text_column: str | None, categorical: Sequence[str] | None,
+                  source: str, target: str | None = None) -> tuple[list[str], list[str]]:
+    """A table's feature columns (the target taken out) split into numeric and categorical ones, in
+    the table's order; an error for a categorical column that is missing, named twice, the text
+    column or the target."""
+    categorical = list(categorical or [])
+    if target is not None and target in categorical:
+        raise DataError(f"Column {target!r} cannot be both the target (the 'target' parameter) and a categorical "
+                        "column (the 'categorical_columns' parameter).")
+    missing = [c for c in categorical if c not in columns]
+    if missing:
+        raise DataError(f"Categorical column(s) {missing} (the 'categorical_columns' parameter) not found in "
+                        f"{source}. Columns: {list(columns)}.")
+    if len(set(categorical)) != len(categorical):
+        raise DataError(f"The 'categorical_columns' parameter names a column more than once: {categorical}.")
+    if text_column is not None and text_column in categorical:
+        raise DataError(f"Column {text_column!r} cannot be both the text column (the 'text_column' parameter) and a "
+                        "categorical column (the 'categorical_columns' parameter).")
+    chosen = set(categorical)
+    return ([c for c in columns if c != text_column and c not in chosen],
+            [c for c in columns if c in chosen])
 
 
 def _check_column_names(names: list[str], source: str) -> None:

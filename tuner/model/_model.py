@@ -273,6 +273,7 @@ def _check_meta(meta: dict[str, Any], n_classes: int, where: Path) -> None:
     text = meta.get("text_column")
     if text is not None and (not isinstance(text, str) or text in numeric):
         raise _bad(where, "pipeline 'text_column'", "null or a string that is not a numeric column", _describe(text))
+    _check_categories(meta, [*numeric, *([text] if text is not None else [])], where)
     if meta.get("zero_based") is not None:
         _expect(meta["zero_based"], bool, "pipeline 'zero_based'", "null, true or false", where)
     class_names = _check_names(meta, "class_names", where)
@@ -282,6 +283,23 @@ def _check_meta(meta: dict[str, Any], n_classes: int, where: Path) -> None:
     if meta.get("tfidf", tfidf) != tfidf:
         raise DataError(f"{where} describes TF-IDF options {_describe(meta['tfidf'])}; this version of "
                         f"logreg-tuner computes {_describe(tfidf)} and would transform text differently.")
+
+
+def _check_categories(meta: dict[str, Any], others: list[str], where: Path) -> None:
+    """Categorical columns that are no other column, each with its distinct, sorted categories."""
+    categorical = _check_names(meta, "categorical_columns", where)
+    if set(categorical) & set(others):
+        raise _bad(where, "pipeline 'categorical_columns'", "columns that are neither numeric nor the text column",
+                   _describe(sorted(set(categorical) & set(others))))
+    categories = _expect(meta.get("categories", []), list, "pipeline 'categories'", "a list of lists", where)
+    if len(categories) != len(categorical):
+        raise _bad(where, "pipeline 'categories'", f"one list per categorical column ({len(categorical)})",
+                   f"{len(categories)} lists")
+    for column, cats in zip(categorical, categories):
+        if (not isinstance(cats, list) or not cats or not all(isinstance(c, str) for c in cats)
+                or cats != sorted(set(cats))):
+            raise _bad(where, f"pipeline categories of {column!r}", "a non-empty sorted list of distinct strings",
+                       _describe(cats))
 
 
 _Expected = tuple[dict[str, tuple[int, bool]], str]  # array name -> (length, must be positive); facts
@@ -303,8 +321,8 @@ def _table_arrays(meta: dict[str, Any], where: Path) -> _Expected:
     if (text is None) != (not vocabulary):
         raise _bad(where, "pipeline 'vocabulary'", "non-empty exactly when there is a text column",
                    f"{len(vocabulary)} terms and text column {text!r}")
-    if not vocabulary and not numeric:
-        raise _bad(where, "'pipeline'", "a table with a text column or numeric columns", "neither")
+    if not vocabulary and not numeric and not meta.get("categorical_columns"):
+        raise _bad(where, "'pipeline'", "a table with a text column, numeric or categorical columns", "none")
     expected: dict[str, tuple[int, bool]] = {}
     if numeric:
         expected.update(center=(len(numeric), False), scale=(len(numeric), True))

@@ -51,8 +51,7 @@ def input_example_of(model: LogisticModel, data: Any = None, n: int = 5) -> Any:
         raw = data.raw
         rows = raw.take(np.arange(min(n, len(raw))))
         if pipe.kind == "table":
-            cols = ([pipe.text_column] if pipe.text_column else []) + list(pipe.numeric_columns)
-            return rows[cols].reset_index(drop=True)
+            return rows[pipe.input_columns].reset_index(drop=True)
         dense = rows.toarray() if hasattr(rows, "toarray") else np.asarray(rows, dtype=np.float64)
         return pd.DataFrame(dense, columns=list(pipe.input_feature_names))
     if pipe.kind == "table":
@@ -63,6 +62,8 @@ def input_example_of(model: LogisticModel, data: Any = None, n: int = 5) -> Any:
         center = pipe.center if pipe.center is not None else np.zeros(len(pipe.numeric_columns))
         for j, c in enumerate(pipe.numeric_columns):
             frame[c] = [float(center[j])] * 2
+        for c, cats in zip(pipe.categorical_columns, pipe.categories):
+            frame[c] = [cats[0], cats[-1]]
         return pd.DataFrame(frame)
     center = pipe.center if pipe.center is not None else np.zeros(pipe.n_input_features)
     return pd.DataFrame([center, center], columns=list(pipe.input_feature_names))

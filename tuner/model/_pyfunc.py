@@ -39,7 +39,7 @@ def as_rows(model_input: Any, model: LogisticModel) -> Any:
     if pipe.kind == "table":
         if isinstance(model_input, pd.DataFrame):
             return model_input
-        if pipe.text_column is not None and not pipe.numeric_columns:
+        if pipe.text_column is not None and not pipe.numeric_columns and not pipe.categorical_columns:
             if isinstance(model_input, str):
                 model_input = [model_input]
             return pd.DataFrame({pipe.text_column: list(model_input)})

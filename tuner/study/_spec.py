@@ -51,6 +51,7 @@ class DataSpec:
     test_relative_path: str | None = None
     zero_based: bool | None = None
     test_fingerprint: str = ""
+    categorical_columns: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -45,7 +45,8 @@ def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) 
             "storage=URL) in Python, resume it (`tuner worker` and `tuner tune --study` cannot); or start a new "
             "study on a data file.")
     raw = load_data(path, dataset=d.dataset, target=d.target, text_column=d.text_column, encoding=d.encoding,
-                    fmt=d.fmt, n_features=d.n_features, zero_based=d.zero_based)
+                    fmt=d.fmt, n_features=d.n_features, zero_based=d.zero_based,
+                    categorical_columns=d.categorical_columns)
     if d.dataset:
         if d.fingerprint and raw.fingerprint != d.fingerprint:
             raise ConfigError(f"The bundled dataset {d.dataset!r} differs from the one this study was created "
@@ -54,13 +55,14 @@ def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) 
     test_raw = None
     if test_path is not None:
         test_raw = load_test_file(test_path, raw, target=d.target, text_column=d.text_column, encoding=d.encoding,
-                                  fmt=d.fmt, n_features=d.n_features)
+                                  fmt=d.fmt, n_features=d.n_features, categorical_columns=d.categorical_columns)
     return prepare(raw, val_size=d.val_size, test_size=d.test_size, seed=d.seed, test_raw=test_raw)
 
 
 def _same_content(path: Any, d: Any, stored: str, what: str) -> str:
     """The fingerprint of the file at ``path``, refused when the study stored another one."""
-    now = file_fingerprint(path, fmt=d.fmt, target=d.target, text_column=d.text_column, encoding=d.encoding)
+    now = file_fingerprint(path, fmt=d.fmt, target=d.target, text_column=d.text_column, encoding=d.encoding,
+                           categorical_columns=d.categorical_columns)
     if stored and now != stored:
         raise ConfigError(
             f"The {what} {path} differs from the one this study was created with (fingerprint {now} != "

@@ -1,0 +1,124 @@
+"""Categorical columns (``--categorical`` / ``categorical_columns``): one 0/1 feature per category
+of the training rows, saved with the model, the same optimum as scikit-learn's one-hot encoding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+import tuner
+from tuner.cli import cli
+from tuner.data._features import DENSE_ONE_HOT_MAX, MISSING_CATEGORY, FeaturePipeline
+from tuner.errors import ConfigError, DataError
+
+
+def _frame(n: int = 1200, seed: int = 0) -> pd.DataFrame:
+    """Connections: a protocol (with a missing cell), a service code read as numbers, a duration."""
+    rng = np.random.default_rng(seed)
+    proto = rng.choice(["tcp", "udp", "icmp"], n, p=[0.6, 0.3, 0.1]).astype(object)
+    service = rng.integers(0, 12, n)
+    x = rng.normal(3.0, 2.0, n)
+    logit = 1.5 * (proto == "udp") - 2.0 * (proto == "icmp") + 0.7 * (x - 3) + np.where(service < 3, 1.5, -0.3)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    proto[7] = None
+    return pd.DataFrame({"proto": proto, "x": x, "service": service, "label": y})
+
+
+def test_the_optimum_matches_scikit_learn_on_one_hot_columns() -> None:
+    """Same features as OneHotEncoder + StandardScaler, same penalised optimum (strength = 1 / (C n))."""
+    frame = _frame()
+    X, y = frame.drop(columns="label"), frame["label"].to_numpy()
+    strength = 1e-3
+    report = tuner.fit(X, y, categorical_columns=["proto", "service"], penalty="l2", optimizer="lbfgs",
+                       params={"penalty.strength": strength}, val_size=0, test_size=0, dtype="float64", tol=1e-12,
+                       epochs=500)
+    cats = X[["proto", "service"]].astype(str).replace({"None": MISSING_CATEGORY})
+    one_hot = OneHotEncoder(handle_unknown="ignore").fit(cats)
+    features = np.hstack([StandardScaler().fit_transform(X[["x"]]), one_hot.transform(cats).toarray()])
+    ref = LogisticRegression(C=1 / (strength * len(y)), tol=1e-12, max_iter=100_000).fit(features, y)
+    assert report.n_features == features.shape[1] == 1 + 4 + 12
+    np.testing.assert_allclose(report.model.predict_proba(X), ref.predict_proba(features), atol=2e-6)
+    names = report.model.pipeline.feature_names
+    assert names[:2] == ["x", f"proto={MISSING_CATEGORY}"] and "service=11" in names
+
+
+def test_unseen_categories_set_no_feature_and_codes_read_as_floats_match_ints() -> None:
+    pipe = FeaturePipeline.fit(_frame(), kind="table", numeric_columns=["x"], categorical_columns=["proto", "service"])
+    rows = pd.DataFrame({"proto": ["sctp", "tcp"], "x": [3.0, 3.0], "service": [4.0, 99.0]})  # codes as floats
+    Z = pipe.transform(rows)
+    assert isinstance(Z, np.ndarray) and Z.shape == (2, pipe.n_features)
+    proto = [i for i, n in enumerate(pipe.feature_names) if n.startswith("proto=")]
+    service = [i for i, n in enumerate(pipe.feature_names) if n.startswith("service=")]
+    assert Z[0, proto].sum() == 0 and Z[1, proto].tolist() == [0, 0, 1, 0]  # (missing), icmp, tcp, udp
+    assert Z[0, service].sum() == 1 and Z[0, pipe.feature_names.index("service=4")] == 1
+    assert Z[1, service].sum() == 0  # a code the training rows never held
+
+
+def test_many_categories_give_sparse_features_and_the_state_round_trips() -> None:
+    n = DENSE_ONE_HOT_MAX + 200
+    frame = pd.DataFrame({"user": [f"u{i}" for i in range(n)], "x": np.arange(n, dtype=float)})
+    pipe = FeaturePipeline.fit(frame, kind="table", numeric_columns=["x"], categorical_columns=["user"])
+    Z = pipe.transform(frame)
+    assert sp.issparse(Z) and Z.shape == (n, n + 1) and Z.nnz == 2 * n  # x never equals its mean, 611.5
+    meta, arrays = pipe.state()
+    again = FeaturePipeline.from_state(json.loads(json.dumps(meta)), arrays)
+    assert (again.transform(frame) != Z).nnz == 0 and again.input_columns == ["x", "user"]
+
+
+def test_wrong_categorical_options_are_one_clear_error(tmp_path: Path) -> None:
+    frame = _frame(200)
+    with pytest.raises(DataError, match=r"Categorical column\(s\) \['protocol'\].*not found"):
+        tuner.fit(frame, target="label", categorical_columns=["protocol"])
+    with pytest.raises(DataError, match="both the target"):
+        tuner.fit(frame, target="label", categorical_columns=["label"])
+    with pytest.raises(ConfigError, match="name columns of a table"):
+        tuner.fit(np.ones((4, 2)), [0, 1, 0, 1], categorical_columns=["x"])
+    with pytest.raises(DataError, match=r"'proto' is not numeric.*categorical column \(the 'categorical_columns'"):
+        tuner.fit(frame, target="label")
+    svm = tmp_path / "d.svm"
+    svm.write_text("0 1:1\n1 2:1\n")
+    with pytest.raises(ConfigError, match="'categorical_columns' parameter.* do\\(es\\) not apply"):
+        tuner.fit(svm, categorical_columns=["x"])
+
+
+def test_the_cli_tunes_trains_and_predicts_with_categorical_columns(tmp_path: Path) -> None:
+    """tune keeps the columns in the study (a resume with others is refused); train saves them with
+    the model, and predict reads them by name (an unseen category, a missing cell, no column)."""
+    frame = _frame()
+    data = tmp_path / "conn.csv"
+    frame.to_csv(data, index=False)
+    rows = tmp_path / "rows.csv"
+    frame.drop(columns="label").head(6).assign(proto=["tcp", "sctp", None, "udp", "icmp", "tcp"]).to_csv(
+        rows, index=False)
+    runner = CliRunner()
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    base = ["tune", str(data), "--target", "label", "--study", "c", "--storage", url, "--no-tracking",
+            "--penalty", "l2", "--optimizer", "lbfgs"]
+    out = runner.invoke(cli, [*base, "--categorical", "proto,service", "--trials", "3", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output[out.output.index("{"):])["trials"]["complete"] >= 1
+    refused = runner.invoke(cli, [*base, "--categorical", "proto", "--trials", "4"])
+    assert refused.exit_code != 0 and "categorical_columns" in refused.output, refused.output
+    resumed = runner.invoke(cli, [*base, "--categorical", "proto", "--categorical", "service", "--trials", "4"])
+    assert resumed.exit_code == 0, resumed.output
+
+    trained = runner.invoke(cli, ["train", str(data), "--target", "label", "--categorical", "proto,service",
+                                   "--save-model", str(tmp_path / "m")])
+    assert trained.exit_code == 0, trained.output
+    predicted = runner.invoke(cli, ["predict", str(tmp_path / "m"), str(rows), "--proba"])
+    assert predicted.exit_code == 0, predicted.output
+    expected = tuner.load_model(tmp_path / "m").predict_proba(pd.read_csv(rows))
+    lines = [line.split(",") for line in predicted.output.strip().splitlines()[1:]]
+    np.testing.assert_allclose(np.array([[float(v) for v in line[-2:]] for line in lines]), expected, atol=1e-6)
+    assert not np.allclose(expected[0], expected[1])  # sctp (unseen) is not tcp
+    frame.drop(columns=["label", "proto"]).head(3).to_csv(tmp_path / "noproto.csv", index=False)
+    lacking = runner.invoke(cli, ["predict", str(tmp_path / "m"), str(tmp_path / "noproto.csv")])
+    assert lacking.exit_code != 0 and "['proto']" in lacking.output, lacking.output
