@@ -2,8 +2,9 @@
 
 The estimator stores its arguments; :meth:`LogisticRegression.fit` validates them, resolves the
 plugins and their hyperparameters, and trains one model with :func:`tuner.train.fit` on the
-features as given (no scaling: put a scaler or a vectorizer before it in a ``Pipeline``).
-Prediction is plain NumPy on ``coef_`` and ``intercept_``.
+features as given (no scaling: put a scaler or a vectorizer before it in a ``Pipeline``; dense
+columns are only centred while training, which leaves the optimum's ``coef_`` as it is and moves
+its ``intercept_``). Prediction is plain NumPy on ``coef_`` and ``intercept_``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
@@ -238,10 +240,13 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         total = float(sw.sum())
         pen, opt, pp, op = self._plugins(total)
         config, weights = self._config(), sw * (len(sw) / total)
-        result = train(X, y_idx, len(classes), pen, pp, opt, op, config, sample_weight=weights, classes=list(classes))
+        X_fit, shift = _centred(X, weights)
+        result = train(X_fit, y_idx, len(classes), pen, pp, opt, op, config, sample_weight=weights,
+                       classes=list(classes))
         self.classes_ = classes
         self.coef_ = np.ascontiguousarray(result.weight.T)
-        self.intercept_ = result.intercept.copy()
+        # the intercept is not penalised: the optimum on centred columns is X's, its intercept moved
+        self.intercept_ = result.intercept - (shift @ result.weight if shift is not None else 0.0)
         self.n_iter_ = np.array([result.epochs_run], dtype=np.int32)
         self.penalty_params_, self.optimizer_params_ = pp, op
         self.objective_ = float(result.objective)
@@ -250,7 +255,7 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
             warnings.warn(f"{type(self).__name__} stopped after max_epochs={result.epochs_run} epochs before its "
                           "objective settled (tol); raise max_epochs or tol.", ConvergenceWarning, stacklevel=2)
         elif not opt.full_batch:
-            self._warn_if_short(X, y_idx, len(classes), pen, pp, result, config, weights, list(classes))
+            self._warn_if_short(X_fit, y_idx, len(classes), pen, pp, result, config, weights, list(classes))
         return self
 
     def _warn_if_short(self, X: Any, y: np.ndarray, n_classes: int, pen: Any, pp: dict[str, Any], result: Any,
@@ -367,3 +372,18 @@ def seed_of(random_state: Any) -> int:
 
 def _real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _centred(X: Any, weights: np.ndarray) -> tuple[Any, np.ndarray | None]:
+    """Dense ``X`` with its columns' weighted means taken out, and those means (sparse ``X`` as it
+    is, and None: centring would fill it in).
+
+    The intercept is not penalised, so the optimum on centred columns is the optimum on ``X``
+    with the intercept moved by ``-means @ W``: the same model, but one the full-batch solvers
+    reach. A column far from zero (a year, every value shifted by 1e3) made them stall far above
+    the optimum and stop as converged (scikit-learn's lbfgs does too).
+    """
+    if sp.issparse(X):
+        return X, None
+    means = np.average(np.asarray(X, dtype=np.float64), axis=0, weights=weights)
+    return (X - means).astype(X.dtype, copy=False), means
