@@ -222,6 +222,13 @@ def test_negative_sample_weights_are_refused(weights: np.ndarray) -> None:
         tuner.LogisticRegression().fit(X, np.arange(10) % 2, sample_weight=weights)
 
 
+def test_negative_class_weights_are_refused_naming_class_weight() -> None:
+    """A negative class weight was refused as a bad 'sample_weight', a parameter the user never gave."""
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match=r"class weights >= 0 \(the 'class_weight' parameter\); got \{0: -1.0, 1: 1.0\}"):
+        tuner.LogisticRegression(class_weight={0: -1.0}).fit(X, np.arange(10) % 2)
+
+
 def test_one_class_is_refused() -> None:
     X = np.random.default_rng(0).normal(size=(10, 2))
     with pytest.raises(ValueError, match=r"at least 2 classes"):

@@ -233,7 +233,11 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__} needs sample weights >= 0 with at least one positive; got "
                              f"weights from {sw.min():g} to {sw.max():g}.")
         if self.class_weight is not None:
-            sw = sw * compute_class_weight(self.class_weight, classes=classes, y=y, sample_weight=sw)[y_idx]
+            per_class = compute_class_weight(self.class_weight, classes=classes, y=y, sample_weight=sw)
+            if not np.all(np.isfinite(per_class)) or per_class.min() < 0:
+                raise ValueError(f"{type(self).__name__} needs class weights >= 0 (the 'class_weight' parameter); got "
+                                 f"{dict(zip(classes.tolist(), per_class.tolist()))}.")
+            sw = sw * per_class[y_idx]
         if np.count_nonzero(np.bincount(y_idx, weights=sw, minlength=len(classes)) > 0) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes with a positive sample "
                              "weight; every positive weight is on one class.")
