@@ -39,6 +39,7 @@ class DataOptions:
     test_file: str | os.PathLike[str] | None = None
     seed: int = 0
     categorical_columns: Sequence[str] | None = None
+    header: bool = True
 
     @property
     def is_path(self) -> bool:
@@ -54,6 +55,9 @@ class DataOptions:
         if self.y is not None and (self.data is None or self.is_path):
             raise ConfigError("The 'y' parameter goes with a feature matrix given as 'data'; a file's labels are "
                               "named by the 'target' parameter.")
+        if not self.header and not self.is_path:
+            raise ConfigError("The 'header' parameter says whether a CSV/TSV file names its columns; give it with a "
+                              "file's path as 'data'.")
         if self.test_file is not None and not (self.is_path or self.dataset is not None):
             raise ConfigError("The 'test_file' parameter goes with data read from a file or a bundled data set.")
 
@@ -73,12 +77,12 @@ def read_data(opts: DataOptions) -> tuple[Any, Any]:
     if opts.is_path or opts.dataset is not None:
         raw = load_data(None if opts.data is None else Path(opts.data), dataset=opts.dataset, target=opts.target, text_column=opts.text_column,
                         encoding=opts.encoding, fmt=opts.fmt, n_features=opts.n_features, zero_based=opts.zero_based,
-                        categorical_columns=opts.categorical_columns)
+                        categorical_columns=opts.categorical_columns, header=opts.header)
         test_raw = None
         if opts.test_file is not None:
             test_raw = load_test_file(Path(opts.test_file), raw, target=opts.target, text_column=opts.text_column,
                                       encoding=opts.encoding, fmt=opts.fmt, n_features=opts.n_features,
-                                      categorical_columns=opts.categorical_columns)
+                                      categorical_columns=opts.categorical_columns, header=opts.header)
         return raw, test_raw
     return from_arrays(opts.data, opts.y, target=opts.target, text_column=opts.text_column,
                        categorical_columns=opts.categorical_columns), None

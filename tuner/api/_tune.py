@@ -156,6 +156,7 @@ def tune(
     target: str | None = None,
     text_column: str | None = None,
     categorical_columns: Sequence[str] | None = None,
+    header: bool = True,
     fmt: str = "auto",
     encoding: str = "utf-8",
     n_features: int | None = None,
@@ -199,7 +200,7 @@ def tune(
 
     Parameters
     ----------
-    data, y, dataset, target, text_column, categorical_columns, fmt, encoding, n_features, zero_based, val_size, test_size, test_file
+    data, y, dataset, target, text_column, categorical_columns, header, fmt, encoding, n_features, zero_based, val_size, test_size, test_file
         The data and how to read and split it, as in :func:`tuner.fit` (a study's data cannot be
         an already split ``Dataset``).
     seed : int
@@ -262,9 +263,9 @@ def tune(
 
     categorical = list(categorical_columns or []) or None
     opts = DataOptions(data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size,
-                       test_size, test_file, seed, categorical_columns=categorical)
+                       test_size, test_file, seed, categorical_columns=categorical, header=header)
     options_given = {  # compared with a stored study's spec when not at their defaults
-        "target": target, "text_column": text_column, "categorical_columns": categorical, "fmt": fmt, "encoding": encoding, "n_features": n_features,
+        "target": target, "text_column": text_column, "categorical_columns": categorical, "header": header, "fmt": fmt, "encoding": encoding, "n_features": n_features,
         "zero_based": zero_based, "val_size": val_size, "test_size": test_size,
         "test_file": None if test_file is None else str(Path(test_file).resolve()), "seed": seed,
         "penalty": _names(penalty) if penalty is not None else None,
@@ -438,6 +439,7 @@ def _data_spec(opts: DataOptions, raw: Any, test_raw: Any) -> DataSpec:
     test_path, test_rel = portable_path(Path(opts.test_file)) if opts.test_file else (None, None)
     return DataSpec(path=path, relative_path=rel, dataset=opts.dataset, target=opts.target,
                     text_column=opts.text_column, categorical_columns=list(opts.categorical_columns or []),
+                    header=opts.header,
                     fmt=opts.fmt if opts.is_path or opts.dataset else raw.fmt,
                     encoding=opts.encoding, n_features=opts.n_features, zero_based=raw.zero_based,
                     val_size=opts.val_size, test_size=opts.test_size, test_file=test_path,

@@ -180,6 +180,9 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--categorical", "categorical_columns", multiple=True, callback=_column_list, metavar="COLUMN",
                      help="A column of categories (strings or codes), one-hot encoded: one 0/1 feature per category "
                           "of the training rows. Repeat it, or give several separated by commas."),
+        click.option("--header/--no-header", default=True, show_default=True,
+                     help="Whether the first line of a CSV/TSV file names its columns; without one they are named "
+                          "0, 1, ... by position (--target 41)."),
         click.option("--format", "fmt", default="auto", show_default=True, type=FORMAT_CHOICES,
                      help="Data format; auto tells it from the file name or content. Text formats may be "
                           "compressed (.gz, .bz2, .xz)."),
@@ -217,7 +220,7 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
     ])
 
 
-_DATA_KEYS = ("data", "dataset", "target", "text_column", "categorical_columns", "fmt", "encoding", "n_features", "zero_based", "val_size",
+_DATA_KEYS = ("data", "dataset", "target", "text_column", "categorical_columns", "header", "fmt", "encoding", "n_features", "zero_based", "val_size",
               "test_size", "test_file", "seed")
 _TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weight", "device", "dtype")
 

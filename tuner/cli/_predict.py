@@ -43,9 +43,12 @@ _MODEL_STORE = "MLflow tracking URI for models:/ and runs:/ URIs [env MLFLOW_TRA
               help="Index base of a LIBSVM DATA file, for a model not trained on LIBSVM [default: the training "
                    "file's base; else the base the file shows (an index 0, or one equal to the width), else an "
                    "error].")
+@click.option("--header/--no-header", default=None,
+              help="Whether the first line of a CSV/TSV DATA names its columns [default: it does unless it is all "
+                   "numbers; for a model trained with --no-header, only when it is 0, 1, ..., n-1].")
 @tracking_uri_option(_MODEL_STORE)
 def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str, encoding: str,
-            target: str | None, zero_based: bool | None, tracking_uri: str | None) -> None:
+            target: str | None, zero_based: bool | None, header: bool | None, tracking_uri: str | None) -> None:
     """Predict the classes of the rows in DATA with MODEL_URI.
 
     MODEL_URI is a registered model (models:/NAME@champion, models:/NAME/3), a run's model
@@ -78,7 +81,7 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
         with tempfile.TemporaryDirectory(prefix="tuner-model-") as tmp:
             model = resolve_model(model_uri, tmp, tracking_uri)
         rows = select_columns(load_rows(data, model.pipeline, encoding=encoding, fmt=fmt, target=target,
-                                        classes=model.classes_, zero_based=zero_based), model)
+                                        classes=model.classes_, zero_based=zero_based, header=header), model)
         if rows.shape[0] == 0:  # an empty LIBSVM or text file printed a bare header and exited 0
             raise DataError(f"{data} holds no rows to predict; give a file with the rows.")
         p = model.predict_proba(as_rows(rows, model))

@@ -232,6 +232,7 @@ class FeaturePipeline:
     class_names: list[str] = field(default_factory=list)  # display names of the classes (scikit-learn's target_names)
     categorical_columns: list[str] = field(default_factory=list)
     categories: list[list[str]] = field(default_factory=list)  # per categorical column, its sorted training categories
+    headerless: bool = False  # trained on a CSV/TSV without a header: columns named "0", "1", ... by position
     _vectorizer: Any = field(default=None, repr=False)
 
     # ---- fitting ---------------------------------------------------------------------
@@ -455,6 +456,7 @@ class FeaturePipeline:
             "class_names": self.class_names,
             "categorical_columns": self.categorical_columns,
             "categories": self.categories,
+            "headerless": self.headerless,
             "tfidf": {k: list(v) if isinstance(v, tuple) else v for k, v in TFIDF_OPTIONS.items() if k != "dtype"},
         }
         arrays = {k: v for k, v in (("center", self.center), ("scale", self.scale), ("idf", self.idf)) if v is not None}
@@ -477,4 +479,5 @@ class FeaturePipeline:
             class_names=[str(c) for c in meta.get("class_names", [])],
             categorical_columns=list(meta.get("categorical_columns", [])),
             categories=[list(cats) for cats in meta.get("categories", [])],
+            headerless=bool(meta.get("headerless", False)),
         )

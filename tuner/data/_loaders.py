@@ -40,13 +40,14 @@ DATA_ROOT_ENV = "TUNER_DATA_ROOT"
 
 def file_fingerprint(path: str | Path, *, fmt: str = "auto", target: str | None = None,
                      text_column: str | None = None, encoding: str = "utf-8",
-                     categorical_columns: Sequence[str] | None = None) -> str:
+                     categorical_columns: Sequence[str] | None = None, header: bool = True) -> str:
     """What :attr:`RawData.fingerprint` of ``load_data(path, ...)`` will be, without parsing the file."""
     _check_encoding(encoding)
     p = Path(path)
     if not p.exists():
         raise DataError(f"Data file {p} does not exist.")
-    chosen = [tuple(categorical_columns)] if categorical_columns else []  # without any, as before they existed
+    # without categorical columns and with a header, as before either option existed
+    chosen = [*([tuple(categorical_columns)] if categorical_columns else []), *([] if header else ["no header"])]
     return fingerprint(p, sniff(p, encoding) if fmt == "auto" else fmt, target, text_column, encoding, *chosen)
 
 
@@ -60,8 +61,12 @@ def _check_encoding(encoding: str) -> None:
 
 
 def _check_options(fmt: str, source: str, target: str | None, text_column: str | None, n_features: int | None,
-                   zero_based: bool | None, categorical_columns: Sequence[str] | None = None) -> None:
+                   zero_based: bool | None, categorical_columns: Sequence[str] | None = None,
+                   header: bool = True) -> None:
     """Options that do not apply to the format are an error, never silently ignored."""
+    if not header and fmt not in ("csv", "tsv"):
+        raise ConfigError(f"A file without a header (--no-header; header=False in Python) is a CSV or TSV file; "
+                          f"{source} is read as {fmt}.")
     given = []
     if fmt not in TABLE_FORMATS:
         given += [f"the '{name}' parameter" for name, v in (("target", target), ("text_column", text_column),
@@ -80,11 +85,13 @@ def _check_options(fmt: str, source: str, target: str | None, text_column: str |
 def load_data(path: str | Path | None = None, *, dataset: str | None = None, target: str | None = None,
               text_column: str | None = None, encoding: str = "utf-8", fmt: str = "auto",
               n_features: int | None = None, require_target: bool = True,
-              zero_based: bool | None = None, categorical_columns: Sequence[str] | None = None) -> RawData:
+              zero_based: bool | None = None, categorical_columns: Sequence[str] | None = None,
+              header: bool = True) -> RawData:
     """Read a data set from a file, a folder, or scikit-learn's bundled sets (``dataset=``).
 
     ``categorical_columns`` names a table's columns of categories, one-hot encoded by the
-    feature pipeline.
+    feature pipeline. ``header=False``: a CSV/TSV's first line is data, and its columns are named
+    ``"0"``, ``"1"``, ... by position.
 
     ``zero_based`` says whether LIBSVM feature indices start at 0; ``None`` decides from the
     file (zero-based when it holds an index 0) and :attr:`RawData.zero_based` records it,
@@ -94,7 +101,7 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
         raise ConfigError("Give either a data file or the 'dataset' parameter (not both).")
     if dataset is not None:
         _check_options("builtin", f"the bundled dataset {dataset!r}", target, text_column, n_features, zero_based,
-                       categorical_columns)
+                       categorical_columns, header)
         return read_builtin(dataset)
     assert path is not None  # exactly one of path and dataset is given
     _check_encoding(encoding)
@@ -104,12 +111,12 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
     if fmt not in FORMAT_CHOICES:
         raise ConfigError(f"The 'format' parameter must be one of {list(FORMAT_CHOICES)}; got {fmt!r} instead.")
     fmt = sniff(p, encoding) if fmt == "auto" else fmt
-    _check_options(fmt, str(p), target, text_column, n_features, zero_based, categorical_columns)
+    _check_options(fmt, str(p), target, text_column, n_features, zero_based, categorical_columns, header)
     fp = file_fingerprint(p, fmt=fmt, target=target, text_column=text_column, encoding=encoding,
-                          categorical_columns=categorical_columns)
+                          categorical_columns=categorical_columns, header=header)
     opts = ReadOptions(fmt=fmt, fingerprint=fp, encoding=encoding, target=target, text_column=text_column,
                        n_features=n_features, zero_based=zero_based, require_target=require_target,
-                       categorical=tuple(categorical_columns or ()))
+                       categorical=tuple(categorical_columns or ()), header=header)
     try:
         return FORMATS[fmt].reader(p, opts)
     except UnicodeDecodeError as exc:
@@ -122,7 +129,7 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
 
 def load_test_file(path: str | Path, train: RawData, *, target: str | None = None, text_column: str | None = None,
                    encoding: str = "utf-8", fmt: str = "auto", n_features: int | None = None,
-                   categorical_columns: Sequence[str] | None = None) -> RawData:
+                   categorical_columns: Sequence[str] | None = None, header: bool = True) -> RawData:
     """A separate labelled test file for the training data ``train``: a LIBSVM one is read with
     the training width (``n_features``, else a LIBSVM training file's) and index base; a file of
     another format takes neither (they were passed whatever its format, and refused as options
@@ -131,18 +138,21 @@ def load_test_file(path: str | Path, train: RawData, *, target: str | None = Non
     test_fmt = sniff(p, encoding) if fmt == "auto" and p.exists() else fmt
     if test_fmt != "svmlight":
         return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt,
-                         categorical_columns=categorical_columns)
+                         categorical_columns=categorical_columns, header=header or test_fmt not in ("csv", "tsv"))
     width = n_features or (train.X.shape[1] if train.fmt == "svmlight" else None)
     return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt, n_features=width,
                      zero_based=train.zero_based)
 
 
 def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "utf-8", fmt: str = "auto",
-              target: str | None = None, classes: Sequence[Any] | None = None, zero_based: bool | None = None) -> Any:
+              target: str | None = None, classes: Sequence[Any] | None = None, zero_based: bool | None = None,
+              header: bool | None = None) -> Any:
     """Read rows to predict on, in the shape the model's pipeline expects (labels optional).
 
     A table keeps its header's names (the pipeline matches columns by name); a CSV/TSV whose
-    first row is all numbers has no header and is read as such, no row lost. A LIBSVM file
+    first row is all numbers has no header and is read as such, no row lost. For a model
+    trained on a file without a header, a CSV/TSV has none either unless its first row is
+    pandas' ``0, 1, ..., n-1``; ``header`` True or False says which, whatever the model. A LIBSVM file
     is read with the model's index base and width; for a model not trained on LIBSVM (no
     stored base), with ``zero_based``, or with the base the file proves (an index 0, or an
     index equal to the model's width), and refused when it proves neither. For a text model, a file of no table,
@@ -180,9 +190,12 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
     fmt = sniff(p, encoding) if fmt == "auto" else fmt
     if zero_based is not None and fmt != "svmlight":
         raise DataError(f"An index base (--zero-based/--one-based) applies to LIBSVM files; {p} is read as {fmt}.")
+    if header is not None and fmt not in ("csv", "tsv"):
+        raise DataError(f"--header/--no-header applies to CSV/TSV files; {p} is read as {fmt}.")
     if fmt in TABLE_FORMATS:
         try:
-            header = fmt == "parquet" or _has_header(p, fmt, encoding, pipeline)
+            if header is None:
+                header = fmt == "parquet" or _has_header(p, fmt, encoding, pipeline)
             frame = read_table_frame(p, fmt, encoding, header=header)
         except UnicodeDecodeError as exc:
             raise DataError(f"Cannot decode {p} as {encoding}: {exc.reason}; pass the right one (the 'encoding' parameter).") from None
@@ -261,6 +274,8 @@ def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> 
     """Whether the first row of a CSV/TSV names columns: it does unless every cell is a number,
     except 0, 1, ..., n-1 (:func:`_numbered`)."""
     first = first_row(p, fmt, encoding)
+    if pipeline.headerless:  # its columns are positions: any row of data shares some of their names
+        return not first or _numbered(first)
     if not first or {c.strip() for c in first} & set(pipeline.input_columns) or _numbered(first):
         return True
     try:

@@ -52,6 +52,7 @@ class RawData:
     feature_names: list[str] = field(default_factory=list)
     fingerprint: str = ""
     categorical_columns: list[str] = field(default_factory=list)  # tables: columns one-hot encoded
+    headerless: bool = False  # a CSV/TSV read without a header: its columns are named "0", "1", ... by position
     zero_based: bool | None = None  # LIBSVM files: whether feature indices start at 0
     class_names: dict[Any, str] = field(default_factory=dict)  # label -> display name (bundled sets)
     released: bool = False  # a large sparse matrix handed to prepare(): X and y hold its first rows only
@@ -77,6 +78,7 @@ class ReadOptions:
     zero_based: bool | None = None
     require_target: bool = True
     categorical: tuple[str, ...] = ()
+    header: bool = True  # CSV/TSV: whether the first line names the columns (else they are 0, 1, ... by position)
 
 
 def read_text(path: Path, encoding: str) -> str:
@@ -131,10 +133,14 @@ def read_builtin(name: str) -> RawData:
 
 def read_table(p: Path, opts: ReadOptions) -> RawData:
     """A CSV/TSV/Parquet table: ``opts.target`` names the label column, ``opts.text_column`` a text
-    column, ``opts.categorical`` the columns of categories."""
-    lines = None if opts.fmt == "parquet" else DataLines(p, opts.fmt, opts.encoding)
-    return _table(read_table_frame(p, opts.fmt, opts.encoding, refuse_data_header=True), str(p), opts.fmt,
-                  opts.target, opts.text_column, opts.require_target, opts.fingerprint, lines, opts.categorical)
+    column, ``opts.categorical`` the columns of categories; without a header (``opts.header``
+    False) the columns are named by position, ``"0"``, ``"1"``, ..."""
+    lines = None if opts.fmt == "parquet" else DataLines(p, opts.fmt, opts.encoding, opts.header)
+    frame = read_table_frame(p, opts.fmt, opts.encoding, header=opts.header, refuse_data_header=True)
+    raw = _table(frame, str(p), opts.fmt, opts.target, opts.text_column, opts.require_target, opts.fingerprint, lines,
+                 opts.categorical)
+    raw.headerless = not opts.header
+    return raw
 
 
 class DataLines:
@@ -142,15 +148,15 @@ class DataLines:
     blank lines and a quoted field may span lines, so data row r is line r + 2 only in a file
     without either."""
 
-    def __init__(self, path: Path, fmt: str, encoding: str) -> None:
-        self.path, self.fmt, self.encoding = path, fmt, encoding
+    def __init__(self, path: Path, fmt: str, encoding: str, header: bool = True) -> None:
+        self.path, self.fmt, self.encoding, self.header = path, fmt, encoding, header
         self._starts: list[int] | None = None
 
     def __call__(self, row: int) -> int:
         if self._starts is None:
             self._starts = self._record_starts()
-        starts = self._starts[1:]  # the header is the first record
-        return starts[row] if 0 <= row < len(starts) else row + 2
+        starts = self._starts[1:] if self.header else self._starts  # the header is the first record
+        return starts[row] if 0 <= row < len(starts) else row + (2 if self.header else 1)
 
     def _record_starts(self) -> list[int]:
         sep, quoting = csv_dialect(self.fmt)
@@ -226,7 +232,7 @@ def _check_column_names(names: list[str], source: str) -> None:
     if dups:
         numbers = [n for n in dups if _is_number(n)]
         hint = (f" Names such as {numbers[0]!r} look like data: if the file has no header line, add one naming the "
-                "columns." if numbers else "")
+                "columns, or say that it has none (--no-header; header=False in Python)." if numbers else "")
         raise DataError(f"{source} names the column(s) {dups} more than once; give every column its own name.{hint}")
     empty = [i + 1 for i, n in enumerate(names) if not n.strip()]
     if empty:
@@ -243,9 +249,9 @@ def _is_number(cell: str) -> bool:
 
 
 def _data_as_header(cells: list[str]) -> bool:
-    """Whether a header line is a row of data: every cell a number, and some not an integer or two
-    equal (pandas' ``0, 1, ..., n-1`` for unnamed columns, or other distinct integers, are names)."""
-    values = []
+    """Whether a header line is a row of data: every cell a number, other than pandas' ``0, 1, ...,
+    n-1`` for unnamed columns. Distinct integers are no names either: read as names, a target
+    given as ``3`` picked whichever column the first row's 3 happened to be in."""
     for cell in cells:
         try:
             value = float(cell)
@@ -253,8 +259,7 @@ def _data_as_header(cells: list[str]) -> bool:
             return False
         if not math.isfinite(value):
             return False
-        values.append(value)
-    return bool(values) and (any(v != int(v) for v in values) or len(set(values)) < len(values))
+    return bool(cells) and [c.strip() for c in cells] != [str(i) for i in range(len(cells))]
 
 
 def csv_dialect(fmt: str) -> tuple[str, Literal[0, 1, 2, 3]]:
@@ -290,7 +295,8 @@ def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True,
         if refuse_data_header and _data_as_header(first):
             shown = ", ".join(c.strip() for c in first[:2]) + (", ..." if len(first) > 2 else "")
             raise DataError(f"{p}'s first line holds numbers ({shown}), not column names: add a header line naming "
-                            "the columns.")
+                            "the columns, or say that it has none (--no-header; header=False in Python): its columns "
+                            "are then named 0, 1, ... by position.")
         _check_column_names(first, str(p))
     with warnings.catch_warnings():
         # index_col=False: rows with more fields than the header would otherwise shift every column

@@ -156,6 +156,7 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
                                categorical_columns=raw.categorical_columns)
     X_train = pipe.transform(X_train, copy=False)
     pipe.zero_based = raw.zero_based
+    pipe.headerless = raw.headerless
     if raw.class_names:
         pipe.class_names = [raw.class_names.get(c, str(c)) for c in classes]
     if test_raw is not None:

@@ -274,6 +274,7 @@ def _check_meta(meta: dict[str, Any], n_classes: int, where: Path) -> None:
     if text is not None and (not isinstance(text, str) or text in numeric):
         raise _bad(where, "pipeline 'text_column'", "null or a string that is not a numeric column", _describe(text))
     _check_categories(meta, [*numeric, *([text] if text is not None else [])], where)
+    _expect(meta.get("headerless", False), bool, "pipeline 'headerless'", "true or false", where)
     if meta.get("zero_based") is not None:
         _expect(meta["zero_based"], bool, "pipeline 'zero_based'", "null, true or false", where)
     class_names = _check_names(meta, "class_names", where)

@@ -52,6 +52,7 @@ class DataSpec:
     zero_based: bool | None = None
     test_fingerprint: str = ""
     categorical_columns: list[str] = field(default_factory=list)
+    header: bool = True
 
 
 @dataclass

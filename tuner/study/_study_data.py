@@ -46,7 +46,7 @@ def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) 
             "study on a data file.")
     raw = load_data(path, dataset=d.dataset, target=d.target, text_column=d.text_column, encoding=d.encoding,
                     fmt=d.fmt, n_features=d.n_features, zero_based=d.zero_based,
-                    categorical_columns=d.categorical_columns)
+                    categorical_columns=d.categorical_columns, header=d.header)
     if d.dataset:
         if d.fingerprint and raw.fingerprint != d.fingerprint:
             raise ConfigError(f"The bundled dataset {d.dataset!r} differs from the one this study was created "
@@ -55,14 +55,15 @@ def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) 
     test_raw = None
     if test_path is not None:
         test_raw = load_test_file(test_path, raw, target=d.target, text_column=d.text_column, encoding=d.encoding,
-                                  fmt=d.fmt, n_features=d.n_features, categorical_columns=d.categorical_columns)
+                                  fmt=d.fmt, n_features=d.n_features,
+                                  categorical_columns=d.categorical_columns, header=d.header)
     return prepare(raw, val_size=d.val_size, test_size=d.test_size, seed=d.seed, test_raw=test_raw)
 
 
 def _same_content(path: Any, d: Any, stored: str, what: str) -> str:
     """The fingerprint of the file at ``path``, refused when the study stored another one."""
     now = file_fingerprint(path, fmt=d.fmt, target=d.target, text_column=d.text_column, encoding=d.encoding,
-                           categorical_columns=d.categorical_columns)
+                           categorical_columns=d.categorical_columns, header=d.header)
     if stored and now != stored:
         raise ConfigError(
             f"The {what} {path} differs from the one this study was created with (fingerprint {now} != "

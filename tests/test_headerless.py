@@ -1,0 +1,92 @@
+"""CSV/TSV files without a header (kddcup99 ships so): --no-header names the columns 0, 1, ... by
+position; a first line of numbers is never taken for names (a target given as 3 picked whichever
+column the first row's 3 was in), and a model trained so reads its rows to predict the same way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import tuner
+from tuner.cli import cli
+from tuner.data import load_data, load_rows
+from tuner.errors import ConfigError, DataError
+
+
+def _connections(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    """Like kddcup99's rows: a duration, a protocol, two counts, and the label last."""
+    rng = np.random.default_rng(seed)
+    proto = rng.choice(["tcp", "udp", "icmp"], n)
+    a, b = rng.integers(0, 50, n), rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(0.08 * (a - 25) + b + (proto == "udp"))))).astype(int)
+    return pd.DataFrame({"duration": rng.integers(0, 5, n), "proto": proto, "a": a, "b": b, "label": y})
+
+
+def test_distinct_integers_on_the_first_line_are_data_not_names(tmp_path: Path) -> None:
+    """'5,3,1,0' was read as column names: --target 3 took the second column, and a row was lost."""
+    path = tmp_path / "ints.csv"
+    path.write_text("5,3,1,0\n" + "".join(f"{i % 7},{i % 5},{i % 3},{i % 2}\n" for i in range(40)))
+    with pytest.raises(DataError, match=r"first line holds numbers \(5, 3, \.\.\.\), not column names: add a header "
+                                        r"line naming the columns, or say that it has none \(--no-header"):
+        load_data(path, target="3")
+    raw = load_data(path, target="3", header=False)
+    assert len(raw) == 41 and raw.numeric_columns == ["0", "1", "2"] and raw.y[:3].tolist() == [0, 0, 1]
+    pandas_names = tmp_path / "numbered.csv"  # pandas' 0, 1, ..., n-1 for unnamed columns are still names
+    pd.DataFrame(np.arange(40).reshape(10, 4) % 2).to_csv(pandas_names, index=False)
+    assert len(load_data(pandas_names, target="3")) == 10
+
+
+def test_a_file_without_a_header_trains_and_predicts_by_position(tmp_path: Path) -> None:
+    frame = _connections()
+    data = tmp_path / "conn.csv"
+    frame.to_csv(data, index=False, header=False)
+    report = tuner.fit(data, target="4", header=False, categorical_columns=["1"], val_size=0.2, test_size=0)
+    named = tuner.fit(frame, target="label", categorical_columns=["proto"], val_size=0.2, test_size=0)
+    assert report.n_train == named.n_train and report.model.pipeline.input_columns == ["0", "2", "3", "1"]
+    rows = tmp_path / "rows.csv"  # rows to predict: no header, no label; first cells are numbers and text
+    frame.drop(columns="label").head(8).to_csv(rows, index=False, header=False)
+    got = report.model.predict_proba(load_rows(rows, report.model.pipeline))
+    np.testing.assert_allclose(got, named.model.predict_proba(frame.drop(columns="label").head(8)), atol=1e-6)
+    assert len(load_rows(rows, report.model.pipeline)) == 8  # the first row is a row, not names
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0,tcp,1,0.5,1\n0,udp,1,inf,0\n")
+    with pytest.raises(DataError, match=r"'3' holds inf at data row 2 \(line 2\)"):  # no header line to count
+        load_data(bad, target="4", header=False, categorical_columns=["1"])
+    with pytest.raises(ConfigError, match="is a CSV or TSV file"):
+        load_data(dataset="iris", header=False)
+
+
+def test_the_cli_keeps_no_header_in_the_study_and_predict_can_be_told(tmp_path: Path) -> None:
+    frame = _connections()
+    data = tmp_path / "conn.csv"
+    frame.to_csv(data, index=False, header=False)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    runner = CliRunner()
+    first = runner.invoke(cli, ["tune", str(data), "--no-header", "--target", "4", "--categorical", "1", "--study", "h",
+                                "--storage", url, "--no-tracking", "--penalty", "l2", "--optimizer", "lbfgs",
+                                "--trials", "2"])
+    assert first.exit_code == 0, first.output
+    resumed = runner.invoke(cli, ["tune", "--study", "h", "--storage", url, "--no-tracking", "--trials", "3", "--json"])
+    assert resumed.exit_code == 0, resumed.output  # the stored spec reads the file without a header again
+    assert json.loads(resumed.output[resumed.output.index("{"):])["trials"]["complete"] == 3
+    model = tmp_path / "m"
+    trained = runner.invoke(cli, ["train", str(data), "--no-header", "--target", "4", "--categorical", "1",
+                                  "--save-model", str(model)])
+    assert trained.exit_code == 0, trained.output
+    named_rows = tmp_path / "named.csv"  # a header of the training names, 0 1 2 3: read as names
+    frame.drop(columns="label").head(4).to_csv(named_rows, index=False, header=["0", "1", "2", "3"])
+    bare_rows = tmp_path / "bare.csv"
+    frame.drop(columns="label").head(4).to_csv(bare_rows, index=False, header=False)
+    outputs = [runner.invoke(cli, ["predict", str(model), str(rows), "--proba"]) for rows in (named_rows, bare_rows)]
+    assert all(out.exit_code == 0 for out in outputs) and outputs[0].output == outputs[1].output
+    assert len(outputs[0].output.strip().splitlines()) == 5
+    told = runner.invoke(cli, ["predict", str(model), str(bare_rows), "--header"])
+    assert told.exit_code != 0  # told the first row names the columns: it does not
+    frame.drop(columns="label").set_axis(["0", "1", "2", "3"], axis=1).to_parquet(tmp_path / "rows.parquet")
+    parquet_told = runner.invoke(cli, ["predict", str(model), str(tmp_path / "rows.parquet"), "--no-header"])
+    assert parquet_told.exit_code != 0 and "applies to CSV/TSV files" in parquet_told.output, parquet_told.output
