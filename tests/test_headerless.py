@@ -74,6 +74,8 @@ def test_the_cli_keeps_no_header_in_the_study_and_predict_can_be_told(tmp_path: 
     resumed = runner.invoke(cli, ["tune", "--study", "h", "--storage", url, "--no-tracking", "--trials", "3", "--json"])
     assert resumed.exit_code == 0, resumed.output  # the stored spec reads the file without a header again
     assert json.loads(resumed.output[resumed.output.index("{"):])["trials"]["complete"] == 3
+    shown = runner.invoke(cli, ["study", "show", "h", "--storage", url])
+    assert "  columns: target 4; categorical 1; no header (named 0, 1, ... by position)\n" in shown.output, shown.output
     model = tmp_path / "m"
     trained = runner.invoke(cli, ["train", str(data), "--no-header", "--target", "4", "--categorical", "1",
                                   "--save-model", str(model)])

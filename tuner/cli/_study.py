@@ -76,6 +76,9 @@ def study_show(name: str, storage: str | None, top: int, tracking_uri: str | Non
     click.secho(f"Study {name}", bold=True)
     data = spec.get("data", {})
     click.echo(f"  data: {data.get('path') or data.get('dataset')} (fingerprint {data.get('fingerprint')})")
+    columns = _columns_line(data)
+    if columns:
+        click.echo(f"  columns: {columns}")
     click.echo(f"  penalties: {', '.join(spec.get('penalties', []))}; optimizers: {', '.join(spec.get('optimizers', []))}")
     click.echo(f"  metric: {spec.get('metric')} ({record.direction}); sampler {spec.get('sampler')}, "
                f"pruner {spec.get('pruner')}; budget {spec.get('n_trials')} trials")
@@ -197,3 +200,16 @@ def study_delete(name: str, storage: str | None, yes: bool, force: bool) -> None
         click.confirm(f"Delete study {name!r} and all its trials?", abort=True)
     delete_study(storage, name)
     click.echo(f"Deleted study {name}.")
+
+
+def _columns_line(data: dict[str, Any]) -> str:
+    """How a table's columns are read: ``target label; text review; categorical proto, service; no
+    header`` (empty for other data)."""
+    parts = [f"{what} {data[key]}" for what, key in (("target", "target"), ("text", "text_column"))
+             if data.get(key) is not None]
+    if data.get("categorical_columns"):
+        parts.append("categorical " + ", ".join(data["categorical_columns"]))
+    if data.get("header") is False:
+        parts.append("no header (named 0, 1, ... by position)")
+    return "; ".join(parts)
+
