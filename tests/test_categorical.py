@@ -16,6 +16,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import tuner
 from tuner.cli import cli
+from tuner.data import load_rows
 from tuner.data._features import DENSE_ONE_HOT_MAX, MISSING_CATEGORY, FeaturePipeline
 from tuner.errors import ConfigError, DataError
 
@@ -107,8 +108,8 @@ def test_the_cli_tunes_trains_and_predicts_with_categorical_columns(tmp_path: Pa
     assert json.loads(out.output[out.output.index("{"):])["trials"]["complete"] >= 1
     refused = runner.invoke(cli, [*base, "--categorical", "proto", "--trials", "4"])
     assert refused.exit_code != 0 and "categorical_columns" in refused.output, refused.output
-    resumed = runner.invoke(cli, [*base, "--categorical", "proto", "--categorical", "service", "--trials", "4"])
-    assert resumed.exit_code == 0, resumed.output
+    resumed = runner.invoke(cli, [*base, "--categorical", "service", "--categorical", "proto", "--trials", "4"])
+    assert resumed.exit_code == 0, resumed.output  # the order of the names does not matter
 
     trained = runner.invoke(cli, ["train", str(data), "--target", "label", "--categorical", "proto,service",
                                    "--save-model", str(tmp_path / "m")])
@@ -122,3 +123,39 @@ def test_the_cli_tunes_trains_and_predicts_with_categorical_columns(tmp_path: Pa
     frame.drop(columns=["label", "proto"]).head(3).to_csv(tmp_path / "noproto.csv", index=False)
     lacking = runner.invoke(cli, ["predict", str(tmp_path / "m"), str(tmp_path / "noproto.csv")])
     assert lacking.exit_code != 0 and "['proto']" in lacking.output, lacking.output
+
+
+def test_a_cell_is_the_same_category_whatever_else_its_file_holds(tmp_path: Path) -> None:
+    """pandas reads a column of numbers as numbers and a mixed one as text: '007' was category 7 in
+    a file of rows that all looked like numbers and '007' in another, so the same cell predicted
+    differently by the company it kept (an unseen category, exit 0). Files now give cell texts."""
+    rng = np.random.default_rng(1)
+    codes = np.array(["007", "1.50", "3", "A", "true"], dtype=object)[rng.integers(0, 5, 400)]
+    y = np.isin(codes, ["007", "true"]).astype(int) ^ (rng.random(400) < 0.1)
+    train = tmp_path / "mix.csv"
+    pd.DataFrame({"g": codes, "x": rng.normal(size=400), "label": y}).to_csv(train, index=False)
+    model = tuner.fit(train, target="label", categorical_columns="g", val_size=0, test_size=0).model
+    assert model.pipeline.categories == [["007", "1.50", "3", "A", "true"]]
+    together = tmp_path / "rows.csv"
+    rows = pd.DataFrame({"g": ["007", "1.50", "true", "3"], "x": [0.1, 0.2, 0.3, 0.4]})
+    rows.to_csv(together, index=False)
+    expected = model.predict_proba(load_rows(together, model.pipeline))
+    for i in range(4):  # one row a file: '007' alone reads as the number 7 without the text columns
+        alone = tmp_path / f"row{i}.csv"
+        rows.iloc[[i]].to_csv(alone, index=False)
+        np.testing.assert_allclose(model.predict_proba(load_rows(alone, model.pipeline)), expected[[i]], atol=1e-12)
+    assert model.predict_proba(pd.DataFrame({"g": [""], "x": [0.1]})).shape == (1, 2)  # '' is a missing cell
+    assert FeaturePipeline.fit(pd.DataFrame({"g": ["", None, "a"]}), kind="table",
+                               categorical_columns=["g"]).categories == [[MISSING_CATEGORY, "a"]]
+
+
+def test_columns_named_by_position_and_one_name_as_a_string() -> None:
+    """A DataFrame read without a header has int column names: categorical_columns=[1] and
+    target=2 were "not found" next to a list showing "0" and "2"; "proto" was split into letters."""
+    frame = _frame(300).drop(columns="service")
+    numbered = frame.set_axis(range(3), axis=1)
+    by_position = tuner.fit(numbered, target=2, categorical_columns=[0], val_size=0, test_size=0)
+    by_name = tuner.fit(frame, target="label", categorical_columns="proto", val_size=0, test_size=0)
+    assert by_name.model.pipeline.categorical_columns == ["proto"]
+    np.testing.assert_allclose(by_position.model.predict_proba(numbered.drop(columns=2)),
+                               by_name.model.predict_proba(frame.drop(columns="label")), atol=1e-6)

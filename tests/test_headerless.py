@@ -57,7 +57,7 @@ def test_a_file_without_a_header_trains_and_predicts_by_position(tmp_path: Path)
     bad.write_text("0,tcp,1,0.5,1\n0,udp,1,inf,0\n")
     with pytest.raises(DataError, match=r"'3' holds inf at data row 2 \(line 2\)"):  # no header line to count
         load_data(bad, target="4", header=False, categorical_columns=["1"])
-    with pytest.raises(ConfigError, match="is a CSV or TSV file"):
+    with pytest.raises(ConfigError, match="applies to CSV and TSV files; the bundled dataset .iris. is read as"):
         load_data(dataset="iris", header=False)
 
 
@@ -92,3 +92,61 @@ def test_the_cli_keeps_no_header_in_the_study_and_predict_can_be_told(tmp_path: 
     frame.drop(columns="label").set_axis(["0", "1", "2", "3"], axis=1).to_parquet(tmp_path / "rows.parquet")
     parquet_told = runner.invoke(cli, ["predict", str(model), str(tmp_path / "rows.parquet"), "--no-header"])
     assert parquet_told.exit_code != 0 and "applies to CSV/TSV files" in parquet_told.output, parquet_told.output
+
+
+def test_rows_for_a_model_trained_by_position_are_read_as_written(tmp_path: Path) -> None:
+    """For a model trained without a header: a header naming its columns (in any order, as pandas
+    writes one after drop(columns=2)) was read as a row of data, --target 2 was refused, and rows
+    without the label could not be read when it was not the last column."""
+    frame = _connections().drop(columns="duration")[["label", "a", "proto", "b"]]  # the label first
+    data = tmp_path / "t0.csv"
+    frame.to_csv(data, index=False, header=False)
+    model = tuner.fit(data, target="0", header=False, categorical_columns=["2"], val_size=0, test_size=0).model
+    named = tuner.fit(frame, target="label", categorical_columns=["proto"], val_size=0, test_size=0).model
+    features = frame.drop(columns="label").head(5)
+    expected = named.predict_proba(features)
+
+    def predicted(rows: pd.DataFrame, **kwargs: object) -> np.ndarray:
+        path = tmp_path / "rows.csv"
+        rows.to_csv(path, index=False, **kwargs)  # type: ignore[arg-type]
+        return model.predict_proba(load_rows(path, model.pipeline))
+
+    np.testing.assert_allclose(predicted(features, header=False), expected, atol=1e-6)  # no label: by position
+    np.testing.assert_allclose(predicted(features, header=["1", "2", "3"]), expected, atol=1e-6)
+    np.testing.assert_allclose(predicted(features[["b", "proto", "a"]], header=["3", "2", "1"]), expected, atol=1e-6)
+    with_label = tmp_path / "labelled.csv"
+    frame.head(5).to_csv(with_label, index=False, header=False)
+    got = model.predict_proba(load_rows(with_label, model.pipeline, target="0"))
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    with pytest.raises(DataError, match=r"target column 7 \(--target\) is not in .*4 columns, numbered 0 to 3"):
+        load_rows(with_label, model.pipeline, target="7")
+
+
+def test_kddcup99_as_shipped_needs_only_no_header(tmp_path: Path) -> None:
+    """kddcup99 is `kddcup.data_10_percent.gz`: no header, no suffix naming CSV. With --no-header the
+    file is a CSV or TSV, told apart by a tab in its first line (it was 'Cannot tell the format')."""
+    import gzip
+
+    frame = _connections(300)
+    packed = tmp_path / "conn.data.gz"
+    with gzip.open(packed, "wt") as fh:
+        fh.write(frame.to_csv(index=False, header=False))
+    raw = load_data(packed, target="4", header=False, categorical_columns=["1"])
+    assert raw.fmt == "csv" and len(raw) == 300 and raw.categorical_columns == ["1"]
+    tabbed = tmp_path / "conn.data"
+    tabbed.write_text(frame.to_csv(index=False, header=False, sep="\t"))
+    assert load_data(tabbed, target="4", header=False, categorical_columns=["1"]).fmt == "tsv"
+
+
+def test_a_header_of_numbers_is_taken_when_told(tmp_path: Path) -> None:
+    """Years as column names are refused by default (most such lines are data); header=True takes them."""
+    path = tmp_path / "years.csv"
+    rng = np.random.default_rng(0)
+    pd.DataFrame(rng.normal(size=(30, 3)), columns=["2019", "2020", "2021"]).assign(**{"1": [0, 1] * 15}).to_csv(
+        path, index=False)
+    with pytest.raises(DataError, match="first line holds numbers"):
+        load_data(path, target="1")
+    raw = load_data(path, target="1", header=True)
+    assert raw.numeric_columns == ["2019", "2020", "2021"] and len(raw) == 30
+    out = CliRunner().invoke(cli, ["train", str(path), "--target", "1", "--header"])
+    assert out.exit_code == 0, out.output

@@ -39,7 +39,12 @@ class DataOptions:
     test_file: str | os.PathLike[str] | None = None
     seed: int = 0
     categorical_columns: Sequence[str] | None = None
-    header: bool = True
+    header: bool | None = None
+
+    def __post_init__(self) -> None:
+        # columns named by position (a DataFrame read without a header, header=False) may be given as ints
+        self.target, self.text_column = _column_name(self.target), _column_name(self.text_column)
+        self.categorical_columns = column_list(self.categorical_columns)
 
     @property
     def is_path(self) -> bool:
@@ -55,11 +60,25 @@ class DataOptions:
         if self.y is not None and (self.data is None or self.is_path):
             raise ConfigError("The 'y' parameter goes with a feature matrix given as 'data'; a file's labels are "
                               "named by the 'target' parameter.")
-        if not self.header and not self.is_path:
+        if self.header is not None and not self.is_path:
             raise ConfigError("The 'header' parameter says whether a CSV/TSV file names its columns; give it with a "
                               "file's path as 'data'.")
         if self.test_file is not None and not (self.is_path or self.dataset is not None):
             raise ConfigError("The 'test_file' parameter goes with data read from a file or a bundled data set.")
+
+
+def _column_name(name: Any) -> Any:
+    return str(name) if isinstance(name, (int, np.integer)) and not isinstance(name, bool) else name
+
+
+def column_list(names: str | Sequence[Any] | None) -> list[str] | None:
+    """The ``categorical_columns`` parameter as sorted, distinct column names, or None for none: one
+    name given as a string is that column (not its letters), ints are columns named by position,
+    and the order does not matter (the table's order is the encoding's)."""
+    if names is None:
+        return None
+    listed = [names] if isinstance(names, str) else list(names)
+    return sorted({str(_column_name(n)) for n in listed}) or None
 
 
 def read_data(opts: DataOptions) -> tuple[Any, Any]:

@@ -107,7 +107,7 @@ def fit(
     target: str | None = None,
     text_column: str | None = None,
     categorical_columns: Sequence[str] | None = None,
-    header: bool = True,
+    header: bool | None = None,
     fmt: str = "auto",
     encoding: str = "utf-8",
     n_features: int | None = None,
@@ -152,9 +152,10 @@ def fit(
         Columns of a table that hold categories (strings or codes): one 0/1 feature per category
         of the training rows; a missing cell is a category of its own, and a category the
         training rows never held sets none of its column's features.
-    header : bool, default True
+    header : bool, optional
         Whether a CSV/TSV file's first line names its columns; with False it is data, and the
-        columns are named ``"0"``, ``"1"``, ... by position (``target="41"``).
+        columns are named ``"0"``, ``"1"``, ... by position (``target="41"``). By default it names
+        them, and a first line of numbers only is refused as a likely row of data (True accepts it).
     fmt, encoding, n_features, zero_based
         How a file is read (``fmt="auto"`` guesses the format from its content).
     val_size, test_size : float
@@ -205,8 +206,7 @@ def fit(
                          class_weight=class_weight, device=device, dtype=dtype, seed=seed)  # type: ignore[arg-type]
     config.check()
     opts = DataOptions(data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size,
-                       test_size, test_file, seed, categorical_columns=list(categorical_columns or []) or None,
-                       header=header)
+                       test_size, test_file, seed, categorical_columns=categorical_columns, header=header)
     ds = split(opts)
     weights = prepare_sample_weight(sample_weight, ds) if sample_weight is not None else None
     outcome = train_one(ds, penalty, optimizer, pen_over, opt_over, config, callbacks, sample_weight=weights)

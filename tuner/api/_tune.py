@@ -156,7 +156,7 @@ def tune(
     target: str | None = None,
     text_column: str | None = None,
     categorical_columns: Sequence[str] | None = None,
-    header: bool = True,
+    header: bool | None = None,
     fmt: str = "auto",
     encoding: str = "utf-8",
     n_features: int | None = None,
@@ -261,9 +261,9 @@ def tune(
     from tuner._registry import optimizers, penalties
     from tuner.study import StudySpec, build_space, run_study
 
-    categorical = list(categorical_columns or []) or None
     opts = DataOptions(data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size,
-                       test_size, test_file, seed, categorical_columns=categorical, header=header)
+                       test_size, test_file, seed, categorical_columns=categorical_columns, header=header)
+    categorical = opts.categorical_columns
     options_given = {  # compared with a stored study's spec when not at their defaults
         "target": target, "text_column": text_column, "categorical_columns": categorical, "header": header, "fmt": fmt, "encoding": encoding, "n_features": n_features,
         "zero_based": zero_based, "val_size": val_size, "test_size": test_size,

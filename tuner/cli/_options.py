@@ -163,11 +163,12 @@ def _apply(f: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable
 
 
 def _column_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str] | None:
-    """``--categorical a,b --categorical c`` -> ``["a", "b", "c"]`` (None when not given)."""
+    """``--categorical c,a --categorical b`` -> ``["a", "b", "c"]`` (None when not given; the order
+    of the names does not matter, as in the Python API's ``categorical_columns``)."""
     names = [name.strip() for value in values for name in value.split(",")]
     if any(not name for name in names):
         raise click.BadParameter(f"an empty column name in {list(values)}", ctx=ctx, param=param)
-    return names or None
+    return sorted(set(names)) or None
 
 
 def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -180,9 +181,10 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--categorical", "categorical_columns", multiple=True, callback=_column_list, metavar="COLUMN",
                      help="A column of categories (strings or codes), one-hot encoded: one 0/1 feature per category "
                           "of the training rows. Repeat it, or give several separated by commas."),
-        click.option("--header/--no-header", default=True, show_default=True,
+        click.option("--header/--no-header", default=None,
                      help="Whether the first line of a CSV/TSV file names its columns; without one they are named "
-                          "0, 1, ... by position (--target 41)."),
+                          "0, 1, ... by position (--target 41) [default: it does, and one of numbers only is refused "
+                          "as a likely row of data; --header accepts it]."),
         click.option("--format", "fmt", default="auto", show_default=True, type=FORMAT_CHOICES,
                      help="Data format; auto tells it from the file name or content. Text formats may be "
                           "compressed (.gz, .bz2, .xz)."),

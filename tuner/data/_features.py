@@ -189,11 +189,12 @@ def standardization(A: np.ndarray, names: list[str], where: str = "") -> tuple[n
 
 
 def category_labels(values: pd.Series) -> np.ndarray:
-    """A categorical column's cells as category names (object array of str): missing cells are
-    :data:`MISSING_CATEGORY`, and a whole number is named alike as an int or a float (``3`` and
-    ``3.0`` are category ``"3"``: a file read with a missing cell turns a column of ints into floats)."""
+    """A categorical column's cells as category names (object array of str): missing and empty
+    cells are :data:`MISSING_CATEGORY`, and a whole number is named alike as an int or a float (``3``
+    and ``3.0`` are category ``"3"``: a missing cell turns a DataFrame's column of ints into floats).
+    Files give the text of their cells (see :func:`~tuner.data._readers.read_table_frame`)."""
     def name(v: Any) -> str:
-        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT or v == "":
             return MISSING_CATEGORY
         if isinstance(v, (bool, np.bool_)):
             return str(bool(v))
@@ -338,6 +339,11 @@ class FeaturePipeline:
         expected = self.input_columns
         if _is_headerless(frame, expected) and len(frame.columns):
             named = [repr(c) for c in [self.text_column, *self.categorical_columns] if c is not None]
+            if self.headerless and frame.shape[1] == len(expected):
+                # trained by position: the rows hold the training file's columns, the label left out
+                out = frame.copy()
+                out.columns = sorted(expected, key=int)
+                return out[expected]
             if named:
                 kind = "text column" if self.text_column is not None else "categorical column"
                 raise DataError(

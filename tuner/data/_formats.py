@@ -72,8 +72,13 @@ def formats_help() -> str:
     return "; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values())
 
 
-def sniff(path: Path, encoding: str) -> str:
-    """The format of ``path``: a folder is ``classfiles``; else by suffix; else by its first lines."""
+def sniff(path: Path, encoding: str, delimited: bool = False) -> str:
+    """The format of ``path``: a folder is ``classfiles``; else by suffix; else by its first lines.
+
+    ``delimited``: the file is known to be a CSV or TSV (one read without a header, such as
+    kddcup99's ``kddcup.data_10_percent.gz``): without a suffix saying which, a tab in its first
+    line makes it TSV, else CSV.
+    """
     if path.is_dir():
         return "classfiles"
     suffix = data_suffix(path)
@@ -85,6 +90,8 @@ def sniff(path: Path, encoding: str) -> str:
             lines = [ln for ln in (fh.readline() for _ in range(20)) if ln.strip()]
     except READ_ERRORS as exc:
         raise cannot_read(path, exc) from None
+    if delimited:
+        return "tsv" if lines and "\t" in lines[0] else "csv"
     if lines and all(_SVM_LINE.match(ln) and _SVM_PAIR.search(ln) for ln in lines):
         return "svmlight"
     if lines and all(re.match(r"^\S+\s+\S", ln) for ln in lines):

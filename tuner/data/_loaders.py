@@ -40,15 +40,17 @@ DATA_ROOT_ENV = "TUNER_DATA_ROOT"
 
 def file_fingerprint(path: str | Path, *, fmt: str = "auto", target: str | None = None,
                      text_column: str | None = None, encoding: str = "utf-8",
-                     categorical_columns: Sequence[str] | None = None, header: bool = True) -> str:
+                     categorical_columns: Sequence[str] | None = None, header: bool | None = None) -> str:
     """What :attr:`RawData.fingerprint` of ``load_data(path, ...)`` will be, without parsing the file."""
     _check_encoding(encoding)
     p = Path(path)
     if not p.exists():
         raise DataError(f"Data file {p} does not exist.")
     # without categorical columns and with a header, as before either option existed
-    chosen = [*([tuple(categorical_columns)] if categorical_columns else []), *([] if header else ["no header"])]
-    return fingerprint(p, sniff(p, encoding) if fmt == "auto" else fmt, target, text_column, encoding, *chosen)
+    chosen = [*([tuple(sorted(categorical_columns))] if categorical_columns else []),
+              *(["no header"] if header is False else [])]
+    fmt = sniff(p, encoding, delimited=header is False) if fmt == "auto" else fmt
+    return fingerprint(p, fmt, target, text_column, encoding, *chosen)
 
 
 def _check_encoding(encoding: str) -> None:
@@ -62,11 +64,11 @@ def _check_encoding(encoding: str) -> None:
 
 def _check_options(fmt: str, source: str, target: str | None, text_column: str | None, n_features: int | None,
                    zero_based: bool | None, categorical_columns: Sequence[str] | None = None,
-                   header: bool = True) -> None:
+                   header: bool | None = None) -> None:
     """Options that do not apply to the format are an error, never silently ignored."""
-    if not header and fmt not in ("csv", "tsv"):
-        raise ConfigError(f"A file without a header (--no-header; header=False in Python) is a CSV or TSV file; "
-                          f"{source} is read as {fmt}.")
+    if header is not None and fmt not in ("csv", "tsv"):
+        raise ConfigError(f"Whether a file's first line names its columns (--header/--no-header; the 'header' "
+                          f"parameter) applies to CSV and TSV files; {source} is read as {fmt}.")
     given = []
     if fmt not in TABLE_FORMATS:
         given += [f"the '{name}' parameter" for name, v in (("target", target), ("text_column", text_column),
@@ -86,12 +88,13 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
               text_column: str | None = None, encoding: str = "utf-8", fmt: str = "auto",
               n_features: int | None = None, require_target: bool = True,
               zero_based: bool | None = None, categorical_columns: Sequence[str] | None = None,
-              header: bool = True) -> RawData:
+              header: bool | None = None) -> RawData:
     """Read a data set from a file, a folder, or scikit-learn's bundled sets (``dataset=``).
 
     ``categorical_columns`` names a table's columns of categories, one-hot encoded by the
     feature pipeline. ``header=False``: a CSV/TSV's first line is data, and its columns are named
-    ``"0"``, ``"1"``, ... by position.
+    ``"0"``, ``"1"``, ... by position; None: it names the columns, and one of numbers only is
+    refused as a likely row of data; True: it names them, whatever it holds.
 
     ``zero_based`` says whether LIBSVM feature indices start at 0; ``None`` decides from the
     file (zero-based when it holds an index 0) and :attr:`RawData.zero_based` records it,
@@ -110,13 +113,14 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
         raise DataError(f"Data file {p} does not exist.")
     if fmt not in FORMAT_CHOICES:
         raise ConfigError(f"The 'format' parameter must be one of {list(FORMAT_CHOICES)}; got {fmt!r} instead.")
-    fmt = sniff(p, encoding) if fmt == "auto" else fmt
+    fmt = sniff(p, encoding, delimited=header is False) if fmt == "auto" else fmt
     _check_options(fmt, str(p), target, text_column, n_features, zero_based, categorical_columns, header)
     fp = file_fingerprint(p, fmt=fmt, target=target, text_column=text_column, encoding=encoding,
                           categorical_columns=categorical_columns, header=header)
     opts = ReadOptions(fmt=fmt, fingerprint=fp, encoding=encoding, target=target, text_column=text_column,
                        n_features=n_features, zero_based=zero_based, require_target=require_target,
-                       categorical=tuple(categorical_columns or ()), header=header)
+                       categorical=tuple(categorical_columns or ()), header=header is not False,
+                       trust_header=header is True)
     try:
         return FORMATS[fmt].reader(p, opts)
     except UnicodeDecodeError as exc:
@@ -129,16 +133,17 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
 
 def load_test_file(path: str | Path, train: RawData, *, target: str | None = None, text_column: str | None = None,
                    encoding: str = "utf-8", fmt: str = "auto", n_features: int | None = None,
-                   categorical_columns: Sequence[str] | None = None, header: bool = True) -> RawData:
+                   categorical_columns: Sequence[str] | None = None, header: bool | None = None) -> RawData:
     """A separate labelled test file for the training data ``train``: a LIBSVM one is read with
     the training width (``n_features``, else a LIBSVM training file's) and index base; a file of
     another format takes neither (they were passed whatever its format, and refused as options
     the user had not given)."""
     p = Path(path)
-    test_fmt = sniff(p, encoding) if fmt == "auto" and p.exists() else fmt
+    test_fmt = sniff(p, encoding, delimited=header is False) if fmt == "auto" and p.exists() else fmt
     if test_fmt != "svmlight":
         return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt,
-                         categorical_columns=categorical_columns, header=header or test_fmt not in ("csv", "tsv"))
+                         categorical_columns=categorical_columns,
+                         header=header if test_fmt in ("csv", "tsv") else None)
     width = n_features or (train.X.shape[1] if train.fmt == "svmlight" else None)
     return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt, n_features=width,
                      zero_based=train.zero_based)
@@ -187,7 +192,7 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
             if target is not None:
                 raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt=fmt))
             return _labeltext_rows(text_lines(read_text(p, encoding)), pipeline.text_column)
-    fmt = sniff(p, encoding) if fmt == "auto" else fmt
+    fmt = sniff(p, encoding, delimited=header is False or (header is None and pipeline.headerless)) if fmt == "auto" else fmt
     if zero_based is not None and fmt != "svmlight":
         raise DataError(f"An index base (--zero-based/--one-based) applies to LIBSVM files; {p} is read as {fmt}.")
     if header is not None and fmt not in ("csv", "tsv"):
@@ -196,7 +201,8 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         try:
             if header is None:
                 header = fmt == "parquet" or _has_header(p, fmt, encoding, pipeline)
-            frame = read_table_frame(p, fmt, encoding, header=header)
+            frame = read_table_frame(p, fmt, encoding, header=header, as_text=_text_columns(p, fmt, encoding, pipeline,
+                                                                                             header))
         except UnicodeDecodeError as exc:
             raise DataError(f"Cannot decode {p} as {encoding}: {exc.reason}; pass the right one (the 'encoding' parameter).") from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
@@ -208,8 +214,9 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         if header and _numbered(frame.columns) and not set(frame.columns) & set(pipeline.input_columns):
             frame.columns = list(range(frame.shape[1]))  # pandas' names for unnamed columns: by position
         if target is not None:
-            _check_target_column(p, frame, target, header)
-            frame = frame.drop(columns=[target])
+            key = _target_key(frame, target, header)
+            _check_target_column(p, frame, key, header)
+            frame = frame.drop(columns=[key])
         return frame
     if target is not None:
         raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt=fmt))
@@ -222,11 +229,34 @@ _TARGET_NOT_A_COLUMN = ("The target column {target!r} (--target) names a column 
                        "is read as {fmt}, which has no named columns: drop --target.")
 
 
-def _check_target_column(p: Path, frame: pd.DataFrame, target: str, header: bool) -> None:
+def _text_columns(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline, header: bool) -> list[str]:
+    """The columns of the rows in ``p`` to read as text: the categorical ones, by name, or without
+    a header by position. Rows for a model trained by position that are as wide as its inputs
+    left the label out, so their positions are the training file's less the label's."""
+    names = list(pipeline.categorical_columns)
+    if header or not pipeline.headerless or not names:
+        return names
+    if fmt != "parquet" and len(first_row(p, fmt, encoding)) == len(pipeline.input_columns):
+        order = sorted(pipeline.input_columns, key=int)
+        return [str(order.index(c)) for c in names]
+    return names
+
+
+def _target_key(frame: pd.DataFrame, target: str, header: bool) -> Any:
+    """The column ``target`` names: without a header (columns numbered by position) ``"41"`` is
+    position 41, as it was for a model trained on a file without one."""
+    positional = not header or all(isinstance(c, int) for c in frame.columns)
+    return int(target) if positional and target.isdigit() else target
+
+
+def _check_target_column(p: Path, frame: pd.DataFrame, target: Any, header: bool) -> None:
     """Refuse a target column that the rows to predict do not have (it was ignored: a misspelt
     name went unnoticed)."""
     if target in frame.columns:
         return
+    if isinstance(target, int):
+        raise DataError(f"The target column {target} (--target) is not in {p}: its rows have no header and "
+                        f"{frame.shape[1]} columns, numbered 0 to {frame.shape[1] - 1}.")
     if not header or all(isinstance(c, int) for c in frame.columns):
         raise DataError(f"The target column {target!r} (--target) is not in {p}: the file has no header, so no "
                         "column has a name; drop --target, or give the file a header.")
@@ -274,8 +304,12 @@ def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> 
     """Whether the first row of a CSV/TSV names columns: it does unless every cell is a number,
     except 0, 1, ..., n-1 (:func:`_numbered`)."""
     first = first_row(p, fmt, encoding)
-    if pipeline.headerless:  # its columns are positions: any row of data shares some of their names
-        return not first or _numbered(first)
+    if pipeline.headerless:  # its columns are positions: a row of data shares some of their names
+        cells = [c.strip() for c in first]
+        # names: distinct positions, every training one among them (in any order, the label's too)
+        return not first or _numbered(first) or (
+            len(set(cells)) == len(cells) and all(c.isdigit() for c in cells)
+            and set(pipeline.input_columns) <= set(cells))
     if not first or {c.strip() for c in first} & set(pipeline.input_columns) or _numbered(first):
         return True
     try:

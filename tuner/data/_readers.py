@@ -79,6 +79,7 @@ class ReadOptions:
     require_target: bool = True
     categorical: tuple[str, ...] = ()
     header: bool = True  # CSV/TSV: whether the first line names the columns (else they are 0, 1, ... by position)
+    trust_header: bool = False  # the user said the first line names the columns, even if it holds numbers only
 
 
 def read_text(path: Path, encoding: str) -> str:
@@ -136,7 +137,8 @@ def read_table(p: Path, opts: ReadOptions) -> RawData:
     column, ``opts.categorical`` the columns of categories; without a header (``opts.header``
     False) the columns are named by position, ``"0"``, ``"1"``, ..."""
     lines = None if opts.fmt == "parquet" else DataLines(p, opts.fmt, opts.encoding, opts.header)
-    frame = read_table_frame(p, opts.fmt, opts.encoding, header=opts.header, refuse_data_header=True)
+    frame = read_table_frame(p, opts.fmt, opts.encoding, header=opts.header, refuse_data_header=not opts.trust_header,
+                             as_text=opts.categorical)
     raw = _table(frame, str(p), opts.fmt, opts.target, opts.text_column, opts.require_target, opts.fingerprint, lines,
                  opts.categorical)
     raw.headerless = not opts.header
@@ -275,10 +277,12 @@ def first_row(p: Path, fmt: str, encoding: str) -> list[str]:
 
 
 def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True,
-                     refuse_data_header: bool = False) -> pd.DataFrame:
+                     refuse_data_header: bool = False, as_text: Sequence[str] = ()) -> pd.DataFrame:
     """A CSV/TSV/Parquet file as a DataFrame: header names checked, no column silently dropped or renamed;
     ``refuse_data_header``: an error for a CSV/TSV header line that looks like a row of data
-    (:func:`_data_as_header`)."""
+    (:func:`_data_as_header`); ``as_text``: columns of a CSV/TSV kept as the text of their cells
+    (categories: ``007`` stays ``007`` whatever the other cells of its column hold, where pandas
+    would read a column of numbers as the number 7)."""
     if fmt == "parquet":
         try:
             import pyarrow.parquet as pq
@@ -302,8 +306,10 @@ def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True,
         # index_col=False: rows with more fields than the header would otherwise shift every column
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
+            # without a header pandas names the columns 0, 1, ...: the names "0", "1", ... are those positions
+            dtype = {(c if header else int(c)): str for c in as_text if header or c.isdigit()}
             return pd.read_csv(p, sep=sep, encoding=encoding, quoting=quoting, index_col=False,
-                               header=0 if header else None, compression=compression_of(p))
+                               header=0 if header else None, compression=compression_of(p), dtype=dtype or None)
         except pd.errors.ParserWarning:
             raise DataError(f"The rows of {p} have more fields than its header names; name every column in the "
                             "header (is a separator missing, or a row index unnamed?).") from None
