@@ -117,7 +117,9 @@ def test_the_cli_tunes_trains_and_predicts_with_categorical_columns(tmp_path: Pa
     predicted = runner.invoke(cli, ["predict", str(tmp_path / "m"), str(rows), "--proba"])
     assert predicted.exit_code == 0, predicted.output
     expected = tuner.load_model(tmp_path / "m").predict_proba(pd.read_csv(rows))
-    lines = [line.split(",") for line in predicted.output.strip().splitlines()[1:]]
+    assert "note: 1 of 6 row(s) hold a category of 'proto' that the training rows never held" in predicted.output
+    csv_lines = [line for line in predicted.output.strip().splitlines() if not line.startswith("note:")]
+    lines = [line.split(",") for line in csv_lines[1:]]
     np.testing.assert_allclose(np.array([[float(v) for v in line[-2:]] for line in lines]), expected, atol=1e-6)
     assert not np.allclose(expected[0], expected[1])  # sctp (unseen) is not tcp
     frame.drop(columns=["label", "proto"]).head(3).to_csv(tmp_path / "noproto.csv", index=False)
@@ -159,3 +161,26 @@ def test_columns_named_by_position_and_one_name_as_a_string() -> None:
     assert by_name.model.pipeline.categorical_columns == ["proto"]
     np.testing.assert_allclose(by_position.model.predict_proba(numbered.drop(columns=2)),
                                by_name.model.predict_proba(frame.drop(columns="label")), atol=1e-6)
+
+
+def test_codes_written_as_floats_are_the_codes_and_unseen_ones_are_noted(tmp_path: Path) -> None:
+    """pandas writes an int column with a gap as 1.0, 2.0, 3.0: a model trained from such a CSV
+    named its categories '1.0'..., so rows from a DataFrame or Parquet (3) were all unseen, and
+    every prediction moved without a word."""
+    frame = _frame(400)
+    frame.loc[3, "service"] = None  # the column becomes float: written 4.0, 11.0, ...
+    data = tmp_path / "gap.csv"
+    frame.to_csv(data, index=False)
+    assert "4.0" in data.read_text()
+    from_file = tuner.fit(data, target="label", categorical_columns=["proto", "service"], val_size=0, test_size=0)
+    from_frame = tuner.fit(frame, target="label", categorical_columns=["proto", "service"], val_size=0, test_size=0)
+    assert from_file.model.pipeline.categories == from_frame.model.pipeline.categories
+    assert "0" in from_file.model.pipeline.categories[1] and "(missing)" in from_file.model.pipeline.categories[1]
+    rows = frame.drop(columns="label").head(6).assign(service=[1, 2, 99, 3, 4, 5])
+    np.testing.assert_allclose(from_file.model.predict_proba(rows), from_frame.model.predict_proba(rows), atol=1e-6)
+    model_dir = tmp_path / "m"
+    from_file.model.save(model_dir)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    out = CliRunner().invoke(cli, ["predict", str(model_dir), str(tmp_path / "rows.csv")])
+    assert out.exit_code == 0, out.output
+    assert "note: 1 of 6 row(s) hold a category of 'service' that the training rows never held" in out.output

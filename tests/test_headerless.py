@@ -84,9 +84,12 @@ def test_the_cli_keeps_no_header_in_the_study_and_predict_can_be_told(tmp_path: 
     frame.drop(columns="label").head(4).to_csv(named_rows, index=False, header=["0", "1", "2", "3"])
     bare_rows = tmp_path / "bare.csv"
     frame.drop(columns="label").head(4).to_csv(bare_rows, index=False, header=False)
-    outputs = [runner.invoke(cli, ["predict", str(model), str(rows), "--proba"]) for rows in (named_rows, bare_rows)]
+    outputs = [runner.invoke(cli, ["predict", str(model), str(named_rows), "--proba", "--header"]),
+               runner.invoke(cli, ["predict", str(model), str(bare_rows), "--proba"])]
     assert all(out.exit_code == 0 for out in outputs) and outputs[0].output == outputs[1].output
     assert len(outputs[0].output.strip().splitlines()) == 5
+    unsaid = runner.invoke(cli, ["predict", str(model), str(named_rows)])  # positions, or a row of small integers?
+    assert unsaid.exit_code != 0 and "Say which: --header or --no-header" in unsaid.output, unsaid.output
     told = runner.invoke(cli, ["predict", str(model), str(bare_rows), "--header"])
     assert told.exit_code != 0  # told the first row names the columns: it does not
     frame.drop(columns="label").set_axis(["0", "1", "2", "3"], axis=1).to_parquet(tmp_path / "rows.parquet")
@@ -106,14 +109,17 @@ def test_rows_for_a_model_trained_by_position_are_read_as_written(tmp_path: Path
     features = frame.drop(columns="label").head(5)
     expected = named.predict_proba(features)
 
-    def predicted(rows: pd.DataFrame, **kwargs: object) -> np.ndarray:
+    def predicted(rows: pd.DataFrame, header: object, told: bool | None = None) -> np.ndarray:
         path = tmp_path / "rows.csv"
-        rows.to_csv(path, index=False, **kwargs)  # type: ignore[arg-type]
-        return model.predict_proba(load_rows(path, model.pipeline))
+        rows.to_csv(path, index=False, header=header)  # type: ignore[arg-type]
+        return model.predict_proba(load_rows(path, model.pipeline, header=told))
 
-    np.testing.assert_allclose(predicted(features, header=False), expected, atol=1e-6)  # no label: by position
-    np.testing.assert_allclose(predicted(features, header=["1", "2", "3"]), expected, atol=1e-6)
-    np.testing.assert_allclose(predicted(features[["b", "proto", "a"]], header=["3", "2", "1"]), expected, atol=1e-6)
+    np.testing.assert_allclose(predicted(features, False), expected, atol=1e-6)  # no label: by position
+    np.testing.assert_allclose(predicted(features, ["1", "2", "3"], told=True), expected, atol=1e-6)
+    np.testing.assert_allclose(predicted(features[["b", "proto", "a"]], ["3", "2", "1"], told=True), expected,
+                               atol=1e-6)
+    with pytest.raises(DataError, match="the model's column positions, or a row of data"):
+        predicted(features, ["1", "2", "3"])
     with_label = tmp_path / "labelled.csv"
     frame.head(5).to_csv(with_label, index=False, header=False)
     got = model.predict_proba(load_rows(with_label, model.pipeline, target="0"))
@@ -150,3 +156,33 @@ def test_a_header_of_numbers_is_taken_when_told(tmp_path: Path) -> None:
     assert raw.numeric_columns == ["2019", "2020", "2021"] and len(raw) == 30
     out = CliRunner().invoke(cli, ["train", str(path), "--target", "1", "--header"])
     assert out.exit_code == 0, out.output
+
+
+def test_a_first_row_of_small_integers_is_never_taken_for_positions_unasked(tmp_path: Path) -> None:
+    """Rows '1,0', '0,1', ... for a model trained by position on two columns: the first line read
+    as its column names dropped a row (4 rows, 3 predictions, exit 0)."""
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2, (200, 2))
+    data = tmp_path / "bits.csv"
+    pd.DataFrame(np.column_stack([bits, bits[:, 0] ^ (rng.random(200) < 0.2)])).to_csv(data, index=False,
+                                                                                          header=False)
+    model = tuner.fit(data, target="2", header=False, val_size=0, test_size=0).model
+    rows = tmp_path / "rows.csv"
+    rows.write_text("1,0\n0,1\n1,1\n0,0\n")
+    with pytest.raises(DataError, match=r"reads 1, 0: the model's column positions, or a row of data"):
+        load_rows(rows, model.pipeline)
+    assert len(load_rows(rows, model.pipeline, header=False)) == 4
+
+
+def test_target_names_a_column_of_a_model_trained_on_names(tmp_path: Path) -> None:
+    """--target 1 on rows without a header dropped position 1 for a model whose label was the
+    column named "1" (third): the label was then read as the feature '2020'."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(40, 2)), columns=["2019", "2020"]).assign(**{"1": [0, 1] * 20})
+    data = tmp_path / "years.csv"
+    frame.to_csv(data, index=False)
+    model = tuner.fit(data, target="1", header=True, val_size=0, test_size=0).model
+    rows = tmp_path / "rows.csv"
+    frame.head(3).to_csv(rows, index=False, header=False)
+    with pytest.raises(DataError, match="the file has no header, so no column has a name"):
+        load_rows(rows, model.pipeline, target="1")

@@ -45,7 +45,8 @@ _MODEL_STORE = "MLflow tracking URI for models:/ and runs:/ URIs [env MLFLOW_TRA
                    "error].")
 @click.option("--header/--no-header", default=None,
               help="Whether the first line of a CSV/TSV DATA names its columns [default: it does unless it is all "
-                   "numbers; for a model trained with --no-header, only when it is 0, 1, ..., n-1].")
+                   "numbers; for a model trained with --no-header it does not, and a first line that could be its "
+                   "column positions is an error asking for this option].")
 @tracking_uri_option(_MODEL_STORE)
 def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str, encoding: str,
             target: str | None, zero_based: bool | None, header: bool | None, tracking_uri: str | None) -> None:
@@ -105,7 +106,9 @@ def select_columns(rows: Any, model: Any) -> Any:
     """A table's training columns, matched by name (an error names missing and unexpected ones).
 
     Columns the model does not read (an id, the label without --target) are dropped with a
-    note on standard error.
+    note on standard error, as are cells of categories the training rows never held (they set
+    none of their column's features: a different spelling, or codes written otherwise, would
+    change every prediction without an error).
     """
     import pandas as pd
 
@@ -115,6 +118,9 @@ def select_columns(rows: Any, model: Any) -> Any:
     selected = model.pipeline.select_columns(rows)
     if unused:
         click.echo(f"note: ignoring column(s) {unused}: the model was not trained on them.", err=True)
+    for column, n in model.pipeline.unseen_categories(selected).items():
+        click.echo(f"note: {n} of {len(selected)} row(s) hold a category of {column!r} that the training rows never "
+                   "held; it sets none of that column's features.", err=True)
     return selected
 
 

@@ -15,6 +15,7 @@ its weights, so a loaded model transforms raw rows exactly as during training.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,9 +191,10 @@ def standardization(A: np.ndarray, names: list[str], where: str = "") -> tuple[n
 
 def category_labels(values: pd.Series) -> np.ndarray:
     """A categorical column's cells as category names (object array of str): missing and empty
-    cells are :data:`MISSING_CATEGORY`, and a whole number is named alike as an int or a float (``3``
-    and ``3.0`` are category ``"3"``: a missing cell turns a DataFrame's column of ints into floats).
-    Files give the text of their cells (see :func:`~tuner.data._readers.read_table_frame`)."""
+    cells are :data:`MISSING_CATEGORY`, and a whole number is named alike as an int, a float or the
+    text ``3.0`` (category ``"3"``: a missing cell turns a column of ints into floats, which pandas
+    writes to CSV as ``3.0``). Files give the text of their cells (see
+    :func:`~tuner.data._readers.read_table_frame`), so ``007`` and ``1.50`` stay as written."""
     def name(v: Any) -> str:
         if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT or v == "":
             return MISSING_CATEGORY
@@ -200,9 +202,15 @@ def category_labels(values: pd.Series) -> np.ndarray:
             return str(bool(v))
         if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
             return str(int(v))
-        return str(v)
+        text = str(v)
+        whole = _WHOLE_FLOAT.match(text)
+        return whole.group(1) if whole else text
 
     return np.asarray([name(v) for v in values.tolist()], dtype=object)
+
+
+_WHOLE_FLOAT = re.compile(r"^(-?(?:0|[1-9]\d*))\.0+$")
+"""A whole number as pandas writes a float (``3.0``), without leading zeros (``007.0`` stays)."""
 
 
 def _is_headerless(frame: pd.DataFrame, expected: Sequence[str] | None = None) -> bool:
@@ -283,6 +291,17 @@ class FeaturePipeline:
         if column not in frame.columns:
             raise DataError(f"Categorical column {column!r} is missing; the data has columns {list(frame.columns)}.")
         return frame[column]
+
+    def unseen_categories(self, frame: pd.DataFrame) -> dict[str, int]:
+        """Per categorical column of ``frame`` (rows to predict), how many cells hold a category the
+        training rows never held (such a cell sets none of its column's features)."""
+        out = {}
+        for c, cats in zip(self.categorical_columns, self.categories):
+            if c in frame.columns:
+                unseen = int((pd.Index(cats).get_indexer(pd.Index(category_labels(frame[c]))) < 0).sum())
+                if unseen:
+                    out[c] = unseen
+        return out
 
     def _one_hot(self, frame: pd.DataFrame) -> sp.csr_matrix:
         """The categorical columns as 0/1 columns, one per training category, in training order

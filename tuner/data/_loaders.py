@@ -214,7 +214,7 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         if header and _numbered(frame.columns) and not set(frame.columns) & set(pipeline.input_columns):
             frame.columns = list(range(frame.shape[1]))  # pandas' names for unnamed columns: by position
         if target is not None:
-            key = _target_key(frame, target, header)
+            key = _target_key(frame, target, header, pipeline)
             _check_target_column(p, frame, key, header)
             frame = frame.drop(columns=[key])
         return frame
@@ -242,11 +242,12 @@ def _text_columns(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline, h
     return names
 
 
-def _target_key(frame: pd.DataFrame, target: str, header: bool) -> Any:
-    """The column ``target`` names: without a header (columns numbered by position) ``"41"`` is
-    position 41, as it was for a model trained on a file without one."""
+def _target_key(frame: pd.DataFrame, target: str, header: bool, pipeline: FeaturePipeline) -> Any:
+    """The column ``target`` names: for a model trained on a file without a header, rows without
+    one (columns numbered by position) have ``"41"`` at position 41. A model trained on named
+    columns names its label, which rows without a header do not say where it is."""
     positional = not header or all(isinstance(c, int) for c in frame.columns)
-    return int(target) if positional and target.isdigit() else target
+    return int(target) if pipeline.headerless and positional and target.isdigit() else target
 
 
 def _check_target_column(p: Path, frame: pd.DataFrame, target: Any, header: bool) -> None:
@@ -304,12 +305,14 @@ def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> 
     """Whether the first row of a CSV/TSV names columns: it does unless every cell is a number,
     except 0, 1, ..., n-1 (:func:`_numbered`)."""
     first = first_row(p, fmt, encoding)
-    if pipeline.headerless:  # its columns are positions: a row of data shares some of their names
+    if pipeline.headerless:  # its columns are positions: rows of small integers look like their names
         cells = [c.strip() for c in first]
-        # names: distinct positions, every training one among them (in any order, the label's too)
-        return not first or _numbered(first) or (
-            len(set(cells)) == len(cells) and all(c.isdigit() for c in cells)
-            and set(pipeline.input_columns) <= set(cells))
+        if first and len(set(cells)) == len(cells) and all(c.isdigit() for c in cells) \
+                and set(pipeline.input_columns) <= set(cells):
+            raise DataError(f"The first line of {p} reads {', '.join(cells[:4])}{', ...' if len(cells) > 4 else ''}: "
+                            "the model's column positions, or a row of data? Say which: --header or --no-header "
+                            "(header=True or False).")
+        return False
     if not first or {c.strip() for c in first} & set(pipeline.input_columns) or _numbered(first):
         return True
     try:
