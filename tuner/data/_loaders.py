@@ -156,8 +156,9 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
 
     A table keeps its header's names (the pipeline matches columns by name); a CSV/TSV whose
     first row is all numbers has no header and is read as such, no row lost. For a model
-    trained on a file without a header, a CSV/TSV has none either unless its first row is
-    pandas' ``0, 1, ..., n-1``; ``header`` True or False says which, whatever the model. A LIBSVM file
+    trained on a file without a header, a CSV/TSV has none either, and a first row that could
+    be its column positions is an error (:func:`_has_header`); ``header`` True or False says
+    which, whatever the model. A LIBSVM file
     is read with the model's index base and width; for a model not trained on LIBSVM (no
     stored base), with ``zero_based``, or with the base the file proves (an index 0, or an
     index equal to the model's width), and refused when it proves neither. For a text model, a file of no table,
@@ -303,7 +304,9 @@ def _svmlight_rows(p: Path, pipeline: FeaturePipeline, given: bool | None, encod
 
 def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> bool:
     """Whether the first row of a CSV/TSV names columns: it does unless every cell is a number,
-    except 0, 1, ..., n-1 (:func:`_numbered`)."""
+    except 0, 1, ..., n-1 (:func:`_numbered`). For a model trained by position it does not, and
+    distinct positions that include all the model's are an error: its column names, or a row of
+    small integers (``1,0``)? Only the user can tell."""
     first = first_row(p, fmt, encoding)
     if pipeline.headerless:  # its columns are positions: rows of small integers look like their names
         cells = [c.strip() for c in first]
