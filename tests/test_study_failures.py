@@ -369,3 +369,30 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_as_lost_
     assert lost.state == TrialState.FAIL and lost.user_attrs["fail_reason"].startswith(LOST)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3 and [t.user_attrs.get("retry_of") for t in complete][-1] == killed.number
+
+
+def test_a_study_deleted_between_a_tells_read_and_its_update_says_so(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`study delete --force` landing inside Optuna's tell (after it read the trial, before its
+    UPDATE) failed the commit with StaleDataError, raised as a StorageInternalError traceback
+    instead of the one line a deletion gets. The race is made certain by deleting there."""
+    from optuna.storages import RDBStorage
+
+    from tuner.errors import StorageError
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    original = RDBStorage.set_trial_state_values
+    told: list[int] = []
+
+    def delete_then_fail(self: Any, trial_id: int, state: Any, values: Any = None) -> bool:
+        if state == TrialState.COMPLETE:
+            told.append(trial_id)
+            if len(told) == 2:
+                optuna.delete_study(study_name="s", storage=url)
+                raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
+        return original(self, trial_id, state, values)
+
+    monkeypatch.setattr(RDBStorage, "set_trial_state_values", delete_then_fail)
+    spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], n_trials=5, train={"epochs": 5})
+    with pytest.raises(StorageError, match="Study 's' was deleted from .* while this process ran its trials"):
+        run_study(spec, "s", url, refit_best=False, batch_trials=1)

@@ -216,7 +216,11 @@ class _StudyRun:
                     outcome, interrupted = self._refit_and_end(best)
                     ended = outcome is not None
         except BaseException as exc:
-            if isinstance(exc, KeyError) and self._deleted():
+            from optuna.exceptions import StorageInternalError
+
+            # a bare KeyError from the next read, or a failed commit when the delete came between a
+            # write's read and its UPDATE (SQLAlchemy's StaleDataError: 0 rows matched)
+            if isinstance(exc, (KeyError, StorageInternalError)) and self._deleted():
                 exc = StorageError(f"Study {self.study.study_name!r} was deleted from {self.info.storage_url} while "
                                    "this process ran its trials (`tuner study delete --force`); no more trials were "
                                    "run.")
@@ -233,7 +237,8 @@ class _StudyRun:
         return self._result(best, outcome, interrupted, warnings + self.objective.warnings + self.notes)
 
     def _deleted(self) -> bool:
-        """Whether the study is no longer in its storage (Optuna then raises a bare KeyError)."""
+        """Whether the study is no longer in its storage (Optuna then raises a bare KeyError, or a
+        StorageInternalError from a write that found its row gone)."""
         try:
             self.storage.get_study_id_from_name(self.study.study_name)
         except KeyError:
