@@ -265,8 +265,9 @@ def tune(
                        test_size, test_file, seed, categorical_columns=categorical_columns, header=header)
     categorical = opts.categorical_columns
     options_given = {  # compared with a stored study's spec when not at their defaults
-        "target": target, "text_column": text_column, "categorical_columns": categorical, "header": header, "fmt": fmt, "encoding": encoding, "n_features": n_features,
-        "zero_based": zero_based, "val_size": val_size, "test_size": test_size,
+        "target": target, "text_column": text_column, "categorical_columns": categorical, "header": header,
+        "fmt": fmt, "encoding": encoding, "n_features": n_features, "zero_based": zero_based, "val_size": val_size,
+        "test_size": test_size,
         "test_file": None if test_file is None else str(Path(test_file).resolve()), "seed": seed,
         "penalty": _names(penalty) if penalty is not None else None,
         "optimizer": _names(optimizer) if optimizer is not None else None,

@@ -222,8 +222,8 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
     ])
 
 
-_DATA_KEYS = ("data", "dataset", "target", "text_column", "categorical_columns", "header", "fmt", "encoding", "n_features", "zero_based", "val_size",
-              "test_size", "test_file", "seed")
+_DATA_KEYS = ("data", "dataset", "target", "text_column", "categorical_columns", "header", "fmt", "encoding",
+              "n_features", "zero_based", "val_size", "test_size", "test_file", "seed")
 _TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weight", "device", "dtype")
 
 

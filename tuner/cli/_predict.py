@@ -106,9 +106,9 @@ def select_columns(rows: Any, model: Any) -> Any:
     """A table's training columns, matched by name (an error names missing and unexpected ones).
 
     Columns the model does not read (an id, the label without --target) are dropped with a
-    note on standard error, as are cells of categories the training rows never held (they set
-    none of their column's features: a different spelling, or codes written otherwise, would
-    change every prediction without an error).
+    note on standard error. Rows holding a category the training rows never held get a note
+    too: such a cell sets none of its column's features, so a different spelling, or codes
+    written otherwise, would move predictions without a word.
     """
     import pandas as pd
 

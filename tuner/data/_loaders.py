@@ -193,7 +193,8 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
             if target is not None:
                 raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt=fmt))
             return _labeltext_rows(text_lines(read_text(p, encoding)), pipeline.text_column)
-    fmt = sniff(p, encoding, delimited=header is False or (header is None and pipeline.headerless)) if fmt == "auto" else fmt
+    if fmt == "auto":
+        fmt = sniff(p, encoding, delimited=header is False or (header is None and pipeline.headerless))
     if zero_based is not None and fmt != "svmlight":
         raise DataError(f"An index base (--zero-based/--one-based) applies to LIBSVM files; {p} is read as {fmt}.")
     if header is not None and fmt not in ("csv", "tsv"):

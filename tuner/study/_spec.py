@@ -52,7 +52,8 @@ class DataSpec:
     zero_based: bool | None = None
     test_fingerprint: str = ""
     categorical_columns: list[str] = field(default_factory=list)
-    header: bool | None = None  # None: the first line names the columns (one of numbers only refused); True: whatever it holds
+    # None: the first line names the columns (one of numbers only refused); True: whatever it holds
+    header: bool | None = None
 
 
 @dataclass
