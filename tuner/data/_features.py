@@ -292,13 +292,17 @@ class FeaturePipeline:
             raise DataError(f"Categorical column {column!r} is missing; the data has columns {list(frame.columns)}.")
         return frame[column]
 
+    def _codes(self, frame: pd.DataFrame, column: str, cats: list[str]) -> np.ndarray:
+        """Each row's position among ``column``'s training categories ``cats`` (-1: one they never held)."""
+        return pd.Index(cats).get_indexer(pd.Index(category_labels(self._column(frame, column))))
+
     def unseen_categories(self, frame: pd.DataFrame) -> dict[str, int]:
         """Per categorical column of ``frame`` (rows to predict), how many cells hold a category the
         training rows never held (such a cell sets none of its column's features)."""
         out = {}
         for c, cats in zip(self.categorical_columns, self.categories):
             if c in frame.columns:
-                unseen = int((pd.Index(cats).get_indexer(pd.Index(category_labels(frame[c]))) < 0).sum())
+                unseen = int((self._codes(frame, c, cats) < 0).sum())
                 if unseen:
                     out[c] = unseen
         return out
@@ -309,8 +313,7 @@ class FeaturePipeline:
         n = len(frame)
         blocks = []
         for c, cats in zip(self.categorical_columns, self.categories):
-            index = pd.Index(cats)
-            codes = index.get_indexer(pd.Index(category_labels(self._column(frame, c))))
+            codes = self._codes(frame, c, cats)
             seen = codes >= 0
             rows = np.flatnonzero(seen)
             blocks.append(sp.csr_matrix((np.ones(rows.size), (rows, codes[seen])), shape=(n, len(cats))))
