@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -167,6 +168,21 @@ def test_auto_batch_size_gives_small_data_enough_steps() -> None:
     assert 341 / auto_batch_size(341) >= 20  # breast_cancer's training split: not two steps an epoch
     assert auto_batch_size(26_048) == 256
     assert auto_batch_size(1_000_000, "cuda") == 4096
+
+
+@pytest.mark.parametrize("n_rows", [65_537, 395_216, 1_000_000, 10_000_000])
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_auto_batch_size_keeps_large_data_to_few_steps(n_rows: int, device: str) -> None:
+    """Past 256 steps of the device's usual batch, the batch grows (a power of two) so that an epoch
+    stays within MAX_STEPS_PER_EPOCH steps, but no larger than needed for that."""
+    from tuner.train._sizing import MAX_AUTO_BATCH, MAX_STEPS_PER_EPOCH
+
+    size = auto_batch_size(n_rows, device)
+    assert size & (size - 1) == 0
+    assert math.ceil(n_rows / size) <= MAX_STEPS_PER_EPOCH
+    if size > MAX_AUTO_BATCH[device]:  # grown: half as large would take too many steps
+        assert math.ceil(n_rows / (size // 2)) > MAX_STEPS_PER_EPOCH
+    assert auto_batch_size(395_216) == 2048  # kddcup99's training split on a CPU: 193 steps, not 1,544
 
 
 MIXED_OPTIMIZERS = [

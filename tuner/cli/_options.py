@@ -208,7 +208,8 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--epochs", default=_DEFAULT.epochs, show_default=True, type=int, help="Maximum number of epochs."),
         click.option("--batch-size", type=click.IntRange(min=1), default=_DEFAULT.batch_size,
                      help="Mini-batch size (SGD-like optimizers) [default: scaled with the data: at most 256 rows on "
-                          "a CPU, 4096 on a GPU, and at least 32 steps an epoch]."),
+                          "a CPU, 4096 on a GPU, and at least 32 steps an epoch; larger data gets larger "
+                          "batches, at most 256 steps an epoch]."),
         click.option("--patience", default=_DEFAULT.patience, show_default=True, type=int,
                      help="Epochs without improvement before stopping."),
         click.option("--tol", default=_DEFAULT.tol, show_default=True, type=float, help="Relative improvement that counts."),
