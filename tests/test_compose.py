@@ -187,6 +187,17 @@ def test_workers_start_after_the_study_and_healthy_services() -> None:
     assert "healthcheck" in compose()["services"]["mlflow"]
 
 
+@pytest.mark.parametrize("service", ["study", "worker"])
+def test_tuning_services_get_time_to_stop_at_an_epoch_end(service: str) -> None:
+    """SIGTERM is acted on at the next epoch end; Compose's 10 s before SIGKILL is too short for that,
+    and without an init process PID 1 (Python) would ignore SIGTERM outside a search."""
+    svc = compose()["services"][service]
+    assert svc.get("init") is True
+    m = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", str(svc.get("stop_grace_period", "")))
+    assert m and m.group(0), svc.get("stop_grace_period")
+    assert int(m.group(1) or 0) * 60 + int(m.group(2) or 0) >= 60
+
+
 def test_env_file_is_never_committed_or_built_into_the_image() -> None:
     assert ".env" in (ROOT / ".gitignore").read_text().split()
     assert ".env" in (ROOT / ".dockerignore").read_text().split()
