@@ -907,6 +907,30 @@ def test_saving_a_model_prints_nothing_of_mlflow_s_own(tmp_path: Path) -> None:
     assert "mlflow" not in proc.stderr + proc.stdout, proc.stderr
 
 
+def test_a_table_of_integer_columns_saves_without_mlflow_s_hint_and_serves_floats(tmp_path: Path) -> None:
+    """kddcup99's counts are integer columns: every tracked study printed MLflow's UserWarning that
+    integer columns cannot hold missing values, although the saved signature takes any number."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"count": rng.integers(0, 50, 200), "bytes": rng.integers(0, 10_000, 200)})
+    frame["label"] = np.where(frame["count"] > 25, "attack", "normal")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    code = textwrap.dedent(f"""
+        from tuner.data import load_data, prepare
+        from tuner.model import input_example_of, save_pyfunc_model
+        from tuner.study import train_one
+        from tuner.train import TrainConfig
+        ds = prepare(load_data({str(tmp_path / "t.csv")!r}, target="label"), seed=0)
+        model = train_one(ds, "l2", "lbfgs", {{"strength": 1e-3}}, {{}}, TrainConfig(epochs=5)).model
+        save_pyfunc_model(model, {str(tmp_path / "m")!r}, input_example=input_example_of(model, ds))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr + proc.stdout, proc.stderr
+    served = mlflow.pyfunc.load_model(str(tmp_path / "m"))
+    rows = pd.DataFrame({"count": [3.5, 40.0], "bytes": [12.0, 9_000.25]})  # floats in the integer columns
+    assert list(served.predict(rows)) == ["normal", "attack"]
+
+
 def test_a_model_whose_files_were_deleted_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capfd: pytest.CaptureFixture[str]) -> None:
     """With the artifact folder gone, MLflow logged 'No artifacts found to download' and the

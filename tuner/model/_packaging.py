@@ -10,6 +10,7 @@ given explicitly (MLflow's requirement inference, seconds per model, is never tr
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -105,10 +106,15 @@ def save_pyfunc_model(model: LogisticModel, path: str | Path, *, input_example: 
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = model.save(Path(tmp) / "logistic_model")
         pkg = _bundle(Path(tmp) / "code")
-        sig = infer_signature(example, LogisticPyfunc(model).predict(example))
+        # MLflow's hint that integer columns cannot hold missing values (at inference, floats in
+        # them fail its schema check) is moot: the numeric columns are retyped below to take any number.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
+            sig = infer_signature(example, LogisticPyfunc(model).predict(example))
         sig.inputs = _numbers_of_any_width(sig.inputs)
         sig.params = ParamSchema([ParamSpec(PROBA_PARAM, "boolean", False)])
-        with quiet_logger("mlflow.pyfunc"):  # its INFO line on validating the example, in every tracked study's output
+        with quiet_logger("mlflow.pyfunc"), warnings.catch_warnings():  # its INFO line on validating the example
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
             mlflow.pyfunc.save_model(
                 str(path), loader_module=f"{BUNDLE_PACKAGE}._pyfunc", data_path=str(data_dir), code_paths=[str(pkg)],
                 signature=sig, input_example=example, pip_requirements=pip_requirements(),
