@@ -147,6 +147,15 @@ def test_trials_0_stores_a_new_study_without_a_trial_and_says_so(tmp_path: Path)
     assert "0 stores a new study without running a trial" in " ".join(run("tune", "--help").output.split())
 
 
+def test_a_study_without_test_rows_says_so_instead_of_an_empty_test_line(tmp_path: Path) -> None:
+    """With --test-size 0 the summary printed "  test: " and nothing after it."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    res = run("tune", "--dataset", "iris", "--study", "notest", "--penalty", "l2", "--optimizer", "lbfgs",
+              "--storage", url, "--no-tracking", "--trials", "1", "--epochs", "5", "--test-size", "0")
+    assert res.exit_code == 0, res.output
+    assert "  test: none (no test rows: --test-size 0 and no --test-file)" in res.stdout.splitlines()
+
+
 @pytest.mark.parametrize("wait", ["0", "0.5"])
 def test_a_worker_on_a_missing_study_says_how_to_create_it(db: str, wait: str) -> None:
     """It said "give data (DATA or --dataset) to create it", though `tuner worker` takes no data."""

@@ -389,7 +389,8 @@ def _print_study_summary(s: dict[str, Any]) -> None:
     for k, v in s["best_params"].items():
         click.echo(f"    {k} = {v:.6g}" if isinstance(v, float) else f"    {k} = {v}")
     if "test" in s:
-        click.echo("  test: " + "  ".join(f"{k} {v:.4f}" for k, v in s["test"].items()))
+        click.echo("  test: " + ("  ".join(f"{k} {v:.4f}" for k, v in s["test"].items()) if s["test"]
+                                 else "none (no test rows: --test-size 0 and no --test-file)"))
         click.echo(f"  non-zero weights: {s['n_nonzero_weights']} of {s['n_weights']}")
     if s.get("mlflow"):
         print_mlflow_block(s["mlflow"])
