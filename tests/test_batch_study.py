@@ -182,6 +182,41 @@ def test_trials_waiting_for_their_group_keep_beating_past_the_grace_period(
     assert not any("lost" in str(t.user_attrs.get("fail_reason", "")) for t in trials)
 
 
+def test_groups_not_started_when_the_timeout_runs_out_do_not_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--timeout was checked between batches only: a batch's later groups trained on past it (on a
+    large table, a 600 s timeout ran for as long as ten trials take). A group that has started
+    finishes, as a running trial does in Optuna; the others fail as given up, not counted, and the
+    summary says so."""
+    from tuner.study._trial_batches import TrialBatches
+
+    train = TrialBatches.train
+    groups: list[list[int]] = []
+
+    def slow_first_group(self: TrialBatches, group: Any) -> Any:
+        groups.append([p.trial.number for p in group])
+        if len(groups) == 1:
+            time.sleep(3.0)  # past the timeout: a slow group on big data
+        return train(self, group)
+
+    monkeypatch.setattr(TrialBatches, "train", slow_first_group)
+    storage, uri = _urls(tmp_path)
+    code, out = _invoke("tune", "--dataset", "breast_cancer", "--study", "late", "--trials", "6", "--batch-trials", "6",
+                        "--penalty", "l2", "--optimizer", "lbfgs,fista", "--epochs", "5", "--pruner", "none",
+                        "--timeout", "1.5", "--storage", storage, "--tracking-uri", uri)
+    assert code == 0, out
+    assert len(groups) == 1, groups  # the second group never trained
+    trials = _trials(storage, "late")
+    trained = {t.number for t in trials if t.state == TrialState.COMPLETE}
+    skipped = [t for t in trials if t.state == TrialState.FAIL]
+    assert trained == set(groups[0]) and len(trained) + len(skipped) == 6, _describe(trials)
+    assert skipped and all("the timeout ran out before the trial's group started; not counted"
+                           in t.user_attrs["fail_reason"] for t in skipped)
+    assert f"the timeout ran out before {len(skipped)} asked trial(s) could start" in " ".join(out.split())
+    runs = _trial_runs(uri, "late")
+    assert all(r.info.status == "FAILED" for t in skipped for r in runs[t.number]), runs
+
+
 def test_a_batching_worker_and_tune_share_the_budget_exactly(tmp_path: Path) -> None:
     storage, uri = _urls(tmp_path)
     env = _env()

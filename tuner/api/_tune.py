@@ -211,7 +211,8 @@ def tune(
         running a trial (for a later run with a budget, and its workers).
     timeout : float, optional
         Stop starting trials after this many seconds, counted from the first trial (reading the
-        data and checking the plugins are not included).
+        data and checking the plugins are not included). Trials training then finish; asked
+        trials whose group (``batch_trials``) has not started are given up, not counted.
     study_name : str, optional
         Default: made up from the data, the time and a random suffix
         (``arrays-20261130-050142-3fa9c2``; never an existing study).

@@ -220,7 +220,9 @@ def _explicit_changes(ctx: click.Context, spec_values: dict[str, Any]) -> dict[s
               "[default 50]; 0 stores a new study without running a trial (for a later `tuner tune --study NAME "
               "--trials N` and its workers).")
 @click.option("--timeout", type=float, help="Stop starting trials after this many seconds (counted from the first "
-              "trial: reading the data is not included); this run's limit only, not stored with the study.")
+              "trial: reading the data is not included); trials training then finish, and asked trials whose "
+              "group of --batch-trials has not started are given up, not counted. This run's limit only, not "
+              "stored with the study.")
 @click.option("--metric", type=click.Choice(["log_loss", "accuracy", "roc_auc", "f1"]), help="Validation metric [default log_loss]; f1 is the second class's F1 with two classes "
               "(scikit-learn's 'f1'), the macro average with more.")
 @click.option("--sampler", type=click.Choice(["tpe", "random", "qmc", "grid", "cmaes"]), default="tpe", show_default=True,

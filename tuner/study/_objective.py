@@ -138,6 +138,7 @@ class Objective:
         self.judge = PruneJudge(study)
         self._beaten_at = time.monotonic()
         self.warnings: list[str] = []
+        self.not_started = 0  # asked trials failed unstarted when this process's timeout ran out (not counted)
         folds = cv_folds(data.y_train, spec.cv, spec.data.seed) if spec.cv else None
         self.runner = TrialBatches(space, data, config, observers, info, spec.metric, self.callbacks, VARIANT,
                                    info.direction, folds, self.prune_on_folds)
@@ -178,24 +179,36 @@ class Objective:
                 pass
 
     def give_up(self, trial: Any, reason: str) -> None:
-        """Fail a trial asked past the budget (not counted)."""
+        """Fail a trial asked past the budget or the timeout (not counted)."""
         trial.set_user_attr("fail_reason", reason)
         self.tell(trial, _raiser(GaveUp(GAVE_UP)))
 
-    def run(self, asked: list[Pending]) -> bool:
+    def run(self, asked: list[Pending], timed_out: Callable[[], bool] | None = None) -> bool:
         """Train the asked trials group by group and tell each; False when the study should stop.
 
         Every asked trial keeps its heartbeat from here until it is told, not only while its own
         group trains: the groups after the first wait their turn, and a trial without a recent
         heartbeat is failed as lost (by this very process, between two trials) once it has waited
-        past the grace period."""
+        past the grace period.
+
+        Once ``timed_out()`` (this process's timeout), the groups not started yet do not start:
+        their trials fail as given up, not counted against the budget. As in ``Study.optimize``, a
+        trial that is training when the time runs out finishes; a batch's later groups would
+        otherwise have run on for as long as the whole batch takes (a large table: many minutes)."""
         import optuna
 
         keep = True
         untold = list(asked)
         beats = _Heartbeats(self.heartbeat, asked)
         try:
-            for group in self.runner.groups(asked):
+            for index, group in enumerate(self.runner.groups(asked)):
+                if index > 0 and timed_out is not None and timed_out():
+                    for pend in group:
+                        untold.remove(pend)
+                        self.tell(pend.trial, self._not_started(pend))
+                        self.not_started += 1
+                        beats.stop(pend)
+                    continue
                 try:
                     results = self.runner.train(group)
                 except CAUGHT as exc:  # the group failed as a whole (a plugin's build): its trials fail, the study goes on
@@ -314,6 +327,16 @@ class Objective:
                    pruned: type[Exception]) -> Callable[[], float]:
         """An objective for a trained trial: its value, or the pruning or failure it ended with."""
         return lambda: self.runner.conclude(pend, result, pruned)
+
+    def _not_started(self, pend: Pending) -> Callable[[], float]:
+        """An objective for a prepared trial that will not train (the timeout ran out): its
+        observers close its run, then it fails as given up, not counted against the budget."""
+        reason = GAVE_UP + " (the timeout ran out before the trial's group started; not counted)"
+
+        def compute() -> float:
+            self.runner.finish(pend, "FAIL", None, None, reason)
+            raise GaveUp(reason)
+        return compute
 
     def _failed_with(self, pend: Pending, exc: BaseException) -> Callable[[], float]:
         """An objective for a trial whose group failed or was interrupted as a whole: its observers

@@ -234,6 +234,10 @@ class _StudyRun:
         if not ended:
             self._stopped("KILLED" if interrupted else "FINISHED",
                           f"interrupted by {interrupted}" if interrupted else None)
+        if self.objective.not_started:
+            self.notes.append(f"the timeout ran out before {self.objective.not_started} asked trial(s) could start: "
+                              "they are failed as given up and not counted against the budget (a later run asks new "
+                              "ones)")
         return self._result(best, outcome, interrupted, warnings + self.objective.warnings + self.notes)
 
     def _deleted(self) -> bool:
@@ -267,7 +271,7 @@ class _StudyRun:
                     self._grid_spent()
                     break
                 asked, keep = self._ask(batch_trials, grid)
-                if asked and not self.objective.run(asked):
+                if asked and not self.objective.run(asked, self.budget.timed_out):
                     break
                 if not keep:  # trials kept failing before they could train
                     break
