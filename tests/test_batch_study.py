@@ -213,6 +213,10 @@ def test_groups_not_started_when_the_timeout_runs_out_do_not_start(
     assert skipped and all("the timeout ran out before the trial's group started; not counted"
                            in t.user_attrs["fail_reason"] for t in skipped)
     assert f"the timeout ran out before {len(skipped)} asked trial(s) could start" in " ".join(out.split())
+    given_up = f"{len(skipped)} failed ({len(skipped)} of them given up before training: a budget or timeout ran out"
+    assert given_up in out  # the summary's counts, and those of study show:
+    code, shown = _invoke("study", "show", "late", "--storage", storage, "--tracking-uri", uri)
+    assert code == 0 and given_up in shown, shown
     runs = _trial_runs(uri, "late")
     assert all(r.info.status == "FAILED" for t in skipped for r in runs[t.number]), runs
 

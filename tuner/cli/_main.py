@@ -25,6 +25,7 @@ from tuner.cli._options import (
     data_options,
     echo_json,
     flags_in,
+    given_up_note,
     parse_assignments,
     pass_app,
     quiet_everywhere,
@@ -371,7 +372,7 @@ def _print_study_summary(s: dict[str, Any]) -> None:
         click.secho(f"warning: {w}", fg="yellow", err=True)
     t = s["trials"]
     click.echo(f"Study {s['study']} ({s['storage']})")
-    click.echo(f"  trials: {t['complete']} complete, {t['pruned']} pruned, {t['fail']} failed")
+    click.echo(f"  trials: {t['complete']} complete, {t['pruned']} pruned, {t['fail']} failed{given_up_note(t)}")
     if s.get("interrupted") and "test" in s:  # the signal came while the best model was registered
         click.secho(f"  interrupted by {s['interrupted']} once the study had ended: its results are complete",
                     fg="yellow")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from tuner.train import TrainConfig
 __all__ = ["AppContext", "pass_app", "TunerGroup", "echo_json", "parse_assignments", "data_options",
            "training_options", "storage_option", "tracking_uri_option", "quiet_option", "quiet_everywhere", "batch_trials_option",
            "training_kwargs", "data_kwargs", "FORMAT_CHOICES", "SEED", "flags_in", "check_output",
-           "cannot_write"]
+           "cannot_write", "given_up_note"]
 
 _DEFAULT = TrainConfig()
 
@@ -129,6 +129,12 @@ def cannot_write(path: str, exc: OSError) -> click.ClickException:
     """The one line for an output file that could not be written."""
     return click.ClickException(f"Cannot write {path}: {exc.strerror or exc}; give --output a path this user can "
                                 "write.")
+
+
+def given_up_note(counts: Mapping[str, int]) -> str:
+    """What follows a summary's count of failed trials when some of them never trained."""
+    n = counts.get("given_up", 0)
+    return f" ({n} of them given up before training: a budget or timeout ran out; not counted)" if n else ""
 
 
 def echo_json(obj: Any) -> None:

@@ -12,7 +12,15 @@ from typing import Any
 import click
 
 from tuner.cli._mlflow_info import mlflow_block_from_attrs, print_mlflow_block
-from tuner.cli._options import TunerGroup, cannot_write, check_output, echo_json, storage_option, tracking_uri_option
+from tuner.cli._options import (
+    TunerGroup,
+    cannot_write,
+    check_output,
+    echo_json,
+    given_up_note,
+    storage_option,
+    tracking_uri_option,
+)
 
 __all__ = ["study"]
 
@@ -83,7 +91,8 @@ def study_show(name: str, storage: str | None, top: int, tracking_uri: str | Non
     click.echo(f"  metric: {spec.get('metric')} ({record.direction}); sampler {spec.get('sampler')}, "
                f"pruner {spec.get('pruner')}; budget {spec.get('n_trials')} trials")
     t = record.counts
-    click.echo(f"  trials: {t.get('complete', 0)} complete, {t.get('pruned', 0)} pruned, {t.get('fail', 0)} failed, "
+    click.echo(f"  trials: {t.get('complete', 0)} complete, {t.get('pruned', 0)} pruned, {t.get('fail', 0)} failed"
+               f"{given_up_note(t)}, "
                f"{t.get('running', 0)} running" + (f" ({t['stale']} stale: their worker died; the next trial "
                                                    "to start fails and retries them)" if t.get("stale") else "")
                + (f", {t['waiting']} waiting" if t.get("waiting") else ""))

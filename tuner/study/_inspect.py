@@ -23,7 +23,7 @@ from typing import Any
 from tuner.errors import ConfigError, TunerError
 from tuner.study._importance import history_importances
 from tuner.study._naming import public_params
-from tuner.study._runs import stale_trial_ids
+from tuner.study._runs import given_up, stale_trial_ids
 from tuner.study._storage import default_storage_url, open_storage
 
 __all__ = ["TrialRecord", "StudyRecord", "list_studies", "study_record", "trial_records", "best_record",
@@ -86,7 +86,8 @@ class StudyRecord:
     has no best value); ``spec`` the stored
     :class:`~tuner.study.StudySpec` as a dict (empty for a study tuner did not create);
     ``counts`` the trials by lower-case state name, plus ``stale``: running trials whose worker
-    stopped sending heartbeats (they fail and run again when the next trial starts).
+    stopped sending heartbeats (they fail and run again when the next trial starts), and
+    ``given_up``: failed trials that never trained (a budget or timeout ran out; not counted).
     """
 
     name: str
@@ -175,6 +176,9 @@ def _counts(trials: Sequence[Any], stale: int) -> dict[str, int]:
         out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
     if out.get("running"):
         out["stale"] = stale
+    skipped = sum(given_up(t) for t in trials)
+    if skipped:
+        out["given_up"] = skipped
     return out
 
 

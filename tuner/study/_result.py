@@ -58,9 +58,15 @@ class StudyResult:
 def trial_counts(study: Any) -> dict[str, int]:
     from optuna.trial import TrialState
 
+    from tuner.study._runs import given_up
+
     trials = study.get_trials(deepcopy=False)
-    return {s.name.lower(): sum(t.state == s for t in trials)
-            for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
+    out = {s.name.lower(): sum(t.state == s for t in trials)
+           for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
+    skipped = sum(given_up(t) for t in trials)
+    if skipped:
+        out["given_up"] = skipped  # of the failed: a budget or timeout ran out before they trained
+    return out
 
 
 def best_trial(study: Any) -> Any | None:

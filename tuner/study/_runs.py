@@ -17,7 +17,7 @@ from tuner.errors import TunerError
 from tuner.study._spec import StudySpec
 from tuner.study._storage import trial_states
 
-__all__ = ["WORKER", "GAVE_UP", "LOST", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
+__all__ = ["WORKER", "GAVE_UP", "given_up", "LOST", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
            "LostTrials", "own_stale_check", "stale_trial_ids", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings",
            "finished_trials"]
 
@@ -30,6 +30,8 @@ TRIAL_OUTCOME_ATTRS = ("fail_reason", "prune_reason", "val_metrics", "n_nonzero_
 FAIL_STREAK = 3
 """A process stops after this many failed trials in a row (a plugin that always raises, a broken setup)."""
 GAVE_UP = "budget already spent"
+"""How the reason of a trial given up before it trained begins (a budget or a timeout ran out): it
+fails, and is not counted against the budget."""
 LOST = "lost: its worker sent no heartbeat"
 """How the reason of a trial failed for its dead worker begins (the stale-trial check writes it)."""
 
@@ -209,6 +211,11 @@ class Budget:
     def timed_out(self) -> bool:
         """Whether this process's timeout has run out."""
         return self.deadline is not None and time.time() >= self.deadline
+
+
+def given_up(trial: Any) -> bool:
+    """Whether a frozen trial failed as given up before it trained (:data:`GAVE_UP`)."""
+    return trial.state.name == "FAIL" and str(trial.user_attrs.get("fail_reason", "")).startswith(GAVE_UP)
 
 
 class GaveUp(Exception):
