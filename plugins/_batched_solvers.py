@@ -375,6 +375,7 @@ class BatchedLBFGS(_Freezable, LightOptimizer):
             raise ValueError(f"max_ls must be >= 1; got {max_ls}")
         self._c1, self._c2, self._max_ls = c1, c2, max_ls
         self._state: dict[str, Any] = {}
+        self._converged: torch.Tensor | None = None
 
     # -- flat (K, P) views of the parameters -------------------------------------------------
 
@@ -425,8 +426,10 @@ class BatchedLBFGS(_Freezable, LightOptimizer):
         lr = _per_trial(group["lr"], k, x, "lr")
         tol_grad, tol_change = self._tolerances()
         f, g = self._eval(closure)
+        f_start = f.clone()
         done = self._frozen_mask(k, x.device) | ~torch.isfinite(f) | (g.abs().amax(1) <= tol_grad)
         if bool(done.all()):
+            self._converged = done.clone()
             return f
         for _ in range(int(group["max_iter"])):
             st["n_iter"] += 1
@@ -449,7 +452,15 @@ class BatchedLBFGS(_Freezable, LightOptimizer):
             if all_done:
                 break
         self._set_flat(x)
+        # met the gradient test, or a whole call did not lower the objective at all: the line
+        # searches find no step, or only steps too small to change it (its rounding floor)
+        self._converged = (g.abs().amax(1) <= tol_grad) | ~(f < f_start)
         return f
+
+    def converged(self) -> torch.Tensor | None:
+        """``(K,)`` bool: the trials whose last :meth:`step` met the gradient test or did not lower
+        their objective (None before any)."""
+        return self._converged
 
     # -- curvature pairs and the two-loop recursion ------------------------------------------
 

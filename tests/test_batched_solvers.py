@@ -306,6 +306,55 @@ def test_lbfgs_one_trial_matches_torch_lbfgs(a9a_rows: Any) -> None:
     np.testing.assert_allclose(batched.weights(0)[0], single.weights(0)[0], atol=1e-5)
 
 
+def test_batched_lbfgs_says_converged_once_a_call_cannot_lower_the_objective(breast_cancer: Any) -> None:
+    """No gradient test can pass (tolerance 0), so only the rounding floor stops it: a whole call
+    that does not lower a trial's objective is reported by converged() (the trainer ends the trial
+    there instead of after `patience` such calls), and the next call gains nothing either."""
+    problem = Problem(*breast_cancer, 2, [1.0, 0.05], [0.0, 0.0], torch.float32)
+    opt = BatchedLBFGS(problem.groups, lr=1.0, max_iter=20, tolerance_grad=0.0, tolerance_change=0.0)
+    closure = problem.closure()
+    assert opt.converged() is None
+    f_prev = opt.step(closure)
+    assert not bool(opt.converged().any())  # the first call lowers every trial's objective
+    for _ in range(300):
+        f = opt.step(closure)
+        assert opt.converged().tolist() == (~(f < f_prev)).tolist()
+        if bool(opt.converged().all()):
+            break
+        f_prev = f
+    else:
+        pytest.fail("L-BFGS kept lowering the objective for 300 calls")
+    after = opt.step(closure)
+    assert bool((after >= f * (1 - 1e-6)).all())
+
+
+def test_torch_lbfgs_says_converged_once_a_step_leaves_the_weights_unchanged(breast_cancer: Any) -> None:
+    """The same for the one-trial L-BFGS (torch's), which says it when a call left every weight as it
+    was; the next call then does not move them either."""
+    from logreg_tuner_plugins._light import LightLBFGS
+
+    problem = Problem(*breast_cancer, 2, [1.0], [0.0], torch.float32)
+    opt = LightLBFGS([problem.W, problem.b], lr=1.0, max_iter=20, tolerance_grad=0.0, tolerance_change=0.0,
+                     line_search_fn="strong_wolfe")
+    inner = problem.closure()
+
+    def closure() -> torch.Tensor:
+        return inner().sum()
+
+    assert opt.converged() is None
+    for _ in range(300):
+        before = problem.W.detach().clone(), problem.b.detach().clone()
+        opt.step(closure)
+        unchanged = torch.equal(problem.W, before[0]) and torch.equal(problem.b, before[1])
+        assert opt.converged().tolist() == [unchanged]
+        if unchanged:
+            break
+    else:
+        pytest.fail("L-BFGS kept moving for 300 calls")
+    opt.step(closure)
+    assert torch.equal(problem.W, before[0]) and bool(opt.converged().all())
+
+
 # --- isolation: a bad trial leaves the others alone ---------------------------------------------
 
 def _fista(problem: Problem, lr: torch.Tensor) -> BatchedFISTA:

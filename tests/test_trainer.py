@@ -266,10 +266,25 @@ def test_a_solver_converged_after_the_best_validation_epoch_reports_early_stoppi
     assert r.stop_reason == "early_stopping", r.stop_reason
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lbfgs_stuck_at_its_rounding_floor_ends_without_waiting_out_the_patience(dtype: str) -> None:
+    """Once L-BFGS can no longer move (its line search finds no step), each later epoch repeated the
+    same failed search until `patience` epochs had passed: kddcup99 in float32 spent five epochs of
+    10 s each with the objective unchanged. Its converged() ends the trial at the first such epoch."""
+    from tuner.api import fit as fit_file
+
+    reports = {d: fit_file(dataset="breast_cancer", penalty="l2", optimizer="lbfgs", params={"strength": 1e-4},
+                           dtype=d, tol=0.0, patience=30, epochs=300) for d in ("float32", "float64")}
+    r = reports[dtype]
+    assert r.stop_reason == "converged" and r.epochs_run < 20, (r.epochs_run, r.stop_reason)  # not 30+ epochs
+    assert r.objective == pytest.approx(reports["float64"].objective, rel=1e-6)
+
+
 def test_patience_and_tol_on_the_training_objective() -> None:
+    # fista: a solver without converged(), which would end the trial before the patience runs out
     X, y, Xv, yv = overfitting_problem()
     rec = Recorder()
-    r = train(X, y, "l2", "lbfgs", pp={"strength": 0.01}, X_val=Xv, y_val=yv, callbacks=[rec],
+    r = train(X, y, "l2", "fista", pp={"strength": 0.01}, X_val=Xv, y_val=yv, callbacks=[rec],
               config={"monitor": "objective", "patience": 4, "tol": 1e-3, "epochs": 100})
     assert r.stop_reason == "converged" and "val_loss" in rec.logs[0]
     train_loss = [log["train_loss"] for log in rec.logs]

@@ -46,8 +46,9 @@ weights row-major, then the intercept: ``P = (p + 1) * c``), and ``closure.nonsm
 per-trial value of the penalty's non-smooth part, shape ``(K,)``. The trainer offers them for
 models of at most ``tuner.train.HESSIAN_MAX_PARAMS`` parameters and refuses such an optimizer on
 larger ones. An optimizer may also offer ``converged()``, a ``(K,)`` boolean tensor of the trials
-whose last ``step`` met its own optimality test; the trainer then ends them at once (reason
-``converged``) instead of waiting ``patience`` epochs for the objective to stall.
+whose last ``step`` met its own optimality test, or can make no more progress (a full-batch step
+that could not lower their objective at all); the trainer then ends them at once
+(reason ``converged``) instead of waiting ``patience`` epochs for the objective to stall.
 
 A plugin that does not declare ``supports_batch`` sees exactly the single-trial shapes above
 (``(n_features, n_outputs)`` weights, ``(n_outputs,)`` intercept, numbers as hyperparameters),
