@@ -219,6 +219,48 @@ def test_groups_not_started_when_the_timeout_runs_out_do_not_start(
     assert code == 0 and given_up in shown, shown
     runs = _trial_runs(uri, "late")
     assert all(r.info.status == "FAILED" for t in skipped for r in runs[t.number]), runs
+    # their points are queued again: a resume trains exactly those, and the budget ends spent
+    queued = [t for t in _trials(storage, "late") if t.state == TrialState.WAITING]
+    assert sorted(t.user_attrs["requeued_from"] for t in queued) == sorted(t.number for t in skipped)
+    assert sorted(repr(t.params) for t in queued) == sorted(repr(t.params) for t in skipped)
+    code, out = _invoke("tune", "--study", "late", "--trials", "6", "--storage", storage, "--tracking-uri", uri)
+    assert code == 0, out
+    trials = _trials(storage, "late")
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 6, _describe(trials)
+    retried = {t.user_attrs["requeued_from"]: t for t in trials if "requeued_from" in t.user_attrs}
+    assert all(retried[t.number].state == TrialState.COMPLETE and retried[t.number].params == t.params
+               for t in skipped), _describe(trials)
+
+
+def test_a_grid_point_given_up_at_the_timeout_is_evaluated_by_the_next_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Optuna's grid sampler counts a failed trial's point as visited: a point given up at the
+    timeout was never evaluated, and the next run said every point of the grid had been."""
+    from tuner.study._trial_batches import TrialBatches
+
+    train = TrialBatches.train
+    groups: list[list[int]] = []
+
+    def slow_first_group(self: TrialBatches, group: Any) -> Any:
+        groups.append([p.trial.number for p in group])
+        if len(groups) == 1:
+            time.sleep(2.0)
+        return train(self, group)
+
+    monkeypatch.setattr(TrialBatches, "train", slow_first_group)
+    storage, _ = _urls(tmp_path)
+    args = ("tune", "--dataset", "breast_cancer", "--study", "grid", "--sampler", "grid", "--penalty", "l2",
+            "--param", "penalty.strength=0.01", "--optimizer", "lbfgs,sgd", "--param", "optimizer.lr=0.1",
+            "--param", "optimizer.momentum=0.5", "--param", "optimizer.nesterov=false",
+            "--param", "optimizer.history_size=10", "--epochs", "30",
+            "--pruner", "none", "--storage", storage, "--no-tracking", "--trials", "6", "--batch-trials", "2")
+    code, out = _invoke(*args, "--timeout", "1")
+    assert code == 0 and len(groups) == 1, out
+    code, out = _invoke(*args)
+    assert code == 0, out
+    trials = _trials(storage, "grid")
+    done = {t.params["variant"] for t in trials if t.state == TrialState.COMPLETE}
+    assert done == {"l2:lbfgs", "l2:sgd"}, _describe(trials)
 
 
 def test_a_batching_worker_and_tune_share_the_budget_exactly(tmp_path: Path) -> None:

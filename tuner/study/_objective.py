@@ -19,7 +19,7 @@ from typing import Any
 from tuner.errors import TunerError
 from tuner.study._configure import TrainOutcome, cv_folds
 from tuner.study._observer import StudyInfo, StudyObserver
-from tuner.study._runs import GAVE_UP, LOST, GaveUp
+from tuner.study._runs import GAVE_UP, LOST, GaveUp, queue_copy
 from tuner.study._search_space import SearchSpace
 from tuner.study._signals import Interrupted, StopCallback, StopRequest
 from tuner.study._spec import StudySpec
@@ -192,7 +192,8 @@ class Objective:
         past the grace period.
 
         Once ``timed_out()`` (this process's timeout), the groups not started yet do not start:
-        their trials fail as given up, not counted against the budget. As in ``Study.optimize``, a
+        their trials fail as given up, not counted against the budget, and a WAITING copy of each
+        is queued for the next run or worker (a grid point is not lost). As in ``Study.optimize``, a
         trial that is training when the time runs out finishes; a batch's later groups would
         otherwise have run on for as long as the whole batch takes (a large table: many minutes)."""
         import optuna
@@ -206,6 +207,9 @@ class Objective:
                     for pend in group:
                         untold.remove(pend)
                         self.tell(pend.trial, self._not_started(pend))
+                        # its point is not lost: the next run or worker asks it first (a grid point too)
+                        queue_copy(self.study, self.storage, self.storage.get_trial(pend.trial._trial_id),
+                                   {"requeued_from": pend.trial.number}, {})
                         self.not_started += 1
                         beats.stop(pend)
                     continue

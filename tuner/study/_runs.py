@@ -17,7 +17,7 @@ from tuner.errors import TunerError
 from tuner.study._spec import StudySpec
 from tuner.study._storage import trial_states
 
-__all__ = ["WORKER", "GAVE_UP", "given_up", "LOST", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
+__all__ = ["WORKER", "GAVE_UP", "given_up", "queue_copy", "LOST", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
            "LostTrials", "own_stale_check", "stale_trial_ids", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings",
            "finished_trials"]
 
@@ -352,20 +352,26 @@ class LostTrials:
 
     def _queue_retry(self, trial: Any) -> int | None:
         """A WAITING copy of a lost trial (same parameters), once: a retry is not retried again."""
-        import optuna
-        from optuna.trial import TrialState
-
         if "failed_trial" in trial.system_attrs or self.budget_spent():
             return None  # a retry is not retried; with the budget spent there is nothing to retry it for
-        user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in TRIAL_OUTCOME_ATTRS}
-        user_attrs["retry_of"] = trial.number  # the retry starts clean, saying what it retries
-        # what Optuna's RetryHeartbeatStaleTrialCallback queues: the system attributes too (a grid
-        # sampler's grid_id, so that the retry evaluates the lost trial's point, not a new one)
-        system_attrs = {**trial.system_attrs, "failed_trial": trial.number, "retry_history": [trial.number]}
-        template = optuna.trial.create_trial(
-            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions, user_attrs=user_attrs,
-            system_attrs=system_attrs)
-        return int(self.storage.create_new_trial(self.study._study_id, template_trial=template))
+        # what Optuna's RetryHeartbeatStaleTrialCallback queues: the system attributes too
+        return queue_copy(self.study, self.storage, trial, {"retry_of": trial.number},
+                          {"failed_trial": trial.number, "retry_history": [trial.number]})
+
+
+def queue_copy(study: Any, storage: Any, trial: Any, user_attrs: Mapping[str, Any],
+               system_attrs: Mapping[str, Any]) -> int:
+    """Queue a WAITING trial with the parameters of the frozen ``trial``: the next ask of any process
+    evaluates them. It keeps the trial's system attributes (a grid sampler's ``grid_id``: the copy
+    evaluates the same grid point), and its user attributes except its outcome; returns its id."""
+    import optuna
+    from optuna.trial import TrialState
+
+    user = {k: v for k, v in trial.user_attrs.items() if k not in TRIAL_OUTCOME_ATTRS} | dict(user_attrs)
+    template = optuna.trial.create_trial(
+        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions, user_attrs=user,
+        system_attrs={**trial.system_attrs, **system_attrs})
+    return int(storage.create_new_trial(study._study_id, template_trial=template))
 
 
 def failure_streak(mine: Mapping[int, tuple[str, str | None]]) -> list[str]:

@@ -236,8 +236,8 @@ class _StudyRun:
                           f"interrupted by {interrupted}" if interrupted else None)
         if self.objective.not_started:
             self.notes.append(f"the timeout ran out before {self.objective.not_started} asked trial(s) could start: "
-                              "they are failed as given up and not counted against the budget (a later run asks new "
-                              "ones)")
+                              "they are failed as given up and not counted against the budget, and queued again with "
+                              "the same parameters for the next run or worker")
         return self._result(best, outcome, interrupted, warnings + self.objective.warnings + self.notes)
 
     def _deleted(self) -> bool:
@@ -331,7 +331,7 @@ class _StudyRun:
         reason = trial.user_attrs.get("fail_reason") if trial.state.name == "FAIL" else None
         if not (reason or "").startswith(GAVE_UP):
             self.mine[trial.number] = (trial.state.name, reason)
-        if self.progress is not None:
+        if self.progress is not None and not (reason or "").startswith(GAVE_UP):  # a given-up trial changes nothing
             self._report(trial, reason)
         # (the budget is checked before the next batch: the rest of this one is already running)
         return not (self.stop.signum is not None or len(failure_streak(self.mine)) >= FAIL_STREAK)
