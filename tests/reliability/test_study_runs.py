@@ -76,6 +76,18 @@ def test_resume_refuses_every_explicit_option_that_differs_from_the_stored_study
     assert json.loads(out)["trials"]["complete"] + json.loads(out)["trials"]["pruned"] == 4
 
 
+def test_lowering_a_larger_stored_budget_says_what_it_was(tmp_path: Path) -> None:
+    """With 6 stored and 3 finished, `--trials 1` stores 3 but said 'its budget stays 3'."""
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "b6", "--trials", "3", *PAIR, *FAST)
+    assert code == 0, out
+    tune(tmp_path, "--study", "b6", "--trials", "6", "--timeout", "0.001", "--no-tracking")  # stores 6, runs ~none
+    shown = CliRunner().invoke(cli, ["study", "show", "b6", "--storage", _url(tmp_path)])
+    assert "budget 6 trials" in shown.output, shown.output
+    done = len([t for t in trials(tmp_path, "b6") if t.state.name in ("COMPLETE", "PRUNED")])
+    code, out = tune(tmp_path, "--study", "b6", "--trials", "1", "--no-tracking")
+    assert code == 0 and f"its budget is now {done} (it was 6)" in " ".join(out.split()), out
+
+
 def test_lowering_the_budget_below_the_finished_trials_says_so(tmp_path: Path) -> None:
     code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "b", "--trials", "3", *PAIR, *FAST)
     assert code == 0, out

@@ -133,11 +133,14 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
                              preloaded=in_memory, chosen_plugins=chosen_plugins)
     else:
         warnings = note_plugin_changes(study, spec)
+    stored_before = _stored_budget(study)
     spec = _with_stored_budget(study, spec, n_trials)
     if n_trials is not None and spec.n_trials is not None and spec.n_trials > n_trials:
+        budget = (f"its budget is now {spec.n_trials} (it was {stored_before})"
+                  if stored_before is not None and stored_before != spec.n_trials else f"its budget stays {spec.n_trials}")
         warnings = [*warnings, f"the study already has {spec.n_trials} finished trials, more than the {n_trials} "
-                               "asked for (the 'trials' parameter counts the study's trials, not this run's); its "
-                               f"budget stays {spec.n_trials}"]
+                               "asked for (the 'trials' parameter counts the study's trials, not this run's); "
+                               + budget]
     if study.user_attrs.get("spec") != spec.to_json():
         study.set_user_attr("spec", spec.to_json())  # workers joining later see the new budget
     spec.timeout = timeout  # this process's own limit, never stored
@@ -145,6 +148,14 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     with deferred_signals(stop):  # from the moment the study is stored, a signal waits for a safe point
         run = _StudyRun(study, storage, storage_url, spec, space, data, config, observers, progress, stop, started)
         return run.execute(refit_best, notices + warnings, batch_trials)
+
+
+def _stored_budget(study: Any) -> int | None:
+    """The trial budget the study's stored spec holds (None without one)."""
+    try:
+        return StudySpec.from_json(study.user_attrs["spec"]).n_trials
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _with_stored_budget(study: Any, spec: StudySpec, n_trials: int | None) -> StudySpec:
