@@ -313,7 +313,7 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     running = _wait_for_a_running_epoch(proc, storage, "i")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    return {"code": proc.returncode, "out": out, "err": err, "running": running,
+    return {"code": proc.returncode, "out": out, "err": err, "running": running, "storage": storage,
             "trials": _trials(storage, "i"), "runs": _trial_runs(uri, "i")}
 
 
@@ -337,6 +337,8 @@ def _wait_for_a_running_epoch(proc: subprocess.Popen, storage: str, study: str, 
 def test_sigint_mid_batch_exits_130_and_fails_the_trial_it_stopped(interrupted: dict[str, Any]) -> None:
     assert interrupted["code"] == 130, (interrupted["out"], interrupted["err"][-3000:])
     assert "interrupted by SIGINT" in interrupted["out"]
+    # the hint reaches the study: its --storage is not the default (it was left out)
+    assert f"resume with `tuner tune --study i --storage '{interrupted['storage']}'`" in interrupted["out"]
     assert "Traceback" not in interrupted["err"], interrupted["err"][-3000:]
     assert interrupted["running"] == [0, 1, 2, 3]  # the batch of 4 was asked before it trained
     first = interrupted["trials"][0]
@@ -391,7 +393,8 @@ def test_batch_trials_auto_and_an_integer_are_accepted_by_tune_and_worker(tmp_pa
     code, out = _invoke("tune", "--study", "s", "--trials", "3", "--batch-trials", "auto", *base)
     assert code == 0, out
     assert len(_trials(storage, "s")) == 3
-    for value in ("auto", "5"):  # a worker joining a study whose budget is spent: nothing to do
+    for value in ("auto", "5", "AUTO"):  # a worker joining a study whose budget is spent: nothing to do
+        # (AUTO: the help shows the choice upper-cased)
         code, out = _invoke("worker", "--study", "s", "--wait", "1", "--batch-trials", value, *base)
         assert code == 0, out
         assert json.loads(out)["trials"]["complete"] == 3

@@ -367,6 +367,13 @@ def _report_study(result: Any, as_json: bool) -> None:
         raise TunerError(result.no_result)
 
 
+def _storage_flag(storage: str) -> str:
+    """`` --storage URL`` for a command that must reach ``storage`` (redacted), unless it is the default."""
+    from tuner.study import default_storage_url, redact
+
+    return "" if storage == redact(default_storage_url()) else f" --storage '{storage}'"
+
+
 def _print_study_summary(s: dict[str, Any]) -> None:
     for w in s.get("warnings", []):
         click.secho(f"warning: {w}", fg="yellow", err=True)
@@ -378,7 +385,7 @@ def _print_study_summary(s: dict[str, Any]) -> None:
                     fg="yellow")
     elif s.get("interrupted"):
         click.secho(f"  interrupted by {s['interrupted']}: completed trials are kept; resume with "
-                    f"`tuner tune --study {s['study']}`", fg="yellow")
+                    f"`tuner tune --study {s['study']}{_storage_flag(s['storage'])}`", fg="yellow")
     if s["best_trial"] is None and s.get("budget") == 0 and not sum(t.values()):
         click.echo(f"  stored with a budget of 0 trials, no trial run: `tuner tune --study {s['study']} --trials N` "
                    "runs it, and workers started then join it")

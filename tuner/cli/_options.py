@@ -213,9 +213,9 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return _apply(f, [
         click.option("--epochs", default=_DEFAULT.epochs, show_default=True, type=int, help="Maximum number of epochs."),
         click.option("--batch-size", type=click.IntRange(min=1), default=_DEFAULT.batch_size,
-                     help="Mini-batch size (SGD-like optimizers) [default: scaled with the data: at most 256 rows on "
-                          "a CPU, 4096 on a GPU, and at least 32 steps an epoch; larger data gets larger "
-                          "batches, at most 256 steps an epoch]."),
+                     help="Mini-batch size (SGD-like optimizers) [default: scaled with the data: 256 rows on a CPU, "
+                          "4096 on a GPU; fewer on small data, for at least 32 steps an epoch; more on data of "
+                          "over 65,536 rows on a CPU, for at most 256 steps an epoch]."),
         click.option("--patience", default=_DEFAULT.patience, show_default=True, type=int,
                      help="Epochs without improvement before stopping."),
         click.option("--tol", default=_DEFAULT.tol, show_default=True, type=float, help="Relative improvement that counts."),
@@ -281,8 +281,10 @@ class _BatchTrials(click.ParamType):
     name = "K|auto"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
-        if isinstance(value, int) or value == "auto":
+        if isinstance(value, int):
             return value
+        if str(value).strip().lower() == "auto":  # the help shows it as AUTO
+            return "auto"
         try:
             number = int(value)
         except ValueError:
