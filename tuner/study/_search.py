@@ -133,8 +133,9 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
                              preloaded=in_memory, chosen_plugins=chosen_plugins)
     else:
         warnings = note_plugin_changes(study, spec)
-    stored_before = _stored_budget(study)
-    spec = _with_stored_budget(study, spec, n_trials)
+    stored = _spec_stored_now(study)
+    stored_before = stored.n_trials if stored is not None else None
+    spec = _with_stored_budget(study, spec, n_trials, stored)
     if n_trials is not None and spec.n_trials is not None and spec.n_trials > n_trials:
         budget = (f"its budget is now {spec.n_trials} (it was {stored_before})"
                   if stored_before is not None and stored_before != spec.n_trials else f"its budget stays {spec.n_trials}")
@@ -150,20 +151,19 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
         return run.execute(refit_best, notices + warnings, batch_trials)
 
 
-def _stored_budget(study: Any) -> int | None:
-    """The trial budget the study's stored spec holds (None without one)."""
+def _spec_stored_now(study: Any) -> StudySpec | None:
+    """The spec stored with the study now (None without a readable one)."""
     try:
-        return StudySpec.from_json(study.user_attrs["spec"]).n_trials
+        return StudySpec.from_json(study.user_attrs["spec"])
     except (KeyError, TypeError, ValueError):
         return None
 
 
-def _with_stored_budget(study: Any, spec: StudySpec, n_trials: int | None) -> StudySpec:
-    """``spec`` with the trial budget stored now where this call gave none: another process may
-    have changed it while this one read its data, and every running process follows what is stored."""
-    try:
-        now = StudySpec.from_json(study.user_attrs["spec"])
-    except (KeyError, TypeError, ValueError):
+def _with_stored_budget(study: Any, spec: StudySpec, n_trials: int | None, now: StudySpec | None) -> StudySpec:
+    """``spec`` with the trial budget stored now (``now``, the stored spec) where this call gave none:
+    another process may have changed it while this one read its data, and every running process
+    follows what is stored."""
+    if now is None:
         return spec
     out = StudySpec.from_json(spec.to_json())
     # a budget given below the finished trials is stored as them: the stored budget never reads less than
