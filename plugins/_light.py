@@ -51,7 +51,8 @@ class LightLBFGS(LightOptimizer, torch.optim.LBFGS):
     optimum (its gradient test passed at once) or at the objective's rounding floor, where the
     line search finds no step. The next call would repeat it (the state it starts from is the
     same), so the trainer ends the trial instead of waiting ``patience`` epochs of full line
-    searches (kddcup99 in float32: five epochs of 10 s each, the objective unchanged).
+    searches. (The batched L-BFGS, which the built-in plugins train with, tests its objective
+    instead: torch's ``step`` returns only the objective at the start of the call.)
     """
 
     _converged: torch.Tensor | None = None
