@@ -152,6 +152,67 @@ def test_a_resumed_grid_study_evaluates_every_point_once(tmp_path: Path) -> None
     assert len(strengths) == points and len(set(strengths)) == points, strengths
 
 
+def _own_points(space: Any) -> set[tuple[Any, ...]]:
+    """Each variant's own grid points, counted independently of the sampler."""
+    import itertools
+
+    points = set()
+    for v in space.variants:
+        slots = [s for s in space.slots[v] if not s.is_fixed]
+        for combo in itertools.product(*(s.grid() for s in slots)):
+            points.add((v, *sorted(zip((s.name for s in slots), combo))))
+    return points
+
+
+def test_a_grid_is_each_variants_own_grid_not_the_product_of_every_parameter(tmp_path: Path) -> None:
+    """Optuna's GridSampler over every parameter of every variant repeated each variant once per
+    level of the parameters it ignores (penalty=none once per strength: 12 trials, 7 configurations);
+    with every optimizer in play the product had 10.7 billion points, a MemoryError before any trial."""
+    args = ["--dataset", "breast_cancer", "--penalty", "none,l2,l1", "--optimizer", "newton", "--sampler", "grid",
+            "--batch-trials", "4", *FAST]
+    space = build_space(StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["none", "l2", "l1"],
+                                  optimizers=["newton"]))
+    expected = _own_points(space)
+    assert len(expected) == 11  # none: 1, l2: 5 strengths, l1: 5
+    code, out = tune(tmp_path, "--study", "g", "--trials", "40", *args)
+    assert code == 0 and "every point of the grid has been evaluated" in out, out
+    trials = load(tmp_path, "g").trials
+    seen = [(t.params["variant"], *sorted((k, v) for k, v in t.params.items() if k != "variant")) for t in trials]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(seen) == len(set(seen)) and set(seen) == expected, seen
+
+
+def test_a_grid_sampler_counts_the_variants_own_points_and_builds_without_the_product() -> None:
+    from tuner.study._search_space import make_sampler
+
+    space = build_space(StudySpec(data=DataSpec(dataset="iris"), penalties=["none", "l2", "l1", "elasticnet"],
+                                 optimizers=["sgd", "newton"]))
+    sampler = make_sampler("grid", 0, space)
+    own = _own_points(space)
+    assert sampler._n_min_trials == len(own) == 1836  # the product of every parameter: 10,000 points
+    every = build_space(StudySpec(data=DataSpec(dataset="iris"), penalties=["none", "l2", "l1", "elasticnet"],
+                                  optimizers=["sgd", "adam", "rmsprop", "lbfgs", "fista", "newton"]))
+    assert make_sampler("grid", 0, every)._n_min_trials == len(_own_points(every))
+
+
+def test_trials_of_a_grid_laid_out_otherwise_take_no_point_of_this_one() -> None:
+    """A study made by an older version stored grid ids that index Optuna's product of every
+    parameter; read as points of the per-variant grid, they would mark points evaluated that never were."""
+    from tuner.study._runs import grid_points_left
+    from tuner.study._search_space import make_sampler
+
+    space = build_space(StudySpec(data=DataSpec(dataset="iris"), penalties=["none", "l2"], optimizers=["newton"]))
+    sampler = make_sampler("grid", 0, space)
+    old = optuna.create_study(sampler=optuna.samplers.GridSampler(
+        {"variant": space.variants, "penalty.strength": next(s for s in space.slots["l2:newton"]).grid()}, seed=0))
+    old.optimize(lambda t: float(t.suggest_categorical("variant", space.variants) == "none:newton"), n_trials=4)
+    assert grid_points_left(sampler, old) == sampler._n_min_trials == 6
+    new = optuna.create_study(sampler=sampler)
+    new.optimize(lambda t: 0.0 if t.suggest_categorical("variant", space.variants) == "none:newton"
+                 else t.suggest_float("penalty.strength", 1e-7, 10, log=True), n_trials=4)
+    assert grid_points_left(sampler, new) == 2
+
+
 @pytest.mark.parametrize("pruner", ["median", "hyperband", "none"])
 def test_pruners_mark_pruned_trials_as_pruned_not_failed(tmp_path: Path, pruner: str) -> None:
     # an exact solver over four decades of strength: the strong penalties fall behind the median (fista:

@@ -228,7 +228,8 @@ def _explicit_changes(ctx: click.Context, spec_values: dict[str, Any]) -> dict[s
               "(scikit-learn's 'f1'), the macro average with more.")
 @click.option("--sampler", type=click.Choice(["tpe", "random", "qmc", "grid", "cmaes"]), default="tpe", show_default=True,
               help="Optuna sampler proposing each trial's variant and hyperparameters (tpe: multivariate, "
-                   "constant liar for parallel workers).")
+                   "constant liar for parallel workers; grid: each variant's own hyperparameters, 5 values over "
+                   "each range, every point once).")
 @click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default="median", show_default=True,
               help="Optuna pruner stopping unpromising trials from their per-epoch validation metric.")
 @click.option("--cv", type=click.IntRange(min=2), help="Score each trial by stratified K-fold cross-validation on the "

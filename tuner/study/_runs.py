@@ -118,11 +118,12 @@ def grid_points_left(sampler: Any, study: Any) -> int | None:
 
     if not isinstance(sampler, GridSampler):
         return None
-    trials = study.get_trials(deepcopy=False)
-    taken = {t.system_attrs["grid_id"] for t in trials
-             if "grid_id" in t.system_attrs and (t.state.is_finished() or t.state == TrialState.RUNNING)}
+    # a trial of another grid (a study made by an older version: its ids index another list) takes no point
+    trials = [t for t in study.get_trials(deepcopy=False)
+              if "grid_id" in t.system_attrs and sampler._same_search_space(t.system_attrs.get("search_space", {}))]
+    taken = {t.system_attrs["grid_id"] for t in trials if t.state.is_finished() or t.state == TrialState.RUNNING}
     # a queued retry of a lost trial re-evaluates its point (the lost trial, FAIL, took it)
-    retries = sum(t.state == TrialState.WAITING and "grid_id" in t.system_attrs for t in trials)
+    retries = sum(t.state == TrialState.WAITING for t in trials)
     return len(set(range(sampler._n_min_trials)) - taken) + retries
 
 

@@ -73,7 +73,8 @@ class Slot:
         if self.low is None or self.high is None:
             return list(self.spec.choices)
         if self.log:
-            return [float(v) for v in np.geomspace(self.low, self.high, points)]
+            # 12 significant digits: 1e-05, not geomspace's 9.999999999999999e-06
+            return [float(f"{v:.12g}") for v in np.geomspace(self.low, self.high, points)]
         values = np.linspace(self.low, self.high, points)
         if isinstance(self.spec, Int):
             return sorted({int(round(v)) for v in values})
@@ -201,11 +202,11 @@ def make_sampler(name: str, seed: int, space: SearchSpace) -> Any:
         if name == "cmaes":
             return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False,
                                          independent_sampler=samplers.TPESampler(seed=seed))
-        if name == "grid":
-            grid: dict[str, list[Any]] = {VARIANT: list(space.variants)}
-            for slots in space.slots.values():
-                grid.update({s.name: s.grid() for s in slots if not s.is_fixed and s.name not in grid})
-            return samplers.GridSampler(grid, seed=seed)
+        if name == "grid":  # each variant's own parameters: Optuna's product of all of them repeats points
+            from tuner.study._grid import VariantGridSampler
+
+            return VariantGridSampler({v: {s.name: s.grid() for s in space.slots[v] if not s.is_fixed}
+                                       for v in space.variants}, seed=seed)
     raise ConfigError(f"The 'sampler' parameter must be one of {list(SAMPLERS)}; got {name!r} instead.")
 
 
