@@ -217,6 +217,16 @@ def test_groups_not_started_when_the_timeout_runs_out_do_not_start(
     assert given_up in out  # the summary's counts, and those of study show:
     code, shown = _invoke("study", "show", "late", "--storage", storage, "--tracking-uri", uri)
     assert code == 0 and given_up in shown, shown
+    # study list's FAILED column and MLflow's n_trials_failed counted them as failures of the model
+    code, listed = _invoke("study", "list", "--storage", storage)
+    row = next(line.split() for line in listed.splitlines() if line.startswith("late "))
+    assert code == 0 and row[1:5] == [str(len(trained)), "0", "0", "0"], listed
+    assert f"trials given up before they trained (a budget or timeout ran out): late ({len(skipped)})" in listed
+    client = MlflowClient(tracking_uri=uri)
+    parent = next(r for r in client.search_runs([client.get_experiment_by_name("late").experiment_id])
+                  if r.data.tags.get("tuner.role") == "study")
+    assert parent.data.metrics["n_trials_failed"] == 0, parent.data.metrics
+    assert parent.data.metrics["n_trials_given_up"] == len(skipped), parent.data.metrics
     runs = _trial_runs(uri, "late")
     assert all(r.info.status == "FAILED" for t in skipped for r in runs[t.number]), runs
     # their points are queued again: a resume trains exactly those, and the budget ends spent

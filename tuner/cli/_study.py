@@ -46,12 +46,19 @@ def study_list(storage: str | None, as_json: bool) -> None:
         return
     click.echo(f"{'NAME':<40} {'COMPLETE':>8} {'PRUNED':>7} {'FAILED':>7} {'RUNNING':>9} {'BEST':>12}  "
                f"{'METRIC':<9} CREATED")
+    skipped = []
     for r in rows:
         t = r["trials"]
         best = "-" if r["best_value"] is None else f"{r['best_value']:.6g}"
         running = f"{t.get('running', 0)}" + (f" ({t['stale']} stale)" if t.get("stale") else "")
-        click.echo(f"{r['name']:<40} {t.get('complete', 0):>8} {t.get('pruned', 0):>7} {t.get('fail', 0):>7} "
+        failed = t.get("fail", 0) - t.get("given_up", 0)  # given up before training: not a failure of the model
+        click.echo(f"{r['name']:<40} {t.get('complete', 0):>8} {t.get('pruned', 0):>7} {failed:>7} "
                    f"{running:>9} {best:>12}  {r['metric'] or '-':<9} {r['created'] or '-'}")
+        if t.get("given_up"):
+            skipped.append(f"{r['name']} ({t['given_up']})")
+    if skipped:
+        click.echo(f"Not in FAILED: trials given up before they trained (a budget or timeout ran out): "
+                   f"{', '.join(skipped)}.")
 
 
 @study.command("show")

@@ -69,7 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover - resolved lazily by __getattr__ below
     )
     from tuner.study._result import StudyResult
     from tuner.study._resume import RESUMABLE, open_or_create_study, resume_spec
-    from tuner.study._runs import GAVE_UP, WORKER
+    from tuner.study._runs import GAVE_UP, WORKER, given_up
     from tuner.study._search import run_study
     from tuner.study._search_space import SearchSpace, Slot, build_space, make_pruner, make_sampler, params_of
     from tuner.study._signals import Interrupted
@@ -91,7 +91,7 @@ _LAZY = {
     "split_params": "_configure", "check_plugins": "_configure", "reference_solver": "_configure",
     "prepare_sample_weight": "_configure",
     # several processes on one study
-    "GAVE_UP": "_runs", "WORKER": "_runs",
+    "GAVE_UP": "_runs", "WORKER": "_runs", "given_up": "_runs",
 }
 
 
@@ -117,7 +117,7 @@ __all__ = [
     "train_config", "make_sampler", "make_pruner", "open_or_create_study", "resume_spec", "RESUMABLE", "TrainOutcome",
     "train_one", "train_many", "cv_folds", "resolve_params", "resolve_pair", "split_overrides", "optimality_gap",
     "split_params", "check_plugins", "reference_solver", "prepare_sample_weight", "fit_gap",
-    "GAP_CHECK_WORK", "MAX_OPTIMALITY_GAP", "GAVE_UP", "WORKER",
+    "GAP_CHECK_WORK", "MAX_OPTIMALITY_GAP", "GAVE_UP", "WORKER", "given_up",
 ]
 
 __getattr__, __dir__ = lazy_exports("tuner.study", _LAZY, __all__)

@@ -215,8 +215,9 @@ class Budget:
 
 
 def given_up(trial: Any) -> bool:
-    """Whether a frozen trial failed as given up before it trained (:data:`GAVE_UP`)."""
-    return trial.state.name == "FAIL" and str(trial.user_attrs.get("fail_reason", "")).startswith(GAVE_UP)
+    """Whether a trial (Optuna's frozen trial or a :class:`~tuner.study.TrialRecord`) failed as given
+    up before it trained (:data:`GAVE_UP`)."""
+    return getattr(trial.state, "name", trial.state) == "FAIL" and str(trial.user_attrs.get("fail_reason", "")).startswith(GAVE_UP)
 
 
 class GaveUp(Exception):

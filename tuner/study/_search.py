@@ -39,6 +39,7 @@ from tuner.study._runs import (
     budget_warnings,
     failure_streak,
     finished_trials,
+    given_up,
     none_completed,
     raise_if_failing,
     seeded_sampler,
@@ -392,7 +393,7 @@ class _StudyRun:
         except Interrupted as exc:
             return None, str(exc)
         history = [{"number": t.number, "state": t.state.name, "value": t.value,
-                    "params": public_params(t.params, self.space)}
+                    "params": public_params(t.params, self.space), "given_up": given_up(t)}
                    for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()]
         binfo = TrialInfo(best.number, pn, on, dict(best.params), pp, op, dict(best.user_attrs), best.value)
         self.stop.critical = True

@@ -188,13 +188,17 @@ class StudyRuns:
 
     # ---- summary, plots and end -----------------------------------------------------------
     def log_summary(self, run: StudyRun, history: Sequence[Mapping[str, Any]]) -> None:
-        """Trial counts by state and the best-value curve (``best_<metric>``, step = trial number)."""
+        """Trial counts by state and the best-value curve (``best_<metric>``, step = trial number).
+        A failed trial given up before it trained (``given_up`` in its history entry: a budget or
+        timeout ran out) counts in ``n_trials_given_up``,
+        not in ``n_trials_failed``."""
         from mlflow.entities import Metric
 
         ts = now_ms()
         states = [h.get("state") for h in history]
+        skipped = sum(bool(h.get("given_up")) for h in history)
         finals = {"n_trials_complete": states.count("COMPLETE"), "n_trials_pruned": states.count("PRUNED"),
-                  "n_trials_failed": states.count("FAIL")}
+                  "n_trials_failed": states.count("FAIL") - skipped, "n_trials_given_up": skipped}
         metrics = metric_list(finals, ts)
         key = f"best_{run.metric}"
         logged = {m.step for m in self.writer.client.get_metric_history(run.parent_run_id, key)}  # resumed studies

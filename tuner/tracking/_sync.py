@@ -19,6 +19,7 @@ from tuner.study import (
     TrialRecord,
     best_record,
     build_space,
+    given_up,
     load_dataset_for,
     params_of,
     set_study_attrs,
@@ -96,7 +97,8 @@ class _Sync:
         run = self.obs.study_run(self.name)
         trials = trial_records(self.storage_url, self.name)
         synced, already = self._log_missing(run, trials)
-        history = [{"number": t.number, "state": t.state, "value": t.value, "params": t.params}
+        history = [{"number": t.number, "state": t.state, "value": t.value, "params": t.params,
+                    "given_up": given_up(t)}
                    for t in trials if t.finished]
         result: dict[str, Any] = {"study": self.name, "tracking_uri": redact(self.obs.tracking_uri),
                                   "parent_run_id": run.parent_run_id, "synced_trials": synced,
