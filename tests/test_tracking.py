@@ -578,6 +578,47 @@ def test_importances_use_the_parameters_every_trial_has_and_plots_are_pngs(tmp_p
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
 
 
+def test_a_study_of_the_same_name_in_another_database_cannot_take_the_name_over(tmp_path: Path) -> None:
+    """Two live studies named alike in two study databases, one MLflow store: the second shared the
+    first's experiment and, with a worse model of other data, moved its 'champion' alias (users of
+    models:/NAME@champion were served an iris model for breast-cancer rows); study show still named
+    the old champion."""
+    uri, storage = _uris(tmp_path)
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    runner = CliRunner()
+    base = ["--study", "shared", "--tracking-uri", uri, "--penalty", "l2", "--optimizer", "lbfgs", "--trials", "2"]
+    res = runner.invoke(cli, ["tune", "--dataset", "breast_cancer", "--storage", storage, *base])
+    assert res.exit_code == 0, res.output
+    client = _client(uri)
+    before = client.get_model_version_by_alias("shared", CHAMPION_ALIAS).version
+    res = runner.invoke(cli, ["tune", "--dataset", "iris", "--storage", other, *base])
+    assert res.exit_code == 1, res.output
+    assert res.output.splitlines()[-1] == (
+        f"Error: The MLflow store already holds a study named 'shared' from another study database ({storage}); a "
+        "second study of that name would share its experiment and registered model, and could take over its "
+        "'champion' alias. Give this study another name (--study), or log it to another MLflow store (--tracking-uri).")
+    assert client.get_model_version_by_alias("shared", CHAMPION_ALIAS).version == before
+    assert len(client.search_model_versions("name='shared'")) == 1
+    assert len(_runs(client, "shared")[0]) == 1  # no second parent run
+    res = runner.invoke(cli, ["tune", "--dataset", "breast_cancer", "--storage", storage, *base, "--trials", "3"])
+    assert res.exit_code == 0, res.output  # the owner resumes as before
+
+
+def test_a_registered_model_that_tuner_did_not_create_keeps_its_champion(tmp_path: Path) -> None:
+    uri, storage = _uris(tmp_path)
+    client = _client(uri)
+    client.create_registered_model("churn")
+    run = client.create_run(client.create_experiment("elsewhere"))
+    client.log_text(run.info.run_id, "a model", "model.txt")
+    version = client.create_model_version("churn", source=f"{run.info.artifact_uri}/model.txt", run_id=run.info.run_id)
+    client.set_registered_model_alias("churn", CHAMPION_ALIAS, version.version)
+    res = CliRunner().invoke(cli, ["tune", "--dataset", "breast_cancer", "--study", "churn", "--storage", storage,
+                                   "--tracking-uri", uri, "--penalty", "l2", "--optimizer", "lbfgs", "--trials", "1"])
+    assert res.exit_code == 1 and "registered model named 'churn' that is not a tuner study's" in res.output, res.output
+    assert client.get_registered_model("churn").aliases == {CHAMPION_ALIAS: version.version}
+    assert len(client.search_model_versions("name='churn'")) == 1
+
+
 def test_a_study_deleted_and_created_again_under_its_name_gets_its_own_parent_run_and_champion(
         tmp_path: Path) -> None:
     """The new study found the old one's parent run by name: its trials went beside the old trials

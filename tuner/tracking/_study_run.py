@@ -64,6 +64,7 @@ class StudyRuns:
             if found:
                 parent_id = found[0].info.run_id
             else:
+                self._check_name_is_free(study, exp_id)
                 parent_id = self._create_parent(study, exp_id)
                 found = self._parents(exp_id, study.name, study.uid)  # two workers may have raced: keep the oldest
                 if found and found[0].info.run_id != parent_id:
@@ -79,6 +80,35 @@ class StudyRuns:
         self.writer.log_batch(parent_id, tags=budget)
         self._save_view(exp_id, study, parent_id)
         return run
+
+    def _check_name_is_free(self, study: StudyInfo, exp_id: str) -> None:
+        """Refuse a study whose name, in this MLflow store, belongs to something else: a study of
+        the same name in another study database (they would share one experiment, and the worse
+        one's best model could take the other's ``champion`` alias: its users would be served a
+        model of other data), or a registered model that tuner did not create. A study of the same
+        name in the same database (deleted and created again) takes the name over."""
+        from mlflow.exceptions import MlflowException
+
+        from tuner.study import same_database
+
+        ours = redact(study.storage_url)
+        for other in self._parents(exp_id, study.name):
+            where = other.data.tags.get("tuner.storage", "")
+            if other.data.tags.get(TAG_STUDY_UID, "") != study.uid and where and not same_database(where, ours):
+                raise TrackingError(
+                    f"The MLflow store already holds a study named {study.name!r} from another study database "
+                    f"({where}); a second study of that name would share its experiment and registered model, and "
+                    f"could take over its 'champion' alias. Give this study another name (--study), or log it to "
+                    f"another MLflow store (--tracking-uri).")
+        try:
+            model = self.writer.client.get_registered_model(study.name)
+        except MlflowException:
+            return  # none of that name yet
+        if model.tags.get(TAG_STUDY) != study.name:
+            raise TrackingError(
+                f"The MLflow store already has a registered model named {study.name!r} that is not a tuner study's; "
+                f"registering this study's best model there would move its 'champion' alias. Give this study "
+                f"another name (--study), or log it to another MLflow store (--tracking-uri).")
 
     def _save_view(self, exp_id: str, study: StudyInfo, parent_id: str) -> None:
         """Store the trials' table view on the experiment (what :func:`ui_link` opens): the trial
