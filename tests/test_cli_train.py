@@ -145,6 +145,25 @@ def test_predict_on_a_file_without_rows_is_an_error(tmp_path: Path) -> None:
     assert result.output.strip() == f"Error: {tmp_path / 'empty.svm'} holds no rows to predict; give a file with the rows."
 
 
+def test_predict_refuses_to_write_over_its_own_data(tmp_path: Path) -> None:
+    """-o DATA replaced the rows with their predictions, exit 0."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=60, n_features=3, n_informative=2, n_redundant=0, random_state=0)
+    pd.DataFrame(X, columns=["a", "b", "c"]).assign(y=y).to_csv(tmp_path / "train.csv", index=False)
+    ok_json("train", tmp_path / "train.csv", "--target", "y", "--penalty", "l2", "--optimizer", "lbfgs",
+            "--save-model", tmp_path / "m")
+    rows = tmp_path / "rows.csv"
+    pd.DataFrame(X[:4], columns=["a", "b", "c"]).to_csv(rows, index=False)
+    before = rows.read_bytes()
+    for target in (rows, tmp_path / "." / "rows.csv"):
+        result = invoke("predict", tmp_path / "m", rows, "-o", target)
+        assert result.exit_code == 1 and "is DATA itself" in result.output, result.output
+        assert rows.read_bytes() == before
+    result = invoke("predict", tmp_path / "m", rows, "-o", tmp_path / "out.csv")
+    assert result.exit_code == 0 and len(pd.read_csv(tmp_path / "out.csv")) == 4, result.output
+
+
 @pytest.mark.slow
 def test_sentiment_from_raw_sentences_end_to_end(data_dir: Path, tmp_path: Path) -> None:
     """The README's text example: rt-polarity (Latin-1) -> TF-IDF -> saved model -> raw sentences."""

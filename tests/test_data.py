@@ -274,6 +274,10 @@ def test_load_rows_for_prediction(tmp_path: Path) -> None:
     gapped.write_text(f"{ds.classes[0]} good\n\n{ds.classes[1]} bad\n\n", encoding="utf-8")
     for fmt in ("auto", "labeltext"):
         assert list(load_rows(gapped, ds.pipeline, classes=ds.classes, fmt=fmt)["text"]) == ["good", "", "bad"]
+    # --format labeltext on lines of text alone dropped every first word as a label ("wonderful film"
+    # and "dull film" were both predicted as "film", exit 0)
+    with pytest.raises(DataError, match=r"Line 1 of .*more.neg does not start with one of the model's classes"):
+        load_rows(reviews, ds.pipeline, classes=ds.classes, fmt="labeltext")
     # '<label> <text>' lines for a model trained on a table's text column keep that column's name
     table = pd.DataFrame({"sentence": [f"a {c} film" for c in ds.classes] * 5, "label": list(ds.classes) * 5})
     table_pipe = prepare(load_data(write_csv(tmp_path, table, "texts.csv"), target="label", text_column="sentence"),

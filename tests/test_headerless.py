@@ -126,6 +126,15 @@ def test_rows_for_a_model_trained_by_position_are_read_as_written(tmp_path: Path
     np.testing.assert_allclose(got, expected, atol=1e-6)
     with pytest.raises(DataError, match=r"target column 7 \(--target\) is not in .*4 columns, numbered 0 to 3"):
         load_rows(with_label, model.pipeline, target="7")
+    # a feature's position as --target: it was dropped and the rest read shifted by one (exit 0)
+    for feature in ("1", "3"):
+        with pytest.raises(DataError, match=rf"--target names column {feature} of rows without a header, which the "
+                                            r"model reads as a feature \(it was trained on columns 1, 2, 3\)"):
+            load_rows(with_label, model.pipeline, target=feature)
+    named_rows = tmp_path / "named.csv"
+    frame.head(5).to_csv(named_rows, index=False)
+    with pytest.raises(DataError, match="--target names the column 'proto', which the model reads as a feature"):
+        load_rows(named_rows, named.pipeline, target="proto")
 
 
 def test_kddcup99_as_shipped_needs_only_no_header(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ module level (MLflow, pandas and Optuna are imported when they run).
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -69,6 +70,9 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
     from tuner.tracking import probe_tracking_server
 
     check_output(output)
+    if output is not None and os.path.exists(output) and os.path.exists(data) and os.path.samefile(output, data):
+        raise click.ClickException(f"--output {output} is DATA itself: writing the predictions there would destroy the "
+                                   "rows they come from; give another file.")
     if model_uri.startswith(("models:/", "runs:/")):
         try:  # a dead server: one short wait and one line, before MLflow and torch are imported
             probe_tracking_server(tracking_uri)

@@ -192,7 +192,9 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         if fmt == "labeltext":
             if target is not None:
                 raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt=fmt))
-            return _labeltext_rows(text_lines(read_text(p, encoding)), pipeline.text_column)
+            lines = text_lines(read_text(p, encoding))
+            _check_labels_lead(p, lines, {str(c) for c in classes or ()})
+            return _labeltext_rows(lines, pipeline.text_column)
     if fmt == "auto":
         fmt = sniff(p, encoding, delimited=header is False or (header is None and pipeline.headerless))
     if zero_based is not None and fmt != "svmlight":
@@ -218,6 +220,7 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
         if target is not None:
             key = _target_key(frame, target, header, pipeline)
             _check_target_column(p, frame, key, header)
+            _check_target_is_no_feature(key, pipeline)
             frame = frame.drop(columns=[key])
         return frame
     if target is not None:
@@ -269,6 +272,32 @@ def _check_target_column(p: Path, frame: pd.DataFrame, target: Any, header: bool
     close = difflib.get_close_matches(target, names, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise DataError(f"The target column {target!r} (--target) is not in {p}.{hint} Columns: {names}.")
+
+
+def _check_target_is_no_feature(target: Any, pipeline: FeaturePipeline) -> None:
+    """Refuse a ``--target`` that names a column the model reads: dropping it left the model one
+    column short, and rows without a header were then read shifted (predictions of the wrong
+    columns, exit 0)."""
+    if str(target) not in pipeline.input_columns:
+        return
+    positions = sorted(pipeline.input_columns, key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
+    where = (f"column {target} of rows without a header, which the model reads as a feature (it was trained on "
+             f"columns {', '.join(positions)})" if pipeline.headerless else
+             f"the column {target!r}, which the model reads as a feature")
+    raise DataError(f"--target names {where}; give the label's column, or drop --target if the rows have no label.")
+
+
+def _check_labels_lead(p: Path, lines: list[str], labels: set[str]) -> None:
+    """Refuse ``--format labeltext`` lines that do not start with one of the model's classes: the
+    first word was dropped as a label whatever it was, and the rest predicted (exit 0)."""
+    if not labels:
+        return
+    for number, line in enumerate(lines, start=1):
+        words = line.split(None, 1)
+        if words and words[0] not in labels:
+            raise DataError(f"Line {number} of {p} does not start with one of the model's classes "
+                            f"({', '.join(sorted(labels))}), as --format labeltext reads '<label> <text>' lines; "
+                            "drop --format to predict lines of text alone.")
 
 
 def _labeltext_rows(lines: list[str], text_column: str) -> pd.DataFrame:
