@@ -54,6 +54,22 @@ def test_study_show_has_spec_top_trials_and_importances(db: str) -> None:
         assert row["params"]["optimizer"] == "fista" and "optimizer.lr" in row["params"]
     best = info["top"][0]["params"]
     assert f"penalty={best['penalty']}, optimizer=fista" in res.output
+    assert info["importances_left_out"] == []  # l1 and l2 both have a strength
+
+
+def test_study_show_names_the_hyperparameters_its_importances_cannot_weigh(tmp_path: Path) -> None:
+    """With 'none' in the search, penalty.strength is not every trial's: the importances listed
+    'penalty 1.000' alone, as if the strength did not matter."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    res = run("tune", "--dataset", "breast_cancer", "--study", "mixed", "--storage", url, "--trials", "8",
+              "--penalty", "none,l2", "--optimizer", "newton", "--seed", "1", "--no-tracking", "--json")
+    assert res.exit_code == 0, res.output
+    info = json.loads(run("study", "show", "mixed", "--storage", url, "--json").stdout)
+    penalties = {t["params"]["penalty"] for t in info["top"]}
+    assert penalties == {"none", "l2"}, penalties  # both kinds completed
+    assert "penalty.strength" not in info["importances"] and info["importances_left_out"] == ["penalty.strength"]
+    shown = run("study", "show", "mixed", "--storage", url).output
+    assert "not weighed: penalty.strength, which only some trials have" in shown, shown
 
 
 def test_study_best_json(db: str) -> None:

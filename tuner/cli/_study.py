@@ -71,14 +71,15 @@ def study_list(storage: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def study_show(name: str, storage: str | None, top: int, tracking_uri: str | None, as_json: bool) -> None:
     """A study's spec, best trial, top-k table and parameter importances."""
-    from tuner.study import param_importances, study_record, top_records, trial_records
+    from tuner.study import importances_left_out, param_importances, study_record, top_records, trial_records
 
     record = study_record(storage, name)
     ranked = top_records(trial_records(storage, name), record.direction)
     importances = param_importances(storage, name) if ranked else {}
+    left_out = importances_left_out(storage, name) if importances else []
     info: dict[str, Any] = {"name": name, "spec": record.spec, "trials": record.counts,
             "best": ranked[0].to_dict() if ranked else None, "top": [t.to_dict() for t in ranked[:top]],
-            "importances": importances,
+            "importances": importances, "importances_left_out": left_out,
             "user_attrs": {k: v for k, v in record.user_attrs.items() if k != "spec"}}
     mlflow = _mlflow_of(name, tracking_uri, record.user_attrs)  # the MLflow block (cli engineer)
     info["mlflow"] = mlflow
@@ -118,7 +119,9 @@ def study_show(name: str, storage: str | None, top: int, tracking_uri: str | Non
         ps = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in tr.public_params.items())
         click.echo(f"    #{tr.number:<4} {_value(tr.value)}  {ps}")
     if importances:
-        click.echo("  parameter importances:")
+        click.echo("  parameter importances" + (" (of the hyperparameters every complete trial has; not weighed: "
+                                                 f"{', '.join(left_out)}, which only some trials have)" if left_out
+                                                 else "") + ":")
         for k, v in importances.items():
             click.echo(f"    {k:<32} {v:.3f}")
 

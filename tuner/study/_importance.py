@@ -16,13 +16,31 @@ from typing import Any
 
 from tuner.study._naming import public_params
 
-__all__ = ["history_importances", "MIN_TRIALS_FOR_HISTORY_IMPORTANCE"]
+__all__ = ["history_importances", "importance_left_out", "MIN_TRIALS_FOR_HISTORY_IMPORTANCE"]
 
 MIN_TRIALS_FOR_HISTORY_IMPORTANCE = 5
 
 
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _complete(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{**h, "params": public_params(h.get("params") or {})} for h in history
+            if h.get("state") == "COMPLETE" and _finite(h.get("value"))]
+
+
+def importance_left_out(history: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The hyperparameters (public names) that vary among the complete trials of ``history`` but
+    that not every one of them has, so :func:`history_importances` cannot weigh them (a default
+    study's ``penalty.strength``: its ``none`` trials have none)."""
+    done = _complete(history)
+    if not done:
+        return []
+    every = set.intersection(*(set(h["params"]) for h in done))
+    some = set().union(*(set(h["params"]) for h in done)) - every
+    return sorted(name for name in some
+                  if len({repr(h["params"][name]) for h in done if name in h["params"]}) > 1)
 
 
 def _distributions(done: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -59,8 +77,7 @@ def history_importances(history: Sequence[Mapping[str, Any]], direction: str,
     ``{public name: importance}``, most important first, or an empty dict when there are
     fewer than ``min_trials`` complete trials or nothing varies.
     """
-    done = [{**h, "params": public_params(h.get("params") or {})} for h in history
-            if h.get("state") == "COMPLETE" and _finite(h.get("value"))]
+    done = _complete(history)
     if len(done) < min_trials:
         return {}
     dists = _distributions(done)
