@@ -184,3 +184,24 @@ def test_codes_written_as_floats_are_the_codes_and_unseen_ones_are_noted(tmp_pat
     out = CliRunner().invoke(cli, ["predict", str(model_dir), str(tmp_path / "rows.csv")])
     assert out.exit_code == 0, out.output
     assert "note: 1 of 6 row(s) hold a category of 'service' that the training rows never held" in out.output
+
+
+def test_the_mlflow_model_takes_the_training_files_own_numeric_codes(tmp_path: Path) -> None:
+    """A categorical column of numeric codes was typed 'string' in the pyfunc signature, so MLflow
+    refused the training file's own rows ('Can not safely convert int64'), while tuner predict and
+    the Python API took them."""
+    import mlflow.pyfunc
+
+    from tuner.model import save_pyfunc_model
+
+    rng = np.random.default_rng(2)
+    code, x = rng.choice([1, 2, 3], 300), rng.normal(size=300)
+    y = (x + 2 * (code == 1) - 2 * (code == 3) + 0.5 * rng.normal(size=300) > 0).astype(int)
+    frame = pd.DataFrame({"x": x, "code": code, "y": y})
+    model = tuner.fit(frame, target="y", categorical_columns=["code"], val_size=0, test_size=0).model
+    rows = frame.drop(columns="y").head(20)
+    save_pyfunc_model(model, tmp_path / "m")  # its input example: the categories as the model keeps them
+    loaded = mlflow.pyfunc.load_model(str(tmp_path / "m"))
+    expected = model.predict(rows)
+    for written in (rows, rows.assign(code=rows["code"].astype(str)), rows.assign(code=rows["code"].astype(float))):
+        np.testing.assert_array_equal(loaded.predict(written), expected)

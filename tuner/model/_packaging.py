@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,7 @@ def save_pyfunc_model(model: LogisticModel, path: str | Path, *, input_example: 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
             sig = infer_signature(example, LogisticPyfunc(model).predict(example))
-        sig.inputs = _numbers_of_any_width(sig.inputs)
+        sig.inputs = _numbers_of_any_width(sig.inputs, model.pipeline.categorical_columns)
         sig.params = ParamSchema([ParamSpec(PROBA_PARAM, "boolean", False)])
         with quiet_logger("mlflow.pyfunc"), warnings.catch_warnings():  # its INFO line on validating the example
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
@@ -122,19 +122,22 @@ def save_pyfunc_model(model: LogisticModel, path: str | Path, *, input_example: 
     return path
 
 
-def _numbers_of_any_width(inputs: Any) -> Any:
-    """The inferred input schema with its numeric columns typed ``Any``.
+def _numbers_of_any_width(inputs: Any, categorical: Sequence[str] = ()) -> Any:
+    """The inferred input schema with its numeric and ``categorical`` columns typed ``Any``.
 
     MLflow refuses what it cannot convert without loss: int64 rows for a ``double`` column
     (integer pixels, counts), float64 rows for a ``float`` column (a model trained on float32
-    LIBSVM values), a float for a ``long`` column. The model's own pipeline checks the columns'
-    names, that their values are numbers, and that they are finite."""
+    LIBSVM values), a float for a ``long`` column, and the training file's own numeric codes
+    (``3``) for a categorical column it typed ``string``. The model's own pipeline checks the
+    columns' names, that their values are numbers, and that they are finite, and reads a
+    category written ``3``, ``3.0`` or ``"3"`` as one."""
     from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
     numeric = {DataType.integer, DataType.long, DataType.float, DataType.double}
     if inputs is None or not all(isinstance(c, ColSpec) for c in inputs.inputs):
         return inputs
-    return Schema([ColSpec(AnyType(), c.name, required=c.required) if c.type in numeric else c
+    loose = set(categorical)
+    return Schema([ColSpec(AnyType(), c.name, required=c.required) if c.type in numeric or c.name in loose else c
                    for c in inputs.inputs])
 
 
