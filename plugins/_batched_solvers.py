@@ -367,15 +367,18 @@ class BatchedLBFGS(_Freezable, LightOptimizer):
         super().__init__(params, dict(lr=lr, max_iter=max_iter, history_size=history_size,
                                       tolerance_grad=tolerance_grad, tolerance_change=tolerance_change))
         self._params = [p for g in self.param_groups for p in g["params"]]
-        k = self._params[0].shape[0]
-        if any(p.dim() < 1 or p.shape[0] != k for p in self._params):
-            raise ValueError("Every parameter of a batched optimizer needs the same leading trial axis; got shapes "
-                             f"{[tuple(p.shape) for p in self._params]}.")
+        self._check_trial_axis()
         if max_ls < 1:
             raise ValueError(f"max_ls must be >= 1; got {max_ls}")
         self._c1, self._c2, self._max_ls = c1, c2, max_ls
         self._state: dict[str, Any] = {}
         self._converged: torch.Tensor | None = None
+
+    def _check_trial_axis(self) -> None:
+        k = self._params[0].shape[0]
+        if any(p.dim() < 1 or p.shape[0] != k for p in self._params):
+            raise ValueError("Every parameter of a batched optimizer needs the same leading trial axis; got shapes "
+                             f"{[tuple(p.shape) for p in self._params]}.")
 
     # -- flat (K, P) views of the parameters -------------------------------------------------
 

@@ -10,10 +10,11 @@ import torch
 from tuner import Categorical, Float, Int, Optimizer, ProxFn
 
 from ._batched_optim import BatchedAdam, BatchedRMSprop, BatchedSGD, coordinate_step
-from ._batched_solvers import BatchedFISTA, BatchedLBFGS
+from ._batched_solvers import BatchedFISTA
 from ._fista import FISTA
 from ._light import LightLBFGS
 from ._newton import BatchedNewton
+from ._owlqn import BatchedOWLQN, OneTrialOWLQN
 
 LR_DOMAIN = (1e-12, 1e6)  # what a user may fix or search explicitly; the default search range is narrower
 
@@ -117,14 +118,18 @@ class RMSpropOptimizer(Optimizer):
 
 
 class LBFGSOptimizer(Optimizer):
+    """Full-batch L-BFGS; with an elastic net's L1 part, OWL-QN (``plugins/_owlqn.py``): L-BFGS steered
+    by the pseudo-gradient and kept in the orthant of each step's start, so weights reach exact zeros."""
+
     name = "lbfgs"
-    description = "Full-batch L-BFGS with strong-Wolfe line search (smooth penalties only)."
+    description = "Full-batch L-BFGS with Wolfe line search; OWL-QN (exact zeros) for L1 and elastic-net penalties."
     search_space = {
         "lr": Float(0.1, 1.0, default=1.0, log=True, description="initial step length", domain=LR_DOMAIN),
         "history_size": Int(3, 100, default=20),
     }
     full_batch = True
-    prox_mode = "unsupported"
+    prox_mode = "internal"
+    l1_only = True  # OWL-QN reads the L1 weight (closure.l1_weights()), not a prox
     supports_batch = True
     batch_state_floats = 2 * 100 + 8  # the curvature pairs of the largest history_size, and the rest
 
@@ -132,14 +137,15 @@ class LBFGSOptimizer(Optimizer):
         groups = list(param_groups)
         flat = [p for g in groups for p in g["params"]]
         precise = flat[0].dtype == torch.float64
-        if flat[0].dim() == 3:  # trials side by side
-            return BatchedLBFGS(groups, lr=params["lr"], max_iter=100, history_size=params["history_size"],
-                                tolerance_grad=1e-10 if precise else 1e-6, tolerance_change=1e-15 if precise else 1e-9)
-        return LightLBFGS(
-            flat, lr=float(params["lr"]), max_iter=100, history_size=int(params["history_size"]),
-            tolerance_grad=1e-10 if precise else 1e-6, tolerance_change=1e-15 if precise else 1e-9,
-            line_search_fn="strong_wolfe",
-        )
+        tol_grad, tol_change = (1e-10, 1e-15) if precise else (1e-6, 1e-9)
+        if flat[0].dim() == 3:  # trials side by side (OWL-QN where a trial has an L1 part)
+            return BatchedOWLQN(groups, lr=params["lr"], max_iter=100, history_size=params["history_size"],
+                                l1=prox is not None, tolerance_grad=tol_grad, tolerance_change=tol_change)
+        if prox is not None:  # one trial with a non-smooth part: OWL-QN as a batch of one
+            return OneTrialOWLQN(groups, lr=float(params["lr"]), max_iter=100, history_size=int(params["history_size"]),
+                                 tolerance_grad=tol_grad, tolerance_change=tol_change)
+        return LightLBFGS(flat, lr=float(params["lr"]), max_iter=100, history_size=int(params["history_size"]),
+                          line_search_fn="strong_wolfe", tolerance_grad=tol_grad, tolerance_change=tol_change)
 
 
 class FISTAOptimizer(Optimizer):

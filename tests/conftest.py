@@ -79,3 +79,32 @@ def boom() -> Iterator[None]:
                                plugin=BoomOptimizer())
     yield
     infos.pop("boom", None)
+
+
+class SmoothOnlyOptimizer(Optimizer):
+    """A full-batch optimizer for smooth objectives only (``prox_mode = "unsupported"``): every
+    built-in optimizer now takes every built-in penalty, so the refusal of an incompatible pair
+    needs a plugin like a third party's. It trains with torch's L-BFGS."""
+
+    name = "smooth_only"
+    description = "Full-batch L-BFGS that declines non-smooth penalties (test fixture)."
+    search_space: dict[str, Any] = {}
+    full_batch = True
+    prox_mode = "unsupported"
+
+    def build(self, param_groups: Any, params: Any, prox: Any = None) -> Any:
+        import torch
+
+        return torch.optim.LBFGS([p for g in param_groups for p in g["params"]], line_search_fn="strong_wolfe")
+
+
+@pytest.fixture
+def smooth_only() -> Iterator[str]:
+    """Registers :class:`SmoothOnlyOptimizer` as the optimizer plugin ``smooth_only`` for one test."""
+    from tuner._registry import PluginInfo, optimizers
+
+    infos = optimizers._load()
+    infos["smooth_only"] = PluginInfo("logreg_tuner.optimizers", "smooth_only", "tests:SmoothOnlyOptimizer",
+                                      "tests-fixture", "0.0", plugin=SmoothOnlyOptimizer())
+    yield "smooth_only"
+    infos.pop("smooth_only", None)

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from logreg_tuner_plugins._batched_solvers import BatchedFISTA, BatchedLBFGS
 from logreg_tuner_plugins._fista import FISTA
+from logreg_tuner_plugins._owlqn import BatchedOWLQN, OneTrialOWLQN
 from logreg_tuner_plugins.penalties import soft_threshold
 from tuner.train import Placement, matmul
 
@@ -78,6 +79,7 @@ class Problem:
             return f.detach()
 
         closure.value_only = torch.no_grad()(self.smooth)  # type: ignore[attr-defined]
+        closure.l1_weights = lambda: (self.lam * self.l1t).reshape(-1)  # type: ignore[attr-defined]
         return closure
 
     def prox(self, V: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
@@ -252,6 +254,78 @@ def test_fista_one_trial_matches_the_single_trial_fista(breast_cancer: Any) -> N
     np.testing.assert_allclose(W1, W.detach().numpy(), atol=1e-7)
     np.testing.assert_array_equal(W1 == 0, W.detach().numpy() == 0)
     assert 0 < int((W == 0).sum()) < W.numel()
+
+
+# --- OWL-QN (L-BFGS with an L1 part) ---------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_owlqn_reaches_sklearn_l1_and_elasticnet_dense(dtype: torch.dtype, breast_cancer: Any,
+                                                       bc_fista_refs: Any) -> None:
+    """The same four trials, per-trial step lengths, as FISTA above: scikit-learn's optimum and, in
+    float64, its exact zeros."""
+    problem = Problem(*breast_cancer, 2, BC_FISTA["C"], BC_FISTA["l1_ratio"], dtype)
+    opt = BatchedOWLQN(problem.groups, lr=per_trial([1.0, 0.5, 1.0, 0.3], dtype), history_size=10)
+    f, calls = run(problem, opt)
+    assert calls < 200
+    check_against_sklearn(problem, bc_fista_refs, dtype, zeros=dtype == torch.float64)
+    full = [problem.objective(k, *problem.weights(k)) for k in range(problem.k)]
+    l1_part = [problem.strength[k] * problem.l1[k] * np.abs(problem.weights(k)[0]).sum() for k in range(problem.k)]
+    np.testing.assert_allclose(f.double().numpy() + l1_part, full, rtol=10 * REL[dtype])  # f: the smooth part
+
+
+def test_owlqn_reaches_sklearn_elasticnet_sparse_in_fewer_passes_than_fista(a9a_rows: Any) -> None:
+    """a9a's collinear one-hot columns make it ill-conditioned: OWL-QN follows the curvature."""
+    X, y = a9a_rows(A9A_FISTA["rows"])
+    refs = [reference(X, y, C, l1, "saga", tol=1e-8) for C, l1 in zip(A9A_FISTA["C"], A9A_FISTA["l1_ratio"])]
+    owlqn = Problem(X, y, 2, A9A_FISTA["C"], A9A_FISTA["l1_ratio"])
+    run(owlqn, BatchedOWLQN(owlqn.groups))
+    check_against_sklearn(owlqn, refs, torch.float64, zeros=True)
+    fista = Problem(X, y, 2, A9A_FISTA["C"], A9A_FISTA["l1_ratio"])
+    run(fista, BatchedFISTA(fista.groups, prox=fista.prox, lr=1.0))
+    assert owlqn.evaluations < fista.evaluations / 2, (owlqn.evaluations, fista.evaluations)
+
+
+def test_owlqn_multinomial_with_smooth_trials_in_the_group(wine: Any) -> None:
+    """Trials without an L1 part (l1_ratio 0) share the group: L-BFGS steps, no projection."""
+    C, l1 = [0.5, 0.1, 0.05, 1.0], [1.0, 0.0, 0.9, 0.3]
+    refs = [reference(*wine, c, r, "saga" if r else "lbfgs") for c, r in zip(C, l1)]
+    problem = Problem(*wine, 3, C, l1)
+    run(problem, BatchedOWLQN(problem.groups))
+    check_against_sklearn(problem, refs, torch.float64, zeros=False)
+    for k, (W_ref, _) in enumerate(refs):
+        W = problem.weights(k)[0]
+        np.testing.assert_array_equal(W == 0, W_ref == 0, err_msg=f"trial {k}")  # none at all for the L2 trial
+
+
+def test_owlqn_one_trial_equals_the_batch_of_one(breast_cancer: Any) -> None:
+    """The trainer's single-trial shapes ((p, 1) weights, (1,) intercept, a closure returning one
+    number) take the batched code's steps."""
+    batched = Problem(*breast_cancer, 2, [0.05], [0.6])
+    run(batched, BatchedOWLQN(batched.groups, max_iter=30), max_calls=5)
+    single = Problem(*breast_cancer, 2, [0.05], [0.6])
+    W = torch.zeros(single.p, 1, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+
+    def closure() -> torch.Tensor:
+        W.grad, b.grad = None, None
+        f = single.smooth_at(W[None], b[None, None]).sum()
+        f.backward()
+        return f.detach()
+
+    closure.l1_weights = lambda: (single.lam * single.l1t).reshape(-1)  # type: ignore[attr-defined]
+    opt = OneTrialOWLQN([{"params": [W], "penalized": True}, {"params": [b], "penalized": False}], max_iter=30)
+    for _ in range(5):
+        opt.step(closure)
+    np.testing.assert_allclose(W.detach().numpy(), batched.W[0].detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(W.detach().numpy() == 0, batched.W[0].detach().numpy() == 0)
+
+
+def test_owlqn_without_l1_weights_is_a_clear_error(breast_cancer: Any) -> None:
+    problem = Problem(*breast_cancer, 2, [0.05], [0.6])
+    closure = problem.closure()
+    del closure.l1_weights  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="elastic net"):
+        BatchedOWLQN(problem.groups).step(closure)
 
 
 # --- L-BFGS -----------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ def test_plugins_list_json_parses_back() -> None:
         row = by_key[key]
         assert row["status"] == "ok" and row["distribution"] == "logreg-tuner" and row["description"]
     assert by_key[("penalty", "l1")]["has_prox"] is True and by_key[("penalty", "l2")]["has_prox"] is False
-    assert by_key[("optimizer", "lbfgs")]["prox_mode"] == "unsupported" and by_key[("optimizer", "lbfgs")]["full_batch"]
+    assert by_key[("optimizer", "lbfgs")]["prox_mode"] == "internal" and by_key[("optimizer", "lbfgs")]["full_batch"]
+    assert by_key[("optimizer", "lbfgs")]["l1_only"] and not by_key[("optimizer", "fista")]["l1_only"]
     assert by_key[("optimizer", "fista")]["prox_mode"] == "internal"
     strength = by_key[("penalty", "elasticnet")]["search_space"]["strength"]
     assert strength["type"] == "float" and strength["log"] is True and strength["low"] < strength["default"] < strength["high"]
@@ -57,7 +58,7 @@ def test_plugins_list_text() -> None:
     for _, name in BUILTINS:
         assert f"  {name} " in out
     assert "penalty.strength: float [" in out and "optimizer.lr: float [" in out and "penalty.l1_ratio" in out
-    assert "smooth penalties only" in out and "proximal (exact zeros)" in out
+    assert "proximal solver (elastic-net L1 parts only)" in out and "prox after each step" in out
     assert out.index("Penalty plugins") < out.index("elasticnet") < out.index("Optimizer plugins") < out.index("rmsprop")
 
 
@@ -232,13 +233,13 @@ CLI_ERRORS = {
     "unknown optimizer": (["--optimizer", "owlqn"], ["Unknown optimizer 'owlqn'", "adam, fista, lbfgs, newton, rmsprop, sgd"]),
     "negative strength": (["--param", "penalty.strength=-1"], ["'penalty.strength'", "got -1"]),
     "unknown hyperparameter": (["--param", "optimizer.momentum=0.5"], ["no hyperparameter 'momentum'", "optimizer.lr"]),
-    "incompatible pair": (["--penalty", "l1"], ["'l1'", "'lbfgs'", "fista"]),
+    "incompatible pair": (["--penalty", "l1", "--optimizer", "smooth_only"], ["'l1'", "'smooth_only'", "fista"]),
     "bad split": (["--val-size", "0.6", "--test-size", "0.5"], ["leave some rows"]),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CLI_ERRORS))
-def test_bad_input_exits_non_zero_with_one_line_and_writes_nothing(tmp_path: Path, case: str) -> None:
+def test_bad_input_exits_non_zero_with_one_line_and_writes_nothing(tmp_path: Path, case: str, smooth_only: str) -> None:
     extra, fragments = CLI_ERRORS[case]
     options = {"--penalty": "l2", "--optimizer": "lbfgs"}
     rest: list[Any] = []

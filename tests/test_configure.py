@@ -45,11 +45,12 @@ def test_split_overrides() -> None:
             split_overrides([(bad, 1)])
 
 
-def test_resolve_pair() -> None:
+def test_resolve_pair(smooth_only: str) -> None:
     pen, opt = resolve_pair("elasticnet", "fista")
     assert (pen.name, opt.name) == ("elasticnet", "fista")
-    with pytest.raises(IncompatiblePluginsError, match="'elasticnet'.*'lbfgs'"):
-        resolve_pair("elasticnet", "lbfgs")
+    assert resolve_pair("elasticnet", "lbfgs")[1].name == "lbfgs"  # OWL-QN for the L1 part
+    with pytest.raises(IncompatiblePluginsError, match="'elasticnet'.*'smooth_only'"):
+        resolve_pair("elasticnet", smooth_only)
     with pytest.raises(PluginError, match="Unknown penalty"):
         resolve_pair("ridge", "lbfgs")
 
@@ -117,14 +118,18 @@ def test_the_reference_solver_is_chosen_by_capability_built_ins_first(monkeypatc
         solver = reference_solver(pen)
         assert solver is not None and solver.full_batch and not compatibility_reason(pen, solver)
         # a non-smooth part needs a proximal solver; a smooth objective gets a solver made for it
-        assert solver.prox_mode == ("internal" if pen.has_prox else "unsupported")
+        # (L-BFGS, whose L1 part is OWL-QN's: l1_only)
+        if pen.has_prox:
+            assert solver.prox_mode == "internal" and solver.name == "fista", solver.name
+        else:
+            assert solver.prox_mode == "unsupported" or solver.l1_only, solver.name
     infos = optimizers._load()
     monkeypatch.setitem(infos, "aaa_exact", PluginInfo("logreg_tuner.optimizers", "aaa_exact", "tests:_ExactProx",
                                                        "tests-fixture", "0.0", plugin=_ExactProx()))
     # a third party's full_batch solver may take one gradient step an epoch: the built-ins go first, so
     # that installing one cannot shrink every study's optimality gap
     assert reference_solver(penalties.get("l1")).name != "aaa_exact"
-    assert reference_solver(penalties.get("l2")).prox_mode == "unsupported"  # still the smooth specialist
+    assert reference_solver(penalties.get("l2")).name == "lbfgs"  # still the smooth specialist
     # no built-in proximal solver left: the capable third party (a copy of the registry's table: deleting
     # from the shared one and restoring it would move those plugins to its end, out of name order)
     monkeypatch.setattr(optimizers, "_infos", {
@@ -135,7 +140,7 @@ def test_the_reference_solver_is_chosen_by_capability_built_ins_first(monkeypatc
     assert '"lbfgs"' not in source and '"fista"' not in source  # the core names no built-in plugin
 
 
-def test_split_params_takes_bare_and_qualified_names() -> None:
+def test_split_params_takes_bare_and_qualified_names(smooth_only: str) -> None:
     assert split_params({"strength": "1e-3", "optimizer.lr": 0.5}, "l1", "sgd") == ({"strength": 1e-3}, {"lr": 0.5})
     assert split_params({"optimizer.sgd.momentum": 0.5}, "l2", "sgd") == ({}, {"momentum": 0.5})
     with pytest.raises(ConfigError, match=r"params\['beta1'\]: neither plugin declares it.*optimizer\.lr"):
@@ -146,4 +151,4 @@ def test_split_params_takes_bare_and_qualified_names() -> None:
     assert pen == {"strength": penalties.get("elasticnet").search_space["strength"].default, "l1_ratio": 0.3}
     assert opt == {k: hp.default for k, hp in optimizers.get("fista").search_space.items()}
     with pytest.raises(IncompatiblePluginsError):
-        check_plugins("l1", "lbfgs", {}, {})
+        check_plugins("l1", smooth_only, {}, {})

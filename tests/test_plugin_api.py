@@ -218,3 +218,19 @@ def test_blame_follows_the_code_not_the_module(tmp_path, monkeypatch):
     exc = _raise_in(net.MyNet().prox, torch.ones(3, 1), 0.1, {"strength": 0.1})
     blamed = blame_plugin(exc, [net.MyNet(), sgd])
     assert blamed is not None and (blamed.kind, blamed.plugin) == ("penalty", "my_net"), str(blamed)
+
+
+def test_an_l1_only_optimizer_refuses_a_non_smooth_penalty_that_is_not_an_elastic_net() -> None:
+    """L-BFGS minimises an L1 part by OWL-QN, which needs the L1 weight (Penalty.elastic_net), not a
+    prox: a third-party non-smooth penalty without that declaration is refused with the reason,
+    and the built-in non-smooth penalties are taken."""
+    from tuner._plugin_api import compatibility_reason
+    from tuner._registry import optimizers, penalties
+
+    lbfgs = optimizers.get("lbfgs")
+    assert lbfgs.l1_only and lbfgs.prox_mode == "internal"
+    reason = compatibility_reason(FloatStepLasso(), lbfgs)
+    assert reason is not None and "elastic net's L1 term" in reason and "'fista'" in reason, reason
+    assert compatibility_reason(FloatStepLasso(), optimizers.get("fista")) is None
+    for name in ("l1", "elasticnet", "l2", "none"):
+        assert compatibility_reason(penalties.get(name), lbfgs) is None, name

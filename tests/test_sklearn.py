@@ -199,13 +199,14 @@ def test_dataframe_feature_names_and_pickle(breast_cancer: tuple[np.ndarray, np.
     ({"C": 0}, r"The 'C' parameter of LogisticRegression must be a float in the range \(0, inf\); got 0 instead"),
     ({"max_epochs": 0}, r"The 'max_epochs' parameter .* must be an int in the range \[1, inf\)"),
     ({"dtype": "float16"}, r"The 'dtype' parameter .* got 'float16'"),
-    ({"penalty": "l1"}, r"Penalty 'l1' cannot be used with optimizer 'lbfgs'.*choose a proximal optimizer: "
-                       r"'fista', 'newton' \(exact solvers\), 'adam', 'rmsprop', 'sgd'"),
+    ({"penalty": "l1", "optimizer": "smooth_only"},
+     r"Penalty 'l1' cannot be used with optimizer 'smooth_only'.*choose a proximal optimizer: "
+     r"'fista', 'lbfgs', 'newton' \(exact solvers\), 'adam', 'rmsprop', 'sgd'"),
     ({"params": {"optimizer.momentum": 0.5}}, r"optimizer 'lbfgs' has no hyperparameter 'momentum'"),
     ({"params": {"penalty.strength": 0.1}, "strength": 0.2}, r"penalty.strength twice"),
     ({"l1_ratio": 0.5}, r"penalty 'l2' has no hyperparameter 'l1_ratio'"),
 ])
-def test_invalid_parameters_raise_value_errors_at_fit(kwargs: dict[str, Any], match: str) -> None:
+def test_invalid_parameters_raise_value_errors_at_fit(kwargs: dict[str, Any], match: str, smooth_only: str) -> None:
     clf = tuner.LogisticRegression(**kwargs)  # the constructor only stores
     X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
     with pytest.raises(ValueError, match=match) as err:

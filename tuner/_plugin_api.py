@@ -43,7 +43,10 @@ Curvature (``uses_hessian = True`` on a full-batch optimizer): the closure also 
 ``(K', P, P)`` in float64 for the trials selected by ``trials`` (a ``(K,)`` bool mask; all by
 default), with each trial's parameters flattened in the order of the parameter groups (the
 weights row-major, then the intercept: ``P = (p + 1) * c``), and ``closure.nonsmooth()``, the
-per-trial value of the penalty's non-smooth part, shape ``(K,)``. The trainer offers them for
+per-trial value of the penalty's non-smooth part, shape ``(K,)``. Every full-batch closure also
+offers ``closure.l1_weights()``: each trial's L1 weight ``a`` (shape ``(K,)``) when every trial's
+penalty is an elastic net ``a ||W||_1 + b / 2 ||W||_2^2`` (:meth:`Penalty.elastic_net`), else None
+(what an ``l1_only`` optimizer reads). The trainer offers them for
 models of at most ``tuner.train.HESSIAN_MAX_PARAMS`` parameters and refuses such an optimizer on
 larger ones. An optimizer may also offer ``converged()``, a ``(K,)`` boolean tensor of the trials
 whose last ``step`` met its own optimality test, or can make no more progress (a full-batch step
@@ -178,6 +181,11 @@ class Optimizer:
     uses_hessian: ClassVar[bool] = False
     """A full-batch optimizer that calls ``closure.hessian()`` (module docstring, "Curvature"): it only
     trains models small enough for the trainer to offer the Hessian."""
+    l1_only: ClassVar[bool] = False
+    """A ``prox_mode="internal"`` full-batch optimizer that minimises a non-smooth part only when it
+    is an elastic net's L1 term (orthant-wise methods such as OWL-QN, which need the L1 weight, not a
+    prox): it reads each trial's weight from ``closure.l1_weights()`` (module docstring), and a
+    penalty with a non-smooth part that does not implement :meth:`Penalty.elastic_net` is refused."""
 
     def build(
         self,
@@ -225,6 +233,12 @@ def compatibility_reason(penalty: Penalty, optimizer: Optimizer) -> str | None:
         return f"penalty '{penalty.name}' declares that it does not work with optimizer '{optimizer.name}'"
     if penalty.name in optimizer.incompatible_penalties:
         return f"optimizer '{optimizer.name}' declares that it does not work with penalty '{penalty.name}'"
+    if penalty.has_prox and optimizer.l1_only and type(penalty).elastic_net is Penalty.elastic_net:
+        return (
+            f"penalty '{penalty.name}' has a non-smooth part that optimizer '{optimizer.name}' minimises only when it "
+            f"is an elastic net's L1 term (Penalty.elastic_net), which the penalty does not declare; choose a "
+            f"proximal optimizer{proximal_hint(penalty) if proximal_hint is not None else ''}"
+        )
     if penalty.has_prox and optimizer.prox_mode == "unsupported":
         return (
             f"penalty '{penalty.name}' has a non-smooth part that optimizer '{optimizer.name}' cannot "

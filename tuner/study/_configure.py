@@ -128,8 +128,8 @@ def reference_solver(penalty: Penalty) -> Optimizer | None:
     go first: ``full_batch`` says how a plugin reads the data, not that it reaches the optimum, and
     a third-party one that takes one gradient step an epoch would make every study's optimality
     gap look small. Then, for a smooth penalty, a solver made for smooth objectives (one that
-    declines non-smooth ones) goes before a proximal one; ties go by name, so the choice is the
-    same on every machine."""
+    declines non-smooth ones, or takes only an L1 part: ``l1_only``) goes before a proximal one;
+    ties go by name, so the choice is the same on every machine."""
     candidates = []
     for name in optimizers.names():
         try:
@@ -141,7 +141,8 @@ def reference_solver(penalty: Penalty) -> Optimizer | None:
         if penalty.has_prox and opt.prox_mode != "internal":
             continue
         third_party = optimizers.info(name).distribution != OWN_DISTRIBUTION
-        candidates.append(((third_party, opt.prox_mode != "unsupported", name), opt))
+        made_for_smooth = opt.prox_mode == "unsupported" or opt.l1_only  # L-BFGS (its L1 part is OWL-QN's)
+        candidates.append(((third_party, penalty.has_prox or not made_for_smooth, name), opt))
     return min(candidates, key=lambda c: c[0])[1] if candidates else None
 
 

@@ -153,8 +153,8 @@ def _run(s: Subject, toy: _Toy, params: Mapping[str, Any], where: str, *, l1: fl
 
 def _offer_curvature(closure: Any, toy: _Toy, W: torch.Tensor, b: torch.Tensor, l1: float) -> None:
     """What the trainer's closure offers besides gradients (:mod:`tuner._plugin_api`, "Curvature"):
-    ``value_only()``, ``hessian(trials)`` (one trial: ``(1, P, P)`` float64, weights then intercept)
-    and ``nonsmooth()``."""
+    ``value_only()``, ``hessian(trials)`` (one trial: ``(1, P, P)`` float64, weights then intercept),
+    ``nonsmooth()`` and ``l1_weights()`` (the toy's penalty is ``l1 ||W||_1``)."""
 
     def value_only() -> torch.Tensor:
         with torch.no_grad():
@@ -171,7 +171,11 @@ def _offer_curvature(closure: Any, toy: _Toy, W: torch.Tensor, b: torch.Tensor, 
         with torch.no_grad():
             return (l1 * W.abs().sum()).reshape(1)
 
+    def l1_weights() -> torch.Tensor:
+        return torch.tensor([l1], dtype=W.dtype)
+
     closure.value_only, closure.hessian, closure.nonsmooth = value_only, hessian, nonsmooth
+    closure.l1_weights = l1_weights
 
 
 def check_build(s: Subject) -> str:

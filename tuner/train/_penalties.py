@@ -99,8 +99,15 @@ class PenaltyGroups:
             self.groups.append((pen, None if whole else torch.tensor(idx, device=device), values))
         self.has_prox = any(pen.has_prox for pen, _, _ in self.groups)
         self.elementwise = any(pen.elementwise_prox and pen.has_prox for pen, _, _ in self.groups)
-        self.net = _elastic_nets(per_trial, params, dtype, device) if batched and len(self.groups) > 1 else None
+        nets = _elastic_nets(per_trial, params, dtype, device)
+        self.net = nets if batched and len(self.groups) > 1 else None
         """Per-trial ``(l1 (K, 1, 1), l2 (K,))`` weights when a mixed group is all elastic nets."""
+        self._l1 = None if nets is None else nets[0].reshape(-1)
+
+    def l1_weights(self) -> torch.Tensor | None:
+        """Each trial's L1 weight, shape ``(K,)``, when every trial's penalty is an elastic net
+        (:meth:`~tuner._plugin_api.Penalty.elastic_net`); else None (the closure's ``l1_weights()``)."""
+        return self._l1
 
     def _values(self, W: torch.Tensor, method: str) -> torch.Tensor:
         out: torch.Tensor | None = None
