@@ -448,11 +448,7 @@ class BatchedLBFGS(_Freezable, LightOptimizer):
             f = torch.where(moved, f_new, f)
             g = torch.where(moved[:, None], g_new, g)
             done |= ~moved | (g.abs().amax(1) <= tol_grad) | (f_change < tol_change) | (s.abs().amax(1) <= tol_change)
-            st_ptr = st["ptr"]
-            all_done, aligned, head = torch.stack(
-                [done.all().long(), (st_ptr == st_ptr[0]).all().long(), st_ptr[0]]).tolist()
-            st["aligned"], st["head"] = bool(aligned), int(head)
-            if all_done:
+            if self._all_done(done):
                 break
         self._set_flat(x)
         # met the gradient test, or a whole call did not lower the objective at all: the line
@@ -464,6 +460,16 @@ class BatchedLBFGS(_Freezable, LightOptimizer):
         """``(K,)`` bool: the trials whose last :meth:`step` met the gradient test or did not lower
         their objective (None before any)."""
         return self._converged
+
+    def _all_done(self, done: torch.Tensor) -> bool:
+        """Whether every trial is done; also notes, in the same read from the device, whether all
+        trials still write their curvature pairs to the same slot (and which)."""
+        st = self._state
+        st_ptr = st["ptr"]
+        all_done, aligned, head = torch.stack(
+            [done.all().long(), (st_ptr == st_ptr[0]).all().long(), st_ptr[0]]).tolist()
+        st["aligned"], st["head"] = bool(aligned), int(head)
+        return bool(all_done)
 
     # -- curvature pairs and the two-loop recursion ------------------------------------------
 

@@ -186,12 +186,20 @@ def bc_fista_refs(breast_cancer: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     return [reference(X, y, C, l1, "saga") for C, l1 in zip(BC_FISTA["C"], BC_FISTA["l1_ratio"])]
 
 
+def _solver(name: str, problem: Problem, dtype: torch.dtype) -> torch.optim.Optimizer:
+    """FISTA or OWL-QN over the four trials of BC_FISTA, with per-trial step lengths."""
+    if name == "fista":
+        return BatchedFISTA(problem.groups, prox=problem.prox, lr=per_trial([1.0, 10.0, 0.1, 1.0], dtype))
+    return BatchedOWLQN(problem.groups, lr=per_trial([1.0, 0.5, 1.0, 0.3], dtype), history_size=10)
+
+
+@pytest.mark.parametrize("solver", ["fista", "owlqn"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_fista_reaches_sklearn_l1_and_elasticnet_dense(dtype: torch.dtype, breast_cancer: Any,
-                                                       bc_fista_refs: Any) -> None:
+def test_l1_solvers_reach_sklearn_l1_and_elasticnet_dense(solver: str, dtype: torch.dtype, breast_cancer: Any,
+                                                          bc_fista_refs: Any) -> None:
+    """scikit-learn's optimum and, in float64, its exact zeros; ``step`` returns the smooth part."""
     problem = Problem(*breast_cancer, 2, BC_FISTA["C"], BC_FISTA["l1_ratio"], dtype)
-    opt = BatchedFISTA(problem.groups, prox=problem.prox, lr=per_trial([1.0, 10.0, 0.1, 1.0], dtype))
-    f, calls = run(problem, opt)
+    f, calls = run(problem, _solver(solver, problem, dtype))
     assert calls < 200
     check_against_sklearn(problem, bc_fista_refs, dtype, zeros=dtype == torch.float64)
     full = [problem.objective(k, *problem.weights(k)) for k in range(problem.k)]
@@ -257,21 +265,6 @@ def test_fista_one_trial_matches_the_single_trial_fista(breast_cancer: Any) -> N
 
 
 # --- OWL-QN (L-BFGS with an L1 part) ---------------------------------------------------------
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_owlqn_reaches_sklearn_l1_and_elasticnet_dense(dtype: torch.dtype, breast_cancer: Any,
-                                                       bc_fista_refs: Any) -> None:
-    """The same four trials, per-trial step lengths, as FISTA above: scikit-learn's optimum and, in
-    float64, its exact zeros."""
-    problem = Problem(*breast_cancer, 2, BC_FISTA["C"], BC_FISTA["l1_ratio"], dtype)
-    opt = BatchedOWLQN(problem.groups, lr=per_trial([1.0, 0.5, 1.0, 0.3], dtype), history_size=10)
-    f, calls = run(problem, opt)
-    assert calls < 200
-    check_against_sklearn(problem, bc_fista_refs, dtype, zeros=dtype == torch.float64)
-    full = [problem.objective(k, *problem.weights(k)) for k in range(problem.k)]
-    l1_part = [problem.strength[k] * problem.l1[k] * np.abs(problem.weights(k)[0]).sum() for k in range(problem.k)]
-    np.testing.assert_allclose(f.double().numpy() + l1_part, full, rtol=10 * REL[dtype])  # f: the smooth part
-
 
 def test_owlqn_reaches_sklearn_elasticnet_sparse_in_fewer_passes_than_fista(a9a_rows: Any) -> None:
     """a9a's collinear one-hot columns make it ill-conditioned: OWL-QN follows the curvature."""

@@ -47,11 +47,15 @@ TOLERANCE = {torch.float64: 1e-6, torch.float32: 2e-3}
 """How far (relative to the largest weight, at least 1) a trial side by side may be from the
 same trial alone: float64 differs by rounding only; float32 by rounding carried over steps."""
 FULL_BATCH_EPOCHS = 60
-FULL_BATCH_TOLERANCE = {torch.float64: 1e-5, torch.float32: 2e-3}
+FULL_BATCH_TOLERANCE = {torch.float64: 1e-5, torch.float32: 1e-2}
 """A full-batch solver is compared where it stops (its own optimality test, or the stall of
 its objective at a tolerance of 1e-12), not after a few epochs: its side-by-side code may take
 other inner steps (a vectorised line search) to the same optimum. FISTA on the sparse
-three-class problem, l1 at 1e-4: 0.027 apart after 3 epochs, 6e-8 where both stop."""
+three-class problem, l1 at 1e-4: 0.027 apart after 3 epochs, 6e-8 where both stop. float64 is
+the strict test; in float32 a solver's end point is fixed only as far as the objective's rounding
+fixes it: along a flat direction (the three-class problem's weights shifted alike in every class,
+held only by a weak L2 part) L-BFGS with an L1 part (OWL-QN) stopped 0.017 apart side by side and
+alone, both within 2e-6 of the float64 optimum's objective."""
 VALUE_RTOL = {torch.float64: 1e-9, torch.float32: 1e-5}
 """How far one trial's penalty value or prox side by side may be from its value alone (the same
 arithmetic, perhaps summed in another order)."""
