@@ -71,12 +71,15 @@ def study_list(storage: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def study_show(name: str, storage: str | None, top: int, tracking_uri: str | None, as_json: bool) -> None:
     """A study's spec, best trial, top-k table and parameter importances."""
-    from tuner.study import importances_left_out, param_importances, study_record, top_records, trial_records
+    from tuner.study import importance_left_out, param_importances, study_record, top_records, trial_records
 
     record = study_record(storage, name)
-    ranked = top_records(trial_records(storage, name), record.direction)
+    records = trial_records(storage, name)
+    ranked = top_records(records, record.direction)
     importances = param_importances(storage, name) if ranked else {}
-    left_out = importances_left_out(storage, name) if importances else []
+    # from the trials already read (their stored parameter names, as the importances take them)
+    left_out = importance_left_out([{"state": r.state, "value": r.value, "params": r.params} for r in records]
+                                   ) if importances else []
     info: dict[str, Any] = {"name": name, "spec": record.spec, "trials": record.counts,
             "best": ranked[0].to_dict() if ranked else None, "top": [t.to_dict() for t in ranked[:top]],
             "importances": importances, "importances_left_out": left_out,

@@ -11,14 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tuner._lazy import lazy_exports
-from tuner.study._importance import history_importances
+from tuner.study._importance import history_importances, importance_left_out
 from tuner.study._inspect import (
     StudyRecord,
     TrialRecord,
     best_record,
     delete_study,
     export_trials,
-    importances_left_out,
     list_studies,
     param_importances,
     set_study_attrs,
@@ -112,7 +111,7 @@ __all__ = [
     "StudyObserver", "StudyInfo", "TrialInfo",
     # read-side queries (Optuna-free results)
     "TrialRecord", "StudyRecord", "trial_records", "study_record", "list_studies", "best_record",
-    "top_records", "param_importances", "importances_left_out", "history_importances", "export_trials", "delete_study", "set_study_attrs",
+    "top_records", "param_importances", "history_importances", "importance_left_out", "export_trials", "delete_study", "set_study_attrs",
     # lazily resolved (their modules import the trainer)
     "run_study", "StudyResult", "Interrupted", "build_space", "SearchSpace", "Slot", "params_of", "load_dataset_for",
     "train_config", "make_sampler", "make_pruner", "open_or_create_study", "resume_spec", "RESUMABLE", "TrainOutcome",

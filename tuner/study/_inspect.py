@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from tuner.errors import ConfigError, TunerError
-from tuner.study._importance import history_importances, importance_left_out
+from tuner.study._importance import history_importances
 from tuner.study._naming import public_params
 from tuner.study._runs import given_up, stale_trial_ids
 from tuner.study._storage import default_storage_url, open_storage
@@ -258,7 +258,7 @@ def param_importances(storage_url: str | None, study_name: str,
     ``optimizer``, ``optimizer.lr``...), most important first: the numbers the study's MLflow
     parent run logs (:func:`~tuner.study.history_importances`); empty below ``min_trials``
     complete trials or when they cannot be computed. They weigh only the hyperparameters every
-    complete trial has (:func:`importances_left_out` names the others)."""
+    complete trial has (:func:`~tuner.study.importance_left_out` names the others)."""
     study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
     try:
         with warnings.catch_warnings():
@@ -266,14 +266,6 @@ def param_importances(storage_url: str | None, study_name: str,
             return history_importances(_complete_history(study), study.direction.name.lower(), min_trials=min_trials)
     except (RuntimeError, ValueError):
         return {}
-
-
-def importances_left_out(storage_url: str | None, study_name: str) -> list[str]:
-    """The hyperparameters that vary among the study's complete trials but that only some of them
-    have (a default study's ``penalty.strength``: its ``none`` trials have none), so
-    :func:`param_importances` does not weigh them."""
-    study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
-    return importance_left_out(_complete_history(study))
 
 
 def _complete_history(study: Any) -> list[dict[str, Any]]:
