@@ -103,18 +103,17 @@ def save_pyfunc_model(model: LogisticModel, path: str | Path, *, input_example: 
 
     path = Path(path)
     example = input_example if input_example is not None else input_example_of(model)
-    with tempfile.TemporaryDirectory() as tmp:
+    # MLflow's hint that integer columns cannot hold missing values (at inference, floats in them
+    # fail its schema check), given when it infers the signature and again when it saves the
+    # example, is moot: the numeric columns are retyped below to take any number.
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
         data_dir = model.save(Path(tmp) / "logistic_model")
         pkg = _bundle(Path(tmp) / "code")
-        # MLflow's hint that integer columns cannot hold missing values (at inference, floats in
-        # them fail its schema check) is moot: the numeric columns are retyped below to take any number.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
-            sig = infer_signature(example, LogisticPyfunc(model).predict(example))
+        sig = infer_signature(example, LogisticPyfunc(model).predict(example))
         sig.inputs = _numbers_of_any_width(sig.inputs, model.pipeline.categorical_columns)
         sig.params = ParamSchema([ParamSpec(PROBA_PARAM, "boolean", False)])
-        with quiet_logger("mlflow.pyfunc"), warnings.catch_warnings():  # its INFO line on validating the example
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
+        with quiet_logger("mlflow.pyfunc"):  # its INFO line on validating the example
             mlflow.pyfunc.save_model(
                 str(path), loader_module=f"{BUNDLE_PACKAGE}._pyfunc", data_path=str(data_dir), code_paths=[str(pkg)],
                 signature=sig, input_example=example, pip_requirements=pip_requirements(),

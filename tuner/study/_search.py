@@ -340,11 +340,11 @@ class _StudyRun:
     def _after_trial(self, trial: Any) -> bool:
         """After each trial: fail lost trials, report progress; False when the study should stop."""
         self.lost.check()  # before the next trial starts, as Optuna would (but with the reason)
-        reason = trial.user_attrs.get("fail_reason") if trial.state.name == "FAIL" else None
-        if not (reason or "").startswith(GAVE_UP):
+        if not given_up(trial):  # a given-up trial is no failure of this process's and changes nothing
+            reason = trial.user_attrs.get("fail_reason") if trial.state.name == "FAIL" else None
             self.mine[trial.number] = (trial.state.name, reason)
-        if self.progress is not None and not (reason or "").startswith(GAVE_UP):  # a given-up trial changes nothing
-            self._report(trial, reason)
+            if self.progress is not None:
+                self._report(trial, reason)
         # (the budget is checked before the next batch: the rest of this one is already running)
         return not (self.stop.signum is not None or len(failure_streak(self.mine)) >= FAIL_STREAK)
 
