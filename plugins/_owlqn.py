@@ -10,8 +10,9 @@ curvature pairs (of the smooth part's gradients) and, per trial with ``a > 0``:
 * zeroes the quasi-Newton direction where it disagrees in sign with the negative
   pseudo-gradient;
 * searches along the direction projected onto the orthant of the start (a weight that would
-  cross zero stops at zero: the exact zeros), backtracking until the whole objective meets
-  Armijo's test with the pseudo-gradient.
+  cross zero stops at zero: the exact zeros) for a step that meets Armijo's test on the whole
+  objective with the pseudo-gradient and the curvature test on its derivative along that path
+  (a weak-Wolfe search, :meth:`BatchedOWLQN._search`).
 
 FISTA reaches the same optimum, but converges at a rate set by the problem's conditioning;
 OWL-QN follows the curvature, so on ill-conditioned data (kddcup99's near-copied one-hot
@@ -20,7 +21,7 @@ round). In float32 its end point is limited by the rounding of the gradient alon
 directions (kddcup99: 4e-4 above FISTA's objective); in float64 it reaches the optimum.
 
 Trials whose L1 weight is zero (an L2 or unpenalized trial in the same group) take the same
-steps with the projections off: L-BFGS with a backtracking search. A group in which no trial has
+steps with the projections off: L-BFGS with that search. A group in which no trial has
 an L1 part takes :class:`BatchedLBFGS`'s own steps (its Wolfe line search), unchanged.
 
 The L1 weights come from ``closure.l1_weights()`` (:mod:`tuner._plugin_api`), one per trial;

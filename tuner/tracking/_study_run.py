@@ -220,8 +220,7 @@ class StudyRuns:
     def log_summary(self, run: StudyRun, history: Sequence[Mapping[str, Any]]) -> None:
         """Trial counts by state and the best-value curve (``best_<metric>``, step = trial number).
         A failed trial given up before it trained (``given_up`` in its history entry: a budget or
-        timeout ran out) counts in ``n_trials_given_up``,
-        not in ``n_trials_failed``."""
+        timeout ran out) counts in ``n_trials_given_up``, not in ``n_trials_failed``."""
         from mlflow.entities import Metric
 
         ts = now_ms()
