@@ -69,16 +69,21 @@ class BoomOptimizer(Optimizer):
         raise RuntimeError("boom: this optimizer always fails")
 
 
-@pytest.fixture
-def boom() -> Iterator[None]:
-    """Registers :class:`BoomOptimizer` as the optimizer plugin ``boom`` for one test."""
+def _registered(plugin: Optimizer) -> Iterator[str]:
+    """``plugin`` registered as an installed optimizer plugin under its name, for one test."""
     from tuner._registry import PluginInfo, optimizers
 
     infos = optimizers._load()
-    infos["boom"] = PluginInfo("logreg_tuner.optimizers", "boom", "tests:BoomOptimizer", "tests-fixture", "0.0",
-                               plugin=BoomOptimizer())
-    yield
-    infos.pop("boom", None)
+    infos[plugin.name] = PluginInfo("logreg_tuner.optimizers", plugin.name, f"tests:{type(plugin).__name__}",
+                                    "tests-fixture", "0.0", plugin=plugin)
+    yield plugin.name
+    infos.pop(plugin.name, None)
+
+
+@pytest.fixture
+def boom() -> Iterator[str]:
+    """Registers :class:`BoomOptimizer` as the optimizer plugin ``boom`` for one test."""
+    yield from _registered(BoomOptimizer())
 
 
 class SmoothOnlyOptimizer(Optimizer):
@@ -101,10 +106,4 @@ class SmoothOnlyOptimizer(Optimizer):
 @pytest.fixture
 def smooth_only() -> Iterator[str]:
     """Registers :class:`SmoothOnlyOptimizer` as the optimizer plugin ``smooth_only`` for one test."""
-    from tuner._registry import PluginInfo, optimizers
-
-    infos = optimizers._load()
-    infos["smooth_only"] = PluginInfo("logreg_tuner.optimizers", "smooth_only", "tests:SmoothOnlyOptimizer",
-                                      "tests-fixture", "0.0", plugin=SmoothOnlyOptimizer())
-    yield "smooth_only"
-    infos.pop("smooth_only", None)
+    yield from _registered(SmoothOnlyOptimizer())

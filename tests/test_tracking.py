@@ -101,7 +101,7 @@ def test_an_unconverged_mini_batch_trial_is_logged_as_killed_with_its_gap(tmp_pa
     assert not any(k.startswith(("val_", "test_")) for k in run.data.metrics)
 
 
-def test_study_logs_a_parent_and_a_child_run_per_trial_and_resume_reuses_them(tmp_path: Path, boom: None) -> None:
+def test_study_logs_a_parent_and_a_child_run_per_trial_and_resume_reuses_them(tmp_path: Path, boom: str) -> None:
     uri, storage = _uris(tmp_path)
     spec = StudySpec(_data("breast_cancer"), ["l2"], ["sgd", "lbfgs", "boom"],
                      params={"optimizer.sgd.lr": "1e3", "penalty.strength": "1e-2..1e-1:log"},
