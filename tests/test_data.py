@@ -208,6 +208,27 @@ def test_labeltext_lines(tmp_path: Path) -> None:
     assert prepare(raw, val_size=0, test_size=0).classes == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "labeltext"])
+def test_labels_with_a_leading_zero_are_kept_as_written(tmp_path: Path, fmt: str) -> None:
+    """``007`` is a code, not the number 7: as numbers the classes would print as 7 and 10, and a
+    ``7`` beside ``007`` would join its class. Numbers written plainly stay numbers."""
+    def read(labels: list[str]) -> list:
+        rows = [(lab, f"{i % 3}.5", f"word{i % 4} film") for i, lab in enumerate(labels)]
+        path = tmp_path / f"labels.{'txt' if fmt == 'labeltext' else fmt}"
+        if fmt == "labeltext":
+            path.write_text("".join(f"{lab} {text}\n" for lab, _, text in rows))
+            return prepare(load_data(path, fmt=fmt), val_size=0, test_size=0).classes
+        sep = "," if fmt == "csv" else "\t"
+        path.write_text(f"label{sep}x\n" + "".join(f"{lab}{sep}{x}\n" for lab, x, _ in rows))
+        return prepare(load_data(path, target="label"), val_size=0, test_size=0).classes
+
+    assert read(["007", "010", "007", "010"]) == ["007", "010"]
+    assert read(["7", "007", "7", "007"]) == ["007", "7"]
+    assert read(["+1", "-1", "1", "-1"]) == [-1, 1]
+    assert read(["1.0", "0", "1", "0.0"]) == [0, 1]
+    assert read(["yes", "no", "yes", "no"]) == ["no", "yes"]
+
+
 def test_real_text_sets(data_dir: Path) -> None:
     rt = load_data(data_dir / "rt-polarity", encoding="latin-1")
     assert len(rt) == 10662 and sorted(set(rt.y)) == ["neg", "pos"]

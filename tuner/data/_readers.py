@@ -137,8 +137,9 @@ def read_table(p: Path, opts: ReadOptions) -> RawData:
     column, ``opts.categorical`` the columns of categories; without a header (``opts.header``
     False) the columns are named by position, ``"0"``, ``"1"``, ..."""
     lines = None if opts.fmt == "parquet" else DataLines(p, opts.fmt, opts.encoding, opts.header)
+    as_text = [*opts.categorical, *([opts.target] if opts.target is not None else [])]  # labels: see labels_as_written
     frame = read_table_frame(p, opts.fmt, opts.encoding, header=opts.header, refuse_data_header=not opts.trust_header,
-                             as_text=opts.categorical)
+                             as_text=as_text)
     raw = _table(frame, str(p), opts.fmt, opts.target, opts.text_column, opts.require_target, opts.fingerprint, lines,
                  opts.categorical)
     raw.headerless = not opts.header
@@ -192,7 +193,7 @@ def _table(frame: pd.DataFrame, source: str, fmt: str, target: str | None, text_
             if require_target:
                 raise DataError(f"Target column {target!r} not found in {source}.{hint} Columns: {list(frame.columns)}.")
         else:
-            y = frame[target].to_numpy()
+            y = frame[target].to_numpy() if fmt == "parquet" else labels_as_written(frame[target])
             frame = frame.drop(columns=[target])
     if text_column is not None and text_column not in frame.columns:
         raise DataError(f"Text column {text_column!r} not found in {source}. Columns: {list(frame.columns)}.")
@@ -203,6 +204,22 @@ def _table(frame: pd.DataFrame, source: str, fmt: str, target: str | None, text_
     return RawData("table", frame.reset_index(drop=True), y, source, fmt, numeric_columns=numeric,
                    text_column=text_column, feature_names=numeric, fingerprint=fingerprint, line_of=line_of,
                    categorical_columns=categories)
+
+
+_LEADING_ZERO = re.compile(r"\s*[+-]?0\d")
+
+
+def labels_as_written(cells: pd.Series) -> np.ndarray:
+    """Labels read as text: numbers when every one is a number (``1``, ``+1``, ``1.0``), else the
+    text of each (missing ones stay missing). Labels with a leading zero (``007``, ``010``) are
+    codes, kept as written for them all: as numbers they would print as ``7`` and ``10``, and
+    ``007`` and ``7`` would become one class."""
+    present = cells.notna().to_numpy()
+    texts = cells.to_numpy(dtype=object)
+    if any(_LEADING_ZERO.match(t) for t in set(texts[present])):
+        return texts
+    numbers = pd.to_numeric(cells, errors="coerce")
+    return numbers.to_numpy() if (numbers.notna().to_numpy() == present).all() else texts
 
 
 def table_columns(columns: Sequence[str], text_column: str | None, categorical: Sequence[str] | None,
@@ -463,7 +480,8 @@ def read_labeltext(p: Path, opts: ReadOptions) -> RawData:
         parts = line.strip().split(None, 1)
         labels.append(parts[0])
         texts.append(parts[1] if len(parts) > 1 else "")
-    y = pd.to_numeric(pd.Series(labels), errors="coerce")
-    y_arr = y.to_numpy().astype(np.int64) if y.notna().all() and (y % 1 == 0).all() else np.asarray(labels)
-    return RawData("table", pd.DataFrame({TEXT: texts}), y_arr, str(p), opts.fmt, text_column=TEXT,
+    y = labels_as_written(pd.Series(labels, dtype=object))
+    if y.dtype.kind == "f" and (np.mod(y, 1) != 0).any():  # 0.5 is a word here, not a continuous target
+        y = np.asarray(labels, dtype=object)
+    return RawData("table", pd.DataFrame({TEXT: texts}), y, str(p), opts.fmt, text_column=TEXT,
                    fingerprint=opts.fingerprint)
