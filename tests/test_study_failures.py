@@ -320,6 +320,27 @@ def test_the_prune_judge_sees_other_workers_completed_trials(tmp_path: Path, mon
     assert judge.should_prune(running, {1: 0.9})  # 0.9 is worse than the other worker's median 0.1
 
 
+def test_the_prune_judge_holds_completed_trials_to_the_value_they_ended_with(tmp_path: Path) -> None:
+    """An unpenalized fit's validation loss falls to 0.19 at epoch 9 and ends at 0.30; judged at
+    epoch 9 against such trials, one at 0.21 and still falling was pruned (on SST-2 the best
+    trial of its study). Completed trials now count with what they kept; worse than where they
+    ended is still pruned, and a maximized metric is held the other way."""
+    from tuner.study._objective import PruneJudge
+
+    for direction, sign in (("minimize", 1.0), ("maximize", -1.0)):
+        study = optuna.create_study(study_name=direction, storage=f"sqlite:///{tmp_path / 's.db'}",
+                                    direction=direction, pruner=optuna.pruners.MedianPruner(n_startup_trials=5))
+        for _ in range(5):
+            t = study.ask()
+            for step, value in ((1, 0.59), (9, 0.19), (26, 0.30)):
+                t.report(sign * value, step)
+            study.tell(t, sign * 0.30)
+        judge, running = PruneJudge(study), study.ask()
+        assert not judge.should_prune(running, {9: sign * 0.21})
+        assert judge.should_prune(running, {9: sign * 0.35})
+        assert study.trials[0].intermediate_values[9] == sign * 0.19  # the stored trials are left as they are
+
+
 def test_trials_asked_for_a_batch_keep_their_heartbeat_while_the_batch_is_prepared(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch's heartbeat threads start when it trains: preparing it (an MLflow run a trial, on a

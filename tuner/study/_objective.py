@@ -27,7 +27,7 @@ from tuner.study._trial_batches import Pending, TrialBatches
 from tuner.study._variant import VARIANT
 from tuner.train import Callback, TrainConfig, TrainingState, evaluate
 
-__all__ = ["Objective", "MetricCallback", "PruningCallback", "PruneJudge", "fail_reason", "CAUGHT"]
+__all__ = ["Objective", "MetricCallback", "PruningCallback", "PruneJudge", "held_values", "fail_reason", "CAUGHT"]
 
 CAUGHT = (TunerError, RuntimeError, ValueError, ArithmeticError, GaveUp)
 """Errors that fail one trial and let the study go on; any other (an interrupt, a bug) fails
@@ -82,6 +82,11 @@ class PruneJudge:
     worker judged on its own completions only kept trials that the study's median would have
     pruned). Other pruners (Hyperband keeps its own brackets in the study) go through
     ``should_prune``.
+
+    A completed trial counts at each epoch with the worse of its value there and the value it
+    ended with (:func:`held_values`): an unpenalized fit whose validation loss fell to 0.19 at
+    epoch 9 and rose to 0.30 by its end had pruned, at epoch 9, a trial already at 0.21 and
+    still falling, on SST-2 the best of its study.
     """
 
     REFRESH_S = 2.0
@@ -103,7 +108,8 @@ class PruneJudge:
 
         if states is not None and tuple(states) == (TrialState.COMPLETE,):
             if self._completed is None or time.monotonic() - self._read_at > self.REFRESH_S:
-                self._completed = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                completed = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                self._completed = [held_values(t, self.study.direction) for t in completed]
                 self._read_at = time.monotonic()
             return self._completed
         return self.study.get_trials(deepcopy=deepcopy, states=states)
@@ -121,6 +127,21 @@ class PruneJudge:
                            datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
                            intermediate_values=dict(values), trial_id=trial._trial_id)
         return bool(pruner.prune(self, view))  # type: ignore[arg-type]
+
+
+def held_values(trial: Any, direction: Any) -> Any:
+    """A copy of the completed ``trial`` whose value at each epoch is no better than the one it
+    ended with: what it showed at epoch k counts only as far as it kept it."""
+    import copy
+
+    from optuna.study import StudyDirection
+
+    if trial.value is None or not trial.intermediate_values:
+        return trial
+    worse = max if direction == StudyDirection.MINIMIZE else min
+    held = copy.copy(trial)
+    held.intermediate_values = {step: worse(v, trial.value) for step, v in trial.intermediate_values.items()}
+    return held
 
 
 class Objective:
