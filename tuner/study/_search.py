@@ -19,6 +19,7 @@ from typing import Any
 from tuner.errors import ConfigError, StorageError, TunerError
 from tuner.study._configure import TrainOutcome, train_one
 from tuner.study._default_plugins import default_plugins
+from tuner.study._default_ranges import strength_ceiling
 from tuner.study._naming import public_params
 from tuner.study._objective import Objective
 from tuner.study._observer import StudyInfo, StudyObserver, TrialInfo
@@ -111,7 +112,9 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     del preloaded
     check_data(spec, data)
     chosen = changes if changes is not None else chosen_plugins
-    notices = default_plugins(spec, data, chosen) if study is None and chosen is not None else []
+    notices: list[str] = []
+    if study is None and chosen is not None:  # a new study: what the user left open, narrowed for the data
+        notices = default_plugins(spec, data, chosen) + strength_ceiling(spec, data)
     space = build_space(spec)
     config = train_config(spec)
     check_training(config)
