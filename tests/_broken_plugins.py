@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -85,6 +86,20 @@ def install_distribution(site: Path, module: str, entry_points: Mapping[str, Map
 def forget(module: str) -> None:
     """Drop the copied module so the next install loads a fresh one."""
     sys.modules.pop(module, None)
+
+
+def installed_penalties(monkeypatch: Any, site: Path, module: str, names: Mapping[str, str]) -> Iterator[None]:
+    """For a fixture: penalties ``names`` (name -> class of this module) installed as the
+    distribution ``module`` in ``site``, on ``sys.path`` and in the registry until it resumes."""
+    from tuner import penalties
+
+    monkeypatch.syspath_prepend(str(install_distribution(site, module, {"penalties": names})))
+    monkeypatch.delenv("TUNER_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    penalties.reload()
+    yield
+    monkeypatch.undo()
+    forget(module)
+    penalties.reload()
 
 
 class Float64Everywhere(PickyRidge):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _broken_plugins import forget, install_distribution
+from _broken_plugins import installed_penalties
 
 from tuner import optimizers, penalties
 from tuner.data import load_data, prepare
@@ -19,15 +19,8 @@ from tuner.study._default_plugins import default_plugins, drop_failing_plugins, 
 
 @pytest.fixture
 def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    site = install_distribution(tmp_path / "site", "tuner_test_default_space", {
-        "penalties": {"float_step": "FloatStepLasso", "picky_ridge": "PickyRidge"}})
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.delenv("TUNER_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    penalties.reload()
-    yield
-    monkeypatch.undo()
-    forget("tuner_test_default_space")
-    penalties.reload()
+    yield from installed_penalties(monkeypatch, tmp_path / "site", "tuner_test_default_space",
+                                   {"float_step": "FloatStepLasso", "picky_ridge": "PickyRidge"})
 
 
 def small_data() -> object:

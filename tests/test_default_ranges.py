@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _broken_plugins import forget, install_distribution
+from _broken_plugins import installed_penalties
 
-from tuner import fit, penalties
+from tuner import fit
 from tuner.data import load_data, prepare
 from tuner.study import DataSpec, StudySpec, run_study, study_record, trial_records
 from tuner.study._default_ranges import CEILING_FACTOR, lambda_max, strength_ceiling
@@ -93,14 +93,7 @@ def test_the_users_range_and_small_cuts_are_left_alone(tmp_path: Path) -> None:
 @pytest.fixture
 def other_convention(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A third-party ridge declaring ``strength`` without saying how it splits into L1 and L2."""
-    site = install_distribution(tmp_path / "site", "tuner_test_ranges", {"penalties": {"picky_ridge": "PickyRidge"}})
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.delenv("TUNER_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    penalties.reload()
-    yield
-    monkeypatch.undo()
-    forget("tuner_test_ranges")
-    penalties.reload()
+    yield from installed_penalties(monkeypatch, tmp_path / "site", "tuner_test_ranges", {"picky_ridge": "PickyRidge"})
 
 
 def test_a_penalty_of_another_convention_keeps_the_declared_range(other_convention: None, tmp_path: Path) -> None:
