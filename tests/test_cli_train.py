@@ -380,6 +380,11 @@ def test_study_show_names_the_same_mlflow_records(tracked: dict[str, Any]) -> No
     for piece in (f"experiment: bc (id {m['experiment_id']})", m["parent_run_id"], m["model_uri"], "models:/bc@champion",
                   f"run `{m['ui_command']}` and open {m['ui_link']}"):
         assert piece in text.stdout
+    # another store holds none of its runs: showing them there (and the champion) was a wrong answer
+    other = tracked["tracking"].replace("mlflow.db", "other.db")
+    refused = invoke("study", "show", "bc", "--storage", tracked["storage"], "--tracking-uri", other)
+    assert refused.exit_code == 1 and "parent run" not in refused.output, refused.output
+    assert f"Study 'bc' logs to MLflow at {tracked['tracking']}; {other} is another store" in refused.output
 
 
 def test_tune_text_summary_and_progress_lines_when_not_a_terminal(tracked: dict[str, Any]) -> None:

@@ -131,11 +131,15 @@ def study_show(name: str, storage: str | None, top: int, tracking_uri: str | Non
 
 def _mlflow_of(name: str, tracking_uri: str | None, attrs: dict[str, Any]) -> dict[str, Any] | None:
     """Experiment, parent run, registered model and UI link of a tracked study (None: not tracked),
-    in the store it logs to unless another is given."""
-    from tuner.tracking._home import stored_or_default
+    in the store it logs to. Another store given is refused: it holds none of the study's runs,
+    and the block would name them there."""
+    from tuner.tracking._home import check_same_store, stored_or_default
     from tuner.tracking._names import ATTR_TRACKING
 
-    return mlflow_block_from_attrs(tracking_uri or stored_or_default(attrs.get(ATTR_TRACKING)), name, attrs)
+    stored = attrs.get(ATTR_TRACKING)
+    if tracking_uri is not None and isinstance(stored, str):
+        check_same_store(stored, tracking_uri, name, reading=True)
+    return mlflow_block_from_attrs(tracking_uri or stored_or_default(stored), name, attrs)
 
 
 def _mlflow_behind(name: str, attrs: dict[str, Any], best: int | None) -> list[str]:
