@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from tuner._registry import penalties
+from tuner._space import Float
 from tuner.data import Dataset
 from tuner.study._spec import StudySpec
 from tuner.train import class_weights
@@ -54,7 +55,7 @@ def strength_ceiling(spec: StudySpec, data: Dataset) -> list[str]:
     """Narrow ``spec``'s ``penalty.strength`` range to at most ``CEILING_FACTOR`` times the
     training data's :func:`lambda_max` (see the module docstring); returns the notice saying so,
     or nothing where the range stays as declared."""
-    if any(key.startswith("penalty.") and key.endswith(".strength") or key == STRENGTH for key in spec.params):
+    if any(key.startswith("penalty.") and key.endswith(".strength") for key in spec.params):  # plugin's or all
         return []
     declared = _declared_range(spec.penalties)
     if declared is None:
@@ -82,10 +83,9 @@ def _declared_range(names: list[str]) -> tuple[float, float] | None:
         spec = plugin.search_space.get("strength")
         if spec is None:
             continue
-        d = spec.to_dict()
-        if d.get("type") != "float" or not d.get("log") or not _conventional(plugin, spec.default):
+        if not isinstance(spec, Float) or not spec.log or not _conventional(plugin, spec.default):
             return None
-        ranges.add((float(d["low"]), float(d["high"])))
+        ranges.add((float(spec.low), float(spec.high)))
     return ranges.pop() if len(ranges) == 1 else None
 
 
