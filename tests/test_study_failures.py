@@ -341,6 +341,30 @@ def test_the_prune_judge_holds_completed_trials_to_the_value_they_ended_with(tmp
         assert study.trials[0].intermediate_values[9] == sign * 0.19  # the stored trials are left as they are
 
 
+def test_the_prune_judge_judges_a_running_trial_on_the_value_it_would_keep(tmp_path: Path) -> None:
+    """Optuna's median pruner judges a trial on its best value so far, but a trial keeps its final
+    weights (unless ``monitor="val"``): an unpenalized RMSprop fit on SST-2 fell to a good value,
+    then overfit to 0.46 over 100 epochs, never pruned. It is now judged on its last value; a trial
+    that keeps its best epoch, and cross-validation's fold scores, as before."""
+    from tuner.study._objective import PruneJudge
+
+    for direction, sign in (("minimize", 1.0), ("maximize", -1.0)):
+        study = optuna.create_study(study_name=direction, storage=f"sqlite:///{tmp_path / 's.db'}",
+                                    direction=direction, pruner=optuna.pruners.MedianPruner(n_startup_trials=5))
+        for _ in range(5):
+            t = study.ask()
+            for step in range(1, 11):
+                t.report(sign * 0.30, step)
+            study.tell(t, sign * 0.30)
+        running = study.ask()
+        overfit = {1: sign * 0.35, 2: sign * 0.20, 3: sign * 0.28, 4: sign * 0.40}  # best 0.20, now 0.40
+        assert PruneJudge(study).should_prune(running, overfit, over_epochs=True)
+        assert not PruneJudge(study, keeps_last=False).should_prune(running, overfit, over_epochs=True)
+        assert not PruneJudge(study).should_prune(running, overfit)  # fold scores: the best fold counts
+        recovering = {1: sign * 0.35, 2: sign * 0.40, 3: sign * 0.25}  # worse on its way, better now
+        assert not PruneJudge(study).should_prune(running, recovering, over_epochs=True)
+
+
 def test_trials_asked_for_a_batch_keep_their_heartbeat_while_the_batch_is_prepared(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch's heartbeat threads start when it trains: preparing it (an MLflow run a trial, on a

@@ -66,7 +66,7 @@ class PruningCallback(Callback):
         step = int(logs["epoch"])
         self.trial.report(value, step)
         self.values[step] = value
-        if self.judge.should_prune(self.trial, self.values) if self.judge else self.trial.should_prune():
+        if self.judge.should_prune(self.trial, self.values, over_epochs=True) if self.judge else self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {step} (val_{self.metric}={value:.6g})")
 
 
@@ -87,12 +87,19 @@ class PruneJudge:
     ended with (:func:`held_values`): an unpenalized fit whose validation loss fell to 0.19 at
     epoch 9 and rose to 0.30 by its end had pruned, at epoch 9, a trial already at 0.21 and
     still falling, on SST-2 the best of its study.
+
+    Epoch by epoch, a running trial is judged on the value it would end with if it stopped now
+    (``keeps_last``: its last value, since its final weights are its model), not on its best so
+    far as Optuna's pruner does; with ``monitor="val"`` training keeps the best epoch's weights,
+    and the best so far is that value. On SST-2 an unpenalized RMSprop fit reached a good value
+    early and kept it as its best while it overfit, to 0.46 at its 100th epoch: 30 s of a 110 s
+    study.
     """
 
     REFRESH_S = 2.0
 
-    def __init__(self, study: Any) -> None:
-        self.study = study
+    def __init__(self, study: Any, keeps_last: bool = True) -> None:
+        self.study, self.keeps_last = study, keeps_last
         self._completed: list[Any] | None = None
         self._read_at = 0.0
 
@@ -114,7 +121,10 @@ class PruneJudge:
             return self._completed
         return self.study.get_trials(deepcopy=deepcopy, states=states)
 
-    def should_prune(self, trial: Any, values: Mapping[int, float]) -> bool:
+    def should_prune(self, trial: Any, values: Mapping[int, float], over_epochs: bool = False) -> bool:
+        """Whether the study's pruner stops ``trial``, whose reported ``values`` are these
+        (``over_epochs``: one an epoch, judged as :attr:`keeps_last` says; cross-validation's
+        fold scores are judged as Optuna would)."""
         import optuna
         from optuna.trial import FrozenTrial, TrialState
 
@@ -123,9 +133,14 @@ class PruneJudge:
             return False
         if not isinstance(pruner, optuna.pruners.PercentilePruner):
             return bool(trial.should_prune())
+        shown = dict(values)
+        if over_epochs and shown and self.keeps_last:
+            worse = max if self.direction == optuna.study.StudyDirection.MINIMIZE else min
+            last = shown[max(shown)]
+            shown = {step: worse(v, last) for step, v in shown.items()}
         view = FrozenTrial(number=trial.number, state=TrialState.RUNNING, value=None, datetime_start=None,
                            datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
-                           intermediate_values=dict(values), trial_id=trial._trial_id)
+                           intermediate_values=shown, trial_id=trial._trial_id)
         return bool(pruner.prune(self, view))  # type: ignore[arg-type]
 
 
@@ -156,7 +171,7 @@ class Objective:
                  after_tell: Callable[[Any], bool]) -> None:
         self.study, self.storage, self.stop, self.after_tell = study, storage, stop, after_tell
         self.metric, self.cv = spec.metric, spec.cv
-        self.judge = PruneJudge(study)
+        self.judge = PruneJudge(study, keeps_last=config.monitor != "val")
         self._beaten_at = time.monotonic()
         self.warnings: list[str] = []
         self.not_started = 0  # asked trials failed unstarted when this process's timeout ran out (not counted)
