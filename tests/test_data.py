@@ -459,6 +459,19 @@ def test_a_bad_value_is_named_by_its_real_file_line_past_blank_lines_and_quoted_
         prepare(load_data(gz, target="label", text_column="note"))
 
 
+@pytest.mark.parametrize("labels", [["NA", "yes", "NA", "yes"], ["1", "0", "", "1"], ["cat", "None", "dog", "cat"]])
+def test_a_missing_label_says_which_cells_read_as_missing(tmp_path: Path, labels: list[str]) -> None:
+    """pandas reads NA, None, null, NaN and empty cells as missing, so a class named NA was
+    refused as "the target is missing" (and an empty cell among numbers as "holds nan"): the
+    error now names those spellings and what to do."""
+    path = tmp_path / "labels.csv"
+    path.write_text("x,label\n" + "".join(f"{i}.5,{label}\n" for i, label in enumerate(labels)))
+    row = next(i for i, label in enumerate(labels) if label in ("NA", "", "None")) + 1
+    with pytest.raises(DataError, match=rf"^The target is missing at data row {row} \(line {row + 1}\); .*NA, N/A, "
+                                        r"None, null or NaN.*needs another name\.$"):
+        prepare(load_data(path, target="label"))
+
+
 def test_a_table_without_target_lists_its_columns(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"'target' parameter.*\['a', 'b', 'label'\]"):
         load_data(write_csv(tmp_path, numeric_frame(10)))

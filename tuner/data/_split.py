@@ -72,6 +72,10 @@ def spaced_labels(classes: Any) -> tuple[str, str] | None:
     return None
 
 
+_MISSING_HINT = ("every row needs a label (an empty cell, and one that reads NA, N/A, None, null or NaN, is read as "
+                 "missing): fill it in or drop the row; a class written like a missing value needs another name.")
+
+
 def label_values(y: Any, line_of: Callable[[int], int] | None = None) -> np.ndarray:
     """The labels as :func:`encode_labels` compares them: whole floats as integers (``1.0`` is
     the class ``1``), numbers held as objects as numbers, other objects as strings; an error for
@@ -82,7 +86,10 @@ def label_values(y: Any, line_of: Callable[[int], int] | None = None) -> np.ndar
     if y.dtype.kind in "fc":
         finite = np.isfinite(y)
         if not finite.all():
-            raise DataError(f"The target holds {y[~finite][0]} at {row_name(int(np.argmin(finite)), line_of)}; "
+            bad = y[~finite][0]
+            if np.isnan(bad):
+                raise DataError(f"The target is missing at {row_name(int(np.argmin(finite)), line_of)}; {_MISSING_HINT}")
+            raise DataError(f"The target holds {bad} at {row_name(int(np.argmin(finite)), line_of)}; "
                             "every row needs a label.")
         if not np.all(np.mod(y, 1) == 0):
             raise DataError(
@@ -93,8 +100,7 @@ def label_values(y: Any, line_of: Callable[[int], int] | None = None) -> np.ndar
     elif y.dtype.kind == "O":
         missing = pd.isna(y)
         if missing.any():
-            raise DataError(f"The target is missing at {row_name(int(np.argmax(missing)), line_of)}; every row "
-                            "needs a label.")
+            raise DataError(f"The target is missing at {row_name(int(np.argmax(missing)), line_of)}; {_MISSING_HINT}")
         if len(y) and all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) for v in y):
             return label_values(np.asarray(y.tolist()), line_of)  # numbers held as objects are numbers, not their strings
         y = y.astype(str)
