@@ -86,11 +86,10 @@ def label_values(y: Any, line_of: Callable[[int], int] | None = None) -> np.ndar
     if y.dtype.kind in "fc":
         finite = np.isfinite(y)
         if not finite.all():
-            bad = y[~finite][0]
+            bad, where = y[~finite][0], row_name(int(np.argmin(finite)), line_of)
             if np.isnan(bad):
-                raise DataError(f"The target is missing at {row_name(int(np.argmin(finite)), line_of)}; {_MISSING_HINT}")
-            raise DataError(f"The target holds {bad} at {row_name(int(np.argmin(finite)), line_of)}; "
-                            "every row needs a label.")
+                raise DataError(f"The target is missing at {where}; {_MISSING_HINT}")
+            raise DataError(f"The target holds {bad} at {where}; every row needs a label.")
         if not np.all(np.mod(y, 1) == 0):
             raise DataError(
                 "The target looks continuous (non-integer values such as "

@@ -135,9 +135,7 @@ class PruneJudge:
             return bool(trial.should_prune())
         shown = dict(values)
         if over_epochs and shown and self.keeps_last:
-            worse = max if self.direction == optuna.study.StudyDirection.MINIMIZE else min
-            last = shown[max(shown)]
-            shown = {step: worse(v, last) for step, v in shown.items()}
+            shown = _held_at(shown, shown[max(shown)], self.direction)
         view = FrozenTrial(number=trial.number, state=TrialState.RUNNING, value=None, datetime_start=None,
                            datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
                            intermediate_values=shown, trial_id=trial._trial_id)
@@ -149,14 +147,19 @@ def held_values(trial: Any, direction: Any) -> Any:
     ended with: what it showed at epoch k counts only as far as it kept it."""
     import copy
 
-    from optuna.study import StudyDirection
-
     if trial.value is None or not trial.intermediate_values:
         return trial
-    worse = max if direction == StudyDirection.MINIMIZE else min
     held = copy.copy(trial)
-    held.intermediate_values = {step: worse(v, trial.value) for step, v in trial.intermediate_values.items()}
+    held.intermediate_values = _held_at(trial.intermediate_values, trial.value, direction)
     return held
+
+
+def _held_at(values: Mapping[int, float], kept: float, direction: Any) -> dict[int, float]:
+    """``values`` (one an epoch) each no better than ``kept``, the value the trial keeps."""
+    from optuna.study import StudyDirection
+
+    worse = max if direction == StudyDirection.MINIMIZE else min
+    return {step: worse(v, kept) for step, v in values.items()}
 
 
 class Objective:
