@@ -71,12 +71,12 @@ def study_list(storage: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def study_show(name: str, storage: str | None, top: int, tracking_uri: str | None, as_json: bool) -> None:
     """A study's spec, best trial, top-k table and parameter importances."""
-    from tuner.study import importance_left_out, param_importances, study_record, top_records, trial_records
+    from tuner.study import importance_left_out, study_overview, top_records
 
-    record = study_record(storage, name)
-    records = trial_records(storage, name)
+    overview = study_overview(storage, name)
+    record, records = overview.record, overview.trials
     ranked = top_records(records, record.direction)
-    importances = param_importances(storage, name) if ranked else {}
+    importances = overview.importances
     # from the trials already read (their stored parameter names, as the importances take them)
     left_out = importance_left_out([{"state": r.state, "value": r.value, "params": r.params} for r in records]
                                    ) if importances else []

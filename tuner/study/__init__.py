@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from tuner._lazy import lazy_exports
 from tuner.study._importance import history_importances, importance_left_out
 from tuner.study._inspect import (
+    StudyOverview,
     StudyRecord,
     TrialRecord,
     best_record,
@@ -21,6 +22,7 @@ from tuner.study._inspect import (
     list_studies,
     param_importances,
     set_study_attrs,
+    study_overview,
     study_record,
     top_records,
     trial_records,
@@ -110,7 +112,8 @@ __all__ = [
     # the observer interface (tracking implements it)
     "StudyObserver", "StudyInfo", "TrialInfo",
     # read-side queries (Optuna-free results)
-    "TrialRecord", "StudyRecord", "trial_records", "study_record", "list_studies", "best_record",
+    "TrialRecord", "StudyRecord", "StudyOverview", "trial_records", "study_record", "study_overview", "list_studies",
+    "best_record",
     "top_records", "param_importances", "history_importances", "importance_left_out", "export_trials", "delete_study", "set_study_attrs",
     # lazily resolved (their modules import the trainer)
     "run_study", "StudyResult", "Interrupted", "build_space", "SearchSpace", "Slot", "params_of", "load_dataset_for",

@@ -26,8 +26,8 @@ from tuner.study._naming import public_params
 from tuner.study._runs import given_up, stale_trial_ids
 from tuner.study._storage import default_storage_url, open_storage
 
-__all__ = ["TrialRecord", "StudyRecord", "list_studies", "study_record", "trial_records", "best_record",
-           "top_records", "param_importances", "export_trials", "delete_study", "set_study_attrs",
+__all__ = ["TrialRecord", "StudyRecord", "StudyOverview", "list_studies", "study_record", "trial_records",
+           "study_overview", "best_record", "top_records", "param_importances", "export_trials", "delete_study", "set_study_attrs",
            "MIN_TRIALS_FOR_IMPORTANCE"]
 
 MIN_TRIALS_FOR_IMPORTANCE = 5
@@ -136,7 +136,7 @@ def _load(storage: Any, name: str) -> Any:
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        names = [s.study_name for s in storage.get_all_studies()]
         raise ConfigError(f"No study named {name!r}. Studies in this database: {', '.join(names) or 'none'}.") \
             from None
 
@@ -190,8 +190,12 @@ def _stale(url: str, study: Any, trials: Sequence[Any]) -> int:
     return len(stale_trial_ids(beating, study._study_id))
 
 
-def _study_record(url: str, study: Any, created: datetime | None = None) -> StudyRecord:
-    trials = study.get_trials(deepcopy=False)
+def _study_record(url: str, study: Any, trials: Sequence[Any] | None = None) -> StudyRecord:
+    """The record of a loaded study from its trials (read here unless given). Its creation time is
+    its first trial's start, as Optuna's study summaries give it (they read every study's trials
+    for it), or the spec's ``created`` for a study without a started trial."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    created = min((t.datetime_start for t in trials if t.datetime_start is not None), default=None)
     directions = tuple(d.name.lower() for d in study.directions)  # study.direction raises on several
     done = [t.value for t in trials if t.state.name == "COMPLETE" and t.values is not None and len(t.values) == 1]
     best = (max(done) if directions == ("maximize",) else min(done)) if done and len(directions) == 1 else None
@@ -206,18 +210,14 @@ def list_studies(storage_url: str | None = None) -> list[StudyRecord]:
     url = _url(storage_url)
     optuna = _quiet_optuna()
     storage = open_storage(url, heartbeat=False, writable=False)
-    return [_study_record(url, optuna.load_study(study_name=s.study_name, storage=storage), s.datetime_start)
-            for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    return [_study_record(url, optuna.load_study(study_name=s.study_name, storage=storage))
+            for s in storage.get_all_studies()]
 
 
 def study_record(storage_url: str | None, study_name: str) -> StudyRecord:
     """One study (a :class:`ConfigError` naming the others when there is none called ``study_name``)."""
     url = _url(storage_url)
-    storage = open_storage(url, heartbeat=False, writable=False)
-    study = _load(storage, study_name)
-    created = next((s.datetime_start for s in _quiet_optuna().get_all_study_summaries(storage, False)
-                    if s.study_name == study_name), None)
-    return _study_record(url, study, created)
+    return _study_record(url, _load(open_storage(url, heartbeat=False, writable=False), study_name))
 
 
 def trial_records(storage_url: str | None, study_name: str, states: Sequence[str] | None = None) -> list[TrialRecord]:
@@ -226,6 +226,32 @@ def trial_records(storage_url: str | None, study_name: str, states: Sequence[str
     wanted = {s.upper() for s in states} if states is not None else None
     space = _space_of(study)
     return [_record(t, space) for t in study.get_trials(deepcopy=False) if wanted is None or t.state.name in wanted]
+
+
+@dataclass(frozen=True)
+class StudyOverview:
+    """What ``tuner study show`` prints, read from the store once: the study, its trials in number
+    order and the parameter importances of its complete ones (empty below
+    :data:`MIN_TRIALS_FOR_IMPORTANCE`; see :func:`param_importances`)."""
+
+    record: StudyRecord
+    trials: list[TrialRecord]
+    importances: dict[str, float]
+
+
+def study_overview(storage_url: str | None, study_name: str,
+                   min_trials: int = MIN_TRIALS_FOR_IMPORTANCE) -> StudyOverview:
+    """:func:`study_record`, :func:`trial_records` and :func:`param_importances` of one study from a
+    single read of its trials (each of the three alone reads them all again)."""
+    url = _url(storage_url)
+    study = _load(open_storage(url, heartbeat=False, writable=False), study_name)
+    stored = study.get_trials(deepcopy=False)
+    record = _study_record(url, study, stored)
+    space = _space_of(study)
+    trials = [_record(t, space) for t in stored]
+    importances = _importances(record.directions, [{"number": t.number, "state": t.state, "value": t.value,
+                                                    "params": t.params} for t in trials], min_trials)
+    return StudyOverview(record, trials, importances)
 
 
 def best_record(storage_url: str | None, study_name: str) -> TrialRecord | None:
@@ -260,17 +286,22 @@ def param_importances(storage_url: str | None, study_name: str,
     complete trials or when they cannot be computed. They weigh only the hyperparameters every
     complete trial has (:func:`~tuner.study.importance_left_out` names the others)."""
     study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
+    return _importances(tuple(d.name.lower() for d in study.directions),
+                        [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+                         for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"], min_trials)
+
+
+def _importances(directions: Sequence[str], history: Sequence[Mapping[str, Any]], min_trials: int) -> dict[str, float]:
+    """:func:`history_importances` of a single-objective study's history; empty for several
+    objectives or when fANOVA cannot weigh them."""
+    if len(directions) != 1:
+        return {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return history_importances(_complete_history(study), study.direction.name.lower(), min_trials=min_trials)
+            return history_importances(history, directions[0], min_trials=min_trials)
     except (RuntimeError, ValueError):
         return {}
-
-
-def _complete_history(study: Any) -> list[dict[str, Any]]:
-    return [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
-            for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
 
 
 def export_trials(storage_url: str | None, study_name: str, fmt: str = "csv") -> str:
