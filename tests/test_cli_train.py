@@ -163,6 +163,10 @@ def test_predict_refuses_to_write_over_its_own_data(tmp_path: Path) -> None:
         assert rows.read_bytes() == before
     result = invoke("predict", tmp_path / "m", rows, "-o", tmp_path / "out.csv")
     assert result.exit_code == 0 and len(pd.read_csv(tmp_path / "out.csv")) == 4, result.output
+    assert result.stderr == f"Wrote 4 predictions to {tmp_path / 'out.csv'}.\n"
+    for quiet in (["-q", "predict"], ["predict", "-q"]):  # -q printed the same line
+        result = invoke(*quiet, tmp_path / "m", rows, "-o", tmp_path / "quiet.csv")
+        assert result.exit_code == 0 and result.stderr == "" and len(pd.read_csv(tmp_path / "quiet.csv")) == 4
 
 
 @pytest.mark.slow

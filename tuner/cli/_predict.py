@@ -14,6 +14,7 @@ import click
 
 from tuner.cli._options import (
     FORMAT_CHOICES,
+    AppContext,
     cannot_write,
     check_output,
     flags_in,
@@ -101,7 +102,8 @@ def predict(model_uri: str, data: str, output: str | None, proba: bool, fmt: str
             frame.to_csv(output, index=False)
         except OSError as exc:
             raise cannot_write(output, exc) from None
-        click.echo(f"Wrote {len(frame)} predictions to {output}.", err=True)
+        if not click.get_current_context().ensure_object(AppContext).quiet:
+            click.echo(f"Wrote {len(frame)} predictions to {output}.", err=True)
     else:
         frame.to_csv(sys.stdout, index=False)
 
