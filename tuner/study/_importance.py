@@ -23,9 +23,10 @@ MIN_TRIALS_FOR_HISTORY_IMPORTANCE = 5
 FANOVA_MAX_DEPTH = 8
 """Depth of fANOVA's regression trees. Optuna's default (64) grows them until every leaf holds
 one trial, and the marginal variances then cost time that grows faster than the trial count:
-143 s at 3,000 trials, 17 s at 1,000, 2.6 s at 300 (2 cores). At depth 8 (at most 256 leaves a
-tree) the same studies take 3.7, 1.4 and 1.2 s, and every importance moved by less than it
-moves between two forest seeds at full depth (benchmarks/RESULTS.md, "study show")."""
+on random histories of three hyperparameters, 143 s at 3,000 trials, 17 s at 1,000 and 2.6 s at
+300 (2 cores, a test run beside). At depth 8 (at most 256 leaves a tree) the same histories take
+3.7, 1.4 and 1.2 s, and no importance moved by more than it moves between two forest seeds at
+full depth (benchmarks/RESULTS.md, "study show")."""
 
 
 def _finite(v: Any) -> bool:
