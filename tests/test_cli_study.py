@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -62,14 +64,11 @@ def test_study_show_reads_the_trials_once_and_agrees_with_the_separate_queries(d
     importances each loaded the study again): 3,000 trials took 111 s, now 8 s."""
     import sqlalchemy
 
-    from tuner.study import param_importances, study_overview, study_record, trial_records
-
     reads: list[str] = []
 
-    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
-        if statement.lstrip().upper().startswith("SELECT") and "FROM trials " in statement + " " \
-                and "trials.study_id" in statement:
-            reads.append(statement)
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:  # SQLAlchemy's cursor event
+        if re.search(r"^\s*SELECT .*\bFROM trials\s+WHERE trials\.study_id", statement, re.DOTALL):
+            reads.append(statement)  # the query that reads a study's trial rows
 
     sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", count)
     try:
@@ -78,6 +77,9 @@ def test_study_show_reads_the_trials_once_and_agrees_with_the_separate_queries(d
         sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", count)
     assert res.exit_code == 0, res.output
     assert len(reads) == 1, reads
+
+    from tuner.study import param_importances, study_overview, study_record, trial_records
+
     overview = study_overview(db, "alpha")
     assert overview.record == study_record(db, "alpha")
     assert overview.trials == trial_records(db, "alpha")
