@@ -71,15 +71,11 @@ def study_list(storage: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def study_show(name: str, storage: str | None, top: int, tracking_uri: str | None, as_json: bool) -> None:
     """A study's spec, best trial, top-k table and parameter importances."""
-    from tuner.study import importance_left_out, study_overview, top_records
+    from tuner.study import study_overview, top_records
 
     overview = study_overview(storage, name)
-    record, records = overview.record, overview.trials
-    ranked = top_records(records, record.direction)
-    importances = overview.importances
-    # from the trials already read (their stored parameter names, as the importances take them)
-    left_out = importance_left_out([{"state": r.state, "value": r.value, "params": r.params} for r in records]
-                                   ) if importances else []
+    record, importances, left_out = overview.record, overview.importances, overview.importances_left_out
+    ranked = top_records(overview.trials, record.direction)
     info: dict[str, Any] = {"name": name, "spec": record.spec, "trials": record.counts,
             "best": ranked[0].to_dict() if ranked else None, "top": [t.to_dict() for t in ranked[:top]],
             "importances": importances, "importances_left_out": left_out,

@@ -21,14 +21,14 @@ from datetime import datetime
 from typing import Any
 
 from tuner.errors import ConfigError, TunerError
-from tuner.study._importance import history_importances
+from tuner.study._importance import history_importances, importance_left_out
 from tuner.study._naming import public_params
 from tuner.study._runs import given_up, stale_trial_ids
 from tuner.study._storage import default_storage_url, open_storage
 
 __all__ = ["TrialRecord", "StudyRecord", "StudyOverview", "list_studies", "study_record", "trial_records",
-           "study_overview", "best_record", "top_records", "param_importances", "export_trials", "delete_study", "set_study_attrs",
-           "MIN_TRIALS_FOR_IMPORTANCE"]
+           "study_overview", "best_record", "top_records", "param_importances", "export_trials", "delete_study",
+           "set_study_attrs", "MIN_TRIALS_FOR_IMPORTANCE"]
 
 MIN_TRIALS_FOR_IMPORTANCE = 5
 """``study show`` computes parameter importances from this many complete trials on."""
@@ -231,12 +231,14 @@ def trial_records(storage_url: str | None, study_name: str, states: Sequence[str
 @dataclass(frozen=True)
 class StudyOverview:
     """What ``tuner study show`` prints, read from the store once: the study, its trials in number
-    order and the parameter importances of its complete ones (empty below
-    :data:`MIN_TRIALS_FOR_IMPORTANCE`; see :func:`param_importances`)."""
+    order, the parameter importances of its complete ones (empty below
+    :data:`MIN_TRIALS_FOR_IMPORTANCE`; see :func:`param_importances`) and, when there are any,
+    the hyperparameters they could not weigh (:func:`~tuner.study.importance_left_out`)."""
 
     record: StudyRecord
     trials: list[TrialRecord]
     importances: dict[str, float]
+    importances_left_out: list[str]
 
 
 def study_overview(storage_url: str | None, study_name: str,
@@ -249,9 +251,9 @@ def study_overview(storage_url: str | None, study_name: str,
     record = _study_record(url, study, stored)
     space = _space_of(study)
     trials = [_record(t, space) for t in stored]
-    importances = _importances(record.directions, [{"number": t.number, "state": t.state, "value": t.value,
-                                                    "params": t.params} for t in trials], min_trials)
-    return StudyOverview(record, trials, importances)
+    history = [{"number": t.number, "state": t.state, "value": t.value, "params": t.params} for t in trials]
+    importances = _importances(record.directions, history, min_trials)
+    return StudyOverview(record, trials, importances, importance_left_out(history) if importances else [])
 
 
 def best_record(storage_url: str | None, study_name: str) -> TrialRecord | None:
