@@ -76,6 +76,39 @@ def test_tuner_ui_serves_the_store_and_prints_the_study_link(tracked: dict[str, 
     assert study_line.split(": ", 1)[1].startswith(f"http://127.0.0.1:{port}/#/experiments/{tracked['experiment_id']}/")
 
 
+
+def test_a_sigterm_right_after_the_first_line_still_leaves_the_study_link(tracked: dict[str, Any]) -> None:
+    """CI lost the study line once: `ui` printed its lines one at a time, and the SIGTERM sent on
+    reading the first came before the second. Here every print is followed by a pause, so the
+    SIGTERM always lands right after the first print."""
+    port = free_port()
+    code = ("import time, click\n"
+            "echo = click.echo\n"
+            "def slow_echo(*args, **kwargs):\n"
+            "    echo(*args, **kwargs)\n"
+            "    time.sleep(3)\n"
+            "click.echo = slow_echo\n"
+            "import sys\n"
+            "from tuner.cli import main\n"
+            f"sys.argv = ['tuner', 'ui', '--port', '{port}', '--tracking-uri', {tracked['tracking']!r}, "
+            f"'--study', {STUDY!r}, '--storage', {tracked['storage']!r}]\n"
+            "main()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tracked["root"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("MLflow UI: "), proc.stderr.read() if proc.stderr else ""
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        out = first + proc.stdout.read()
+    finally:
+        stop_process(proc)
+    assert proc.returncode == 0
+    link = f"Study {STUDY}: http://127.0.0.1:{port}/#/experiments/"
+    assert any(line.startswith(link) for line in out.splitlines()), out
+    assert not _answers(f"http://127.0.0.1:{port}/health")
+
 def test_ui_study_with_another_store_says_that_store_has_none_of_its_runs(tracked: dict[str, Any],
                                                                           tmp_path: Path) -> None:
     """`ui` only reads: it said the other store 'would split its runs between the two' and offered

@@ -156,8 +156,7 @@ def _serve(cmd: list[str], health_url: str, lines: list[str], what: str, env: di
         time.sleep(0.2)  # the port taken between the check and the start: the answer was another's
         if proc.poll() is not None:
             raise ConfigError(f"{what} exited with code {proc.returncode} as it started: {_tail(log)}")
-        for line in lines:
-            click.echo(line)
+        click.echo("\n".join(lines))  # one write: a SIGTERM right after it cannot cut the study link off
         proc.wait()
         raise ConfigError(f"{what} stopped with exit code {proc.returncode}: {_tail(log)}")
     except KeyboardInterrupt:
