@@ -40,10 +40,12 @@ class DataOptions:
     seed: int = 0
     categorical_columns: Sequence[str] | None = None
     header: bool | None = None
+    group_column: str | None = None
 
     def __post_init__(self) -> None:
         # columns named by position (a DataFrame read without a header, header=False) may be given as ints
         self.target, self.text_column = _column_name(self.target), _column_name(self.text_column)
+        self.group_column = _column_name(self.group_column)
         self.categorical_columns = column_list(self.categorical_columns)
 
     @property
@@ -96,31 +98,38 @@ def read_data(opts: DataOptions) -> tuple[Any, Any]:
     if opts.is_path or opts.dataset is not None:
         raw = load_data(None if opts.data is None else Path(opts.data), dataset=opts.dataset, target=opts.target, text_column=opts.text_column,
                         encoding=opts.encoding, fmt=opts.fmt, n_features=opts.n_features, zero_based=opts.zero_based,
-                        categorical_columns=opts.categorical_columns, header=opts.header)
+                        categorical_columns=opts.categorical_columns, header=opts.header,
+                        group_column=opts.group_column)
         test_raw = None
         if opts.test_file is not None:
             test_raw = load_test_file(Path(opts.test_file), raw, target=opts.target, text_column=opts.text_column,
                                       encoding=opts.encoding, fmt=opts.fmt, n_features=opts.n_features,
-                                      categorical_columns=opts.categorical_columns, header=opts.header)
+                                      categorical_columns=opts.categorical_columns, header=opts.header,
+                                      group_column=opts.group_column)
         return raw, test_raw
     return from_arrays(opts.data, opts.y, target=opts.target, text_column=opts.text_column,
-                       categorical_columns=opts.categorical_columns), None
+                       categorical_columns=opts.categorical_columns, group_column=opts.group_column), None
 
 
 def from_arrays(X: Any, y: Any = None, *, target: str | None = None, text_column: str | None = None,
-                categorical_columns: Sequence[str] | None = None) -> Any:
+                categorical_columns: Sequence[str] | None = None, group_column: str | None = None) -> Any:
     """A ``RawData`` from in-memory rows: a dense array or SciPy sparse matrix with labels
     ``y``, or a pandas DataFrame (labels in ``y`` or in its column ``target``; its columns
-    ``categorical_columns`` one-hot encoded)."""
+    ``categorical_columns`` one-hot encoded; its column ``group_column`` the rows' groups, kept
+    out of the features)."""
     import pandas as pd
     import scipy.sparse as sp
 
-    from tuner.data import RawData, table_columns
+    from tuner.data import RawData, table_columns, take_group_column
     from tuner.data._features import check_finite_matrix
 
     if isinstance(X, pd.DataFrame):
         frame = X.copy()
         frame.columns = [str(c) for c in frame.columns]
+        groups, whole = None, frame  # the fingerprint covers the groups too
+        if group_column is not None:
+            frame, groups = take_group_column(frame, group_column, "the DataFrame", target=target,
+                                              text_column=text_column, categorical=list(categorical_columns or ()))
         if target is not None:
             if y is not None:
                 raise ConfigError("Give the labels either as 'y' or as the 'target' column, not both.")
@@ -137,10 +146,11 @@ def from_arrays(X: Any, y: Any = None, *, target: str | None = None, text_column
         labels = _labels(y, len(frame))
         return RawData("table", frame.reset_index(drop=True), labels, "DataFrame", "dataframe",
                        numeric_columns=numeric, text_column=text_column, feature_names=numeric,
-                       fingerprint=_fingerprint(frame.to_numpy(), labels), categorical_columns=categorical)
-    if target is not None or text_column is not None or categorical_columns:
-        raise ConfigError("The 'target', 'text_column' and 'categorical_columns' parameters name columns of a table "
-                          "(a file or a DataFrame); a matrix's labels go in 'y'.")
+                       fingerprint=_fingerprint(whole.to_numpy(), labels), categorical_columns=categorical,
+                       groups=groups, group_column=group_column)
+    if target is not None or text_column is not None or categorical_columns or group_column is not None:
+        raise ConfigError("The 'target', 'text_column', 'categorical_columns' and 'group_column' parameters name "
+                          "columns of a table (a file or a DataFrame); a matrix's labels go in 'y'.")
     if y is None:
         raise ConfigError("The 'y' parameter (the labels) is required when 'data' is a matrix.")
     if sp.issparse(X):

@@ -108,6 +108,7 @@ def fit(
     text_column: str | None = None,
     categorical_columns: Sequence[str] | None = None,
     header: bool | None = None,
+    group_column: str | None = None,
     fmt: str = "auto",
     encoding: str = "utf-8",
     n_features: int | None = None,
@@ -156,10 +157,17 @@ def fit(
         Whether a CSV/TSV file's first line names its columns; with False it is data, and the
         columns are named ``"0"``, ``"1"``, ... by position (``target="41"``). By default it names
         them, and a first line of numbers only is refused as a likely row of data (True accepts it).
+    group_column : str, optional
+        A table's column of row groups (a user, a patient, a sentence id): no feature; every
+        group's rows stay on one side of the validation and test splits (scikit-learn's
+        ``StratifiedGroupKFold``: ``m`` of ``k`` folds of whole groups, ``m / k`` the nearest such
+        share to ``val_size`` / ``test_size`` with ``k`` at most 20), so that rows of one group
+        cannot make the validation score look better than new groups will.
     fmt, encoding, n_features, zero_based
         How a file is read (``fmt="auto"`` guesses the format from its content).
     val_size, test_size : float
-        Shares of rows split off (stratified) for validation and test; 0 turns a split off.
+        Shares of rows split off (stratified; by whole groups with ``group_column``) for validation
+        and test; 0 turns a split off.
     test_file : path, optional
         A separate labelled test file, read like ``data`` (then ``test_size`` is not used).
     seed : int
@@ -206,7 +214,8 @@ def fit(
                          class_weight=class_weight, device=device, dtype=dtype, seed=seed)  # type: ignore[arg-type]
     config.check()
     opts = DataOptions(data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size,
-                       test_size, test_file, seed, categorical_columns=categorical_columns, header=header)
+                       test_size, test_file, seed, categorical_columns=categorical_columns, header=header,
+                       group_column=group_column)
     ds = split(opts)
     weights = prepare_sample_weight(sample_weight, ds) if sample_weight is not None else None
     outcome = train_one(ds, penalty, optimizer, pen_over, opt_over, config, callbacks, sample_weight=weights)

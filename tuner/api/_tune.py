@@ -157,6 +157,7 @@ def tune(
     text_column: str | None = None,
     categorical_columns: Sequence[str] | None = None,
     header: bool | None = None,
+    group_column: str | None = None,
     fmt: str = "auto",
     encoding: str = "utf-8",
     n_features: int | None = None,
@@ -200,9 +201,10 @@ def tune(
 
     Parameters
     ----------
-    data, y, dataset, target, text_column, categorical_columns, header, fmt, encoding, n_features, zero_based, val_size, test_size, test_file
+    data, y, dataset, target, text_column, categorical_columns, header, group_column, fmt, encoding, n_features, zero_based, val_size, test_size, test_file
         The data and how to read and split it, as in :func:`tuner.fit` (a study's data cannot be
-        an already split ``Dataset``).
+        an already split ``Dataset``). With ``group_column``, the ``cv`` folds keep every group
+        whole too.
     seed : int
         Seed of the splits, the sampler and the training.
     trials : int, optional
@@ -232,7 +234,8 @@ def tune(
     sampler : {"tpe", "random", "qmc", "grid", "cmaes"}
     pruner : {"median", "hyperband", "none"}
     cv : int, optional
-        Score each trial by stratified K-fold cross-validation on the training rows.
+        Score each trial by stratified K-fold cross-validation on the training rows (group K-fold
+        with ``group_column``).
     batch_trials : int, "auto" or None
         Trials asked at once and trained side by side; 1 or None: one at a time.
     epochs, batch_size, patience, tol, monitor, class_weight, device, dtype
@@ -263,10 +266,12 @@ def tune(
     from tuner.study import StudySpec, build_space, run_study
 
     opts = DataOptions(data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size,
-                       test_size, test_file, seed, categorical_columns=categorical_columns, header=header)
+                       test_size, test_file, seed, categorical_columns=categorical_columns, header=header,
+                       group_column=group_column)
     categorical = opts.categorical_columns
     options_given = {  # compared with a stored study's spec when not at their defaults
         "target": target, "text_column": text_column, "categorical_columns": categorical, "header": header,
+        "group_column": opts.group_column,
         "fmt": fmt, "encoding": encoding, "n_features": n_features, "zero_based": zero_based, "val_size": val_size,
         "test_size": test_size,
         "test_file": None if test_file is None else str(Path(test_file).resolve()), "seed": seed,
@@ -441,7 +446,7 @@ def _data_spec(opts: DataOptions, raw: Any, test_raw: Any) -> DataSpec:
     test_path, test_rel = portable_path(Path(opts.test_file)) if opts.test_file else (None, None)
     return DataSpec(path=path, relative_path=rel, dataset=opts.dataset, target=opts.target,
                     text_column=opts.text_column, categorical_columns=list(opts.categorical_columns or []),
-                    header=opts.header,
+                    header=opts.header, group_column=opts.group_column,
                     fmt=opts.fmt if opts.is_path or opts.dataset else raw.fmt,
                     encoding=opts.encoding, n_features=opts.n_features, zero_based=raw.zero_based,
                     val_size=opts.val_size, test_size=opts.test_size, test_file=test_path,

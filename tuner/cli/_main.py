@@ -236,7 +236,8 @@ def _explicit_changes(ctx: click.Context, spec_values: dict[str, Any]) -> dict[s
               help="Optuna pruner stopping unpromising trials from their per-epoch validation metric.")
 @click.option("--cv", type=click.IntRange(min=2), help="Score each trial by stratified K-fold cross-validation on the "
               "training rows (the mean over folds; each fold's score is reported to the pruner); the folds train "
-              "side by side with the model on every training row. Default: the validation split.")
+              "side by side with the model on every training row; with --group-column each group's rows are in one "
+              "fold. Default: the validation split.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @batch_trials_option
 @pass_app

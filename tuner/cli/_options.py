@@ -63,7 +63,7 @@ pass_app = click.make_pass_decorator(AppContext, ensure=True)
 _API_NAMES = {"data": "DATA", "penalty": "--penalty", "optimizer": "--optimizer", "params": "--param",
               "fmt": "--format", "format": "--format", "study_name": "--study", "trials": "--trials",
               "dataset": "--dataset", "target": "--target", "text_column": "--text-column", "encoding": "--encoding",
-              "categorical_columns": "--categorical",
+              "categorical_columns": "--categorical", "group_column": "--group-column",
               "n_features": "--n-features", "zero_based": "--zero-based/--one-based", "device": "--device"}
 _PARAMETER = re.compile(r"\b[Tt]he '(\w+)' parameter(?: of \w+)?")
 _PARAMS_KEY = re.compile(r"params\[(['\"])([\w.]+)\1\]")
@@ -187,6 +187,10 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--categorical", "categorical_columns", multiple=True, callback=_column_list, metavar="COLUMN",
                      help="A column of categories (strings or codes), one-hot encoded: one 0/1 feature per category "
                           "of the training rows. Repeat it, or give several separated by commas."),
+        click.option("--group-column", metavar="COLUMN",
+                     help="A column of row groups (a user, a patient, a sentence id): no feature; each group's rows "
+                          "stay on one side of the validation/test splits and the --cv folds, so that the validation "
+                          "score is one for unseen groups."),
         click.option("--header/--no-header", default=None,
                      help="Whether the first line of a CSV/TSV file names its columns; without one they are named "
                           "0, 1, ... by position (--target 41) [default: it does, and one of numbers only is refused "
@@ -229,8 +233,8 @@ def training_options(f: Callable[..., Any]) -> Callable[..., Any]:
     ])
 
 
-_DATA_KEYS = ("data", "dataset", "target", "text_column", "categorical_columns", "header", "fmt", "encoding",
-              "n_features", "zero_based", "val_size", "test_size", "test_file", "seed")
+_DATA_KEYS = ("data", "dataset", "target", "text_column", "categorical_columns", "header", "group_column", "fmt",
+              "encoding", "n_features", "zero_based", "val_size", "test_size", "test_file", "seed")
 _TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weight", "device", "dtype")
 
 

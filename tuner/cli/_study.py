@@ -231,6 +231,8 @@ def _columns_line(data: dict[str, Any]) -> str:
              if data.get(key) is not None]
     if data.get("categorical_columns"):
         parts.append("categorical " + ", ".join(data["categorical_columns"]))
+    if data.get("group_column"):
+        parts.append(f"split by groups of {data['group_column']}")
     if data.get("header") is False:
         parts.append("no header (named 0, 1, ... by position)")
     return "; ".join(parts)

@@ -23,11 +23,11 @@ from tuner.data._loaders import (
     portable_path,
     prepare,
 )
-from tuner.data._readers import table_columns
+from tuner.data._readers import table_columns, take_group_column
 
 __all__ = [
     "RawData", "Dataset", "load_data", "load_test_file", "load_rows", "prepare", "encode_labels", "file_fingerprint",
     "portable_path", "locate", "BUILTIN_DATASETS", "DATA_ROOT_ENV", "HEAD_ROWS", "KEEP_RAW_BYTES",
-    "FeaturePipeline", "TFIDF_OPTIONS", "check_finite_matrix", "numeric_block", "table_columns",
+    "FeaturePipeline", "TFIDF_OPTIONS", "check_finite_matrix", "numeric_block", "table_columns", "take_group_column",
     "FORMATS", "FORMAT_CHOICES", "TABLE_FORMATS", "DataFormat", "formats_help", "sniff",
 ]

@@ -141,7 +141,8 @@ def row_name(row: int, line_of: Callable[[int], int] | None = None) -> str:
 
 
 _TEXT_HINT = ("pass it as the text column (the 'text_column' parameter) if it holds text, as a categorical column "
-              "(the 'categorical_columns' parameter) if it holds categories, or drop it")
+              "(the 'categorical_columns' parameter) if it holds categories, as the group column (the "
+              "'group_column' parameter) if it names each row's group (a user, a sentence id), or drop it")
 _TRAINED_ON_NUMBERS = "the model was trained on numbers in it: give numbers there"
 
 

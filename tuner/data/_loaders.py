@@ -41,7 +41,8 @@ DATA_ROOT_ENV = "TUNER_DATA_ROOT"
 def file_fingerprint(path: str | Path, *, fmt: str = "auto", target: str | None = None,
                      text_column: str | None = None, encoding: str = "utf-8",
                      categorical_columns: Sequence[str] | None = None, header: bool | None = None) -> str:
-    """What :attr:`RawData.fingerprint` of ``load_data(path, ...)`` will be, without parsing the file."""
+    """What :attr:`RawData.fingerprint` of ``load_data(path, ...)`` will be, without parsing the file
+    (the group column is not part of it: a study's spec records it beside the fingerprint)."""
     _check_encoding(encoding)
     p = Path(path)
     if not p.exists():
@@ -64,7 +65,7 @@ def _check_encoding(encoding: str) -> None:
 
 def _check_options(fmt: str, source: str, target: str | None, text_column: str | None, n_features: int | None,
                    zero_based: bool | None, categorical_columns: Sequence[str] | None = None,
-                   header: bool | None = None) -> None:
+                   header: bool | None = None, group_column: str | None = None) -> None:
     """Options that do not apply to the format are an error, never silently ignored."""
     if header is not None and fmt not in ("csv", "tsv"):
         raise ConfigError(f"Whether a file's first line names its columns (--header/--no-header; the 'header' "
@@ -72,15 +73,16 @@ def _check_options(fmt: str, source: str, target: str | None, text_column: str |
     given = []
     if fmt not in TABLE_FORMATS:
         given += [f"the '{name}' parameter" for name, v in (("target", target), ("text_column", text_column),
-                                                            ("categorical_columns", categorical_columns or None))
+                                                            ("categorical_columns", categorical_columns or None),
+                                                            ("group_column", group_column))
                   if v is not None]
     if fmt != "svmlight":
         given += [f"the '{name}' parameter" for name, v in (("n_features", n_features), ("zero_based", zero_based))
                   if v is not None]
     if given:
         raise ConfigError(f"{' and '.join(given)} do(es) not apply to {source} (read as {fmt}): the 'target' "
-                          "parameter, the 'text_column' parameter and the 'categorical_columns' parameter name "
-                          "columns of CSV/TSV/Parquet tables, the "
+                          "parameter, the 'text_column' parameter, the 'categorical_columns' parameter and the "
+                          "'group_column' parameter name columns of CSV/TSV/Parquet tables, the "
                           "'n_features' parameter and the 'zero_based' parameter size and index LIBSVM files.")
 
 
@@ -88,13 +90,17 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
               text_column: str | None = None, encoding: str = "utf-8", fmt: str = "auto",
               n_features: int | None = None, require_target: bool = True,
               zero_based: bool | None = None, categorical_columns: Sequence[str] | None = None,
-              header: bool | None = None) -> RawData:
+              header: bool | None = None, group_column: str | None = None, require_group: bool = True) -> RawData:
     """Read a data set from a file, a folder, or scikit-learn's bundled sets (``dataset=``).
 
     ``categorical_columns`` names a table's columns of categories, one-hot encoded by the
     feature pipeline. ``header=False``: a CSV/TSV's first line is data, and its columns are named
     ``"0"``, ``"1"``, ... by position; None: it names the columns, and one of numbers only is
     refused as a likely row of data; True: it names them, whatever it holds.
+
+    ``group_column`` names a table's column of row groups (a user, a patient, a sentence): it is
+    no feature, and :func:`prepare` keeps each group's rows on one side of every split
+    (:attr:`RawData.groups`); ``require_group=False`` accepts a table without it (a test file).
 
     ``zero_based`` says whether LIBSVM feature indices start at 0; ``None`` decides from the
     file (zero-based when it holds an index 0) and :attr:`RawData.zero_based` records it,
@@ -104,7 +110,7 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
         raise ConfigError("Give either a data file or the 'dataset' parameter (not both).")
     if dataset is not None:
         _check_options("builtin", f"the bundled dataset {dataset!r}", target, text_column, n_features, zero_based,
-                       categorical_columns, header)
+                       categorical_columns, header, group_column)
         return read_builtin(dataset)
     assert path is not None  # exactly one of path and dataset is given
     _check_encoding(encoding)
@@ -114,13 +120,13 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
     if fmt not in FORMAT_CHOICES:
         raise ConfigError(f"The 'format' parameter must be one of {list(FORMAT_CHOICES)}; got {fmt!r} instead.")
     fmt = sniff(p, encoding, delimited=header is False) if fmt == "auto" else fmt
-    _check_options(fmt, str(p), target, text_column, n_features, zero_based, categorical_columns, header)
+    _check_options(fmt, str(p), target, text_column, n_features, zero_based, categorical_columns, header, group_column)
     fp = file_fingerprint(p, fmt=fmt, target=target, text_column=text_column, encoding=encoding,
                           categorical_columns=categorical_columns, header=header)
     opts = ReadOptions(fmt=fmt, fingerprint=fp, encoding=encoding, target=target, text_column=text_column,
                        n_features=n_features, zero_based=zero_based, require_target=require_target,
                        categorical=tuple(categorical_columns or ()), header=header is not False,
-                       trust_header=header is True)
+                       trust_header=header is True, group=group_column, require_group=require_group)
     try:
         return FORMATS[fmt].reader(p, opts)
     except UnicodeDecodeError as exc:
@@ -133,17 +139,20 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
 
 def load_test_file(path: str | Path, train: RawData, *, target: str | None = None, text_column: str | None = None,
                    encoding: str = "utf-8", fmt: str = "auto", n_features: int | None = None,
-                   categorical_columns: Sequence[str] | None = None, header: bool | None = None) -> RawData:
+                   categorical_columns: Sequence[str] | None = None, header: bool | None = None,
+                   group_column: str | None = None) -> RawData:
     """A separate labelled test file for the training data ``train``: a LIBSVM one is read with
     the training width (``n_features``, else a LIBSVM training file's) and index base; a file of
     another format takes neither (they were passed whatever its format, and refused as options
-    the user had not given)."""
+    the user had not given). A table may hold the training data's group column or not: it is
+    dropped, never read as a feature (a test file is not split)."""
     p = Path(path)
     test_fmt = sniff(p, encoding, delimited=header is False) if fmt == "auto" and p.exists() else fmt
     if test_fmt != "svmlight":
         return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt,
                          categorical_columns=categorical_columns,
-                         header=header if test_fmt in ("csv", "tsv") else None)
+                         header=header if test_fmt in ("csv", "tsv") else None,
+                         group_column=group_column if test_fmt in TABLE_FORMATS else None, require_group=False)
     width = n_features or (train.X.shape[1] if train.fmt == "svmlight" else None)
     return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt, n_features=width,
                      zero_based=train.zero_based)

@@ -22,12 +22,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tuner.data._compression import READ_ERRORS, cannot_read, compression_of, open_binary, open_text
-from tuner.data._features import CHUNK_VALUES, check_finite_matrix, numeric_block, value_dtype
+from tuner.data._features import CHUNK_VALUES, check_finite_matrix, numeric_block, row_name, value_dtype
 from tuner.errors import ConfigError, DataError
 
 __all__ = ["RawData", "ReadOptions", "BUILTIN_DATASETS", "read_builtin", "read_table", "read_npz", "read_svmlight",
            "read_classfiles", "read_labeltext", "fingerprint", "read_text", "text_lines", "read_table_frame", "first_row",
-           "csv_dialect"]
+           "csv_dialect", "take_group_column"]
 
 BUILTIN_DATASETS = ("breast_cancer", "digits", "wine", "iris")
 TEXT = "text"
@@ -57,6 +57,8 @@ class RawData:
     class_names: dict[Any, str] = field(default_factory=dict)  # label -> display name (bundled sets)
     released: bool = False  # a large sparse matrix handed to prepare(): X and y hold its first rows only
     line_of: Callable[[int], int] | None = None  # CSV/TSV: a data row's file line (messages name lines)
+    groups: np.ndarray | None = None  # tables read with a group column: each row's group (kept out of the features)
+    group_column: str | None = None
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -80,6 +82,8 @@ class ReadOptions:
     categorical: tuple[str, ...] = ()
     header: bool = True  # CSV/TSV: whether the first line names the columns (else they are 0, 1, ... by position)
     trust_header: bool = False  # the user said the first line names the columns, even if it holds numbers only
+    group: str | None = None  # tables: the column of row groups (kept out of the features)
+    require_group: bool = True  # a test file may leave the group column out
 
 
 def read_text(path: Path, encoding: str) -> str:
@@ -137,11 +141,19 @@ def read_table(p: Path, opts: ReadOptions) -> RawData:
     column, ``opts.categorical`` the columns of categories; without a header (``opts.header``
     False) the columns are named by position, ``"0"``, ``"1"``, ..."""
     lines = None if opts.fmt == "parquet" else DataLines(p, opts.fmt, opts.encoding, opts.header)
-    as_text = [*opts.categorical, *([opts.target] if opts.target is not None else [])]  # labels: see labels_as_written
+    as_text = [*opts.categorical, *([opts.target] if opts.target is not None else []),  # labels: see labels_as_written
+               *([opts.group] if opts.group is not None else [])]  # group ids as written: 007 is not 7
     frame = read_table_frame(p, opts.fmt, opts.encoding, header=opts.header, refuse_data_header=not opts.trust_header,
                              as_text=as_text)
+    frame.columns = [str(c) for c in frame.columns]
+    groups = None
+    if opts.group is not None:
+        frame, groups = take_group_column(frame, opts.group, str(p), opts.require_group, lines, target=opts.target,
+                                          text_column=opts.text_column, categorical=opts.categorical)
     raw = _table(frame, str(p), opts.fmt, opts.target, opts.text_column, opts.require_target, opts.fingerprint, lines,
                  opts.categorical)
+    if groups is not None:
+        raw.groups, raw.group_column = groups, opts.group
     raw.headerless = not opts.header
     return raw
 
@@ -172,6 +184,39 @@ class DataLines:
                     starts.append(before + 1)
                 before = reader.line_num
         return starts
+
+
+def take_group_column(frame: pd.DataFrame, column: str, source: str, required: bool = True,
+                      line_of: Callable[[int], int] | None = None, *, target: str | None = None,
+                      text_column: str | None = None, categorical: Sequence[str] = ()
+                      ) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """``frame`` without its group column, and that column's values (None when it is absent and
+    not ``required``). A group id is compared as written; a missing one is an error, since the
+    row could then land on either side of a split."""
+    for what, name in (("the target (the 'target' parameter)", target),
+                       ("the text column (the 'text_column' parameter)", text_column)):
+        if name is not None and name == column:
+            raise ConfigError(f"Column {column!r} cannot be both the group column (the 'group_column' parameter) and "
+                              f"{what}.")
+    if column in categorical:
+        raise ConfigError(f"Column {column!r} cannot be both the group column (the 'group_column' parameter) and a "
+                          "categorical column (the 'categorical_columns' parameter).")
+    if column not in frame.columns:
+        if not required:
+            return frame, None
+        import difflib
+
+        close = difflib.get_close_matches(column, [str(c) for c in frame.columns], n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise DataError(f"Group column {column!r} (the 'group_column' parameter) not found in {source}.{hint} "
+                        f"Columns: {list(frame.columns)}.")
+    cells = frame[column]
+    missing = cells.isna().to_numpy()
+    if missing.any():
+        raise DataError(f"The group column {column!r} is empty at {row_name(int(np.argmax(missing)), line_of)} of "
+                        f"{source}; every row needs a group (a row without one could land beside its group's rows "
+                        "on the other side of a split): fill it in or drop the row.")
+    return frame.drop(columns=[column]), cells.astype(str).to_numpy(dtype=object)
 
 
 def _table(frame: pd.DataFrame, source: str, fmt: str, target: str | None, text_column: str | None,

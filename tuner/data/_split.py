@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -14,7 +15,7 @@ from tuner.data._features import CHUNK_VALUES, FeaturePipeline, row_name
 from tuner.data._readers import RawData
 from tuner.errors import ConfigError, DataError
 
-__all__ = ["Dataset", "prepare", "encode_labels", "spaced_labels", "KEEP_RAW_BYTES", "HEAD_ROWS"]
+__all__ = ["Dataset", "prepare", "group_split", "encode_labels", "spaced_labels", "KEEP_RAW_BYTES", "HEAD_ROWS"]
 
 # prepare() keeps every raw row in Dataset.raw only for a matrix up to this size; a larger one is
 # dropped once split (its first HEAD_ROWS rows are kept, for a model's input example).
@@ -35,6 +36,8 @@ class Dataset:
     classes: list[Any]
     pipeline: FeaturePipeline
     raw: RawData
+    groups_train: np.ndarray | None = None
+    """The group of each training row, when the data was split by groups (cross-validation folds keep them too)."""
 
     @property
     def n_classes(self) -> int:
@@ -110,6 +113,9 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
             test_raw: RawData | None = None, keep_raw: bool | None = None) -> Dataset:
     """Encode labels, split stratified (train/validation/test), fit preprocessing on train.
 
+    Rows with groups (``raw.groups``, read from a group column) are split by whole groups
+    (:func:`group_split`): no group has rows on two sides.
+
     Each split is one copy of its rows (a sparse split is then scaled in place), so the
     splits together take the matrix's size once. ``keep_raw`` says whether
     :attr:`Dataset.raw` keeps every raw row; by default it does for tables and for matrices up
@@ -138,9 +144,15 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
     _check_split_sizes(y, classes, raw.source, val_size, test_size)
     idx = np.arange(len(y))
 
+    groups = raw.groups
+    if groups is not None and len(groups) != len(y):
+        raise DataError(f"{raw.source} has {len(y)} rows and {len(groups)} group ids; give one group per row.")
+
     def split(ix: np.ndarray, frac: float) -> tuple[np.ndarray, np.ndarray]:
         if frac == 0:
             return ix, ix[:0]
+        if groups is not None:
+            return group_split(ix, frac, y, groups, seed, raw.source)
         try:
             return train_test_split(ix, test_size=frac, random_state=seed, stratify=y[ix])
         except ValueError as exc:
@@ -169,7 +181,39 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
     else:
         y_test, X_test = y[test_idx], pipe.transform(X_test_rows, copy=False)
     X_val = pipe.transform(X_val, copy=False)
-    return Dataset(X_train, y[train_idx], X_val, y[val_idx], X_test, y_test, classes, pipe, kept)
+    return Dataset(X_train, y[train_idx], X_val, y[val_idx], X_test, y_test, classes, pipe, kept,
+                   groups_train=None if groups is None else np.asarray(groups)[train_idx])
+
+
+MAX_GROUP_FOLDS = 20
+"""A grouped split holds out ``m`` of ``k <= MAX_GROUP_FOLDS`` stratified group folds, ``m / k`` the
+nearest such fraction to the one asked for (0.2: 1 of 5; 0.25: 1 of 4; 0.3: 3 of 10)."""
+
+
+def group_split(ix: np.ndarray, frac: float, y: np.ndarray, groups: np.ndarray, seed: int,
+                source: str = "the data") -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``ix`` as (kept, held out), about ``frac`` of them held out, every group whole on one
+    side, and the classes as evenly spread as whole groups allow.
+
+    scikit-learn's :class:`~sklearn.model_selection.StratifiedGroupKFold` deals the groups into
+    ``k`` folds; the first ``m`` are held out. At most as many folds as groups."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_groups = len(np.unique(groups[ix]))
+    if n_groups < 2:
+        raise DataError(f"The {len(ix)} rows of {source} to split belong to {n_groups} group; a split by groups "
+                        "needs two or more (the 'group_column' parameter).")
+    k, m = min(((k, max(1, min(k - 1, round(frac * k)))) for k in range(2, min(MAX_GROUP_FOLDS, n_groups) + 1)),
+               key=lambda km: (abs(km[1] / km[0] - frac), km[0]))
+    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    held = np.zeros(len(ix), dtype=bool)
+    with warnings.catch_warnings():  # "the least populated class has fewer members than n_splits": checked below
+        warnings.simplefilter("ignore", UserWarning)
+        for i, (_, fold) in enumerate(folds.split(np.zeros(len(ix)), y[ix], groups[ix])):
+            if i == m:
+                break
+            held[fold] = True
+    return ix[~held], ix[held]
 
 
 def _test_file_rows(raw: RawData, test_raw: RawData, classes: list[Any], pipe: FeaturePipeline) -> tuple[np.ndarray, Any]:

@@ -329,17 +329,32 @@ def train_many(data: Dataset, optimizer_name: str,
     return _train_with_folds(data, opt, pens, pps, ops, config, callbacks, init, list(folds))
 
 
-def cv_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
-    """``k`` stratified folds of the rows of ``y``: one boolean mask of held-out rows per fold."""
-    from sklearn.model_selection import StratifiedKFold
+def cv_folds(y: np.ndarray, k: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """``k`` stratified folds of the rows of ``y``: one boolean mask of held-out rows per fold.
+    With ``groups`` (one per row), every group's rows are in one fold (scikit-learn's
+    ``StratifiedGroupKFold``)."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     counts = np.bincount(np.asarray(y))
     smallest = int(counts[counts > 0].min())
     if k < 2 or smallest < k:
         raise ConfigError(f"The 'cv' parameter must be an integer between 2 and the smallest class's count in the "
                           f"training rows ({smallest}); got {k!r} instead.")
+    if groups is not None:
+        n_groups = len(np.unique(groups))
+        if n_groups < k:
+            raise ConfigError(f"The 'cv' parameter must be at most the number of groups in the training rows "
+                              f"({n_groups}, the 'group_column' parameter); got {k!r} instead.")
+        splitter: Any = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    else:
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     out = []
-    for _, held in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+    with warnings.catch_warnings():  # StratifiedGroupKFold: "the least populated class has fewer members": checked
+        warnings.simplefilter("ignore", UserWarning)
+        splits = list(splitter.split(np.zeros(len(y)), y, groups))
+    for _, held in splits:
         mask = np.zeros(len(y), dtype=bool)
         mask[held] = True
         out.append(mask)

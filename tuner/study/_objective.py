@@ -178,7 +178,7 @@ class Objective:
         self._beaten_at = time.monotonic()
         self.warnings: list[str] = []
         self.not_started = 0  # asked trials failed unstarted when this process's timeout ran out (not counted)
-        folds = cv_folds(data.y_train, spec.cv, spec.data.seed) if spec.cv else None
+        folds = cv_folds(data.y_train, spec.cv, spec.data.seed, data.groups_train) if spec.cv else None
         self.runner = TrialBatches(space, data, config, observers, info, spec.metric, self.callbacks, VARIANT,
                                    info.direction, folds, self.prune_on_folds)
 

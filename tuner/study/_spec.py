@@ -54,6 +54,7 @@ class DataSpec:
     categorical_columns: list[str] = field(default_factory=list)
     # None: the first line names the columns (one of numbers only refused); True: whatever it holds
     header: bool | None = None
+    group_column: str | None = None  # a table's column of row groups: every split and fold keeps a group whole
 
 
 @dataclass

@@ -46,7 +46,7 @@ def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) 
             "study on a data file.")
     raw = load_data(path, dataset=d.dataset, target=d.target, text_column=d.text_column, encoding=d.encoding,
                     fmt=d.fmt, n_features=d.n_features, zero_based=d.zero_based,
-                    categorical_columns=d.categorical_columns, header=d.header)
+                    categorical_columns=d.categorical_columns, header=d.header, group_column=d.group_column)
     if d.dataset:
         if d.fingerprint and raw.fingerprint != d.fingerprint:
             raise ConfigError(f"The bundled dataset {d.dataset!r} differs from the one this study was created "
@@ -56,7 +56,8 @@ def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) 
     if test_path is not None:
         test_raw = load_test_file(test_path, raw, target=d.target, text_column=d.text_column, encoding=d.encoding,
                                   fmt=d.fmt, n_features=d.n_features,
-                                  categorical_columns=d.categorical_columns, header=d.header)
+                                  categorical_columns=d.categorical_columns, header=d.header,
+                                  group_column=d.group_column)
     return prepare(raw, val_size=d.val_size, test_size=d.test_size, seed=d.seed, test_raw=test_raw)
 
 
@@ -80,7 +81,7 @@ def check_data(spec: StudySpec, data: Dataset) -> None:
     if len(data.y_val) == 0:
         raise ConfigError("A study needs a validation split to compare trials; make the 'val_size' parameter > 0.")
     if spec.cv:
-        cv_folds(data.y_train, spec.cv, spec.data.seed)  # too many folds for the rows: refused before any trial
+        cv_folds(data.y_train, spec.cv, spec.data.seed, data.groups_train)  # too many folds: refused before any trial
     present = np.unique(data.y_val)
     if len(present) < 2:
         raise DataError(
