@@ -118,8 +118,15 @@ def select_columns(rows: Any, model: Any) -> Any:
     """
     import pandas as pd
 
+    from tuner.data._loaders import LABELS_DROPPED
+
     if not isinstance(rows, pd.DataFrame):
         return rows
+    if rows.attrs.get(LABELS_DROPPED):
+        classes = ", ".join(str(c) for c in list(model.classes_)[:4])
+        click.echo(f"note: every line starts with a class of the model ({classes}), so the lines are read as "
+                   "'<label> <text>' and that first word is left out; give the file a .txt name to predict on whole "
+                   "lines.", err=True)
     unused = model.pipeline.unused_columns(rows)
     selected = model.pipeline.select_columns(rows)
     if unused:

@@ -157,9 +157,7 @@ def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "", line
     for c in columns:
         if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]):
             if not pd.api.types.is_bool_dtype(frame[c]):
-                raise DataError(
-                    f"Feature column {c!r} is not numeric (dtype {frame[c].dtype}){where}; {hint}."
-                )
+                _not_numeric(frame[c], c, where, line_of, hint)
     A = frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
     cell = first_non_finite(A)
     if cell is not None:
@@ -169,6 +167,20 @@ def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "", line
             "finite numbers. Remove or impute such values first."
         )
     return A
+
+
+def _not_numeric(cells: pd.Series, column: str, where: str, line_of: Callable[[int], int] | None, hint: str) -> None:
+    """The error for a feature column of cells that are not all numbers: a column of numbers with a
+    few other cells (``?`` for a missing value, a decimal comma) names the first of them; a column
+    of text gets ``hint``."""
+    present = cells.notna().to_numpy()
+    odd = present & pd.to_numeric(cells, errors="coerce").isna().to_numpy()
+    if odd.any() and odd.sum() < (present & ~odd).sum():
+        row = int(np.argmax(odd))
+        raise DataError(f"Feature column {column!r} holds {cells.iloc[row]!r} at {row_name(row, line_of)}{where}, "
+                        f"where {int((present & ~odd).sum())} of its cells are numbers: write it as a number (with a "
+                        "decimal point), or remove or impute that value first.")
+    raise DataError(f"Feature column {column!r} is not numeric (dtype {cells.dtype}){where}; {hint}.")
 
 
 def standardization(A: np.ndarray, names: list[str], where: str = "") -> tuple[np.ndarray, np.ndarray]:
@@ -214,11 +226,18 @@ _WHOLE_FLOAT = re.compile(r"^(-?(?:0|[1-9]\d*))\.0+$")
 """A whole number as pandas writes a float (``3.0``), without leading zeros (``007.0`` stays)."""
 
 
+BY_POSITION = "tuner_by_position"
+"""The ``DataFrame.attrs`` key of rows read without a header: their columns are positions, never names."""
+
+
 def _is_headerless(frame: pd.DataFrame, expected: Sequence[str] | None = None) -> bool:
     """Columns numbered 0..n-1 by pandas (a file read without a header row), not named; with
     ``expected`` (the training columns), numbered columns that hold every training name as a
     number (a DataFrame built with integer column names, trained as "0", "1", ...) are named:
-    they are matched by name, so that reordered ones are not read by position."""
+    they are matched by name, so that reordered ones are not read by position. Rows read from a
+    file without a header (``attrs`` say so) are by position whatever their names."""
+    if frame.attrs.get(BY_POSITION):
+        return True
     if not all(isinstance(c, (int, np.integer)) for c in frame.columns):
         return False
     return expected is None or not set(expected) <= {str(c) for c in frame.columns}
@@ -360,7 +379,11 @@ class FeaturePipeline:
         training width, and only for numeric columns, whose order the model knows.
         """
         expected = self.input_columns
-        if _is_headerless(frame, expected) and len(frame.columns):
+        by_position = _is_headerless(frame, expected)
+        if frame.attrs:  # what the reader noted is said once: the columns chosen here are by name
+            frame = frame.copy()
+            frame.attrs = {}
+        if by_position and len(frame.columns):
             named = [repr(c) for c in [self.text_column, *self.categorical_columns] if c is not None]
             if self.headerless and frame.shape[1] == len(expected):
                 # trained by position: the rows hold the training file's columns, the label left out

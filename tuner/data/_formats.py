@@ -28,6 +28,7 @@ __all__ = ["DataFormat", "FORMATS", "FORMAT_CHOICES", "TABLE_FORMATS", "sniff", 
 
 _SVM_LINE = re.compile(r"^\s*[-+]?[\d.eE+-]+(\s+(qid:\S+|\d+:\S+))*\s*(#.*)?$")
 _SVM_PAIR = re.compile(r"\s\d+:\S")
+_NUMBERS_LINE = re.compile(r"^\s*\S+(\s+[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)+\s*$")  # a label, then numbers only
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,18 @@ def sniff(path: Path, encoding: str, delimited: bool = False) -> str:
             lines = [ln for ln in (fh.readline() for _ in range(20)) if ln.strip()]
     except READ_ERRORS as exc:
         raise cannot_read(path, exc) from None
+    if lines:
+        lines[0] = lines[0].lstrip("\ufeff")  # a byte-order mark is no part of the first label
     if delimited:
         return "tsv" if lines and "\t" in lines[0] else "csv"
-    if lines and all(_SVM_LINE.match(ln) and _SVM_PAIR.search(ln) for ln in lines):
+    # a line without features ("0": every value zero) is valid LIBSVM, as long as another line has some
+    if lines and all(_SVM_LINE.match(ln) for ln in lines) and any(_SVM_PAIR.search(ln) for ln in lines):
         return "svmlight"
+    if lines and all(_NUMBERS_LINE.match(ln) for ln in lines):
+        raise DataError(f"The lines of {path} are numbers separated by spaces, which this tool does not read as a "
+                        "table (read as '<label> <text>' lines, the numbers would be words): write it as a CSV/TSV "
+                        "with a header naming the columns, or as LIBSVM; --format labeltext reads the numbers as "
+                        "words if that is meant.")
     if lines and all(re.match(r"^\S+\s+\S", ln) for ln in lines):
         return "labeltext"
     raise DataError(f"Cannot tell the format of {path}; give the 'fmt' parameter (one of {', '.join(FORMATS)}).")

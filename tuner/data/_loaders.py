@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from tuner.data._compression import READ_ERRORS, cannot_read, data_suffix
-from tuner.data._features import FeaturePipeline
+from tuner.data._features import BY_POSITION, FeaturePipeline
 from tuner.data._formats import FORMAT_CHOICES, FORMATS, TABLE_FORMATS, sniff
 from tuner.data._readers import (
     BUILTIN_DATASETS,
@@ -33,9 +33,12 @@ from tuner.data._split import HEAD_ROWS, KEEP_RAW_BYTES, Dataset, encode_labels,
 from tuner.errors import ConfigError, DataError
 
 __all__ = ["RawData", "Dataset", "load_data", "load_test_file", "load_rows", "prepare", "encode_labels", "BUILTIN_DATASETS",
+           "LABELS_DROPPED",
            "DATA_ROOT_ENV", "portable_path", "locate", "file_fingerprint", "HEAD_ROWS", "KEEP_RAW_BYTES"]
 
 DATA_ROOT_ENV = "TUNER_DATA_ROOT"
+LABELS_DROPPED = "tuner_labels_dropped"
+"""The ``DataFrame.attrs`` key of texts read from ``'<label> <text>'`` lines: the labels left out."""
 
 
 def file_fingerprint(path: str | Path, *, fmt: str = "auto", target: str | None = None,
@@ -61,6 +64,17 @@ def _check_encoding(encoding: str) -> None:
     except (LookupError, TypeError, ValueError):
         raise ConfigError(f"Unknown encoding {encoding!r} (the 'encoding' parameter): give a name Python knows, e.g. "
                           "utf-8 or latin-1.") from None
+
+
+BINARY_FORMATS = ("npz", "parquet", "builtin")
+"""Formats that hold no text to decode (the 'encoding' parameter does not apply to them)."""
+
+
+def _check_encoding_applies(fmt: str, source: str, encoding: str) -> None:
+    """A text encoding other than the default, given for data that holds no text to decode, is an error."""
+    if fmt in BINARY_FORMATS and codecs.lookup(encoding).name != "utf-8":
+        raise ConfigError(f"A text encoding (the 'encoding' parameter) does not apply to {source}, read as {fmt}: "
+                          "it holds no text to decode; leave the encoding out.")
 
 
 def _check_options(fmt: str, source: str, target: str | None, text_column: str | None, n_features: int | None,
@@ -111,6 +125,8 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
     if dataset is not None:
         _check_options("builtin", f"the bundled dataset {dataset!r}", target, text_column, n_features, zero_based,
                        categorical_columns, header, group_column)
+        _check_encoding(encoding)
+        _check_encoding_applies("builtin", f"the bundled dataset {dataset!r}", encoding)
         return read_builtin(dataset)
     assert path is not None  # exactly one of path and dataset is given
     _check_encoding(encoding)
@@ -121,6 +137,7 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
         raise ConfigError(f"The 'format' parameter must be one of {list(FORMAT_CHOICES)}; got {fmt!r} instead.")
     fmt = sniff(p, encoding, delimited=header is False) if fmt == "auto" else fmt
     _check_options(fmt, str(p), target, text_column, n_features, zero_based, categorical_columns, header, group_column)
+    _check_encoding_applies(fmt, str(p), encoding)
     fp = file_fingerprint(p, fmt=fmt, target=target, text_column=text_column, encoding=encoding,
                           categorical_columns=categorical_columns, header=header)
     opts = ReadOptions(fmt=fmt, fingerprint=fp, encoding=encoding, target=target, text_column=text_column,
@@ -148,6 +165,8 @@ def load_test_file(path: str | Path, train: RawData, *, target: str | None = Non
     dropped, never read as a feature (a test file is not split)."""
     p = Path(path)
     test_fmt = sniff(p, encoding, delimited=header is False) if fmt == "auto" and p.exists() else fmt
+    if test_fmt in BINARY_FORMATS:  # the training data's encoding is not the test file's business
+        encoding = "utf-8"
     if test_fmt != "svmlight":
         return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt,
                          categorical_columns=categorical_columns,
@@ -197,7 +216,7 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
                     not all(ln.split(None, 1)[0] in labels for ln in filled):
                 # every line, blank ones too (an empty text): prediction i is line i's
                 return pd.DataFrame({pipeline.text_column: lines})
-            return _labeltext_rows(lines, pipeline.text_column)
+            return _labeltext_rows(lines, pipeline.text_column, dropped=True)
         if fmt == "labeltext":
             if target is not None:
                 raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt=fmt))
@@ -231,6 +250,8 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
             _check_target_column(p, frame, key, header)
             _check_target_is_no_feature(key, pipeline)
             frame = frame.drop(columns=[key])
+        if not header:  # its columns are positions, even for a model whose columns are named 0, 1, ...
+            frame.attrs[BY_POSITION] = True
         return frame
     if target is not None:
         raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt=fmt))
@@ -309,14 +330,19 @@ def _check_labels_lead(p: Path, lines: list[str], labels: set[str]) -> None:
                             "drop --format to predict lines of text alone.")
 
 
-def _labeltext_rows(lines: list[str], text_column: str) -> pd.DataFrame:
+def _labeltext_rows(lines: list[str], text_column: str, dropped: bool = False) -> pd.DataFrame:
     """The texts of ``'<label> <text>'`` lines under the training table's name for its text, one
     a line up to the last text: a blank line between texts is an empty text, so that prediction
-    i is line i's (skipping it would shift every later prediction by a line)."""
+    i is line i's (skipping it would shift every later prediction by a line). ``dropped``: the
+    format was told from the lines (each starts with a class), which the frame's
+    ``attrs[LABELS_DROPPED]`` says, for a note."""
     while lines and not lines[-1].strip():
         lines = lines[:-1]
     texts = [parts[1] if len(parts) > 1 else "" for parts in (ln.strip().split(None, 1) for ln in lines)]
-    return pd.DataFrame({text_column: texts})
+    frame = pd.DataFrame({text_column: texts})
+    if dropped:
+        frame.attrs[LABELS_DROPPED] = True
+    return frame
 
 
 def _svmlight_rows(p: Path, pipeline: FeaturePipeline, given: bool | None, encoding: str) -> Any:
@@ -347,14 +373,18 @@ def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> 
     distinct positions that include all the model's are an error: its column names, or a row of
     small integers (``1,0``)? Only the user can tell."""
     first = first_row(p, fmt, encoding)
-    if pipeline.headerless:  # its columns are positions: rows of small integers look like their names
+    if pipeline.headerless or all(c.isdigit() for c in pipeline.input_columns):
+        # its columns are positions, or named by numbers (pandas' 0, 1, ... written as a header): a row of
+        # small integers reads like their names, and taken as a header it would be lost and reorder the rest
         cells = [c.strip() for c in first]
         if first and len(set(cells)) == len(cells) and all(c.isdigit() for c in cells) \
                 and set(pipeline.input_columns) <= set(cells):
+            what = "positions" if pipeline.headerless else "names"
             raise DataError(f"The first line of {p} reads {', '.join(cells[:4])}{', ...' if len(cells) > 4 else ''}: "
-                            "the model's column positions, or a row of data? Say which: --header or --no-header "
+                            f"the model's column {what}, or a row of data? Say which: --header or --no-header "
                             "(header=True or False).")
-        return False
+        if pipeline.headerless:
+            return False
     if not first or {c.strip() for c in first} & set(pipeline.input_columns) or _numbered(first):
         return True
     try:

@@ -443,6 +443,8 @@ def _svmlight(p: Path, n_features: int | None, zero_based: bool | None, fp: str)
 
     try:  # read the indices as written; the base is applied below, the same way for every file
         with open_binary(p) as fh:
+            if fh.read(3) != b"\xef\xbb\xbf":  # a byte-order mark (some editors write one) is no label
+                fh.seek(0)
             X, y = load_svmlight_file(fh, zero_based=True, dtype=np.float64)
     except ValueError as exc:
         if ":" in str(exc) and "convert" in str(exc):  # '1:0.5 3:1' read as a label
