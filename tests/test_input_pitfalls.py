@@ -126,3 +126,55 @@ def test_predict_says_when_it_drops_a_first_word_as_a_label(tmp_path: Path) -> N
     assert dropped.exit_code == 0 and "note: every line starts with a class of the model (bad, good)" in dropped.output
     whole = runner.invoke(cli, ["predict", str(model), str(tmp_path / "lab.txt")])
     assert whole.exit_code == 0 and "note:" not in whole.output
+
+
+@pytest.fixture(scope="module")
+def named_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """A model trained on columns a, b, c, d, and one on the same rows without a header (by position)."""
+    root = tmp_path_factory.mktemp("named")
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(rng.normal(size=(200, 4)), columns=list("abcd"))
+    frame["label"] = (frame["a"] + frame["d"] > 0).astype(int)
+    frame.to_csv(root / "named.csv", index=False)
+    frame.to_csv(root / "bare.csv", index=False, header=False)
+    tuner.fit(root / "named.csv", target="label", test_size=0, save_model=root / "named")
+    tuner.fit(root / "bare.csv", target="4", header=False, test_size=0, save_model=root / "bare")
+    return frame, root
+
+
+def test_predict_names_a_bad_cell_by_its_file_line(named_model: tuple[Any, Path]) -> None:
+    """It said 'row 3' (counting data rows from 0) where training says 'data row 4 (line 5)'."""
+    frame, root = named_model
+    rows = frame.drop(columns="label").head(6).astype(object)
+    rows.iloc[3, 1] = None
+    rows.to_csv(root / "gap.csv", index=False)
+    out = CliRunner().invoke(cli, ["predict", str(root / "named"), str(root / "gap.csv")])
+    assert out.exit_code == 1 and "Feature column 'b' holds nan at data row 4 (line 5)" in out.output, out.output
+
+
+def test_a_first_row_with_a_missing_value_or_a_byte_order_mark_is_data(named_model: tuple[Any, Path]) -> None:
+    """Rows without a header: an empty first cell made the first row a header with a nameless
+    column, and a byte-order mark made it a header of numbers."""
+    frame, root = named_model
+    rows = frame.drop(columns="label").head(5)
+    body = rows.to_csv(index=False, header=False)
+    (root / "bom.csv").write_bytes(b"\xef\xbb\xbf" + body.encode())
+    runner = CliRunner()
+    plain = runner.invoke(cli, ["predict", str(root / "named"), str(root / "bom.csv"), "--no-header"])
+    marked = runner.invoke(cli, ["predict", str(root / "named"), str(root / "bom.csv")])
+    assert plain.exit_code == marked.exit_code == 0 and plain.output == marked.output, marked.output
+    assert len(marked.output.splitlines()) == 6
+    first, rest = body.split("\n", 1)
+    cells = first.split(",")
+    cells[1] = ""
+    (root / "gap0.csv").write_text(",".join(cells) + "\n" + rest)
+    out = runner.invoke(cli, ["predict", str(root / "named"), str(root / "gap0.csv")])
+    assert out.exit_code == 1 and "Feature column 'b' holds nan at data row 1 (line 1)" in out.output, out.output
+
+
+def test_a_header_given_to_a_model_trained_without_one_is_named_as_such(named_model: tuple[Any, Path]) -> None:
+    """It said column '0' held 'a' and asked for numbers there."""
+    frame, root = named_model
+    frame.drop(columns="label").head(3).to_csv(root / "with_header.csv", index=False)
+    out = CliRunner().invoke(cli, ["predict", str(root / "bare"), str(root / "with_header.csv")])
+    assert out.exit_code == 1 and "reads a, b, c, d, like a header" in out.output and "remove that line" in out.output

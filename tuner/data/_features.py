@@ -228,6 +228,8 @@ _WHOLE_FLOAT = re.compile(r"^(-?(?:0|[1-9]\d*))\.0+$")
 
 BY_POSITION = "tuner_by_position"
 """The ``DataFrame.attrs`` key of rows read without a header: their columns are positions, never names."""
+LINE_OF = "tuner_line_of"
+"""The ``DataFrame.attrs`` key of rows read from a CSV/TSV file: row -> file line, for messages."""
 
 
 def _is_headerless(frame: pd.DataFrame, expected: Sequence[str] | None = None) -> bool:
@@ -380,9 +382,9 @@ class FeaturePipeline:
         """
         expected = self.input_columns
         by_position = _is_headerless(frame, expected)
-        if frame.attrs:  # what the reader noted is said once: the columns chosen here are by name
+        if set(frame.attrs) - {LINE_OF}:  # what the reader noted is said once: the columns chosen here are by name
             frame = frame.copy()
-            frame.attrs = {}
+            frame.attrs = {k: v for k, v in frame.attrs.items() if k == LINE_OF}
         if by_position and len(frame.columns):
             named = [repr(c) for c in [self.text_column, *self.categorical_columns] if c is not None]
             if self.headerless and frame.shape[1] == len(expected):
@@ -470,8 +472,9 @@ class FeaturePipeline:
             blocks.append(self._get_vectorizer().transform(texts) if texts
                           else sp.csr_matrix((0, len(self.vocabulary)), dtype=np.float64))
         if self.numeric_columns:
-            A = self._finite((numeric_block(X, self.numeric_columns, hint=_TRAINED_ON_NUMBERS) - self.center)
-                             / self.scale, self.numeric_columns)
+            line_of = X.attrs.get(LINE_OF)  # rows of a file: messages name its lines
+            A = self._finite((numeric_block(X, self.numeric_columns, line_of=line_of, hint=_TRAINED_ON_NUMBERS)
+                              - self.center) / self.scale, self.numeric_columns, line_of)
             blocks.append(sp.csr_matrix(A) if self._sparse_table else A)
         if self.categorical_columns:
             one_hot = self._one_hot(X)
@@ -481,13 +484,14 @@ class FeaturePipeline:
         return np.hstack(blocks) if len(blocks) > 1 else blocks[0]
 
     @staticmethod
-    def _finite(Z: np.ndarray, names: list[str]) -> np.ndarray:
+    def _finite(Z: np.ndarray, names: list[str], line_of: Callable[[int], int] | None = None) -> np.ndarray:
         """Standardized values; an error names a column whose values overflow once standardized."""
         cell = first_non_finite(Z)
         if cell is not None:
             row, col = cell
             raise DataError(
-                f"Feature column {names[col] if col < len(names) else col!r} at row {row} is too large for the "
+                f"Feature column {names[col] if col < len(names) else col!r} at {row_name(row, line_of)} is too "
+                "large for the "
                 "training scale of that "
                 "column (it overflows float64 once standardized); check its units."
             )

@@ -15,10 +15,11 @@ from typing import Any
 import pandas as pd
 
 from tuner.data._compression import READ_ERRORS, cannot_read, data_suffix
-from tuner.data._features import BY_POSITION, FeaturePipeline
+from tuner.data._features import BY_POSITION, LINE_OF, FeaturePipeline
 from tuner.data._formats import FORMAT_CHOICES, FORMATS, TABLE_FORMATS, sniff
 from tuner.data._readers import (
     BUILTIN_DATASETS,
+    DataLines,
     RawData,
     ReadOptions,
     base_name,
@@ -252,6 +253,8 @@ def load_rows(path: str | Path, pipeline: FeaturePipeline, *, encoding: str = "u
             frame = frame.drop(columns=[key])
         if not header:  # its columns are positions, even for a model whose columns are named 0, 1, ...
             frame.attrs[BY_POSITION] = True
+        if fmt != "parquet":
+            frame.attrs[LINE_OF] = DataLines(p, fmt, encoding, header)
         return frame
     if target is not None:
         raise DataError(_TARGET_NOT_A_COLUMN.format(target=target, p=p, fmt=fmt))
@@ -384,19 +387,30 @@ def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> 
                             f"the model's column {what}, or a row of data? Say which: --header or --no-header "
                             "(header=True or False).")
         if pipeline.headerless:
+            if cells and pipeline.numeric_columns and not any(_is_number(c) for c in cells):
+                # no cell a number where the model reads numbers: no row of data, most likely a header
+                raise DataError(f"The first line of {p} reads {', '.join(cells[:4])}{', ...' if len(cells) > 4 else ''}"
+                                ", like a header; this model was trained on rows without one and reads its columns "
+                                "by position: remove that line.")
             return False
     if not first or {c.strip() for c in first} & set(pipeline.input_columns) or _numbered(first):
         return True
-    try:
-        [float(c) for c in first]
-    except ValueError:
-        return True
+    if not all(_is_number(c) for c in first if c.strip()) or not any(c.strip() for c in first):
+        return True  # an empty cell among numbers is a missing value in a row of data, not a nameless column
     if len(first) >= 3 and [c.strip() for c in first] == [str(i) for i in range(1, len(first) + 1)]:
         # columns numbered from 1, or a row of data? Either reading loses or adds a row unseen
         raise DataError(f"The first row of {p} reads 1, 2, ..., {len(first)}: column numbers or a row of data? "
                         f"Give the file a header of the training columns ({', '.join(pipeline.input_columns[:3])}, "
                         "...), or pandas' 0, 1, ..., n-1.")
     return False
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def _numbered(names: Any) -> bool:

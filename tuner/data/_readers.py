@@ -332,10 +332,14 @@ def csv_dialect(fmt: str) -> tuple[str, Literal[0, 1, 2, 3]]:
 
 
 def first_row(p: Path, fmt: str, encoding: str) -> list[str]:
-    """The cells of a CSV/TSV file's first row, as the table reader splits them ([] when empty)."""
+    """The cells of a CSV/TSV file's first row, as the table reader splits them ([] when empty;
+    a byte-order mark left out, as pandas leaves it out)."""
     sep, quoting = csv_dialect(fmt)
     with open_text(p, encoding, newline="") as fh:
-        return next(csv.reader(fh, delimiter=sep, quoting=quoting), [])
+        cells = next(csv.reader(fh, delimiter=sep, quoting=quoting), [])
+    if cells:
+        cells[0] = cells[0].lstrip("\ufeff")
+    return cells
 
 
 def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True,
