@@ -178,3 +178,18 @@ def test_a_header_given_to_a_model_trained_without_one_is_named_as_such(named_mo
     frame.drop(columns="label").head(3).to_csv(root / "with_header.csv", index=False)
     out = CliRunner().invoke(cli, ["predict", str(root / "bare"), str(root / "with_header.csv")])
     assert out.exit_code == 1 and "reads a, b, c, d, like a header" in out.output and "remove that line" in out.output
+
+
+def test_a_libsvm_test_file_for_a_matrix_shows_its_index_base_or_is_refused(tmp_path: Path) -> None:
+    """Training on an .npz, a one-based test file whose rows never reach the last index was read
+    one-based by a guess; zero-based files without an index 0 would have been shifted by a column."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 3))
+    y = (X[:, 0] > 0).astype(int)
+    np.savez(tmp_path / "train.npz", X=X, y=y)
+    (tmp_path / "shown.svm").write_text("1 1:0.5 3:1\n0 2:1.5\n")  # index 3 = the width: one-based
+    (tmp_path / "unshown.svm").write_text("1 1:0.5 2:1\n0 2:1.5\n")
+    shown = tuner.fit(tmp_path / "train.npz", test_file=tmp_path / "shown.svm")
+    assert shown.n_test == 2
+    with pytest.raises(DataError, match="index base of the test file .*unshown.svm is unknown"):
+        tuner.fit(tmp_path / "train.npz", test_file=tmp_path / "unshown.svm")

@@ -173,6 +173,14 @@ def load_test_file(path: str | Path, train: RawData, *, target: str | None = Non
                          categorical_columns=categorical_columns,
                          header=header if test_fmt in ("csv", "tsv") else None,
                          group_column=group_column if test_fmt in TABLE_FORMATS else None, require_group=False)
+    if train.fmt != "svmlight" and train.kind == "matrix":  # an .npz, a bundled set: the test file shows its base
+        width = train.X.shape[1]
+        raw = load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt, n_features=width)
+        if not (raw.zero_based or (raw.X.nnz > 0 and int(raw.X.indices.max()) == width - 1)):  # index 0 or `width`
+            raise DataError(f"The training data is not a LIBSVM file, so the index base of the test file {p} is "
+                            f"unknown, and the file does not show it (no index 0, none equal to the {width} training "
+                            "features): write it in the training data's format, or train on LIBSVM too.")
+        return raw
     width = n_features or (train.X.shape[1] if train.fmt == "svmlight" else None)
     return load_data(p, target=target, text_column=text_column, encoding=encoding, fmt=fmt, n_features=width,
                      zero_based=train.zero_based)
