@@ -441,3 +441,27 @@ def test_a_study_deleted_between_a_tells_read_and_its_update_says_so(tmp_path: P
     spec = StudySpec(DataSpec(dataset="breast_cancer"), ["l2"], ["lbfgs"], n_trials=5, train={"epochs": 5})
     with pytest.raises(StorageError, match="Study 's' was deleted from .* while this process ran its trials"):
         run_study(spec, "s", url, refit_best=False, batch_trials=1)
+
+
+def test_a_start_that_mlflow_refuses_stores_no_study_and_keeps_a_resumed_one(tmp_path: Path) -> None:
+    """A deleted MLflow experiment refused the start, but the study was stored already: the
+    corrected command then met 'created with different options' under the same name."""
+    import mlflow
+
+    import tuner
+    from tuner.errors import TrackingError
+    from tuner.study import delete_study
+
+    storage, tracking = f"sqlite:///{tmp_path / 's.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    kw: dict[str, Any] = dict(dataset="iris", trials=1, storage=storage, penalty="l2", optimizer="lbfgs")
+    tuner.tune(study_name="dl", tracking_uri=tracking, **kw)
+    client = mlflow.MlflowClient(tracking)
+    client.delete_experiment(client.get_experiment_by_name("dl").experiment_id)
+    delete_study(storage, "dl")
+    with pytest.raises(TrackingError, match="The MLflow experiment 'dl' is deleted"):
+        tuner.tune(study_name="dl", tracking_uri=tracking, **kw)
+    assert "dl" not in optuna.get_all_study_names(storage)
+    assert tuner.tune(study_name="dl", metric="accuracy", **kw).n_complete == 1  # the corrected command
+    with pytest.raises(TrackingError, match="The MLflow experiment 'dl' is deleted"):
+        tuner.tune(study_name="dl", tracking_uri=tracking, metric="accuracy", **{**kw, "trials": 2})
+    assert len(optuna.load_study(study_name="dl", storage=storage).trials) == 1  # a resumed study stays

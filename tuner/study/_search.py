@@ -120,6 +120,7 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     check_training(config)
     for obs in observers:
         obs.check()
+    created = study is None
     if study is None:
         try:
             study, spec, warnings = open_or_create_study(spec, study_name, storage_url, changes=changes,
@@ -151,7 +152,8 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     spec.timeout = timeout  # this process's own limit, never stored
     stop = StopRequest()
     with deferred_signals(stop):  # from the moment the study is stored, a signal waits for a safe point
-        run = _StudyRun(study, storage, storage_url, spec, space, data, config, observers, progress, stop, started)
+        run = _StudyRun(study, storage, storage_url, spec, space, data, config, observers, progress, stop, started,
+                        created)
         return run.execute(refit_best, notices + warnings, batch_trials)
 
 
@@ -198,8 +200,9 @@ class _StudyRun:
 
     def __init__(self, study: Any, storage: Any, storage_url: str, spec: StudySpec, space: SearchSpace, data: Any,
                  config: TrainConfig, observers: Sequence[StudyObserver], progress: Progress | None,
-                 stop: StopRequest, started: float) -> None:
+                 stop: StopRequest, started: float, created: bool = False) -> None:
         self.study, self.spec, self.space, self.data, self.config = study, spec, space, data, config
+        self.created = created  # this process stored the study (a refused start takes it back)
         self.observers, self.progress, self.stop, self.started = observers, progress, stop, started
         self.storage = storage
         self.notes: list[str] = []  # what the summary says about how the search ended
@@ -255,6 +258,16 @@ class _StudyRun:
                               "the same parameters for the next run or worker")
         return self._result(best, outcome, interrupted, warnings + self.objective.warnings + self.notes)
 
+    def _take_back(self) -> None:
+        """Delete the study this process stored, unless another process has put trials in it since."""
+        try:
+            study_id = self.storage.get_study_id_from_name(self.study.study_name)
+            if not self.storage.get_all_trials(study_id, deepcopy=False):
+                self.storage.delete_study(study_id)
+        except Exception as exc:  # noqa: BLE001 - the refusal is what the user needs to see
+            _log.warning("Could not delete the study %r after its start was refused: %s", self.study.study_name,
+                         (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+
     def _deleted(self) -> bool:
         """Whether the study is no longer in its storage (Optuna then raises a bare KeyError, or a
         StorageInternalError from a write that found its row gone)."""
@@ -267,11 +280,20 @@ class _StudyRun:
         return False
 
     def _start(self) -> None:
-        """The observers start (their study attributes stored); the sampler and pruner are set."""
-        for obs in self.observers:
-            for k, v in obs.on_study_start(self.info).items():
-                self.study.set_user_attr(k, v)
-                self.info.user_attrs[k] = v
+        """The observers start (their study attributes stored); the sampler and pruner are set.
+
+        An observer that refuses the start of a study this process has just stored (a deleted MLflow
+        experiment, a name MLflow refuses) takes the study back with it: a refused start stores
+        nothing, and the corrected command works under the same name."""
+        try:
+            for obs in self.observers:
+                for k, v in obs.on_study_start(self.info).items():
+                    self.study.set_user_attr(k, v)
+                    self.info.user_attrs[k] = v
+        except BaseException:
+            if self.created:
+                self._take_back()
+            raise
         spec = self.spec
         self.study.sampler = seeded_sampler(lambda s: make_sampler(spec.sampler, s, self.space), spec.seed)
         self.study.pruner = make_pruner(spec.pruner, self.config.epochs, spec.cv)
