@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner.api._data import DataOptions, read_data
+from tuner.errors import ConfigError
 from tuner.train import Callback, TrainConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -209,6 +210,11 @@ def fit(
 
     pen_over, opt_over = split_params(params or {}, penalty, optimizer)
     check_plugins(penalty, optimizer, pen_over, opt_over)  # names and values fail before the data is read
+    from tuner._registry import optimizers
+
+    if batch_size is not None and optimizers.get(optimizer).full_batch:
+        raise ConfigError(f"The 'batch_size' parameter sizes the steps of mini-batch optimizers; {optimizer} passes over "
+                          "every row at once: leave it out, or choose a mini-batch optimizer.")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, patience=patience, tol=tol,
                          monitor=monitor, schedule=schedule,  # type: ignore[arg-type]
                          class_weight=class_weight, device=device, dtype=dtype, seed=seed)  # type: ignore[arg-type]

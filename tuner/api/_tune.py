@@ -275,8 +275,8 @@ def tune(
         "fmt": fmt, "encoding": encoding, "n_features": n_features, "zero_based": zero_based, "val_size": val_size,
         "test_size": test_size,
         "test_file": None if test_file is None else str(Path(test_file).resolve()), "seed": seed,
-        "penalty": _names(penalty) if penalty is not None else None,
-        "optimizer": _names(optimizer) if optimizer is not None else None,
+        "penalty": _names(penalty, "penalty") if penalty is not None else None,
+        "optimizer": _names(optimizer, "optimizer") if optimizer is not None else None,
         "params": {k: str(v) for k, v in params.items()} if params else None, "metric": metric, "sampler": sampler,
         "pruner": pruner, "cv": cv, "epochs": epochs, "batch_size": batch_size, "patience": patience, "tol": tol,
         "monitor": monitor, "class_weight": class_weight, "device": device, "dtype": dtype}
@@ -291,8 +291,8 @@ def tune(
     if has_data:
         read = read_data(opts)
         spec = StudySpec(
-            data=_data_spec(opts, *read), penalties=_names(penalty) or penalties.names(),
-            optimizers=_names(optimizer) or optimizers.names(),
+            data=_data_spec(opts, *read), penalties=_names(penalty, "penalty") or penalties.names(),
+            optimizers=_names(optimizer, "optimizer") or optimizers.names(),
             params={k: str(v) for k, v in (params or {}).items()}, metric=metric, sampler=sampler, pruner=pruner,
             seed=seed, n_trials=DEFAULT_TRIALS if trials is None else trials, timeout=timeout,
             train={"epochs": epochs, "batch_size": batch_size, "patience": patience, "tol": tol, "monitor": monitor,
@@ -407,13 +407,17 @@ def _check_metric(metric: str) -> None:
         raise ConfigError(f"The 'metric' parameter must be one of {list(METRICS)}; got {metric!r} instead.")
 
 
-def _names(value: str | Sequence[str] | None) -> list[str] | None:
-    """``"a,b"``, ``["a", "b"]`` or None -> a list of names (None when empty)."""
+def _names(value: str | Sequence[str] | None, param: str) -> list[str] | None:
+    """``"a,b"``, ``["a", "b"]`` or None -> a list of distinct names, in the order given (None for
+    None); a value that names no plugin (``","``) is an error, not every plugin."""
     if value is None:
         return None
     items = value.split(",") if isinstance(value, str) else list(value)
-    out = [v.strip() for v in items if v.strip()]
-    return out or None
+    out = list(dict.fromkeys(v.strip() for v in items if v.strip()))
+    if not out:
+        raise ConfigError(f"The '{param}' parameter names no plugin ({value!r}); name one or more, or leave it out to "
+                          "search every installed one.")
+    return out
 
 
 def default_study_name(stem: str) -> str:

@@ -338,6 +338,10 @@ def _tracking_uri(tracking_uri: str | None, no_tracking: bool, storage: str, stu
     """The MLflow store to log to: None with --no-tracking, else the given one, the one the study
     already logs to, or the default one."""
     if no_tracking:
+        from click.core import ParameterSource
+
+        if click.get_current_context().get_parameter_source("tracking_uri") == ParameterSource.COMMANDLINE:
+            raise click.UsageError("--no-tracking and --tracking-uri contradict each other: give one of them.")
         return None
     from tuner.tracking._home import tracking_uri_for
 

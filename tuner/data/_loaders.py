@@ -128,6 +128,9 @@ def load_data(path: str | Path | None = None, *, dataset: str | None = None, tar
                        categorical_columns, header, group_column)
         _check_encoding(encoding)
         _check_encoding_applies("builtin", f"the bundled dataset {dataset!r}", encoding)
+        if fmt != "auto":
+            raise ConfigError(f"A file format (the 'format' parameter, {fmt!r}) does not apply to the bundled dataset "
+                              f"{dataset!r}; leave it out.")
         return read_builtin(dataset)
     assert path is not None  # exactly one of path and dataset is given
     _check_encoding(encoding)

@@ -31,14 +31,20 @@ def default_plugins(spec: StudySpec, data: Dataset, explicit: Collection[str]) -
     """Narrow ``spec``'s plugin lists that are not in ``explicit`` (the spec keys the user gave:
     ``"penalties"``, ``"optimizers"``); returns the notices saying what was left out and why."""
     notices: list[str] = []
+    steps = spec.train.get("batch_size") is not None  # a mini-batch size given: the mini-batch optimizers stay
     if "penalties" not in explicit:
         spec.penalties, dropped = drop_failing_plugins("penalty", spec.penalties)
         notices += dropped
     if "optimizers" not in explicit:
         spec.optimizers, dropped = drop_failing_plugins("optimizer", spec.optimizers)
         notices += dropped
-        notices += exact_solvers_for_small_data(spec, data)
-        notices += hessian_solvers_where_they_fit(spec, data)
+        if not steps:
+            notices += exact_solvers_for_small_data(spec, data)
+        notices += hessian_solvers_where_they_fit(spec, data, keep_mini_batch=steps)
+    if steps and all(optimizers.get(n).full_batch for n in spec.optimizers):
+        raise ConfigError(f"The 'batch_size' parameter sizes the steps of mini-batch optimizers, and the search has "
+                          f"none ({', '.join(spec.optimizers)} pass over every row at once): leave it out, or add a "
+                          "mini-batch optimizer to the 'optimizer' parameter.")
     return notices
 
 
@@ -82,7 +88,7 @@ def exact_solvers_for_small_data(spec: StudySpec, data: Dataset) -> list[str]:
             f"({', '.join(exact)}); give the 'optimizer' parameter to search {', '.join(left_out)} too"]
 
 
-def hessian_solvers_where_they_fit(spec: StudySpec, data: Dataset) -> list[str]:
+def hessian_solvers_where_they_fit(spec: StudySpec, data: Dataset, keep_mini_batch: bool = False) -> list[str]:
     """Choose between the optimizers in ``spec`` that use the Hessian (``uses_hessian``) and the others.
 
     The model fits when it has at most ``HESSIAN_MAX_PARAMS`` parameters a trial and ``rows x
@@ -91,14 +97,17 @@ def hessian_solvers_where_they_fit(spec: StudySpec, data: Dataset) -> list[str]:
     mini-batch optimizer stops near it (a9a, 30 trials: ``benchmarks/RESULTS.md``), so the others
     would only spend the budget on the same or worse models, slower. Otherwise the Hessian solvers
     leave (the trainer would refuse them, or each Hessian would cost more than many first-order
-    passes). Nothing changes when a penalty in play would be left without an optimizer. Returns
-    the notice for the summary."""
+    passes). Nothing changes when a penalty in play would be left without an optimizer, nor, with
+    ``keep_mini_batch`` (the user sized the mini-batches), where the model fits. Returns the
+    notice for the summary."""
     from tuner.train import HESSIAN_MAX_PARAMS, HESSIAN_WORK, n_params
 
     rows, features = (int(v) for v in data.X_train.shape)
     outputs = 1 if data.n_classes == 2 else int(data.n_classes)
     size = n_params(features, outputs)
     fits = size <= HESSIAN_MAX_PARAMS and rows * size * size <= HESSIAN_WORK
+    if fits and keep_mini_batch:
+        return []
     hessian = [n for n in spec.optimizers if getattr(optimizers.get(n), "uses_hessian", False)]
     kept = hessian if fits else [n for n in spec.optimizers if n not in hessian]
     left_out = [n for n in spec.optimizers if n not in kept]
