@@ -252,6 +252,70 @@ def test_a_database_with_a_foreign_studies_table_is_one_line(tmp_path: Path, com
         assert [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["studies"]
 
 
+def test_a_store_locked_past_the_busy_timeout_is_one_line_and_the_study_resumes(tmp_path: Path) -> None:
+    """Another connection holding SQLite's write lock gave six chained tracebacks, and the running
+    trial failed with Optuna's guess, 'invalid data in the commit'."""
+    import sqlite3
+
+    import optuna
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}?timeout=1"  # the busy timeout from the URL: the default waits 30 s
+    assert tuner("tune", "--dataset", "iris", *FAST, "--study", "s", "--storage", url, "--no-tracking",
+                 cwd=tmp_path).returncode == 0
+    holder = sqlite3.connect(db, isolation_level=None, timeout=60)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        line = one_line_error(tuner("tune", "--study", "s", "--storage", url, "--no-tracking", "--trials", "4",
+                                    cwd=tmp_path))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert line.startswith("Error: A database failed: database is locked: another process held a write lock")
+    assert "?timeout=SECONDS" in line
+    resumed = tuner("tune", "--study", "s", "--storage", url, "--no-tracking", "--trials", "4", "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 4
+    assert all("invalid data in the commit" not in str(t.system_attrs.get("fail_reason", "")) for t in trials)
+
+
+def test_a_damaged_or_half_made_study_database_is_one_line_for_every_command(tmp_path: Path) -> None:
+    import sqlite3
+
+    good = tmp_path / "good.db"
+    assert tuner("tune", "--dataset", "iris", *FAST, "--study", "s", "--storage", f"sqlite:///{good}",
+                 "--no-tracking", cwd=tmp_path).returncode == 0
+    damaged, half = tmp_path / "damaged.db", tmp_path / "half.db"
+    for copy in (damaged, half):  # SQLite's backup: the file alone may lack what its WAL holds
+        with sqlite3.connect(good) as src, sqlite3.connect(copy) as dst:
+            src.backup(dst)
+        sqlite3.connect(copy).execute("PRAGMA journal_mode=DELETE").close()
+    with open(damaged, "r+b") as fh:  # past the header: a readable file whose pages are garbage
+        fh.seek(4096)
+        fh.write(b"\xff" * 8192)
+    with sqlite3.connect(half) as con:
+        con.execute("DROP TABLE trial_values")
+    line = one_line_error(tuner("tune", "--dataset", "iris", *FAST, "--study", "s", "--storage",
+                                f"sqlite:///{damaged}", "--no-tracking", cwd=tmp_path))
+    assert "malformed" in line and "restore it from a copy" in line
+    worker = one_line_error(tuner("worker", "--study", "s", "--storage", f"sqlite:///{damaged}", "--no-tracking",
+                                  "--wait", "1", cwd=tmp_path))
+    assert "malformed" in worker and "appeared" not in worker  # not 'no study appeared'
+    for command in (("study", "list"), ("study", "show", "s"), ("study", "export", "s"),
+                    ("study", "delete", "s", "--yes")):
+        line = one_line_error(tuner(*command, "--storage", f"sqlite:///{half}", cwd=tmp_path))
+        assert "no such table: trial_values" in line and "lacks tables that a study database has" in line
+
+
+def test_a_lock_file_that_cannot_be_created_fails_at_once(tmp_path: Path) -> None:
+    """filelock took the failed create for a lock another process held, and waited 10 minutes."""
+    started = time.monotonic()
+    line = one_line_error(tuner("tune", "--dataset", "iris", *FAST, "--storage", "sqlite:////proc/x.db",
+                                "--no-tracking", cwd=tmp_path, timeout=120))
+    assert "Cannot create the lock file /proc/.x.db.lock" in line and time.monotonic() - started < 60
+
+
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """A port that accepts TCP connections and never answers (a hung or firewalled server)."""

@@ -386,12 +386,15 @@ def wait_for_study(storage: str, study_name: str, wait: float) -> None:
     # database that this process then waits on.
     deadline = time.time() + wait
     while True:
+        failed: StorageError | None = None
         try:
             if (path is None or path.is_file()) and study_name in {s.name for s in list_studies(storage)}:
                 return
-        except StorageError:  # created this instant, its tables not yet: look again
-            pass
+        except StorageError as exc:  # created this instant, its tables not yet: look again
+            failed = exc
         if time.time() > deadline:
+            if failed is not None:  # still unreadable at the end (a damaged file): that, not a missing study
+                raise failed
             hint = f" (there is no database file at {path}: is the path right?)" if path and not path.is_file() else ""
             raise MissingStudyError(f"No study named {study_name!r} appeared in {redact(storage)} within {wait:g} s"
                                     f"{hint}", "give data (the 'data' parameter or the 'dataset' parameter) to "

@@ -112,6 +112,13 @@ class TunerGroup(click.Group):
             name = ctx.invoked_subcommand
             command = self.get_command(ctx, name) if name else None
             raise click.ClickException(flags_in(redact(exc), command)) from None
+        except Exception as exc:
+            from tuner.study._storage import database_failure
+
+            reason = database_failure(exc)
+            if reason is None:  # a bug: its traceback is what a report needs
+                raise
+            raise click.ClickException(f"A database failed: {reason}.") from None
 
 
 def check_output(path: str | None) -> None:

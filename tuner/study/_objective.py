@@ -396,7 +396,10 @@ def fail_reason(exc: BaseException) -> str:
         return f"interrupted by {exc}"
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted by SIGINT"
-    return f"{type(exc).__name__}: {exc}"
+    from tuner.study._storage import database_failure
+
+    database = database_failure(exc)  # Optuna's own words for it guess at "invalid data in the commit"
+    return f"database error: {database}" if database is not None else f"{type(exc).__name__}: {exc}"
 
 
 def _raiser(exc: BaseException) -> Callable[[], float]:

@@ -41,6 +41,7 @@ __all__ = [
     "sqlite_writable",
     "table_names",
     "trial_states",
+    "database_failure",
 ]
 
 DEFAULT_STORAGE_FILE = "tuner-studies.db"
@@ -246,12 +247,17 @@ def _importable(module: str) -> bool:
     return True
 
 
+SQLITE_BUSY_TIMEOUT_S = 30
+"""How long a SQLite connection waits for another one's write lock (a URL's ``?timeout=`` overrides it)."""
+
+
 def _connect_args(url: str) -> dict[str, Any]:
-    """A connect timeout for server databases (unless the URL sets one), a busy timeout for SQLite."""
+    """A connect timeout for server databases, a busy timeout for SQLite (30 s), unless the URL sets
+    one (``sqlite:///studies.db?timeout=120``)."""
     parsed = _parse(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return {"timeout": 30}
+        return {} if "timeout" in parsed.query else {"timeout": SQLITE_BUSY_TIMEOUT_S}
     if backend in ("postgresql", "mysql", "mariadb") and "connect_timeout" not in parsed.query:
         return {"connect_timeout": CONNECT_TIMEOUT_S}
     return {}
@@ -333,6 +339,12 @@ def _sqlite_lock(path: Path, what: str, error: type[TunerError]) -> Iterator[Non
     except OSError as exc:
         raise error(f"Cannot create the folder of the {what} {path}: {exc}.") from None
     lock = FileLock(str(path.parent / f".{path.name}.lock"))
+    try:  # filelock waits out a lock file it cannot create as one another process holds
+        with open(lock.lock_file, "a"):
+            pass
+    except OSError as exc:
+        raise error(f"Cannot create the lock file {lock.lock_file} beside the {what} {path}: "
+                    f"{exc.strerror or exc}; give a --storage path in a folder this user can write.") from None
     try:
         lock.acquire(timeout=600)
     except Timeout:
@@ -391,6 +403,38 @@ def _sqlalchemy_error(exc: BaseException) -> BaseException:
     while getattr(exc, "orig", None) is None and exc.__cause__ is not None:
         exc = exc.__cause__
     return exc
+
+
+_DATABASE_HINTS = (
+    ("database is locked", "another process held a write lock on the SQLite file longer than the busy timeout "
+                           "(a long transaction, a database browser, a copy in progress); when it is done, run the "
+                           "command again (a study resumes where it stopped), or wait longer with ?timeout=SECONDS "
+                           "on the URL (default 30)"),
+    ("malformed", "the SQLite file is damaged; restore it from a copy, or give another --storage"),
+    ("file is not a database", "the file is not an SQLite database; check --storage"),
+    ("no such table", "the database lacks tables that a study database has (half-created, or made by another "
+                      "program); give another --storage"),
+    ("no such column", "the database's tables are not a study database's; give another --storage"),
+)
+
+
+def database_failure(exc: BaseException) -> str | None:
+    """One line for ``exc`` when it is, or wraps, an error of the database itself (a lock held too
+    long, a damaged file, missing tables): the driver's words and what to do; None for any other
+    error (Optuna wraps SQLAlchemy's errors, which wrap the driver's)."""
+    import sqlite3
+
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        inner = getattr(e, "orig", None)
+        if isinstance(inner, BaseException) or isinstance(e, sqlite3.Error):
+            text = _first_line(e)
+            hint = next((h for key, h in _DATABASE_HINTS if key in text.lower()), None)
+            return f"{text}: {hint}" if hint else text
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _first_line(exc: Any, *urls: str) -> str:
