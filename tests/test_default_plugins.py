@@ -87,3 +87,15 @@ def test_the_cli_names_its_flags_in_the_notices_of_json_output_too(tmp_path: Pat
     warnings = json.loads(res.stdout)["warnings"]
     assert any("exact full-batch solvers" in w and "give --optimizer to search" in w for w in warnings), warnings
     assert not any("' parameter" in w for w in warnings), warnings
+
+
+def test_a_param_of_a_plugin_the_default_search_left_out_says_why() -> None:
+    """'no plugin in play declares it' only: the user had excluded no optimizer."""
+    import tuner
+    from tuner.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"no plugin in play declares it\. .*For this data, the training data is "
+                                          r"small .*give the 'optimizer' parameter to search adam"):
+        tuner.tune(dataset="iris", trials=1, params={"optimizer.lr": 0.1})
+    named = tuner.tune(dataset="iris", trials=1, optimizer="sgd", params={"optimizer.lr": 0.1}, epochs=2)
+    assert named.trials[0].public_params["optimizer.lr"] == 0.1  # with the optimizer named, the --param applies

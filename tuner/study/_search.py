@@ -113,9 +113,17 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     check_data(spec, data)
     chosen = changes if changes is not None else chosen_plugins
     notices: list[str] = []
+    narrowed: list[str] = []
     if study is None and chosen is not None:  # a new study: what the user left open, narrowed for the data
-        notices = default_plugins(spec, data, chosen) + strength_ceiling(spec, data)
-    space = build_space(spec)
+        narrowed = default_plugins(spec, data, chosen)
+        notices = narrowed + strength_ceiling(spec, data)
+    try:
+        space = build_space(spec)
+    except ConfigError as exc:
+        if not narrowed:
+            raise
+        # a --param for a plugin that the default search left out for this data: say why it is not in play
+        raise ConfigError(f"{exc} For this data, {'; '.join(narrowed)}.") from None
     config = train_config(spec)
     check_training(config)
     for obs in observers:
