@@ -540,7 +540,7 @@ def test_bad_options_raise_config_errors(tmp_path: Path) -> None:
     raw = load_data(dataset="iris")
     with pytest.raises(ConfigError, match="val_size"):
         prepare(raw, val_size=1.2)
-    with pytest.raises(ConfigError, match="leave some rows"):
+    with pytest.raises(ConfigError, match="leave no rows for training"):
         prepare(raw, val_size=0.5, test_size=0.5)
 
 

@@ -1,5 +1,5 @@
-"""Options that were accepted and did nothing (found by a review of the study commands): each is
-now refused in one line, or takes effect."""
+"""Options that were accepted and did nothing, and runs that ended without a word (found by a review of the
+study commands): each is now refused in one line, takes effect, or is said."""
 
 from __future__ import annotations
 
@@ -59,3 +59,33 @@ def test_a_batch_size_keeps_the_mini_batch_optimizers_or_is_refused(tmp_path: Pa
 
     assert {"sgd", "adam"} <= set(searched("sized", batch_size=8))
     assert searched("default") == ["newton"]  # small data: the exact solvers that use the Hessian
+
+
+def test_a_run_cut_short_by_its_timeout_says_so(tmp_path: Path) -> None:
+    """It stopped at 2 of 20 trials with exit code 0 and not a word."""
+    result = tuner.tune(dataset="breast_cancer", trials=500, timeout=1.0, penalty="l2", optimizer="newton")
+    done = result.n_complete + result.n_pruned
+    assert 0 < done < 500
+    assert f"the timeout (1 s) ended this run with {done} of the budget's 500 trials done" in " ".join(result.warnings)
+    full = tuner.tune(dataset="iris", trials=2, timeout=600.0, penalty="l2", optimizer="newton")
+    assert not any("timeout" in w for w in full.warnings)
+
+
+def test_a_blank_study_name_and_a_folder_for_a_store_are_refused(tmp_path: Path) -> None:
+    from tuner.errors import StorageError
+
+    with pytest.raises(ConfigError, match="The 'study_name' parameter is blank"):
+        tuner.tune(dataset="iris", trials=1, study_name=" ")
+    for url in (f"sqlite:///{tmp_path / 'new'}/", f"sqlite:///{tmp_path}"):
+        with pytest.raises(StorageError, match="names a folder"):
+            tuner.tune(dataset="iris", trials=1, storage=url)
+    assert not (tmp_path / "new").exists()
+
+
+def test_messages_name_the_flags_of_the_command_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    split = runner.invoke(cli, ["train", "--dataset", "iris", "--test-size", "0.9"])
+    assert split.exit_code == 1 and "--val-size (0.2) and --test-size (0.9) leave no rows for training" in split.output
+    same = runner.invoke(cli, ["tune", "--dataset", "iris", "--trials", "1", "--storage",
+                               f"sqlite:///{tmp_path / 'x.db'}", "--tracking-uri", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert same.exit_code == 1 and "change --storage or --tracking-uri" in same.output, same.output

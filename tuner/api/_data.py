@@ -64,7 +64,7 @@ class DataOptions:
                               "named by the 'target' parameter.")
         if self.header is not None and not self.is_path:
             raise ConfigError("The 'header' parameter says whether a CSV/TSV file names its columns; give it with a "
-                              "file's path as 'data'.")
+                              "file's path as the 'data' parameter.")
         if self.test_file is not None and not (self.is_path or self.dataset is not None):
             raise ConfigError("The 'test_file' parameter goes with data read from a file or a bundled data set.")
 

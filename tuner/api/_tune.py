@@ -281,6 +281,9 @@ def tune(
         "pruner": pruner, "cv": cv, "epochs": epochs, "batch_size": batch_size, "patience": patience, "tol": tol,
         "monitor": monitor, "class_weight": class_weight, "device": device, "dtype": dtype}
     _check_metric(metric)
+    if study_name is not None and not study_name.strip():
+        raise ConfigError("The 'study_name' parameter is blank: give the study a name, or leave it out for a "
+                          "made-up one.")
     has_data = data is not None or dataset is not None
     if not has_data and study_name is None:
         raise ConfigError("Give data (the 'data' or 'dataset' parameter) to start a study, or 'study_name' to "
@@ -471,8 +474,8 @@ def _tracking(storage_url: str, tracking_uri: str | None, study_name: str) -> li
     from tuner.tracking._home import check_same_store, study_tracking_uri
 
     if same_database(tracking_uri, storage_url):
-        raise ConfigError("The study database and the MLflow store must be different databases; change the "
-                          "'storage' or the 'tracking_uri' parameter.")
+        raise ConfigError("The study database and the MLflow store must be different databases; change "
+                          "the 'storage' parameter or the 'tracking_uri' parameter.")
     check_same_store(study_tracking_uri(storage_url, study_name), tracking_uri, study_name)
     return [_Recorder(MlflowObserver(tracking_uri))]
 

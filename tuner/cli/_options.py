@@ -112,6 +112,8 @@ class TunerGroup(click.Group):
             name = ctx.invoked_subcommand
             command = self.get_command(ctx, name) if name else None
             raise click.ClickException(flags_in(redact(exc), command)) from None
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except Exception as exc:
             from tuner.study._storage import database_failure
 

@@ -132,7 +132,8 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
     if test_raw is not None:
         test_size = 0.0
     if val_size + test_size >= 1:
-        raise ConfigError("val_size + test_size must leave some rows for training.")
+        raise ConfigError(f"The 'val_size' parameter ({val_size}) and the 'test_size' parameter ({test_size}) leave "
+                          f"no rows for training (they add up to {val_size + test_size:g}): lower them.")
     if raw.released:
         raise DataError(f"The rows of {raw.source} were split once already, and their matrix released so that it is "
                         "not held twice; read the data again (tuner.data.load_data) to split it again.")

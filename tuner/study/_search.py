@@ -260,6 +260,12 @@ class _StudyRun:
         if not ended:
             self._stopped("KILLED" if interrupted else "FINISHED",
                           f"interrupted by {interrupted}" if interrupted else None)
+        done = self.budget.done()
+        if not interrupted and self.mine and self.budget.timed_out() and self.spec.n_trials is not None \
+                and done < self.spec.n_trials:
+            self.notes.append(f"the timeout ({self.spec.timeout:g} s) ended this run with {done} of the budget's "
+                              f"{self.spec.n_trials} trials done; resuming the study (the same command, or a worker) "
+                              "runs the rest")
         if self.objective.not_started:
             self.notes.append(f"the timeout ran out before {self.objective.not_started} asked trial(s) could start: "
                               "they are failed as given up and not counted against the budget, and queued again with "

@@ -433,7 +433,7 @@ def database_failure(exc: BaseException) -> str | None:
             text = _first_line(e)
             hint = next((h for key, h in _DATABASE_HINTS if key in text.lower()), None)
             return f"{text}: {hint}" if hint else text
-        e = e.__cause__ or e.__context__
+        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)  # `from None`: handled already
     return None
 
 
@@ -491,6 +491,9 @@ def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> 
     kwargs: dict[str, Any] = _heartbeat() if heartbeat else {}
     path = sqlite_path(url)
     where = str(path) if path is not None else redact(url)
+    if path is not None and (str(_parse(url).database).endswith(("/", "\\")) or path.is_dir()):
+        raise StorageError(f"The study database URL {redact(url)} names a folder, {path}; name a database file in it "
+                           f"(sqlite:///{path / DEFAULT_STORAGE_FILE}).")
 
     def create() -> Any:
         with warnings.catch_warnings():
