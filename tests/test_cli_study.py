@@ -392,3 +392,16 @@ def test_tune_default_study_name_and_storage(tmp_path: Path, monkeypatch: pytest
     s = json.loads(res.stdout)
     assert s["study"].startswith("iris-") and (tmp_path / "tuner-studies.db").is_file()
     assert "tuner-studies.db" in s["storage"]
+
+
+def test_study_best_without_a_completed_trial_counts_what_the_study_holds(tmp_path: Path) -> None:
+    """It said 'no completed trial yet' of a study whose every trial was pruned."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    study = optuna.create_study(study_name="pr", storage=url)
+    for state in ("PRUNED", "PRUNED", "FAIL"):
+        study.tell(study.ask(), state=optuna.trial.TrialState[state])
+    result = CliRunner().invoke(cli, ["study", "best", "pr", "--storage", url])
+    assert result.exit_code == 1
+    assert "no completed trial yet (2 pruned, 1 failed); `tuner study show pr` gives the reasons" in result.output

@@ -169,10 +169,14 @@ def study_best(name: str, storage: str | None, as_json: bool) -> None:
     from tuner.study import best_record, study_record
 
     best = best_record(storage, name)
+    record = study_record(storage, name)
     if best is None:
-        raise ConfigError(f"Study {name!r} has no completed trial yet.")
+        held = ", ".join(f"{record.counts[k]} {word}" for k, word in (("pruned", "pruned"), ("fail", "failed"),
+                                                                     ("running", "running")) if record.counts.get(k))
+        raise ConfigError(f"Study {name!r} has no completed trial yet ({held or 'no trials'}); `tuner study show "
+                          f"{name}` gives the reasons.")
     row: dict[str, Any] = best.to_dict()
-    row["test_metrics"] = study_record(storage, name).user_attrs.get("best_test_metrics")
+    row["test_metrics"] = record.user_attrs.get("best_test_metrics")
     if as_json:
         echo_json(row)
         return
