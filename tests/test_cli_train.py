@@ -238,7 +238,7 @@ CLI_ERRORS = {
     "negative strength": (["--param", "penalty.strength=-1"], ["'penalty.strength'", "got -1"]),
     "unknown hyperparameter": (["--param", "optimizer.momentum=0.5"], ["no hyperparameter 'momentum'", "optimizer.lr"]),
     "incompatible pair": (["--penalty", "l1", "--optimizer", "smooth_only"], ["'l1'", "'smooth_only'", "fista"]),
-    "bad split": (["--val-size", "0.6", "--test-size", "0.5"], ["leave some rows"]),
+    "bad split": (["--val-size", "0.6", "--test-size", "0.5"], ["--val-size (0.6) and --test-size (0.5) leave no rows for training"]),
 }
 
 
