@@ -118,7 +118,7 @@ def select_columns(rows: Any, model: Any) -> Any:
     """
     import pandas as pd
 
-    from tuner.data._loaders import LABELS_DROPPED
+    from tuner.data._features import LABELS_DROPPED
 
     if not isinstance(rows, pd.DataFrame):
         return rows

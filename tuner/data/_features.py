@@ -230,6 +230,8 @@ BY_POSITION = "tuner_by_position"
 """The ``DataFrame.attrs`` key of rows read without a header: their columns are positions, never names."""
 LINE_OF = "tuner_line_of"
 """The ``DataFrame.attrs`` key of rows read from a CSV/TSV file: row -> file line, for messages."""
+LABELS_DROPPED = "tuner_labels_dropped"
+"""The ``DataFrame.attrs`` key of texts read from ``'<label> <text>'`` lines: the labels left out."""
 
 
 def _is_headerless(frame: pd.DataFrame, expected: Sequence[str] | None = None) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from tuner.data._compression import READ_ERRORS, cannot_read, data_suffix
-from tuner.data._features import BY_POSITION, LINE_OF, FeaturePipeline
+from tuner.data._features import BY_POSITION, LABELS_DROPPED, LINE_OF, FeaturePipeline
 from tuner.data._formats import FORMAT_CHOICES, FORMATS, TABLE_FORMATS, sniff
 from tuner.data._readers import (
     BUILTIN_DATASETS,
@@ -25,6 +25,7 @@ from tuner.data._readers import (
     base_name,
     fingerprint,
     first_row,
+    is_number,
     read_builtin,
     read_table_frame,
     read_text,
@@ -34,12 +35,9 @@ from tuner.data._split import HEAD_ROWS, KEEP_RAW_BYTES, Dataset, encode_labels,
 from tuner.errors import ConfigError, DataError
 
 __all__ = ["RawData", "Dataset", "load_data", "load_test_file", "load_rows", "prepare", "encode_labels", "BUILTIN_DATASETS",
-           "LABELS_DROPPED",
            "DATA_ROOT_ENV", "portable_path", "locate", "file_fingerprint", "HEAD_ROWS", "KEEP_RAW_BYTES"]
 
 DATA_ROOT_ENV = "TUNER_DATA_ROOT"
-LABELS_DROPPED = "tuner_labels_dropped"
-"""The ``DataFrame.attrs`` key of texts read from ``'<label> <text>'`` lines: the labels left out."""
 
 
 def file_fingerprint(path: str | Path, *, fmt: str = "auto", target: str | None = None,
@@ -398,7 +396,7 @@ def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> 
                             f"the model's column {what}, or a row of data? Say which: --header or --no-header "
                             "(header=True or False).")
         if pipeline.headerless:
-            if cells and pipeline.numeric_columns and not any(_is_number(c) for c in cells):
+            if cells and pipeline.numeric_columns and not any(is_number(c) for c in cells):
                 # no cell a number where the model reads numbers: no row of data, most likely a header
                 raise DataError(f"The first line of {p} reads {', '.join(cells[:4])}{', ...' if len(cells) > 4 else ''}"
                                 ", like a header; this model was trained on rows without one and reads its columns "
@@ -406,7 +404,7 @@ def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> 
             return False
     if not first or {c.strip() for c in first} & set(pipeline.input_columns) or _numbered(first):
         return True
-    if not all(_is_number(c) for c in first if c.strip()) or not any(c.strip() for c in first):
+    if not all(is_number(c) for c in first if c.strip()) or not any(c.strip() for c in first):
         return True  # an empty cell among numbers is a missing value in a row of data, not a nameless column
     if len(first) >= 3 and [c.strip() for c in first] == [str(i) for i in range(1, len(first) + 1)]:
         # columns numbered from 1, or a row of data? Either reading loses or adds a row unseen
@@ -414,14 +412,6 @@ def _has_header(p: Path, fmt: str, encoding: str, pipeline: FeaturePipeline) -> 
                         f"Give the file a header of the training columns ({', '.join(pipeline.input_columns[:3])}, "
                         "...), or pandas' 0, 1, ..., n-1.")
     return False
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def _numbered(names: Any) -> bool:

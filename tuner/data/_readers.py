@@ -27,7 +27,7 @@ from tuner.errors import ConfigError, DataError
 
 __all__ = ["RawData", "ReadOptions", "BUILTIN_DATASETS", "read_builtin", "read_table", "read_npz", "read_svmlight",
            "read_classfiles", "read_labeltext", "fingerprint", "read_text", "text_lines", "read_table_frame", "first_row",
-           "csv_dialect", "take_group_column"]
+           "csv_dialect", "take_group_column", "is_number"]
 
 BUILTIN_DATASETS = ("breast_cancer", "digits", "wine", "iris")
 TEXT = "text"
@@ -294,7 +294,7 @@ def _check_column_names(names: list[str], source: str) -> None:
     """Every column needs its own, non-empty name (pandas would silently rename ``x`` to ``x.1``)."""
     dups = sorted({n for n in names if names.count(n) > 1})
     if dups:
-        numbers = [n for n in dups if _is_number(n)]
+        numbers = [n for n in dups if is_number(n)]
         hint = (f" Names such as {numbers[0]!r} look like data: if the file has no header line, add one naming the "
                 "columns, or say that it has none (--no-header; header=False in Python)." if numbers else "")
         raise DataError(f"{source} names the column(s) {dups} more than once; give every column its own name.{hint}")
@@ -304,7 +304,8 @@ def _check_column_names(names: list[str], source: str) -> None:
                         "name it or remove it.")
 
 
-def _is_number(cell: str) -> bool:
+def is_number(cell: str) -> bool:
+    """Whether a cell's text reads as a number (``float`` takes it: ``nan`` and ``inf`` too)."""
     try:
         float(cell)
     except ValueError:
