@@ -158,6 +158,26 @@ def test_class_weight_and_sample_weight_as_sklearn(breast_cancer: tuple[np.ndarr
     assert np.abs(unweighted.coef_ - ours.coef_).max() > 1e-3  # the weights did something
 
 
+def test_strength_with_weights_is_tuner_fits_objective(breast_cancer: tuple[np.ndarray, np.ndarray]) -> None:
+    """``strength`` means what it means in :func:`tuner.fit`, whatever the weights' scale: the
+    objective is ``(1/n) * sum_i s_i * loss_i + strength * penalty`` (weights of 3 everywhere are
+    the unweighted fit at a third of the strength), and ``objective_`` is that objective."""
+    X, y = breast_cancer
+    rng = np.random.default_rng(1)
+    sw = rng.uniform(1.0, 5.0, size=len(y))
+    for extra in ({}, {"class_weight": {0: 1.0, 1: 4.0}}):
+        ours = tuner.LogisticRegression(strength=0.01, tol=1e-10, **extra).fit(X, y, sample_weight=sw)
+        ref = tuner.fit(X, y, params={"penalty.strength": 0.01}, sample_weight=sw, val_size=0, test_size=0,
+                        tol=1e-10, dtype="float64", **extra)
+        np.testing.assert_allclose(ours.predict_proba(X), ref.model.predict_proba(X), atol=1e-5)
+        assert ours.penalty_params_ == {"strength": 0.01}
+        assert ours.objective_ == pytest.approx(ref.history[-1]["train_loss"], rel=1e-6)
+    threes = tuner.LogisticRegression(strength=0.03, tol=1e-10).fit(X, y, sample_weight=np.full(len(y), 3.0))
+    plain = tuner.LogisticRegression(strength=0.01, tol=1e-10).fit(X, y)
+    np.testing.assert_allclose(threes.coef_, plain.coef_, atol=1e-5)
+    assert threes.objective_ == pytest.approx(3 * plain.objective_, rel=1e-6)
+
+
 def test_strength_and_params_set_the_plugins_hyperparameters(breast_cancer: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = breast_cancer
     by_c = tuner.LogisticRegression(C=2.0).fit(X, y)

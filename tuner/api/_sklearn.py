@@ -62,9 +62,9 @@ class LinearProbaMixin(LinearClassifierMixin):
 class LogisticRegression(LinearProbaMixin, BaseEstimator):
     """Logistic regression trained by logreg-tuner's PyTorch trainer, as a scikit-learn classifier.
 
-    Minimises ``(1 / S) * sum_i s_i * loss_i + penalty(W)`` (``s_i`` the sample weights times
-    the class weights, ``S`` their sum) with a binary (sigmoid) or multinomial (softmax) log
-    loss. The penalty and the optimizer are plugins, named by their registered names; the
+    Minimises ``(1 / n) * sum_i s_i * loss_i + penalty(W)`` (``n`` rows, ``s_i`` the sample
+    weights times the class weights), the objective of :func:`tuner.fit`, with a binary
+    (sigmoid) or multinomial (softmax) log loss. The penalty and the optimizer are plugins, named by their registered names; the
     intercept is never penalized and always fitted.
 
     Parameters
@@ -78,8 +78,8 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         penalties only; ``"fista"`` or a stochastic optimizer takes ``"l1"``).
     C : float, default=1.0
         Inverse regularisation strength, as in :class:`sklearn.linear_model.LogisticRegression`:
-        the penalty's ``strength`` hyperparameter is set to ``1 / (C * S)``, so both estimators
-        minimise the same objective. Ignored when ``strength`` is given, when ``params`` sets
+        the penalty's ``strength`` hyperparameter is set to ``1 / (C * n)``, so both estimators
+        minimise the same objective, with or without weights. Ignored when ``strength`` is given, when ``params`` sets
         ``"penalty.strength"``, or when the penalty has no ``strength`` (``"none"``).
     strength : float, default=None
         The penalty's ``strength`` directly (logreg-tuner's convention, as in ``tuner train``
@@ -241,11 +241,15 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         if np.count_nonzero(np.bincount(y_idx, weights=sw, minlength=len(classes)) > 0) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes with a positive sample "
                              "weight; every positive weight is on one class.")
-        total = float(sw.sum())
-        pen, opt, pp, op = self._plugins(total)
-        config, weights = self._config(), sw * (len(sw) / total)
+        pen, opt, pp, op = self._plugins(len(sw))
+        # Trained on the weights rescaled to mean 1 (the step sizes of the mini-batch optimizers do
+        # not depend on the weights' scale) with the strength scaled to match: the same optimum
+        # as tuner.fit's objective, (1/n) * sum_i s_i * loss_i + strength * penalty(W).
+        scale = len(sw) / float(sw.sum())
+        config, weights = self._config(), sw * scale
+        pp_fit = dict(pp, strength=pp["strength"] * scale) if "strength" in pp else pp
         X_fit, shift = _centred(X, weights)
-        result = train(X_fit, y_idx, len(classes), pen, pp, opt, op, config, sample_weight=weights,
+        result = train(X_fit, y_idx, len(classes), pen, pp_fit, opt, op, config, sample_weight=weights,
                        classes=list(classes))
         self.classes_ = classes
         self.coef_ = np.ascontiguousarray(result.weight.T)
@@ -253,7 +257,7 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         self.intercept_ = result.intercept - (shift @ result.weight if shift is not None else 0.0)
         self.n_iter_ = np.array([result.epochs_run], dtype=np.int32)
         self.penalty_params_, self.optimizer_params_ = pp, op
-        self.objective_ = float(result.objective)
+        self.objective_ = float(result.objective) / scale
         self.stop_reason_ = result.stop_reason
         if result.stop_reason == "max_epochs":
             warnings.warn(f"{type(self).__name__} stopped after max_epochs={result.epochs_run} epochs before its "
@@ -302,8 +306,9 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         if self.device is not None and not isinstance(self.device, str):
             raise bad("device", "a str ('cpu', 'cuda', 'cuda:N', 'auto') or None", self.device)
 
-    def _plugins(self, total_weight: float) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
-        """The penalty and optimizer plugins and their resolved hyperparameters."""
+    def _plugins(self, n_rows: int) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+        """The penalty and optimizer plugins and their resolved hyperparameters (``C`` read as
+        the strength ``1 / (C * n_rows)``)."""
         from tuner._registry import optimizers, penalties
         from tuner.study import resolve_pair, resolve_params, split_params
 
@@ -323,7 +328,7 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
                                                 "'params'; give it once.")
                 over[key] = value
             if "strength" in pen.search_space and "strength" not in pen_over:
-                pen_over["strength"] = 1.0 / (self.C * total_weight)
+                pen_over["strength"] = 1.0 / (self.C * n_rows)
             return pen, opt, resolve_params(pen, pen_over, "penalty"), resolve_params(opt, opt_over, "optimizer")
         except ConfigError as exc:
             if isinstance(exc, ValueError):
