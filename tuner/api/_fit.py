@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuner._numbers import python_numbers
 from tuner.api._data import DataOptions, read_data
 from tuner.errors import ConfigError
 from tuner.train import Callback, TrainConfig
@@ -100,6 +101,7 @@ class FitReport:
         return out
 
 
+@python_numbers
 def fit(
     data: Any = None,
     y: Any = None,

@@ -103,7 +103,8 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
     patience : int, default=None
         See ``tol``. None: :class:`tuner.TrainConfig`'s default.
     batch_size : int, default=None
-        Rows per step of a mini-batch optimizer; None: scaled with the data.
+        Rows per step of a mini-batch optimizer (refused with a full-batch one: it would be
+        ignored); None: scaled with the data.
     dtype : {"float64", "float32"}, default="float64"
         Precision of training. float64 reaches scikit-learn's optimum to many digits;
         float32 is faster on a GPU.
@@ -299,6 +300,8 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
             value = getattr(self, param)
             if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1):
                 raise bad(param, "an int in the range [1, inf) or None", value)
+        if self.class_weight is not None and self.class_weight != "balanced" and not isinstance(self.class_weight, Mapping):
+            raise bad("class_weight", "'balanced', a dict of class -> weight, or None", self.class_weight)
         if self.params is not None and not isinstance(self.params, Mapping):
             raise bad("params", "a dict of hyperparameter names ('optimizer.lr') -> values, or None", self.params)
         if self.dtype not in DTYPES:
@@ -327,6 +330,10 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
                     raise InvalidParameterError(f"{name} got {group}.{key} twice: as the '{key}' parameter and in "
                                                 "'params'; give it once.")
                 over[key] = value
+            if self.batch_size is not None and opt.full_batch:
+                raise InvalidParameterError(f"The 'batch_size' parameter of {name} sizes the steps of mini-batch "
+                                            f"optimizers; {self.optimizer} reads every row at once: leave it None, "
+                                            "or choose a mini-batch optimizer ('sgd', 'adam', ...).")
             if "strength" in pen.search_space and "strength" not in pen_over:
                 pen_over["strength"] = 1.0 / (self.C * n_rows)
             return pen, opt, resolve_params(pen, pen_over, "penalty"), resolve_params(opt, opt_over, "optimizer")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuner._numbers import python_numbers
 from tuner.api._data import DataOptions, read_data
 from tuner.api._fit import _DEFAULT
 from tuner.errors import ConfigError
@@ -148,6 +149,7 @@ class _Recorder(StudyObserver):
         return out
 
 
+@python_numbers
 def tune(
     data: Any = None,
     y: Any = None,

@@ -9,6 +9,7 @@ standardisation, so ``coef_`` and ``intercept_`` apply to the features as given.
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
+from tuner._numbers import is_count
 from tuner.api._sklearn import LinearProbaMixin, check_plugin_names, check_spaced_labels, seed_of
 from tuner.errors import ConfigError, InvalidParameterError, TunerError
 
@@ -193,6 +195,9 @@ class TunedLogisticRegression(LinearProbaMixin, BaseEstimator):
         if len(classes) < 2:  # as tuner.LogisticRegression: a ValueError, which scikit-learn expects
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data; "
                              f"got one class only ({classes[0]!r}).")
+        if self.trials is not None and (not is_count(self.trials) or self.trials < 1):
+            raise InvalidParameterError(f"The 'trials' parameter of {type(self).__name__} must be an int in the range "
+                                        f"[1, inf) or None; got {self.trials!r} instead.")
         seed = seed_of(self.random_state)
         training: dict[str, Any] = {
             "epochs": self.max_epochs, "tol": self.tol, "patience": self.patience, "batch_size": self.batch_size,
@@ -211,7 +216,7 @@ class TunedLogisticRegression(LinearProbaMixin, BaseEstimator):
         except ConfigError as exc:
             if isinstance(exc, ValueError):
                 raise
-            raise InvalidParameterError(f"{type(self).__name__}: {exc}") from exc
+            raise InvalidParameterError(f"{type(self).__name__}: {_own_names(str(exc))}") from exc
         for notice in result.warnings:
             warnings.warn(notice, UserWarning, stacklevel=2)
         if result.model is None:
@@ -227,6 +232,17 @@ class TunedLogisticRegression(LinearProbaMixin, BaseEstimator):
         self.coef_, self.intercept_ = coef, intercept
         self.n_iter_ = np.array([result.outcome.result.epochs_run if result.outcome else 0], dtype=np.int32)
         return self
+
+
+# tune's parameters that this estimator names otherwise (scikit-learn's names)
+_OWN_NAMES = {"val_size": "validation_fraction", "test_size": "test_fraction", "epochs": "max_epochs",
+              "seed": "random_state"}
+
+
+def _own_names(message: str) -> str:
+    """tune's message about its parameters, naming this estimator's parameters instead."""
+    message = message.replace(" parameter of tune ", " parameter ")
+    return re.sub(r"'(\w+)' parameter", lambda m: f"'{_OWN_NAMES.get(m.group(1), m.group(1))}' parameter", message)
 
 
 def input_space_weights(model: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
+from tuner._numbers import is_count
 from tuner.errors import ConfigError, StorageError, TunerError
 from tuner.study._configure import TrainOutcome, train_one
 from tuner.study._default_plugins import default_plugins
@@ -50,7 +51,7 @@ from tuner.study._signals import Interrupted, StopCallback, StopRequest, deferre
 from tuner.study._spec import StudySpec
 from tuner.study._storage import open_storage, require_database
 from tuner.study._study_data import check_data, check_training, load_dataset_for, train_config
-from tuner.study._trial_batches import Pending, batch_size_for
+from tuner.study._trial_batches import Pending, batch_size_for, check_batch_trials
 from tuner.study._variant import VARIANT, split_variant
 from tuner.train import METRICS, TrainConfig, work_size
 
@@ -94,6 +95,7 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported in one line each, below
     started = time.time()
     _check_budget(n_trials, timeout)
+    check_batch_trials(batch_trials)
     asked = spec
     if resume_only or spec is None:  # nothing to create: a mistyped path must not become an empty database
         require_database(storage_url)
@@ -187,7 +189,7 @@ def _with_stored_budget(study: Any, spec: StudySpec, n_trials: int | None, now: 
 
 
 def _check_budget(n_trials: int | None, timeout: float | None) -> None:
-    if n_trials is not None and (not isinstance(n_trials, int) or n_trials < 0):
+    if n_trials is not None and (not is_count(n_trials) or n_trials < 0):
         raise ConfigError(f"The 'trials' parameter of tune must be an integer >= 0; got {n_trials!r} instead.")
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"The 'timeout' parameter of tune must be a number of seconds > 0; got {timeout!r} instead.")

@@ -18,14 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from tuner._numbers import is_count
 from tuner._registry import optimizers, penalties
-from tuner.errors import TrainingDivergedError
+from tuner.errors import ConfigError, TrainingDivergedError
 from tuner.study._configure import MAX_OPTIMALITY_GAP, TrainOutcome, train_many
 from tuner.study._observer import StudyInfo, StudyObserver, TrialInfo
 from tuner.study._variant import split_variant
 from tuner.train import Callback, TrainConfig, batchable
 
-__all__ = ["Pending", "TrialBatches", "AUTO_BATCH_TRIALS", "batch_size_for"]
+__all__ = ["Pending", "TrialBatches", "AUTO_BATCH_TRIALS", "batch_size_for", "check_batch_trials"]
 
 AUTO_BATCH_TRIALS = 32
 """``--batch-trials auto``: trials asked at once (then grouped by optimizer). Large enough that
@@ -70,6 +71,14 @@ def paying_group_size(X: Any, n_weights: int, opt: Any, config: TrainConfig) -> 
     shared = STEP_OVERHEAD_VALUES + work_size(X) * rows_per_step(n, opt, config) / n
     own = n_weights * max(1, int(getattr(opt, "batch_state_floats", 8)))
     return max(1, int(2 * shared / max(own, 1)))
+
+
+def check_batch_trials(requested: Any) -> None:
+    """Refuse a ``batch_trials`` that is not an integer >= 1, ``"auto"`` or None."""
+    if requested is None or requested == "auto" or (is_count(requested) and requested >= 1):
+        return
+    raise ConfigError(f"The 'batch_trials' parameter must be an integer >= 1, 'auto' or None (one trial at a time); "
+                      f"got {requested!r} instead.")
 
 
 def batch_size_for(requested: int | str | None, room: int | None, work: int = AUTO_MIN_WORK) -> int:

@@ -7,10 +7,12 @@ The CLI, the public API and the study read their defaults from here (``TrainConf
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tuner._numbers import is_count, plain
 from tuner.errors import ConfigError
 
 __all__ = ["TrainConfig"]
@@ -64,16 +66,19 @@ class TrainConfig:
         return dataclasses.replace(self, dtype="float64", tol=1e-8, patience=2, epochs=200, monitor="objective")
 
     def check(self) -> None:
-        """Raise :class:`ConfigError`, naming the parameter, for a value out of its range."""
-        if not isinstance(self.epochs, int) or self.epochs < 1:
+        """Raise :class:`ConfigError`, naming the parameter, for a value out of its range (NumPy
+        numbers are taken, and stored as the Python numbers they hold)."""
+        for name in ("epochs", "batch_size", "patience", "tol", "seed"):
+            setattr(self, name, plain(getattr(self, name)))
+        if not is_count(self.epochs) or self.epochs < 1:
             raise ConfigError(f"The 'epochs' parameter must be an integer >= 1; got {self.epochs!r} instead.")
-        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+        if self.batch_size is not None and (not is_count(self.batch_size) or self.batch_size < 1):
             raise ConfigError(f"The 'batch_size' parameter must be an integer >= 1 (or None: scaled with the data); "
                               f"got {self.batch_size!r} instead.")
-        if not isinstance(self.patience, int) or self.patience < 1:
+        if not is_count(self.patience) or self.patience < 1:
             raise ConfigError(f"The 'patience' parameter must be an integer >= 1; got {self.patience!r} instead.")
-        if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
-            raise ConfigError(f"The 'tol' parameter must be a number >= 0; got {self.tol!r} instead.")
+        if not (isinstance(self.tol, (int, float)) and not isinstance(self.tol, bool) and 0 <= self.tol < math.inf):
+            raise ConfigError(f"The 'tol' parameter must be a finite number >= 0; got {self.tol!r} instead.")
         if self.monitor not in ("val", "objective"):
             raise ConfigError(f"The 'monitor' parameter must be 'val' or 'objective'; got {self.monitor!r} instead.")
         if self.schedule not in ("cosine", "constant"):

@@ -4,6 +4,7 @@ per-trial 0/1 columns of cross-validation folds. NumPy only."""
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,7 +36,7 @@ def class_weights(y: np.ndarray, n_classes: int, spec: str | Mapping[Any, float]
         matches = [i for i, c in enumerate(labels) if _same_class(c, key)]
         if not matches:
             raise ConfigError(f"The 'class_weight' parameter names class {key!r}, which is not one of {labels!r}.")
-        if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
+        if not (isinstance(w, numbers.Real) and not isinstance(w, bool) and math.isfinite(w) and w >= 0):
             raise ConfigError(f"The weight of class {key!r} must be a finite number >= 0; got {w!r} instead.")
         out[matches[0]] = float(w)
     return out
