@@ -193,3 +193,15 @@ def test_a_libsvm_test_file_for_a_matrix_shows_its_index_base_or_is_refused(tmp_
     assert shown.n_test == 2
     with pytest.raises(DataError, match="index base of the test file .*unshown.svm is unknown"):
         tuner.fit(tmp_path / "train.npz", test_file=tmp_path / "unshown.svm")
+
+
+def test_labels_that_are_one_number_written_two_ways_are_refused(tmp_path: Path) -> None:
+    """`10` and `1E1` were read as the number 10: three label texts trained as two classes."""
+    rows = [f"{i % 7},{i % 3},{lab}" for i, lab in enumerate(["10", "1E1", "2"] * 40)]
+    (tmp_path / "codes.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match="The labels '10' and '1E1' are the same number written two ways"):
+        load_data(tmp_path / "codes.csv", target="label")
+    # a sign or a fraction of zeros is the same label written another way: one class, as before
+    rows = [f"{i % 7},{i % 3},{lab}" for i, lab in enumerate(["1", "+1", "1.0", "-1", "-1.00"] * 20)]
+    (tmp_path / "signs.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    assert sorted(set(load_data(tmp_path / "signs.csv", target="label").y.tolist())) == [-1, 1]

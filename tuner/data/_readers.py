@@ -264,7 +264,30 @@ def labels_as_written(cells: pd.Series) -> np.ndarray:
     if any(_LEADING_ZERO.match(t) for t in set(texts[present])):
         return texts
     numbers = pd.to_numeric(cells, errors="coerce")
-    return numbers.to_numpy() if (numbers.notna().to_numpy() == present).all() else texts
+    if not (numbers.notna().to_numpy() == present).all():
+        return texts
+    _refuse_spellings_of_one_number(set(texts[present]))
+    return numbers.to_numpy()
+
+
+def _refuse_spellings_of_one_number(texts: set[str]) -> None:
+    """A DataError for two labels written as different numbers that are one number (``10`` and
+    ``1E1``): read as numbers they would silently be one class. A sign (``+1``) or a fraction of
+    zeros (``1.0``) is the same label written another way, not another spelling."""
+    seen: dict[float, str] = {}
+    for text in sorted(texts):
+        value = float(text)
+        other = seen.setdefault(value, text)
+        if _plain_spelling(other) != _plain_spelling(text):
+            raise DataError(f"The labels {other!r} and {text!r} are the same number written two ways: as numbers they "
+                            "would be one class. Write each class one way (as text, for instance 'class_10', if "
+                            "they are different classes).")
+
+
+def _plain_spelling(text: str) -> str:
+    """A number as written, without spaces, a leading '+' or a fraction of zeros."""
+    s = text.strip().lstrip("+")
+    return re.sub(r"^(-?\d+)\.0*$", r"\1", s)
 
 
 def table_columns(columns: Sequence[str], text_column: str | None, categorical: Sequence[str] | None,
