@@ -405,3 +405,27 @@ def test_study_best_without_a_completed_trial_counts_what_the_study_holds(tmp_pa
     result = CliRunner().invoke(cli, ["study", "best", "pr", "--storage", url])
     assert result.exit_code == 1
     assert "no completed trial yet (2 pruned, 1 failed); `tuner study show pr` gives the reasons" in result.output
+
+
+def test_study_list_columns_stay_aligned_and_a_foreign_or_empty_study_is_said(db: str, tmp_path: Path) -> None:
+    """A name over 40 characters pushed its row's numbers out from under their headings; a study
+    another program made showed ``data: None``; an export without trials printed nothing."""
+    import optuna
+
+    url = _copy_with_a_multi_objective_study(db, tmp_path)
+    long_name = "a-study-name-well-over-forty-characters-long-" + "x" * 10
+    optuna.create_study(study_name=long_name, storage=url).ask()  # one trial left RUNNING
+    lines = run("study", "list", "--storage", url).output.splitlines()
+    header, rows = lines[0], [ln for ln in lines[1:] if ln.split()[0] in ("alpha", "foreign", long_name)]
+    assert len(rows) == 3
+    for heading in ("COMPLETE", "PRUNED", "FAILED", "RUNNING", "BEST"):  # right-aligned under their heading
+        end = header.index(heading) + len(heading)
+        assert all(row[end - 1] != " " and (len(row) == end or row[end] == " ") for row in rows), (heading, lines)
+    assert next(r for r in rows if r.startswith(long_name)).split()[1:5] == ["0", "0", "0", "1"]
+    shown = run("study", "show", long_name, "--storage", url).output
+    assert "not a logreg-tuner study: it has no spec stored" in shown and "data: None" not in shown
+    optuna.create_study(study_name="empty", storage=url)
+    exported = run("study", "export", "empty", "--storage", url)
+    assert exported.exit_code == 0
+    assert exported.stdout == "number,state,value,datetime_start,datetime_complete,duration_seconds\n"
+    assert "Study empty has no trials yet" in exported.stderr

@@ -44,18 +44,18 @@ def study_list(storage: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("No studies.")
         return
-    click.echo(f"{'NAME':<40} {'COMPLETE':>8} {'PRUNED':>7} {'FAILED':>7} {'RUNNING':>9} {'BEST':>12}  "
-               f"{'METRIC':<9} CREATED")
-    skipped = []
+    header = ["NAME", "COMPLETE", "PRUNED", "FAILED", "RUNNING", "BEST", "METRIC", "CREATED"]
+    table, skipped = [], []
     for r in rows:
         t = r["trials"]
         best = "-" if r["best_value"] is None else f"{r['best_value']:.6g}"
         running = f"{t.get('running', 0)}" + (f" ({t['stale']} stale)" if t.get("stale") else "")
         failed = t.get("fail", 0) - t.get("given_up", 0)  # given up before training: not a failure of the model
-        click.echo(f"{r['name']:<40} {t.get('complete', 0):>8} {t.get('pruned', 0):>7} {failed:>7} "
-                   f"{running:>9} {best:>12}  {r['metric'] or '-':<9} {r['created'] or '-'}")
+        table.append([r["name"], str(t.get("complete", 0)), str(t.get("pruned", 0)), str(failed), running, best,
+                      r["metric"] or "-", r["created"] or "-"])
         if t.get("given_up"):
             skipped.append(f"{r['name']} ({t['given_up']})")
+    _echo_table(header, table, right={1, 2, 3, 4, 5})
     if skipped:
         click.echo(f"Not in FAILED: trials given up before they trained (a budget or timeout ran out): "
                    f"{', '.join(skipped)}.")
@@ -89,14 +89,11 @@ def study_show(name: str, storage: str | None, top: int, tracking_uri: str | Non
         return
     spec = record.spec
     click.secho(f"Study {name}", bold=True)
-    data = spec.get("data", {})
-    click.echo(f"  data: {data.get('path') or data.get('dataset')} (fingerprint {data.get('fingerprint')})")
-    columns = _columns_line(data)
-    if columns:
-        click.echo(f"  columns: {columns}")
-    click.echo(f"  penalties: {', '.join(spec.get('penalties', []))}; optimizers: {', '.join(spec.get('optimizers', []))}")
-    click.echo(f"  metric: {spec.get('metric')} ({record.direction}); sampler {spec.get('sampler')}, "
-               f"pruner {spec.get('pruner')}; budget {spec.get('n_trials')} trials")
+    if spec:
+        _echo_spec(spec, record.direction)
+    else:
+        click.echo("  not a logreg-tuner study: it has no spec stored (an Optuna study made elsewhere, or a start "
+                   "cut off before the spec was written); only its trials are shown")
     t = record.counts
     click.echo(f"  trials: {t.get('complete', 0)} complete, {t.get('pruned', 0)} pruned, {t.get('fail', 0)} failed"
                f"{given_up_note(t)}, "
@@ -185,6 +182,27 @@ def study_best(name: str, storage: str | None, as_json: bool) -> None:
         click.echo(f"  {k} = {v}")
 
 
+def _echo_table(header: list[str], rows: list[list[str]], right: set[int]) -> None:
+    """Columns as wide as their widest cell (names and notes of any length stay aligned);
+    ``right``: the columns aligned to the right (numbers)."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        click.echo("  ".join(cells).rstrip())
+
+
+def _echo_spec(spec: dict[str, Any], direction: str) -> None:
+    """The lines of ``study show`` that describe what the study searches, on what data."""
+    data = spec.get("data", {})
+    click.echo(f"  data: {data.get('path') or data.get('dataset')} (fingerprint {data.get('fingerprint')})")
+    columns = _columns_line(data)
+    if columns:
+        click.echo(f"  columns: {columns}")
+    click.echo(f"  penalties: {', '.join(spec.get('penalties', []))}; optimizers: {', '.join(spec.get('optimizers', []))}")
+    click.echo(f"  metric: {spec.get('metric')} ({direction}); sampler {spec.get('sampler')}, "
+               f"pruner {spec.get('pruner')}; budget {spec.get('n_trials')} trials")
+
+
 @study.command("export")
 @click.argument("name")
 @storage_option()
@@ -197,6 +215,9 @@ def study_export(name: str, storage: str | None, fmt: str, output: str | None) -
 
     check_output(output)
     text = export_trials(storage, name, fmt)
+    if (text.strip() == "[]") if fmt == "json" else text.count("\n") <= 1:
+        click.echo(f"Study {name} has no trials yet: the export holds {'the header' if fmt == 'csv' else 'an empty list'} "
+                   "only.", err=True)
     if output:
         try:
             with open(output, "w", encoding="utf-8") as fh:

@@ -343,7 +343,8 @@ def _csv(records: Sequence[TrialRecord]) -> str:
             else:
                 row[f"user_attrs.{k}"] = _cell(v)
         rows.append(row)
-    seen = list(dict.fromkeys(k for row in rows for k in row))
+    base = ["number", "state", "value", "datetime_start", "datetime_complete", "duration_seconds"]
+    seen = list(dict.fromkeys(k for row in rows for k in row)) or base  # a study without trials: the header
     columns = [c for c in seen if not c.startswith(("params.", "user_attrs."))]
     for group in ("params.penalty", "params.optimizer", "params.penalty.", "params.optimizer.", "params."):
         columns += [c for c in seen if c not in columns and (c == group or group.endswith(".") and c.startswith(group))]
