@@ -72,6 +72,41 @@ def test_resume_with_contradicting_options_is_refused(tmp_path: Path) -> None:
     assert len(load(tmp_path, "s").trials) == 2  # nothing was added
 
 
+def test_a_renamed_copy_of_the_data_resumes_and_other_content_is_refused(tmp_path: Path) -> None:
+    """The fingerprint hashed the file's name: a byte-identical copy under another name was
+    refused as other data. A study stored before (its fingerprint with the name) still resumes,
+    from the command line and in a worker, on the same file."""
+    from sklearn.datasets import load_breast_cancer
+
+    from tuner.data import file_fingerprint
+
+    load_breast_cancer(as_frame=True).frame.to_csv(tmp_path / "bc.csv", index=False)
+    (tmp_path / "copy.csv").write_bytes((tmp_path / "bc.csv").read_bytes())
+    common = ["--target", "target", "--study", "s", "--penalty", "l2", "--optimizer", "lbfgs", *FAST]
+    assert tune(tmp_path, str(tmp_path / "bc.csv"), "--trials", "2", *common)[0] == 0
+    code, out = tune(tmp_path, str(tmp_path / "copy.csv"), "--trials", "3", *common)
+    assert code == 0, out
+    assert len(load(tmp_path, "s").trials) == 3
+    other = (tmp_path / "bc.csv").read_text().replace(",1.0\n", ",0.0\n", 1).replace(",1\n", ",0\n", 1)
+    assert other != (tmp_path / "bc.csv").read_text()  # one label changed
+    (tmp_path / "other.csv").write_text(other)
+    code, out = tune(tmp_path, str(tmp_path / "other.csv"), "--trials", "4", *common)
+    assert code != 0 and "data fingerprint" in out
+
+    study = load(tmp_path, "s")  # as a study created before: the fingerprint of bc.csv with its name
+    spec = json.loads(study.user_attrs["spec"])
+    spec["data"]["fingerprint"] = file_fingerprint(tmp_path / "bc.csv", target="target", legacy=True)
+    spec["n_trials"] = 5
+    study.set_user_attr("spec", json.dumps(spec))
+    worker = CliRunner().invoke(cli, ["worker", "--study", "s", "--storage", f"sqlite:///{tmp_path / 'studies.db'}",
+                                      "--no-tracking"])
+    assert worker.exit_code == 0, worker.output
+    assert len(load(tmp_path, "s").trials) == 5
+    code, out = tune(tmp_path, str(tmp_path / "bc.csv"), "--trials", "6", *common)
+    assert code == 0, out
+    assert len(load(tmp_path, "s").trials) == 6
+
+
 def test_divergent_learning_rate_prunes_with_reason_and_study_still_has_a_best(tmp_path: Path) -> None:
     code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "div", "--trials", "6",
                      "--penalty", "l2", "--optimizer", "sgd,lbfgs", "--param", "optimizer.lr=1e3",

@@ -42,9 +42,11 @@ DATA_ROOT_ENV = "TUNER_DATA_ROOT"
 
 def file_fingerprint(path: str | Path, *, fmt: str = "auto", target: str | None = None,
                      text_column: str | None = None, encoding: str = "utf-8",
-                     categorical_columns: Sequence[str] | None = None, header: bool | None = None) -> str:
+                     categorical_columns: Sequence[str] | None = None, header: bool | None = None,
+                     legacy: bool = False) -> str:
     """What :attr:`RawData.fingerprint` of ``load_data(path, ...)`` will be, without parsing the file
-    (the group column is not part of it: a study's spec records it beside the fingerprint)."""
+    (the group column is not part of it: a study's spec records it beside the fingerprint);
+    ``legacy``: the fingerprint older studies stored (see :func:`fingerprint`)."""
     _check_encoding(encoding)
     p = Path(path)
     if not p.exists():
@@ -53,7 +55,7 @@ def file_fingerprint(path: str | Path, *, fmt: str = "auto", target: str | None 
     chosen = [*([tuple(sorted(categorical_columns))] if categorical_columns else []),
               *(["no header"] if header is False else [])]
     fmt = sniff(p, encoding, delimited=header is False) if fmt == "auto" else fmt
-    return fingerprint(p, fmt, target, text_column, encoding, *chosen)
+    return fingerprint(p, fmt, target, text_column, encoding, *chosen, legacy=legacy)
 
 
 def _check_encoding(encoding: str) -> None:

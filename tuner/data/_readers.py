@@ -105,13 +105,18 @@ def text_lines(text: str) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
 
 
-def fingerprint(*parts: Any) -> str:
+def fingerprint(*parts: Any, legacy: bool = False) -> str:
+    """A short hash of ``parts``: a file by its bytes and how they are read (its compression), not
+    by its name, so a study resumes on a renamed copy; a folder (one file per class) by the
+    names and bytes of its files. ``legacy``: as before 2026-12-02, the file's name hashed too
+    (what older studies stored)."""
     h = hashlib.sha256()
     for part in parts:
         if isinstance(part, Path):
-            files = sorted(p for p in part.iterdir() if p.is_file()) if part.is_dir() else [part]
+            folder = part.is_dir()
+            files = sorted(p for p in part.iterdir() if p.is_file()) if folder else [part]
             for f in files:
-                h.update(f.name.encode())
+                h.update(f.name.encode() if folder or legacy else repr(compression_of(f)).encode())
                 with f.open("rb") as fh:
                     for chunk in iter(lambda: fh.read(1 << 20), b""):
                         h.update(chunk)

@@ -82,9 +82,11 @@ def resume_spec(stored: StudySpec, spec: StudySpec | None, changes: Mapping[str,
     else:
         wanted = stored.with_changes(changes)
         if spec is not None:  # the data was read now: its content, not its path, must match
-            wanted.data.fingerprint = spec.data.fingerprint
+            wanted.data.fingerprint = _as_stored(spec.data.path, spec.data, spec.data.fingerprint,
+                                                 stored.data.fingerprint)
             if "data.test_file" in changes and hasattr(spec.data, "test_fingerprint"):
-                wanted.data.test_fingerprint = spec.data.test_fingerprint
+                wanted.data.test_fingerprint = _as_stored(spec.data.test_file, spec.data, spec.data.test_fingerprint,
+                                                          stored.data.test_fingerprint)
                 if wanted.data.test_file and stored.data.test_file:
                     wanted.data.test_file = stored.data.test_file
     diffs = stored.differences(wanted) if wanted is not None else []
@@ -95,6 +97,17 @@ def resume_spec(stored: StudySpec, spec: StudySpec | None, changes: Mapping[str,
             "its stored options, or choose another name (the 'study_name' parameter)."
         )
     return stored
+
+
+def _as_stored(path: str | None, d: Any, now: str, stored: str) -> str:
+    """``now``, or ``stored`` where that is the same file's fingerprint as an older study stored it."""
+    from pathlib import Path
+
+    from tuner.study._study_data import stored_before_rename
+
+    if now == stored or not path or not stored or not Path(path).is_file():
+        return now
+    return stored if stored_before_rename(Path(path), d, stored) else now
 
 
 RESUMABLE = ("the budget (the 'trials' parameter, the 'timeout' parameter), the 'batch_trials' parameter and where "

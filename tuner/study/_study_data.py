@@ -13,7 +13,7 @@ from tuner.study._configure import cv_folds
 from tuner.study._spec import StudySpec
 from tuner.train import Placement, TrainConfig
 
-__all__ = ["load_dataset_for", "check_data", "train_config", "check_training"]
+__all__ = ["load_dataset_for", "check_data", "train_config", "check_training", "stored_before_rename"]
 
 
 def load_dataset_for(spec: StudySpec, preloaded: tuple[Any, Any] | None = None) -> Dataset:
@@ -65,13 +65,20 @@ def _same_content(path: Any, d: Any, stored: str, what: str) -> str:
     """The fingerprint of the file at ``path``, refused when the study stored another one."""
     now = file_fingerprint(path, fmt=d.fmt, target=d.target, text_column=d.text_column, encoding=d.encoding,
                            categorical_columns=d.categorical_columns, header=d.header)
-    if stored and now != stored:
+    if stored and now != stored and not stored_before_rename(path, d, stored):
         raise ConfigError(
             f"The {what} {path} differs from the one this study was created with (fingerprint {now} != "
             f"{stored}); give this machine the study's file (TUNER_DATA_ROOT says where the data is), or start "
             "a new study under another name (the 'study_name' parameter)."
         )
     return now
+
+
+def stored_before_rename(path: Any, d: Any, stored: str) -> bool:
+    """Whether ``stored`` is the fingerprint a study created before 2026-12-02 stored for the
+    file at ``path`` (read as ``d`` says): the same content, hashed with the file's name."""
+    return file_fingerprint(path, fmt=d.fmt, target=d.target, text_column=d.text_column, encoding=d.encoding,
+                            categorical_columns=d.categorical_columns, header=d.header, legacy=True) == stored
 
 
 def check_data(spec: StudySpec, data: Dataset) -> None:
