@@ -204,3 +204,40 @@ def test_a_plugin_without_side_by_side_support_is_cross_validated_one_column_at_
     assert [m["log_loss"] for m in alone.cv_metrics] == pytest.approx([m["log_loss"] for m in shared.cv_metrics],
                                                                       rel=1e-6)
     np.testing.assert_allclose(alone.result.weight, shared.result.weight, rtol=1e-6, atol=1e-9)
+
+
+def test_folds_need_no_validation_split(tmp_path: Path) -> None:
+    """`--cv K --val-size 0` was refused ("a study needs a validation split"): the folds compare the
+    trials, so every row that is not a test row trains, as in LogisticRegressionCV."""
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    base = ["tune", "--dataset", "breast_cancer", "--trials", "4", "--val-size", "0", "--storage", storage,
+            "--no-tracking", "--optimizer", "lbfgs,newton", "--metric", "f1"]
+    result = CliRunner().invoke(cli, [*base, "--cv", "3", "--study", "cv0"])
+    assert result.exit_code == 0, result.output
+    assert "best trial: #" in result.output and "cross-validated f1 (3 folds) = " in result.output
+    study = optuna.load_study(study_name="cv0", storage=storage)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert complete and all(t.value == pytest.approx(float(np.mean(t.user_attrs["cv_values"]))) for t in complete)
+    assert all(t.user_attrs["val_metrics"] == {} for t in complete)
+    without = CliRunner().invoke(cli, [*base, "--study", "plain"])
+    assert without.exit_code != 0
+    assert "A study needs a validation split to compare trials; make --val-size > 0, or compare them by " \
+           "cross-validation (--cv)." in without.output
+
+
+def test_without_a_validation_split_the_model_column_scores_no_rows() -> None:
+    """The model's column watched its own training rows as if they were validation rows: its
+    epoch logs held a training loss named val_loss."""
+    from tuner.train import Callback
+
+    data = prepare(load_data(dataset="breast_cancer"), val_size=0.0, test_size=0.2, seed=0)
+    seen: list[tuple[object, bool]] = []
+
+    class Logs(Callback):
+        def on_epoch_end(self, state, logs) -> None:
+            seen.append((state.y_val, "val_loss" in logs))
+
+    outcome = train_many(data, "lbfgs", [("l2", {"strength": 1e-2}, {})], TrainConfig(epochs=3),
+                         callbacks=[[Logs()]], folds=cv_folds(data.y_train, 3, seed=0))[0]
+    assert seen and all(y_val is None and not has_val for y_val, has_val in seen)
+    assert not isinstance(outcome, BaseException) and len(outcome.cv_metrics) == 3 and outcome.val_metrics == {}

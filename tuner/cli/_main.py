@@ -403,7 +403,8 @@ def _print_study_summary(s: dict[str, Any]) -> None:
         click.echo("  no completed trial yet")
         print_mlflow_block(s.get("mlflow"))
         return
-    click.echo(f"  best trial: #{s['best_trial']}  validation {s['metric']} = {s['best_value']:.6g} ({s['direction']})")
+    scored = f"cross-validated {s['metric']} ({s['cv']} folds)" if s.get("cv") else f"validation {s['metric']}"
+    click.echo(f"  best trial: #{s['best_trial']}  {scored} = {s['best_value']:.6g} ({s['direction']})")
     for k, v in s["best_params"].items():
         click.echo(f"    {k} = {v:.6g}" if isinstance(v, float) else f"    {k} = {v}")
     if "test" in s:

@@ -369,7 +369,7 @@ def _train_with_folds(data: Dataset, opt: Optimizer, pens: list[Penalty], pps: l
 
     The validation rows of every column are one stacked matrix (training rows, then the
     validation split) weighted per column: a fold scores its held-out training rows, the model
-    the validation split."""
+    the validation split (none without one: ``val_size=0``)."""
     import scipy.sparse as sp
 
     n, n_val, f = len(data.y_train), len(data.y_val), len(folds)
@@ -384,8 +384,7 @@ def _train_with_folds(data: Dataset, opt: Optimizer, pens: list[Penalty], pps: l
     stack = sp.vstack if sp.issparse(data.X_train) else np.vstack
     X_val = stack([data.X_train, data.X_val]) if n_val else data.X_train
     if not n_val:
-        val_w = val_w[:n]
-        val_w[:, 0] = 1.0  # no validation split: the model's column watches its training rows
+        val_w = val_w[:n]  # no validation split: the model's column scores no rows (the folds compare trials)
     rep = lambda items: [x for x in items for _ in range(per)]  # noqa: E731
     cols: dict[str, Any] = {
         "pens": rep(pens), "pps": rep(pps), "ops": rep(ops),

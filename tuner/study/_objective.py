@@ -42,7 +42,8 @@ class MetricCallback(Callback):
 
     def on_epoch_end(self, state: TrainingState, logs: dict[str, float]) -> None:
         if self.metric == "log_loss":
-            logs["val_log_loss"] = logs["val_loss"]
+            if "val_loss" in logs:  # no validation rows (cross-validation without a split): nothing to score
+                logs["val_log_loss"] = logs["val_loss"]
             return
         proba = state.val_proba()
         if state.y_val is None or proba is None:  # no validation rows: nothing to score

@@ -35,13 +35,15 @@ class StudyResult:
     """Set when trials ran here but the study has no completed trial (all pruned): why."""
     budget: int | None = None
     """The study's trial budget (0: stored without running a trial, for a later run and its workers)."""
+    cv: int = 0
+    """Folds of cross-validation that score the trials (0: the validation split does)."""
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "study": self.study_name, "storage": redact(self.storage_url), "metric": self.metric,
             "direction": self.direction, "trials": self.counts, "best_trial": self.best_number,
             "best_value": self.best_value, "best_params": self.best_params, "elapsed_seconds": round(self.elapsed, 2),
-            "budget": self.budget,
+            "budget": self.budget, "cv": self.cv,
         }
         if self.best_outcome is not None:
             o = self.best_outcome

@@ -459,4 +459,5 @@ class _StudyRun:
                            trial_counts(study), best.number if best else None, best.value if best else None,
                            public_params(best.params, self.space) if best else {}, outcome, interrupted,
                            warnings + budget_warnings(self.budget, self.spec, self.mine),
-                           time.time() - self.started, no_result=no_result, budget=self.spec.n_trials)
+                           time.time() - self.started, no_result=no_result, budget=self.spec.n_trials,
+                           cv=self.spec.cv)

@@ -85,10 +85,13 @@ def check_data(spec: StudySpec, data: Dataset) -> None:
     """Refuse data on which no trial could be compared (before any trial is stored)."""
     if spec.metric == "roc_auc" and data.n_classes > 2:
         raise ConfigError("The roc_auc metric is for binary targets; use f1 (macro F1) or log_loss for multiclass.")
-    if len(data.y_val) == 0:
-        raise ConfigError("A study needs a validation split to compare trials; make the 'val_size' parameter > 0.")
     if spec.cv:
         cv_folds(data.y_train, spec.cv, spec.data.seed, data.groups_train)  # too many folds: refused before any trial
+        if len(data.y_val) == 0:
+            return  # the folds compare the trials
+    if len(data.y_val) == 0:
+        raise ConfigError("A study needs a validation split to compare trials; make the 'val_size' parameter > 0, "
+                          "or compare them by cross-validation (the 'cv' parameter).")
     present = np.unique(data.y_val)
     if len(present) < 2:
         raise DataError(

@@ -265,12 +265,13 @@ class _Run:
                       for s, f, w in zip(starts, at_init, [*warm, *[False] * len(starts)])]
         trials = []
         for k, start in enumerate(starts):
-            state = TrainingState(leaves.W3[k], leaves.b3[k, 0], n_classes, data.X_val, y_val_np)
-            if data.val_columns is not None and y_val_np is not None:
+            scored = data.scores_val(k)
+            state = TrainingState(leaves.W3[k], leaves.b3[k, 0], n_classes, data.X_val if scored else None,
+                                  y_val_np if scored else None)
+            if scored and data.val_columns is not None and y_val_np is not None:
                 rows = np.flatnonzero(data.val_columns[:, k] > 0)
                 state.y_val, state.val_rows = y_val_np[rows], torch.as_tensor(rows, device=leaves.W.device)
-            stopping = Stopping.for_trial(config, start, has_val=data.X_val is not None,
-                                          full_batch=optimizer.full_batch)
+            stopping = Stopping.for_trial(config, start, has_val=scored, full_batch=optimizer.full_batch)
             trials.append(_Trial(stopping, state, list(callbacks[k])))
         return trials
 
@@ -303,7 +304,8 @@ class _Run:
         solved = self._solved()
         for k, t in enumerate(self.trials):
             if not t.done:
-                self._judge(k, epoch, train_obj[k], finite[k], None if vals is None else vals[k])
+                self._judge(k, epoch, train_obj[k], finite[k],
+                            vals[k] if vals is not None and self.objective.data.scores_val(k) else None)
             if not t.done and solved[k]:  # the solver met its own optimality test: nothing left to gain
                 # monitor='val' keeps its best validation epoch: the converged weights only if that is this one
                 kept_earlier = t.stopping.watch_val and t.stopping.best_epoch != epoch

@@ -48,6 +48,11 @@ class PlacedData:
     def n(self) -> int:
         return int(self.X.shape[0])
 
+    def scores_val(self, k: int) -> bool:
+        """Whether trial ``k`` has validation rows (a column of ``val_column_weight`` may have none:
+        cross-validation's model column when there is no validation split)."""
+        return self.X_val is not None and (self.val_columns is None or bool(self.val_columns[:, k].any()))
+
     @property
     def sparse(self) -> bool:
         return self.X.layout == torch.sparse_csr
