@@ -110,3 +110,29 @@ class Float64Everywhere(PickyRidge):
 
     def __init__(self):
         torch.set_default_dtype(torch.float64)
+
+
+class SummingRidge(Penalty):
+    """A ridge that declares trials side by side but sums over every trial's weights: alone it is
+    right, side by side each trial's value holds its neighbours' too."""
+
+    name = "summing_ridge"
+    description = "Ridge summed over all trials."
+    search_space = {"strength": STRENGTH}
+    supports_batch = True
+
+    def smooth_value(self, weight, params):
+        return params["strength"] / 2 * (weight ** 2).sum()
+
+
+class FirstLrSGD(Optimizer):
+    """Plain SGD that declares trials side by side but steps every trial with the first trial's rate."""
+
+    name = "first_lr_sgd"
+    description = "SGD with the first trial's learning rate."
+    search_space = {"lr": Float(1e-3, 1.0, default=0.1, log=True)}
+    supports_batch = True
+
+    def build(self, param_groups, params, prox=None):
+        lr = params["lr"]
+        return torch.optim.SGD(list(param_groups), lr=float(lr.reshape(-1)[0] if isinstance(lr, torch.Tensor) else lr))

@@ -33,9 +33,12 @@ def test_a_plugin_failing_its_checks_is_dropped_with_a_notice(third_party: None)
     kept, notices = drop_failing_plugins("penalty", names)
     assert "float_step" not in kept and {"picky_ridge", "l1", "l2"} <= set(kept)
     assert len(notices) == 1 and "'float_step'" in notices[0] and "tuner plugins check float_step" in notices[0]
-    # given explicitly, it stays: the user asked for it
+    # given explicitly, it stays (the user asked for it), and the summary says it fails its checks
     spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=list(names), optimizers=["fista"])
-    assert default_plugins(spec, small_data(), explicit={"penalties"}) == [] and spec.penalties == names
+    named = default_plugins(spec, small_data(), explicit={"penalties"})
+    assert spec.penalties == names and len(named) == 1
+    assert "the penalty plugin 'float_step' fails its contract checks" in named[0]
+    assert "it is searched because the 'penalty' parameter names it, but its results may be wrong" in named[0]
 
 
 def test_a_default_study_searches_without_the_failing_plugin(third_party: None, tmp_path: Path) -> None:
@@ -99,3 +102,45 @@ def test_a_param_of_a_plugin_the_default_search_left_out_says_why() -> None:
         tuner.tune(dataset="iris", trials=1, params={"optimizer.lr": 0.1})
     named = tuner.tune(dataset="iris", trials=1, optimizer="sgd", params={"optimizer.lr": 0.1}, epochs=2)
     assert named.trials[0].public_params["optimizer.lr"] == 0.1  # with the optimizer named, the --param applies
+
+
+@pytest.fixture
+def side_by_side_liars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from _broken_plugins import forget, install_distribution
+
+    site = install_distribution(tmp_path / "site", "tuner_test_liars", {"penalties": {"summing_ridge": "SummingRidge"},
+                                                                        "optimizers": {"first_lr_sgd": "FirstLrSGD"}})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("TUNER_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    penalties.reload()
+    optimizers.reload()
+    yield
+    monkeypatch.undo()
+    forget("tuner_test_liars")
+    penalties.reload()
+    optimizers.reload()
+
+
+def test_plugins_that_fail_side_by_side_train_one_at_a_time(side_by_side_liars: None, tmp_path: Path) -> None:
+    """A penalty summing over every trial, and an optimizer stepping every trial with the first
+    one's rate, declared ``supports_batch``; a study named them and trained them side by side
+    without a word, each trial's result changed by its neighbours."""
+    from tuner.testing import failing_plugins, side_by_side_failures
+
+    assert failing_plugins("penalty", ["summing_ridge"]) == {} and failing_plugins("optimizer", ["first_lr_sgd"]) == {}
+    assert "'batch_values'" in side_by_side_failures("penalty", ["summing_ridge", "l2"])["summing_ridge"]
+    assert "'batch_step'" in side_by_side_failures("optimizer", ["first_lr_sgd", "sgd"])["first_lr_sgd"]
+    assert set(side_by_side_failures("optimizer", optimizers.names())) == {"first_lr_sgd"}  # the built-ins pass
+
+    def study(name: str, batch: int) -> dict[int, float]:
+        url = f"sqlite:///{tmp_path / (name + '.db')}"
+        spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["summing_ridge"], optimizers=["lbfgs"],
+                         n_trials=4, sampler="random", pruner="none", train={"epochs": 30, "dtype": "float64"})
+        result = run_study(spec, name, url, refit_best=False, changes={"penalties": ["summing_ridge"]},
+                           batch_trials=batch)
+        if batch > 1:
+            assert any("'summing_ridge' declares that its trials train side by side but fails the contract check "
+                       "'batch_values'" in w and "one at a time" in w for w in result.warnings), result.warnings
+        return {r.number: r.value for r in trial_records(url, name)}
+
+    assert study("together", 4) == pytest.approx(study("alone", 1), rel=1e-6)

@@ -638,7 +638,7 @@ def test_an_optimizer_with_one_shared_lr_fails_fit_and_divergence():
     # the huge lr of one trial became everyone's: its neighbours diverged, alone they train
     assert diverge.failed and "side by side (TrainingDivergedError: " in diverge.reason, diverge
     assert "alone (a fitted model)" in diverge.reason
-    with pytest.raises(ContractError, match="'shared_lr'.*batch_fit.*also failed: batch_divergence"):
+    with pytest.raises(ContractError, match="'shared_lr'.*batch_step.*also failed: batch_fit, batch_divergence"):
         check_optimizer(SharedLr)
 
 

@@ -57,11 +57,14 @@ def plugins() -> None:
 
 def _plugin_rows() -> list[dict[str, Any]]:
     from tuner._registry import optimizers, penalties
-    from tuner.testing import failing_plugins
+    from tuner.testing import failing_plugins, side_by_side_failures
 
     rows = []
     for registry in (penalties, optimizers):
-        failing = failing_plugins(registry.kind, [info.name for info in registry.infos() if info.ok])
+        usable = [info.name for info in registry.infos() if info.ok]
+        failing = {**{n: f"{why} (its trials train one at a time)"
+                      for n, why in side_by_side_failures(registry.kind, usable).items()},
+                   **failing_plugins(registry.kind, usable)}
         for info in registry.infos():
             row: dict[str, Any] = {
                 "group": registry.kind, "name": info.name, "distribution": info.distribution,

@@ -35,12 +35,16 @@ def default_plugins(spec: StudySpec, data: Dataset, explicit: Collection[str]) -
     if "penalties" not in explicit:
         spec.penalties, dropped = drop_failing_plugins("penalty", spec.penalties)
         notices += dropped
+    else:
+        notices += _named_anyway("penalty", spec.penalties)
     if "optimizers" not in explicit:
         spec.optimizers, dropped = drop_failing_plugins("optimizer", spec.optimizers)
         notices += dropped
         if not steps:
             notices += exact_solvers_for_small_data(spec, data)
         notices += hessian_solvers_where_they_fit(spec, data, keep_mini_batch=steps)
+    else:
+        notices += _named_anyway("optimizer", spec.optimizers)
     if steps and all(optimizers.get(n).full_batch for n in spec.optimizers):
         raise ConfigError(f"The 'batch_size' parameter sizes the steps of mini-batch optimizers, and the search has "
                           f"none ({', '.join(spec.optimizers)} pass over every row at once): leave it out, or add a "
@@ -65,6 +69,16 @@ def drop_failing_plugins(kind: str, names: list[str]) -> tuple[list[str], list[s
                f"run `tuner plugins check {n}`, or name it in the '{kind}' parameter to search it anyway"
                for n, why in failing.items()]
     return kept, notices
+
+
+def _named_anyway(kind: str, names: list[str]) -> list[str]:
+    """One notice per plugin the user named that fails the fast contract checks: it is searched,
+    as asked, but its results may be wrong."""
+    from tuner.testing import failing_plugins
+
+    return [f"the {kind} plugin {n!r} fails its contract checks ({why}); it is searched because the '{kind}' "
+            f"parameter names it, but its results may be wrong: run `tuner plugins check {n}`"
+            for n, why in failing_plugins(kind, names).items()]
 
 
 def exact_solvers_for_small_data(spec: StudySpec, data: Dataset) -> list[str]:

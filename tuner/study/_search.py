@@ -188,6 +188,22 @@ def _with_stored_budget(study: Any, spec: StudySpec, n_trials: int | None, now: 
     return out
 
 
+def keep_apart_failing_side_by_side(penalty_names: Sequence[str], optimizer_names: Sequence[str]) -> list[str]:
+    """Send the searched plugins that declare ``supports_batch`` but fail the quick side-by-side
+    check to train one at a time (their trials would change each other's results); one notice each."""
+    from tuner._registry import optimizers, penalties
+    from tuner.testing import side_by_side_failures
+    from tuner.train import train_alone
+
+    notices = []
+    for kind, registry, names in (("penalty", penalties, penalty_names), ("optimizer", optimizers, optimizer_names)):
+        for name, why in side_by_side_failures(kind, names).items():
+            train_alone(registry.get(name))
+            notices.append(f"the {kind} plugin {name!r} declares that its trials train side by side but {why}; its "
+                           f"trials train one at a time (run `tuner plugins check {name}`)")
+    return notices
+
+
 def _check_budget(n_trials: int | None, timeout: float | None) -> None:
     if n_trials is not None and (not is_count(n_trials) or n_trials < 0):
         raise ConfigError(f"The 'trials' parameter of tune must be an integer >= 0; got {n_trials!r} instead.")
@@ -316,6 +332,8 @@ class _StudyRun:
 
     def _search(self, batch_trials: int | str | None) -> str | None:
         """Batches until the budget is spent or a trial says stop; the signal's name when interrupted."""
+        if self.spec.cv or batch_size_for(batch_trials, None, work_size(self.data.X_train)) > 1:
+            self.objective.warnings += keep_apart_failing_side_by_side(self.spec.penalties, self.spec.optimizers)
         try:
             self.lost.check()
             while self.budget.wait_for_room():

@@ -81,10 +81,12 @@ from __future__ import annotations
 from tuner.testing._base import CheckResult, ContractError, hyperparameter_settings
 from tuner.testing._installed import (
     QUICK_CHECKS,
+    QUICK_SIDE_BY_SIDE,
     PluginReport,
     check_installed,
     failing_plugins,
     run_installed_checks,
+    side_by_side_failures,
 )
 from tuner.testing._runner import (
     OPTIMIZER_CHECKS,
@@ -102,6 +104,7 @@ __all__ = [
     "PENALTY_CHECKS",
     "OPTIMIZER_CHECKS",
     "QUICK_CHECKS",
+    "QUICK_SIDE_BY_SIDE",
     "run_checks",
     "check_plugin",
     "check_penalty",
@@ -109,5 +112,6 @@ __all__ = [
     "check_installed",
     "run_installed_checks",
     "failing_plugins",
+    "side_by_side_failures",
     "hyperparameter_settings",
 ]

@@ -26,6 +26,7 @@ A plugin that does not declare ``supports_batch`` skips them: its trials run one
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -403,6 +404,28 @@ def check_batch_optimizer_fit(s: Subject) -> str:
     return f"{n} trials side by side equal to alone, with {', '.join(p.name for p, _ in partners)}"
 
 
+def check_batch_step(s: Subject) -> str:
+    """The quick form of ``batch_fit``, which a study runs: K trials with different
+    hyperparameters of this optimizer under L2, one epoch on dense float64 data, equal each alone."""
+    _needs_batch(s)
+    opt: Optimizer = s.plugin
+    partners = [(pen, pps) for pen, pps in _partner_penalties(opt) if pen.name == "l2"]
+    if not partners:
+        raise Skip("the built-in 'l2' penalty does not work with this optimizer side by side")
+    pen, pps = partners[0]
+    settings = trial_settings(opt.search_space)
+    data = _Data(s.seed, sparse=False)
+    config = dataclasses.replace(_config(opt, torch.float64, s.seed), epochs=1, tol=1e-3)
+    here = f"with penalty 'l2', {data.label} data, float64, {config.epochs} epoch(s)"
+    together = _train(data, [pen] * K_TRIALS, pps, opt, settings, config, f"side by side {here}")
+    if not isinstance(together, list) or len(together) != K_TRIALS:
+        raise Fail(f"fit_many {here} returned {together!r}, not one result per trial")
+    for k in range(K_TRIALS):
+        alone = _alone(data, pen, pps[k], opt, settings[k], config, k, here)
+        _compare(together[k], alone, k, False, torch.float64, here, opt.full_batch)
+    return f"{K_TRIALS} trials side by side equal to alone after {config.epochs} epoch(s)"
+
+
 def check_batch_optimizer_divergence(s: Subject) -> str:
     """A trial with a huge learning rate leaves its two neighbours unchanged."""
     _needs_batch(s)
@@ -425,6 +448,7 @@ BATCH_PENALTY_CHECKS: list[Check] = [
 ]
 """``(name, check, prerequisites)`` rows that :mod:`tuner.testing` appends to its penalty checks."""
 BATCH_OPTIMIZER_CHECKS: list[Check] = [
+    ("batch_step", check_batch_step, ("build",)),
     ("batch_fit", check_batch_optimizer_fit, ("build",)),
     ("batch_divergence", check_batch_optimizer_divergence, ("build",)),
 ]

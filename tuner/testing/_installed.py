@@ -13,12 +13,22 @@ from tuner.testing._optimizer import QUICK_OPTIMIZER_CHECKS
 from tuner.testing._penalty import QUICK_PENALTY_CHECKS
 from tuner.testing._runner import _run, run_checks
 
-__all__ = ["PluginReport", "run_installed_checks", "check_installed", "failing_plugins", "QUICK_CHECKS"]
+__all__ = ["PluginReport", "run_installed_checks", "check_installed", "failing_plugins", "side_by_side_failures", "QUICK_CHECKS",
+           "QUICK_SIDE_BY_SIDE"]
 
 _REGISTRIES: dict[str, Registry[Any]] = {"penalty": penalties, "optimizer": optimizers}
 
 QUICK_CHECKS: dict[str, tuple[str, ...]] = {"penalty": QUICK_PENALTY_CHECKS, "optimizer": QUICK_OPTIMIZER_CHECKS}
 """The checks :func:`failing_plugins` runs, by kind (at the default hyperparameters only)."""
+
+QUICK_SIDE_BY_SIDE: dict[str, tuple[str, ...]] = {
+    "penalty": ("interface", "search_space", "value_finite", "batch_values"),
+    "optimizer": ("interface", "search_space", "prox_mode", "build", "batch_step"),
+}
+"""The checks :func:`side_by_side_failures` runs for a plugin that declares ``supports_batch``
+(its last one; the others are what it needs): values per trial for a penalty, one epoch of three
+trials against each alone for an optimizer. Tens to hundreds of milliseconds a plugin, so a study
+runs them only when its trials may train side by side."""
 
 
 @dataclass
@@ -139,8 +149,28 @@ def failing_plugins(kind: str, names: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _quick_reason(kind: str, name: str, plugin: object) -> str | None:
-    results = _run(plugin, kind=kind, name=name, seed=0, only=QUICK_CHECKS[kind])
+def side_by_side_failures(kind: str, names: Iterable[str]) -> dict[str, str]:
+    """The installed plugins among ``names`` that declare ``supports_batch`` but fail the quick
+    side-by-side check (:data:`QUICK_SIDE_BY_SIDE`), each with a one-line reason: their trials
+    must train one at a time. Runs once per plugin and process; plugins that cannot be loaded or
+    do not declare the support are left out."""
+    registry = _registry(kind)
+    out: dict[str, str] = {}
+    for name in names:
+        info = next((i for i in registry.infos() if i.name == name and i.ok), None)
+        if info is None or getattr(info.plugin, "supports_batch", False) is not True:
+            continue
+        key = ("side by side " + kind, name, id(info.plugin))
+        if key not in _QUICK_CACHE:
+            _QUICK_CACHE[key] = (info.plugin, _quick_reason(kind, name, info.plugin, QUICK_SIDE_BY_SIDE[kind]))
+        reason = _QUICK_CACHE[key][1]
+        if reason is not None:
+            out[name] = reason
+    return out
+
+
+def _quick_reason(kind: str, name: str, plugin: object, checks: tuple[str, ...] | None = None) -> str | None:
+    results = _run(plugin, kind=kind, name=name, seed=0, only=checks or QUICK_CHECKS[kind])
     failed = [r for r in results if r.failed]
     if not failed:
         return None

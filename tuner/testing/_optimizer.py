@@ -354,4 +354,5 @@ OPTIMIZER_ONLY_CHECKS: list[Check] = [
 ]
 """The single-trial optimizer checks, after the common ones."""
 QUICK_OPTIMIZER_CHECKS = ("interface", "search_space", "prox_mode", "build", "prox_step")
-"""What :func:`tuner.testing.failing_plugins` runs (at the defaults only): the paths a study takes."""
+"""What :func:`tuner.testing.failing_plugins` runs (at the defaults only): the paths a study takes
+(trials side by side: :data:`tuner.testing.QUICK_SIDE_BY_SIDE`)."""

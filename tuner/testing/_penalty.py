@@ -359,5 +359,6 @@ PENALTY_ONLY_CHECKS: list[Check] = [
 ]
 """The single-trial penalty checks, after the common ones."""
 QUICK_PENALTY_CHECKS = ("interface", "search_space", "value_finite", "tensor_hyperparameters", "prox_identity",
-                        "prox_steps", "elastic_net", "batch_values")
-"""What :func:`tuner.testing.failing_plugins` runs (at the defaults only): the paths a study takes."""
+                        "prox_steps", "elastic_net")
+"""What :func:`tuner.testing.failing_plugins` runs (at the defaults only): the paths a study takes
+(trials side by side: :data:`tuner.testing.QUICK_SIDE_BY_SIDE`)."""

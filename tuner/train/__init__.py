@@ -20,6 +20,7 @@ from tuner.train._sizing import (
     batchable,
     n_params,
     rows_per_step,
+    train_alone,
     work_size,
 )
 from tuner.train._state import Callback, FitResult, TrainingState
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TrainConfig", "Callback", "TrainingState", "FitResult", "fit", "fit_many", "Stopping",
-    "auto_batch_size", "rows_per_step", "batchable", "work_size", "SMALL_WORK", "HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "n_params", "stack_params", "half_squared_norm", "soft_threshold", "class_weights",
+    "auto_batch_size", "rows_per_step", "batchable", "train_alone", "work_size", "SMALL_WORK", "HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "n_params", "stack_params", "half_squared_norm", "soft_threshold", "class_weights",
     "Placement", "matmul", "csr_rows", "cuda_pays_off", "evaluate", "METRICS", "direction",
 ]
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from tuner._plugin_api import Optimizer, Penalty
     from tuner.train._config import TrainConfig
 
-__all__ = ["auto_batch_size", "rows_per_step", "batchable", "work_size", "one_thread_pays", "SMALL_WORK",
+__all__ = ["auto_batch_size", "rows_per_step", "batchable", "train_alone", "work_size", "one_thread_pays", "SMALL_WORK",
            "MIN_STEPS_PER_EPOCH", "MAX_STEPS_PER_EPOCH", "MAX_AUTO_BATCH", "MIN_AUTO_BATCH", "HESSIAN_MAX_PARAMS", "HESSIAN_WORK",
            "n_params"]
 
@@ -80,9 +80,22 @@ def rows_per_step(n_rows: int, optimizer: Optimizer, config: TrainConfig, device
     return min(config.batch_size or auto_batch_size(n_rows, device), n_rows)
 
 
+_ALONE: dict[int, object] = {}
+"""id -> plugin (kept alive so that its id stays its own): plugins whose trials train one at a
+time in this process, whatever they declare (:func:`train_alone`)."""
+
+
+def train_alone(plugin: object) -> None:
+    """From now on in this process, train ``plugin``'s trials one at a time: it declares
+    ``supports_batch`` but failed a side-by-side check (its trials would change each other)."""
+    _ALONE[id(plugin)] = plugin
+
+
 def batchable(penalty: Penalty, optimizer: Optimizer) -> bool:
-    """Whether trials of this pair can be trained side by side (both plugins declare it)."""
-    return bool(getattr(penalty, "supports_batch", False) and getattr(optimizer, "supports_batch", False))
+    """Whether trials of this pair can be trained side by side (both plugins declare it, and
+    neither was sent to train alone by :func:`train_alone`)."""
+    return bool(getattr(penalty, "supports_batch", False) and getattr(optimizer, "supports_batch", False)
+                and id(penalty) not in _ALONE and id(optimizer) not in _ALONE)
 
 
 def work_size(X: Any) -> int:
