@@ -604,6 +604,49 @@ def test_a_study_of_the_same_name_in_another_database_cannot_take_the_name_over(
     assert res.exit_code == 0, res.output  # the owner resumes as before
 
 
+def test_one_relative_storage_url_in_two_folders_is_two_databases(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--storage sqlite:///s.db` run in two folders names two databases, but the MLflow tag held
+    the URL as written: the second folder's study (iris) passed for the first's (breast cancer),
+    shared its registered model and moved its champion to a model of other data."""
+    uri, _ = _uris(tmp_path)
+    runner = CliRunner()
+    base = ["--study", "same", "--tracking-uri", uri, "--penalty", "l2", "--optimizer", "lbfgs", "--trials", "2",
+            "--storage", "sqlite:///s.db"]
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    res = runner.invoke(cli, ["tune", "--dataset", "breast_cancer", *base])
+    assert res.exit_code == 0, res.output
+    client = _client(uri)
+    before = client.get_model_version_by_alias("same", CHAMPION_ALIAS).version
+    assert _runs(client, "same")[0][0].data.tags["tuner.storage"] == f"sqlite:///{tmp_path / 'a' / 's.db'}"
+    monkeypatch.chdir(tmp_path / "b")
+    res = runner.invoke(cli, ["tune", "--dataset", "iris", *base])
+    assert res.exit_code == 1 and "already holds a study named 'same' from another study database" in res.output
+    assert client.get_model_version_by_alias("same", CHAMPION_ALIAS).version == before
+    monkeypatch.chdir(tmp_path / "a")
+    res = runner.invoke(cli, ["tune", "--dataset", "breast_cancer", *base, "--trials", "3"])
+    assert res.exit_code == 0, res.output  # the owner, from its folder, resumes as before
+
+
+def test_a_resumed_study_that_finishes_drops_the_earlier_interruption(tmp_path: Path) -> None:
+    """The parent run of a study interrupted once (tuner.reason 'interrupted by SIGINT') kept that
+    reason after a resume finished it: the UI showed a complete study as interrupted."""
+    uri, storage = _uris(tmp_path)
+    runner = CliRunner()
+    base = ["--study", "again", "--tracking-uri", uri, "--storage", storage, "--penalty", "l2", "--optimizer", "lbfgs"]
+    assert runner.invoke(cli, ["tune", "--dataset", "breast_cancer", *base, "--trials", "2"]).exit_code == 0
+    client = _client(uri)
+    parent = _runs(client, "again")[0][0]
+    client.set_tag(parent.info.run_id, "tuner.reason", "interrupted by SIGINT")  # as the interrupted run left it
+    client.set_terminated(parent.info.run_id, "KILLED")
+    res = runner.invoke(cli, ["tune", "--dataset", "breast_cancer", *base, "--trials", "3"])
+    assert res.exit_code == 0, res.output
+    run = client.get_run(parent.info.run_id)
+    assert run.info.status == "FINISHED" and "tuner.reason" not in run.data.tags
+
+
 def test_a_registered_model_that_tuner_did_not_create_keeps_its_champion(tmp_path: Path) -> None:
     uri, storage = _uris(tmp_path)
     client = _client(uri)
@@ -1022,3 +1065,31 @@ def test_study_show_says_when_mlflow_is_behind_the_study(tmp_path: Path, monkeyp
     assert sync_study(storage, "behind", uri)["model"]
     out, block = show()
     assert "note:" not in out and block["mlflow_behind"] == [], out
+
+
+def test_predict_with_a_bare_study_name_points_at_its_registered_model(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tuner predict churn rows.csv` said only that churn is neither a model folder nor an MLflow model."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n")
+    res = CliRunner().invoke(cli, ["predict", "churn", "rows.csv"])
+    assert res.exit_code == 1
+    assert res.output.splitlines()[-1] == ("Error: churn is not a folder here; a study's best model is the registered "
+                                           "model models:/churn@champion (and a version: models:/churn/1).")
+
+
+def test_sync_says_which_trials_it_cannot_end(tmp_path: Path) -> None:
+    """After a worker was killed, sync-mlflow said it logged everything while the killed trial's
+    run stayed RUNNING in MLflow."""
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(_data("wine"), ["l2"], ["lbfgs"], sampler="random", pruner="none", n_trials=2,
+                     train={"epochs": 5})
+    run_study(spec, "cut", storage)
+    optuna.load_study(study_name="cut", storage=storage).ask()  # a trial its process never ended
+    res = CliRunner().invoke(sync_mlflow, ["cut", "--storage", storage, "--tracking-uri", uri], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "1 trial(s) still RUNNING in the study" in res.output
+    assert "their MLflow runs stay RUNNING until then" in res.output
+    summary = json.loads(CliRunner().invoke(sync_mlflow, ["cut", "--storage", storage, "--tracking-uri", uri,
+                                                          "--json"]).stdout)
+    assert summary["running_trials"] == 1

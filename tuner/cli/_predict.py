@@ -188,11 +188,21 @@ def sync_mlflow(name: str, storage: str | None, tracking_uri: str | None, no_mod
                             register_model=not no_model)
     except TunerError as exc:
         raise click.ClickException(str(exc)) from None
+    from tuner.study import study_record
+
+    counts = study_record(storage, name).counts
+    result["running_trials"], result["stale_trials"] = counts.get("running", 0), counts.get("stale", 0)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
         return
     synced = result["synced_trials"]
     click.echo(f"Study {name}: logged {len(synced)} missing trial(s) to {result['tracking_uri']} "
                f"({result['already_logged']} were already there); parent run {result['parent_run_id']}.")
+    if result["running_trials"]:
+        stale = result["stale_trials"]
+        click.echo(f"  {result['running_trials']} trial(s) still RUNNING in the study"
+                   + (f", {stale} of them stale (their worker died): resuming the study fails and retries those, "
+                      "then run sync-mlflow again" if stale else ": a process is training them")
+                   + "; their MLflow runs stay RUNNING until then.")
     if result.get("model", {}).get("mlflow_model_uri"):
         click.echo(f"  registered the best model as {result['model']['mlflow_model_uri']}")

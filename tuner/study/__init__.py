@@ -34,6 +34,7 @@ from tuner.study._storage import (
     CONNECT_TIMEOUT_S,
     DEFAULT_STORAGE_FILE,
     MissingStudyError,
+    absolute_url,
     check_reachable,
     default_storage_url,
     memory_sqlite,
@@ -107,7 +108,7 @@ __all__ = [
     "public_params", "public_name", "named_params", "PENALTY", "OPTIMIZER",
     # storage
     "DEFAULT_STORAGE_FILE", "CONNECT_TIMEOUT_S", "default_storage_url", "open_storage", "require_database", "sqlite_path",
-    "same_database", "redact", "resolve_url", "prepare_sqlite", "schema_lock", "check_reachable", "memory_sqlite",
+    "same_database", "absolute_url", "redact", "resolve_url", "prepare_sqlite", "schema_lock", "check_reachable", "memory_sqlite",
     "retry_races", "sqlite_writable", "table_names", "MissingStudyError",
     # the observer interface (tracking implements it)
     "StudyObserver", "StudyInfo", "TrialInfo",

@@ -31,6 +31,7 @@ __all__ = [
     "open_storage",
     "sqlite_path",
     "same_database",
+    "absolute_url",
     "redact",
     "resolve_url",
     "prepare_sqlite",
@@ -195,6 +196,20 @@ def memory_sqlite(url: str) -> bool:
 
 def _read_only_url(parsed: Any) -> bool:
     return parsed.query.get("mode") == "ro" or parsed.query.get("immutable") == "1"
+
+
+def absolute_url(url: str) -> str:
+    """``url`` with a relative SQLite file made absolute (``sqlite:///s.db`` run in ``/a`` is
+    ``sqlite:////a/s.db``): what a record kept elsewhere (an MLflow tag) must hold, since the same
+    relative URL names another database in every folder. Other URLs as they are."""
+    try:
+        path = sqlite_path(url)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: kept as given
+        return url
+    if path is None or path.is_absolute() or str(_parse(url).database).startswith("file:"):
+        return url
+    parsed = _parse(url)
+    return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
 
 
 def same_database(url_a: str, url_b: str) -> bool:

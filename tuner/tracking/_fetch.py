@@ -76,6 +76,9 @@ def resolve_model(model_uri: str, workdir: str | Path, tracking_uri: str | None 
             from urllib.parse import unquote, urlparse
 
             local = Path(unquote(urlparse(model_uri).path))
+        if not local.exists() and scheme(model_uri) == "" and os.sep not in model_uri and "/" not in model_uri:
+            raise DataError(f"{model_uri} is not a folder here; a study's best model is the registered model "
+                            f"models:/{model_uri}@champion (and a version: models:/{model_uri}/1).")
         return load_logistic_model(local)
     try:
         return load_logistic_model(download_model(model_uri, workdir, tracking_uri))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import TrackingError
-from tuner.study import StudyInfo, history_importances
+from tuner.study import StudyInfo, absolute_url, history_importances
 from tuner.tracking._links import VIEW_TAG, trials_view
 from tuner.tracking._names import ATTR_PARENT, CHAMPION_ALIAS, TAG_REASON, TAG_ROLE, TAG_STUDY, TAG_STUDY_UID, TAG_TRIAL
 from tuner.tracking._plots import coefficients, confusion_matrix, optimization_history, param_importances, roc_curve
@@ -91,7 +91,7 @@ class StudyRuns:
 
         from tuner.study import same_database
 
-        ours = redact(study.storage_url)
+        ours = redact(absolute_url(study.storage_url))
         for other in self._parents(exp_id, study.name):
             where = other.data.tags.get("tuner.storage", "")
             if other.data.tags.get(TAG_STUDY_UID, "") != study.uid and where and not same_database(where, ours):
@@ -176,7 +176,7 @@ class StudyRuns:
         data = spec.get("data", {})
         tags = {
             TAG_STUDY: study.name, TAG_ROLE: "study", "tuner.metric": study.metric, "tuner.direction": study.direction,
-            "tuner.storage": redact(study.storage_url), "tuner.data.fingerprint": str(data.get("fingerprint", "")),
+            "tuner.storage": redact(absolute_url(study.storage_url)), "tuner.data.fingerprint": str(data.get("fingerprint", "")),
             "mlflow.note.content": (
                 f"Optuna study `{study.name}` ({study.direction} validation {study.metric}); every trial is a "
                 f"child run. Study storage: `{redact(study.storage_url)}`."),
@@ -284,6 +284,13 @@ class StudyRuns:
         """End the parent run with ``status`` (the reason, if any, in ``tuner.reason``)."""
         if reason:
             self.writer.log_batch(run.parent_run_id, tags={TAG_REASON: short(reason)})
+        else:  # an earlier run of the study ended with a reason (interrupted): this end has none
+            from mlflow.exceptions import MlflowException
+
+            try:
+                self.writer.client.delete_tag(run.parent_run_id, TAG_REASON)
+            except MlflowException:
+                pass  # no reason was ever set
         self.writer.client.set_terminated(run.parent_run_id, status)
 
 
