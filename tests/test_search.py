@@ -107,6 +107,19 @@ def test_a_renamed_copy_of_the_data_resumes_and_other_content_is_refused(tmp_pat
     assert len(load(tmp_path, "s").trials) == 6
 
 
+def test_a_best_model_without_a_non_zero_weight_is_said(tmp_path: Path) -> None:
+    """A champion that gives every row the same probabilities was registered without a word (test
+    roc_auc 0.5) when every other trial was pruned, or the penalty zeroed every weight."""
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "zero", "--trials", "2", "--penalty", "l1",
+                     "--optimizer", "fista", "--param", "penalty.strength=10", *FAST)
+    assert code == 0, out
+    assert "the best trial's model has no non-zero weight: it predicts the same probabilities for every row" in out
+    assert "its penalty is strong enough to zero every weight" in out and "non-zero weights: 0 of 30" in out
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "some", "--trials", "2", "--penalty", "l1",
+                     "--optimizer", "fista", "--param", "penalty.strength=1e-3", *FAST)
+    assert code == 0 and "no non-zero weight" not in out
+
+
 def test_divergent_learning_rate_prunes_with_reason_and_study_still_has_a_best(tmp_path: Path) -> None:
     code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "div", "--trials", "6",
                      "--penalty", "l2", "--optimizer", "sgd,lbfgs", "--param", "optimizer.lr=1e3",

@@ -204,6 +204,21 @@ def keep_apart_failing_side_by_side(penalty_names: Sequence[str], optimizer_name
     return notices
 
 
+def constant_model_note(study: Any) -> str:
+    """What the summary says when the best model has no non-zero weight: it gives every row the
+    same probabilities (the classes' frequencies), however good its validation score looks next
+    to the other trials'."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    unconverged = sum("not converged" in str(t.user_attrs.get("prune_reason", "")) for t in trials)
+    why = (f"; {unconverged} of the {len(trials)} trials were pruned as not converged: search the full-batch solvers "
+           "(lbfgs, fista, newton), or give the others more epochs" if unconverged else
+           "; its penalty is strong enough to zero every weight: lower the strength range (--param)")
+    return ("the best trial's model has no non-zero weight: it predicts the same probabilities for every row (the "
+            "classes' frequencies)" + why)
+
+
 def _check_budget(n_trials: int | None, timeout: float | None) -> None:
     if n_trials is not None and (not is_count(n_trials) or n_trials < 0):
         raise ConfigError(f"The 'trials' parameter of tune must be an integer >= 0; got {n_trials!r} instead.")
@@ -288,6 +303,8 @@ class _StudyRun:
             self.notes.append(f"the timeout ran out before {self.objective.not_started} asked trial(s) could start: "
                               "they are failed as given up and not counted against the budget, and queued again with "
                               "the same parameters for the next run or worker")
+        if outcome is not None and outcome.result.n_nonzero == 0:
+            self.notes.append(constant_model_note(self.study))
         return self._result(best, outcome, interrupted, warnings + self.objective.warnings + self.notes)
 
     def _take_back(self) -> None:
