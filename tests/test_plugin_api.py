@@ -234,3 +234,79 @@ def test_an_l1_only_optimizer_refuses_a_non_smooth_penalty_that_is_not_an_elasti
     assert compatibility_reason(FloatStepLasso(), optimizers.get("fista")) is None
     for name in ("l1", "elasticnet", "l2", "none"):
         assert compatibility_reason(penalties.get(name), lbfgs) is None, name
+
+
+def test_a_plugin_cannot_change_its_hyperparameters_by_writing_to_params() -> None:
+    """A penalty that wrote ``params["strength"] = 7.0`` trained another objective than the one its
+    trial reports (penalty_params said 1e-4), and no check saw it: ``params`` is read-only."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    from tuner import Float, Penalty
+    from tuner._registry import optimizers
+    from tuner.errors import PluginError
+    from tuner.train import TrainConfig, fit
+
+    class Rewriting(Penalty):
+        name = "rewriting"
+        description = "Writes to its params."
+        search_space = {"strength": Float(1e-7, 10.0, default=1e-4, log=True)}
+
+        def smooth_value(self, weight, params):
+            params["strength"] = 7.0
+            return params["strength"] / 2 * (weight ** 2).sum(dim=(-2, -1))
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    for opt in ("lbfgs", "sgd"):
+        with pytest.raises(PluginError, match="the penalty plugin 'rewriting' .*raised TypeError: 'mappingproxy' "
+                                              "object does not support item assignment"):
+            fit(X, y, 2, Rewriting(), {"strength": 1e-4}, optimizers.get(opt), {}, TrainConfig(epochs=2))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "lbfgs"])
+def test_a_penalty_value_of_the_wrong_shape_is_the_penaltys_error(optimizer: str) -> None:
+    """A penalty reducing over one axis only (a value per class) raised a bare RuntimeError from a
+    reshape with SGD, and with L-BFGS was blamed on the optimizer."""
+    from sklearn.datasets import load_iris
+
+    from tuner import Penalty
+    from tuner._registry import optimizers
+    from tuner.train import TrainConfig, fit
+
+    class PerClass(Penalty):
+        name = "per_class"
+        description = "Reduces over one axis only."
+        search_space = {"strength": Float(1e-7, 10.0, default=1e-4, log=True)}
+
+        def smooth_value(self, weight, params):
+            return params["strength"] * (weight * weight).sum(dim=-2)
+
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(PluginError, match=r"Penalty 'per_class' smooth_value returned a tensor of shape \(3,\); it "
+                                          r"must return a scalar \(one trial\)"):
+        fit(X, y, 3, PerClass(), {"strength": 1e-4}, optimizers.get(optimizer), {}, TrainConfig(epochs=2))
+
+
+def test_a_penalty_whose_value_is_nan_is_blamed_not_the_learning_rate() -> None:
+    """A penalty returning NaN on wide data made every trial 'diverge' with the advice to lower the
+    learning rate of L-BFGS, which no learning rate mends."""
+    from sklearn.datasets import load_breast_cancer
+
+    from tuner import Penalty
+    from tuner._registry import optimizers
+    from tuner.train import TrainConfig, fit
+
+    class NanOnWideData(Penalty):
+        name = "nan_wide"
+        description = "NaN on data with 25 features or more."
+        search_space = {"strength": Float(1e-7, 10.0, default=1e-4, log=True)}
+
+        def smooth_value(self, weight, params):
+            value = params["strength"] / 2 * (weight ** 2).sum(dim=(-2, -1))
+            return value * float("nan") if weight.shape[-2] >= 25 else value
+
+    X, y = load_breast_cancer(return_X_y=True)
+    with pytest.raises(PluginError, match="The penalty 'nan_wide' gave smooth_value = nan at finite weights"):
+        fit(X, y, 2, NanOnWideData(), {"strength": 1e-4}, optimizers.get("lbfgs"), {}, TrainConfig(epochs=2))
+    fit(X[:, :10], y, 2, NanOnWideData(), {"strength": 1e-4}, optimizers.get("lbfgs"), {}, TrainConfig(epochs=2))

@@ -522,14 +522,16 @@ class _NaNPenalty(Penalty):
 
 
 @pytest.mark.parametrize("opt", ["lbfgs", "fista", "newton", "sgd"])
-def test_a_nan_objective_is_divergence_with_every_solver_not_the_solver_s_fault(opt: str, breast_cancer: Any) -> None:
+def test_a_nan_penalty_is_the_penaltys_fault_with_every_solver(opt: str, breast_cancer: Any) -> None:
     """Trained alone, torch's L-BFGS line search and FISTA's step failed on the NaN and were blamed
-    for it ("the optimizer plugin 'lbfgs' raised RuntimeError"): the other solvers call it divergence."""
+    for it ("the optimizer plugin 'lbfgs' raised RuntimeError"); then every solver called it
+    divergence and advised a lower learning rate. The penalty's value is NaN: it is named."""
+    from tuner.errors import PluginError
     from tuner.train import fit_many
 
     X, y = breast_cancer
     (out,) = fit_many(X, y, 2, _NaNPenalty(), [{"strength": 0.1}], optimizers.get(opt), [{}], TrainConfig(epochs=5))
-    assert isinstance(out, TrainingDivergedError) and "became nan" in str(out), out
+    assert isinstance(out, PluginError) and "The penalty 'nan_penalty' gave smooth_value = nan" in str(out), out
 
 
 def test_incompatible_pair_is_refused(smooth_only: str) -> None:

@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -228,8 +229,9 @@ class _Run:
                 f"The optimizer '{optimizer.name}' uses the Hessian, which the trainer offers for models of at most "
                 f"{HESSIAN_MAX_PARAMS:,} parameters; this one has {n_params(leaves.p, leaves.c):,} ((features + 1) x "
                 "outputs). Choose a first-order full-batch solver (lbfgs, fista) or a mini-batch optimizer.")
-        oparams = stack_params(optimizer_params, place.dtype, place.device,
-                               f"optimizer '{optimizer.name}' hyperparameter") if batched else dict(optimizer_params[0])
+        oparams = MappingProxyType(stack_params(optimizer_params, place.dtype, place.device,  # read-only, as a penalty's
+                                                f"optimizer '{optimizer.name}' hyperparameter")
+                                   if batched else dict(optimizer_params[0]))
         penalty = PenaltyGroups(pens, penalty_params, batched, place.dtype, place.device)
 
         def prox(weight: torch.Tensor, step: Any) -> torch.Tensor:
@@ -321,11 +323,29 @@ class _Run:
             return [False] * len(self.trials)
         return [bool(v) for v in torch.as_tensor(mask).reshape(-1).tolist()]
 
+    @torch.no_grad()
+    def _penalty_not_finite(self, k: int) -> PluginError | None:
+        """Why trial ``k`` diverged when its penalty's own value is NaN at finite weights (its
+        weights, or zero weights where they are no longer finite): the penalty's code, which no
+        learning rate mends. None otherwise (an infinite value may be the overflow of weights
+        that a too large step sent far)."""
+        W = self.leaves.W3
+        if not bool(torch.isfinite(W[k]).all()):  # a NaN gradient sent the weights there: ask at zero weights
+            W = torch.zeros_like(W)
+        pen = self.objective.penalty
+        for method, value in (("smooth_value", pen.smooth(W)), ("nonsmooth_value", pen.nonsmooth(W))):
+            if math.isnan(float(value[k])):
+                name = next(p.name for p, idx, _ in pen.groups if idx is None or bool((idx == k).any()))
+                return PluginError(f"The penalty '{name}' gave {method} = nan at finite weights, so training "
+                                   f"stopped (no learning rate mends that); run `tuner plugins check {name}`.")
+        return None
+
     def _judge(self, k: int, epoch: int, obj: float, finite: bool, val: float | None) -> None:
         """Trial k after an epoch: diverged, failed in a callback, improved, waiting, slowed or stopped."""
         t = self.trials[k]
         if t.stopping.diverged(obj, finite):
-            self._freeze(k, TrainingDivergedError(
+            blame = self._penalty_not_finite(k)
+            self._freeze(k, blame or TrainingDivergedError(
                 f"The training loss became {obj:.6g} at epoch {epoch} (it was {t.stopping.start:.6g} at the start) "
                 f"with optimizer '{self.optimizer.name}' ({shown_params(self.oparams, k)}); lower the learning "
                 "rate."), zero=True)

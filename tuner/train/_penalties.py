@@ -8,6 +8,7 @@ plugin sees only its own trials' weight columns.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -93,8 +94,9 @@ class PenaltyGroups:
         self.groups: list[tuple[Penalty, torch.Tensor | None, Any]] = []
         for pen, idx in members.values():
             chosen = [params[k] for k in idx]
-            values = stack_params(chosen, dtype, device, f"penalty '{pen.name}' hyperparameter") if batched \
-                else dict(chosen[0])
+            # read-only: a plugin that wrote to it would change its trial's hyperparameters unseen
+            values = MappingProxyType(stack_params(chosen, dtype, device, f"penalty '{pen.name}' hyperparameter")
+                                      if batched else dict(chosen[0]))
             whole = len(idx) == self.k
             self.groups.append((pen, None if whole else torch.tensor(idx, device=device), values))
         self.has_prox = any(pen.has_prox for pen, _, _ in self.groups)
@@ -197,4 +199,8 @@ def _per_trial(value: Any, k: int, what: str) -> torch.Tensor:
             raise PluginError(f"{what} returned one value for {k} trials side by side; reduce over the last two "
                               "dimensions only (shape (K,)).")
         return value.reshape(1)
+    if value.numel() != k:
+        wanted = "a scalar (one trial)" if k == 1 else f"shape ({k},) (one value per trial, {k} side by side)"
+        raise PluginError(f"{what} returned a tensor of shape {tuple(value.shape)}; it must return {wanted}: reduce "
+                          "over the weights' last two dimensions (.sum(dim=(-2, -1))).")
     return value.reshape(k)
