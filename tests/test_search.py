@@ -501,3 +501,24 @@ def test_an_interrupt_right_after_a_trial_is_asked_leaves_no_trial_running(tmp_p
     assert code != 0, out
     states = [t.state for t in load(tmp_path, "ask").trials]
     assert len(states) == 3 and TrialState.RUNNING not in states, states
+
+
+def test_a_range_narrowed_for_one_plugin_gets_its_own_optuna_name(tmp_path: Path) -> None:
+    """`--param penalty.l1.strength=0.01..0.1:log` beside l2 kept one Optuna name, penalty.strength,
+    with two distributions (the README says a range that differs is stored once per plugin)."""
+    def names(params: dict[str, str]) -> dict[str, str]:
+        space = build_space(StudySpec(DataSpec(dataset="breast_cancer"), ["l1", "l2"], ["fista"], params=params))
+        return {v: next(s.name for s in slots if s.hp == "strength") for v, slots in space.slots.items()}
+
+    assert names({}) == {"l1:fista": "penalty.strength", "l2:fista": "penalty.strength"}
+    assert names({"penalty.l1.strength": "0.01..0.1:log"}) == {"l1:fista": "penalty.l1.strength",
+                                                               "l2:fista": "penalty.l2.strength"}
+    assert names({"penalty.strength": "0.01..0.1:log"}) == {"l1:fista": "penalty.strength",
+                                                            "l2:fista": "penalty.strength"}  # narrowed alike: shared
+    code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "narrow", "--trials", "6", "--penalty",
+                     "l1,l2", "--optimizer", "fista", "--param", "penalty.l1.strength=0.01..0.1:log", "--json", *FAST)
+    assert code == 0, out
+    for t in load(tmp_path, "narrow").trials:
+        pen = t.params["variant"].split(":")[0]
+        assert set(t.params) == {"variant", f"penalty.{pen}.strength", "optimizer.lr"}
+        assert pen == "l2" or 0.01 <= t.params["penalty.l1.strength"] <= 0.1

@@ -112,6 +112,7 @@ def build_space(spec: StudySpec) -> SearchSpace:
     all_slots = {**_slots("penalty", pens), **_slots("optimizer", opts)}
     for key, text in spec.params.items():
         _narrow(key, text, all_slots)
+    _own_names_where_ranges_differ(all_slots)
     slots: dict[str, list[Slot]] = {}
     for v in variants:
         pn, on = split_variant(v)
@@ -151,6 +152,20 @@ def _slots(kind: str, plugins: Mapping[str, Any]) -> dict[_SlotKey, Slot]:
                 s.low, s.high, s.log = hspec.low, hspec.high, hspec.log
             out[(kind, pn, hp)] = s
     return out
+
+
+def _own_names_where_ranges_differ(all_slots: Mapping[_SlotKey, Slot]) -> None:
+    """Give each plugin its own Optuna name for a shared hyperparameter that ``params`` narrowed
+    for one plugin only (``penalty.group_lasso.strength=0.01..0.1`` beside ``l2``): Optuna needs
+    one distribution per name."""
+    by_name: dict[str, list[Slot]] = {}
+    for s in all_slots.values():
+        by_name.setdefault(s.name, []).append(s)
+    for group in by_name.values():
+        searched = {(s.low, s.high, s.log) for s in group if not s.is_fixed and not isinstance(s.spec, Categorical)}
+        if len(group) > 1 and len(searched) > 1:
+            for s in group:
+                s.name = f"{s.kind}.{s.plugin}.{s.hp}"
 
 
 def _narrow(key: str, text: str, all_slots: Mapping[_SlotKey, Slot]) -> None:
