@@ -38,7 +38,8 @@ def plugins_check(name: str, group: str | None, seed: int, as_json: bool) -> Non
                 color = {"pass": "green", "fail": "red", "skip": "yellow"}[result.status]
                 click.echo("  " + click.style(label, fg=color) + f"  {result.check:<{width}}  {result.reason}")
             counts = {s: sum(r.status == s for r in report.results) for s in ("pass", "fail", "skip")}
-            click.echo(f"  {len(report.results)} checks: {counts['pass']} passed, {counts['fail']} failed, "
+            n = len(report.results)
+            click.echo(f"  {n} check{'' if n == 1 else 's'}: {counts['pass']} passed, {counts['fail']} failed, "
                        f"{counts['skip']} skipped")
     if not ok:
         click.get_current_context().exit(1)
