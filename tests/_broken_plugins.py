@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from tuner import Float, Optimizer, Penalty
+from tuner import Categorical, Float, Int, Optimizer, Penalty
 
 STRENGTH = Float(1e-7, 10.0, default=1e-4, log=True)
 
@@ -136,3 +136,17 @@ class FirstLrSGD(Optimizer):
     def build(self, param_groups, params, prox=None):
         lr = params["lr"]
         return torch.optim.SGD(list(param_groups), lr=float(lr.reshape(-1)[0] if isinstance(lr, torch.Tensor) else lr))
+
+
+class ScaledRidge(Penalty):
+    """A sound batched ridge whose strength a bool and an int hyperparameter scale."""
+
+    name = "scaled_ridge"
+    description = "Ridge scaled by (1 + double) * power."
+    search_space = {"strength": Float(1e-7, 10.0, default=1e-4, log=True, domain=(0.0, 1e6)),
+                    "double": Categorical([True, False], default=False), "power": Int(1, 3, default=1)}
+    supports_batch = True
+
+    def smooth_value(self, weight, params):
+        scale = params["strength"] * (1 + params["double"]) * params["power"]
+        return (scale * 0.5 * weight * weight).sum(dim=(-2, -1))

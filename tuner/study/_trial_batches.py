@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +90,18 @@ def batch_size_for(requested: int | str | None, room: int | None, work: int = AU
     else:
         want = int(requested or 1)
     return max(1, want if room is None else min(want, room))
+
+
+def _stuck_at_start(result: Any, start: tuple[Any, Any] | None) -> bool:
+    """Whether a warm-started trial ended where it started: "converged" after one pass with its
+    weights unmoved. A warm start has no curvature yet, so near the neighbour's optimum the
+    first gradient step can lower the objective by less than float32 shows, and the solver
+    stops there, up to a fraction of a percent above the trial's own optimum."""
+    if start is None or isinstance(result, BaseException) or result.result.epochs_run > 1:
+        return False
+    w0 = np.asarray(start[0], dtype=np.float64)
+    w = np.asarray(result.result.weight, dtype=np.float64).reshape(w0.shape)
+    return bool(np.abs(w - w0).max(initial=0.0) <= 1e-6 * max(1.0, float(np.abs(w0).max(initial=0.0))))
 
 
 @dataclass
@@ -193,9 +206,19 @@ class TrialBatches:
         ``group`` attribute then says which trials it trained with and how long that took
         (``{"trials": [numbers], "seconds": s}``: the training share of a study's time)."""
         started = time.perf_counter()
+        init = self._warm_starts(group)
         results = train_many(self.data, group[0].optimizer,
                              [(p.penalty, p.penalty_params, p.optimizer_params) for p in group], self.config,
-                             [p.callbacks for p in group], self._warm_starts(group), self.folds)
+                             [p.callbacks for p in group], init, self.folds)
+        stuck = [i for i, r in enumerate(results) if init is not None and _stuck_at_start(r, init[i])]
+        if stuck:  # a warm start its solver could not leave: the same trials from zero weights
+            with warnings.catch_warnings():  # the pruner heard their first pass already: Optuna keeps that one
+                warnings.filterwarnings("ignore", message="The reported value is ignored because this `step")
+                again = train_many(self.data, group[0].optimizer,
+                                   [(group[i].penalty, group[i].penalty_params, group[i].optimizer_params)
+                                    for i in stuck], self.config, [group[i].callbacks for i in stuck], None, self.folds)
+            for i, r in zip(stuck, again):
+                results[i] = r
         mark = {"trials": [p.trial.number for p in group], "seconds": round(time.perf_counter() - started, 4)}
         for pend in group:
             pend.trial.set_user_attr("group", mark)
