@@ -189,21 +189,27 @@ def _compare(together: Any, alone: Any, k: int, has_prox: bool, dtype: torch.dty
 def _side_by_side_equals_alone(pens: Sequence[Penalty], pps: Sequence[Mapping[str, Any]], opt: Optimizer,
                                ops: Sequence[Mapping[str, Any]], seed: int, where: str) -> int:
     """Train the trials together and one by one in every dtype and layout; return the fits compared."""
-    has_prox = any(p.has_prox for p in pens)
     n = 0
     for sparse in (False, True):
         data = _Data(seed, sparse)
         for dtype_name, dtype in (("float64", torch.float64), ("float32", torch.float32)):
-            config = _config(opt, dtype, seed)
-            here = f"{where}, {data.label} data, {dtype_name}"
-            together = _train(data, pens, pps, opt, ops, config, f"side by side {here}")
-            if not isinstance(together, list) or len(together) != len(pps):
-                raise Fail(f"fit_many {here} returned {together!r}, not one result per trial")
-            for k in range(len(pps)):
-                alone = _alone(data, pens[k], pps[k], opt, ops[k], config, k, here)
-                _compare(together[k], alone, k, has_prox, dtype, here, opt.full_batch)
-                n += 1
+            n += _equal_in_one_layout(pens, pps, opt, ops, data, dtype, _config(opt, dtype, seed),
+                                      f"{where}, {data.label} data, {dtype_name}")
     return n
+
+
+def _equal_in_one_layout(pens: Sequence[Penalty], pps: Sequence[Mapping[str, Any]], opt: Optimizer,
+                         ops: Sequence[Mapping[str, Any]], data: _Data, dtype: torch.dtype, config: TrainConfig,
+                         here: str) -> int:
+    """Train the trials together and one by one on ``data`` with ``config``; return the fits compared."""
+    together = _train(data, pens, pps, opt, ops, config, f"side by side {here}")
+    if not isinstance(together, list) or len(together) != len(pps):
+        raise Fail(f"fit_many {here} returned {together!r}, not one result per trial")
+    has_prox = any(p.has_prox for p in pens)
+    for k in range(len(pps)):
+        alone = _alone(data, pens[k], pps[k], opt, ops[k], config, k, here)
+        _compare(together[k], alone, k, has_prox, dtype, here, opt.full_batch)
+    return len(pps)
 
 
 def _isolated(pens: Sequence[Penalty], pps: Sequence[Mapping[str, Any]], opt: Optimizer,
@@ -413,17 +419,11 @@ def check_batch_step(s: Subject) -> str:
     if not partners:
         raise Skip("the built-in 'l2' penalty does not work with this optimizer side by side")
     pen, pps = partners[0]
-    settings = trial_settings(opt.search_space)
     data = _Data(s.seed, sparse=False)
     config = dataclasses.replace(_config(opt, torch.float64, s.seed), epochs=1, tol=1e-3)
-    here = f"with penalty 'l2', {data.label} data, float64, {config.epochs} epoch(s)"
-    together = _train(data, [pen] * K_TRIALS, pps, opt, settings, config, f"side by side {here}")
-    if not isinstance(together, list) or len(together) != K_TRIALS:
-        raise Fail(f"fit_many {here} returned {together!r}, not one result per trial")
-    for k in range(K_TRIALS):
-        alone = _alone(data, pen, pps[k], opt, settings[k], config, k, here)
-        _compare(together[k], alone, k, False, torch.float64, here, opt.full_batch)
-    return f"{K_TRIALS} trials side by side equal to alone after {config.epochs} epoch(s)"
+    n = _equal_in_one_layout([pen] * K_TRIALS, pps, opt, trial_settings(opt.search_space), data, torch.float64,
+                             config, f"with penalty 'l2', {data.label} data, float64, {config.epochs} epoch(s)")
+    return f"{n} trials side by side equal to alone after {config.epochs} epoch(s)"
 
 
 def check_batch_optimizer_divergence(s: Subject) -> str:

@@ -112,8 +112,8 @@ def check_installed(name: str, group: str | None = None, *, seed: int = 0) -> li
     return reports
 
 
-_QUICK_CACHE: dict[tuple[str, str, int], tuple[object, str | None]] = {}
-"""(kind, name, id(plugin)) -> (the plugin, kept alive so its id stays its own; the reason or None)."""
+_QUICK_CACHE: dict[tuple[str, str, int, tuple[str, ...]], tuple[object, str | None]] = {}
+"""(kind, name, id(plugin), checks) -> (the plugin, kept alive so its id stays its own; the reason or None)."""
 REASON_CHARS = 300
 
 
@@ -123,8 +123,8 @@ def failing_plugins(kind: str, names: Iterable[str]) -> dict[str, str]:
 
     ``kind`` is ``"penalty"`` or ``"optimizer"``. A quick subset of the contract checks
     (:data:`QUICK_CHECKS`, at the default hyperparameters: tensor and per-weight prox steps,
-    float32 and float64, the proximal step of an after-step optimizer, trials side by side)
-    runs once per plugin and process, in tens of milliseconds. A plugin the registry could not
+    float32 and float64, the proximal step of an after-step optimizer; trials side by side are
+    :func:`side_by_side_failures`'s) runs once per plugin and process, in tens of milliseconds. A plugin the registry could not
     load is reported with the registry's reason; an unknown name is left out (the caller's own
     validation names it). ``tuner plugins check NAME`` runs every check.
     """
@@ -140,10 +140,7 @@ def failing_plugins(kind: str, names: Iterable[str]) -> dict[str, str]:
         if info.plugin is None:
             out[name] = _one_line(f"it cannot be loaded: {info.error}")
             continue
-        key = (kind, name, id(info.plugin))
-        if key not in _QUICK_CACHE:
-            _QUICK_CACHE[key] = (info.plugin, _quick_reason(kind, name, info.plugin))
-        reason = _QUICK_CACHE[key][1]
+        reason = _cached_reason(kind, name, info.plugin, QUICK_CHECKS[kind])
         if reason is not None:
             out[name] = reason
     return out
@@ -160,17 +157,22 @@ def side_by_side_failures(kind: str, names: Iterable[str]) -> dict[str, str]:
         info = next((i for i in registry.infos() if i.name == name and i.ok), None)
         if info is None or getattr(info.plugin, "supports_batch", False) is not True:
             continue
-        key = ("side by side " + kind, name, id(info.plugin))
-        if key not in _QUICK_CACHE:
-            _QUICK_CACHE[key] = (info.plugin, _quick_reason(kind, name, info.plugin, QUICK_SIDE_BY_SIDE[kind]))
-        reason = _QUICK_CACHE[key][1]
+        reason = _cached_reason(kind, name, info.plugin, QUICK_SIDE_BY_SIDE[kind])
         if reason is not None:
             out[name] = reason
     return out
 
 
-def _quick_reason(kind: str, name: str, plugin: object, checks: tuple[str, ...] | None = None) -> str | None:
-    results = _run(plugin, kind=kind, name=name, seed=0, only=checks or QUICK_CHECKS[kind])
+def _cached_reason(kind: str, name: str, plugin: object, checks: tuple[str, ...]) -> str | None:
+    """Why ``plugin`` fails ``checks`` (None: it passes), run once per plugin, checks and process."""
+    key = (kind, name, id(plugin), checks)
+    if key not in _QUICK_CACHE:
+        _QUICK_CACHE[key] = (plugin, _quick_reason(kind, name, plugin, checks))
+    return _QUICK_CACHE[key][1]
+
+
+def _quick_reason(kind: str, name: str, plugin: object, checks: tuple[str, ...]) -> str | None:
+    results = _run(plugin, kind=kind, name=name, seed=0, only=checks)
     failed = [r for r in results if r.failed]
     if not failed:
         return None
