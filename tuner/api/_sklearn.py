@@ -25,6 +25,7 @@ from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from tuner._numbers import is_count
 from tuner.errors import ConfigError, InvalidParameterError
 
 __all__ = ["LogisticRegression", "LinearProbaMixin", "check_plugin_names", "check_spaced_labels", "seed_of"]
@@ -298,7 +299,7 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
                 raise bad(param, "a float >= 0 or None", value)
         for param in ("max_epochs", "patience", "batch_size"):
             value = getattr(self, param)
-            if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1):
+            if value is not None and (not is_count(value) or value < 1):
                 raise bad(param, "an int in the range [1, inf) or None", value)
         if self.class_weight is not None and self.class_weight != "balanced" and not isinstance(self.class_weight, Mapping):
             raise bad("class_weight", "'balanced', a dict of class -> weight, or None", self.class_weight)
@@ -381,7 +382,7 @@ def check_spaced_labels(estimator: Any, classes: Any) -> None:
 def seed_of(random_state: Any) -> int:
     """The trainer's seed for a scikit-learn ``random_state``: an int is the seed itself (as
     ``tuner train --seed``); None or a ``RandomState`` draws one."""
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+    if is_count(random_state):
         return int(random_state)
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
