@@ -307,7 +307,7 @@ class _Run:
         for k, t in enumerate(self.trials):
             if not t.done:
                 self._judge(k, epoch, train_obj[k], finite[k],
-                            vals[k] if vals is not None and self.objective.data.scores_val(k) else None)
+                            vals[k] if vals is not None and t.state.X_val is not None else None)
             if not t.done and solved[k]:  # the solver met its own optimality test: nothing left to gain
                 # monitor='val' keeps its best validation epoch: the converged weights only if that is this one
                 kept_earlier = t.stopping.watch_val and t.stopping.best_epoch != epoch
