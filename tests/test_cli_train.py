@@ -307,6 +307,21 @@ def test_plugins_list_shows_a_plugin_that_fails_its_contract_checks(monkeypatch:
     assert "tuner plugins check float_step" in line and text.count("FAILING") == 1
 
 
+def test_plugins_list_keeps_one_column_of_descriptions_beside_a_long_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name of 13 characters or more pushed its description right of everyone else's."""
+    from tuner._registry import PluginInfo, penalties
+
+    long_name = "ridge_with_a_long_name"
+    plugin = penalties.get("l2")
+    monkeypatch.setitem(penalties._load(), long_name, PluginInfo(
+        "logreg_tuner.penalties", long_name, "logreg_tuner_plugins.penalties:L2Penalty", "someone-else", "1.0",
+        plugin=plugin))
+    lines = invoke("plugins", "list").output.splitlines()
+    starts = {name: next(line for line in lines if line.startswith(f"  {name} ")).index(plugin.description)
+              for name in ("l2", long_name)}
+    assert starts["l2"] == starts[long_name] == len(f"  {long_name} "), starts
+
+
 def test_plugins_list_keeps_a_builtin_working_beside_a_newcomer_refused_its_name(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A third-party 'l2' (refused by the registry) showed the built-in l2 as FAILING its contract

@@ -104,6 +104,7 @@ def plugins_list(as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
+    width = max([12] + [len(r["name"]) for r in rows])  # one column of names, however long a third party's
     for kind in ("penalty", "optimizer"):
         click.secho(f"{kind.capitalize()} plugins (logreg_tuner.{'penalties' if kind == 'penalty' else 'optimizers'}):", bold=True)
         for row in (r for r in rows if r["group"] == kind):
@@ -111,9 +112,9 @@ def plugins_list(as_json: bool) -> None:
             if row["status"] == "broken":
                 usable = any(r["name"] == row["name"] and r["status"] != "broken" for r in rows if r["group"] == kind)
                 label = "REFUSED" if usable else "BROKEN"  # a newcomer under a usable plugin's name
-                click.secho(f"  {row['name']:<12} {label} ({origin}): {row['error']}", fg="red")
+                click.secho(f"  {row['name']:<{width}} {label} ({origin}): {row['error']}", fg="red")
                 continue
-            click.echo(f"  {row['name']:<12} {row['description']}  [{origin}]")
+            click.echo(f"  {row['name']:<{width}} {row['description']}  [{origin}]")
             if row["status"] == "failing":
                 click.secho(f"      FAILING its contract checks: {row['error']}; run `tuner plugins check "
                             f"{row['name']}`", fg="red")
