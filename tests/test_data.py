@@ -109,6 +109,27 @@ def test_tsv_with_quote_marks_and_a_text_column(tmp_path: Path) -> None:
     np.testing.assert_allclose(sp.linalg.norm(ds.X_train, axis=1), 1.0)
 
 
+def test_tsv_written_with_a_quoted_value_across_lines_is_refused(tmp_path: Path) -> None:
+    """pandas quotes a TSV value that holds a line break; read with plain quotes, that value became
+    a row (and a class) of its own and every later row shifted by one."""
+    frame = pd.DataFrame({"label": [lab for lab, _ in REVIEWS] * 2,
+                          "sentence": [t for _, t in REVIEWS] + ['two lines,\nthen "more"'] + [t for _, t in REVIEWS][1:]})
+    path = tmp_path / "reviews.tsv"
+    frame.to_csv(path, sep="\t", index=False)
+    with pytest.raises(DataError, match=r"reviews.tsv cannot be read without a guess.* it holds 13 rows; .* 12\. Save it "
+                                        r"as CSV"):
+        load_data(path, target="label", text_column="sentence")
+    frame[["sentence"]].to_csv(tmp_path / "new.tsv", sep="\t", index=False)
+    with pytest.raises(DataError, match="holds 13 rows"):
+        load_data(tmp_path / "new.tsv", text_column="sentence", require_target=False)
+    frame.to_csv(tmp_path / "reviews.csv", index=False)  # the same rows as CSV: quotes followed
+    assert len(load_data(tmp_path / "reviews.csv", target="label", text_column="sentence")) == 12
+    # quotes that open a cell and pair up on its line stay plain characters, as GLUE's files need
+    path.write_text("label\tsentence\n1\t\"the film\" is good\n0\t\"bad\n", encoding="utf-8")
+    raw = load_data(path, target="label", text_column="sentence")
+    assert raw.X["sentence"].tolist() == ['"the film" is good', '"bad']
+
+
 def test_csv_with_text_and_numeric_columns(tmp_path: Path) -> None:
     frame = pd.DataFrame({"label": [lab for lab, _ in REVIEWS], "review": [t for _, t in REVIEWS],
                           "stars": [5.0, 1.0, 4.0, 2.0, 5.0, 1.0]})

@@ -403,11 +403,37 @@ def read_table_frame(p: Path, fmt: str, encoding: str, header: bool = True,
         try:
             # without a header pandas names the columns 0, 1, ...: the names "0", "1", ... are those positions
             dtype = {(c if header else int(c)): str for c in as_text if header or c.isdigit()}
-            return pd.read_csv(p, sep=sep, encoding=encoding, quoting=quoting, index_col=False,
-                               header=0 if header else None, compression=compression_of(p), dtype=dtype or None)
+            frame = pd.read_csv(p, sep=sep, encoding=encoding, quoting=quoting, index_col=False,
+                                header=0 if header else None, compression=compression_of(p), dtype=dtype or None)
         except pd.errors.ParserWarning:
             raise DataError(f"The rows of {p} have more fields than its header names; name every column in the "
                             "header (is a separator missing, or a row index unnamed?).") from None
+    if fmt == "tsv":
+        _refuse_quoted_records_across_lines(p, frame, encoding, header)
+    return frame
+
+
+def _refuse_quoted_records_across_lines(p: Path, frame: pd.DataFrame, encoding: str, header: bool) -> None:
+    """A TSV's quotes are plain characters here (GLUE's files hold unbalanced ones), but pandas,
+    Python's csv module and spreadsheets quote a value holding a line break: read with quotes as
+    plain characters, such a value becomes rows of its own and shifts the rest. Refused when some
+    cell begins with a double quote and the two readings disagree on the number of rows."""
+    texts = [frame[c] for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    opened = sum(int(col.astype(str).str.startswith('"').sum()) for col in texts)
+    if not opened:
+        return
+    try:
+        quoted = pd.read_csv(p, sep="\t", encoding=encoding, quoting=csv.QUOTE_MINIMAL, index_col=False,
+                             header=0 if header else None, compression=compression_of(p), dtype=str)
+    except (pd.errors.ParserError, ValueError):
+        return  # quotes that do not pair up: plain characters, as read
+    if len(quoted) != len(frame):
+        raise DataError(
+            f"{p} cannot be read without a guess: {opened} of its cells begin with a double quote. With quotes as "
+            f"plain characters (how this tool reads a TSV, as GLUE's files need) it holds {len(frame)} rows; with "
+            f"quoted values that span lines (how pandas, Python's csv module and spreadsheets write a TSV) "
+            f"{len(quoted)}. Save it as CSV, whose quotes are followed, or write the TSV without quoting "
+            "(quoting=csv.QUOTE_NONE).")
 
 
 def read_npz(p: Path, opts: ReadOptions) -> RawData:
