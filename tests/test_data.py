@@ -229,6 +229,28 @@ def test_labeltext_lines(tmp_path: Path) -> None:
     assert prepare(raw, val_size=0, test_size=0).classes == [0, 1, 2, 3, 4]
 
 
+def test_labeltext_after_a_byte_order_mark(tmp_path: Path) -> None:
+    """A UTF-8 byte-order mark joined the first label: '\\ufeff1' was a third class beside 0 and 1."""
+    path = tmp_path / "stsa.binary.mini"
+    path.write_bytes(b"\xef\xbb\xbf1 a fine , moving film\n0 a disaster\n1 simply wonderful\n0 weak and dull\n")
+    raw = load_data(path)
+    assert raw.fmt == "labeltext" and list(raw.y) == [1, 0, 1, 0]
+
+
+def test_a_tab_separated_file_with_a_header_is_a_tsv_whatever_its_name(tmp_path: Path, data_dir: Path) -> None:
+    """SST-2's first lines saved as .txt were read as '<label> <text>' lines: the header's 'label'
+    became a class of one row beside 0 and 1."""
+    path = tmp_path / "sst2_head.txt"
+    with open(data_dir / "sst2-glue" / "train.tsv", encoding="utf-8") as fh:
+        path.write_text("".join(next(fh) for _ in range(41)), encoding="utf-8")
+    raw = load_data(path, target="label", text_column="sentence")
+    assert raw.fmt == "tsv" and len(raw) == 40 and set(raw.y) == {0, 1}
+    # the same lines without the header stay '<label> <text>' lines
+    (tmp_path / "no_header.txt").write_text("".join(path.read_text(encoding="utf-8").splitlines(True)[1:]))
+    plain = load_data(tmp_path / "no_header.txt")
+    assert plain.fmt == "labeltext" and list(plain.y) == list(raw.y)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "labeltext"])
 def test_labels_with_a_leading_zero_are_kept_as_written(tmp_path: Path, fmt: str) -> None:
     """``007`` is a code, not the number 7: as numbers the classes would print as 7 and 10, and a

@@ -73,6 +73,19 @@ def formats_help() -> str:
     return "; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values())
 
 
+def _tab_table_with_header(lines: list[str]) -> bool:
+    """Whether the first lines are a TSV whose first line names its columns: every line has the
+    same tabs, and the first line's first cell is none of the labels the other lines repeat. Read
+    as ``<label> <text>`` lines, that header would be a class of one row (``label``)."""
+    if len(lines) < 3 or "\t" not in lines[0]:
+        return False
+    cells = [ln.rstrip("\r\n").split("\t") for ln in lines]
+    if len({len(c) for c in cells}) != 1:
+        return False
+    firsts = [c[0].strip() for c in cells[1:]]
+    return cells[0][0].strip() not in firsts and len(set(firsts)) <= len(firsts) // 2
+
+
 def sniff(path: Path, encoding: str, delimited: bool = False) -> str:
     """The format of ``path``: a folder is ``classfiles``; else by suffix; else by its first lines.
 
@@ -103,6 +116,8 @@ def sniff(path: Path, encoding: str, delimited: bool = False) -> str:
                         "table (read as '<label> <text>' lines, the numbers would be words): write it as a CSV/TSV "
                         "with a header naming the columns, or as LIBSVM; --format labeltext reads the numbers as "
                         "words if that is meant.")
+    if _tab_table_with_header(lines):
+        return "tsv"
     if lines and all(re.match(r"^\S+\s+\S", ln) for ln in lines):
         return "labeltext"
     raise DataError(f"Cannot tell the format of {path}; give the 'fmt' parameter (one of {', '.join(FORMATS)}).")

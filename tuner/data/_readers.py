@@ -87,9 +87,10 @@ class ReadOptions:
 
 
 def read_text(path: Path, encoding: str) -> str:
+    """The whole file as text, without a leading byte-order mark."""
     try:
         with open_text(path, encoding) as fh:
-            return fh.read()
+            text = fh.read()
     except UnicodeDecodeError as exc:
         raise DataError(
             f"Cannot decode {path} as {encoding} ({exc.reason} at byte {exc.start}); pass the file's "
@@ -97,6 +98,7 @@ def read_text(path: Path, encoding: str) -> str:
         ) from None
     except READ_ERRORS as exc:
         raise cannot_read(path, exc) from None
+    return text[1:] if text.startswith("\ufeff") else text  # a byte-order mark is not the first label's
 
 
 def text_lines(text: str) -> list[str]:
