@@ -197,6 +197,24 @@ def test_a_callback_given_to_fit_sees_every_epoch() -> None:
     assert len(seen) == report.epochs_run > 0
 
 
+def test_options_that_would_be_ignored_are_refused(tmp_path: Path) -> None:
+    """monitor='val' without validation rows stopped on the objective; the file-reading options with
+    arrays or a bundled set were dropped. Each said nothing."""
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(tuner.ConfigError, match="'monitor' parameter is 'val'.*'val_size' parameter is 0"):
+        tuner.fit(dataset="iris", monitor="val", val_size=0)
+    with pytest.raises(tuner.ConfigError, match="'monitor' parameter is 'val'"):
+        tuner.tune(dataset="iris", monitor="val", val_size=0, cv=3, trials=1)
+    with pytest.raises(tuner.ConfigError, match="The 'fmt' and 'n_features' parameters say how a file is read; data "
+                                                "given in memory is not read from a file"):
+        tuner.fit(X, y, fmt="svmlight", n_features=10)
+    with pytest.raises(tuner.ConfigError, match="'encoding' parameter says .* the bundled data set 'iris'"):
+        tuner.tune(dataset="iris", encoding="latin-1", trials=1)
+    res = CliRunner().invoke(cli, ["train", "--dataset", "iris", "--monitor", "val", "--val-size", "0"])
+    assert res.exit_code == 1 and "--monitor" in res.output and "--val-size" in res.output, res.output
+    assert tuner.fit(X, y, monitor="val").stop_reason  # with validation rows it still trains
+
+
 # ---------------------------------------------------------------------------------------------
 # the CLI: flags in its messages, --quiet on the subcommands
 

@@ -67,6 +67,24 @@ class DataOptions:
                               "file's path as the 'data' parameter.")
         if self.test_file is not None and not (self.is_path or self.dataset is not None):
             raise ConfigError("The 'test_file' parameter goes with data read from a file or a bundled data set.")
+        if not self.is_path:
+            given = [name for name, value, default in (("fmt", self.fmt, "auto"), ("encoding", self.encoding, "utf-8"),
+                                                       ("n_features", self.n_features, None),
+                                                       ("zero_based", self.zero_based, None)) if value != default]
+            if given:
+                what = f"the bundled data set {self.dataset!r}" if self.dataset is not None else "data given in memory"
+                names = " and ".join(f"'{n}'" for n in given)
+                raise ConfigError(f"The {names} parameter{'s say' if len(given) > 1 else ' says'} how a file is read; "
+                                  f"{what} is not read from a file: leave {'them' if len(given) > 1 else 'it'} out.")
+
+
+def refuse_monitor_without_validation(monitor: str, val_size: float) -> None:
+    """``monitor="val"`` stops training on the validation rows; with ``val_size=0`` there are none,
+    and training would stop on the objective without a word."""
+    if monitor == "val" and val_size == 0:
+        raise ConfigError("The 'monitor' parameter is 'val', which stops training on the validation rows, but the "
+                          "'val_size' parameter is 0, so there are none: raise the 'val_size' parameter above 0, or set "
+                          "the 'monitor' parameter to 'objective'.")
 
 
 def _column_name(name: Any) -> Any:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner._numbers import python_numbers
-from tuner.api._data import DataOptions, read_data
+from tuner.api._data import DataOptions, read_data, refuse_monitor_without_validation
 from tuner.errors import ConfigError
 from tuner.train import Callback, TrainConfig
 
@@ -221,6 +221,7 @@ def fit(
                          monitor=monitor, schedule=schedule,  # type: ignore[arg-type]
                          class_weight=class_weight, device=device, dtype=dtype, seed=seed)  # type: ignore[arg-type]
     config.check()
+    refuse_monitor_without_validation(monitor, val_size)
     opts = DataOptions(data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size,
                        test_size, test_file, seed, categorical_columns=categorical_columns, header=header,
                        group_column=group_column)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner._numbers import python_numbers
-from tuner.api._data import DataOptions, read_data
+from tuner.api._data import DataOptions, read_data, refuse_monitor_without_validation
 from tuner.api._fit import _DEFAULT
 from tuner.errors import ConfigError
 from tuner.study import StudyInfo, StudyObserver, TrialInfo
@@ -283,6 +283,7 @@ def tune(
         "pruner": pruner, "cv": cv, "epochs": epochs, "batch_size": batch_size, "patience": patience, "tol": tol,
         "monitor": monitor, "class_weight": class_weight, "device": device, "dtype": dtype}
     _check_metric(metric)
+    refuse_monitor_without_validation(monitor, val_size)
     if study_name is not None and not study_name.strip():
         raise ConfigError("The 'study_name' parameter is blank: give the study a name, or leave it out for a "
                           "made-up one.")
