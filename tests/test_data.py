@@ -195,6 +195,18 @@ def write_classfiles(folder: Path, encoding: str = "latin-1") -> Path:
     return folder
 
 
+@pytest.mark.parametrize("backup", ["reviews.pos~", "reviews.bak"])
+def test_a_backup_copy_in_a_class_files_folder_is_refused(tmp_path: Path, backup: str) -> None:
+    """An editor's 'reviews.pos~' beside reviews.pos and reviews.neg became a third class, 'pos~'."""
+    folder = write_classfiles(tmp_path / "reviews")
+    (folder / backup).write_bytes((folder / "reviews.pos").read_bytes())
+    with pytest.raises(DataError, match=rf"{backup} in .* looks like an editor's or a tool's backup copy; .* class "
+                                        rf"'{backup.split('.')[1]}' of their own beside \['neg', 'pos'\]\. Move it out"):
+        load_data(folder, encoding="latin-1")
+    (folder / backup).unlink()
+    assert sorted(set(load_data(folder, encoding="latin-1").y)) == ["neg", "pos"]
+
+
 def test_an_unknown_encoding_is_one_clear_error(tmp_path: Path) -> None:
     """It was a LookupError traceback ('unknown encoding: bogus') from wherever the file was opened."""
     path = write_csv(tmp_path, numeric_frame(20))

@@ -557,6 +557,10 @@ def read_classfiles(p: Path, opts: ReadOptions) -> RawData:
     return _classfiles(p, opts.encoding, opts.fingerprint)
 
 
+_BACKUP_SUFFIXES = frozenset({"bak", "orig", "old", "swp", "swo", "tmp", "rej"})
+"""Suffixes of the copies editors and tools leave beside a file (``r.pos~`` too)."""
+
+
 def _classfiles(folder: Path, encoding: str, fp: str) -> RawData:
     files = [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix and not f.name.startswith(".")]
     by_stem: dict[str, list[Path]] = {}
@@ -570,6 +574,12 @@ def _classfiles(folder: Path, encoding: str, fp: str) -> RawData:
             f"{folder} should hold one text file per class named STEM.CLASS (like rt-polarity.pos and "
             f"rt-polarity.neg); found {[f.name for f in files]}."
         )
+    classes = [f.suffix[1:] for f in groups[0]]
+    for f, cls in zip(groups[0], classes):
+        if cls.endswith("~") or cls.lower() in _BACKUP_SUFFIXES:
+            raise DataError(f"{f.name} in {folder} looks like an editor's or a tool's backup copy; read as a class file, "
+                            f"its lines would be a class {cls!r} of their own beside {[c for c in classes if c != cls]}. "
+                            f"Move it out of the folder (or rename it, if {cls!r} is a class).")
     texts, labels = [], []
     for f in groups[0]:
         lines = [ln for ln in text_lines(read_text(f, encoding)) if ln.strip()]
