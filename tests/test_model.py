@@ -144,6 +144,24 @@ def test_matrix_model_refuses_rows_of_the_wrong_width(tmp_path: Path) -> None:
         model.predict(np.array([[1.0, np.nan, 1.0, 1.0]]))
 
 
+def test_a_row_whose_score_overflows_is_refused_not_given_probability_one(tmp_path: Path) -> None:
+    """Finite but huge values overflowed X @ coef to inf: a class with probability 1.0 (the wrong one
+    when another product was as large the other way), and only a NumPy warning on stderr."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=200), rng.normal(size=200)
+    pd.DataFrame({"a": a, "b": b, "label": (2 * a - b > 0).astype(int)}).to_csv(tmp_path / "t.csv", index=False)
+    model, _ = fitted(load_data(tmp_path / "t.csv", target="label"), strength=1e-4)
+    assert np.abs(model.coef_).min() > 1  # so a value near float64's largest overflows its product
+    rows = pd.DataFrame({"a": [0.5, 0.9e308, -0.5], "b": [0.1, -1.7e308, 0.3]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning on the way
+        with pytest.raises(DataError, match=r"^Row 2 of the 3 rows scored .* overflows float64"):
+            model.predict_proba(rows)
+        assert model.predict(rows.iloc[[0, 2]]).tolist() == [1, 0]
+
+
 def test_matrix_model_takes_a_list_of_rows_as_an_array() -> None:
     model, _ = fitted(load_data(dataset="iris"))
     rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]

@@ -54,8 +54,17 @@ class LogisticModel:
         return int(np.count_nonzero(self.coef_))
 
     def decision_function_features(self, X: Any) -> np.ndarray:
-        Z = X @ self.coef_ if not sp.issparse(X) else np.asarray(X @ self.coef_)
-        return Z + self.intercept_
+        """The scores of prepared feature rows; a :class:`DataError` for a row whose score overflows
+        (its probabilities would be a confident guess: 1.0 for either class)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            Z = X @ self.coef_ if not sp.issparse(X) else np.asarray(X @ self.coef_)
+            Z = Z + self.intercept_
+        if not np.isfinite(Z).all():
+            row = int(np.flatnonzero(~np.isfinite(Z).all(axis=1))[0])
+            raise DataError(f"Row {row + 1} of the {Z.shape[0]} rows scored (counting from 1) has feature values too "
+                            "large for this model: its score overflows float64, so no class probability can be "
+                            "given. Check that row's values (their units?), or scale them down.")
+        return Z
 
     def predict_proba_features(self, X: Any) -> np.ndarray:
         Z = self.decision_function_features(X)
