@@ -141,6 +141,16 @@ def test_csv_with_text_and_numeric_columns(tmp_path: Path) -> None:
     np.testing.assert_allclose(ds.X_train[:, -1].toarray().ravel().mean(), 0.0, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["ranked.svm", "ranked"])
+def test_svmlight_with_query_ids_is_refused(tmp_path: Path, name: str) -> None:
+    """qid fields were dropped without a word, so one query's rows landed on both sides of the split."""
+    path = tmp_path / name
+    path.write_text("".join(f"{i % 2} qid:{i // 4} 1:{i / 10} 2:{(i % 3) / 2}\n" for i in range(24)))
+    with pytest.raises(DataError, match=r"has query ids \(qid:0\), the groups of a ranking data set; .* Remove the "
+                                        r"qid fields"):
+        load_data(path)
+
+
 def test_svmlight_is_sniffed_and_matches_scikit_learn(tmp_path: Path) -> None:
     from sklearn.datasets import load_svmlight_file
 

@@ -506,12 +506,17 @@ def _svmlight(p: Path, n_features: int | None, zero_based: bool | None, fp: str)
         with open_binary(p) as fh:
             if fh.read(3) != b"\xef\xbb\xbf":  # a byte-order mark (some editors write one) is no label
                 fh.seek(0)
-            X, y = load_svmlight_file(fh, zero_based=True, dtype=np.float64)
+            X, y, qid = load_svmlight_file(fh, zero_based=True, dtype=np.float64, query_id=True)
     except ValueError as exc:
         if ":" in str(exc) and "convert" in str(exc):  # '1:0.5 3:1' read as a label
             raise DataError(f"{p} is not a valid LIBSVM/svmlight file: each line starts with a label (any number "
                             f"for rows to predict, e.g. '0 1:0.5 7:1'); {exc}") from None
         raise DataError(f"{p} is not a valid LIBSVM/svmlight file: {exc}") from None
+    if len(qid):
+        raise DataError(f"{p} has query ids (qid:{int(qid[0])}), the groups of a ranking data set; this tool would "
+                        "drop them and split one query's rows across training, validation and test. Remove the qid "
+                        "fields (sed -E 's/ qid:[^ ]+//'), or write the rows as CSV with the query id as a column "
+                        "and name it as the group column (--group-column).")
     X = sp.csr_matrix(X)
     check_finite_matrix(X, f" in {p} (column: the feature index as written)")
     has_zero = bool(X.nnz) and int(X.indices.min()) == 0
