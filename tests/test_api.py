@@ -215,6 +215,26 @@ def test_options_that_would_be_ignored_are_refused(tmp_path: Path) -> None:
     assert tuner.fit(X, y, monitor="val").stop_reason  # with validation rows it still trains
 
 
+def test_dataframes_with_repeated_names_or_a_categorical_text_column() -> None:
+    """Repeated column names (also 1 beside '1') were a pandas TypeError from deep inside; a text
+    column of pandas' category dtype with a missing value was a 70-line traceback."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    y = (X["a"] > 0).astype(int)
+    for columns in (["a", "b", "a"], [1, "1", 2]):
+        with pytest.raises(tuner.DataError, match=r"names the column\(s\) \['(a|1)'\] more than once"):
+            tuner.fit(pd.DataFrame(X.to_numpy(), columns=columns), y)
+    model = tuner.fit(X, y).model
+    with pytest.raises(tuner.DataError, match=r"Column name\(s\) \['a'\] appear more than once"):
+        model.predict(pd.DataFrame(X.to_numpy()[:, [0, 1, 2, 0]], columns=["a", "b", "c", "a"]))
+    texts = pd.DataFrame({"review": pd.Series(["good film", "bad film", None, "good"] * 10, dtype="category")})
+    labels = [1, 0, 0, 1] * 10
+    text_model = tuner.fit(texts, labels, text_column="review").model
+    assert text_model.predict(texts.head(3)).tolist() == [1, 0, 0]
+
+
 # ---------------------------------------------------------------------------------------------
 # the CLI: flags in its messages, --quiet on the subcommands
 

@@ -144,6 +144,10 @@ def from_arrays(X: Any, y: Any = None, *, target: str | None = None, text_column
     if isinstance(X, pd.DataFrame):
         frame = X.copy()
         frame.columns = [str(c) for c in frame.columns]
+        dups = sorted({n for n in frame.columns if list(frame.columns).count(n) > 1})
+        if dups:
+            raise DataError(f"The DataFrame names the column(s) {dups} more than once (names are compared as text, so "
+                            "1 and '1' are one name); give every column its own name.")
         groups, whole = None, frame  # the fingerprint covers the groups too
         if group_column is not None:
             frame, groups = take_group_column(frame, group_column, "the DataFrame", target=target,

@@ -234,6 +234,13 @@ LABELS_DROPPED = "tuner_labels_dropped"
 """The ``DataFrame.attrs`` key of texts read from ``'<label> <text>'`` lines: the labels left out."""
 
 
+def _refuse_duplicate_names(names: list[str]) -> None:
+    """Rows to transform need one column per name (compared as text): which of two would be meant?"""
+    if len(set(names)) != len(names):
+        dups = sorted({n for n in names if names.count(n) > 1})
+        raise DataError(f"Column name(s) {dups} appear more than once; every column needs its own name.")
+
+
 def _is_headerless(frame: pd.DataFrame, expected: Sequence[str] | None = None) -> bool:
     """Columns numbered 0..n-1 by pandas (a file read without a header row), not named; with
     ``expected`` (the training columns), numbered columns that hold every training name as a
@@ -308,7 +315,8 @@ class FeaturePipeline:
     def _texts(frame: pd.DataFrame, column: str) -> list[str]:
         if column not in frame.columns:
             raise DataError(f"Text column {column!r} is missing; the data has columns {list(frame.columns)}.")
-        return frame[column].fillna("").astype(str).tolist()
+        col = frame[column].astype(object)  # a categorical dtype refuses "" as a new category
+        return col.where(col.notna(), "").astype(str).tolist()
 
     @staticmethod
     def _column(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -409,9 +417,7 @@ class FeaturePipeline:
             out.columns = expected
             return out
         names = [str(c) for c in frame.columns]
-        if len(set(names)) != len(names):
-            dups = sorted({n for n in names if names.count(n) > 1})
-            raise DataError(f"Column name(s) {dups} appear more than once; every column needs its own name.")
+        _refuse_duplicate_names(names)
         missing = [c for c in expected if c not in names]
         if missing:
             unexpected = [n for n in names if n not in set(expected)]
@@ -465,6 +471,7 @@ class FeaturePipeline:
             shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
             raise DataError(f"This model was trained on a table: give it a pandas DataFrame with its columns ({shown}), "
                             f"e.g. pd.DataFrame({{{names[0]!r}: [...]}}), or a file (CSV, Parquet...).")
+        _refuse_duplicate_names([str(c) for c in X.columns])
         if _is_headerless(X):  # numbered columns: by name when they hold the training names, else by position
             X = self.select_columns(X)
         blocks = []
