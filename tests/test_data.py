@@ -151,6 +151,15 @@ def test_svmlight_with_query_ids_is_refused(tmp_path: Path, name: str) -> None:
         load_data(path)
 
 
+def test_integers_wider_than_64_bits_are_not_called_text(tmp_path: Path) -> None:
+    """A column of 10**20 + i was 'not numeric ... pass it as the text column'."""
+    rows = ["id,a,label"] + [f"{10**20 + i},{i % 7 / 3:.3f},{i % 2}" for i in range(40)]
+    (tmp_path / "b.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"^Feature column 'id' holds numbers too large for 64-bit integers "
+                                        r"\(100000000000000000000 at data row 1 \(line 2\)\).* An id\? Leave"):
+        prepare(load_data(tmp_path / "b.csv", target="label"), val_size=0, test_size=0)
+
+
 def test_svmlight_is_sniffed_and_matches_scikit_learn(tmp_path: Path) -> None:
     from sklearn.datasets import load_svmlight_file
 
