@@ -289,6 +289,24 @@ def test_a_real_process_prints_one_line_and_no_traceback(tmp_path: Path) -> None
     assert not (tmp_path / "m").exists()
 
 
+def test_rows_that_still_hold_the_label_of_a_headerless_model_are_told_which_column(tmp_path: Path) -> None:
+    """The advice was to add a header naming the columns; the fix is to name the label's column."""
+    rng = np.random.default_rng(0)
+    rows = [f"{rng.normal():.3f},{'abc'[i % 3]},{rng.normal():.3f},{i % 2}" for i in range(60)]
+    (tmp_path / "hl.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "new.csv").write_text("\n".join(rows[:3]) + "\n")
+    model = str(tmp_path / "m")
+    assert invoke("train", str(tmp_path / "hl.csv"), "--no-header", "--target", "3", "--categorical", "1",
+                  "--save-model", model).exit_code == 0
+    res = invoke("predict", model, str(tmp_path / "new.csv"))
+    assert res.exit_code == 1 and res.output.startswith(
+        "Error: These rows have 4 columns, one more than the model takes: it was trained on a file without a header "
+        "whose column 3 held the labels. If these rows still hold them, say which column they are in (tuner predict "
+        "--target 3)"), res.output
+    res = invoke("predict", model, str(tmp_path / "new.csv"), "--target", "3")
+    assert res.exit_code == 0 and len(res.output.split()) == 4, res.output
+
+
 def test_plugins_list_shows_a_plugin_that_fails_its_contract_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """A penalty whose prox calls float(step) loads and validates, then crashes in a study with Adam."""
     from tuner._registry import PluginInfo, penalties

@@ -397,6 +397,16 @@ class FeaturePipeline:
         wanted = set(self.input_columns)
         return [str(c) for c in frame.columns if str(c) not in wanted]
 
+    def _label_position(self) -> int | None:
+        """For a model trained on a file without a header: the position of the column that held the
+        labels (the one position its numbered columns skip), or None when that cannot be told."""
+        try:
+            taken = {int(c) for c in self.input_columns}
+        except ValueError:
+            return None
+        gap = sorted(set(range(len(taken) + 1)) - taken)
+        return gap[0] if len(gap) == 1 and len(taken) == len(self.input_columns) else None
+
     def select_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The training columns of ``frame``, matched by name (never by position), in training order.
 
@@ -415,6 +425,12 @@ class FeaturePipeline:
                 out = frame.copy()
                 out.columns = sorted(expected, key=int)
                 return out[expected]
+            label = self._label_position()
+            if self.headerless and label is not None and frame.shape[1] == len(expected) + 1:
+                raise DataError(f"These rows have {frame.shape[1]} columns, one more than the model takes: it was "
+                                f"trained on a file without a header whose column {label} held the labels. If these "
+                                f"rows still hold them, say which column they are in (tuner predict --target {label}), "
+                                "or leave that column out.")
             if named:
                 kind = "text column" if self.text_column is not None else "categorical column"
                 raise DataError(
