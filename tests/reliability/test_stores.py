@@ -195,6 +195,54 @@ def test_a_store_on_a_read_only_mount_can_be_listed_and_shown(tmp_path: Path) ->
     assert sorted(p.name for p in ro.iterdir()) == before
 
 
+def test_a_command_leaves_a_database_file_that_holds_everything(tmp_path: Path) -> None:
+    """The CLI ends with os._exit, which closed no connection: SQLite never folded its write-ahead
+    log into the file, so tuner-studies.db was 4 KiB of nothing and a copy of it alone was 'not a
+    study database'."""
+    res = tuner("tune", "--dataset", "iris", *FAST, "--study", "s", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    for name in ("tuner-studies.db", "mlflow.db"):
+        wal = tmp_path / f"{name}-wal"
+        assert not wal.exists() or wal.stat().st_size == 0, name
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "tuner-studies.db").write_bytes((tmp_path / "tuner-studies.db").read_bytes())
+    res = tuner("study", "list", "--json", cwd=copy)
+    assert res.returncode == 0, res.stderr
+    assert [(r["name"], r["trials"]) for r in json.loads(res.stdout)] == [("s", {"complete": 2})]
+
+
+def test_a_write_ahead_log_on_a_read_only_mount_is_not_skipped(tmp_path: Path) -> None:
+    """Read-only, the file was opened immutable, which reads it without its -wal: a study list
+    showed the trials of before the log, with exit 0."""
+    import shutil
+    import sqlite3
+
+    if not _unshare_ok():
+        pytest.skip("needs `unshare -m` (a private mount namespace) for a read-only bind mount")
+    src, ro = tmp_path / "src", tmp_path / "ro"
+    src.mkdir()
+    ro.mkdir()
+    _study_db(src / "studies.db")
+    holder = sqlite3.connect(src / "studies.db")  # open while trials are added: they stay in the log
+    holder.execute("PRAGMA journal_mode=WAL")
+    try:
+        import optuna
+
+        optuna.load_study(study_name="kept", storage=f"sqlite:///{src / 'studies.db'}").optimize(
+            lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=2)
+        assert (src / "studies.db-wal").stat().st_size > 0
+        for name in ("studies.db", "studies.db-wal"):
+            shutil.copy(src / name, ro / name)
+    finally:
+        holder.close()
+    cmd = f"exec {sys.executable} -m tuner.cli study list --storage 'sqlite:///{ro / 'studies.db'}'"
+    script = f"mount --bind '{ro}' '{ro}' && mount -o remount,bind,ro '{ro}' && {cmd}"
+    line = one_line_error(subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=tmp_path, capture_output=True,
+                                         text=True, timeout=300))
+    assert "write-ahead log beside it (studies.db-wal)" in line and "copy both files" in line, line
+
+
 def test_a_read_only_url_is_read_without_writing(tmp_path: Path) -> None:
     path = tmp_path / "studies.db"
     _study_db(path)
@@ -237,19 +285,36 @@ def test_a_corrupted_file_for_either_store_is_one_line_naming_it(tmp_path: Path)
     assert bad.stat().st_size == 8192
 
 
+FOREIGN_SCHEMAS = {
+    "other columns": ["CREATE TABLE studies (id INTEGER PRIMARY KEY, title TEXT)"],
+    # Optuna's two columns among others: it added its tables and wrote a study into it
+    "one more column": ["CREATE TABLE studies (study_id INTEGER PRIMARY KEY, study_name TEXT NOT NULL, pi TEXT)",
+                        "INSERT INTO studies VALUES (1, 'heart-2024', 'Dr X')"],
+    # Optuna's columns without a key: a traceback (KeyError: 'Record does not exist.') after writing to it
+    "no primary key": ["CREATE TABLE studies (study_id INT, study_name TEXT)"],
+    # Optuna's own table beside another program's
+    "beside other tables": ["CREATE TABLE studies (study_id INTEGER PRIMARY KEY, study_name VARCHAR(512) NOT NULL)",
+                            "CREATE TABLE patients (id INT, name TEXT)"],
+}
+
+
+@pytest.mark.parametrize("schema", list(FOREIGN_SCHEMAS))
 @pytest.mark.parametrize("command", [("study", "list"), ("tune", "--dataset", "iris", "--trials", "1", "--epochs", "2",
                                                  "--no-tracking")])
-def test_a_database_with_a_foreign_studies_table_is_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
-    """An application's own `studies` table: Optuna keeps it, then fails on its columns (a traceback)."""
+def test_a_database_with_a_foreign_studies_table_is_one_line(tmp_path: Path, command: tuple[str, ...],
+                                                             schema: str) -> None:
+    """An application's own `studies` table: Optuna keeps it, then fails on its columns (a traceback),
+    or, where its columns include Optuna's, adds its tables and writes a study into it."""
     import sqlite3
 
     db = tmp_path / "app.db"
     with sqlite3.connect(db) as con:
-        con.execute("CREATE TABLE studies (id INTEGER PRIMARY KEY, title TEXT)")
+        for statement in FOREIGN_SCHEMAS[schema]:
+            con.execute(statement)
+    before = db.read_bytes()
     line = one_line_error(tuner(*command, "--storage", f"sqlite:///{db}", cwd=tmp_path))
-    assert str(db) in line and "not a study database" in line
-    with sqlite3.connect(db) as con:  # and the database is left as it was: no Optuna tables added to it
-        assert [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["studies"]
+    assert str(db) in line and "not a study database" in line, line
+    assert db.read_bytes() == before and not Path(f"{db}-wal").exists()  # left as it was: nothing added to it
 
 
 def test_a_store_locked_past_the_busy_timeout_is_one_line_and_the_study_resumes(tmp_path: Path) -> None:

@@ -297,6 +297,35 @@ def check_reachable(url: str, what: str, error: type[TunerError] = StorageError)
         engine.dispose()
 
 
+# ---- closing at exit ---------------------------------------------------------------------------
+_ENGINES: Any = None  # a WeakSet of every SQLAlchemy engine this process connected with, once watched
+
+
+def watch_engines() -> None:
+    """Remember every SQLAlchemy engine that connects from now on (Optuna's, MLflow's): the CLI
+    ends with ``os._exit``, which closes no connection, so :func:`close_engines` must."""
+    global _ENGINES
+    if _ENGINES is not None:
+        return
+    import weakref
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    _ENGINES = weakref.WeakSet()
+    event.listen(Engine, "engine_connect", lambda connection: _ENGINES.add(connection.engine))
+
+
+def close_engines() -> None:
+    """Close the pooled connections of every watched engine. SQLite folds its write-ahead log
+    (``-wal``) back into the database file when the last connection closes; a process that never
+    closes them leaves a ``.db`` file that holds nothing without its ``-wal`` beside it."""
+    # read-only ones first: a read-only connection closing last cannot fold the log
+    for engine in sorted(_ENGINES or (), key=lambda e: "mode=ro" not in str(e.url)):
+        with contextlib.suppress(Exception):
+            engine.dispose()
+
+
 # ---- SQLite files -----------------------------------------------------------------------------
 def prepare_sqlite(path: Path, what: str = "SQLite study database", error: type[TunerError] = StorageError) -> None:
     """Create the folder, and put a new database in WAL mode (concurrent readers, fewer fsyncs)."""
@@ -319,6 +348,12 @@ def _sqlite_read_url(path: Path) -> str:
     """A read-only URL of ``path``; ``immutable`` where SQLite cannot create the WAL index (read-only media)."""
     query = "mode=ro&uri=true"
     if not os.access(path.parent, os.W_OK) and not Path(f"{path}-shm").exists():
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:  # immutable=1 would read the file without its log: old data
+            raise StorageError(f"The study database {path} has a write-ahead log beside it ({wal.name}) that SQLite "
+                               "cannot read in a read-only folder, and the file alone may lack the latest trials: "
+                               "copy both files to a writable folder and read the copy (the first connection there "
+                               "folds the log into the file).")
         query += "&immutable=1"
     return f"sqlite:///file:{quote(str(path.resolve()))}?{query}"
 
@@ -501,6 +536,7 @@ def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> 
     """
     import optuna
 
+    watch_engines()
     engine_url = _engine_url(url, writable)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True, "connect_args": _connect_args(engine_url)}
     kwargs: dict[str, Any] = _heartbeat() if heartbeat else {}
@@ -525,11 +561,13 @@ def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> 
 
     try:
         if not writable:  # nothing is created: a read tells a foreign 'studies' table
+            _refuse_foreign_studies_table(engine_url, engine_kwargs, where)
             return probed(create())
         with schema_lock(engine_url):
+            if path is None or path.exists():  # before anything is written to it: WAL mode, Optuna's tables
+                _refuse_foreign_studies_table(engine_url, engine_kwargs, where)
             if path is not None:
                 prepare_sqlite(path)
-            _refuse_foreign_studies_table(engine_url, engine_kwargs, where)  # before Optuna adds its tables
             return retry_races(create)
     except TunerError:
         raise
@@ -557,10 +595,18 @@ def table_names(url: str) -> set[str]:
         engine.dispose()
 
 
+OPTUNA_TABLES = frozenset({
+    "alembic_version", "studies", "study_directions", "study_system_attributes", "study_user_attributes",
+    "trial_heartbeats", "trial_intermediate_values", "trial_params", "trial_system_attributes", "trial_user_attributes",
+    "trial_values", "trials", "version_info"})
+"""The tables of an Optuna storage (schema v12, Optuna 3 and 4)."""
+
+
 def _refuse_foreign_studies_table(engine_url: str, engine_kwargs: dict[str, Any], where: str) -> None:
     """Refuse, before Optuna adds its tables, a database that is another application's: one whose
-    ``studies`` table is not Optuna's (Optuna would then fail on its columns), an MLflow
-    tracking store, or a SQLite file holding other tables and none of Optuna's."""
+    ``studies`` table is not Optuna's (other columns, or no primary key: Optuna would write into it
+    and then fail), an MLflow tracking store, or a SQLite file holding tables that are not Optuna's
+    (a half-created Optuna schema, with none of those, is completed)."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(engine_url, **engine_kwargs)
@@ -568,6 +614,7 @@ def _refuse_foreign_studies_table(engine_url: str, engine_kwargs: dict[str, Any]
         inspector = sqlalchemy.inspect(engine)
         tables = set(inspector.get_table_names())
         columns = {c["name"] for c in inspector.get_columns("studies")} if "studies" in tables else None
+        key = inspector.get_pk_constraint("studies").get("constrained_columns") if columns is not None else None
     finally:
         engine.dispose()
     if tables and "version_info" not in tables:  # not (yet) Optuna's
@@ -575,15 +622,18 @@ def _refuse_foreign_studies_table(engine_url: str, engine_kwargs: dict[str, Any]
             raise StorageError(f"{where} is an MLflow tracking database, not a study database; give the studies "
                                "their own (the 'storage' parameter / TUNER_STORAGE; MLflow's is the 'tracking_uri' "
                                "parameter).")
-        if engine_url.startswith("sqlite") and columns is None:
-            shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
-            raise StorageError(f"{where} is not a study database: it holds other tables ({shown}) and none of "
-                               "Optuna's; check the 'storage' parameter / TUNER_STORAGE.")
+        foreign = sorted(tables - OPTUNA_TABLES)
+        if engine_url.startswith("sqlite") and foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            optuna_part = "not Optuna's version table" if tables & OPTUNA_TABLES else "none of Optuna's"
+            raise StorageError(f"{where} is not a study database: it holds other tables ({shown}) and {optuna_part}; "
+                               "check the 'storage' parameter / TUNER_STORAGE.")
     if columns is None:
         return
-    if not {"study_id", "study_name"} <= columns:
+    if columns != {"study_id", "study_name"} or key != ["study_id"]:
         raise StorageError(f"{where} is not a study database: its 'studies' table is another application's "
-                           f"(columns {sorted(columns)}); check the 'storage' parameter / TUNER_STORAGE.")
+                           f"(columns {sorted(columns)}, primary key {key or 'none'}); check the 'storage' parameter / "
+                           "TUNER_STORAGE.")
 
 
 def _storage_error(exc: Exception, url: str, where: str, is_sqlite: bool) -> StorageError:

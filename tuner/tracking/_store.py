@@ -178,6 +178,10 @@ def explicit_client(uri: str) -> Any:
     bound_http_requests()
     from mlflow import MlflowClient
 
+    from tuner.study._storage import watch_engines
+
+    watch_engines()  # a SQLite tracking store's connections are closed at the CLI's exit
+
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
