@@ -135,6 +135,9 @@ def test_a_study_whose_trials_were_all_pruned_has_no_answer_and_says_so(tmp_path
                      "--epochs", "10", "--no-tracking")
     assert code == 1, out
     assert "No trial of study 'p' completed: all 3 finished ones were pruned; the first, #0: diverged" in out
+    # a resume or a worker that runs no trial (the budget is spent) has no answer either: it said exit 0
+    code, out = tune(tmp_path, "--study", "p", "--trials", "3", "--no-tracking")
+    assert code == 1 and "No trial of study 'p' completed: all 3 finished ones were pruned" in out, out
 
 
 def test_a_one_class_validation_split_is_an_error_before_any_trial(tmp_path: Path) -> None:

@@ -490,7 +490,10 @@ class _StudyRun:
     def _result(self, best: Any, outcome: TrainOutcome | None, interrupted: str | None,
                 warnings: list[str]) -> StudyResult:
         study = self.study
-        no_result = none_completed(study) if best is None and self.mine and not interrupted else None
+        # a process that ran no trial still has no answer to give when the study's trials all ended pruned
+        # (exit 0 would say there is one); while other processes' trials run, one may yet complete
+        settled = bool(self.mine) or not _running(study)
+        no_result = none_completed(study) if best is None and settled and not interrupted else None
         if best is None and not self.mine and not interrupted and self.budget.timed_out():
             # exit code 0 would say there is an answer
             no_result = (f"No trial of study {study.study_name!r} ran: the 'timeout' parameter ({self.spec.timeout:g} s) "
@@ -501,3 +504,10 @@ class _StudyRun:
                            warnings + budget_warnings(self.budget, self.spec, self.mine),
                            time.time() - self.started, no_result=no_result, budget=self.spec.n_trials,
                            cv=self.spec.cv)
+
+
+def _running(study: Any) -> bool:
+    """Whether some trial of ``study`` is RUNNING (another process's, or a lost one not yet failed)."""
+    from optuna.trial import TrialState
+
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
