@@ -88,6 +88,28 @@ def test_lowering_a_larger_stored_budget_says_what_it_was(tmp_path: Path) -> Non
     assert code == 0 and f"its budget is now {done} (it was 6)" in " ".join(out.split()), out
 
 
+def test_a_run_whose_budget_another_process_lowered_says_so(tmp_path: Path) -> None:
+    """A second resume with a lower 'trials' cut a running one short: its summary still said budget
+    12 and no warning."""
+    from tuner.study import DataSpec, StudySpec, run_study
+
+    url = _url(tmp_path)
+    spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2"], optimizers=["lbfgs"], n_trials=12,
+                     seed=0)
+
+    def another_process_resumes_with_fewer(info: dict) -> None:  # what a resume with --trials 4 stores
+        if info["done"] == 2:
+            study = optuna.load_study(study_name="cut", storage=url)
+            lowered = StudySpec.from_json(study.user_attrs["spec"])
+            lowered.n_trials = 4
+            study.set_user_attr("spec", lowered.to_json())
+
+    result = run_study(spec, "cut", url, progress=another_process_resumes_with_fewer, batch_trials=1)
+    assert result.budget == 4 and sum(result.counts[k] for k in ("complete", "pruned")) == 4
+    assert any("another process changed the study's budget from 12 to 4 trials" in w and "stopped with 4 finished" in w
+               for w in result.warnings), result.warnings
+
+
 def test_lowering_the_budget_below_the_finished_trials_says_so(tmp_path: Path) -> None:
     code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "b", "--trials", "3", *PAIR, *FAST)
     assert code == 0, out

@@ -501,9 +501,19 @@ class _StudyRun:
         return StudyResult(study.study_name, self.info.storage_url, self.spec.metric, self.info.direction,
                            trial_counts(study), best.number if best else None, best.value if best else None,
                            public_params(best.params, self.space) if best else {}, outcome, interrupted,
-                           warnings + budget_warnings(self.budget, self.spec, self.mine),
-                           time.time() - self.started, no_result=no_result, budget=self.spec.n_trials,
+                           warnings + budget_warnings(self.budget, self.spec, self.mine) + self._budget_changed(),
+                           time.time() - self.started, no_result=no_result, budget=self.budget.n_trials,
                            cv=self.spec.cv)
+
+    def _budget_changed(self) -> list[str]:
+        """What the summary says when another process stored another budget while this one ran
+        (every process follows the stored one: this run may have stopped sooner or later than asked)."""
+        now = self.budget.n_trials
+        if now == self.spec.n_trials:
+            return []
+        return [f"another process changed the study's budget from {self.spec.n_trials} to {now} trials while this run "
+                f"went on (a resume's 'trials' parameter sets it for every process); this run followed it and stopped "
+                f"with {self.budget.done()} finished trials"]
 
 
 def _running(study: Any) -> bool:
