@@ -110,6 +110,30 @@ def test_a_run_whose_budget_another_process_lowered_says_so(tmp_path: Path) -> N
                for w in result.warnings), result.warnings
 
 
+def test_waiting_for_a_lost_trial_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A resume after a killed worker waited out the heartbeat grace period (30 s) without a word."""
+    import logging
+    import warnings
+
+    from tuner.study import DataSpec, StudySpec, run_study
+
+    monkeypatch.setenv("TUNER_HEARTBEAT_GRACE", "2")
+    url = _url(tmp_path)
+    spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2"], optimizers=["lbfgs"], n_trials=2,
+                     seed=0)
+    run_study(spec, "lost", url, n_trials=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna: a trial asked without a heartbeat thread
+        lost = optuna.load_study(study_name="lost", storage=url).ask()  # a worker killed right after asking
+    with caplog.at_level(logging.WARNING, logger="tuner.study"):
+        result = run_study(None, "lost", url, n_trials=2, resume_only=True)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Waiting for trial(s)")]
+    assert said == [f"Waiting for trial(s) #{lost.number}, which hold the rest of the budget: they run in another "
+                    "process, or a lost worker left them (failed and retried once its heartbeat is 2 s old)."]
+    assert result.counts["complete"] == 2 and result.counts["fail"] == 1
+
+
 def test_lowering_the_budget_below_the_finished_trials_says_so(tmp_path: Path) -> None:
     code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "b", "--trials", "3", *PAIR, *FAST)
     assert code == 0, out

@@ -7,6 +7,7 @@ this module is what :func:`tuner.study._search.run_study` uses instead.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -15,7 +16,9 @@ from typing import Any
 
 from tuner.errors import TunerError
 from tuner.study._spec import StudySpec
-from tuner.study._storage import trial_states
+from tuner.study._storage import _heartbeat, trial_states
+
+_log = logging.getLogger("tuner.study")
 
 __all__ = ["WORKER", "GAVE_UP", "given_up", "queue_copy", "LOST", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
            "LostTrials", "own_stale_check", "stale_trial_ids", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings",
@@ -170,18 +173,26 @@ class Budget:
         """Before a trial: True when one may start, False when the budget is spent (or time is up)."""
         from optuna.trial import TrialState
 
+        said = False
         while True:
             total = self.n_trials
             if total is None:
                 return not self.timed_out()
             self.check()
-            states = [s for _, s in self._states()]
+            numbered = self._states()
+            states = [s for _, s in numbered]
             done = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
             if done >= total or self.timed_out():
                 return False
             waiting = states.count(TrialState.WAITING)  # enqueued or retried trials go first
             if waiting or done + states.count(TrialState.RUNNING) + waiting < total:
                 return True
+            if not said:  # a silent wait of up to the heartbeat grace period looked like a hang
+                running = [f"#{n}" for n, s in numbered if s == TrialState.RUNNING]
+                _log.warning("Waiting for trial(s) %s, which hold the rest of the budget: they run in another process, "
+                             "or a lost worker left them (failed and retried once its heartbeat is %s s old).",
+                             ", ".join(running), _heartbeat().get("grace_period", "?"))
+                said = True
             time.sleep(BUDGET_POLL_S)
             self.fail_stale()
 
