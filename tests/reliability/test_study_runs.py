@@ -64,6 +64,10 @@ def test_resume_refuses_every_explicit_option_that_differs_from_the_stored_study
         assert "different options" in out and "Only the budget (--trials, --timeout)" in out, out
     assert "penalties: stored ['l2'], now ['none']" in tune(
         tmp_path, "--study", "s", "--penalty", "none", "--metric", "accuracy", "--no-tracking")[1]
+    # an index base for data that is not LIBSVM was taken without a word (None read as 'not recorded
+    # yet'); a changed option is named alone, not with every other option of its part
+    code, out = tune(tmp_path, "--study", "s", "--trials", "4", "--zero-based", "--no-tracking")
+    assert code == 1 and "(data reading, zero_based: stored None, now True)" in " ".join(out.split()), out
     assert len(trials(tmp_path, "s")) == 2  # nothing ran
     # the budget and the output options may change; options equal to the stored ones are fine,
     # and defaults never contradict the stored study (with or without the data argument)

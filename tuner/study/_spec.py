@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from tuner.errors import ConfigError
@@ -55,6 +56,19 @@ class DataSpec:
     # None: the first line names the columns (one of numbers only refused); True: whatever it holds
     header: bool | None = None
     group_column: str | None = None  # a table's column of row groups: every split and fold keeps a group whole
+
+    def may_be_libsvm(self) -> bool:
+        """Whether the data may be a LIBSVM file (``zero_based`` None may then be a study's from
+        before the index base was recorded); a bundled set, a table, or a file whose suffix or
+        format names another format is not."""
+        if self.dataset is not None or self.path is None or self.fmt not in ("auto", "svmlight") \
+                or self.target is not None or self.text_column is not None:
+            return False
+        from tuner.data._compression import data_suffix
+        from tuner.data._formats import FORMATS
+
+        suffix = data_suffix(Path(self.path))
+        return not any(suffix in f.suffixes for f in FORMATS.values() if f.name != "svmlight")
 
 
 @dataclass
@@ -135,10 +149,21 @@ class StudySpec:
         mine, theirs = self.identity(), other.identity()
         reading = dict(theirs["data reading"])
         for name in _ADDED_LATER:
+            if name == "zero_based" and not self.data.may_be_libsvm():
+                continue  # None there is "does not apply", not "not recorded yet": a given base differs
             if mine["data reading"].get(name) in (None, ""):
                 reading[name] = mine["data reading"].get(name)
         theirs["data reading"] = reading
-        return [f"{k}: stored {mine[k]!r}, now {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
+        out = []
+        for k in mine:
+            if mine[k] == theirs[k]:
+                continue
+            if isinstance(mine[k], dict) and isinstance(theirs[k], dict):  # the options that differ, not all of them
+                out += [f"{k}, {name}: stored {mine[k].get(name)!r}, now {theirs[k].get(name)!r}"
+                        for name in {**mine[k], **theirs[k]} if mine[k].get(name) != theirs[k].get(name)]
+            else:
+                out.append(f"{k}: stored {mine[k]!r}, now {theirs[k]!r}")
+        return out
 
 
 def parse_range(text: str) -> tuple[str, Any]:
