@@ -640,3 +640,16 @@ def test_the_formats_registry_is_the_one_list(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         load_data(unknown)
     assert all(name in str(info.value) for name in FORMATS)
+
+
+def test_a_missing_study_data_file_lists_each_path_tried_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from the folder the study was created in, the absolute path and the relative one are one
+    file: the message listed it twice."""
+    from tuner.data import locate
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TUNER_DATA_ROOT", raising=False)
+    with pytest.raises(DataError) as err:
+        locate(str(tmp_path / "gone.csv"), "gone.csv")
+    assert str(err.value).count(str(tmp_path / "gone.csv")) == 1, err.value
+    assert "(the path given when the study was created)" in str(err.value)

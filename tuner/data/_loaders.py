@@ -454,7 +454,8 @@ def locate(absolute: str, relative: str | None, what: str = "data file") -> Path
     for candidate, _ in tried:
         if candidate.exists():
             return candidate
-    listed = "; ".join(f"{c} ({why})" for c, why in tried)
+    listed = "; ".join(f"{c} ({why})" for i, (c, why) in enumerate(tried)
+                       if all(c.resolve() != earlier.resolve() for earlier, _ in tried[:i]))  # each path once
     hint = (f"set {DATA_ROOT_ENV} to the folder that holds {relative} on this machine" if relative and not root
             else "make the file available at one of these paths" + (f" or change {DATA_ROOT_ENV}" if root else ""))
     raise DataError(f"Cannot find the study's {what}; tried {listed}. {hint[0].upper()}{hint[1:]}.")
