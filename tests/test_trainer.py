@@ -509,6 +509,20 @@ def test_a_huge_learning_rate_raises_training_diverged() -> None:
         train(d.data, d.target, "l2", "sgd", pp={"strength": 1e-4}, op={"lr": 10.0, "momentum": 0.9})
 
 
+def test_a_trial_diverging_side_by_side_shows_its_hyperparameters_as_declared() -> None:
+    """Side by side a bool travels as a float tensor: the message read nesterov=1.0."""
+    from tuner.data import load_data, prepare
+    from tuner.study import train_many
+
+    ds = prepare(load_data(dataset="breast_cancer"), val_size=0.2, test_size=0.0, seed=0)
+    out = train_many(ds, "sgd", [("l2", {"strength": 1e-4}, {"lr": 1e-2, "momentum": 0.9, "nesterov": False}),
+                                 ("l2", {"strength": 1e-4}, {"lr": 1e4, "momentum": 0.9, "nesterov": True})],
+                     TrainConfig(device="cpu", epochs=5))
+    assert not isinstance(out[0], BaseException)
+    assert isinstance(out[1], TrainingDivergedError)
+    assert "{'lr': 10000.0, 'momentum': 0.9, 'nesterov': True}" in str(out[1]), out[1]
+
+
 class _NaNPenalty(Penalty):
     """A third-party penalty (not batched) whose value is NaN at every weight."""
 

@@ -347,7 +347,7 @@ class _Run:
             blame = self._penalty_not_finite(k)
             self._freeze(k, blame or TrainingDivergedError(
                 f"The training loss became {obj:.6g} at epoch {epoch} (it was {t.stopping.start:.6g} at the start) "
-                f"with optimizer '{self.optimizer.name}' ({shown_params(self.oparams, k)}); lower the learning "
+                f"with optimizer '{self.optimizer.name}' ({shown_params(self.oparams, k, self.optimizer.search_space)}); lower the learning "
                 "rate."), zero=True)
             return
         logs: dict[str, float] = {"epoch": epoch, "train_loss": obj}

@@ -204,6 +204,20 @@ class Objective:
         return (zero_data if zero_data.dim() else zero_data.expand(k)).tolist()
 
 
-def shown_params(params: Mapping[str, Any], k: int) -> dict[str, Any]:
-    """Trial k's hyperparameters as plain values (for messages)."""
-    return {name: (float(v[k]) if isinstance(v, torch.Tensor) else v) for name, v in params.items()}
+def shown_params(params: Mapping[str, Any], k: int, space: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Trial k's hyperparameters as plain values (for messages), each as its ``space`` declares it:
+    side by side a bool or int travels as a float tensor (``nesterov`` read 1.0)."""
+    from tuner._space import Categorical, Int
+
+    def plain(name: str, v: Any) -> Any:
+        if not isinstance(v, torch.Tensor):
+            return v
+        value = float(v[k])
+        spec = (space or {}).get(name)
+        if isinstance(spec, Int):
+            return int(value)
+        if isinstance(spec, Categorical):  # the declared choice it stands for (True, not 1.0)
+            return next((c for c in spec.choices if isinstance(c, (bool, int, float)) and c == value), value)
+        return float(f"{value:.6g}") if v.dtype != torch.float64 else value  # 0.9, not float32's 0.89999998
+
+    return {name: plain(name, v) for name, v in params.items()}
