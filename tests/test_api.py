@@ -208,8 +208,8 @@ def test_options_that_would_be_ignored_are_refused(tmp_path: Path) -> None:
     with pytest.raises(tuner.ConfigError, match="The 'fmt' and 'n_features' parameters say how a file is read; data "
                                                 "given in memory is not read from a file"):
         tuner.fit(X, y, fmt="svmlight", n_features=10)
-    with pytest.raises(tuner.ConfigError, match="'encoding' parameter says .* the bundled data set 'iris'"):
-        tuner.tune(dataset="iris", encoding="latin-1", trials=1)
+    with pytest.raises(tuner.ConfigError, match="'encoding' parameter says how a file is read; data given in memory"):
+        tuner.tune(X, y, encoding="latin-1", trials=1)
     res = CliRunner().invoke(cli, ["train", "--dataset", "iris", "--monitor", "val", "--val-size", "0"])
     assert res.exit_code == 1 and "--monitor" in res.output and "--val-size" in res.output, res.output
     assert tuner.fit(X, y, monitor="val").stop_reason  # with validation rows it still trains

@@ -67,12 +67,12 @@ class DataOptions:
                               "file's path as the 'data' parameter.")
         if self.test_file is not None and not (self.is_path or self.dataset is not None):
             raise ConfigError("The 'test_file' parameter goes with data read from a file or a bundled data set.")
-        if not self.is_path:
+        if not self.is_path and self.dataset is None:  # a bundled set's reader refuses these itself
             given = [name for name, value, default in (("fmt", self.fmt, "auto"), ("encoding", self.encoding, "utf-8"),
                                                        ("n_features", self.n_features, None),
                                                        ("zero_based", self.zero_based, None)) if value != default]
             if given:
-                what = f"the bundled data set {self.dataset!r}" if self.dataset is not None else "data given in memory"
+                what = "data given in memory"
                 names = " and ".join(f"'{n}'" for n in given)
                 raise ConfigError(f"The {names} parameter{'s say' if len(given) > 1 else ' says'} how a file is read; "
                                   f"{what} is not read from a file: leave {'them' if len(given) > 1 else 'it'} out.")
