@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +101,28 @@ def _stuck_at_start(result: Any, start: tuple[Any, Any] | None) -> bool:
     w0 = np.asarray(start[0], dtype=np.float64)
     w = np.asarray(result.result.weight, dtype=np.float64).reshape(w0.shape)
     return bool(np.abs(w - w0).max(initial=0.0) <= 1e-6 * max(1.0, float(np.abs(w0).max(initial=0.0))))
+
+
+def _epochs_run(result: Any) -> int:
+    return 0 if isinstance(result, BaseException) else int(result.result.epochs_run)
+
+
+class _AfterEpochs(Callback):
+    """A trial's callback for its retry: what the first attempt already told it (training began,
+    its first ``epochs`` epochs) is not told again; the end is."""
+
+    def __init__(self, inner: Callback, epochs: int) -> None:
+        self.inner, self.epochs = inner, epochs
+
+    def on_train_begin(self, state: Any) -> None:
+        pass
+
+    def on_epoch_end(self, state: Any, logs: dict[str, float]) -> None:
+        if state.epoch > self.epochs:
+            self.inner.on_epoch_end(state, logs)
+
+    def on_train_end(self, state: Any, result: Any) -> None:
+        self.inner.on_train_end(state, result)
 
 
 @dataclass
@@ -212,11 +233,12 @@ class TrialBatches:
                              [p.callbacks for p in group], init, self.folds)
         stuck = [i for i, r in enumerate(results) if init is not None and _stuck_at_start(r, init[i])]
         if stuck:  # a warm start its solver could not leave: the same trials from zero weights
-            with warnings.catch_warnings():  # the pruner heard their first pass already: Optuna keeps that one
-                warnings.filterwarnings("ignore", message="The reported value is ignored because this `step")
-                again = train_many(self.data, group[0].optimizer,
-                                   [(group[i].penalty, group[i].penalty_params, group[i].optimizer_params)
-                                    for i in stuck], self.config, [group[i].callbacks for i in stuck], None, self.folds)
+            # their callbacks heard the first attempt's pass (Optuna keeps that report, MLflow logged it):
+            # the retry tells them its later passes only, so each epoch is reported once, alike in both
+            told = [[_AfterEpochs(cb, _epochs_run(results[i])) for cb in group[i].callbacks] for i in stuck]
+            again = train_many(self.data, group[0].optimizer,
+                               [(group[i].penalty, group[i].penalty_params, group[i].optimizer_params)
+                                for i in stuck], self.config, told, None, self.folds)
             for i, r in zip(stuck, again):
                 results[i] = r
         mark = {"trials": [p.trial.number for p in group], "seconds": round(time.perf_counter() - started, 4)}
