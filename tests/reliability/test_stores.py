@@ -256,6 +256,8 @@ def test_a_read_only_url_is_read_without_writing(tmp_path: Path) -> None:
     line = one_line_error(tuner("tune", "--dataset", "iris", "--study", "kept", *FAST, "--storage", url,
                                 "--no-tracking", cwd=cwd))
     assert "read-only" in line
+    line = one_line_error(tuner("study", "delete", "kept", "--yes", "--storage", url, cwd=cwd))
+    assert "read-only" in line and "deleting a study needs a writable one" in line, line  # it spoke of trials only
 
 
 def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:

@@ -508,11 +508,12 @@ def _engine_url(url: str, writable: bool) -> str:
     assert path is not None
     if writable:
         if _read_only_url(parsed):
-            raise StorageError(f"The study database {path} is opened read-only ({redact(url)}); running trials "
-                               "needs a writable one.")
+            raise StorageError(f"The study database {path} is opened read-only ({redact(url)}); running trials or "
+                               "deleting a study needs a writable one.")
         if not sqlite_writable(path):
             raise StorageError(f"The study database {path} is read-only (file or folder not writable); "
-                               "`tuner study list/show` can read it; copy it to a writable folder to run trials.")
+                               "`tuner study list/show` can read it; copy it to a writable folder to run trials or "
+                               "delete a study there.")
         return url
     require_database(url)
     return url if _read_only_url(parsed) else _sqlite_read_url(path)
