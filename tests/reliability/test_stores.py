@@ -267,13 +267,17 @@ def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path: Path) -> 
     assert not missing.parent.exists()
 
 
-def test_an_in_memory_store_that_would_lose_the_study_is_refused(tmp_path: Path) -> None:
+def test_an_in_memory_store_that_would_lose_the_study_or_a_folder_is_refused(tmp_path: Path) -> None:
     line = one_line_error(tuner("tune", "--dataset", "iris", *FAST, "--storage", "sqlite://", "--no-tracking",
                                 cwd=tmp_path))
     assert "in-memory" in line
     line = one_line_error(tuner("tune", "--dataset", "iris", *FAST, "--tracking-uri", "sqlite:///:memory:",
                                 cwd=tmp_path))
     assert "in-memory" in line and "MLflow" in line
+    (tmp_path / "runs").mkdir()  # a folder: 'unable to open database file' from SQLite
+    line = one_line_error(tuner("tune", "--dataset", "iris", *FAST, "--tracking-uri", f"sqlite:///{tmp_path / 'runs'}",
+                                cwd=tmp_path))
+    assert f"names a folder, {tmp_path / 'runs'}; name a database file in it" in line, line
 
 
 def test_a_corrupted_file_for_either_store_is_one_line_naming_it(tmp_path: Path) -> None:

@@ -99,6 +99,10 @@ def store_uri(uri: str) -> str:
     if memory_sqlite(uri):
         raise TrackingError(f"The MLflow tracking store {uri} is an in-memory SQLite database, which forgets every "
                             "run when the command ends; give a file (e.g. sqlite:///mlflow.db).")
+    folder = sqlite_file(uri)
+    if folder is not None and folder.is_dir():
+        raise TrackingError(f"The MLflow tracking store {redact(uri)} names a folder, {folder}; name a database file "
+                            f"in it (sqlite:///{folder / 'mlflow.db'}).")
     return resolve_url(uri, "MLflow tracking store", TrackingError)
 
 
