@@ -289,6 +289,15 @@ def test_a_real_process_prints_one_line_and_no_traceback(tmp_path: Path) -> None
     assert not (tmp_path / "m").exists()
 
 
+def test_a_categorical_column_whose_name_holds_a_comma_can_be_named(tmp_path: Path) -> None:
+    """--categorical was split on every comma: 'size, cm' became the columns 'size' and 'cm'."""
+    rows = pd.DataFrame({"size, cm": ["s", "m", "l"] * 20, "x": np.arange(60) % 7, "label": [0, 1, 1] * 20})
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    res = invoke("train", str(tmp_path / "t.csv"), "--target", "label", "--categorical", '"size, cm"', "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["n_features"] == 4  # three categories and x
+
+
 def test_rows_that_still_hold_the_label_of_a_headerless_model_are_told_which_column(tmp_path: Path) -> None:
     """The advice was to add a header naming the columns; the fix is to name the label's column."""
     rng = np.random.default_rng(0)

@@ -7,6 +7,7 @@ defaults) at module level, so ``tuner --help`` stays instant.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -180,7 +181,8 @@ def _apply(f: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable
 def _column_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str] | None:
     """``--categorical c,a --categorical b`` -> ``["a", "b", "c"]`` (None when not given; the order
     of the names does not matter, as in the Python API's ``categorical_columns``)."""
-    names = [name.strip() for value in values for name in value.split(",")]
+    # split as a CSV row, so that a name holding a comma can be quoted: --categorical '"size, cm",proto'
+    names = [name.strip() for value in values for name in next(csv.reader([value], skipinitialspace=True), [])]
     if any(not name for name in names):
         raise click.BadParameter(f"an empty column name in {list(values)}", ctx=ctx, param=param)
     return sorted(set(names)) or None
@@ -195,7 +197,8 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--text-column", help="Column holding text, turned into TF-IDF 1-2 grams."),
         click.option("--categorical", "categorical_columns", multiple=True, callback=_column_list, metavar="COLUMN",
                      help="A column of categories (strings or codes), one-hot encoded: one 0/1 feature per category "
-                          "of the training rows. Repeat it, or give several separated by commas."),
+                          "of the training rows. Repeat it, or give several separated by commas (quote a name "
+                          "that holds one: '\"size, cm\",color')."),
         click.option("--group-column", metavar="COLUMN",
                      help="A column of row groups (a user, a patient, a sentence id): no feature; each group's rows "
                           "stay on one side of the validation/test splits and the --cv folds, so that the validation "
