@@ -210,6 +210,16 @@ def test_options_that_would_be_ignored_are_refused(tmp_path: Path) -> None:
         tuner.fit(X, y, fmt="svmlight", n_features=10)
     with pytest.raises(tuner.ConfigError, match="'encoding' parameter says how a file is read; data given in memory"):
         tuner.tune(X, y, encoding="latin-1", trials=1)
+    # a test share beside a test file was dropped (the CLI refused the pair; Python took it)
+    data = tmp_path / "rows.csv"
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.iloc[:400].to_csv(data, index=False)
+    frame.iloc[400:].to_csv(tmp_path / "test.csv", index=False)
+    with pytest.raises(tuner.ConfigError, match="'test_size' parameter splits a test part off .* give one of the two"):
+        tuner.fit(str(data), target="target", test_file=tmp_path / "test.csv", test_size=0.3)
+    report = tuner.fit(str(data), target="target", test_file=tmp_path / "test.csv")
+    assert report.n_test == 169 and report.n_train + report.n_val == 400
+    assert tuner.fit(str(data), target="target").n_test == 80  # 0.2 by default without a test file
     res = CliRunner().invoke(cli, ["train", "--dataset", "iris", "--monitor", "val", "--val-size", "0"])
     assert res.exit_code == 1 and "--monitor" in res.output and "--val-size" in res.output, res.output
     assert tuner.fit(X, y, monitor="val").stop_reason  # with validation rows it still trains

@@ -21,6 +21,10 @@ from tuner.errors import ConfigError, DataError
 __all__ = ["DataOptions", "read_data", "from_arrays"]
 
 
+DEFAULT_TEST_SIZE = 0.2
+"""The test share split off when ``test_size`` is not given and there is no test file."""
+
+
 @dataclass
 class DataOptions:
     """Where the data is and how to read and split it (the CLI's data options)."""
@@ -35,12 +39,13 @@ class DataOptions:
     n_features: int | None = None
     zero_based: bool | None = None
     val_size: float = 0.2
-    test_size: float = 0.2
+    test_size: float = DEFAULT_TEST_SIZE
     test_file: str | os.PathLike[str] | None = None
     seed: int = 0
     categorical_columns: Sequence[str] | None = None
     header: bool | None = None
     group_column: str | None = None
+    test_size_given: bool = False  # the caller chose test_size (refused with a test file, which replaces it)
 
     def __post_init__(self) -> None:
         # columns named by position (a DataFrame read without a header, header=False) may be given as ints
@@ -67,6 +72,9 @@ class DataOptions:
                               "file's path as the 'data' parameter.")
         if self.test_file is not None and not (self.is_path or self.dataset is not None):
             raise ConfigError("The 'test_file' parameter goes with data read from a file or a bundled data set.")
+        if self.test_file is not None and self.test_size_given and self.test_size > 0:
+            raise ConfigError("The 'test_size' parameter splits a test part off the data; with the 'test_file' "
+                              "parameter the test rows come from that file instead: give one of the two.")
         if not self.is_path and self.dataset is None:  # a bundled set's reader refuses these itself
             given = [name for name, value, default in (("fmt", self.fmt, "auto"), ("encoding", self.encoding, "utf-8"),
                                                        ("n_features", self.n_features, None),

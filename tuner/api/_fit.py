@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner._numbers import python_numbers
-from tuner.api._data import DataOptions, read_data, refuse_monitor_without_validation
+from tuner.api._data import DEFAULT_TEST_SIZE, DataOptions, read_data, refuse_monitor_without_validation
 from tuner.errors import ConfigError
 from tuner.train import Callback, TrainConfig
 
@@ -117,7 +117,7 @@ def fit(
     n_features: int | None = None,
     zero_based: bool | None = None,
     val_size: float = 0.2,
-    test_size: float = 0.2,
+    test_size: float | None = None,
     test_file: str | os.PathLike[str] | None = None,
     seed: int = _DEFAULT.seed,
     penalty: str = "l2",
@@ -170,9 +170,9 @@ def fit(
         How a file is read (``fmt="auto"`` guesses the format from its content).
     val_size, test_size : float
         Shares of rows split off (stratified; by whole groups with ``group_column``) for validation
-        and test; 0 turns a split off.
+        and test; 0 turns a split off. ``test_size`` is 0.2 by default, and no share with ``test_file``.
     test_file : path, optional
-        A separate labelled test file, read like ``data`` (then ``test_size`` is not used).
+        A separate labelled test file, read like ``data`` (giving ``test_size`` too is refused).
     seed : int
         Seed of the splits, the shuffling and the initialisation.
     penalty, optimizer : str
@@ -223,7 +223,8 @@ def fit(
     config.check()
     refuse_monitor_without_validation(monitor, val_size)
     opts = DataOptions(data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size,
-                       test_size, test_file, seed, categorical_columns=categorical_columns, header=header,
+                       DEFAULT_TEST_SIZE if test_size is None else test_size, test_file, seed,
+                       test_size_given=test_size is not None, categorical_columns=categorical_columns, header=header,
                        group_column=group_column)
     ds = split(opts)
     weights = prepare_sample_weight(sample_weight, ds) if sample_weight is not None else None

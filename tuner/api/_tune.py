@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner._numbers import python_numbers
-from tuner.api._data import DataOptions, read_data, refuse_monitor_without_validation
+from tuner.api._data import DEFAULT_TEST_SIZE, DataOptions, read_data, refuse_monitor_without_validation
 from tuner.api._fit import _DEFAULT
 from tuner.errors import ConfigError
 from tuner.study import StudyInfo, StudyObserver, TrialInfo
@@ -165,7 +165,7 @@ def tune(
     n_features: int | None = None,
     zero_based: bool | None = None,
     val_size: float = 0.2,
-    test_size: float = 0.2,
+    test_size: float | None = None,
     test_file: str | os.PathLike[str] | None = None,
     seed: int = _DEFAULT.seed,
     trials: int | None = None,
@@ -268,7 +268,8 @@ def tune(
     from tuner.study import StudySpec, build_space, run_study
 
     opts = DataOptions(data, y, dataset, target, text_column, fmt, encoding, n_features, zero_based, val_size,
-                       test_size, test_file, seed, categorical_columns=categorical_columns, header=header,
+                       DEFAULT_TEST_SIZE if test_size is None else test_size, test_file, seed,
+                       test_size_given=test_size is not None, categorical_columns=categorical_columns, header=header,
                        group_column=group_column)
     categorical = opts.categorical_columns
     options_given = {  # compared with a stored study's spec when not at their defaults

@@ -251,8 +251,14 @@ _TRAIN_KEYS = ("epochs", "batch_size", "patience", "tol", "monitor", "class_weig
 
 
 def data_kwargs(values: dict[str, Any]) -> dict[str, Any]:
-    """The data options among a command's parameters, as ``tuner.fit``/``tuner.tune`` keywords."""
-    return {k: values[k] for k in _DATA_KEYS}
+    """The data options among a command's parameters, as ``tuner.fit``/``tuner.tune`` keywords;
+    ``--test-size`` left at its default is not given (a test file then replaces the share)."""
+    out = {k: values[k] for k in _DATA_KEYS}
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.get_parameter_source("test_size") in (
+            None, click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP):
+        out["test_size"] = None
+    return out
 
 
 def training_kwargs(values: dict[str, Any]) -> dict[str, Any]:
