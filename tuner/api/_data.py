@@ -80,10 +80,10 @@ class DataOptions:
                                                        ("n_features", self.n_features, None),
                                                        ("zero_based", self.zero_based, None)) if value != default]
             if given:
-                what = "data given in memory"
                 names = " and ".join(f"'{n}'" for n in given)
                 raise ConfigError(f"The {names} parameter{'s say' if len(given) > 1 else ' says'} how a file is read; "
-                                  f"{what} is not read from a file: leave {'them' if len(given) > 1 else 'it'} out.")
+                                  f"data given in memory is not read from a file: leave "
+                                  f"{'them' if len(given) > 1 else 'it'} out.")
 
 
 def refuse_monitor_without_validation(monitor: str, val_size: float) -> None:

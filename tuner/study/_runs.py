@@ -16,7 +16,7 @@ from typing import Any
 
 from tuner.errors import TunerError
 from tuner.study._spec import StudySpec
-from tuner.study._storage import _heartbeat, trial_states
+from tuner.study._storage import heartbeat_settings, trial_states
 
 _log = logging.getLogger("tuner.study")
 
@@ -191,7 +191,7 @@ class Budget:
                 running = [f"#{n}" for n, s in numbered if s == TrialState.RUNNING]
                 _log.warning("Waiting for trial(s) %s, which hold the rest of the budget: they run in another process, "
                              "or a lost worker left them (failed and retried once its heartbeat is %s s old).",
-                             ", ".join(running), _heartbeat().get("grace_period", "?"))
+                             ", ".join(running), heartbeat_settings()["grace_period"])
                 said = True
             time.sleep(BUDGET_POLL_S)
             self.fail_stale()

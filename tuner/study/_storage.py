@@ -58,7 +58,7 @@ _URL_NETLOC = re.compile(r"\b(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<netloc>[^
 _DSN_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s,;)]+)")
 
 
-def _heartbeat() -> dict[str, int]:
+def heartbeat_settings() -> dict[str, int]:
     """Workers beat every ``TUNER_HEARTBEAT_INTERVAL`` s; a trial silent for ``TUNER_HEARTBEAT_GRACE``
     s (a killed worker's) is marked failed when the next trial starts."""
     return {"heartbeat_interval": _seconds_env("TUNER_HEARTBEAT_INTERVAL", 10),
@@ -540,7 +540,7 @@ def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> 
     watch_engines()
     engine_url = _engine_url(url, writable)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True, "connect_args": _connect_args(engine_url)}
-    kwargs: dict[str, Any] = _heartbeat() if heartbeat else {}
+    kwargs: dict[str, Any] = heartbeat_settings() if heartbeat else {}
     path = sqlite_path(url)
     where = str(path) if path is not None else redact(url)
     if path is not None and (str(_parse(url).database).endswith(("/", "\\")) or path.is_dir()):
