@@ -180,7 +180,7 @@ def _not_numeric(cells: pd.Series, column: str, where: str, line_of: Callable[[i
         raise DataError(f"Feature column {column!r} holds {cells.iloc[row]!r} at {row_name(row, line_of)}{where}, "
                         f"where {int((present & ~odd).sum())} of its cells are numbers: write it as a number (with a "
                         "decimal point), or remove or impute that value first.")
-    if present.any() and all(_reads_as_number(v) for v in cells[present].head(1000)):
+    if present.any() and all(is_number(v) for v in cells[present].head(1000)):
         row = int(np.argmax(present))
         raise DataError(f"Feature column {column!r} holds numbers too large for 64-bit integers ({cells.iloc[row]} at "
                         f"{row_name(row, line_of)}){where}. An id? Leave the column out. A quantity? Write it with a "
@@ -188,12 +188,14 @@ def _not_numeric(cells: pd.Series, column: str, where: str, line_of: Callable[[i
     raise DataError(f"Feature column {column!r} is not numeric (dtype {cells.dtype}){where}; {hint}.")
 
 
-def _reads_as_number(value: Any) -> bool:
+def is_number(cell: Any) -> bool:
+    """Whether a cell reads as a number (``float`` takes it: ``nan`` and ``inf`` too; a Python int
+    of any width, not a bool)."""
     try:
-        float(value)
+        float(cell)
     except (TypeError, ValueError, OverflowError):
         return False
-    return not isinstance(value, bool)
+    return not isinstance(cell, bool)
 
 
 def standardization(A: np.ndarray, names: list[str], where: str = "") -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from tuner.data._compression import READ_ERRORS, cannot_read, data_suffix
-from tuner.data._features import BY_POSITION, LABELS_DROPPED, LINE_OF, FeaturePipeline
+from tuner.data._features import BY_POSITION, LABELS_DROPPED, LINE_OF, FeaturePipeline, is_number
 from tuner.data._formats import FORMAT_CHOICES, FORMATS, TABLE_FORMATS, sniff
 from tuner.data._readers import (
     BUILTIN_DATASETS,
@@ -25,7 +25,6 @@ from tuner.data._readers import (
     base_name,
     fingerprint,
     first_row,
-    is_number,
     read_builtin,
     read_table_frame,
     read_text,

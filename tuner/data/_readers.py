@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tuner.data._compression import READ_ERRORS, cannot_read, compression_of, open_binary, open_text
-from tuner.data._features import CHUNK_VALUES, check_finite_matrix, numeric_block, row_name, value_dtype
+from tuner.data._features import CHUNK_VALUES, check_finite_matrix, is_number, numeric_block, row_name, value_dtype
 from tuner.errors import ConfigError, DataError
 
 __all__ = ["RawData", "ReadOptions", "BUILTIN_DATASETS", "read_builtin", "read_table", "read_npz", "read_svmlight",
@@ -332,15 +332,6 @@ def _check_column_names(names: list[str], source: str) -> None:
     if empty:
         raise DataError(f"Column {empty[0]} of {source} has no name in the header (a saved row index?); "
                         "name it or remove it.")
-
-
-def is_number(cell: str) -> bool:
-    """Whether a cell's text reads as a number (``float`` takes it: ``nan`` and ``inf`` too)."""
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def _data_as_header(cells: list[str]) -> bool:
