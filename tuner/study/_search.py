@@ -490,34 +490,27 @@ class _StudyRun:
     def _result(self, best: Any, outcome: TrainOutcome | None, interrupted: str | None,
                 warnings: list[str]) -> StudyResult:
         study = self.study
+        counts = trial_counts(study)
         # a process that ran no trial still has no answer to give when the study's trials all ended pruned
         # (exit 0 would say there is one); while other processes' trials run, one may yet complete
-        settled = bool(self.mine) or not _running(study)
+        settled = bool(self.mine) or not counts["running"]
         no_result = none_completed(study) if best is None and settled and not interrupted else None
         if best is None and not self.mine and not interrupted and self.budget.timed_out():
             # exit code 0 would say there is an answer
             no_result = (f"No trial of study {study.study_name!r} ran: the 'timeout' parameter ({self.spec.timeout:g} s) "
                          "ran out before the first one started; give a longer one")
+        budget = self.budget.n_trials  # as stored now: another process may have changed it
         return StudyResult(study.study_name, self.info.storage_url, self.spec.metric, self.info.direction,
-                           trial_counts(study), best.number if best else None, best.value if best else None,
+                           counts, best.number if best else None, best.value if best else None,
                            public_params(best.params, self.space) if best else {}, outcome, interrupted,
-                           warnings + budget_warnings(self.budget, self.spec, self.mine) + self._budget_changed(),
-                           time.time() - self.started, no_result=no_result, budget=self.budget.n_trials,
-                           cv=self.spec.cv)
+                           warnings + budget_warnings(self.budget, self.spec, self.mine) + self._budget_changed(budget),
+                           time.time() - self.started, no_result=no_result, budget=budget, cv=self.spec.cv)
 
-    def _budget_changed(self) -> list[str]:
-        """What the summary says when another process stored another budget while this one ran
-        (every process follows the stored one: this run may have stopped sooner or later than asked)."""
-        now = self.budget.n_trials
+    def _budget_changed(self, now: int | None) -> list[str]:
+        """What the summary says when another process stored another budget (``now``) while this one
+        ran (every process follows the stored one: this run may have stopped sooner or later than asked)."""
         if now == self.spec.n_trials:
             return []
         return [f"another process changed the study's budget from {self.spec.n_trials} to {now} trials while this run "
                 f"went on (a resume's 'trials' parameter sets it for every process); this run followed it and stopped "
                 f"with {self.budget.done()} finished trials"]
-
-
-def _running(study: Any) -> bool:
-    """Whether some trial of ``study`` is RUNNING (another process's, or a lost one not yet failed)."""
-    from optuna.trial import TrialState
-
-    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
