@@ -226,6 +226,15 @@ def same_database(url_a: str, url_b: str) -> bool:
     return a.set(password=None).render_as_string() == b.set(password=None).render_as_string()
 
 
+def refuse_sqlite_folder(url: str, what: str, file_name: str, error: type[TunerError] = StorageError) -> None:
+    """An ``error`` when the ``sqlite:///`` URL ``url`` names a folder (SQLite's own word is
+    'unable to open database file'), suggesting ``file_name`` in it."""
+    path = sqlite_path(url)
+    if path is not None and (str(_parse(url).database).endswith(("/", "\\")) or path.is_dir()):
+        raise error(f"The {what} URL {redact(url)} names a folder, {path}; name a database file in it "
+                    f"(sqlite:///{path / file_name}).")
+
+
 def resolve_url(url: str, what: str = "study database", error: type[TunerError] = StorageError) -> str:
     """``url`` with a driver that is installed, or ``error`` naming the pip command.
 
@@ -543,9 +552,7 @@ def open_storage(url: str, *, heartbeat: bool = True, writable: bool = True) -> 
     kwargs: dict[str, Any] = heartbeat_settings() if heartbeat else {}
     path = sqlite_path(url)
     where = str(path) if path is not None else redact(url)
-    if path is not None and (str(_parse(url).database).endswith(("/", "\\")) or path.is_dir()):
-        raise StorageError(f"The study database URL {redact(url)} names a folder, {path}; name a database file in it "
-                           f"(sqlite:///{path / DEFAULT_STORAGE_FILE}).")
+    refuse_sqlite_folder(url, "study database", DEFAULT_STORAGE_FILE)
 
     def create() -> Any:
         with warnings.catch_warnings():

@@ -95,14 +95,12 @@ def store_uri(uri: str) -> str:
     if scheme(uri).split("+")[0] not in _DB_SCHEMES:
         return uri
     from tuner.study import memory_sqlite, resolve_url
+    from tuner.study._storage import refuse_sqlite_folder
 
     if memory_sqlite(uri):
         raise TrackingError(f"The MLflow tracking store {uri} is an in-memory SQLite database, which forgets every "
                             "run when the command ends; give a file (e.g. sqlite:///mlflow.db).")
-    folder = sqlite_file(uri)
-    if folder is not None and folder.is_dir():
-        raise TrackingError(f"The MLflow tracking store {redact(uri)} names a folder, {folder}; name a database file "
-                            f"in it (sqlite:///{folder / 'mlflow.db'}).")
+    refuse_sqlite_folder(uri, "MLflow tracking store", "mlflow.db", TrackingError)
     return resolve_url(uri, "MLflow tracking store", TrackingError)
 
 
