@@ -34,3 +34,15 @@ def test_a_live_worker_thread_is_joined_by_the_normal_exit() -> None:
     done = subprocess.run([sys.executable, "-c", SCRIPT.format(code="0", extra=extra)], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and "worker finished" in done.stdout and "handler ran" in done.stdout
+
+
+@pytest.mark.parametrize("module", ["tuner", "tuner.cli"])
+def test_the_package_runs_as_the_tuner_command(module: str) -> None:
+    """``python -m tuner`` is the ``tuner`` command, as ``python -m tuner.cli`` is."""
+    from tuner import __version__
+
+    done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and __version__ in done.stdout, done.stdout + done.stderr
+    done = subprocess.run([sys.executable, "-m", module, "plugins", "list"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "lbfgs" in done.stdout, done.stdout + done.stderr
