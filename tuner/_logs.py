@@ -10,12 +10,12 @@ __all__ = ["quiet_logger"]
 
 
 @contextmanager
-def quiet_logger(name: str) -> Iterator[None]:
-    """The logger ``name`` at WARNING and above while the block runs (a library's INFO line that
+def quiet_logger(name: str, least: int = logging.WARNING) -> Iterator[None]:
+    """The logger ``name`` at ``least`` and above while the block runs (a library's INFO line that
     says nothing the user needs, before the one line that does)."""
     log = logging.getLogger(name)
     level = log.level
-    log.setLevel(max(level, logging.WARNING))
+    log.setLevel(max(level, least))
     try:
         yield
     finally:

@@ -233,3 +233,16 @@ def test_a_file_store_is_refused_in_one_full_line(store: str, tmp_path: Path, mo
     assert line == (f"Error: The MLflow tracking store {uri} is a file store, which MLflow no longer writes; use "
                     "sqlite:///mlflow.db (the default) or an http(s):// tracking server (--tracking-uri / "
                     "MLFLOW_TRACKING_URI)."), line
+
+
+def test_a_hosted_workspace_uri_is_not_called_a_file_store_or_a_database_url(tmp_path: Path) -> None:
+    """``databricks`` names a hosted workspace to MLflow, not a folder: the error is MLflow's own
+    reason for not reaching it (no credentials here), not "a file store" or "not a database URL"."""
+    study_db = tmp_path / "s.db"
+    result = CliRunner().invoke(cli, ["tune", "--dataset", "iris", "--trials", "1", "--penalty", "l2", "--optimizer",
+                                      "lbfgs", "--epochs", "5", "--storage", f"sqlite:///{study_db}",
+                                      "--tracking-uri", "databricks"])
+    line = _one_line(result)
+    assert line.startswith("Error: Cannot open the MLflow tracking store databricks: "), line
+    assert "Databricks" in line and "file store" not in line and "database URL" not in line, line
+    assert not (tmp_path / "databricks").exists() and not (tmp_path / "mlflow.db").exists()

@@ -9,6 +9,7 @@ or not at all (:func:`open_store`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tuner._logs import quiet_logger
 from tuner.errors import ConfigError, TrackingError
 
 __all__ = [
@@ -104,9 +106,15 @@ def store_uri(uri: str) -> str:
     return resolve_url(uri, "MLflow tracking store", TrackingError)
 
 
+_WORKSPACE_URIS = ("databricks", "databricks-uc", "uc")
+"""Tracking URIs with no ``:`` that MLflow reads as a hosted workspace, not as a folder."""
+
+
 def _refuse_file_store(uri: str) -> None:
     """A ``file:`` URI or a plain folder is a file store, which MLflow refuses (unless a ``file:``
     URI comes with MLflow's own opt-out, ``MLFLOW_ALLOW_FILE_STORE=true``)."""
+    if uri.strip().lower() in _WORKSPACE_URIS:
+        return
     kind = scheme(uri)
     opted_out = os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("1", "true")
     if len(kind) <= 1 or (kind == "file" and not opted_out):  # "": a path; one letter: a Windows drive
@@ -275,17 +283,19 @@ def open_store(uri: str, client: Callable[[], Any]) -> None:
     if db is not None and not sqlite_writable(db):
         raise TrackingError(f"The {what} {db} is read-only (file or folder not writable); give a writable one "
                             "(--tracking-uri / MLFLOW_TRACKING_URI) or run with --no-tracking.")
-    try:
-        with schema_lock(resolved, what, TrackingError):
+    database = db is not None or scheme(uri).split("+")[0] in _DB_SCHEMES
+    try:  # a server or workspace store creates its own schema
+        with schema_lock(resolved, what, TrackingError) if database else contextlib.nullcontext():
             if db is not None:
                 if not db.exists() or db.stat().st_size == 0:
                     _create_sqlite_store(db)
                 _prepare_sqlite(db)
             if scheme(uri).split("+")[0] in _DB_SCHEMES:
                 _refuse_foreign_database(resolved, str(db) if db is not None else redact(uri))
-            made = client()
-            retry_races(made.search_experiments, max_results=1)
-            retry_races(made.search_registered_models, max_results=1)
+            with quiet_logger("mlflow.utils.databricks_utils", logging.ERROR):  # its warning repeats the error
+                made = client()
+                retry_races(made.search_experiments, max_results=1)
+                retry_races(made.search_registered_models, max_results=1)
     except TrackingError:
         raise
     except Exception as exc:
