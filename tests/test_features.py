@@ -70,3 +70,23 @@ def test_finiteness_and_type_checks_name_the_culprit() -> None:
         numeric_block(pd.DataFrame({"x": [1.0]}), ["missing"])
     with pytest.raises(DataError, match="yields no terms"):
         FeaturePipeline.fit(pd.DataFrame({"text": ["", " "]}), kind="table", text_column="text")
+
+
+def test_a_column_constant_up_to_rounding_is_not_scaled_up_by_its_rounding_error() -> None:
+    """``np.std`` of a column of 7.7 is ~1e-15: dividing by it made a trained model answer 0 or 1
+    for any row whose value differs in the second decimal. Such a column is constant (spread 1),
+    as in scikit-learn's StandardScaler, and its value no longer moves the predictions."""
+    import tuner
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = np.column_stack([X[:, :5], np.full(len(X), 7.7)])
+    assert 0 < X[:, -1].std() < 1e-12  # the rounding this test is about
+    result = tuner.fit(X, y, penalty="l2", optimizer="lbfgs", val_size=0, test_size=0)
+    scale = result.model.pipeline.scale
+    assert scale is not None and scale[-1] == 1.0 and scale[0] == pytest.approx(X[:, 0].std())
+    moved = X[:20].copy()
+    moved[:, -1] = 7.71
+    p, q = result.model.predict_proba(X[:20]), result.model.predict_proba(moved)
+    assert np.abs(p - q).max() < 1e-3, (p[:3], q[:3])
+    assert 0.02 < p[:, 1].mean() < 0.98

@@ -200,7 +200,12 @@ def is_number(cell: Any) -> bool:
 
 def standardization(A: np.ndarray, names: list[str], where: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Column means and spreads (1 for a constant column); an error names a column that holds NaN
-    or inf, or whose scale overflows."""
+    or inf, or whose scale overflows.
+
+    A column is constant when its spread is within float64 rounding of zero, as in
+    scikit-learn's ``StandardScaler``: ``np.std`` of a column of 7.7 is about 1e-15, not 0, and
+    dividing by it turned the column into a feature of +-1 on the training rows and 7.71 into
+    about 1e13 at predict time, so every prediction was 0 or 1."""
     check_finite_matrix(A, where)
     with np.errstate(over="ignore", invalid="ignore"):
         center = A.mean(axis=0)
@@ -214,7 +219,10 @@ def standardization(A: np.ndarray, names: list[str], where: str = "") -> tuple[n
             f"{np.abs(A[:, col]).max():g}: its mean or spread overflows float64); rescale it first, "
             "for example by dividing it by a power of ten."
         )
-    return center, np.where(std > 0, std, 1.0)
+    n, eps = A.shape[0], np.finfo(np.float64).eps
+    var = std**2
+    constant = var <= n * eps * var + (n * center * eps) ** 2
+    return center, np.where(constant, 1.0, std)
 
 
 def category_labels(values: pd.Series) -> np.ndarray:
