@@ -76,8 +76,9 @@ def test_a_column_constant_up_to_rounding_is_not_scaled_up_by_its_rounding_error
     """``np.std`` of a column of 7.7 is ~1e-15: dividing by it made a trained model answer 0 or 1
     for any row whose value differs in the second decimal. Such a column is constant (spread 1),
     as in scikit-learn's StandardScaler, and its value no longer moves the predictions."""
-    import tuner
     from sklearn.datasets import load_breast_cancer
+
+    import tuner
 
     X, y = load_breast_cancer(return_X_y=True)
     X = np.column_stack([X[:, :5], np.full(len(X), 7.7)])
