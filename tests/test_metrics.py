@@ -73,8 +73,9 @@ def test_random_cases_match_scikit_learn_ties_and_absent_classes_included(seed: 
     m = evaluate(y, proba, n_classes)
     assert m["log_loss"] == pytest.approx(log_loss(y, proba, labels=labels), rel=1e-12)
     assert m["accuracy"] == pytest.approx(accuracy_score(y, proba.argmax(1)), rel=1e-12)
-    assert m["f1"] == pytest.approx(
-        f1_score(y, proba.argmax(1), labels=labels, average="macro", zero_division=0), rel=1e-12)
+    # scikit-learn's default labels: the classes the rows hold or the model predicts
+    average = "binary" if n_classes == 2 else "macro"
+    assert m["f1"] == pytest.approx(f1_score(y, proba.argmax(1), average=average, zero_division=0), rel=1e-12)
     if n_classes == 2 and len(np.unique(y)) == 2:
         assert m["roc_auc"] == pytest.approx(roc_auc_score(y, proba[:, 1]), rel=1e-12)
 
@@ -84,3 +85,14 @@ def test_one_class_auc_is_nan_and_a_subset_is_only_that() -> None:
     proba = np.tile([0.3, 0.7], (5, 1))
     assert np.isnan(evaluate(y, proba, 2)["roc_auc"])
     assert evaluate(y, proba, 2, ("accuracy",)) == {"accuracy": 1.0}
+
+
+def test_macro_f1_leaves_out_a_class_the_rows_lack_and_the_model_never_predicts() -> None:
+    """A test file without one of three classes, none of its rows predicted as that class: the
+    macro F1 averages the two classes there (scikit-learn's f1_score), not three with a 0."""
+    y = np.array([1, 1, 1, 2, 2, 2])
+    proba = np.zeros((6, 3))
+    proba[np.arange(6), [1, 1, 2, 2, 2, 2]] = 1.0
+    m = evaluate(y, proba, 3, ("f1",))
+    assert m["f1"] == pytest.approx(f1_score(y, proba.argmax(1), average="macro"))
+    assert m["f1"] == pytest.approx((0.8 + 6 / 7) / 2)

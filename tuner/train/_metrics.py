@@ -38,8 +38,10 @@ def evaluate(y: np.ndarray, proba: np.ndarray, n_classes: int,
     if "roc_auc" in wanted and n_classes == 2:
         out["roc_auc"] = _binary_auc(y, proba[:, 1])
     if "f1" in wanted:
-        per_class = _f1_per_class(y, predicted, n_classes)
-        out["f1"] = float(per_class[1] if n_classes == 2 else per_class.mean())
+        per_class, present = _f1_per_class(y, predicted, n_classes)
+        # macro: over the classes the rows hold or the model predicts, as scikit-learn's f1_score
+        # (a class absent from a test file is no class the model got wrong)
+        out["f1"] = float(per_class[1] if n_classes == 2 else per_class[present].mean())
     return out
 
 
@@ -56,12 +58,14 @@ def _binary_auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def _f1_per_class(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
-    """Each class's 2 TP / (2 TP + FP + FN); a class never seen nor predicted scores 0."""
+def _f1_per_class(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each class's 2 TP / (2 TP + FP + FN) (0 for a class never seen nor predicted), and which
+    classes were seen or predicted."""
     confusion = np.bincount(y * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     tp = np.diag(confusion).astype(float)
     denominator = confusion.sum(axis=0) + confusion.sum(axis=1)  # 2 TP + FP + FN
-    return np.divide(2 * tp, denominator, out=np.zeros(n_classes), where=denominator > 0)
+    present = denominator > 0
+    return np.divide(2 * tp, denominator, out=np.zeros(n_classes), where=present), present
 
 
 def _clip(proba: np.ndarray, low: float = 1e-15) -> np.ndarray:
