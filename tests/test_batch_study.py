@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 from click.testing import CliRunner
@@ -414,6 +415,37 @@ def test_batch_trials_auto_and_an_integer_are_accepted_by_tune_and_worker(tmp_pa
         code, out = _invoke(command, "--help")
         text = " ".join(out.split())
         assert code == 0 and re.search(r"--batch-trials K\|auto ", text, re.I) and "side by side" in text, out
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_auto_asks_no_more_trials_than_have_finished_when_the_sampler_learns_from_them(tmp_path: Path,
+                                                                                       sampler: str) -> None:
+    """A batch of ``auto`` on large data is up to 32 trials, but TPE samples a batch's trials with
+    guesses for the results it has not seen: one batch of 24 would be a random search. So a batch
+    holds at most half the budget left, or as many trials as have finished (12, then 12 sampled
+    from 12 results); a random sampler learns nothing and takes the 24 at once."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(9000, 60))  # 345,600 stored training values: auto trains side by side
+    y = (X[:, :5].sum(axis=1) + rng.normal(size=9000) > 0).astype(int)
+    data = tmp_path / "wide.csv"
+    np.savetxt(data, np.column_stack([X, y]), delimiter=",", fmt="%.6g",
+               header=",".join([f"x{i}" for i in range(60)] + ["label"]), comments="")
+    storage, _ = _urls(tmp_path)
+    code, out = _invoke("tune", str(data), "--target", "label", "--study", "s", "--trials", "24", "--penalty", "l2",
+                        "--optimizer", "newton", "--sampler", sampler, "--batch-trials", "auto", "--storage", storage,
+                        "--no-tracking", "--json")
+    assert code == 0, out
+    trials = sorted(_trials(storage, "s"), key=lambda t: t.number)
+    assert len(trials) == 24 and all(t.state in FINISHED for t in trials)
+
+    def finished_before(t: FrozenTrial) -> int:
+        return sum(o.datetime_complete is not None and o.datetime_complete <= t.datetime_start for o in trials)
+
+    seen = [finished_before(t) for t in trials]
+    if sampler == "random":
+        assert seen == [0] * 24, seen
+    else:
+        assert seen == [0] * 12 + [12] * 12, seen
 
 
 # --- 4. the same answer, one at a time or side by side --------------------------------------

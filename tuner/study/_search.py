@@ -46,7 +46,14 @@ from tuner.study._runs import (
     raise_if_failing,
     seeded_sampler,
 )
-from tuner.study._search_space import SearchSpace, build_space, make_pruner, make_sampler, params_of
+from tuner.study._search_space import (
+    LEARNING_SAMPLERS,
+    SearchSpace,
+    build_space,
+    make_pruner,
+    make_sampler,
+    params_of,
+)
 from tuner.study._signals import Interrupted, StopCallback, StopRequest, deferred_signals
 from tuner.study._spec import StudySpec
 from tuner.study._storage import open_storage, require_database
@@ -383,7 +390,7 @@ class _StudyRun:
             room = self.budget.room()
             if grid is not None:  # a grid point asked twice at once would be evaluated twice
                 room = grid if room is None else min(room, grid)
-            for _ in range(batch_size_for(batch_trials, room, work_size(self.data.X_train))):
+            for _ in range(self._batch_size(batch_trials, room)):
                 self.stop.check()
                 trial = self.objective.ask()
                 try:
@@ -405,6 +412,12 @@ class _StudyRun:
             self.objective.abandon(asked, exc)
             raise
         return asked, True
+
+    def _batch_size(self, batch_trials: int | str | None, room: int | None) -> int:
+        """Trials to ask now (see :func:`~tuner.study._trial_batches.batch_size_for`)."""
+        learns = batch_trials == "auto" and self.spec.sampler in LEARNING_SAMPLERS
+        return batch_size_for(batch_trials, room, work_size(self.data.X_train),
+                              finished_trials(self.study) if learns else None)
 
     def _grid_points_left(self) -> int | None:
         """With ``--sampler grid``, the grid points no trial has taken yet (None for other samplers)."""

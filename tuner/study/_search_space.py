@@ -29,6 +29,13 @@ from tuner.study._variant import VARIANT, join_variant, split_variant
 __all__ = ["Slot", "SearchSpace", "build_space", "params_of", "make_sampler", "make_pruner", "SAMPLERS", "PRUNERS"]
 
 SAMPLERS = ("tpe", "random", "qmc", "grid", "cmaes")
+
+LEARNING_SAMPLERS = ("tpe", "cmaes")
+"""The samplers that learn from finished trials: a batch of them asked at once is only as
+well informed as the trials finished before it (see :func:`tuner.study._trial_batches.batch_size_for`)."""
+
+STARTUP_TRIALS = 10
+"""TPE's random start: trials sampled at random before it models the finished ones."""
 PRUNERS = ("median", "hyperband", "none")
 
 _SlotKey = tuple[str, str, str]  # (kind, plugin, hyperparameter)
@@ -208,7 +215,7 @@ def make_sampler(name: str, seed: int, space: SearchSpace) -> Any:
     with warnings.catch_warnings():  # TPE's multivariate/group and QMC are "experimental" in Optuna: chosen on purpose
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "tpe":  # constant_liar: trials running in other workers count as bad, so workers spread out
-            return samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=10,
+            return samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=STARTUP_TRIALS,
                                        constant_liar=True)
         if name == "random":
             return samplers.RandomSampler(seed=seed)

@@ -23,6 +23,7 @@ from tuner._registry import optimizers, penalties
 from tuner.errors import ConfigError, TrainingDivergedError
 from tuner.study._configure import MAX_OPTIMALITY_GAP, TrainOutcome, train_many
 from tuner.study._observer import StudyInfo, StudyObserver, TrialInfo
+from tuner.study._search_space import STARTUP_TRIALS
 from tuner.study._variant import split_variant
 from tuner.train import Callback, TrainConfig, batchable
 
@@ -81,11 +82,24 @@ def check_batch_trials(requested: Any) -> None:
                       f"got {requested!r} instead.")
 
 
-def batch_size_for(requested: int | str | None, room: int | None, work: int = AUTO_MIN_WORK) -> int:
+def batch_size_for(requested: int | str | None, room: int | None, work: int = AUTO_MIN_WORK,
+                   finished: int | None = None) -> int:
     """How many trials to ask now: ``requested`` (an int, ``"auto"`` or None = 1), within ``room``;
-    ``work``: the training data's stored values (``auto`` is 1 on small data)."""
+    ``work``: the training data's stored values (``auto`` is 1 on small data); ``finished``: the
+    study's finished trials when its sampler learns from them (None: it does not).
+
+    A trial asked beside K others is sampled with guesses for their results (TPE's constant liar),
+    and before any trial finishes, at random. So, where the sampler learns, ``auto`` asks no more
+    than half the budget left, nor more trials than have finished, beyond TPE's random start: one
+    batch of 32 made a study of 32 trials or fewer a random search; a 30-trial study now asks 15
+    (random), then 15 (TPE on 15 results). The first batch stays large enough that its full-batch
+    trials finish before its mini-batch ones train, so the median pruner can already stop those
+    (batches of 10 let SST-2's first RMSprop trials run 100 epochs)."""
     if requested == "auto":
         want = AUTO_BATCH_TRIALS if work >= AUTO_MIN_WORK else 1
+        if finished is not None:
+            half = AUTO_BATCH_TRIALS if room is None else math.ceil(room / 2)
+            want = min(want, max(STARTUP_TRIALS, finished, half))
     else:
         want = int(requested or 1)
     return max(1, want if room is None else min(want, room))
