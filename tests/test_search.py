@@ -299,6 +299,31 @@ def test_param_narrowing_and_fixing_reaches_the_trials(tmp_path: Path) -> None:
     assert code != 0 and "penalty.strength" in out
 
 
+def test_a_value_for_one_plugin_beats_the_value_for_every_plugin_whatever_their_order() -> None:
+    """``optimizer.lr=1`` beside ``optimizer.adam.lr=0.5``: adam's trials take 0.5. The entries were
+    applied in the order of their names, so ``optimizer.adam.lr`` came first and ``optimizer.lr``
+    overwrote it, while ``optimizer.sgd.lr`` came last and won: each report showed what ran."""
+    for params in ({"optimizer.lr": "1", "optimizer.adam.lr": "0.5", "optimizer.sgd.lr": "0.05",
+                    "penalty.strength": "1e-3", "penalty.l2.strength": "0.1"},
+                   {"penalty.l2.strength": "0.1", "optimizer.sgd.lr": "0.05", "optimizer.adam.lr": "0.5",
+                    "penalty.strength": "1e-3", "optimizer.lr": "1"}):
+        space = build_space(StudySpec(DataSpec(dataset="iris"), ["l1", "l2"], ["adam", "sgd"], params=params))
+        fixed = {(v, s.kind, s.hp): s.fixed for v in space.variants for s in space.slots[v] if s.is_fixed}
+        assert fixed[("l1:adam", "optimizer", "lr")] == 0.5 and fixed[("l2:adam", "optimizer", "lr")] == 0.5
+        assert fixed[("l1:sgd", "optimizer", "lr")] == 0.05
+        assert fixed[("l2:sgd", "penalty", "strength")] == 0.1 and fixed[("l1:sgd", "penalty", "strength")] == 1e-3
+
+
+def test_a_hyperparameter_given_twice_is_refused(tmp_path: Path) -> None:
+    """``--param penalty.strength=1 --param penalty.strength=1e-4`` kept the last one without a word."""
+    for command, where in (("tune", ["--storage", f"sqlite:///{tmp_path / 's.db'}", "--no-tracking"]), ("train", [])):
+        res = CliRunner().invoke(cli, [command, "--dataset", "iris", "--param", "penalty.strength=1", "--param",
+                                       "penalty.strength=1e-4", *where])
+        assert res.exit_code == 2, res.output
+        assert "penalty.strength is given twice (1 and 1e-4); give it once" in " ".join(res.output.split())
+    assert not (tmp_path / "s.db").exists()
+
+
 def test_incompatible_pairs_are_left_out_of_the_space(smooth_only: str) -> None:
     spec = StudySpec(DataSpec(dataset="iris"), ["l1", "l2"], [smooth_only, "fista", "lbfgs"])
     space = build_space(spec)

@@ -15,7 +15,7 @@ from typing import Any
 
 from tuner.errors import ConfigError
 
-__all__ = ["Float", "Int", "Categorical", "Hyperparameter", "validate_space", "parse_value"]
+__all__ = ["Float", "Int", "Categorical", "Hyperparameter", "validate_space", "parse_value", "qualified"]
 
 
 @dataclass(frozen=True)
@@ -180,3 +180,9 @@ def parse_value(text: str) -> Any:
     except ValueError:
         return text.strip()
 
+
+
+def qualified(key: str) -> bool:
+    """Whether a hyperparameter's name names its plugin (``optimizer.sgd.lr``, not ``optimizer.lr``):
+    such a value is applied after, so over, the value for every plugin."""
+    return key.count(".") >= 2

@@ -168,7 +168,11 @@ def parse_assignments(values: tuple[str, ...]) -> list[tuple[str, str]]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise click.BadParameter(f"{item!r} is not NAME=VALUE (for example penalty.strength=0.001)", param_hint="--param")
-        out.append((key.strip(), value.strip()))
+        key, value = key.strip(), value.strip()
+        given = [v for k, v in out if k == key]
+        if given:
+            raise click.BadParameter(f"{key} is given twice ({given[0]} and {value}); give it once", param_hint="--param")
+        out.append((key, value))
     return out
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from tuner._plugin_api import Optimizer, Penalty, compatibility_reason
 from tuner._registry import OWN_DISTRIBUTION, optimizers, penalties
+from tuner._space import qualified
 from tuner.data import Dataset
 from tuner.errors import ConfigError, IncompatiblePluginsError, PluginError
 from tuner.model import LogisticModel
@@ -72,7 +73,7 @@ def split_overrides(pairs: Sequence[tuple[str, Any]], penalty: str | None = None
     """
     pen: dict[str, Any] = {}
     opt: dict[str, Any] = {}
-    for key, value in pairs:
+    for key, value in sorted(pairs, key=lambda pair: qualified(pair[0])):  # optimizer.sgd.lr beats optimizer.lr
         group, _, name = key.partition(".")
         plugin, _, hp = name.rpartition(".")
         used = {"penalty": penalty, "optimizer": optimizer}.get(group)

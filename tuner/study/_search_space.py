@@ -21,7 +21,7 @@ import numpy as np
 
 from tuner._plugin_api import compatibility_reason
 from tuner._registry import optimizers, penalties
-from tuner._space import Categorical, Int
+from tuner._space import Categorical, Int, qualified
 from tuner.errors import ConfigError
 from tuner.study._spec import StudySpec, parse_range
 from tuner.study._variant import VARIANT, join_variant, split_variant
@@ -117,7 +117,8 @@ def build_space(spec: StudySpec) -> SearchSpace:
     opts = {n: optimizers.get(n) for n in spec.optimizers}
     variants, skipped = _variants(pens, opts)
     all_slots = {**_slots("penalty", pens), **_slots("optimizer", opts)}
-    for key, text in spec.params.items():
+    # a value for one plugin (optimizer.adam.lr) beats the value for all (optimizer.lr), in any order
+    for key, text in sorted(spec.params.items(), key=lambda item: qualified(item[0])):
         _narrow(key, text, all_slots)
     _own_names_where_ranges_differ(all_slots)
     slots: dict[str, list[Slot]] = {}
