@@ -429,3 +429,35 @@ def test_study_list_columns_stay_aligned_and_a_foreign_or_empty_study_is_said(db
     assert exported.exit_code == 0
     assert exported.stdout == "number,state,value,datetime_start,datetime_complete,duration_seconds\n"
     assert "Study empty has no trials yet" in exported.stderr
+
+
+def _strict_json(text: str) -> Any:
+    """JSON as JavaScript's JSON.parse reads it: the NaN and Infinity tokens Python writes are refused."""
+    def refuse(token: str) -> Any:
+        raise AssertionError(f"{token} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_output_writes_a_metric_that_is_no_number_as_null(tmp_path: Path) -> None:
+    """A test file of one class has no ROC AUC: ``--json`` wrote ``"roc_auc": NaN``, which
+    JSON.parse, Go and Java refuse; so did ``study best/show --json`` and ``study export``."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.iloc[:, [0, 1, 2, 3, 4, -1]]
+    frame.iloc[:450].to_csv(tmp_path / "train.csv", index=False)
+    one_class = frame.iloc[450:]
+    one_class[one_class["target"] == 1].to_csv(tmp_path / "test.csv", index=False)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["tune", str(tmp_path / "train.csv"), "--target", "target", "--test-file",
+                              str(tmp_path / "test.csv"), "--study", "one", "--trials", "2", "--storage", storage,
+                              "--no-tracking", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = _strict_json(res.stdout)
+    assert summary["test"]["roc_auc"] is None and summary["test"]["log_loss"] > 0
+    for args in (["study", "best", "one", "--json"], ["study", "show", "one", "--json"],
+                 ["study", "export", "one", "--format", "json"]):
+        res = runner.invoke(cli, [*args, "--storage", storage])
+        assert res.exit_code == 0, res.output
+        assert "NaN" not in res.stdout and _strict_json(res.stdout), args

@@ -8,7 +8,6 @@ defaults) at module level, so ``tuner --help`` stays instant.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 
 import click
 
+from tuner._json import dumps
 from tuner.errors import TunerError
 from tuner.train import TrainConfig
 
@@ -148,17 +148,8 @@ def given_up_note(counts: Mapping[str, int]) -> str:
 
 
 def echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, default=_json_default))
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    """``obj`` as JSON that strict parsers read (a NaN metric is ``null``)."""
+    click.echo(dumps(obj, indent=2))
 
 
 def parse_assignments(values: tuple[str, ...]) -> list[tuple[str, str]]:

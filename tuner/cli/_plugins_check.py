@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from tuner.cli._options import SEED
+from tuner.cli._options import SEED, echo_json
 
 
 @click.command("check")
@@ -27,7 +25,7 @@ def plugins_check(name: str, group: str | None, seed: int, as_json: bool) -> Non
     reports = run_installed_checks(name, group, seed=seed)  # PluginError (unknown name) -> ClickException
     ok = all(r.ok for r in reports)
     if as_json:
-        click.echo(json.dumps({"name": name, "ok": ok, "plugins": [r.to_dict() for r in reports]}, indent=2))
+        echo_json({"name": name, "ok": ok, "plugins": [r.to_dict() for r in reports]})
     else:
         for report in reports:
             click.secho(f"{report.group} {report.name!r} ({report.value}, {report.distribution} {report.version}):",

@@ -17,6 +17,7 @@ from tuner.cli._options import (
     AppContext,
     cannot_write,
     check_output,
+    echo_json,
     flags_in,
     storage_option,
     tracking_uri_option,
@@ -170,7 +171,6 @@ def sync_mlflow(name: str, storage: str | None, tracking_uri: str | None, no_mod
     (parameters, state, per-epoch study metric, validation metrics); when the registry's
     champion is not the study's best trial, the best configuration is refit and registered.
     """
-    import json
 
     from tuner.errors import TunerError
     from tuner.tracking import probe_tracking_server
@@ -193,7 +193,7 @@ def sync_mlflow(name: str, storage: str | None, tracking_uri: str | None, no_mod
     counts = study_record(storage, name).counts
     result["running_trials"], result["stale_trials"] = counts.get("running", 0), counts.get("stale", 0)
     if as_json:
-        click.echo(json.dumps(result, indent=2, default=str))
+        echo_json(result)
         return
     synced = result["synced_trials"]
     click.echo(f"Study {name}: logged {len(synced)} missing trial(s) to {result['tracking_uri']} "

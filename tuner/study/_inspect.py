@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tuner._json import dumps
 from tuner.errors import ConfigError, TunerError
 from tuner.study._importance import history_importances, importance_left_out
 from tuner.study._naming import public_params
@@ -321,7 +322,7 @@ def export_trials(storage_url: str | None, study_name: str, fmt: str = "csv") ->
     space = _space_of(study)
     records = [_record(t, space) for t in study.get_trials(deepcopy=False)]
     if fmt == "json":
-        return json.dumps([r.to_dict() for r in records], indent=2, default=_json_default)
+        return dumps([r.to_dict() for r in records], indent=2)
     return _csv(records)
 
 
@@ -359,12 +360,6 @@ def _csv(records: Sequence[TrialRecord]) -> str:
 def _cell(value: Any) -> Any:
     """A user attribute as one CSV cell: lists and nested dicts as JSON, the rest as is."""
     return json.dumps(value, default=str) if isinstance(value, (list, tuple, Mapping)) else value
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return str(o)
 
 
 def delete_study(storage_url: str | None, study_name: str) -> None:
