@@ -173,3 +173,28 @@ def test_studies_stored_before_the_option_read_their_data_as_before() -> None:
     assert "data reading, group_column: stored None, now 'user'" in spec.differences(grouped)
     raw = load_data(dataset="iris")
     assert raw.groups is None and prepare(raw).groups_train is None
+
+
+def test_a_fold_that_the_groups_leave_with_one_class_is_refused_before_any_trial(tmp_path: Path) -> None:
+    """Benign rows in groups 0-1, malignant ones in groups 10-19: with --cv 3 one fold's held-out
+    rows were all one class. Every trial trained, then was pruned on a NaN ROC AUC (or, with
+    log_loss, scored on that fold without a word)."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.iloc[:, [0, 1, 2, 3, 4, -1]].copy()
+    rng = np.random.default_rng(1)
+    benign = frame["target"] == 1
+    frame["gid"] = 0
+    frame.loc[benign, "gid"] = rng.integers(0, 2, int(benign.sum()))
+    frame.loc[~benign, "gid"] = rng.integers(10, 20, int((~benign).sum()))
+    groups = frame["gid"].to_numpy()
+    with pytest.raises(ConfigError, match=r"Fold \d of 3 \(cv\) has \d+ (held-out|training) rows of 1 class\(es\) only"):
+        cv_folds(frame["target"].to_numpy(), 3, 0, groups)
+    frame.to_csv(tmp_path / "pure.csv", index=False)
+    storage = tmp_path / "s.db"
+    res = CliRunner().invoke(cli, ["tune", str(tmp_path / "pure.csv"), "--target", "target", "--group-column", "gid",
+                                   "--cv", "3", "--val-size", "0", "--test-size", "0", "--metric", "log_loss", "--study", "p",
+                                   "--trials", "2", "--storage", f"sqlite:///{storage}", "--no-tracking"])
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert res.exit_code == 1 and len(lines) == 1 and "Use fewer folds, more and smaller groups" in lines[0], res.output
+    assert not storage.exists() or "trials" not in res.output

@@ -355,7 +355,15 @@ def cv_folds(y: np.ndarray, k: int, seed: int, groups: np.ndarray | None = None)
     with warnings.catch_warnings():  # StratifiedGroupKFold: "the least populated class has fewer members": checked
         warnings.simplefilter("ignore", UserWarning)
         splits = list(splitter.split(np.zeros(len(y)), y, groups))
-    for _, held in splits:
+    y = np.asarray(y)
+    for i, (kept, held) in enumerate(splits, start=1):
+        for part, rows in (("held-out", held), ("training", kept)):
+            present = np.unique(y[rows])
+            if len(present) < (2 if part == "held-out" else len(np.unique(y))):
+                raise ConfigError(
+                    f"Fold {i} of {k} (cv) has {len(rows)} {part} rows of {len(present)} class(es) only, since each "
+                    "group of the 'group_column' parameter stays in one fold: its score would mean nothing. Use "
+                    "fewer folds, more and smaller groups, or no group column.")  # without groups: stratified
         mask = np.zeros(len(y), dtype=bool)
         mask[held] = True
         out.append(mask)
