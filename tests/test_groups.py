@@ -198,3 +198,16 @@ def test_a_fold_that_the_groups_leave_with_one_class_is_refused_before_any_trial
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert res.exit_code == 1 and len(lines) == 1 and "Use fewer folds, more and smaller groups" in lines[0], res.output
     assert not storage.exists() or "trials" not in res.output
+
+
+def test_fewer_groups_than_parts_to_fill_is_one_error_naming_the_groups(tmp_path: Path) -> None:
+    """Two groups and a test share: the test split took one group (64% of the rows), and the error
+    then said the remaining rows "belong to 1 group", as if the file held one."""
+    frame = _frame(n=60, n_groups=2)
+    frame.to_csv(tmp_path / "two.csv", index=False)
+    raw = load_data(tmp_path / "two.csv", target="label", group_column="user")
+    with pytest.raises(DataError, match=r"The 60 rows of .*two.csv belong to 2 group\(s\).* training / validation / "
+                                        r"test parts needs whole groups of its own"):
+        prepare(raw, val_size=0.2, test_size=0.2)
+    data = prepare(load_data(tmp_path / "two.csv", target="label", group_column="user"), val_size=0.2, test_size=0)
+    assert len(data.y_train) + len(data.y_val) == 60 and len(data.y_val) > 0

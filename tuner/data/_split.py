@@ -160,6 +160,8 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
             raise DataError(f"Cannot split the {len(ix)} rows of {raw.source} stratified by class: {exc} Add rows, "
                             "or lower the 'val_size' parameter or the 'test_size' parameter (0 turns a split off).") from None
 
+    if groups is not None:
+        _refuse_fewer_groups_than_parts(groups, val_size, test_size, raw.source)
     rest, test_idx = split(idx, test_size)
     train_idx, val_idx = split(rest, val_size / (1 - test_size) if test_size else val_size)
     absent = [classes[c] for c in range(len(classes)) if not np.any(y[train_idx] == c)]
@@ -189,6 +191,18 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
 MAX_GROUP_FOLDS = 20
 """A grouped split holds out ``m`` of ``k <= MAX_GROUP_FOLDS`` stratified group folds, ``m / k`` the
 nearest such fraction to the one asked for (0.2: 1 of 5; 0.25: 1 of 4; 0.3: 3 of 10)."""
+
+
+def _refuse_fewer_groups_than_parts(groups: np.ndarray, val_size: float, test_size: float, source: str) -> None:
+    """Whole groups cannot fill more parts than there are groups: with two groups and a test
+    share, the test split took one group and the error then spoke of the other as all the rows."""
+    parts = [name for name, share in (("training", 1.0), ("validation", val_size), ("test", test_size)) if share]
+    n_groups = len(np.unique(groups))
+    if n_groups < len(parts):
+        raise DataError(f"The {len(groups)} rows of {source} belong to {n_groups} group(s) of the 'group_column' "
+                        f"parameter, and each of the {' / '.join(parts)} parts needs whole groups of its own: use "
+                        "more groups, or fewer parts (a test file or the 'test_size' parameter 0; the "
+                        "'val_size' parameter 0 with cross-validation).")
 
 
 def group_split(ix: np.ndarray, frac: float, y: np.ndarray, groups: np.ndarray, seed: int,
