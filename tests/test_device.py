@@ -30,6 +30,13 @@ def test_placement_resolves_device_and_dtype() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device"):
             Placement.resolve("cuda")
+    # a typo is named as one, on any machine (it was called a missing GPU); so is a GPU it lacks
+    for typo in ("cuda:x", "cudax", "cuda:", "cuda:0:1", "gpu"):
+        with pytest.raises(ConfigError, match=r"must be 'auto', 'cpu' or 'cuda\[:N\]'; got"):
+            Placement.resolve(typo)
+    if torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA device\\(s\\), numbered from 0"):
+            Placement.resolve(f"cuda:{torch.cuda.device_count()}")
 
 
 def test_features_keep_dense_dense_and_sparse_sparse() -> None:

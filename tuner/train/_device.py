@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -68,10 +69,14 @@ class Placement:
         if device == "auto":
             big = work is None or cuda_pays_off(work, sparse=sparse)
             device = "cuda" if big and torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError("The 'device' parameter is 'cuda' but no CUDA device is available; use the 'device' parameter 'cpu'.")
-        if device != "cpu" and not device.startswith("cuda"):
+        cuda = re.fullmatch(r"cuda(?::(\d+))?", device)
+        if device != "cpu" and cuda is None:  # the form first: 'cuda:x' is a typo, not a missing GPU
             raise ConfigError(f"The 'device' parameter must be 'auto', 'cpu' or 'cuda[:N]'; got {device!r} instead.")
+        if cuda is not None and not torch.cuda.is_available():
+            raise ConfigError("The 'device' parameter is 'cuda' but no CUDA device is available; use the 'device' parameter 'cpu'.")
+        if cuda is not None and cuda.group(1) is not None and int(cuda.group(1)) >= torch.cuda.device_count():
+            raise ConfigError(f"The 'device' parameter is {device!r} but this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s), numbered from 0.")
         return cls(torch.device(device), _DTYPES[dtype])
 
     def features(self, X: Any) -> torch.Tensor:
