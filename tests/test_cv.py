@@ -81,6 +81,9 @@ def test_a_cv_study_scores_trials_by_the_mean_over_folds(tmp_path: Path) -> None
     again = runner.invoke(cli, ["tune", "--dataset", "breast_cancer", "--study", "cv", "--storage", storage, "--cv", "5",
                                 "--no-tracking", "--trials", "7"])
     assert again.exit_code != 0 and "cross-validation folds" in again.output
+    # study show says what the values are: the mean over folds, not a validation split's score
+    show = runner.invoke(cli, ["study", "show", "cv", "--storage", storage])
+    assert show.exit_code == 0 and "metric: log_loss (minimize), mean over 3 folds (--cv 3)" in show.output, show.output
 
 
 def test_cv_needs_at_least_two_folds() -> None:

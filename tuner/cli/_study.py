@@ -199,7 +199,8 @@ def _echo_spec(spec: dict[str, Any], direction: str) -> None:
     if columns:
         click.echo(f"  columns: {columns}")
     click.echo(f"  penalties: {', '.join(spec.get('penalties', []))}; optimizers: {', '.join(spec.get('optimizers', []))}")
-    click.echo(f"  metric: {spec.get('metric')} ({direction}); sampler {spec.get('sampler')}, "
+    folds = f", mean over {spec['cv']} folds (--cv {spec['cv']})" if spec.get("cv") else ""
+    click.echo(f"  metric: {spec.get('metric')} ({direction}){folds}; sampler {spec.get('sampler')}, "
                f"pruner {spec.get('pruner')}; budget {spec.get('n_trials')} trials")
 
 
