@@ -458,3 +458,19 @@ def test_a_mini_batch_fit_far_above_the_optimum_warns_and_an_exact_one_does_not(
         warnings.simplefilter("error", ConvergenceWarning)
         tuner.LogisticRegression("l1", "fista", C=100).fit(X, y)
         tuner.LogisticRegression("l2", "lbfgs", C=100).fit(X, y)
+
+
+def test_no_penalty_on_separable_rows_warns_that_there_is_no_optimum() -> None:
+    """With no penalty and rows the model separates, the objective has no minimum: newton and
+    lbfgs each said "converged", at weights 166 and 208 on the same data, without a word."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    separable = (X[:, 0] > 0).astype(int)
+    noisy = (X[:, 0] + rng.normal(size=60) > 0).astype(int)
+    for optimizer in ("newton", "lbfgs"):
+        with pytest.warns(ConvergenceWarning, match="no penalty and separates the training rows"):
+            tuner.LogisticRegression("none", optimizer).fit(X, separable)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            tuner.LogisticRegression("none", optimizer).fit(X, noisy)  # a finite optimum: no warning
+            tuner.LogisticRegression("l2", optimizer, C=1.0).fit(X, separable)  # a penalty: a finite optimum
