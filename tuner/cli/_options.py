@@ -154,7 +154,7 @@ def echo_json(obj: Any) -> None:
 
 def parse_assignments(values: tuple[str, ...]) -> list[tuple[str, str]]:
     """``("penalty.strength=0.1", ...)`` -> ``[("penalty.strength", "0.1"), ...]``."""
-    out = []
+    out: list[tuple[str, str]] = []
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
