@@ -474,3 +474,14 @@ def test_no_penalty_on_separable_rows_warns_that_there_is_no_optimum() -> None:
             warnings.simplefilter("error", ConvergenceWarning)
             tuner.LogisticRegression("none", optimizer).fit(X, noisy)  # a finite optimum: no warning
             tuner.LogisticRegression("l2", optimizer, C=1.0).fit(X, separable)  # a penalty: a finite optimum
+
+
+def test_a_c_too_small_for_the_rows_is_named_as_c() -> None:
+    """C=1e-9 on 150 rows is a strength of 6.7e6: the error spoke of 'penalty.strength', a
+    parameter the user never set."""
+    X, y = load_iris(return_X_y=True)
+    for C in (1e-9, 1e-300):
+        with pytest.raises(ValueError, match=r"The 'C' parameter of LogisticRegression must be at least 6\.67e-09 for "
+                                             r"150 rows .*; got 1e-(09|300) instead"):
+            tuner.LogisticRegression(C=C).fit(X, y)
+    assert not np.any(tuner.LogisticRegression(C=1e-8).fit(X, y).coef_.round(4))  # just above: weights ~0

@@ -26,6 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from tuner._numbers import is_count
+from tuner._space import Float
 from tuner.errors import ConfigError, InvalidParameterError
 
 __all__ = ["LogisticRegression", "LinearProbaMixin", "check_plugin_names", "check_spaced_labels", "seed_of"]
@@ -352,6 +353,13 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
                                             "or choose a mini-batch optimizer ('sgd', 'adam', ...).")
             if "strength" in pen.search_space and "strength" not in pen_over:
                 pen_over["strength"] = 1.0 / (self.C * n_rows)
+                spec = pen.search_space["strength"]
+                most = spec.bounds[1] if isinstance(spec, Float) else math.inf
+                if pen_over["strength"] > most:  # named as the user gave it, not as the strength it became
+                    raise InvalidParameterError(
+                        f"The 'C' parameter of {name} must be at least {1.0 / (most * n_rows):.3g} for {n_rows} rows "
+                        f"(the penalty strength 1 / (C * rows) goes up to {most:g}); got {self.C!r} instead. At "
+                        "that C every weight is already zero.")
             return pen, opt, resolve_params(pen, pen_over, "penalty"), resolve_params(opt, opt_over, "optimizer")
         except ConfigError as exc:
             if isinstance(exc, ValueError):
