@@ -47,7 +47,7 @@ def tuner_modules() -> dict[str, Path]:
 
 def stage_of(module: str) -> str:
     parts = module.split(".")
-    if module == "tuner":
+    if module in ("tuner", "tuner.__main__"):  # the package and `python -m tuner`, the command line's entry
         return "top"
     if len(parts) >= 2 and parts[1] in STAGES and (PACKAGE / parts[1]).is_dir():
         return parts[1]
