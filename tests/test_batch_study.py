@@ -418,7 +418,7 @@ def test_batch_trials_auto_and_an_integer_are_accepted_by_tune_and_worker(tmp_pa
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
-def test_auto_asks_no_more_trials_than_have_finished_when_the_sampler_learns_from_them(tmp_path: Path,
+def test_auto_asks_half_the_budget_left_or_the_finished_trials_where_the_sampler_learns(tmp_path: Path,
                                                                                        sampler: str) -> None:
     """A batch of ``auto`` on large data is up to 32 trials, but TPE samples a batch's trials with
     guesses for the results it has not seen: one batch of 24 would be a random search. So a batch
