@@ -456,6 +456,8 @@ def test_json_output_writes_a_metric_that_is_no_number_as_null(tmp_path: Path) -
     assert res.exit_code == 0, res.output
     summary = _strict_json(res.stdout)
     assert summary["test"]["roc_auc"] is None and summary["test"]["log_loss"] > 0
+    assert any("test rows (" in w and "hold one class (1)" in w and "roc_auc is undefined" in w
+               for w in summary["warnings"]), summary["warnings"]
     for args in (["study", "best", "one", "--json"], ["study", "show", "one", "--json"],
                  ["study", "export", "one", "--format", "json"]):
         res = runner.invoke(cli, [*args, "--storage", storage])
