@@ -205,3 +205,26 @@ def test_the_mlflow_model_takes_the_training_files_own_numeric_codes(tmp_path: P
     expected = model.predict(rows)
     for written in (rows, rows.assign(code=rows["code"].astype(str)), rows.assign(code=rows["code"].astype(float))):
         np.testing.assert_array_equal(loaded.predict(written), expected)
+
+
+def test_a_test_files_extra_columns_and_new_categories_are_noted_as_predict_notes_them(tmp_path: Path) -> None:
+    """``tuner predict`` notes columns the model ignores and categories it never saw; a study's
+    ``--test-file`` dropped both without a word."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.iloc[:, [0, 1, 2, -1]].copy()
+    frame["site"] = np.where(np.arange(len(frame)) % 2, "a", "b")
+    frame.iloc[:450].to_csv(tmp_path / "train.csv", index=False)
+    test = frame.iloc[450:].copy()
+    test["row_id"] = range(len(test))
+    test.loc[test.index[:5], "site"] = "zz"
+    test.to_csv(tmp_path / "test.csv", index=False)
+    res = CliRunner().invoke(cli, ["tune", str(tmp_path / "train.csv"), "--target", "target", "--categorical", "site",
+                                   "--test-file", str(tmp_path / "test.csv"), "--study", "n", "--trials", "2",
+                                   "--storage", f"sqlite:///{tmp_path / 's.db'}", "--no-tracking", "--json"])
+    assert res.exit_code == 0, res.output
+    warnings = json.loads(res.stdout)["warnings"]
+    assert any("has column(s) ['row_id'] that the training data has not; the model ignores them" in w
+               for w in warnings), warnings
+    assert any("5 of the 119 test row(s) hold a category of 'site' that the training rows never held" in w
+               for w in warnings), warnings

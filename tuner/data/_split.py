@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,8 @@ class Dataset:
     raw: RawData
     groups_train: np.ndarray | None = None
     """The group of each training row, when the data was split by groups (cross-validation folds keep them too)."""
+    notes: list[str] = field(default_factory=list)
+    """What the split noticed and the user should hear (a test file's columns the model ignores)."""
 
     @property
     def n_classes(self) -> int:
@@ -179,13 +181,31 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
     pipe.headerless = raw.headerless
     if raw.class_names:
         pipe.class_names = [raw.class_names.get(c, str(c)) for c in classes]
+    notes: list[str] = []
     if test_raw is not None:
         y_test, X_test = _test_file_rows(raw, test_raw, classes, pipe)
+        notes = _test_file_notes(test_raw, pipe)
     else:
         y_test, X_test = y[test_idx], pipe.transform(X_test_rows, copy=False)
     X_val = pipe.transform(X_val, copy=False)
     return Dataset(X_train, y[train_idx], X_val, y[val_idx], X_test, y_test, classes, pipe, kept,
-                   groups_train=None if groups is None else np.asarray(groups)[train_idx])
+                   groups_train=None if groups is None else np.asarray(groups)[train_idx], notes=notes)
+
+
+def _test_file_notes(test_raw: RawData, pipe: FeaturePipeline) -> list[str]:
+    """What a test file holds that the model does not read, as ``tuner predict`` notes it: columns
+    it was not trained on, categories the training rows never held."""
+    if not isinstance(test_raw.X, pd.DataFrame):
+        return []
+    notes = []
+    unused = pipe.unused_columns(test_raw.X)
+    if unused:
+        notes.append(f"the test file {test_raw.source} has column(s) {unused} that the training data has not; the "
+                     "model ignores them")
+    for column, n in pipe.unseen_categories(test_raw.X).items():
+        notes.append(f"{n} of the {len(test_raw.X)} test row(s) hold a category of {column!r} that the training rows "
+                     "never held; it sets none of that column's features")
+    return notes
 
 
 MAX_GROUP_FOLDS = 20
