@@ -508,3 +508,18 @@ def test_worker_summary_names_the_same_experiment_and_champion(tracked: dict[str
     m, first = s["mlflow"], tracked["summary"]["mlflow"]
     assert (m["experiment_id"], m["parent_run_id"]) == (first["experiment_id"], first["parent_run_id"])
     assert m["champion_uri"] == "models:/bc@champion" and m["ui_link"] == first["ui_link"]
+
+
+def test_train_warns_when_no_penalty_leaves_the_objective_without_a_minimum() -> None:
+    """breast_cancer's training rows are separable: with no penalty newton said '1 (converged)' at a
+    training objective of 0.0003, weights as large as the solver happened to leave them."""
+    import tuner
+
+    res = CliRunner().invoke(cli, ["train", "--dataset", "breast_cancer", "--penalty", "none", "--optimizer", "newton",
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["warnings"] and "the objective has no minimum" in summary["warnings"][0]
+    assert "warning: there is no penalty and the model separates the training rows" in res.stderr
+    report = tuner.fit(dataset="breast_cancer", penalty="l2", optimizer="newton")
+    assert report.warnings == []

@@ -468,7 +468,7 @@ def test_no_penalty_on_separable_rows_warns_that_there_is_no_optimum() -> None:
     separable = (X[:, 0] > 0).astype(int)
     noisy = (X[:, 0] + rng.normal(size=60) > 0).astype(int)
     for optimizer in ("newton", "lbfgs"):
-        with pytest.warns(ConvergenceWarning, match="no penalty and separates the training rows"):
+        with pytest.warns(ConvergenceWarning, match="there is no penalty and the model separates the training rows"):
             tuner.LogisticRegression("none", optimizer).fit(X, separable)
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)

@@ -50,6 +50,9 @@ class FitReport:
         The data: rows per split, feature count after preprocessing, class labels, where from.
     model_path : Path or None
         Where the model was saved (``save_model=``).
+    warnings : list of str
+        What the numbers cannot tell: no minimum to reach (no penalty, separable rows), a test
+        split of one class, a test file's columns the model ignores.
     """
 
     model: LogisticModel
@@ -78,6 +81,7 @@ class FitReport:
     cv_metrics: list[dict[str, float]] | None = None
     model_path: Path | None = None
     config: TrainConfig = field(default_factory=TrainConfig)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -94,7 +98,7 @@ class FitReport:
             "n_weights": self.n_weights, "epochs_run": self.epochs_run, "stop_reason": self.stop_reason,
             "optimality_gap": self.optimality_gap, "fit_seconds": round(self.fit_seconds, 4), "device": self.device,
             "data": self.source, "classes": self.classes, "n_train": self.n_train, "n_val": self.n_val,
-            "n_test": self.n_test, "n_features": self.n_features,
+            "n_test": self.n_test, "n_features": self.n_features, "warnings": self.warnings,
         }
         if self.model_path is not None:
             out["model_path"] = str(self.model_path)
@@ -208,7 +212,15 @@ def fit(
     >>> report = tuner.fit(dataset="breast_cancer")
     >>> report.model.predict_proba(X_new)  # doctest: +SKIP
     """
-    from tuner.study import check_plugins, prepare_sample_weight, split_params, train_one
+    from tuner.study import (
+        NO_OPTIMUM_NOTE,
+        check_plugins,
+        prepare_sample_weight,
+        separated_without_penalty,
+        split_params,
+        train_one,
+    )
+    from tuner.study._study_data import notes_on_test_rows
 
     pen_over, opt_over = split_params(params or {}, penalty, optimizer)
     check_plugins(penalty, optimizer, pen_over, opt_over)  # names and values fail before the data is read
@@ -237,7 +249,11 @@ def fit(
         fit_seconds=r.fit_seconds, device=r.device, n_nonzero_weights=r.n_nonzero, n_weights=int(r.weight.size),
         n_train=len(ds.y_train), n_val=len(ds.y_val), n_test=len(ds.y_test), n_features=ds.pipeline.n_features,
         classes=list(ds.classes), source=ds.raw.source, optimality_gap=outcome.optimality_gap,
-        gap_solver=outcome.gap_solver, cv_metrics=outcome.cv_metrics, config=config)
+        gap_solver=outcome.gap_solver, cv_metrics=outcome.cv_metrics, config=config,
+        warnings=notes_on_test_rows(ds))
+    if separated_without_penalty(ds.X_train, ds.y_train, r.weight, r.intercept, penalty, outcome.penalty_params,
+                                 weights):
+        report.warnings.insert(0, NO_OPTIMUM_NOTE)
     if save_model is not None:
         report.model_path = Path(outcome.model.save(Path(save_model)))
     return report

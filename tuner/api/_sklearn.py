@@ -221,6 +221,7 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         self : LogisticRegression
             The fitted estimator.
         """
+        from tuner.study import NO_OPTIMUM_NOTE, separated_without_penalty
         from tuner.train import fit as train
 
         self._check_params()
@@ -267,22 +268,10 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
                           "objective settled (tol); raise max_epochs or tol.", ConvergenceWarning, stacklevel=2)
         elif not opt.full_batch:
             self._warn_if_short(X_fit, y_idx, len(classes), pen, pp, result, config, weights, list(classes))
-        if pen.name == "none" or pp.get("strength", None) == 0:
-            self._warn_if_separated(X, y_idx, sw)
+        if separated_without_penalty(X, y_idx, self.coef_.T, self.intercept_, pen.name, pp, sw):
+            warnings.warn(f"{type(self).__name__}: {NO_OPTIMUM_NOTE} (penalty='l2', a finite C).", ConvergenceWarning,
+                          stacklevel=2)
         return self
-
-    def _warn_if_separated(self, X: Any, y: np.ndarray, weights: np.ndarray) -> None:
-        """A ``ConvergenceWarning`` when an unpenalised model classifies every weighted training row
-        right: scaling its weights up then lowers the loss without end, so the objective has no
-        minimum, and where the weights stop depends on the solver and ``tol`` (newton and lbfgs
-        both said "converged", 166 and 208 apart). scikit-learn warns there too."""
-        scores = X @ self.coef_.T + self.intercept_
-        predicted = (scores[:, 0] > 0).astype(int) if scores.shape[1] == 1 else scores.argmax(axis=1)
-        if np.all((predicted == y) | (weights == 0)):
-            warnings.warn(f"{type(self).__name__} has no penalty and separates the training rows, so its objective "
-                          "has no minimum: the weights grow as long as the solver runs, and the probabilities "
-                          "depend on where it stopped. Add a penalty (penalty='l2', a finite C).",
-                          ConvergenceWarning, stacklevel=3)
 
     def _warn_if_short(self, X: Any, y: np.ndarray, n_classes: int, pen: Any, pp: dict[str, Any], result: Any,
                        config: Any, weights: np.ndarray, classes: list[Any]) -> None:

@@ -168,6 +168,8 @@ def train(penalty: str, optimizer: str, params: tuple[str, ...], save_model: str
     report = fit(**data_kwargs(options), **training_kwargs(options), penalty=penalty, optimizer=optimizer,
                  params=dict(parse_assignments(params)), save_model=save_model)
     summary = report.summary()
+    for w in report.warnings:  # on stderr, as tune's: --json keeps stdout for the JSON
+        click.secho(f"warning: {w}", fg="yellow", err=True)
     if as_json:
         echo_json(summary)
         return

@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover - resolved lazily by __getattr__ below
     from tuner.study._configure import (
         GAP_CHECK_WORK,
         MAX_OPTIMALITY_GAP,
+        NO_OPTIMUM_NOTE,
         TrainOutcome,
         check_plugins,
         cv_folds,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover - resolved lazily by __getattr__ below
         reference_solver,
         resolve_pair,
         resolve_params,
+        separated_without_penalty,
         split_overrides,
         split_params,
         train_many,
@@ -90,7 +92,7 @@ _LAZY = {
     "TrainOutcome": "_configure", "train_one": "_configure", "train_many": "_configure", "cv_folds": "_configure",
     "resolve_params": "_configure", "resolve_pair": "_configure", "split_overrides": "_configure",
     "optimality_gap": "_configure", "GAP_CHECK_WORK": "_configure", "MAX_OPTIMALITY_GAP": "_configure",
-    "fit_gap": "_configure",
+    "fit_gap": "_configure", "separated_without_penalty": "_configure", "NO_OPTIMUM_NOTE": "_configure",
     "split_params": "_configure", "check_plugins": "_configure", "reference_solver": "_configure",
     "prepare_sample_weight": "_configure",
     # several processes on one study
@@ -121,6 +123,7 @@ __all__ = [
     "train_config", "make_sampler", "make_pruner", "open_or_create_study", "resume_spec", "RESUMABLE", "TrainOutcome",
     "train_one", "train_many", "cv_folds", "resolve_params", "resolve_pair", "split_overrides", "optimality_gap",
     "split_params", "check_plugins", "reference_solver", "prepare_sample_weight", "fit_gap",
+    "separated_without_penalty", "NO_OPTIMUM_NOTE",
     "GAP_CHECK_WORK", "MAX_OPTIMALITY_GAP", "GAVE_UP", "WORKER", "given_up",
 ]
 

@@ -25,7 +25,8 @@ from tuner.train import Callback, FitResult, TrainConfig, batchable, evaluate, f
 
 __all__ = ["resolve_params", "resolve_pair", "split_overrides", "split_params", "check_plugins", "reference_solver",
            "prepare_sample_weight", "train_one", "train_many", "cv_folds", "TrainOutcome", "optimality_gap",
-           "GAP_CHECK_WORK", "MAX_OPTIMALITY_GAP", "gap_checked", "fit_gap"]
+           "GAP_CHECK_WORK", "MAX_OPTIMALITY_GAP", "gap_checked", "fit_gap", "separated_without_penalty",
+           "NO_OPTIMUM_NOTE"]
 
 MAX_OPTIMALITY_GAP = 0.01
 """A study prunes a trial whose mini-batch fit stopped more than this far (relative) above the
@@ -203,6 +204,26 @@ def optimality_gaps(data: Dataset, pens: Sequence[Penalty], params: Sequence[Map
                     continue  # a diverged reference says nothing
                 out[i] = _gap(results[i].objective, reference, name)  # type: ignore[union-attr]
     return out
+
+
+NO_OPTIMUM_NOTE = ("there is no penalty and the model separates the training rows, so the objective has no "
+                   "minimum: the weights grow as long as the solver runs, and the probabilities depend on where it "
+                   "stopped; add a penalty (l2)")
+
+
+def separated_without_penalty(X: Any, y: np.ndarray, weight: np.ndarray, intercept: np.ndarray, penalty: str,
+                              penalty_params: Mapping[str, Any], sample_weight: np.ndarray | None = None) -> bool:
+    """Whether an unpenalised model (``weight`` ``(features, outputs)``) classifies every training
+    row of positive weight right: scaling its weights up then lowers the loss without end, so the
+    objective has no minimum (newton and lbfgs each said "converged", 166 and 208 apart)."""
+    if penalty != "none" and penalty_params.get("strength", None) != 0:
+        return False
+    scores = np.asarray(X @ np.asarray(weight)) + np.asarray(intercept).reshape(1, -1)
+    predicted = (scores[:, 0] > 0).astype(int) if scores.shape[1] == 1 else scores.argmax(axis=1)
+    right = predicted == np.asarray(y)
+    if sample_weight is not None:
+        right |= np.asarray(sample_weight) == 0
+    return bool(np.all(right))
 
 
 def gap_checked(X: Any) -> bool:
