@@ -89,12 +89,13 @@ def batch_size_for(requested: int | str | None, room: int | None, work: int = AU
     study's finished trials when its sampler learns from them (None: it does not).
 
     A trial asked beside K others is sampled with guesses for their results (TPE's constant liar),
-    and before any trial finishes, at random. So, where the sampler learns, ``auto`` asks no more
-    than half the budget left, nor more trials than have finished, beyond TPE's random start: one
+    and before any trial finishes, at random. So, where the sampler learns, ``auto`` asks at most
+    the largest of: half the budget left, the trials finished, and TPE's random start (10). One
     batch of 32 made a study of 32 trials or fewer a random search; a 30-trial study now asks 15
     (random), then 15 (TPE on 15 results). The first batch stays large enough that its full-batch
     trials finish before its mini-batch ones train, so the median pruner can already stop those
-    (batches of 10 let SST-2's first RMSprop trials run 100 epochs)."""
+    (batches of at most the finished trials, 10 at first, let SST-2's first RMSprop trials run
+    100 epochs)."""
     if requested == "auto":
         want = AUTO_BATCH_TRIALS if work >= AUTO_MIN_WORK else 1
         if finished is not None:
