@@ -253,7 +253,7 @@ def fit(
         warnings=notes_on_test_rows(ds))
     if separated_without_penalty(ds.X_train, ds.y_train, r.weight, r.intercept, penalty, outcome.penalty_params,
                                  weights):
-        report.warnings.insert(0, NO_OPTIMUM_NOTE)
+        report.warnings.insert(0, f"{NO_OPTIMUM_NOTE} (l2 or elasticnet)")
     if save_model is not None:
         report.model_path = Path(outcome.model.save(Path(save_model)))
     return report

@@ -269,7 +269,7 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         elif not opt.full_batch:
             self._warn_if_short(X_fit, y_idx, len(classes), pen, pp, result, config, weights, list(classes))
         if separated_without_penalty(X, y_idx, self.coef_.T, self.intercept_, pen.name, pp, sw):
-            warnings.warn(f"{type(self).__name__}: {NO_OPTIMUM_NOTE} (penalty='l2', a finite C).", ConvergenceWarning,
+            warnings.warn(f"{type(self).__name__}: {NO_OPTIMUM_NOTE} (penalty='l2' with a finite C).", ConvergenceWarning,
                           stacklevel=2)
         return self
 

@@ -208,7 +208,7 @@ def optimality_gaps(data: Dataset, pens: Sequence[Penalty], params: Sequence[Map
 
 NO_OPTIMUM_NOTE = ("there is no penalty and the model separates the training rows, so the objective has no "
                    "minimum: the weights grow as long as the solver runs, and the probabilities depend on where it "
-                   "stopped; add a penalty (l2)")
+                   "stopped; add a penalty")
 
 
 def separated_without_penalty(X: Any, y: np.ndarray, weight: np.ndarray, intercept: np.ndarray, penalty: str,
