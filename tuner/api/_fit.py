@@ -220,7 +220,6 @@ def fit(
         split_params,
         train_one,
     )
-    from tuner.study._study_data import notes_on_test_rows
 
     pen_over, opt_over = split_params(params or {}, penalty, optimizer)
     check_plugins(penalty, optimizer, pen_over, opt_over)  # names and values fail before the data is read
@@ -242,6 +241,9 @@ def fit(
     weights = prepare_sample_weight(sample_weight, ds) if sample_weight is not None else None
     outcome = train_one(ds, penalty, optimizer, pen_over, opt_over, config, callbacks, sample_weight=weights)
     r = outcome.result
+    separated = separated_without_penalty(ds.X_train, ds.y_train, r.weight, r.intercept, penalty,
+                                          outcome.penalty_params, weights)
+    no_optimum = [f"{NO_OPTIMUM_NOTE} (l2 or elasticnet)"] if separated else []
     report = FitReport(
         model=outcome.model, penalty=penalty, optimizer=optimizer, penalty_params=outcome.penalty_params,
         optimizer_params=outcome.optimizer_params, validation=outcome.val_metrics, test=outcome.test_metrics,
@@ -250,10 +252,7 @@ def fit(
         n_train=len(ds.y_train), n_val=len(ds.y_val), n_test=len(ds.y_test), n_features=ds.pipeline.n_features,
         classes=list(ds.classes), source=ds.raw.source, optimality_gap=outcome.optimality_gap,
         gap_solver=outcome.gap_solver, cv_metrics=outcome.cv_metrics, config=config,
-        warnings=notes_on_test_rows(ds))
-    if separated_without_penalty(ds.X_train, ds.y_train, r.weight, r.intercept, penalty, outcome.penalty_params,
-                                 weights):
-        report.warnings.insert(0, f"{NO_OPTIMUM_NOTE} (l2 or elasticnet)")
+        warnings=no_optimum + ds.notes)
     if save_model is not None:
         report.model_path = Path(outcome.model.save(Path(save_model)))
     return report

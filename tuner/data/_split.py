@@ -39,7 +39,8 @@ class Dataset:
     groups_train: np.ndarray | None = None
     """The group of each training row, when the data was split by groups (cross-validation folds keep them too)."""
     notes: list[str] = field(default_factory=list)
-    """What the split noticed and the user should hear (a test file's columns the model ignores)."""
+    """What the split noticed and the user should hear (a test file's columns the model ignores, test
+    rows of one class)."""
 
     @property
     def n_classes(self) -> int:
@@ -189,7 +190,17 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
         y_test, X_test = y[test_idx], pipe.transform(X_test_rows, copy=False)
     X_val = pipe.transform(X_val, copy=False)
     return Dataset(X_train, y[train_idx], X_val, y[val_idx], X_test, y_test, classes, pipe, kept,
-                   groups_train=None if groups is None else np.asarray(groups)[train_idx], notes=notes)
+                   groups_train=None if groups is None else np.asarray(groups)[train_idx],
+                   notes=notes + _one_class_test_note(y_test, classes))
+
+
+def _one_class_test_note(y_test: np.ndarray, classes: list[Any]) -> list[str]:
+    """What test metrics cannot tell: test rows of one class have no ROC AUC."""
+    present = np.unique(y_test)
+    if len(present) != 1:
+        return []
+    return [f"the test rows ({len(y_test)}) hold one class ({classes[int(present[0])]!r}): their roc_auc is "
+            "undefined (null in JSON), and their f1 scores that class alone"]
 
 
 def _test_file_notes(test_raw: RawData, pipe: FeaturePipeline) -> list[str]:

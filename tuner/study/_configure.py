@@ -377,14 +377,16 @@ def cv_folds(y: np.ndarray, k: int, seed: int, groups: np.ndarray | None = None)
         warnings.simplefilter("ignore", UserWarning)
         splits = list(splitter.split(np.zeros(len(y)), y, groups))
     y = np.asarray(y)
+    n_classes = len(np.unique(y))
     for i, (kept, held) in enumerate(splits, start=1):
-        for part, rows in (("held-out", held), ("training", kept)):
+        # only groups can leave a fold short of classes (stratified folds hold every class)
+        for part, rows, needed in (("held-out", held, 2), ("training", kept, n_classes)):
             present = np.unique(y[rows])
-            if len(present) < (2 if part == "held-out" else len(np.unique(y))):
+            if len(present) < needed:
                 raise ConfigError(
                     f"Fold {i} of {k} (cv) has {len(rows)} {part} rows of {len(present)} class(es) only, since each "
                     "group of the 'group_column' parameter stays in one fold: its score would mean nothing. Use "
-                    "fewer folds, more and smaller groups, or no group column.")  # without groups: stratified
+                    "fewer folds, more and smaller groups, or no group column.")
         mask = np.zeros(len(y), dtype=bool)
         mask[held] = True
         out.append(mask)

@@ -57,7 +57,7 @@ from tuner.study._search_space import (
 from tuner.study._signals import Interrupted, StopCallback, StopRequest, deferred_signals
 from tuner.study._spec import StudySpec
 from tuner.study._storage import open_storage, require_database
-from tuner.study._study_data import check_data, check_training, load_dataset_for, notes_on_test_rows, train_config
+from tuner.study._study_data import check_data, check_training, load_dataset_for, train_config
 from tuner.study._trial_batches import Pending, batch_size_for, check_batch_trials
 from tuner.study._variant import VARIANT, split_variant
 from tuner.train import METRICS, TrainConfig, work_size
@@ -171,7 +171,7 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     with deferred_signals(stop):  # from the moment the study is stored, a signal waits for a safe point
         run = _StudyRun(study, storage, storage_url, spec, space, data, config, observers, progress, stop, started,
                         created)
-        return run.execute(refit_best, notices + warnings + notes_on_test_rows(data), batch_trials)
+        return run.execute(refit_best, notices + warnings + data.notes, batch_trials)
 
 
 def _spec_stored_now(study: Any) -> StudySpec | None:

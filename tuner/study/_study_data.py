@@ -100,16 +100,6 @@ def check_data(spec: StudySpec, data: Dataset) -> None:
             "or give more data.")
 
 
-def notes_on_test_rows(data: Dataset) -> list[str]:
-    """What the summary's test metrics cannot tell: a test split of one class has no ROC AUC; what the
-    split noticed (a test file's columns the model ignores)."""
-    present = np.unique(data.y_test) if data.y_test is not None else np.array([])
-    if len(present) != 1:
-        return list(data.notes)
-    return [*data.notes, f"the test rows ({len(data.y_test)}) hold one class ({data.classes[int(present[0])]!r}): their roc_auc is "
-            "undefined (null in JSON), and their f1 scores that class alone"]
-
-
 def train_config(spec: StudySpec) -> TrainConfig:
     """The trainer's settings for the study's trials (its ``train`` options and seed)."""
     return TrainConfig(seed=spec.seed, **spec.train)
