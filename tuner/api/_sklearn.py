@@ -266,7 +266,7 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         if result.stop_reason == "max_epochs":
             warnings.warn(f"{type(self).__name__} stopped after max_epochs={result.epochs_run} epochs before its "
                           "objective settled (tol); raise max_epochs or tol.", ConvergenceWarning, stacklevel=2)
-        elif not opt.full_batch:
+        if not opt.full_batch:  # however it stopped: max_epochs may end a mini-batch fit far above or at the optimum
             self._warn_if_short(X_fit, y_idx, len(classes), pen, pp, result, config, weights, list(classes))
         if separated_without_penalty(X, y_idx, self.coef_.T, self.intercept_, pen.name, pp, sw):
             warnings.warn(f"{type(self).__name__}: {NO_OPTIMUM_NOTE} (penalty='l2' with a finite C).", ConvergenceWarning,
