@@ -211,3 +211,28 @@ def test_fewer_groups_than_parts_to_fill_is_one_error_naming_the_groups(tmp_path
         prepare(raw, val_size=0.2, test_size=0.2)
     data = prepare(load_data(tmp_path / "two.csv", target="label", group_column="user"), val_size=0.2, test_size=0)
     assert len(data.y_train) + len(data.y_val) == 60 and len(data.y_val) > 0
+
+
+def test_a_split_that_whole_groups_leave_far_from_its_share_is_noted(tmp_path: Path) -> None:
+    """Three groups and the default shares: validation and test took a third of the rows each, not
+    the fifth asked for, and nothing said so (the README speaks of the nearest share)."""
+    frame = _frame(n=300, n_groups=3)
+    frame.to_csv(tmp_path / "three.csv", index=False)
+    data = prepare(load_data(tmp_path / "three.csv", target="label", group_column="user"), val_size=0.2, test_size=0.2)
+    drifted = [n for n in data.notes if "not the 20% asked for" in n]
+    assert {n.split()[1] for n in drifted} == {"validation", "test"}, data.notes
+    assert all("3 in all here" in n for n in drifted)
+    many = prepare(load_data(_write(tmp_path / "many.csv", _frame()), target="label", group_column="user"),
+                   val_size=0.2, test_size=0.2)
+    assert not many.notes  # 90 groups come near the shares: nothing to note
+    res = CliRunner().invoke(cli, ["tune", str(tmp_path / "three.csv"), "--target", "label", "--group-column", "user",
+                                   "--study", "g", "--trials", "2", "--storage", f"sqlite:///{tmp_path / 's.db'}",
+                                   "--no-tracking", "--json"])
+    assert res.exit_code == 0, res.output
+    said = json.loads(res.stdout)["warnings"]
+    assert any("the validation split holds" in w and "not the 20% asked for" in w for w in said), said
+
+
+def _write(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(path, index=False)
+    return path

@@ -189,9 +189,25 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
     else:
         y_test, X_test = y[test_idx], pipe.transform(X_test_rows, copy=False)
     X_val = pipe.transform(X_val, copy=False)
+    if groups is not None:
+        notes += _group_share_notes(len(y), {"validation": (val_size, len(val_idx)), "test": (test_size, len(test_idx))},
+                                    len(np.unique(groups)))
     return Dataset(X_train, y[train_idx], X_val, y[val_idx], X_test, y_test, classes, pipe, kept,
                    groups_train=None if groups is None else np.asarray(groups)[train_idx],
                    notes=notes + _one_class_test_note(y_test, classes))
+
+
+def _group_share_notes(n_rows: int, parts: dict[str, tuple[float, int]], n_groups: int) -> list[str]:
+    """Where whole groups left a split more than a quarter off the share asked for (3 groups:
+    a third each for validation and test where 0.2 was asked), so its size is not a surprise."""
+    notes = []
+    for name, (asked, rows) in parts.items():
+        got = rows / n_rows
+        if asked and abs(got - asked) > asked / 4:
+            notes.append(f"the {name} split holds {got:.0%} of the rows ({rows} of {n_rows}), not the {asked:.0%} "
+                         f"asked for: a split holds whole groups of the 'group_column' parameter ({n_groups} in "
+                         "all here), and these came no nearer")
+    return notes
 
 
 def _one_class_test_note(y_test: np.ndarray, classes: list[Any]) -> list[str]:
