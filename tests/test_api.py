@@ -58,6 +58,8 @@ def test_fit_on_arrays_with_bare_and_qualified_hyperparameter_names() -> None:
     assert report.penalty_params["strength"] == pytest.approx(1e-3) and report.optimizer_params["lr"] == 0.5
     assert report.n_train == len(y) and report.classes == ["setosa", "versicolor", "virginica"]
     assert (report.model.predict(X) == names).mean() > 0.9
+    assert report.model.predict(X).dtype.kind == "U"  # the labels' dtype, not object
+    assert tuner.fit(X, y, val_size=0.0, test_size=0.0).model.predict(X).dtype == np.int64
 
 
 def test_fit_takes_a_split_dataset_as_it_is() -> None:

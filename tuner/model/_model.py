@@ -80,8 +80,8 @@ class LogisticModel:
         return self.predict_proba_features(self.pipeline.transform(rows))
 
     def predict(self, rows: Any) -> np.ndarray:
-        """Predicted class labels for raw rows."""
-        return np.asarray(self.classes_, dtype=object)[self.predict_proba(rows).argmax(axis=1)]
+        """Predicted class labels for raw rows, in the labels' own dtype (int64 for 0/1, str for names)."""
+        return np.asarray(self.classes_)[self.predict_proba(rows).argmax(axis=1)]
 
     def feature_weights(self) -> list[tuple[str, np.ndarray]]:
         """(feature name, weights) for the non-zero rows of ``coef_``."""
