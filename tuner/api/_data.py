@@ -147,12 +147,12 @@ def from_arrays(X: Any, y: Any = None, *, target: str | None = None, text_column
     import scipy.sparse as sp
 
     from tuner.data import RawData, table_columns, take_group_column
-    from tuner.data._features import check_finite_matrix
+    from tuner.data._features import check_finite_matrix, repeated_names
 
     if isinstance(X, pd.DataFrame):
         frame = X.copy()
         frame.columns = [str(c) for c in frame.columns]
-        dups = sorted({n for n in frame.columns if list(frame.columns).count(n) > 1})
+        dups = repeated_names(frame.columns)
         if dups:
             raise DataError(f"The DataFrame names the column(s) {dups} more than once (names are compared as text, so "
                             "1 and '1' are one name); give every column its own name.")

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from tuner.errors import DataError
 
-__all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block", "row_name", "standardization",
+__all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block", "repeated_names", "row_name", "standardization",
            "max_abs_columns", "scale_columns", "value_dtype", "category_labels", "MISSING_CATEGORY"]
 
 TFIDF_OPTIONS = {"ngram_range": (1, 2), "min_df": 1, "sublinear_tf": True, "dtype": np.float64}
@@ -257,10 +257,20 @@ LABELS_DROPPED = "tuner_labels_dropped"
 """The ``DataFrame.attrs`` key of texts read from ``'<label> <text>'`` lines: the labels left out."""
 
 
+def repeated_names(names: Sequence[Any]) -> list[str]:
+    """The column names that occur more than once, compared as text (``1`` and ``'1'`` are one
+    name), sorted: one rule for a file's header, a DataFrame to train on and rows to predict."""
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for name in map(str, names):
+        (repeated if name in seen else seen).add(name)
+    return sorted(repeated)
+
+
 def _refuse_duplicate_names(names: list[str]) -> None:
     """Rows to transform need one column per name (compared as text): which of two would be meant?"""
-    if len(set(names)) != len(names):
-        dups = sorted({n for n in names if names.count(n) > 1})
+    dups = repeated_names(names)
+    if dups:
         raise DataError(f"Column name(s) {dups} appear more than once; every column needs its own name.")
 
 

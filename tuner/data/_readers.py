@@ -22,7 +22,15 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tuner.data._compression import READ_ERRORS, cannot_read, compression_of, open_binary, open_text
-from tuner.data._features import CHUNK_VALUES, check_finite_matrix, is_number, numeric_block, row_name, value_dtype
+from tuner.data._features import (
+    CHUNK_VALUES,
+    check_finite_matrix,
+    is_number,
+    numeric_block,
+    repeated_names,
+    row_name,
+    value_dtype,
+)
 from tuner.errors import ConfigError, DataError
 
 __all__ = ["RawData", "ReadOptions", "BUILTIN_DATASETS", "read_builtin", "read_table", "read_npz", "read_svmlight",
@@ -322,7 +330,7 @@ def table_columns(columns: Sequence[str], text_column: str | None, categorical: 
 
 def _check_column_names(names: list[str], source: str) -> None:
     """Every column needs its own, non-empty name (pandas would silently rename ``x`` to ``x.1``)."""
-    dups = sorted({n for n in names if names.count(n) > 1})
+    dups = repeated_names(names)
     if dups:
         numbers = [n for n in dups if is_number(n)]
         hint = (f" Names such as {numbers[0]!r} look like data: if the file has no header line, add one naming the "
