@@ -298,6 +298,21 @@ def test_a_categorical_column_whose_name_holds_a_comma_can_be_named(tmp_path: Pa
     assert json.loads(res.output)["n_features"] == 4  # three categories and x
 
 
+def test_a_categorical_column_whose_name_has_spaces_around_it_can_be_named_quoted(tmp_path: Path) -> None:
+    """'x, city' as a header names the column ' city': --categorical stripped every name, quoted
+    or not, so no spelling reached it. Quoted, a name keeps its spaces; bare, it is stripped."""
+    rows = pd.DataFrame({"x": np.arange(60) % 7, " city": ["a", "b", "c"] * 20, "label": [0, 1, 1] * 20})
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    res = invoke("train", str(tmp_path / "t.csv"), "--target", "label", "--categorical", '" city"', "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["n_features"] == 4  # three cities and x
+    bare = invoke("train", str(tmp_path / "t.csv"), "--target", "label", "--categorical", " city", "--json")
+    assert bare.exit_code != 0 and "['city']" in bare.output and "' city'" in bare.output
+    for broken in ('a,"b', '"a"b'):
+        res = invoke("train", str(tmp_path / "t.csv"), "--target", "label", "--categorical", broken)
+        assert res.exit_code == 2 and "a quote must enclose a whole name" in res.output, res.output
+
+
 def test_rows_that_still_hold_the_label_of_a_headerless_model_are_told_which_column(tmp_path: Path) -> None:
     """The advice was to add a header naming the columns; the fix is to name the label's column."""
     rng = np.random.default_rng(0)

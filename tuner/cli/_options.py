@@ -7,7 +7,6 @@ defaults) at module level, so ``tuner --help`` stays instant.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -176,11 +175,27 @@ def _apply(f: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable
 def _column_list(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str] | None:
     """``--categorical c,a --categorical b`` -> ``["a", "b", "c"]`` (None when not given; the order
     of the names does not matter, as in the Python API's ``categorical_columns``)."""
-    # split as a CSV row, so that a name holding a comma can be quoted: --categorical '"size, cm",proto'
-    names = [name.strip() for value in values for name in next(csv.reader([value], skipinitialspace=True), [])]
+    names = [name for value in values for name in _comma_separated(value)]
     if any(not name for name in names):
         raise click.BadParameter(f"an empty column name in {list(values)}", ctx=ctx, param=param)
     return sorted(set(names)) or None
+
+
+def _comma_separated(value: str) -> list[str]:
+    """Names separated by commas, each stripped of the spaces around it, as a CSV row: a name that
+    holds a comma or spaces of its own is quoted (``'"size, cm",proto'``, ``'" city"'``), and
+    ``""`` inside quotes is one ``"``."""
+    quoted_or_bare = re.compile(r'\s*(?:"((?:[^"]|"")*)"|([^,"]*?))\s*(,|$)')
+    names, at = [], 0
+    while at <= len(value):
+        match = quoted_or_bare.match(value, at)
+        if match is None:
+            raise click.BadParameter(f"cannot read {value!r} as names separated by commas: a quote must enclose a "
+                                     'whole name (\'"size, cm",color\')')
+        quoted, bare, comma = match.groups()
+        names.append(quoted.replace('""', '"') if quoted is not None else bare)
+        at = match.end() if comma else len(value) + 1
+    return names
 
 
 def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -193,7 +208,7 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--categorical", "categorical_columns", multiple=True, callback=_column_list, metavar="COLUMN",
                      help="A column of categories (strings or codes), one-hot encoded: one 0/1 feature per category "
                           "of the training rows. Repeat it, or give several separated by commas (quote a name "
-                          "that holds one: '\"size, cm\",color')."),
+                          "that holds one, or spaces at its ends: '\"size, cm\",color', '\" city\"')."),
         click.option("--group-column", metavar="COLUMN",
                      help="A column of row groups (a user, a patient, a sentence id): no feature; each group's rows "
                           "stay on one side of the validation/test splits and the --cv folds, so that the validation "
