@@ -538,3 +538,21 @@ def test_train_warns_when_no_penalty_leaves_the_objective_without_a_minimum() ->
     assert "warning: there is no penalty and the model separates the training rows" in res.stderr
     report = tuner.fit(dataset="breast_cancer", penalty="l2", optimizer="newton")
     assert report.warnings == []
+
+
+def test_a_test_file_refuses_a_test_share_but_takes_a_share_of_zero(tmp_path: Path) -> None:
+    """--test-size 0 with --test-file says the same as the file (no share split off): the CLI
+    refused it, while tuner.fit(test_size=0, test_file=...) took it."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 2))
+    rows = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "label": (x[:, 0] > 0).astype(int)})
+    rows.iloc[:90].to_csv(tmp_path / "train.csv", index=False)
+    rows.iloc[90:].to_csv(tmp_path / "test.csv", index=False)
+    args = ["train", str(tmp_path / "train.csv"), "--target", "label", "--test-file", str(tmp_path / "test.csv")]
+    res = invoke(*args, "--test-size", "0.3")
+    assert res.exit_code == 1 and res.output.strip().splitlines() == [
+        "Error: --test-size splits a test part off the data; with --test-file the test rows come from that file "
+        "instead: give one of the two."], res.output
+    res = invoke(*args, "--test-size", "0", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["n_test"] == 30

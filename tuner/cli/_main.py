@@ -35,7 +35,7 @@ from tuner.cli._options import (
     training_options,
 )
 from tuner.cli._progress import Progress
-from tuner.errors import ConfigError, TunerError
+from tuner.errors import TunerError
 
 __all__ = ["main", "cli"]
 
@@ -140,15 +140,6 @@ def _describe(spec: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-def _no_test_size_with_test_file(test_file: str | None) -> None:
-    """--test-size splits a test part off; --test-file brings its own: refuse both given."""
-    ctx = click.get_current_context()
-    if test_file is not None and ctx.get_parameter_source("test_size") not in (
-            None, click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP):
-        raise ConfigError("--test-size splits a test part off the data; with --test-file the test rows come from "
-                          "that file instead: give one of the two.")
-
-
 @cli.command()
 @data_options
 @training_options
@@ -164,7 +155,6 @@ def train(penalty: str, optimizer: str, params: tuple[str, ...], save_model: str
     from tuner.api import fit
     from tuner.study import MAX_OPTIMALITY_GAP
 
-    _no_test_size_with_test_file(options["test_file"])
     report = fit(**data_kwargs(options), **training_kwargs(options), penalty=penalty, optimizer=optimizer,
                  params=dict(parse_assignments(params)), save_model=save_model)
     summary = report.summary()
@@ -263,7 +253,6 @@ def tune(app: AppContext, study_name: str | None, storage: str | None, tracking_
 
     if options["data"] is None and options["dataset"] is None and study_name is None:
         raise click.UsageError("Give DATA or --dataset to start a study, or --study NAME to resume one.")
-    _no_test_size_with_test_file(options["test_file"])
     storage_url = storage or default_storage_url()
     if storage is None and not app.quiet and not as_json:
         click.echo(f"Study storage: {storage_url}", err=True)
