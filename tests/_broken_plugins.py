@@ -150,3 +150,63 @@ class ScaledRidge(Penalty):
     def smooth_value(self, weight, params):
         scale = params["strength"] * (1 + params["double"]) * params["power"]
         return (scale * 0.5 * weight * weight).sum(dim=(-2, -1))
+
+
+class TwiceThresholdLasso(FloatStepLasso):
+    """A lasso whose prox thresholds by twice the step: every check a study ran passed, and it
+    won a default study on breast_cancer."""
+
+    name = "twice_threshold"
+    description = "Lasso whose prox thresholds twice too far."
+
+    def prox(self, weight, step, params):
+        return torch.sign(weight) * torch.clamp(weight.abs() - 2 * step * params["strength"], min=0.0)
+
+
+class DoubleGradientRidge(PickyRidge):
+    """A ridge whose value is right and whose gradient is twice too large."""
+
+    name = "double_gradient"
+    description = "Ridge with a doubled gradient."
+    incompatible_optimizers = frozenset()
+
+    def smooth_value(self, weight, params):
+        value = params["strength"] / 2 * (weight ** 2).sum(dim=(-2, -1))
+        return value + (value - value.detach())
+
+
+class WritesItsParams(PickyRidge):
+    """A ridge that writes to its hyperparameter mapping, which training passes read-only."""
+
+    name = "writes_params"
+    description = "Ridge that normalises its params in place."
+    incompatible_optimizers = frozenset()
+
+    def smooth_value(self, weight, params):
+        params["strength"] = params["strength"] * 1.0
+        return super().smooth_value(weight, params)
+
+
+class _OneNormClippedSGD(torch.optim.Optimizer):
+    def __init__(self, params, lr):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.sub_(group["lr"] * p.grad * torch.clamp(1.0 / (p.grad.norm() + 1e-12), max=1.0))
+
+
+class NormClippedSGD(Optimizer):
+    """SGD that clips the gradient to norm 1, one norm over every trial's weights side by side:
+    one trial's large gradient shrinks its neighbours' steps."""
+
+    name = "norm_clipped_sgd"
+    description = "SGD clipped by one norm over all trials."
+    search_space = {"lr": Float(1e-3, 10.0, default=0.5, log=True)}
+    supports_batch = True
+
+    def build(self, param_groups, params, prox=None):
+        return _OneNormClippedSGD(list(param_groups), params["lr"])

@@ -979,3 +979,38 @@ def test_a_plugin_that_changes_torchs_global_state_fails_and_the_state_is_restor
     first = next(r for r in results.values() if r.failed)
     assert "changed torch's global state (torch.set_num_threads(3))" in first.reason, first
     assert torch.get_num_threads() == threads
+
+
+def test_what_a_study_checks_catches_a_wrong_prox_or_gradient_a_write_to_params_and_a_shared_norm(tmp_path, monkeypatch):
+    """A review's third-party plugins: a prox thresholding twice too far and a doubled gradient
+    passed the quick checks (the prox won a default study); a penalty that wrote to its params
+    passed every check and then failed every trial; SGD clipped by one norm over all trials
+    passed the quick side-by-side check, and side by side its trials' values moved."""
+    from _broken_plugins import forget, install_distribution
+
+    from tuner._registry import AUTOLOAD_ENV
+    from tuner.testing import failing_plugins, side_by_side_failures
+    from tuner.testing._installed import _QUICK_CACHE
+
+    site = install_distribution(tmp_path / "site", "tuner_test_review", {
+        "penalties": {"twice_threshold": "TwiceThresholdLasso", "double_gradient": "DoubleGradientRidge",
+                      "writes_params": "WritesItsParams"},
+        "optimizers": {"norm_clipped_sgd": "NormClippedSGD"}})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    tuner.penalties.reload()
+    tuner.optimizers.reload()
+    _QUICK_CACHE.clear()
+    try:
+        failing = failing_plugins("penalty", tuner.penalties.names())
+        assert sorted(failing) == ["double_gradient", "twice_threshold", "writes_params"], failing
+        assert "'prox_minimises'" in failing["twice_threshold"] and "'gradient'" in failing["double_gradient"]
+        assert "the hyperparameters are read-only" in failing["writes_params"]
+        apart = side_by_side_failures("optimizer", ["norm_clipped_sgd", "sgd"])
+        assert list(apart) == ["norm_clipped_sgd"] and "'batch_divergence'" in apart["norm_clipped_sgd"], apart
+    finally:
+        monkeypatch.undo()
+        forget("tuner_test_review")
+        tuner.penalties.reload()
+        tuner.optimizers.reload()
+        _QUICK_CACHE.clear()

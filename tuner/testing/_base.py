@@ -6,6 +6,7 @@ import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -168,10 +169,16 @@ def weights(subject: Subject, dtype: torch.dtype = torch.float64) -> list[tuple[
 
 
 def call(fn: Callable[..., Any], what: str, *args: Any) -> Any:
-    """Call plugin code; an exception it raises fails the check, saying what was called."""
+    """Call plugin code; an exception it raises fails the check, saying what was called.
+
+    A hyperparameter mapping goes in read-only, as training passes it (a plugin that wrote to it
+    passed every check, then failed every trial)."""
+    args = tuple(MappingProxyType(a) if isinstance(a, dict) else a for a in args)
     try:
         return fn(*args)
     except (Fail, Skip):
         raise
     except Exception as exc:
-        raise Fail(f"{what} raised {type(exc).__name__}: {exc}") from None
+        hint = (" (the hyperparameters are read-only, in training too: copy them, dict(params), to change "
+                "them)" if isinstance(exc, TypeError) and "mappingproxy" in str(exc) else "")
+        raise Fail(f"{what} raised {type(exc).__name__}: {exc}{hint}") from None

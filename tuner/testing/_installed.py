@@ -23,12 +23,14 @@ QUICK_CHECKS: dict[str, tuple[str, ...]] = {"penalty": QUICK_PENALTY_CHECKS, "op
 
 QUICK_SIDE_BY_SIDE: dict[str, tuple[str, ...]] = {
     "penalty": ("interface", "search_space", "value_finite", "batch_values"),
-    "optimizer": ("interface", "search_space", "prox_mode", "build", "batch_step"),
+    "optimizer": ("interface", "search_space", "prox_mode", "build", "batch_step", "batch_divergence"),
 }
 """The checks :func:`side_by_side_failures` runs for a plugin that declares ``supports_batch``
-(its last one; the others are what it needs): values per trial for a penalty, one epoch of three
-trials against each alone for an optimizer. Tens to hundreds of milliseconds a plugin, so a study
-runs them only when its trials may train side by side."""
+(the side-by-side ones; the others are what they need): values per trial for a penalty; for an
+optimizer, one epoch of three trials against each alone, and a diverging trial beside two others
+(gradient clipping by one norm over every trial's weights passed the first: toy gradients are
+too small to clip). Tens to hundreds of milliseconds a plugin, so a study runs them only when its
+trials may train side by side."""
 
 
 @dataclass

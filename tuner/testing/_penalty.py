@@ -358,7 +358,8 @@ PENALTY_ONLY_CHECKS: list[Check] = [
     ("hyperparameters_used", check_hyperparameters_used, ("search_space", "value_finite")),
 ]
 """The single-trial penalty checks, after the common ones."""
-QUICK_PENALTY_CHECKS = ("interface", "search_space", "value_finite", "tensor_hyperparameters", "prox_identity",
-                        "prox_steps", "elastic_net")
+QUICK_PENALTY_CHECKS = ("interface", "search_space", "value_finite", "gradient", "tensor_hyperparameters",
+                        "prox_identity", "prox_minimises", "prox_steps", "elastic_net")
 """What :func:`tuner.testing.failing_plugins` runs (at the defaults only): the paths a study takes
-(trials side by side: :data:`tuner.testing.QUICK_SIDE_BY_SIDE`)."""
+(trials side by side: :data:`tuner.testing.QUICK_SIDE_BY_SIDE`), and whether the gradient and the
+prox are right (a prox thresholding twice too far won a default study), a few milliseconds more."""
