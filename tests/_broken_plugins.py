@@ -210,3 +210,44 @@ class NormClippedSGD(Optimizer):
 
     def build(self, param_groups, params, prox=None):
         return _OneNormClippedSGD(list(param_groups), params["lr"])
+
+
+class MinimaxConcave(Penalty):
+    """A correct non-convex penalty (MCP, Zhang 2010) with its exact prox, side by side: flat
+    beyond ``gamma * strength``, so with a three-class softmax (unchanged by one shift of every
+    class) its optimum's weights are not unique, only its objective is."""
+
+    name = "minimax_concave"
+    description = "MCP with its exact prox."
+    search_space = {"strength": Float(1e-7, 10.0, default=1e-4, log=True, domain=(0.0, 1e6)),
+                    "gamma": Float(1.5, 10.0, default=3.0)}
+    has_prox = True
+    elementwise_prox = True
+    supports_batch = True
+
+    @staticmethod
+    def _each(weight, strength, gamma):
+        size = weight.abs()
+        return torch.where(size <= gamma * strength, strength * size - size * size / (2 * gamma),
+                           gamma * strength * strength / 2 + 0 * size)
+
+    def smooth_value(self, weight, params):
+        return weight.new_zeros(weight.shape[:-2])
+
+    def nonsmooth_value(self, weight, params):
+        return self._each(weight, params["strength"], params["gamma"]).sum(dim=(-2, -1))
+
+    def prox(self, weight, step, params):
+        strength, gamma = params["strength"], params["gamma"]
+        step = torch.as_tensor(step, dtype=weight.dtype) + torch.zeros_like(weight)
+        room = 1 - step / gamma  # > 0 where the prox's problem is convex inside the kink
+        inside = torch.sign(weight) * torch.clamp(weight.abs() - step * strength, min=0.0) / torch.where(
+            room > 0, room, torch.ones_like(room))
+        inside = torch.where((room > 0) & (inside.abs() <= gamma * strength), inside, torch.zeros_like(weight))
+        best, best_value = None, None
+        for candidate in (torch.zeros_like(weight), weight, inside):  # the global minimiser among the stationary points
+            value = (candidate - weight) ** 2 / (2 * step) + self._each(candidate, strength, gamma)
+            take = value < best_value if best_value is not None else torch.ones_like(value, dtype=torch.bool)
+            best = candidate if best is None else torch.where(take, candidate, best)
+            best_value = value if best_value is None else torch.where(take, value, best_value)
+        return torch.where(step > 0, best, weight)
