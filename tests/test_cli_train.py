@@ -516,6 +516,30 @@ def test_commands_on_a_tracked_study_use_its_store_wherever_they_run(tracked: di
     assert "is another store" in refused.output and not (tmp_path / "other.db").exists()
 
 
+def test_a_worker_waiting_for_its_study_logs_to_the_store_the_study_is_created_with(tmp_path: Path) -> None:
+    """A worker started before `tuner tune` created the study, in another folder, with no
+    --tracking-uri: it chose ./mlflow.db of its folder before the wait, and exited 1 as logging to
+    another store than the study's (the README's pattern: workers first, then the study)."""
+    (tmp_path / "worker").mkdir()
+    (tmp_path / "tune").mkdir()
+    storage, store = f"sqlite:///{tmp_path / 's.db'}", f"sqlite:///{tmp_path / 'mlf.db'}"
+    worker = subprocess.Popen([sys.executable, "-m", "tuner", "worker", "--study", "w", "--storage", storage,
+                               "--wait", "120", "--json"], cwd=tmp_path / "worker", stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        tune = subprocess.run([sys.executable, "-m", "tuner", "tune", "--dataset", "iris", "--study", "w", "--trials",
+                               "12", "--storage", storage, "--tracking-uri", store, "--json"], cwd=tmp_path / "tune",
+                              capture_output=True, text=True, timeout=300)
+        out, err = worker.communicate(timeout=300)
+    finally:
+        worker.kill()
+    assert tune.returncode == 0, tune.stderr
+    assert worker.returncode == 0, err
+    joined, created = json.loads(out)["mlflow"], json.loads(tune.stdout)["mlflow"]
+    assert joined["tracking_uri"] == created["tracking_uri"] and joined["parent_run_id"] == created["parent_run_id"]
+    assert not (tmp_path / "worker" / "mlflow.db").exists()
+
+
 def test_worker_summary_names_the_same_experiment_and_champion(tracked: dict[str, Any]) -> None:
     """A worker joining the (spent) study: its summary points at the same MLflow records."""
     s = ok_json("worker", "--study", "bc", "--storage", tracked["storage"], "--tracking-uri", tracked["tracking"],

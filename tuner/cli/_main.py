@@ -298,8 +298,8 @@ def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | N
     try:
         with progress:
             result = run_tune(study_name=study_name, storage=storage,
-                              tracking_uri=_tracking_uri(tracking_uri, no_tracking, storage, study_name), batch_trials=batch_trials,
-                              progress=progress, wait=wait)
+                              tracking_uri=_worker_tracking_uri(tracking_uri, no_tracking, storage, study_name, wait),
+                              batch_trials=batch_trials, progress=progress, wait=wait)
     except KeyboardInterrupt:
         _interrupted_before_start()
     except MissingStudyError as exc:  # a worker takes no data: it joins a study that `tuner tune` creates
@@ -307,6 +307,20 @@ def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | N
         raise click.ClickException(f"{exc.found}; start it with `tuner tune DATA --study {study_name}` on this "
                                    f"--storage, or let the worker wait{longer} for it (--wait SECONDS).") from None
     _report_study(result, as_json)
+
+
+def _worker_tracking_uri(tracking_uri: str | None, no_tracking: bool, storage: str, study_name: str,
+                         wait: float) -> str | None:
+    """:func:`_tracking_uri` for a worker, read once the study exists and its creator recorded its
+    MLflow store: resolved before ``--wait`` ended, it was ``./mlflow.db`` of the worker's folder,
+    and the worker was refused as logging to another store than the study's."""
+    if tracking_uri is not None or no_tracking or not wait:
+        return _tracking_uri(tracking_uri, no_tracking, storage, study_name)
+    from tuner.api._tune import wait_for_study
+    from tuner.tracking._home import settled_tracking_uri, stored_or_default
+
+    wait_for_study(storage, study_name, wait)
+    return stored_or_default(settled_tracking_uri(storage, study_name))
 
 
 def _progress_mode(app: AppContext, as_json: bool) -> str:

@@ -7,13 +7,14 @@ and links to another study's experiment.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tuner.errors import ConfigError, TunerError
 from tuner.tracking._names import ATTR_TRACKING
 from tuner.tracking._store import redact, scheme
 
-__all__ = ["study_tracking_uri", "tracking_uri_for", "stored_or_default", "same_store", "check_same_store", "absolute_uri"]
+__all__ = ["study_tracking_uri", "settled_tracking_uri", "tracking_uri_for", "stored_or_default", "same_store", "check_same_store", "absolute_uri"]
 
 
 def study_tracking_uri(storage: str, study_name: str) -> str | None:
@@ -25,6 +26,30 @@ def study_tracking_uri(storage: str, study_name: str) -> str | None:
         return study_record(storage, study_name).user_attrs.get(ATTR_TRACKING)
     except TunerError:
         return None
+
+
+STARTED_WITHIN_S = 30.0
+"""How long a worker that found a study the instant it was created waits for its creator to
+record where it logs (the MLflow store is stored just after the study, before its first trial)."""
+
+
+def settled_tracking_uri(storage: str, study_name: str, within: float = STARTED_WITHIN_S) -> str | None:
+    """:func:`study_tracking_uri` once the study's creator has started: the store is recorded,
+    or a first trial exists (an untracked study), or ``within`` seconds passed. A worker that
+    waited for a study read it between its creation and that record, took ``./mlflow.db``, and
+    was refused as logging to another store."""
+    from tuner.study import study_record
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            record = study_record(storage, study_name)
+        except TunerError:
+            return None
+        stored = record.user_attrs.get(ATTR_TRACKING)
+        if stored is not None or any(record.counts.values()) or time.monotonic() > deadline:
+            return stored
+        time.sleep(0.2)
 
 
 def absolute_uri(uri: str) -> str:
