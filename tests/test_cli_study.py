@@ -155,6 +155,17 @@ def test_a_bad_heartbeat_setting_is_one_line_naming_the_variable(db: str, name: 
         f"got {value!r} (unset, it is {default})."]
 
 
+def test_a_grace_period_shorter_than_two_heartbeats_is_refused(db: str) -> None:
+    """TUNER_HEARTBEAT_INTERVAL=5 with TUNER_HEARTBEAT_GRACE=1 failed 3 of 9 healthy trials of the
+    process itself as lost (and ran them again): a beat comes up to an interval after the last."""
+    res = CliRunner().invoke(cli, ["worker", "--study", "alpha", "--storage", db, "--no-tracking", "--wait", "0"],
+                             env={"TUNER_HEARTBEAT_INTERVAL": "5", "TUNER_HEARTBEAT_GRACE": "9"})
+    assert res.exit_code == 1 and res.output.strip().splitlines() == [
+        "Error: TUNER_HEARTBEAT_GRACE (9 s) must be at least twice TUNER_HEARTBEAT_INTERVAL (5 s): a worker beats "
+        "once an interval, so a shorter grace period fails trials that are still training as lost. Raise the grace "
+        "period or shorten the interval."], res.output
+
+
 @pytest.mark.parametrize("args", [("study", "show", "alpha", "--top", "-2"), ("study", "show", "alpha", "--top", "0"),
                                   ("worker", "--study", "alpha", "--wait", "-5", "--no-tracking"),
                                   ("train", "--dataset", "iris", "--penalty", "l2", "--optimizer", "lbfgs", "--seed", "-1"),

@@ -402,7 +402,7 @@ def test_an_asked_trial_has_a_heartbeat_before_it_trains(tmp_path: Path, monkeyp
     from tuner.study._runs import own_stale_check
 
     monkeypatch.setenv("TUNER_HEARTBEAT_INTERVAL", "1")
-    monkeypatch.setenv("TUNER_HEARTBEAT_GRACE", "1")
+    monkeypatch.setenv("TUNER_HEARTBEAT_GRACE", "2")
     storage = open_storage(f"sqlite:///{tmp_path / 'hb.db'}")
     study = optuna.create_study(study_name="hb", storage=storage)
     ours = Objective.ask(SimpleNamespace(study=study, storage=storage))  # type: ignore[arg-type]
@@ -411,7 +411,7 @@ def test_an_asked_trial_has_a_heartbeat_before_it_trains(tmp_path: Path, monkeyp
     storage_check = type(storage)._get_stale_trial_ids  # Optuna's, before ours takes it over
     find = own_stale_check(storage)
     assert find is not None
-    time.sleep(2.5)  # past the grace period, nobody beating
+    time.sleep(3)  # past the grace period, nobody beating
     stale = set(find(study._study_id))
     assert ours._trial_id in stale
     # Optuna's own check skips a trial that never beat; ours counts the grace period from its start

@@ -122,6 +122,7 @@ def test_waiting_for_a_lost_trial_says_so(tmp_path: Path, monkeypatch: pytest.Mo
 
     from tuner.study import DataSpec, StudySpec, run_study
 
+    monkeypatch.setenv("TUNER_HEARTBEAT_INTERVAL", "1")
     monkeypatch.setenv("TUNER_HEARTBEAT_GRACE", "2")
     url = _url(tmp_path)
     spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2"], optimizers=["lbfgs"], n_trials=2,

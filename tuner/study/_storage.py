@@ -61,8 +61,14 @@ _DSN_PASSWORD = re.compile(r"(?i)\b(password\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s,;)]
 def heartbeat_settings() -> dict[str, int]:
     """Workers beat every ``TUNER_HEARTBEAT_INTERVAL`` s; a trial silent for ``TUNER_HEARTBEAT_GRACE``
     s (a killed worker's) is marked failed when the next trial starts."""
-    return {"heartbeat_interval": _seconds_env("TUNER_HEARTBEAT_INTERVAL", 10),
-            "grace_period": _seconds_env("TUNER_HEARTBEAT_GRACE", 30)}
+    interval, grace = _seconds_env("TUNER_HEARTBEAT_INTERVAL", 10), _seconds_env("TUNER_HEARTBEAT_GRACE", 30)
+    if grace < 2 * interval:
+        # a beat comes up to an interval after the last; a grace that short fails trials that are
+        # training (interval 5, grace 1: 3 of 9 healthy trials failed as lost and ran again)
+        raise ConfigError(f"TUNER_HEARTBEAT_GRACE ({grace} s) must be at least twice TUNER_HEARTBEAT_INTERVAL "
+                          f"({interval} s): a worker beats once an interval, so a shorter grace period fails trials "
+                          "that are still training as lost. Raise the grace period or shorten the interval.")
+    return {"heartbeat_interval": interval, "grace_period": grace}
 
 
 def _seconds_env(name: str, default: int) -> int:
