@@ -326,7 +326,7 @@ def test_a_killed_workers_trial_run_holds_its_parameters_and_is_filled_from_the_
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker killed mid-trial left a run with no parameters (sent only at the trial's end), which
     the next worker closed as FAILED and marked logged, so a sync never filled it."""
-    env = {"TUNER_HEARTBEAT_INTERVAL": "1", "TUNER_HEARTBEAT_GRACE": "1"}
+    env = {"TUNER_HEARTBEAT_INTERVAL": "1", "TUNER_HEARTBEAT_GRACE": "2"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     uri, storage = _uris(tmp_path)
@@ -342,7 +342,7 @@ def test_a_killed_workers_trial_run_holds_its_parameters_and_is_filled_from_the_
     assert left.info.status == "RUNNING" and "tuner.logged" not in left.data.tags
     assert left.data.params["penalty"] == "l2" and "penalty.strength" in left.data.params  # with its first epochs
 
-    time.sleep(2.5)  # past the grace period: the next worker fails the trial as lost, and retries it
+    time.sleep(3)  # past the grace period: the next worker fails the trial as lost, and retries it
     run_study(None, "killed", storage, observers=[MlflowObserver(uri, plots=False, register_model=False)],
               resume_only=True)
     (record,) = [t for t in trial_records(storage, "killed") if t.number == lost.number]
