@@ -1093,3 +1093,32 @@ def test_sync_says_which_trials_it_cannot_end(tmp_path: Path) -> None:
     summary = json.loads(CliRunner().invoke(sync_mlflow, ["cut", "--storage", storage, "--tracking-uri", uri,
                                                           "--json"]).stdout)
     assert summary["running_trials"] == 1
+
+
+def test_a_process_that_ran_no_trial_leaves_the_parent_run_as_it_found_it(tmp_path: Path) -> None:
+    """A worker started on a spent study (nothing to run) and stopped by SIGTERM turned the
+    FINISHED parent run of the complete study KILLED, reason 'interrupted by SIGTERM'."""
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(DataSpec(dataset="iris"), ["l2"], ["lbfgs"])
+    info = StudyInfo("spent", storage, json.loads(spec.to_json()), "minimize", "log_loss")
+    first = MlflowObserver(uri, plots=False, register_model=False, background=False)
+    attrs = first.on_study_start(info)
+    first.on_trial_start(info, TrialInfo(0, "l2", "lbfgs", {"variant": "l2:lbfgs"}, {"strength": 1e-3}, {}))
+    first.on_study_stop(info, "FINISHED", None)
+    first.close()
+    client = _client(uri)
+    assert client.get_run(attrs["mlflow_parent_run_id"]).info.status == "FINISHED"
+    idle = MlflowObserver(uri, plots=False, register_model=False, background=False)
+    idle.on_study_start(info)  # joins: RUNNING while it works
+    assert client.get_run(attrs["mlflow_parent_run_id"]).info.status == "RUNNING"
+    idle.on_study_stop(info, "KILLED", "interrupted by SIGTERM")
+    idle.close()
+    parent = client.get_run(attrs["mlflow_parent_run_id"])
+    assert parent.info.status == "FINISHED" and "tuner.reason" not in parent.data.tags
+    busy = MlflowObserver(uri, plots=False, register_model=False, background=False)
+    busy.on_study_start(info)
+    busy.on_trial_start(info, TrialInfo(1, "l2", "lbfgs", {"variant": "l2:lbfgs"}, {"strength": 1e-2}, {}))
+    busy.on_study_stop(info, "KILLED", "interrupted by SIGTERM")  # one that trained: the study was interrupted
+    busy.close()
+    parent = client.get_run(attrs["mlflow_parent_run_id"])
+    assert parent.info.status == "KILLED" and parent.data.tags["tuner.reason"] == "interrupted by SIGTERM"

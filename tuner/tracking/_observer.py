@@ -83,6 +83,7 @@ class MlflowObserver(StudyObserver):
         self.champions = ChampionRegistry(self.writer)
         self._runs: dict[str, StudyRun] = {}
         self._unlogged_before: dict[str, list[int]] = {}
+        self._trained: set[str] = set()  # the studies this process started a trial of
         self._checked = False
 
     @property
@@ -156,6 +157,7 @@ class MlflowObserver(StudyObserver):
         return [n for n in finished if not is_logged(logged.get(n, []))]
 
     def on_trial_start(self, study: StudyInfo, trial: TrialInfo) -> tuple[Sequence[Callback], dict[str, Any]]:
+        self._trained.add(study.name)
         return self.trials.start(self.study_run(study.name), trial), {}
 
     def on_trial_end(self, study: StudyInfo, trial: TrialInfo, state: str, value: float | None,
@@ -216,7 +218,10 @@ class MlflowObserver(StudyObserver):
         self.flush()
         attrs: dict[str, Any] = {}
         try:
-            self.studies.end(run, status, reason)
+            if study.name in self._trained or run.status_before is None:
+                self.studies.end(run, status, reason)
+            else:  # joined, ran no trial: how it stopped is not how the study did
+                self.studies.put_back(run)
         except Exception as exc:
             self.queue.went_offline(exc)
             attrs[ATTR_STUDY_LOGGED] = False

@@ -44,6 +44,8 @@ class StudyRun:
     base_tags: dict[str, str]
     uid: str = ""
     """The study's identity (:attr:`StudyInfo.uid`): its parent run and champion carry it."""
+    status_before: str | None = None
+    """The parent run's status as this process found it (None: this process created it)."""
 
 
 class StudyRuns:
@@ -59,23 +61,26 @@ class StudyRuns:
         client = self.writer.client
         exp_id = self._experiment_id(study.name)
         parent_id = self._stored_parent(study, exp_id)
+        created = False
         if parent_id is None:
             found = self._parents(exp_id, study.name, study.uid)
             if found:
                 parent_id = found[0].info.run_id
             else:
+                created = True
                 self._check_name_is_free(study, exp_id)
                 parent_id = self._create_parent(study, exp_id)
                 found = self._parents(exp_id, study.name, study.uid)  # two workers may have raced: keep the oldest
                 if found and found[0].info.run_id != parent_id:
                     client.delete_run(parent_id)
                     parent_id = found[0].info.run_id
-        if client.get_run(parent_id).info.status != "RUNNING":
+        status_before = client.get_run(parent_id).info.status
+        if status_before != "RUNNING":
             client.update_run(parent_id, status="RUNNING")
         fp = str(study.spec.get("data", {}).get("fingerprint", ""))
         base = {TAG_STUDY: study.name, "tuner.data.fingerprint": fp, **library_versions()}
         run = StudyRun(study.name, exp_id, parent_id, study.direction, study.metric, dict(study.spec), base,
-                       study.uid)
+                       study.uid, None if created else status_before)
         budget = {"tuner.n_trials": str(study.spec.get("n_trials")), "tuner.timeout": str(study.spec.get("timeout"))}
         self.writer.log_batch(parent_id, tags=budget)
         self._save_view(exp_id, study, parent_id)
@@ -279,6 +284,13 @@ class StudyRuns:
             self.writer.log_batch(run.parent_run_id, tags={
                 "tuner.champion_version": str(version), "tuner.champion_uri": f"models:/{run.name}/{version}",
                 "tuner.champion_alias_uri": f"models:/{run.name}@{CHAMPION_ALIAS}"})
+
+    def put_back(self, run: StudyRun) -> None:
+        """The parent run's status back to what this process found (a process that ran no trial
+        says nothing about the study: a worker stopped on a spent study turned its FINISHED parent
+        KILLED); one found RUNNING stays so, for the processes at work."""
+        if run.status_before is not None and run.status_before != "RUNNING":
+            self.writer.client.set_terminated(run.parent_run_id, run.status_before)
 
     def end(self, run: StudyRun, status: str = "FINISHED", reason: str | None = None) -> None:
         """End the parent run with ``status`` (the reason, if any, in ``tuner.reason``)."""
