@@ -172,3 +172,20 @@ def test_a_client_without_the_credentials_gets_one_line(deployment: Any) -> None
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
     assert "401" in res.stderr or "credentials" in res.stderr.lower(), res.stderr
+
+
+def test_the_init_script_creates_the_mlflow_database_for_the_configured_user() -> None:
+    """docker/initdb.sql said OWNER tuner while .env sets POSTGRES_USER: with any other user the
+    image's init stopped on 'role "tuner" does not exist', and `docker compose up` with it."""
+    from _postgres import _bin_dir
+
+    with postgres_server(databases=("studies",), user="reviewer") as urls:
+        port = str(make_url(urls["studies"]).port)
+        psql = [str(_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-v", "ON_ERROR_STOP=1"]
+        run = subprocess.run(psql + ["-d", "studies", "-f", str(ROOT / "docker" / "initdb.sql")], capture_output=True,
+                             text=True, env={**os.environ, "POSTGRES_USER": "reviewer"}, timeout=60)
+        assert run.returncode == 0, run.stderr
+        owner = subprocess.run(psql + ["-d", "studies", "-tAc", "SELECT pg_get_userbyid(datdba) FROM pg_database "
+                                                              "WHERE datname = 'mlflow'"],
+                               capture_output=True, text=True, timeout=60)
+        assert owner.stdout.strip() == "reviewer", (owner.stdout, owner.stderr)
