@@ -178,11 +178,20 @@ def test_study_and_mlflow_use_different_databases_on_the_server() -> None:
     assert studies.host == mlflow_store.host == "db"
 
 
-def test_workers_start_after_the_study_and_healthy_services() -> None:
-    deps = compose()["services"]["worker"]["depends_on"]
+def test_workers_start_after_healthy_services_and_wait_for_their_study() -> None:
+    """The workers depended on the study service, so `docker compose up -d --scale worker=4 worker`
+    for a study of one's own (the README's) also ran the demo's `tune --dataset breast_cancer`
+    under that study's name, which failed on every start."""
+    worker = compose()["services"]["worker"]
+    deps = worker["depends_on"]
     assert deps["db"]["condition"] == "service_healthy"
     assert deps["mlflow"]["condition"] == "service_healthy"
-    assert "study" in deps
+    assert "study" not in deps
+    command = worker["command"]
+    assert command[0] == "worker" and float(command[command.index("--wait") + 1]) >= 60
+    readme = (ROOT / "README.md").read_text()
+    start, submit = readme.index("docker compose up -d --scale worker=4 worker"), readme.index("docker compose run --rm study tune")
+    assert start < submit  # the workers first: they wait for the study the submit creates
     assert compose()["services"]["study"]["depends_on"]["mlflow"]["condition"] == "service_healthy"
     assert "healthcheck" in compose()["services"]["mlflow"]
 
