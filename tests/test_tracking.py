@@ -1067,6 +1067,30 @@ def test_study_show_says_when_mlflow_is_behind_the_study(tmp_path: Path, monkeyp
     assert "note:" not in out and block["mlflow_behind"] == [], out
 
 
+def test_study_show_counts_the_trials_a_resume_without_tracking_ran(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a resume with --no-tracking, `study show` spoke at most of a better trial not yet
+    registered, never of the trials MLflow lacked (every one the resume ran: a sync logged them);
+    a resume that found no better trial got no note at all."""
+    import tuner
+
+    monkeypatch.chdir(tmp_path)
+    uri, storage = _uris(tmp_path)
+    common = dict(dataset="iris", penalty="l2", optimizer="lbfgs", epochs=5, study_name="untracked", storage=storage)
+    tuner.tune(trials=2, tracking_uri=uri, **common)  # type: ignore[arg-type]
+    tuner.tune(trials=5, tracking_uri=None, **common)  # type: ignore[arg-type]
+    js = CliRunner().invoke(cli, ["study", "show", "untracked", "--storage", storage, "--json"])
+    assert js.exit_code == 0, js.output
+    behind = json.loads(js.stdout)["mlflow_behind"]
+    assert behind and behind[0].startswith("3 finished trial(s) are not in MLflow"), behind
+    assert sorted(sync_study(storage, "untracked", uri)["synced_trials"]) == [2, 3, 4]
+    js = CliRunner().invoke(cli, ["study", "show", "untracked", "--storage", storage, "--json"])
+    assert json.loads(js.stdout)["mlflow_behind"] == []
+    never = dict(common, study_name="never")
+    tuner.tune(trials=2, tracking_uri=None, **never)  # type: ignore[arg-type]
+    assert "mlflow_unlogged_trials" not in optuna.load_study(study_name="never", storage=storage).user_attrs
+
+
 def test_predict_with_a_bare_study_name_points_at_its_registered_model(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """`tuner predict churn rows.csv` said only that churn is neither a model folder nor an MLflow model."""

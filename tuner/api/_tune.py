@@ -320,7 +320,8 @@ def tune(
             wait_for_study(url, study_name, wait)
         recorders = _tracking(url, tracking_uri, study_name)
         try:
-            result = run_study(spec, study_name, url, observers=[*recorders, *observers], progress=progress,
+            untracked = [] if recorders else [_untracked()]
+            result = run_study(spec, study_name, url, observers=[*recorders, *untracked, *observers], progress=progress,
                                resume_only=spec is None, n_trials=trials, timeout=timeout,
                                changes=dict(explicit) if explicit is not None else _given_on_purpose(options_given),
                                new_only=new_only,
@@ -466,6 +467,13 @@ def _data_spec(opts: DataOptions, raw: Any, test_raw: Any) -> DataSpec:
                     val_size=opts.val_size, test_size=opts.test_size, test_file=test_path,
                     test_relative_path=test_rel, seed=opts.seed, fingerprint=raw.fingerprint,
                     test_fingerprint=test_raw.fingerprint if test_raw is not None else "")
+
+
+def _untracked() -> StudyObserver:
+    """For a run without tracking: notes the trials it finishes on a study tracked in MLflow."""
+    from tuner.tracking._untracked import UntrackedTrials
+
+    return UntrackedTrials()
 
 
 def _tracking(storage_url: str, tracking_uri: str | None, study_name: str) -> list[_Recorder]:
