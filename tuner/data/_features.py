@@ -16,7 +16,7 @@ its weights, so a loaded model transforms raw rows exactly as during training.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,7 +257,7 @@ LABELS_DROPPED = "tuner_labels_dropped"
 """The ``DataFrame.attrs`` key of texts read from ``'<label> <text>'`` lines: the labels left out."""
 
 
-def repeated_names(names: Sequence[Any]) -> list[str]:
+def repeated_names(names: Iterable[Any]) -> list[str]:
     """The column names that occur more than once, compared as text (``1`` and ``'1'`` are one
     name), sorted: one rule for a file's header, a DataFrame to train on and rows to predict."""
     seen: set[str] = set()
