@@ -187,16 +187,26 @@ class WritesItsParams(PickyRidge):
         return super().smooth_value(weight, params)
 
 
-class _OneNormClippedSGD(torch.optim.Optimizer):
+class PerTrialSGD(torch.optim.Optimizer):
+    """Plain SGD whose lr may be a (K, 1, 1) tensor; a subclass changes the step's direction."""
+
     def __init__(self, params, lr):
         super().__init__(params, {"lr": lr})
+
+    def direction(self, grad):
+        return grad
 
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    p.sub_(group["lr"] * p.grad * torch.clamp(1.0 / (p.grad.norm() + 1e-12), max=1.0))
+                    p.sub_(group["lr"] * self.direction(p.grad))
+
+
+class _OneNormClippedSGD(PerTrialSGD):
+    def direction(self, grad):
+        return grad * torch.clamp(1.0 / (grad.norm() + 1e-12), max=1.0)
 
 
 class NormClippedSGD(Optimizer):

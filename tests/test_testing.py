@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from _broken_plugins import AdamWithoutCoordinateSteps
+from _broken_plugins import AdamWithoutCoordinateSteps, PerTrialSGD
 from click.testing import CliRunner
 
 import tuner
@@ -555,26 +555,12 @@ class OneValueForAll(SummedOverTrials):
         return (params["strength"] * 0.5 * weight.pow(2)).sum()
 
 
-class _PerTrialSGD(torch.optim.Optimizer):
-    """Plain SGD whose lr may be a (K, 1, 1) tensor."""
-
-    def __init__(self, params, lr):
-        super().__init__(params, {"lr": lr})
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.sub_(group["lr"] * p.grad)
-
-
 class BatchedSGD(GoodSGD):
     name = "batched_sgd"
     supports_batch = True
 
     def build(self, param_groups, params, prox=None):
-        return _PerTrialSGD(list(param_groups), lr=params["lr"])
+        return PerTrialSGD(list(param_groups), lr=params["lr"])
 
 
 class SharedLr(BatchedSGD):
@@ -584,7 +570,7 @@ class SharedLr(BatchedSGD):
 
     def build(self, param_groups, params, prox=None):
         lr = params["lr"]
-        return _PerTrialSGD(list(param_groups), lr=float(lr.max()) if isinstance(lr, torch.Tensor) else lr)
+        return PerTrialSGD(list(param_groups), lr=float(lr.max()) if isinstance(lr, torch.Tensor) else lr)
 
 
 BATCH_CHECKS = ("batch_values", "batch_fit", "batch_divergence")
