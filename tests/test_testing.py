@@ -1012,3 +1012,36 @@ def test_a_correct_penalty_whose_optimum_is_not_unique_passes_batch_fit():
     failed = {name: r.reason for name, r in results.items() if r.failed}
     assert not failed, failed
     assert results["batch_fit"].passed
+
+
+def test_a_full_batch_solver_that_pulls_trials_toward_each_other_fails_batch_fit():
+    """With equal objectives accepted as one optimum up to 1e-9, FISTA pulling each trial 1e-4
+    of the way toward the trials' mean after every call (weights 5e-5 apart, objectives 1e-9
+    apart) passed batch_fit and batch_divergence: only rounding-level equality may stand for a
+    flat set of optima."""
+    from logreg_tuner_plugins._batched_solvers import BatchedFISTA
+    from logreg_tuner_plugins.optimizers import FISTAOptimizer
+
+    class Pulling(BatchedFISTA):
+        def step(self, closure):
+            out = super().step(closure)
+            with torch.no_grad():
+                for group in self.param_groups:
+                    for p in group["params"]:
+                        p.add_(1e-4 * (p.mean(0, keepdim=True) - p))
+            return out
+
+    class PullingFista(FISTAOptimizer):
+        name = "pulling_fista"
+        description = "FISTA pulling trials toward their mean."
+        prox_mode = "unsupported"  # paired with L2 alone: no exact zeros to tell it apart
+
+        def build(self, param_groups, params, prox=None):
+            groups = list(param_groups)
+            if groups[0]["params"][0].dim() != 3:
+                return super().build(groups, params, prox)
+            return Pulling(groups, prox=prox, lr=params["lr"], max_iter=50, tolerance_grad=1e-9)
+
+    results = results_of(PullingFista)
+    for check in ("batch_fit", "batch_divergence"):
+        assert results[check].failed and "between side by side and alone" in results[check].reason, results[check]

@@ -159,21 +159,23 @@ def _outcome(result: Any) -> str:
     return f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else "a fitted model"
 
 
-OBJECTIVE_RTOL = {torch.float64: 1e-9, torch.float32: 1e-6}
-"""How close (relative) the objectives of a full-batch trial side by side and alone must be for
-their end points to count as one optimum whatever their weights: a non-convex penalty flat in
+FLAT_OBJECTIVE_RTOL = 1e-13
+"""How close (relative) the float64 objectives of a full-batch trial side by side and alone must be
+for their end points to count as one optimum whatever their weights: a non-convex penalty flat in
 places (MCP beyond ``gamma * strength``) with a three-class softmax (unchanged by one shift of
 every class) has many optimal weights, and FISTA stopped at two of them 0.003 apart, their
-objectives equal to 1e-16."""
+objectives equal to 1e-16. Rounding-level only: near an optimum the objective moves with the
+square of a step, so trials pulled 5e-5 toward each other's weights were 1e-9 apart."""
 
 
 def _same_optimum(together: FitResult, alone: FitResult, dtype: torch.dtype) -> bool:
-    """Whether two full-batch fits that stopped on their own (not at the epoch bound) reached the
-    same objective, to :data:`OBJECTIVE_RTOL`."""
-    if "max_epochs" in (together.stop_reason, alone.stop_reason):
+    """Whether two float64 full-batch fits that stopped on their own (not at the epoch bound)
+    reached objectives equal up to rounding (:data:`FLAT_OBJECTIVE_RTOL`): their weights then lie
+    on one flat set of optima. (float32's weight tolerance already allows for its rounding.)"""
+    if dtype != torch.float64 or "max_epochs" in (together.stop_reason, alone.stop_reason):
         return False
     a, b = float(together.objective), float(alone.objective)
-    return math.isfinite(a) and abs(a - b) <= OBJECTIVE_RTOL[dtype] * max(abs(b), 1e-12)
+    return math.isfinite(a) and abs(a - b) <= FLAT_OBJECTIVE_RTOL * max(abs(b), 1e-12)
 
 
 def _compare(together: Any, alone: Any, k: int, has_prox: bool, dtype: torch.dtype, where: str,
@@ -187,12 +189,11 @@ def _compare(together: Any, alone: Any, k: int, has_prox: bool, dtype: torch.dty
         return
     if not isinstance(together, FitResult) or not isinstance(alone, FitResult):
         raise Fail(f"fit_many {where} returned {type(together).__name__} for trial {k}, not a FitResult")
-    if full_batch and _same_optimum(together, alone, dtype):
-        return
+    flat = full_batch and _same_optimum(together, alone, dtype)
     tol = (FULL_BATCH_TOLERANCE if full_batch else TOLERANCE)[dtype] * max(1.0, float(np.abs(alone.weight).max(initial=0.0)))
     for label, a, b in (("weights", together.weight, alone.weight), ("intercept", together.intercept, alone.intercept)):
         err = float(np.abs(a - b).max(initial=0.0)) if np.isfinite(a).all() else math.inf
-        if not err <= tol:
+        if not err <= tol and not flat:
             raise Fail(f"trial {k}'s {label} {where} differ by up to {err:.3g} between side by side and alone "
                         f"(tolerance {tol:.3g}): do the trials share a reduction, a step or a state?")
     if has_prox:
