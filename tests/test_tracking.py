@@ -1089,6 +1089,12 @@ def test_study_show_counts_the_trials_a_resume_without_tracking_ran(tmp_path: Pa
     never = dict(common, study_name="never")
     tuner.tune(trials=2, tracking_uri=None, **never)  # type: ignore[arg-type]
     assert "mlflow_unlogged_trials" not in optuna.load_study(study_name="never", storage=storage).user_attrs
+    # an MlflowObserver of the caller's own logs every trial: none is missing (it said [2, 3] were)
+    own = dict(common, study_name="own")
+    for trials in (2, 4):
+        tuner.tune(trials=trials, tracking_uri=None, observers=[MlflowObserver(uri, plots=False, register_model=False)],
+                   **own)  # type: ignore[arg-type]
+    assert not optuna.load_study(study_name="own", storage=storage).user_attrs.get("mlflow_unlogged_trials")
 
 
 def test_predict_with_a_bare_study_name_points_at_its_registered_model(tmp_path: Path,

@@ -320,7 +320,7 @@ def tune(
             wait_for_study(url, study_name, wait)
         recorders = _tracking(url, tracking_uri, study_name)
         try:
-            untracked = [] if recorders else [_untracked()]
+            untracked = [] if recorders or _tracks_itself(observers) else [_untracked()]
             result = run_study(spec, study_name, url, observers=[*recorders, *untracked, *observers], progress=progress,
                                resume_only=spec is None, n_trials=trials, timeout=timeout,
                                changes=dict(explicit) if explicit is not None else _given_on_purpose(options_given),
@@ -467,6 +467,15 @@ def _data_spec(opts: DataOptions, raw: Any, test_raw: Any) -> DataSpec:
                     val_size=opts.val_size, test_size=opts.test_size, test_file=test_path,
                     test_relative_path=test_rel, seed=opts.seed, fingerprint=raw.fingerprint,
                     test_fingerprint=test_raw.fingerprint if test_raw is not None else "")
+
+
+def _tracks_itself(observers: Sequence[StudyObserver]) -> bool:
+    """Whether the caller's own observers log the study to MLflow (an MlflowObserver of theirs)."""
+    if not observers:
+        return False
+    from tuner.tracking._observer import MlflowObserver
+
+    return any(isinstance(o, MlflowObserver) for o in observers)
 
 
 def _untracked() -> StudyObserver:
