@@ -580,3 +580,9 @@ def test_a_test_file_refuses_a_test_share_but_takes_a_share_of_zero(tmp_path: Pa
     res = invoke(*args, "--test-size", "0", "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["n_test"] == 30
+    # a study created without the option resumes with it, and the other way round: both say the file's rows
+    study = ["tune", *args[1:], "--study", "tf", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--no-tracking",
+             "--penalty", "l2", "--optimizer", "lbfgs"]
+    assert invoke(*study, "--trials", "1").exit_code == 0
+    resumed = invoke(*study, "--test-size", "0", "--trials", "2")
+    assert resumed.exit_code == 0, resumed.output

@@ -108,7 +108,8 @@ class StudySpec:
         return {
             "data fingerprint": d.fingerprint,
             "data reading": {f.name: getattr(d, f.name) for f in fields(d) if f.name not in _NOT_READING},
-            "data split": (d.val_size, d.test_size, d.seed, d.test_file),
+            # with a test file, the test share splits nothing off: 0.2 stored (not given) or 0 given say the same
+            "data split": (d.val_size, None if d.test_file else d.test_size, d.seed, d.test_file),
             "penalties": sorted(self.penalties),
             "optimizers": sorted(self.optimizers),
             "search space (the 'params' parameter)": dict(sorted(self.params.items())),
