@@ -187,6 +187,16 @@ class WritesItsParams(PickyRidge):
         return super().smooth_value(weight, params)
 
 
+class PopsItsParams(WritesItsParams):
+    """The same, through ``params.pop``: an AttributeError, not a TypeError."""
+
+    name = "pops_params"
+
+    def smooth_value(self, weight, params):
+        strength = params.pop("strength")
+        return strength / 2 * (weight ** 2).sum(dim=(-2, -1))
+
+
 class PerTrialSGD(torch.optim.Optimizer):
     """Plain SGD whose lr may be a (K, 1, 1) tensor; a subclass changes the step's direction."""
 

@@ -980,7 +980,7 @@ def test_what_a_study_checks_catches_a_wrong_prox_or_gradient_a_write_to_params_
 
     site = install_distribution(tmp_path / "site", "tuner_test_review", {
         "penalties": {"twice_threshold": "TwiceThresholdLasso", "double_gradient": "DoubleGradientRidge",
-                      "writes_params": "WritesItsParams"},
+                      "writes_params": "WritesItsParams", "pops_params": "PopsItsParams"},
         "optimizers": {"norm_clipped_sgd": "NormClippedSGD"}})
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
@@ -989,9 +989,9 @@ def test_what_a_study_checks_catches_a_wrong_prox_or_gradient_a_write_to_params_
     _QUICK_CACHE.clear()
     try:
         failing = failing_plugins("penalty", tuner.penalties.names())
-        assert sorted(failing) == ["double_gradient", "twice_threshold", "writes_params"], failing
+        assert sorted(failing) == ["double_gradient", "pops_params", "twice_threshold", "writes_params"], failing
         assert "'prox_minimises'" in failing["twice_threshold"] and "'gradient'" in failing["double_gradient"]
-        assert "the hyperparameters are read-only" in failing["writes_params"]
+        assert all("the hyperparameters are read-only" in failing[n] for n in ("writes_params", "pops_params"))
         apart = side_by_side_failures("optimizer", ["norm_clipped_sgd", "sgd"])
         assert list(apart) == ["norm_clipped_sgd"] and "'batch_divergence'" in apart["norm_clipped_sgd"], apart
     finally:

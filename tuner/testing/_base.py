@@ -180,5 +180,5 @@ def call(fn: Callable[..., Any], what: str, *args: Any) -> Any:
         raise
     except Exception as exc:
         hint = (" (the hyperparameters are read-only, in training too: copy them, dict(params), to change "
-                "them)" if isinstance(exc, TypeError) and "mappingproxy" in str(exc) else "")
+                "them)" if isinstance(exc, (TypeError, AttributeError)) and "mappingproxy" in str(exc) else "")
         raise Fail(f"{what} raised {type(exc).__name__}: {exc}{hint}") from None
