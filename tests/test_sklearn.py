@@ -453,11 +453,12 @@ def test_a_mini_batch_fit_far_above_the_optimum_warns_and_an_exact_one_does_not(
     X, y = load_iris(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     with pytest.warns(ConvergenceWarning, match=r"sgd stopped \d+\.\d% above the optimum of its objective \(fista"):
-        tuner.LogisticRegression("l1", "sgd", C=100).fit(X, y)
-    # max_epochs ends the fit (as it did in CI, where another thread count moved sgd's path):
-    # the gap is still checked and said, beside the max_epochs warning
+        tuner.LogisticRegression("l1", "sgd", C=100, random_state=0).fit(X, y)
+    # max_epochs ends the fit (as one in CI did: random_state=None shuffles anew each fit, and
+    # its stops ranged from epoch 43 to 100): the gap is still checked and said, beside the
+    # max_epochs warning
     with pytest.warns(ConvergenceWarning) as caught:
-        tuner.LogisticRegression("l1", "sgd", C=100, max_epochs=3).fit(X, y)
+        tuner.LogisticRegression("l1", "sgd", C=100, max_epochs=3, random_state=0).fit(X, y)
     said = [str(w.message) for w in caught]
     assert any("max_epochs=3" in m for m in said) and any(re.search(r"sgd stopped \d+\.\d% above", m) for m in said)
     with warnings.catch_warnings():
