@@ -1,5 +1,5 @@
-"""A default study leaves out plugins that fail their contract checks (with a notice) and, on
-small data, the mini-batch optimizers, choosing by capability: a real third-party distribution
+"""A default study leaves out plugins that fail their contract checks (with a notice) and the
+mini-batch optimizers, choosing by capability: a real third-party distribution
 is installed into a temporary site folder for these tests."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _broken_plugins import installed_penalties
+from scipy import sparse
 
 from tuner import optimizers, penalties
 from tuner.data import load_data, prepare
 from tuner.study import DataSpec, StudySpec, run_study, study_record, trial_records
-from tuner.study._default_plugins import default_plugins, drop_failing_plugins, exact_solvers_for_small_data
+from tuner.study._default_plugins import default_plugins, drop_failing_plugins, exact_solvers_by_default
 
 
 @pytest.fixture
@@ -51,28 +52,38 @@ def test_a_default_study_searches_without_the_failing_plugin(third_party: None, 
     assert {r.params["variant"] for r in trial_records(url, "default")} == {"l2:fista"}
 
 
-def test_small_data_keeps_only_full_batch_solvers_chosen_by_capability() -> None:
+def test_the_default_search_keeps_only_full_batch_solvers_chosen_by_capability() -> None:
     every = optimizers.names()
     spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l1", "l2"], optimizers=list(every))
-    notices = exact_solvers_for_small_data(spec, small_data())
+    notices = exact_solvers_by_default(spec)
     full_batch = [n for n in every if optimizers.get(n).full_batch]
     assert full_batch and spec.optimizers == full_batch and len(notices) == 1
     assert all(n in notices[0] for n in every if n not in full_batch)
 
 
-def test_small_data_keeps_every_optimizer_when_a_penalty_takes_no_full_batch_one(third_party: None) -> None:
+def test_the_default_search_keeps_every_optimizer_when_a_penalty_takes_no_full_batch_one(third_party: None) -> None:
     every = optimizers.names()
     spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2", "picky_ridge"], optimizers=list(every))
-    assert exact_solvers_for_small_data(spec, small_data()) == [] and spec.optimizers == every
+    assert exact_solvers_by_default(spec) == [] and spec.optimizers == every
 
 
-def test_large_data_keeps_every_optimizer() -> None:
+def test_large_data_searches_the_full_batch_solvers_and_a_batch_size_keeps_the_others() -> None:
+    """Data past the old small-data limit (250,000 stored values) kept every optimizer: on SST-2 the
+    mini-batch trials took most of a study's time and never gave its best model."""
     rng = np.random.default_rng(0)
     raw = load_data(None, dataset="breast_cancer")
     big = prepare(raw, val_size=0.2, test_size=0.2, seed=0)
-    big.X_train = rng.normal(size=(20_000, 30))  # 600,000 stored values: above the small-data limit
-    spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2"], optimizers=optimizers.names())
-    assert exact_solvers_for_small_data(spec, big) == [] and spec.optimizers == optimizers.names()
+    # 1,000,000 stored values (sparse), too many parameters for newton
+    big.X_train = sparse.random(20_000, 5_000, density=0.01, format="csr", random_state=rng)
+    full_batch = [n for n in optimizers.names() if optimizers.get(n).full_batch]
+    spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l1", "l2"], optimizers=optimizers.names())
+    notices = default_plugins(spec, big, explicit=set())
+    assert set(spec.optimizers) == set(full_batch) - {"newton"}, spec.optimizers
+    assert any("exact full-batch solvers" in n and "sgd" in n for n in notices), notices
+    sized = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2"], optimizers=optimizers.names(),
+                      train={"batch_size": 64})
+    default_plugins(sized, big, explicit=set())
+    assert "sgd" in sized.optimizers and "adam" in sized.optimizers, sized.optimizers
 
 
 def test_the_cli_names_its_flags_in_the_notices_of_json_output_too(tmp_path: Path) -> None:
@@ -97,8 +108,9 @@ def test_a_param_of_a_plugin_the_default_search_left_out_says_why() -> None:
     import tuner
     from tuner.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"no plugin in play declares it\. .*For this data, the training data is "
-                                          r"small .*give the 'optimizer' parameter to search adam"):
+    with pytest.raises(ConfigError, match=r"no plugin in play declares it\. .*Without a plugin list given, the "
+                                          r"search uses the exact full-batch solvers .*give the 'optimizer' parameter "
+                                          r"to search adam"):
         tuner.tune(dataset="iris", trials=1, params={"optimizer.lr": 0.1})
     named = tuner.tune(dataset="iris", trials=1, optimizer="sgd", params={"optimizer.lr": 0.1}, epochs=2)
     assert named.trials[0].public_params["optimizer.lr"] == 0.1  # with the optimizer named, the --param applies

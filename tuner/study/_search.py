@@ -90,7 +90,7 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     stop every later resume and worker before its first trial. ``changes`` are the
     options the user gave explicitly (see :func:`~tuner.study._resume.resume_spec`); where they
     name no penalties or optimizers, a new study leaves out the plugins that fail their
-    contract checks and, on small data, the mini-batch optimizers (with a notice each, see
+    contract checks and the mini-batch optimizers (with a notice each, see
     :mod:`tuner.study._default_plugins`). Data, split, training options and observers
     (tracking) are checked before a new study is stored, so a refused start leaves nothing
     behind. ``new_only`` refuses an existing study (see :func:`open_or_create_study`).
@@ -131,8 +131,8 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
     except ConfigError as exc:
         if not narrowed:
             raise
-        # a --param for a plugin that the default search left out for this data: say why it is not in play
-        raise ConfigError(f"{exc} For this data, {'; '.join(narrowed)}.") from None
+        # a --param for a plugin that the default search left out: say why it is not in play
+        raise ConfigError(f"{exc} Without a plugin list given, {'; '.join(narrowed)}.") from None
     config = train_config(spec)
     check_training(config)
     for obs in observers:
