@@ -267,7 +267,7 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
             warnings.warn(f"{type(self).__name__} stopped after max_epochs={result.epochs_run} epochs before its "
                           "objective settled (tol); raise max_epochs or tol.", ConvergenceWarning, stacklevel=2)
         if not opt.full_batch:  # however it stopped: max_epochs may end a mini-batch fit far above or at the optimum
-            self._warn_if_short(X_fit, y_idx, len(classes), pen, pp, result, config, weights, list(classes))
+            self._warn_if_short(X_fit, y_idx, len(classes), pen, pp_fit, result, config, weights, list(classes))
         if separated_without_penalty(X, y_idx, self.coef_.T, self.intercept_, pen.name, pp, sw):
             warnings.warn(f"{type(self).__name__}: {NO_OPTIMUM_NOTE} (penalty='l2' with a finite C).", ConvergenceWarning,
                           stacklevel=2)
