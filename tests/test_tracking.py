@@ -973,6 +973,26 @@ def test_a_cross_validated_trial_run_holds_the_value_the_study_ranks_it_by(tmp_p
         assert view["orderByKey"] == "metrics.`cv_log_loss`" and view["orderByAsc"] is True
 
 
+def test_a_pruned_cross_validated_trial_never_ranks_in_the_view(tmp_path: Path) -> None:
+    """Pruned trials logged cv_<metric>, the name the --cv view sorts on: a trial pruned as not
+    converged (0.132) sorted above the best complete one (0.154), live and synced."""
+    uri, storage = _uris(tmp_path)
+    spec = StudySpec(_data("breast_cancer"), ["l2"], ["sgd", "lbfgs"], seed=1, n_trials=8, cv=3)
+    run_study(spec, "live", storage, observers=[MlflowObserver(uri, plots=False, register_model=False)])
+    run_study(spec, "later", storage)
+    sync_study(storage, "later", uri, register_model=False)
+    client = _client(uri)
+    for name in ("live", "later"):
+        states = {t.number: t.state.name for t in optuna.load_study(study_name=name, storage=storage).trials}
+        assert "PRUNED" in states.values() and "COMPLETE" in states.values(), states
+        for r in _runs(client, name)[1]:
+            state = states[int(r.data.tags["tuner.trial"])]
+            ranked = [k for k in r.data.metrics if k.startswith("cv_")]
+            assert bool(ranked) == (state == "COMPLETE"), (name, state, sorted(r.data.metrics))
+            if state == "PRUNED":
+                assert "pruned_at_cv_log_loss" in r.data.metrics, (name, sorted(r.data.metrics))
+
+
 def test_saving_a_model_prints_nothing_of_mlflow_s_own(tmp_path: Path) -> None:
     """Every tracked `tuner tune` printed "INFO mlflow.pyfunc: Validating input example against model
     signature" among its summary lines."""

@@ -47,7 +47,7 @@ from tuner.train import Callback
 __all__ = ["TrialRuns", "TrialPayload", "EpochLogger", "epoch_key", "weights_blob", "RANKED_PREFIXES"]
 
 # final metrics a reviewer ranks trials by: logged under these names only for COMPLETE trials
-RANKED_PREFIXES = ("val_", "test_")
+RANKED_PREFIXES = ("val_", "test_", "cv_")
 
 
 @dataclass
@@ -76,7 +76,7 @@ class TrialPayload:
 
     def metrics(self) -> dict[str, float]:
         """The final metrics under the names they are logged with: a trial that did not complete
-        keeps its last ``val_*`` / ``test_*`` values as ``pruned_at_*`` / ``failed_at_*``, so that
+        keeps its last ``val_*`` / ``test_*`` / ``cv_*`` values as ``pruned_at_*`` / ``failed_at_*``, so that
         they never compete with finished trials in the ranking columns."""
         if self.state == "COMPLETE":
             return dict(self.finals)
