@@ -284,7 +284,8 @@ def tune(
         "pruner": pruner, "cv": cv, "epochs": epochs, "batch_size": batch_size, "patience": patience, "tol": tol,
         "monitor": monitor, "class_weight": class_weight, "device": device, "dtype": dtype}
     _check_metric(metric)
-    refuse_monitor_without_validation(monitor, val_size)
+    if not cv:  # with folds, monitor="val" is refused whatever the split (tuner.study.check_data says why)
+        refuse_monitor_without_validation(monitor, val_size)
     if study_name is not None and not study_name.strip():
         raise ConfigError("The 'study_name' parameter is blank: give the study a name, or leave it out for a "
                           "made-up one.")

@@ -86,6 +86,11 @@ def check_data(spec: StudySpec, data: Dataset) -> None:
     if spec.metric == "roc_auc" and data.n_classes > 2:
         raise ConfigError("The roc_auc metric is for binary targets; use f1 (macro F1) or log_loss for multiclass.")
     if spec.cv:
+        if spec.train.get("monitor") == "val":
+            raise ConfigError("The 'monitor' parameter is 'val', which would stop each cross-validation fold on its "
+                              "held-out rows, the very rows it is scored on, so that a trial's value would flatter "
+                              "it; with the 'cv' parameter, stop on the training objective (the 'monitor' parameter "
+                              "'objective', the default).")
         cv_folds(data.y_train, spec.cv, spec.data.seed, data.groups_train)  # too many folds: refused before any trial
         if len(data.y_val) == 0:
             return  # the folds compare the trials
