@@ -99,6 +99,18 @@ def test_no_optimality_gap_is_checked_with_at_least_as_many_features_as_rows() -
     assert train_one(wide, "l2", "adam", {"strength": 1e-3}, {}, TrainConfig(epochs=5)).optimality_gap is not None
 
 
+def test_no_optimality_gap_is_measured_to_the_infimum_of_separable_rows_without_a_penalty() -> None:
+    """The study's breast_cancer training rows are separable: with no penalty the infimum is 0, at
+    infinite weights. The guard compared the reference with its own first epoch, where lbfgs is
+    already at 2e-10, so every unpenalized sgd trial was pruned as "stopped 22230718081.7% above the
+    optimum"; the objective at zero weights (log 2) is the scale to compare with."""
+    ds = prepare(load_data(dataset="breast_cancer"), seed=0)
+    out = train_one(ds, "none", "sgd", {}, {}, TrainConfig(epochs=20))
+    assert out.optimality_gap is None, out.optimality_gap
+    weak = train_one(ds, "l2", "sgd", {"strength": 1e-2}, {}, TrainConfig(epochs=20))  # a finite optimum
+    assert weak.optimality_gap is not None
+
+
 class _ExactProx(Optimizer):
     """A full-batch proximal solver from a third party (never run: only its capabilities count)."""
 
