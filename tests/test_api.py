@@ -314,6 +314,20 @@ def test_integer_column_names_are_matched_by_name_not_by_position() -> None:
         model.predict_proba(frame[[0, 1, 2]])
 
 
+def test_integer_names_that_are_not_pandas_numbering_are_never_positions() -> None:
+    """Integer names holding three of the four training names ([0, 1, 2, 5] for a model trained
+    on [3, 1, 2, 0]) were read by position, each column as another: probabilities off by up to 1."""
+    import pandas as pd
+
+    X, y = load_breast_cancer(return_X_y=True)
+    trained = pd.DataFrame(X[:, [3, 1, 2, 0]], columns=[3, 1, 2, 0])
+    model = tuner.fit(trained, y, penalty="l2", optimizer="lbfgs", val_size=0, test_size=0).model
+    with pytest.raises(tuner.DataError, match=r"lack the training column\(s\) \['3'\] and hold column\(s\) \['5'\]"):
+        model.predict_proba(pd.DataFrame(X[:, [0, 1, 2, 5]], columns=[0, 1, 2, 5]))
+    by_name = pd.DataFrame(X[:, [0, 1, 2, 3]], columns=[0, 1, 2, 3])  # pandas' numbering, every name present
+    np.testing.assert_allclose(model.predict_proba(by_name), model.predict_proba(trained), rtol=1e-12)
+
+
 def test_numbers_held_as_objects_are_numeric_labels() -> None:
     """Object-dtype 0/1 labels became the strings '0'/'1': predictions never equalled the labels."""
     import pandas as pd

@@ -274,17 +274,26 @@ def _refuse_duplicate_names(names: list[str]) -> None:
         raise DataError(f"Column name(s) {dups} appear more than once; every column needs its own name.")
 
 
+def _numbered(frame: pd.DataFrame) -> bool:
+    """Whether every column name of ``frame`` is an integer (pandas' numbering, or names given so)."""
+    return all(isinstance(c, (int, np.integer)) for c in frame.columns)
+
+
 def _is_headerless(frame: pd.DataFrame, expected: Sequence[str] | None = None) -> bool:
-    """Columns numbered 0..n-1 by pandas (a file read without a header row), not named; with
-    ``expected`` (the training columns), numbered columns that hold every training name as a
+    """Columns numbered 0..n-1 in order by pandas (a file read without a header row), not named;
+    with ``expected`` (the training columns), numbered columns that hold every training name as a
     number (a DataFrame built with integer column names, trained as "0", "1", ...) are named:
-    they are matched by name, so that reordered ones are not read by position. Rows read from a
-    file without a header (``attrs`` say so) are by position whatever their names."""
+    they are matched by name, so that reordered ones are not read by position. Other integers
+    (``[0, 1, 2, 5]``) are names too, never positions: three of four training names present were
+    read by position, each column as another. Rows read from a file without a header (``attrs``
+    say so) are by position whatever their names."""
     if frame.attrs.get(BY_POSITION):
         return True
-    if not all(isinstance(c, (int, np.integer)) for c in frame.columns):
+    if not _numbered(frame):
         return False
-    return expected is None or not set(expected) <= {str(c) for c in frame.columns}
+    if expected is not None and set(expected) <= {str(c) for c in frame.columns}:
+        return False
+    return [int(c) for c in frame.columns] == list(range(frame.shape[1]))
 
 
 @dataclass
@@ -521,7 +530,7 @@ class FeaturePipeline:
             raise DataError(f"This model was trained on a table: give it a pandas DataFrame with its columns ({shown}), "
                             f"e.g. pd.DataFrame({{{names[0]!r}: [...]}}), or a file (CSV, Parquet...).")
         _refuse_duplicate_names([str(c) for c in X.columns])
-        if _is_headerless(X):  # numbered columns: by name when they hold the training names, else by position
+        if X.attrs.get(BY_POSITION) or _numbered(X):  # by name when they hold the training names, else by position
             X = self.select_columns(X)
         blocks = []
         if self.text_column is not None:
