@@ -9,7 +9,8 @@ after the other, on the same data, split and preprocessing (the peer reads the d
   --tracking-uri sqlite:///$W/mlflow.db --json`` plus ``--ours-args`` (e.g. ``"--batch-trials auto"``);
 * the peer: ``benchmarks/_peer_optuna_sklearn.py`` (Optuna TPE, seed 0, over penalty none/l1/l2/
   elasticnet, C over the same strengths as ours and l1_ratio, scikit-learn's recommended solver
-  per penalty, every trial an MLflow run with its model). ``--peer-trial-limit S`` kills a peer
+  per penalty, every trial an MLflow run with its pickled model, the best one logged as an MLflow
+  model and registered, as ours). ``--peer-trial-limit S`` kills a peer
   fit after S seconds (it counts as S seconds and pruned, which TPE ranks worst).
 
 Each side starts cold: its own fresh ``TUNER_CACHE_DIR`` (ours keeps a migrated MLflow store
@@ -363,12 +364,21 @@ def sst2_note(check: Check) -> list[str]:
 # --- the checks ---------------------------------------------------------------------------------------
 
 
+def _commit() -> str:
+    """The measured code's commit (``+`` when the tree differs from it), so that a table says what it measured."""
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *cmd], capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def run_check(check: Check, args: argparse.Namespace, work_root: Path) -> list[str]:
     trials = args.trials or check.trials
     data_dir = Path(args.data_dir)
     extra = shlex.split(args.ours_args)
     load_before = os.getloadavg()[0]
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", commit {_commit()}"
     root = work_root / check.name
     root.mkdir()
     if check.name == "batch":
@@ -439,7 +449,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trials", type=int, default=None, help="Replace every check's trial count (smoke runs).")
     ap.add_argument("--ours-args", default="", help='Extra options for `tuner tune`, e.g. "--batch-trials auto".')
     ap.add_argument("--peer-trial-limit", type=float, default=120.0,
-                    help="Seconds a peer fit may run before it is killed and its trial failed (0: no limit).")
+                    help="Seconds a peer fit may run before it is killed and its trial pruned (0: no limit).")
     ap.add_argument("--process-timeout", type=float, default=7200.0,
                     help="Kill a side's process after this many seconds (reported as failed).")
     ap.add_argument("--write-results", action="store_true", help="Also write the tables into benchmarks/RESULTS.md.")

@@ -134,7 +134,8 @@ def table(results: dict[str, dict[str, Any]], stored: dict[str, Any], args: argp
     for phase, r in results.items():
         peak = r["peak_rss_mib"]
         ratio = f"{peak / mib:.2f}" if peak else "?"
-        lines.append(f"| {phase} | {r['wall_s']:.1f} | {peak:.0f} | {ratio} | {r['rc']} |")
+        shown = f"{peak:.0f}" if peak else "?"  # /usr/bin/time printed no RSS line
+        lines.append(f"| {phase} | {r['wall_s']:.1f} | {shown} | {ratio} | {r['rc']} |")
     lines += ["", "Commands:", ""] + [f"- {phase}: `{r['command']}`" for phase, r in results.items()]
     return "\n".join(lines)
 

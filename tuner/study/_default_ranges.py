@@ -33,7 +33,7 @@ from tuner.data import Dataset
 from tuner.study._spec import StudySpec
 from tuner.train import class_weights
 
-__all__ = ["CEILING_FACTOR", "STRENGTH", "lambda_max", "strength_ceiling"]
+__all__ = ["CEILING_FACTOR", "STRENGTH", "lambda_max", "searched_ceiling", "strength_ceiling"]
 
 STRENGTH = "penalty.strength"
 CEILING_FACTOR = 10.0
@@ -63,15 +63,26 @@ def strength_ceiling(spec: StudySpec, data: Dataset) -> list[str]:
     low, high = declared
     weights = class_weights(data.y_train, data.n_classes, spec.train.get("class_weight"), data.classes)[data.y_train]
     lmax = lambda_max(data.X_train, data.y_train, data.n_classes, weights)
-    if not math.isfinite(lmax) or lmax <= 0:
-        return []
-    ceiling = _round_up(CEILING_FACTOR * lmax)
-    if ceiling > high / 10 or ceiling <= 10 * low:  # less than a decade cut, or less than one left
+    ceiling = searched_ceiling(lmax, low, high)
+    if ceiling is None:
         return []
     spec.params = {**spec.params, STRENGTH: f"{low:g}..{ceiling:g}:log"}
     return [f"{STRENGTH} is searched in {low:g}..{ceiling:g}, not up to {high:g}: from {lmax:.2g} on (this training "
             f"data's lambda_max) L1 sets every weight to zero, and L2 above {ceiling:g} is close to no model; "
             f"--param {STRENGTH}=LOW..HIGH:log searches another range"]
+
+
+def searched_ceiling(lmax: float, low: float, high: float) -> float | None:
+    """The top of the strengths searched for data whose :func:`lambda_max` is ``lmax``, where the
+    plugins declare ``low..high``: ``CEILING_FACTOR * lmax`` rounded up, or None where the declared
+    range stays (less than a decade cut, less than one left, or no finite ``lmax``). Imports no
+    torch (the peer benchmark searches the same range)."""
+    if not math.isfinite(lmax) or lmax <= 0:
+        return None
+    ceiling = _round_up(CEILING_FACTOR * lmax)
+    if ceiling > high / 10 or ceiling <= 10 * low:  # less than a decade cut, or less than one left
+        return None
+    return ceiling
 
 
 def _declared_range(names: list[str]) -> tuple[float, float] | None:
