@@ -57,7 +57,7 @@ SENTIMENT_BAND_FRACTION = 0.2  # this share: "good", "bad", "great" are frequent
 NOISE_SCALE = 0.1  # weight scale of the remaining columns, relative to a strong one
 
 # Streams spawned from the seed: one per purpose, and one per chunk of rows.
-_MODEL, _CALIBRATION, _LENGTHS, _ROWS = range(4)
+_MODEL, _CALIBRATION, _LENGTHS, _ROWS, _LABELS = range(5)
 
 
 def _stream(seed: int, *key: int) -> np.random.Generator:
@@ -192,7 +192,9 @@ def _generate(rows: int, features: int, nnz_per_row: float, seed: int, *, zipf: 
         nnz += len(vals)
         z = model.margins(counts, cols, vals) + model.intercept
         prob = _sigmoid(z)
-        y[start:stop] = rng.random(stop - start) < prob
+        # labels from their own stream: after the tokens, a chunk cut short by --rows drew them from
+        # another point of its stream, so the first N rows' labels depended on --rows
+        y[start:stop] = _stream(seed, _LABELS, k).random(stop - start) < prob
         confident = _sigmoid(np.abs(z))
         bayes_acc += float(confident.sum())
         bayes_loss += float(np.sum(np.logaddexp(0.0, -np.abs(z)) + (1.0 - confident) * np.abs(z)))

@@ -39,9 +39,10 @@ def test_same_seed_same_data_other_seed_other_data(gen: ModuleType, sample) -> N
     np.testing.assert_array_equal(info["weights"], info2["weights"])
     X3, y3, _ = gen.make_sparse(ROWS, FEATURES, NNZ, seed=8)
     assert X3.nnz != X.nnz or (X3 != X).nnz > 0
-    # Rows come in fixed chunks: a shorter data set of the same seed is a prefix.
-    X4, y4, _ = gen.make_sparse(gen.CHUNK_ROWS + 10, FEATURES, NNZ, seed=7)
-    n = gen.CHUNK_ROWS
+    # Rows come in fixed chunks: a shorter data set of the same seed is a prefix, a chunk cut short
+    # included (its labels were drawn after its tokens, from another point of the stream)
+    X4, y4, _ = gen.make_sparse(gen.CHUNK_ROWS + 1000, FEATURES, NNZ, seed=7)
+    n = gen.CHUNK_ROWS + 1000
     assert (X4[:n] != X[:n]).nnz == 0 and np.array_equal(y4[:n], y[:n])
 
 
