@@ -516,3 +516,12 @@ def test_the_gap_warning_compares_with_the_optimum_of_the_weighted_objective_fit
         assert (gap > MAX_OPTIMALITY_GAP) == far == bool(said), (gap, said)
         for message in said:  # the gap said is the one measured here
             assert f"{gap:.1%}" in message, (gap, message)
+
+
+def test_a_split_too_small_names_the_tuned_estimator_s_own_parameters() -> None:
+    """The DataError said "lower the 'val_size' parameter or the 'test_size' parameter", tune's
+    names, which TunedLogisticRegression does not take."""
+    X, y = load_iris(return_X_y=True)
+    rows = np.random.default_rng(0).permutation(len(y))[:20]
+    with pytest.raises(tuner.DataError, match=r"'validation_fraction' parameter or the 'test_fraction' parameter"):
+        tuner.TunedLogisticRegression(2, validation_fraction=0.5, test_fraction=0.45).fit(X[rows], (y[rows] > 0) * 1)

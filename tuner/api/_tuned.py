@@ -21,7 +21,7 @@ from sklearn.utils.validation import validate_data
 
 from tuner._numbers import is_count
 from tuner.api._sklearn import LinearProbaMixin, check_plugin_names, check_spaced_labels, seed_of
-from tuner.errors import ConfigError, InvalidParameterError, TunerError
+from tuner.errors import ConfigError, DataError, InvalidParameterError, TunerError
 
 __all__ = ["TunedLogisticRegression"]
 
@@ -217,6 +217,9 @@ class TunedLogisticRegression(LinearProbaMixin, BaseEstimator):
             if isinstance(exc, ValueError):
                 raise
             raise InvalidParameterError(f"{type(self).__name__}: {_own_names(str(exc))}") from exc
+        except DataError as exc:  # e.g. a split too small: "lower the 'val_size' parameter" is tune's name
+            exc.args = (_own_names(str(exc)), *exc.args[1:])
+            raise
         for notice in result.warnings:
             warnings.warn(notice, UserWarning, stacklevel=2)
         if result.model is None:
