@@ -525,3 +525,15 @@ def test_a_split_too_small_names_the_tuned_estimator_s_own_parameters() -> None:
     rows = np.random.default_rng(0).permutation(len(y))[:20]
     with pytest.raises(tuner.DataError, match=r"'validation_fraction' parameter or the 'test_fraction' parameter"):
         tuner.TunedLogisticRegression(2, validation_fraction=0.5, test_fraction=0.45).fit(X[rows], (y[rows] > 0) * 1)
+
+
+def test_a_plugin_name_with_spaces_or_penalty_none_is_refused_as_a_parameter_value() -> None:
+    """penalty=" l2" passed the name check (which stripped it) and failed later as an unknown plugin
+    (a PluginError); penalty=None, scikit-learn's spelling, was refused without naming 'none'."""
+    from tuner.errors import InvalidParameterError
+
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(InvalidParameterError, match=r"The 'penalty' parameter .* got ' l2' instead"):
+        tuner.LogisticRegression(penalty=" l2").fit(X, y)
+    with pytest.raises(InvalidParameterError, match=r"'none' for no penalty, where scikit-learn takes None"):
+        tuner.LogisticRegression(penalty=None).fit(X, y)  # type: ignore[arg-type]

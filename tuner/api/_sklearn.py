@@ -76,8 +76,8 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         ``"l1"``, ``"l2"``, ``"elasticnet"`` or a third-party one.
     optimizer : str, default="lbfgs"
         The name of an installed optimizer plugin (``"lbfgs"``, ``"fista"``, ``"sgd"``,
-        ``"adam"``, ``"rmsprop"``...). It must accept the penalty (``"lbfgs"`` takes smooth
-        penalties only; ``"fista"`` or a stochastic optimizer takes ``"l1"``).
+        ``"adam"``, ``"rmsprop"``...). It must accept the penalty (every built-in one takes
+        every built-in penalty: ``"lbfgs"`` runs OWL-QN for ``"l1"`` and ``"elasticnet"``).
     C : float, default=1.0
         Inverse regularisation strength, as in :class:`sklearn.linear_model.LogisticRegression`:
         the penalty's ``strength`` hyperparameter is set to ``1 / (C * n)``, so both estimators
@@ -295,7 +295,8 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
 
         for param in ("penalty", "optimizer"):
             if not isinstance(getattr(self, param), str):
-                raise bad(param, f"the name of an installed {param} plugin (a str)", getattr(self, param))
+                none = " ('none' for no penalty, where scikit-learn takes None)" if param == "penalty" else ""
+                raise bad(param, f"the name of an installed {param} plugin (a str){none}", getattr(self, param))
         if not _real(self.C) or not self.C > 0:
             raise bad("C", "a float in the range (0, inf)", self.C)
         for param in ("strength", "l1_ratio", "lr", "tol"):
@@ -373,7 +374,8 @@ def check_plugin_names(estimator: Any, param: str, registry: Any, several: bool 
     if several and value is None:
         return
     names = (value.split(",") if isinstance(value, str) else list(value)) if several else [value]
-    unknown = [n for n in names if not isinstance(n, str) or n.strip() not in choices]
+    # spaces around a name are a list's separators only: penalty=" l2" failed later as an unknown plugin
+    unknown = [n for n in names if not isinstance(n, str) or (n.strip() if several else n) not in choices]
     if unknown or not names:
         what = f"a str among {set(choices)}" + (", a list of them, or None" if several else "")
         raise InvalidParameterError(f"The '{param}' parameter of {type(estimator).__name__} must be {what} (the "
