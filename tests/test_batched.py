@@ -286,6 +286,10 @@ def test_groups_on_wide_data_are_split_to_fit_in_memory(monkeypatch: pytest.Monk
     narrow = SimpleNamespace(X_train=sp.csr_matrix((4, 123)), n_classes=2)
     runner = TrialBatches(None, narrow, TrainConfig(), [], None, "log_loss", lambda t: [], "variant")
     assert [len(g) for g in runner.groups([pend("sgd")] * 40 + [pend("lbfgs")] * 3)] == [3, 40]
+    # with --cv 3 a trial is 4 weight columns (its model and 3 folds): a quarter as many fit
+    folds = [np.zeros(4, dtype=bool)] * 3
+    runner = TrialBatches(None, wide, TrainConfig(), [], None, "log_loss", lambda t: [], "variant", folds=folds)
+    assert [len(g) for g in runner.groups([pend("sgd")] * 40)] == [8] * 5
 
 
 def _rows(n: int, p: int, per_row: int) -> sp.csr_matrix:

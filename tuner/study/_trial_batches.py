@@ -229,9 +229,11 @@ class TrialBatches:
 
     def _fit_in_memory(self, group: list[Pending]) -> list[list[Pending]]:
         """``group`` in parts whose weights and optimizer state fit in ``BATCH_MEMORY`` bytes, and
-        no larger than sharing a step pays for (:func:`paying_group_size`)."""
+        no larger than sharing a step pays for (:func:`paying_group_size`); a cross-validated
+        trial counts as its model's and folds' weight columns."""
         opt = optimizers.get(group[0].optimizer)
-        n_weights = int(self.data.X_train.shape[1]) * (1 if self.data.n_classes == 2 else self.data.n_classes)
+        columns = 1 + len(self.folds or ())  # with cross-validation a trial trains its model and each fold
+        n_weights = int(self.data.X_train.shape[1]) * (1 if self.data.n_classes == 2 else self.data.n_classes) * columns
         per_trial = n_weights * 8 * max(1, int(getattr(opt, "batch_state_floats", 8)))
         size = max(1, min(BATCH_MEMORY // max(per_trial, 1), paying_group_size(self.data.X_train, n_weights, opt,
                                                                                    self.config)))
