@@ -189,6 +189,31 @@ def test_the_median_pruner_judges_every_fold_from_the_first(folds: int) -> None:
     assert not first_epoch.should_prune()  # epochs keep their warm-up: an epoch 0 says little
 
 
+def test_the_pruner_judges_each_fold_against_the_same_fold_of_the_complete_trials() -> None:
+    """Complete trials counted at fold k with the worse of their fold score and their mean (the
+    epochs' rule), and a running trial with its best fold so far: a trial worse than every complete
+    one on fold 0 went on, and one lucky fold carried a trial past a far worse second fold."""
+    from optuna.trial import TrialState, create_trial
+
+    from tuner.study import make_pruner
+    from tuner.study._objective import PruneJudge
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="minimize", pruner=make_pruner("median", 100, 2))
+    for i in range(5):
+        scores = [0.10 + 0.001 * i, 0.50 + 0.001 * i]  # fold 0 easy, fold 1 hard: means near 0.30
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=float(np.mean(scores)),
+                                     intermediate_values=dict(enumerate(scores)), params={}, distributions={}))
+    judge = PruneJudge(study, by_fold=True)
+    worse_on_fold_0 = study.ask()
+    assert judge.should_prune(worse_on_fold_0, {0: 0.20})  # held at the means, fold 0's median was 0.30
+    lucky_then_bad = study.ask()
+    assert not judge.should_prune(lucky_then_bad, {0: 0.05})
+    assert judge.should_prune(lucky_then_bad, {0: 0.05, 1: 0.90})  # judged on its best fold, 0.05
+    good = study.ask()
+    assert not judge.should_prune(good, {0: 0.09, 1: 0.49})
+
+
 @pytest.fixture
 def picky_ridge(tmp_path, monkeypatch):
     """A sound ridge that does not declare supports_batch (most third-party plugins don't)."""

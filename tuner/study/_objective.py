@@ -99,8 +99,9 @@ class PruneJudge:
 
     REFRESH_S = 2.0
 
-    def __init__(self, study: Any, keeps_last: bool = True) -> None:
-        self.study, self.keeps_last = study, keeps_last
+    def __init__(self, study: Any, keeps_last: bool = True, by_fold: bool = False) -> None:
+        """``by_fold``: the reports are cross-validation's fold scores, judged fold by fold."""
+        self.study, self.keeps_last, self.by_fold = study, keeps_last, by_fold
         self._completed: list[Any] | None = None
         self._read_at = 0.0
 
@@ -117,15 +118,18 @@ class PruneJudge:
         if states is not None and tuple(states) == (TrialState.COMPLETE,):
             if self._completed is None or time.monotonic() - self._read_at > self.REFRESH_S:
                 completed = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                self._completed = [held_values(t, self.study.direction) for t in completed]
+                # folds have no order, and a trial's value is their mean: no fold is held to it
+                self._completed = completed if self.by_fold else [held_values(t, self.study.direction)
+                                                                  for t in completed]
                 self._read_at = time.monotonic()
             return self._completed
         return self.study.get_trials(deepcopy=deepcopy, states=states)
 
     def should_prune(self, trial: Any, values: Mapping[int, float], over_epochs: bool = False) -> bool:
         """Whether the study's pruner stops ``trial``, whose reported ``values`` are these
-        (``over_epochs``: one an epoch, judged as :attr:`keeps_last` says; cross-validation's
-        fold scores are judged as Optuna would)."""
+        (``over_epochs``: one an epoch, judged as :attr:`keeps_last` says; else cross-validation's
+        fold scores: the last fold against the complete trials' scores on the same fold, not the
+        best fold so far, which let one lucky fold carry a trial past a bad one)."""
         import optuna
         from optuna.trial import FrozenTrial, TrialState
 
@@ -137,6 +141,8 @@ class PruneJudge:
         shown = dict(values)
         if over_epochs and shown and self.keeps_last:
             shown = _held_at(shown, shown[max(shown)], self.direction)
+        elif not over_epochs and shown:
+            shown = {max(shown): shown[max(shown)]}
         view = FrozenTrial(number=trial.number, state=TrialState.RUNNING, value=None, datetime_start=None,
                            datetime_complete=None, params={}, distributions={}, user_attrs={}, system_attrs={},
                            intermediate_values=shown, trial_id=trial._trial_id)
@@ -175,7 +181,7 @@ class Objective:
                  after_tell: Callable[[Any], bool]) -> None:
         self.study, self.storage, self.stop, self.after_tell = study, storage, stop, after_tell
         self.metric, self.cv = spec.metric, spec.cv
-        self.judge = PruneJudge(study, keeps_last=config.monitor != "val")
+        self.judge = PruneJudge(study, keeps_last=config.monitor != "val", by_fold=bool(spec.cv))
         self._beaten_at = time.monotonic()
         self.warnings: list[str] = []
         self.not_started = 0  # asked trials failed unstarted when this process's timeout ran out (not counted)
