@@ -214,6 +214,25 @@ def test_the_pruner_judges_each_fold_against_the_same_fold_of_the_complete_trial
     assert not judge.should_prune(good, {0: 0.09, 1: 0.49})
 
 
+def test_every_fold_hears_the_trial_s_stop_request(cancer) -> None:
+    """Only the model's column checked for a signal: once it had converged, its folds trained on
+    unchecked, and a Ctrl-C waited for them (a group ran 5.7 s past its model's end)."""
+    from tuner.study._signals import StopCallback, StopRequest
+
+    class Counted(StopRequest):
+        calls = 0
+
+        def check(self) -> None:
+            Counted.calls += 1
+            super().check()
+
+    folds = cv_folds(cancer.y_train, 3, seed=0)
+    (out,) = train_many(cancer, "adam", [("l2", {"strength": 1e-4}, {"lr": 0.05})], TrainConfig(),
+                        [[StopCallback(Counted())]], None, folds)
+    assert not isinstance(out, BaseException)
+    assert Counted.calls > out.result.epochs_run  # the folds' epochs asked too
+
+
 @pytest.fixture
 def picky_ridge(tmp_path, monkeypatch):
     """A sound ridge that does not declare supports_batch (most third-party plugins don't)."""

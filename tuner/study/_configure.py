@@ -21,6 +21,7 @@ from tuner._space import qualified
 from tuner.data import Dataset
 from tuner.errors import ConfigError, IncompatiblePluginsError, PluginError
 from tuner.model import LogisticModel
+from tuner.study._signals import StopCallback
 from tuner.train import Callback, FitResult, TrainConfig, batchable, evaluate, fit_many, work_size
 
 __all__ = ["resolve_params", "resolve_pair", "split_overrides", "split_params", "check_plugins", "reference_solver",
@@ -424,7 +425,9 @@ def _train_with_folds(data: Dataset, opt: Optimizer, pens: list[Penalty], pps: l
     cols: dict[str, Any] = {
         "pens": rep(pens), "pps": rep(pps), "ops": rep(ops),
         "train_w": np.tile(train_w, (1, k)), "val_w": np.tile(val_w, (1, k)),
-        "cbs": [list(callbacks[i]) if callbacks and j == 0 else [] for i in range(k) for j in range(per)],
+        # a fold hears the trial's stop request only (a signal must not wait for the folds to end)
+        "cbs": [(list(callbacks[i]) if j == 0 else [cb for cb in callbacks[i] if isinstance(cb, StopCallback)])
+                if callbacks else [] for i in range(k) for j in range(per)],
         # a warm start only for the model's column: weights fitted on every training row would
         # carry the held-out rows into a fold
         "init": [x if j == 0 else None for x in (init or [None] * k) for j in range(per)],
