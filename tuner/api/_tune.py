@@ -227,7 +227,9 @@ def tune(
         MLflow tracking URI: log the study, its trials and its best model (registered under the
         study's name) there. Default: no tracking.
     penalty, optimizer : str or sequence of str, optional
-        The plugins to search (a name, a list, or ``"a,b"``). Default: every installed one.
+        The plugins to search (a name, a list, or ``"a,b"``). Default: every installed penalty
+        and the exact full-batch optimizers (``newton`` alone where the model is small) that pass
+        their contract checks; the result's warnings name what was left out.
     params : mapping, optional
         Narrow or fix hyperparameters: ``{"penalty.strength": "1e-6..1e-2:log", "optimizer.lr": 0.1}``.
     metric : {"log_loss", "accuracy", "roc_auc", "f1"}

@@ -211,8 +211,13 @@ def _explicit_changes(ctx: click.Context, spec_values: dict[str, Any]) -> dict[s
 @storage_option()
 @tracking_uri_option()
 @click.option("--no-tracking", is_flag=True, help="Do not log to MLflow.")
-@click.option("--penalty", "penalty_list", help="Comma-separated penalties to search (default: all).")
-@click.option("--optimizer", "optimizer_list", help="Comma-separated optimizers to search (default: all).")
+@click.option("--penalty", "penalty_list",
+              help="Comma-separated penalties to search [default: every installed one that passes its contract "
+                   "checks].")
+@click.option("--optimizer", "optimizer_list",
+              help="Comma-separated optimizers to search [default: the exact full-batch ones that pass their "
+                   "contract checks, newton alone where the model is small; the summary names them]. "
+                   "Name sgd, adam or rmsprop to search them.")
 @click.option("--param", "params", multiple=True, metavar="NAME=LOW..HIGH[:log] | NAME=V",
               help="Narrow or fix a hyperparameter, e.g. penalty.strength=1e-6..1e-2:log or optimizer.lr=0.1.")
 @click.option("--trials", type=int, help="Trial budget of the study (complete + pruned trials) "
