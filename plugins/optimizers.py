@@ -130,6 +130,7 @@ class LBFGSOptimizer(Optimizer):
     full_batch = True
     prox_mode = "internal"
     l1_only = True  # OWL-QN reads the L1 weight (closure.l1_weights()), not a prox
+    quasi_newton = True
     supports_batch = True
     batch_state_floats = 2 * 100 + 8  # the curvature pairs of the largest history_size, and the rest
 

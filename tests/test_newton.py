@@ -195,8 +195,14 @@ def test_a_default_study_searches_newton_alone_where_it_fits_and_leaves_it_out_e
     spec.optimizers = optimizers.names()
     data.X_train = sp.random(200, HESSIAN_MAX_PARAMS, density=0.01, random_state=0, format="csr")
     notices = hessian_solvers_where_they_fit(spec, data)
-    assert "newton" not in spec.optimizers and len(notices) == 1 and "newton" in notices[0]
-    assert {"fista", "lbfgs", "sgd"} <= set(spec.optimizers)
+    # too large for newton: the quasi-Newton lbfgs (OWL-QN for l1) takes both penalties
+    assert spec.optimizers == ["lbfgs"] and len(notices) == 1, (spec.optimizers, notices)
+    assert "leaves out newton; the search uses the quasi-Newton solvers (lbfgs)" in notices[0]
+    assert "search adam, fista, rmsprop, sgd too" in notices[0]
+    spec.optimizers = optimizers.names()  # mini-batches sized by the user: only newton leaves
+    notices = hessian_solvers_where_they_fit(spec, data, keep_mini_batch=True)
+    assert set(spec.optimizers) == set(optimizers.names()) - {"newton"}, spec.optimizers
+    assert notices and notices[0].endswith("so the search leaves out newton")
 
 
 def test_an_ill_conditioned_l1_trial_converges_in_a_few_passes() -> None:

@@ -438,10 +438,17 @@ class FrozenLr(GoodSGD):
         return _KeepsItsLr(list(param_groups), float(params["lr"]))
 
 
+class MiniBatchQuasiNewton(GoodSGD):
+    """Declares itself quasi-Newton, which a default study reads as an exact full-batch solver."""
+
+    quasi_newton = True
+
+
 @pytest.mark.parametrize(
     "plugin, check, words",
     [
         (FrozenLr, "follows_lr", "step() must read group['lr'] at every step"),
+        (MiniBatchQuasiNewton, "prox_mode", "quasi_newton is for full-batch optimizers"),
         (Uphill, "decreases_loss", "should decrease"),
         (Frozen, "decreases_loss", "should decrease"),
         (ForgetsIntercept, "build", "intercept"),

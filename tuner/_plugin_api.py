@@ -181,6 +181,11 @@ class Optimizer:
     uses_hessian: ClassVar[bool] = False
     """A full-batch optimizer that calls ``closure.hessian()`` (module docstring, "Curvature"): it only
     trains models small enough for the trainer to offer the Hessian."""
+    quasi_newton: ClassVar[bool] = False
+    """A full-batch optimizer that builds a curvature estimate from its gradients (L-BFGS, OWL-QN):
+    where the model is too large for the Hessian, a default study searches these rather than
+    first-order full-batch solvers (FISTA), which reach the same optimum in more passes where the
+    problem is ill-conditioned (weak penalties on text)."""
     l1_only: ClassVar[bool] = False
     """A ``prox_mode="internal"`` full-batch optimizer that minimises a non-smooth part only when it
     is an elastic net's L1 term (orthant-wise methods such as OWL-QN, which need the L1 weight, not a

@@ -25,6 +25,8 @@ def check_prox_mode(s: Subject) -> str:
         raise Fail(f"full_batch must be a bool; got {opt.full_batch!r}")
     if getattr(opt, "uses_hessian", False) and not opt.full_batch:
         raise Fail("uses_hessian is for full-batch optimizers: the trainer offers closure.hessian() only to them")
+    if getattr(opt, "quasi_newton", False) and not opt.full_batch:
+        raise Fail("quasi_newton is for full-batch optimizers: a default study prefers them as exact solvers")
     if opt.full_batch and opt.prox_mode == "after_step":
         # The trainer applies the after-step prox in its mini-batch loop only: a full-batch
         # optimizer would silently leave the non-smooth part of a penalty unminimised.
