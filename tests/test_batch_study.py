@@ -448,6 +448,30 @@ def test_auto_asks_half_the_budget_left_or_the_finished_trials_where_the_sampler
         assert seen == [0] * 12 + [12] * 12, seen
 
 
+def test_auto_asks_one_trial_at_a_time_where_no_group_would_share_a_pass(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """SST-2's L-BFGS trials train one a group (a pass over its rows serves one trial's 79,049
+    weights): asked 32 at a time they trained one after the other anyway, each sampled without the
+    others' results, and the study took 110 s for 64 trials against 91 s asked one at a time."""
+    from tuner.study._trial_batches import TrialBatches
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(9000, 60))  # 345,600 stored training values: auto would ask 12 at once
+    y = (X[:, :5].sum(axis=1) + rng.normal(size=9000) > 0).astype(int)
+    data = tmp_path / "wide.csv"
+    np.savetxt(data, np.column_stack([X, y]), delimiter=",", fmt="%.6g",
+               header=",".join([f"x{i}" for i in range(60)] + ["label"]), comments="")
+    monkeypatch.setattr(TrialBatches, "group_limit", lambda self, optimizer: 1, raising=False)  # as on SST-2
+    storage, _ = _urls(tmp_path)
+    code, out = _invoke("tune", str(data), "--target", "label", "--study", "s", "--trials", "6", "--penalty", "l2",
+                        "--optimizer", "newton", "--batch-trials", "auto", "--storage", storage, "--no-tracking")
+    assert code == 0, out
+    trials = sorted(_trials(storage, "s"), key=lambda t: t.number)
+    assert len(trials) == 6
+    for before, after in zip(trials, trials[1:]):  # each asked once the one before had finished
+        assert before.datetime_complete <= after.datetime_start, (before.number, after.number)
+
+
 # --- 4. the same answer, one at a time or side by side --------------------------------------
 
 

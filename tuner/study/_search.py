@@ -259,6 +259,7 @@ class _StudyRun:
         self.observers, self.progress, self.stop, self.started = observers, progress, stop, started
         self.storage = storage
         self.notes: list[str] = []  # what the summary says about how the search ended
+        self._largest_group: int | None = None  # the most trials a group trains side by side here (auto)
         self.info = StudyInfo(study.study_name, storage_url, json.loads(spec.to_json()),
                               METRICS[spec.metric], spec.metric, dict(study.user_attrs), data=data)
         self.mine: dict[int, tuple[str, str | None]] = {}  # this process's trials: number -> (state, fail reason)
@@ -414,8 +415,16 @@ class _StudyRun:
         return asked, True
 
     def _batch_size(self, batch_trials: int | str | None, room: int | None) -> int:
-        """Trials to ask now (see :func:`~tuner.study._trial_batches.batch_size_for`)."""
+        """Trials to ask now (see :func:`~tuner.study._trial_batches.batch_size_for`). ``auto``
+        asks one where no optimizer searched would train two trials side by side here: trials
+        asked together then only train one after the other, each sampled without the others'
+        results (SST-2's L-BFGS trials, one a group: 110 s for 64 trials asked 32 at a time,
+        against 91 s asked one at a time)."""
         learns = batch_trials == "auto" and self.spec.sampler in LEARNING_SAMPLERS
+        if batch_trials == "auto" and self._largest_group is None:
+            self._largest_group = max(self.objective.runner.group_limit(o) for o in self.spec.optimizers)
+        if batch_trials == "auto" and self._largest_group == 1:
+            return 1
         return batch_size_for(batch_trials, room, work_size(self.data.X_train),
                               finished_trials(self.study) if learns else None)
 

@@ -228,16 +228,23 @@ class TrialBatches:
         return [part for g in ordered for part in self._fit_in_memory(g)]
 
     def _fit_in_memory(self, group: list[Pending]) -> list[list[Pending]]:
-        """``group`` in parts whose weights and optimizer state fit in ``BATCH_MEMORY`` bytes, and
-        no larger than sharing a step pays for (:func:`paying_group_size`); a cross-validated
-        trial counts as its model's and folds' weight columns."""
-        opt = optimizers.get(group[0].optimizer)
+        """``group`` in parts of at most :meth:`group_limit` trials."""
+        size = self.group_limit(group[0].optimizer)
+        return [group[i:i + size] for i in range(0, len(group), size)]
+
+    def group_limit(self, optimizer: str) -> int:
+        """The most trials of ``optimizer`` one group trains here: their weights and optimizer
+        state fit in ``BATCH_MEMORY`` bytes, and sharing a step pays for them
+        (:func:`paying_group_size`); a cross-validated trial counts as its model's and folds'
+        weight columns. 1 for an optimizer that does not declare ``supports_batch``."""
+        opt = optimizers.get(optimizer)
+        if not getattr(opt, "supports_batch", False):
+            return 1
         columns = 1 + len(self.folds or ())  # with cross-validation a trial trains its model and each fold
         n_weights = int(self.data.X_train.shape[1]) * (1 if self.data.n_classes == 2 else self.data.n_classes) * columns
         per_trial = n_weights * 8 * max(1, int(getattr(opt, "batch_state_floats", 8)))
-        size = max(1, min(BATCH_MEMORY // max(per_trial, 1), paying_group_size(self.data.X_train, n_weights, opt,
+        return max(1, min(BATCH_MEMORY // max(per_trial, 1), paying_group_size(self.data.X_train, n_weights, opt,
                                                                                    self.config)))
-        return [group[i:i + size] for i in range(0, len(group), size)]
 
     def train(self, group: Sequence[Pending]) -> list[TrainOutcome | BaseException]:
         """Train one group side by side (the caller keeps the trials' heartbeats); each trial's
