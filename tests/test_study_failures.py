@@ -345,7 +345,7 @@ def test_the_prune_judge_judges_a_running_trial_on_the_value_it_would_keep(tmp_p
     """Optuna's median pruner judges a trial on its best value so far, but a trial keeps its final
     weights (unless ``monitor="val"``): an unpenalized RMSprop fit on SST-2 fell to a good value,
     then overfit to 0.46 over 100 epochs, never pruned. It is now judged on its last value; a trial
-    that keeps its best epoch, and cross-validation's fold scores, as before."""
+    that keeps its best epoch as before; cross-validation's fold scores fold by fold."""
     from tuner.study._objective import PruneJudge
 
     for direction, sign in (("minimize", 1.0), ("maximize", -1.0)):
@@ -360,7 +360,9 @@ def test_the_prune_judge_judges_a_running_trial_on_the_value_it_would_keep(tmp_p
         overfit = {1: sign * 0.35, 2: sign * 0.20, 3: sign * 0.28, 4: sign * 0.40}  # best 0.20, now 0.40
         assert PruneJudge(study).should_prune(running, overfit, over_epochs=True)
         assert not PruneJudge(study, keeps_last=False).should_prune(running, overfit, over_epochs=True)
-        assert not PruneJudge(study).should_prune(running, overfit)  # fold scores: the best fold counts
+        # fold scores: the last fold against the same fold of the complete trials, not the best one
+        assert PruneJudge(study, by_fold=True).should_prune(running, overfit)
+        assert not PruneJudge(study, by_fold=True).should_prune(running, dict(list(overfit.items())[:3]))
         recovering = {1: sign * 0.35, 2: sign * 0.40, 3: sign * 0.25}  # worse on its way, better now
         assert not PruneJudge(study).should_prune(running, recovering, over_epochs=True)
 
