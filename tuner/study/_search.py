@@ -10,6 +10,7 @@ trained it) and the observers register it. SIGINT/SIGTERM stop the loop at a saf
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -259,7 +260,6 @@ class _StudyRun:
         self.observers, self.progress, self.stop, self.started = observers, progress, stop, started
         self.storage = storage
         self.notes: list[str] = []  # what the summary says about how the search ended
-        self._largest_group: int | None = None  # the most trials a group trains side by side here (auto)
         self.info = StudyInfo(study.study_name, storage_url, json.loads(spec.to_json()),
                               METRICS[spec.metric], spec.metric, dict(study.user_attrs), data=data)
         self.mine: dict[int, tuple[str, str | None]] = {}  # this process's trials: number -> (state, fail reason)
@@ -415,18 +415,17 @@ class _StudyRun:
         return asked, True
 
     def _batch_size(self, batch_trials: int | str | None, room: int | None) -> int:
-        """Trials to ask now (see :func:`~tuner.study._trial_batches.batch_size_for`). ``auto``
-        asks one where no optimizer searched would train two trials side by side here: trials
-        asked together then only train one after the other, each sampled without the others'
-        results (SST-2's L-BFGS trials, one a group: 110 s for 64 trials asked 32 at a time,
-        against 91 s asked one at a time)."""
-        learns = batch_trials == "auto" and self.spec.sampler in LEARNING_SAMPLERS
-        if batch_trials == "auto" and self._largest_group is None:
-            self._largest_group = max(self.objective.runner.group_limit(o) for o in self.spec.optimizers)
-        if batch_trials == "auto" and self._largest_group == 1:
-            return 1
+        """Trials to ask now (see :func:`~tuner.study._trial_batches.batch_size_for`)."""
+        if batch_trials != "auto":
+            return batch_size_for(batch_trials, room)
+        learns = self.spec.sampler in LEARNING_SAMPLERS
         return batch_size_for(batch_trials, room, work_size(self.data.X_train),
-                              finished_trials(self.study) if learns else None)
+                              finished_trials(self.study) if learns else None, self._largest_group)
+
+    @functools.cached_property
+    def _largest_group(self) -> int:
+        """The most trials one group of this search trains side by side here."""
+        return max(self.objective.runner.group_limit(o) for o in self.spec.optimizers)
 
     def _grid_points_left(self) -> int | None:
         """With ``--sampler grid``, the grid points no trial has taken yet (None for other samplers)."""
