@@ -483,6 +483,43 @@ def test_sqlite_storage_uses_wal(tmp_path: Path) -> None:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_sqlite_study_commits_skip_the_fsync_in_wal_mode_only(tmp_path: Path) -> None:
+    """SQLite's advice for WAL: synchronous=NORMAL (no fsync per commit, nothing lost when the
+    process dies); a file in rollback-journal mode keeps its FULL default."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'x.db'}")
+    with storage.engine.connect() as con:
+        assert con.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    import sqlalchemy
+
+    sqlite3.connect(tmp_path / "plain.db").close()
+    other = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'plain.db'}")
+    with other.connect() as con:
+        assert con.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+        assert con.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL, SQLite's default
+    other.dispose()
+
+
+def test_scratch_sqlite_files_commit_unsynced_then_sync_once(tmp_path: Path) -> None:
+    import sqlalchemy
+
+    from tuner.study import scratch_sqlite
+
+    path = tmp_path / "link" / "scratch.db"
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")  # SQLite may name the file either way
+    with scratch_sqlite(path):
+        engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+        with engine.begin() as con:
+            assert con.exec_driver_sql("PRAGMA synchronous").scalar() == 0  # OFF
+            con.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        engine.dispose()
+    after = sqlalchemy.create_engine(f"sqlite:///{path}")
+    with after.connect() as con:  # a scratch file is never left in the fast mode: its name is forgotten
+        assert con.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+        assert con.exec_driver_sql("SELECT COUNT(*) FROM t").scalar() == 0
+    after.dispose()
+
+
 def test_old_schema_gives_a_message_saying_what_to_run(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     open_storage(url)
@@ -547,3 +584,29 @@ def test_a_range_narrowed_for_one_plugin_gets_its_own_optuna_name(tmp_path: Path
         pen = t.params["variant"].split(":")[0]
         assert set(t.params) == {"variant", f"penalty.{pen}.strength", "optimizer.lr"}
         assert pen == "l2" or 0.01 <= t.params["penalty.l1.strength"] <= 0.1
+
+
+def test_trial_attrs_are_written_in_one_transaction_and_kept_on_the_trial(tmp_path: Path) -> None:
+    import sqlalchemy
+
+    from tuner.study._runs import set_trial_attrs
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'x.db'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    commits: list[int] = []
+    sqlalchemy.event.listen(storage.engine, "commit", lambda conn: commits.append(1))
+    attrs = {"val_metrics": {"log_loss": 0.3}, "epochs_run": 7, "fit_seconds": 0.25, "prune_reason": "r"}
+    set_trial_attrs(trial, attrs)
+    assert len(commits) == 1
+    assert trial.user_attrs == attrs  # what Optuna's Trial keeps, as set_user_attr would
+    assert storage.get_trial(trial._trial_id).user_attrs == attrs
+    study.tell(trial, 1.0)
+    with pytest.raises(RuntimeError, match="finished"):  # Optuna's own check: a finished trial is not written
+        set_trial_attrs(trial, {"a": 1, "b": 2})
+    assert study.trials[0].user_attrs == attrs
+
+    in_memory = optuna.create_study()  # no database: one set_user_attr per attribute
+    other = in_memory.ask()
+    set_trial_attrs(other, {"a": 1, "b": [2, 3]})
+    assert in_memory.trials[0].user_attrs == {"a": 1, "b": [2, 3]}

@@ -46,6 +46,7 @@ from tuner.study._storage import (
     retry_races,
     same_database,
     schema_lock,
+    scratch_sqlite,
     sqlite_path,
     sqlite_writable,
     table_names,
@@ -111,7 +112,7 @@ __all__ = [
     # storage
     "DEFAULT_STORAGE_FILE", "CONNECT_TIMEOUT_S", "default_storage_url", "open_storage", "require_database", "sqlite_path",
     "same_database", "absolute_url", "redact", "resolve_url", "prepare_sqlite", "schema_lock", "check_reachable", "memory_sqlite",
-    "retry_races", "sqlite_writable", "table_names", "MissingStudyError",
+    "retry_races", "scratch_sqlite", "sqlite_writable", "table_names", "MissingStudyError",
     # the observer interface (tracking implements it)
     "StudyObserver", "StudyInfo", "TrialInfo",
     # read-side queries (Optuna-free results)

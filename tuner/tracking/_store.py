@@ -365,13 +365,17 @@ def _beside(path: Path) -> Iterator[Path]:
 
 
 def _build_schema(path: Path, *, without_default_experiment: bool = False) -> None:
-    """Create MLflow's tables in the SQLite file ``path`` (every migration of this MLflow release)."""
-    client = explicit_client(f"sqlite:///{path}")
-    client.search_experiments(max_results=1)
-    client.search_registered_models(max_results=1)
-    with contextlib.suppress(AttributeError):  # close the pools (MLflow's private attributes)
-        for store in (client._tracking_client.store, client._get_registry_client().store):
-            store.engine.dispose()
+    """Create MLflow's tables in the scratch SQLite file ``path`` (every migration of this MLflow
+    release; no sync per commit, one at the end: :func:`tuner.study.scratch_sqlite`)."""
+    from tuner.study import scratch_sqlite
+
+    with scratch_sqlite(path):
+        client = explicit_client(f"sqlite:///{path}")
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+        with contextlib.suppress(AttributeError):  # close the pools (MLflow's private attributes)
+            for store in (client._tracking_client.store, client._get_registry_client().store):
+                store.engine.dispose()
     if without_default_experiment:  # its artifact location names the folder it was made in
         import sqlite3
 
