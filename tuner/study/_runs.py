@@ -22,7 +22,7 @@ _log = logging.getLogger("tuner.study")
 
 __all__ = ["WORKER", "GAVE_UP", "given_up", "queue_copy", "LOST", "FAIL_STREAK", "TRIAL_OUTCOME_ATTRS", "Budget", "GaveUp", "seeded_sampler",
            "LostTrials", "own_stale_check", "stale_trial_ids", "fail_stale_trials", "failure_streak", "raise_if_failing", "none_completed", "budget_warnings",
-           "finished_trials"]
+           "finished_trials", "set_trial_attrs"]
 
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -223,6 +223,36 @@ class Budget:
     def timed_out(self) -> bool:
         """Whether this process's timeout has run out."""
         return self.deadline is not None and time.time() >= self.deadline
+
+
+def set_trial_attrs(trial: Any, attrs: Mapping[str, Any]) -> None:
+    """Set several user attributes of the running Optuna ``trial`` in one database transaction.
+
+    ``Trial.set_user_attr`` commits each attribute on its own: a trial's outcome (its metrics,
+    epochs, fit time, optimality gap, reason) was five to seven transactions, each a session,
+    a lookup of the trial and a commit. On a relational storage this writes them together, with
+    Optuna's own per-attribute statement and its check that the trial is still running; on any
+    other storage (or an Optuna without those internals) one ``set_user_attr`` per attribute."""
+    if not attrs:
+        return
+    backend = getattr(trial.storage, "_backend", trial.storage)  # _CachedStorage wraps RDBStorage
+    try:
+        from optuna.storages import RDBStorage
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        write = backend._set_trial_attr_without_commit
+        trial_id, cached = trial._trial_id, trial._cached_frozen_trial.user_attrs
+    except (ImportError, AttributeError):
+        write = None
+    if write is None or not isinstance(backend, RDBStorage) or len(attrs) == 1:
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        return
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        for k, v in attrs.items():
+            write(session, models.TrialUserAttributeModel, trial_id, k, v)
+    cached.update(attrs)  # what Trial.set_user_attr keeps for trial.user_attrs
 
 
 def given_up(trial: Any) -> bool:

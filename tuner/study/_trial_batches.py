@@ -23,6 +23,7 @@ from tuner._registry import optimizers, penalties
 from tuner.errors import ConfigError, TrainingDivergedError
 from tuner.study._configure import MAX_OPTIMALITY_GAP, TrainOutcome, train_many
 from tuner.study._observer import StudyInfo, StudyObserver, TrialInfo
+from tuner.study._runs import set_trial_attrs
 from tuner.study._search_space import STARTUP_TRIALS
 from tuner.study._variant import split_variant
 from tuner.train import Callback, TrainConfig, batchable
@@ -186,8 +187,7 @@ class TrialBatches:
         values = {s.name: s.suggest(trial) for s in slots}
         pp = {s.hp: values[s.name] for s in slots if s.kind == "penalty"}
         op = {s.hp: values[s.name] for s in slots if s.kind == "optimizer"}
-        trial.set_user_attr("penalty", pn)
-        trial.set_user_attr("optimizer", on)
+        set_trial_attrs(trial, {"penalty": pn, "optimizer": on})
         tinfo = TrialInfo(trial.number, pn, on, dict(trial.params), pp, op)
         pend = Pending(trial, variant, pn, on, pp, op, values, tinfo)
         callbacks = self.make_callbacks(trial)
@@ -198,8 +198,7 @@ class TrialBatches:
                 cbs, attrs = obs.on_trial_start(self.info, tinfo)
                 started.append(obs)
                 own.extend(cbs)
-                for k, v in attrs.items():
-                    trial.set_user_attr(k, v)
+                set_trial_attrs(trial, attrs)
         except BaseException as exc:  # the trial fails: the observers that started it hear so (no run left open)
             for obs in started:
                 try:
@@ -293,34 +292,33 @@ class TrialBatches:
         outcome = result
         trial = pend.trial
         value = outcome.value(self.metric)
+        attrs: dict[str, Any] = {}  # the outcome's user attributes, written with its end (finish)
         if outcome.cv_metrics is not None:  # the mean over folds; each fold's score goes to the pruner
             scores = [m.get(self.metric, math.nan) for m in outcome.cv_metrics]
-            trial.set_user_attr("cv_values", scores)
+            attrs["cv_values"] = scores
             stopped = self.prune_on_folds(trial, scores) if self.prune_on_folds else None
             # The folds trained side by side, so a verdict now saves nothing: it only marks a trial,
             # and never one whose mean over folds beats every complete trial (the pruner compares
             # single folds, and one bad fold must not discard the study's best).
             if stopped is not None and not self._beats_the_best(trial, value):
                 reason = f"pruned at fold {stopped + 1} of {len(scores)} (val_{self.metric}={scores[stopped]:.6g})"
-                self.finish(pend, "PRUNED", None, outcome, reason)
+                self.finish(pend, "PRUNED", None, outcome, reason, attrs)
                 raise pruned(reason)
-        trial.set_user_attr("val_metrics", outcome.val_metrics)
-        trial.set_user_attr("n_nonzero_weights", outcome.result.n_nonzero)
-        trial.set_user_attr("epochs_run", outcome.result.epochs_run)
-        trial.set_user_attr("fit_seconds", round(outcome.result.fit_seconds, 4))
+        attrs.update(val_metrics=outcome.val_metrics, n_nonzero_weights=outcome.result.n_nonzero,
+                     epochs_run=outcome.result.epochs_run, fit_seconds=round(outcome.result.fit_seconds, 4))
         if not math.isfinite(value):
-            self.finish(pend, "PRUNED", None, outcome, f"non-finite validation {self.metric}: {value}")
+            self.finish(pend, "PRUNED", None, outcome, f"non-finite validation {self.metric}: {value}", attrs)
             raise pruned(f"non-finite validation {self.metric}")
         if outcome.optimality_gap is not None:
-            trial.set_user_attr("optimality_gap", outcome.optimality_gap)
+            attrs["optimality_gap"] = outcome.optimality_gap
             if outcome.optimality_gap > MAX_OPTIMALITY_GAP:
                 # Such a model is one draw of the optimizer's noise, not the penalty's solution:
                 # on a small validation split it can win by chance and then fail on the test split.
                 reason = (f"not converged: stopped {outcome.optimality_gap:.1%} above the optimum of its objective "
                           f"({outcome.gap_solver}); too few mini-batch steps on data this small")
-                self.finish(pend, "PRUNED", None, outcome, reason)
+                self.finish(pend, "PRUNED", None, outcome, reason, attrs)
                 raise pruned(reason)
-        self.finish(pend, "COMPLETE", value, outcome, None)
+        self.finish(pend, "COMPLETE", value, outcome, None, attrs)
         self._remember(pend, outcome)
         if self.best is None or self.sign * value < self.sign * self.best[1]:
             self.best = (trial.number, float(value), outcome)
@@ -339,13 +337,15 @@ class TrialBatches:
         return self.best[2] if self.best is not None and self.best[0] == number else None
 
     def finish(self, pend: Pending, state: str, value: float | None, outcome: TrainOutcome | None,
-               reason: str | None) -> None:
-        """Record why the trial ended and let the observers close its run."""
+               reason: str | None, attrs: dict[str, Any] | None = None) -> None:
+        """Record the trial's outcome ``attrs`` and why it ended (one transaction), then let the
+        observers close its run and record what they add."""
+        attrs = dict(attrs or {})
         if reason:
-            pend.trial.set_user_attr("fail_reason" if state == "FAIL" else "prune_reason", reason)
+            attrs["fail_reason" if state == "FAIL" else "prune_reason"] = reason
+        set_trial_attrs(pend.trial, attrs)
         for obs in self.observers:
-            for k, v in obs.on_trial_end(self.info, pend.info, state, value, outcome, reason).items():
-                pend.trial.set_user_attr(k, v)
+            set_trial_attrs(pend.trial, obs.on_trial_end(self.info, pend.info, state, value, outcome, reason))
 
     # -- warm starts: a full-batch trial starts from the nearest finished trial of its variant
 
