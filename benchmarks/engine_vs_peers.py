@@ -373,6 +373,20 @@ def _commit() -> str:
     return head + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` without ``option`` and its value (``--opt V`` or ``--opt=V``)."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == option:
+            skip = True
+        elif not a.startswith(option + "="):
+            out.append(a)
+    return out
+
+
 def run_check(check: Check, args: argparse.Namespace, work_root: Path) -> list[str]:
     trials = args.trials or check.trials
     data_dir = Path(args.data_dir)
@@ -383,10 +397,11 @@ def run_check(check: Check, args: argparse.Namespace, work_root: Path) -> list[s
     root.mkdir()
     if check.name == "batch":
         runs = []
+        own = _without_option(extra, "--batch-trials")  # this check sets it (the commands then show it once)
         for data in check.data:
             for batch in ("1", "auto"):
                 side = run_ours(data_args(data, data_dir, work_root), trials, root / f"{data}-{batch}",
-                                extra + ["--batch-trials", batch], args.process_timeout)
+                                own + ["--batch-trials", batch], args.process_timeout)
                 print(f"[{check.name}] {data} --batch-trials {batch}: {side.wall:.1f} s {side.error}", flush=True)
                 runs.append((data, batch, side))
         return batch_section(check, trials, runs, (load_before, os.getloadavg()[0]), work_root, when)

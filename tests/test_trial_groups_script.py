@@ -43,3 +43,15 @@ def test_the_batch_check_reads_training_seconds_by_optimizer(tmp_path: Path) -> 
     (seconds,) = {t.user_attrs["group"]["seconds"] for t in trials}  # one group of four
     assert list(training) == ["lbfgs"] and training["lbfgs"] == seconds
     assert span is not None and 0 < seconds < span
+
+
+def test_the_batch_check_sets_batch_trials_itself_once() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import engine_vs_peers
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    drop = engine_vs_peers._without_option
+    assert drop(["--batch-trials", "auto", "--sampler", "tpe"], "--batch-trials") == ["--sampler", "tpe"]
+    assert drop(["--batch-trials=4", "--cv", "3"], "--batch-trials") == ["--cv", "3"]
+    assert drop(["--batch-trials-x", "1"], "--batch-trials") == ["--batch-trials-x", "1"]
