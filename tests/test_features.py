@@ -66,6 +66,8 @@ def test_finiteness_and_type_checks_name_the_culprit() -> None:
         numeric_block(pd.DataFrame({"x": [1.0, np.nan]}), ["x"])
     with pytest.raises(DataError, match="'t' is not numeric"):
         numeric_block(pd.DataFrame({"t": ["a", "b"]}), ["t"])
+    with pytest.raises(DataError, match="'n' holds no value .every cell is empty or null"):  # JSON nulls: missing
+        numeric_block(pd.DataFrame({"n": [None, None], "x": [1.0, 2.0]}), ["x", "n"])
     with pytest.raises(DataError, match=r"\['missing'\] are missing"):
         numeric_block(pd.DataFrame({"x": [1.0]}), ["missing"])
     with pytest.raises(DataError, match="yields no terms"):

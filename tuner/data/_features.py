@@ -174,6 +174,9 @@ def _not_numeric(cells: pd.Series, column: str, where: str, line_of: Callable[[i
     few other cells (``?`` for a missing value, a decimal comma) names the first of them; a column
     of text gets ``hint``."""
     present = cells.notna().to_numpy()
+    if not present.any():  # every cell empty or null (JSON null): missing values, not text
+        raise DataError(f"Feature column {column!r} holds no value (every cell is empty or null){where}; features "
+                        "must be finite numbers: fill it in, or remove or impute the missing values first.")
     odd = present & pd.to_numeric(cells, errors="coerce").isna().to_numpy()
     if odd.any() and odd.sum() < (present & ~odd).sum():
         row = int(np.argmax(odd))
