@@ -319,7 +319,8 @@ _ENGINES: Any = None  # a WeakSet of every SQLAlchemy engine this process connec
 
 def watch_engines() -> None:
     """Remember every SQLAlchemy engine that connects from now on (Optuna's, MLflow's): the CLI
-    ends with ``os._exit``, which closes no connection, so :func:`close_engines` must."""
+    ends with ``os._exit``, which closes no connection, so :func:`close_engines` must. Their new
+    SQLite connections are tuned as they open (:func:`_tune_sqlite_connection`)."""
     global _ENGINES
     if _ENGINES is not None:
         return
