@@ -1,11 +1,12 @@
 """Study storage: the only place that builds SQLAlchemy URLs and engines.
 
 SQLite (the default, a file in the working directory) is opened in WAL mode with a busy
-timeout, and commits with ``synchronous=NORMAL`` (:func:`watch_engines`); every engine uses ``pool_pre_ping`` and a connect timeout. The first start of a
-store is serialised (:func:`schema_lock`: a file lock next to a SQLite file, an advisory lock
-on PostgreSQL), so many processes can start on one new database. A store that is only read
-(``tuner study list/show``) is opened read-only and never created. Errors become
-:class:`StorageError` with what to do about them, passwords hidden (:func:`redact`).
+timeout and commits with ``synchronous=NORMAL`` (:func:`watch_engines`); every engine uses
+``pool_pre_ping`` and a connect timeout. The first start of a store is serialised
+(:func:`schema_lock`: a file lock next to a SQLite file, an advisory lock on PostgreSQL), so
+many processes can start on one new database. A store that is only read (``tuner study
+list/show``) is opened read-only and never created. Errors become :class:`StorageError` with
+what to do about them, passwords hidden (:func:`redact`).
 """
 
 from __future__ import annotations
