@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -483,20 +484,23 @@ def test_sqlite_storage_uses_wal(tmp_path: Path) -> None:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_sqlite_study_commits_skip_the_fsync_in_wal_mode_only(tmp_path: Path) -> None:
+def test_sqlite_study_commits_skip_the_fsync_and_other_databases_keep_their_settings(tmp_path: Path) -> None:
     """SQLite's advice for WAL: synchronous=NORMAL (no fsync per commit, nothing lost when the
-    process dies); a file in rollback-journal mode keeps its FULL default."""
+    process dies), for the study database; a program's own SQLite files keep SQLite's FULL
+    default, in WAL mode or not."""
+    import sqlalchemy
+
     storage = open_storage(f"sqlite:///{tmp_path / 'x.db'}")
     with storage.engine.connect() as con:
         assert con.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
-    import sqlalchemy
-
-    sqlite3.connect(tmp_path / "plain.db").close()
-    other = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'plain.db'}")
-    with other.connect() as con:
-        assert con.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
-        assert con.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL, SQLite's default
-    other.dispose()
+    for name, mode in (("plain.db", "delete"), ("theirs.db", "wal")):
+        with contextlib.closing(sqlite3.connect(tmp_path / name)) as raw:
+            raw.execute(f"PRAGMA journal_mode={mode}")
+        other = sqlalchemy.create_engine(f"sqlite:///{tmp_path / name}")
+        with other.connect() as con:
+            assert con.exec_driver_sql("PRAGMA journal_mode").scalar() == mode
+            assert con.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL, SQLite's default
+        other.dispose()
 
 
 def test_scratch_sqlite_files_commit_unsynced_then_sync_once(tmp_path: Path) -> None:

@@ -31,6 +31,11 @@ def test_new_stores_are_copies_of_one_template_and_work(tmp_path: Path, monkeypa
     for client in (first, second):
         (default,) = client.search_experiments()
         assert default.name == "Default" and default.artifact_location == str(tmp_path / "mlruns" / "0")
+    with second._tracking_client.store.engine.connect() as con:  # MLflow's engine (its private attribute)
+        assert con.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert con.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL: no fsync per commit
+    with sqlite3.connect(template) as con:  # built without syncs, but left in SQLite's default mode
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     exp = second.create_experiment("x")
     run = second.create_run(exp)
     second.log_metric(run.info.run_id, "m", 1.0)

@@ -336,16 +336,23 @@ def watch_engines() -> None:
 
 
 _SCRATCH_FILES: set[str] = set()  # SQLite files being built beside their final name (scratch_sqlite)
+_WAL_FILES: set[str] = set()  # the study databases and MLflow stores this process prepared (prepare_sqlite)
+
+
+def _names(path: Path) -> set[str]:
+    """``path`` as SQLite may name it (``PRAGMA database_list``): absolute, links resolved or not."""
+    return {os.path.abspath(path), os.path.realpath(path)}
 
 
 def _tune_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
-    """Each new SQLite connection of an engine in this process (Optuna's, MLflow's): a file in
-    WAL mode commits with ``synchronous=NORMAL``, SQLite's advice for WAL (a commit is written to
-    the log without an fsync; a killed process loses nothing, a power cut can lose the last
-    commits but never corrupts the file); with the default ``FULL`` every commit of a trial (its
-    parameters, attributes, state, the MLflow run's rows) waited for the disk. A file under
-    :func:`scratch_sqlite` commits without syncing at all. Other files are left as they are."""
-    if not isinstance(dbapi_connection, sqlite3.Connection):
+    """Each new SQLite connection of an engine in this process: a study database or MLflow store
+    that :func:`prepare_sqlite` put in WAL mode commits with ``synchronous=NORMAL``, SQLite's
+    advice for WAL (a commit is written to the log without an fsync; a killed process loses
+    nothing, a power cut can lose the last commits but never corrupts the file); with the default
+    ``FULL`` every commit of a trial (its parameters, attributes, state, the MLflow run's rows)
+    waited for the disk. A file under :func:`scratch_sqlite` commits without syncing at all.
+    Other files (a program's own databases, beside the Python API) are left as they are."""
+    if not isinstance(dbapi_connection, sqlite3.Connection) or not (_SCRATCH_FILES or _WAL_FILES):
         return
     try:
         rows = dbapi_connection.execute("PRAGMA database_list").fetchall()
@@ -353,7 +360,8 @@ def _tune_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
         if main and main in _SCRATCH_FILES:
             dbapi_connection.execute("PRAGMA synchronous=OFF")
             dbapi_connection.execute("PRAGMA journal_mode=MEMORY")
-        elif str(dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        elif main and main in _WAL_FILES and \
+                str(dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
             dbapi_connection.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.Error:  # a busy or unusual file: keep SQLite's defaults
         pass
@@ -366,7 +374,7 @@ def scratch_sqlite(path: Path) -> Iterator[None]:
     once. Only for a file that is renamed into place when whole and removed otherwise: a
     crash part-way leaves a broken scratch file, never a broken store."""
     watch_engines()
-    keys = {os.path.abspath(path), os.path.realpath(path)}  # as SQLite names it, links resolved or not
+    keys = _names(path)
     _SCRATCH_FILES.update(keys)
     try:
         yield
@@ -389,7 +397,8 @@ def close_engines() -> None:
 
 # ---- SQLite files -----------------------------------------------------------------------------
 def prepare_sqlite(path: Path, what: str = "SQLite study database", error: type[TunerError] = StorageError) -> None:
-    """Create the folder, and put a new database in WAL mode (concurrent readers, fewer fsyncs)."""
+    """Create the folder, and put a new database in WAL mode (concurrent readers, fewer fsyncs);
+    this process's engines then commit to it with ``synchronous=NORMAL`` (:func:`watch_engines`)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.closing(sqlite3.connect(path, timeout=30)) as con:
@@ -397,6 +406,8 @@ def prepare_sqlite(path: Path, what: str = "SQLite study database", error: type[
                 con.execute("PRAGMA journal_mode=WAL")
     except (OSError, sqlite3.Error) as exc:
         raise error(f"Cannot open the {what} {path}: {exc}.") from None
+    watch_engines()
+    _WAL_FILES.update(_names(path))
 
 
 def sqlite_writable(path: Path) -> bool:
