@@ -503,6 +503,38 @@ def test_sqlite_study_commits_skip_the_fsync_and_other_databases_keep_their_sett
         other.dispose()
 
 
+def test_connecting_to_a_locked_sqlite_file_does_not_wait_on_the_lock(tmp_path: Path) -> None:
+    """The connection tuning reads nothing that needs a lock: a file another process holds
+    locked costs the busy timeout once, in the query that needs it, not again at connect."""
+    import sqlalchemy
+
+    open_storage(f"sqlite:///{tmp_path / 'ours.db'}")  # installs the tuning
+    path = tmp_path / "locked.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as holder:
+        holder.execute("CREATE TABLE t (x INTEGER)")
+        holder.execute("BEGIN EXCLUSIVE")
+        engine = sqlalchemy.create_engine(f"sqlite:///{path}", connect_args={"timeout": 3})
+        started = time.monotonic()
+        with engine.connect():
+            assert time.monotonic() - started < 2.5  # a query on the file would wait 3 s
+        engine.dispose()
+
+
+def test_a_read_only_open_keeps_the_busy_timeout_of_the_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = open_storage(url)
+    optuna.create_study(storage=storage, study_name="s")
+    storage.engine.dispose()  # its pooled connection would keep the journal mode from changing
+    with contextlib.closing(sqlite3.connect(tmp_path / "s.db", isolation_level=None)) as holder:
+        holder.execute("PRAGMA journal_mode=DELETE")  # a reader waits on a writer's lock in this mode
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE studies SET study_name = study_name")
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="locked"):
+            optuna.load_study(study_name="s", storage=open_storage(url + "?timeout=1", writable=False))
+        assert time.monotonic() - started < 15  # the URL's 1 s, not the 30 s default
+
+
 def test_scratch_sqlite_files_commit_unsynced_then_sync_once(tmp_path: Path) -> None:
     import sqlalchemy
 

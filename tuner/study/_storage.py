@@ -360,8 +360,7 @@ def _tune_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
         if main and main in _SCRATCH_FILES:
             dbapi_connection.execute("PRAGMA synchronous=OFF")
             dbapi_connection.execute("PRAGMA journal_mode=MEMORY")
-        elif main and main in _WAL_FILES and \
-                str(dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        elif main and main in _WAL_FILES:  # set in WAL mode by prepare_sqlite: no query that could wait on a lock
             dbapi_connection.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.Error:  # a busy or unusual file: keep SQLite's defaults
         pass
@@ -416,9 +415,10 @@ def sqlite_writable(path: Path) -> bool:
     return os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
 
 
-def _sqlite_read_url(path: Path) -> str:
-    """A read-only URL of ``path``; ``immutable`` where SQLite cannot create the WAL index (read-only media)."""
-    query = "mode=ro&uri=true"
+def _sqlite_read_url(path: Path, timeout: str | None = None) -> str:
+    """A read-only URL of ``path``; ``immutable`` where SQLite cannot create the WAL index (read-only
+    media); ``timeout``: the busy timeout the user's URL gave (``?timeout=SECONDS``), kept."""
+    query = "mode=ro&uri=true" + (f"&timeout={quote(str(timeout))}" if timeout is not None else "")
     if not os.access(path.parent, os.W_OK) and not Path(f"{path}-shm").exists():
         wal = Path(f"{path}-wal")
         if wal.exists() and wal.stat().st_size > 0:  # immutable=1 would read the file without its log: old data
@@ -588,7 +588,8 @@ def _engine_url(url: str, writable: bool) -> str:
                                "delete a study there.")
         return url
     require_database(url)
-    return url if _read_only_url(parsed) else _sqlite_read_url(path)
+    timeout = parsed.query.get("timeout")
+    return url if _read_only_url(parsed) else _sqlite_read_url(path, None if timeout is None else str(timeout))
 
 
 def require_database(url: str) -> None:
