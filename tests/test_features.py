@@ -68,6 +68,10 @@ def test_finiteness_and_type_checks_name_the_culprit() -> None:
         numeric_block(pd.DataFrame({"t": ["a", "b"]}), ["t"])
     with pytest.raises(DataError, match="'n' holds no value .every cell is empty or null"):  # JSON nulls: missing
         numeric_block(pd.DataFrame({"n": [None, None], "x": [1.0, 2.0]}), ["x", "n"])
+    with pytest.raises(DataError, match="'e' holds no value"):  # a CSV's empty column reads as float NaN
+        numeric_block(pd.DataFrame({"e": [np.nan, np.nan], "x": [1.0, 2.0]}), ["x", "e"])
+    for dtype in (object, float):  # no rows at all: an empty batch, not missing values
+        assert numeric_block(pd.DataFrame({"a": [], "b": []}, dtype=dtype), ["a", "b"]).shape == (0, 2)
     with pytest.raises(DataError, match=r"\['missing'\] are missing"):
         numeric_block(pd.DataFrame({"x": [1.0]}), ["missing"])
     with pytest.raises(DataError, match="yields no terms"):

@@ -154,7 +154,12 @@ def numeric_block(frame: pd.DataFrame, columns: list[str], where: str = "", line
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"Column(s) {missing} are missing{where}; the data has columns {list(frame.columns)}.")
+    if not len(frame):  # no rows (an empty batch to predict): nothing to check
+        return np.zeros((0, len(columns)))
     for c in columns:
+        if frame[c].isna().all():  # every cell empty or null (a CSV's empty cells, JSON null): missing, not text
+            raise DataError(f"Feature column {c!r} holds no value (every cell is empty or null){where}; features "
+                            "must be finite numbers: fill it in, or remove or impute the missing values first.")
         if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]):
             if not pd.api.types.is_bool_dtype(frame[c]):
                 _not_numeric(frame[c], c, where, line_of, hint)
@@ -174,9 +179,6 @@ def _not_numeric(cells: pd.Series, column: str, where: str, line_of: Callable[[i
     few other cells (``?`` for a missing value, a decimal comma) names the first of them; a column
     of text gets ``hint``."""
     present = cells.notna().to_numpy()
-    if not present.any():  # every cell empty or null (JSON null): missing values, not text
-        raise DataError(f"Feature column {column!r} holds no value (every cell is empty or null){where}; features "
-                        "must be finite numbers: fill it in, or remove or impute the missing values first.")
     odd = present & pd.to_numeric(cells, errors="coerce").isna().to_numpy()
     if odd.any() and odd.sum() < (present & ~odd).sum():
         row = int(np.argmax(odd))
