@@ -81,6 +81,8 @@ def test_large_data_searches_the_full_batch_solvers_and_a_batch_size_keeps_the_o
     assert set(full_batch) >= {"fista", "lbfgs"} and spec.optimizers == ["lbfgs"], spec.optimizers
     assert any("exact full-batch solvers" in n and "sgd" in n for n in notices), notices
     assert any("quasi-Newton solvers (lbfgs)" in n and "search fista too" in n for n in notices), notices
+    # one notice says what is searched: the first names only what it left out (it said "uses ... fista")
+    assert not any("fista" in n for n in notices if "exact full-batch" in n), notices
     sized = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2"], optimizers=optimizers.names(),
                       train={"batch_size": 64})
     default_plugins(sized, big, explicit=set())
@@ -110,7 +112,8 @@ def test_a_param_of_a_plugin_the_default_search_left_out_says_why() -> None:
     from tuner.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"no plugin in play declares it\. .*Without a plugin list given, the "
-                                          r"search uses the exact full-batch solvers .*give the 'optimizer' parameter "
+                                          r"search leaves out the mini-batch optimizers \(adam, rmsprop, sgd\) for "
+                                          r"the exact full-batch solvers: .*give the 'optimizer' parameter "
                                           r"to search adam"):
         tuner.tune(dataset="iris", trials=1, params={"optimizer.lr": 0.1})
     named = tuner.tune(dataset="iris", trials=1, optimizer="sgd", params={"optimizer.lr": 0.1}, epochs=2)

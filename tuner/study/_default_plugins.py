@@ -15,7 +15,7 @@ for the study's summary.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from tuner._plugin_api import compatibility_reason
@@ -39,9 +39,14 @@ def default_plugins(spec: StudySpec, data: Dataset, explicit: Collection[str]) -
     if "optimizers" not in explicit:
         spec.optimizers, dropped = drop_failing_plugins("optimizer", spec.optimizers)
         notices += dropped
-        if not steps:
-            notices += exact_solvers_by_default(spec)
-        notices += hessian_solvers_where_they_fit(spec, data, keep_mini_batch=steps)
+        before = list(spec.optimizers)
+        exact = exact_solvers_by_default(spec) if not steps else []
+        narrowed = hessian_solvers_where_they_fit(spec, data, keep_mini_batch=steps)
+        if exact and narrowed:  # the second notice names what is searched: the first says what it left out, only
+            notices.append(_exact_notice([n for n in before if not optimizers.get(n).full_batch], None))
+        else:
+            notices += exact
+        notices += narrowed
     else:
         notices += _named_anyway("optimizer", spec.optimizers)
     if steps and all(optimizers.get(n).full_batch for n in spec.optimizers):
@@ -94,9 +99,17 @@ def exact_solvers_by_default(spec: StudySpec) -> list[str]:
     if not exact or not left_out or not all(_solvable(p, exact) for p in spec.penalties):
         return []
     spec.optimizers = exact
-    return [f"the search uses the exact full-batch solvers ({', '.join(exact)}): each reaches a penalty's optimum, "
-            f"where a mini-batch optimizer stops near it after more passes; give the 'optimizer' parameter to search "
-            f"{', '.join(left_out)} too (or the 'batch_size' parameter, which sizes their steps)"]
+    return [_exact_notice(left_out, exact)]
+
+
+def _exact_notice(left_out: Sequence[str], searched: Sequence[str] | None) -> str:
+    """The notice of :func:`exact_solvers_by_default`; ``searched`` None where a later notice names
+    the solvers the search keeps."""
+    kept = f"and uses the exact full-batch solvers ({', '.join(searched)})" if searched else \
+        "for the exact full-batch solvers"
+    return (f"the search leaves out the mini-batch optimizers ({', '.join(left_out)}) {kept}: each reaches a "
+            f"penalty's optimum, where a mini-batch optimizer stops near it after more passes; give the 'optimizer' "
+            f"parameter to search {', '.join(left_out)} too (or the 'batch_size' parameter, which sizes their steps)")
 
 
 def hessian_solvers_where_they_fit(spec: StudySpec, data: Dataset, keep_mini_batch: bool = False) -> list[str]:
