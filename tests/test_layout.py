@@ -115,10 +115,12 @@ def test_each_library_is_imported_only_by_its_stages(library: str) -> None:
     assert not wrong, f"{library} imported outside {sorted(homes)}:\n" + "\n".join(sorted(set(wrong)))
 
 
-def test_sqlalchemy_is_built_in_the_storage_module_alone() -> None:
+def test_sqlalchemy_is_built_in_the_storage_modules_alone() -> None:
+    """The storage layer: URLs, engines and stores (``_storage``), this process's engines and
+    SQLite files (``_connections``)."""
     users = {name for name, path in tuner_modules().items()
              if any(t.split(".")[0] == "sqlalchemy" for t, _ in imports_of(path, name))}
-    assert users <= {"tuner.study._storage"}, users
+    assert users <= {"tuner.study._storage", "tuner.study._connections"}, users
 
 
 def test_the_trainer_imports_no_study_tracking_or_cli_library() -> None:

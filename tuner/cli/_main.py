@@ -476,9 +476,9 @@ def _exit_now(code: object) -> NoReturn:
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     atexit._run_exitfuncs()  # what the interpreter runs at exit: logging, MLflow's and Optuna's handlers
-    storage = sys.modules.get("tuner.study._storage")
-    if storage is not None:  # os._exit closes no database: SQLite's -wal would never be folded into its file
-        storage.close_engines()
+    connections = sys.modules.get("tuner.study._connections")
+    if connections is not None:  # os._exit closes no database: SQLite's -wal would never be folded into its file
+        connections.close_engines()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
