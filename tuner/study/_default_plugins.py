@@ -41,9 +41,10 @@ def default_plugins(spec: StudySpec, data: Dataset, explicit: Collection[str]) -
         notices += dropped
         before = list(spec.optimizers)
         exact = exact_solvers_by_default(spec) if not steps else []
+        left_out = [n for n in before if n not in spec.optimizers]
         narrowed = hessian_solvers_where_they_fit(spec, data, keep_mini_batch=steps)
         if exact and narrowed:  # the second notice names what is searched: the first says what it left out, only
-            notices.append(_exact_notice([n for n in before if not optimizers.get(n).full_batch], None))
+            notices.append(_exact_notice(left_out, None))
         else:
             notices += exact
         notices += narrowed

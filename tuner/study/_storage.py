@@ -478,8 +478,7 @@ def _engine_url(url: str, writable: bool) -> str:
                                "delete a study there.")
         return url
     require_database(url)
-    timeout = parsed.query.get("timeout")
-    return url if _read_only_url(parsed) else _sqlite_read_url(path, None if timeout is None else str(timeout))
+    return url if _read_only_url(parsed) else _sqlite_read_url(path, parsed.query.get("timeout"))
 
 
 def require_database(url: str) -> None:
