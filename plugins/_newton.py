@@ -142,10 +142,7 @@ class BatchedNewton(_Freezable, LightOptimizer):
     @torch.no_grad()
     def step(self, closure: Any) -> torch.Tensor:  # type: ignore[override]
         group = self.param_groups[0]
-        hessian = getattr(closure, "hessian", None)
-        if hessian is None or (self._prox is not None and getattr(closure, "nonsmooth", None) is None):
-            raise RuntimeError("newton needs a closure that offers hessian() (and nonsmooth() with a non-smooth "
-                               "penalty), as the trainer's does; it cannot run from a plain closure")
+        self._check_closure(closure)
         W, _ = self._leaves()
         k = self._shape[0]
         tol = group["tolerance_grad"]
@@ -166,10 +163,8 @@ class BatchedNewton(_Freezable, LightOptimizer):
             active &= ~done
             if not bool(active.any()):
                 break
-            H = torch.zeros(k, theta.shape[1], theta.shape[1], dtype=torch.float64, device=self._dev)
-            H[active] = hessian(active).to(device=self._dev, dtype=torch.float64)
             h0 = self._h_at(theta, closure)  # the non-smooth part where this iteration starts
-            d = self._direction(H, g, theta, h0, residual, active, closure)
+            d = self._step_direction(closure, g, theta, h0, residual, active)
             if self._shape[2] > 1:
                 # Softmax outputs: adding one number to every intercept changes nothing, so the
                 # Hessian is singular along it; keep the step off that direction (no drift from
@@ -180,6 +175,19 @@ class BatchedNewton(_Freezable, LightOptimizer):
             self._converged |= stalled
             active &= ~stalled
         return (self._value(closure) - self._nonsmooth(closure)).to(W.dtype)
+
+    def _check_closure(self, closure: Any) -> None:
+        if getattr(closure, "hessian", None) is None or (self._prox is not None and getattr(closure, "nonsmooth", None) is None):
+            raise RuntimeError("newton needs a closure that offers hessian() (and nonsmooth() with a non-smooth "
+                               "penalty), as the trainer's does; it cannot run from a plain closure")
+
+    def _step_direction(self, closure: Any, g: torch.Tensor, theta: torch.Tensor, h0: torch.Tensor,
+                        residual: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """Each active trial's step (zero for the others), from its Hessian."""
+        k = theta.shape[0]
+        H = torch.zeros(k, theta.shape[1], theta.shape[1], dtype=torch.float64, device=self._dev)
+        H[active] = closure.hessian(active).to(device=self._dev, dtype=torch.float64)
+        return self._direction(H, g, theta, h0, residual, active, closure)
 
     def _direction(self, H: torch.Tensor, g: torch.Tensor, theta: torch.Tensor, h0: torch.Tensor,
                    residual: torch.Tensor, active: torch.Tensor, closure: Any) -> torch.Tensor:

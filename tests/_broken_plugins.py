@@ -59,7 +59,7 @@ class PickyRidge(Penalty):
     name = "picky_ridge"
     description = "Ridge that declines the full-batch solvers."
     search_space = {"strength": STRENGTH}
-    incompatible_optimizers = frozenset({"lbfgs", "fista", "newton"})
+    incompatible_optimizers = frozenset({"lbfgs", "fista", "newton", "newton_cg"})
 
     def smooth_value(self, weight, params):
         return params["strength"] / 2 * (weight ** 2).sum(dim=(-2, -1))

@@ -234,7 +234,7 @@ CLI_ERRORS = {
     "latin-1 read as utf-8": ([], ["Cannot decode", "--encoding"]),
     "unknown encoding": (["--encoding", "bogus"], ["Unknown encoding 'bogus' (--encoding)", "utf-8 or latin-1"]),
     "unknown penalty": (["--penalty", "lasso"], ["Unknown penalty 'lasso'", "Usable penalties: elasticnet, l1, l2, none"]),
-    "unknown optimizer": (["--optimizer", "owlqn"], ["Unknown optimizer 'owlqn'", "adam, fista, lbfgs, newton, rmsprop, sgd"]),
+    "unknown optimizer": (["--optimizer", "owlqn"], ["Unknown optimizer 'owlqn'", "adam, fista, lbfgs, newton, newton_cg, rmsprop, sgd"]),
     "negative strength": (["--param", "penalty.strength=-1"], ["'penalty.strength'", "got -1"]),
     "unknown hyperparameter": (["--param", "optimizer.momentum=0.5"], ["no hyperparameter 'momentum'", "optimizer.lr"]),
     "incompatible pair": (["--penalty", "l1", "--optimizer", "smooth_only"], ["'l1'", "'smooth_only'", "fista"]),

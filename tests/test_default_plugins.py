@@ -4,6 +4,7 @@ is installed into a temporary site folder for these tests."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,9 +79,10 @@ def test_large_data_searches_the_full_batch_solvers_and_a_batch_size_keeps_the_o
     full_batch = [n for n in optimizers.names() if optimizers.get(n).full_batch]
     spec = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l1", "l2"], optimizers=optimizers.names())
     notices = default_plugins(spec, big, explicit=set())
-    assert set(full_batch) >= {"fista", "lbfgs"} and spec.optimizers == ["lbfgs"], spec.optimizers
+    assert set(full_batch) >= {"fista", "lbfgs"} and spec.optimizers == ["lbfgs", "newton_cg"], spec.optimizers
     assert any("exact full-batch solvers" in n and "sgd" in n for n in notices), notices
-    assert any("quasi-Newton solvers (lbfgs)" in n and "search fista too" in n for n in notices), notices
+    assert any("(newton_cg) for l2" in n and "quasi-Newton solvers (lbfgs)" in n and "search fista too" in n
+               for n in notices), notices
     # one notice says what is searched: the first names only what it left out (it said "uses ... fista")
     assert not any("fista" in n for n in notices if "exact full-batch" in n), notices
     sized = StudySpec(data=DataSpec(dataset="breast_cancer"), penalties=["l2"], optimizers=optimizers.names(),
@@ -160,3 +162,27 @@ def test_plugins_that_fail_side_by_side_train_one_at_a_time(side_by_side_liars: 
         return {r.number: r.value for r in trial_records(url, name)}
 
     assert study("together", 4) == pytest.approx(study("alone", 1), rel=1e-6)
+
+
+def test_a_default_study_on_a_wide_model_trains_smooth_penalties_by_truncated_newton_only(tmp_path: Path) -> None:
+    """3,000 sparse features: too many for newton. l2 and none go to newton_cg alone, l1 and the
+    elastic net to lbfgs (OWL-QN); the pairs left out are stored, so a resume searches the same."""
+    from sklearn.datasets import dump_svmlight_file
+
+    rng = np.random.default_rng(0)
+    X = sparse.random(900, 3000, density=0.01, format="csr", random_state=1)
+    y = (np.asarray(X @ rng.normal(size=3000)).ravel() + 0.1 * rng.normal(size=900) > 0).astype(int)
+    path = tmp_path / "wide.svm"
+    dump_svmlight_file(X, y, str(path), zero_based=True)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = StudySpec(data=DataSpec(path=str(path), zero_based=True), penalties=penalties.names(),
+                     optimizers=optimizers.names(), n_trials=12, sampler="random")
+    result = run_study(spec, "wide", url, refit_best=False, changes={})
+    stored = study_record(url, "wide").spec
+    assert stored["optimizers"] == ["lbfgs", "newton_cg"] and stored["left_out_variants"] == ["l2:lbfgs", "none:lbfgs"]
+    assert any("truncated Newton solvers (newton_cg) for l2 and none" in w for w in result.warnings), result.warnings
+    run_study(StudySpec.from_json(json.dumps(stored)), "wide", url, refit_best=False, changes={}, n_trials=24)
+    trials = trial_records(url, "wide")
+    variants = {r.params["variant"] for r in trials}
+    assert len(trials) == 24 and variants <= {"l1:lbfgs", "elasticnet:lbfgs", "l2:newton_cg", "none:newton_cg"}
+    assert {"l2:newton_cg", "l1:lbfgs"} <= variants, variants

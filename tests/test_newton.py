@@ -195,9 +195,11 @@ def test_a_default_study_searches_newton_alone_where_it_fits_and_leaves_it_out_e
     spec.optimizers = optimizers.names()
     data.X_train = sp.random(200, HESSIAN_MAX_PARAMS, density=0.01, random_state=0, format="csr")
     notices = hessian_solvers_where_they_fit(spec, data)
-    # too large for newton: the quasi-Newton lbfgs (OWL-QN for l1) takes both penalties
-    assert spec.optimizers == ["lbfgs"] and len(notices) == 1, (spec.optimizers, notices)
-    assert "leaves out newton; the search uses the quasi-Newton solvers (lbfgs)" in notices[0]
+    # too large for newton: truncated Newton takes l2, the quasi-Newton lbfgs (OWL-QN) l1
+    assert spec.optimizers == ["lbfgs", "newton_cg"] and len(notices) == 1, (spec.optimizers, notices)
+    assert spec.left_out_variants == ["l2:lbfgs"]
+    assert ("leaves out newton; the search uses the truncated Newton solvers (newton_cg) for l2, and the "
+            "quasi-Newton solvers (lbfgs) for the other penalties") in notices[0]
     assert "search adam, fista, rmsprop, sgd too" in notices[0]
     spec.optimizers = optimizers.names()  # mini-batches sized by the user: only newton leaves
     notices = hessian_solvers_where_they_fit(spec, data, keep_mini_batch=True)

@@ -2,7 +2,7 @@
 
 Our convention: objective = (1/n) sum_i loss_i + strength * (l1_ratio ||W||_1 + (1 - l1_ratio)/2 ||W||^2)
 with strength = 1 / (C n); scikit-learn minimises n * strength times the same thing, so both
-reach the same optimum. Our converging solvers (lbfgs for smooth penalties; fista and lbfgs,
+reach the same optimum. Our converging solvers (lbfgs and newton_cg for smooth penalties; fista and lbfgs,
 which runs OWL-QN, for l1 and elastic net) in float64 must reach scikit-learn's training
 objective within 1e-6 relative and, with an L1 part, the same set of zero coefficients.
 
@@ -123,8 +123,9 @@ _CASES = [
     ("breast_cancer", "elasticnet", 1.0),
     ("breast_cancer", "elasticnet", 0.1),
 ]
+SMOOTH_SOLVERS = ["lbfgs", "newton_cg"]  # the full-batch solvers of smooth penalties on models of any size
 BINARY_CASES = [(d, p, C, solver) for d, p, C in _CASES
-                for solver in ([SOLVER[p]] if L1_RATIO[p] == 0 else [SOLVER[p], "lbfgs"])]
+                for solver in (SMOOTH_SOLVERS if L1_RATIO[p] == 0 else [SOLVER[p], "lbfgs"])]
 
 
 @pytest.mark.parametrize("data, penalty, C, solver", BINARY_CASES,
@@ -166,8 +167,9 @@ def test_binary_parity(data: str, penalty: str, C: float, solver: str, a9a: Any,
         assert np.sum(zeros != zeros_ref) <= 3
 
 
+@pytest.mark.parametrize("solver", SMOOTH_SOLVERS)
 @pytest.mark.parametrize("data, C", [("a9a", 1e6), ("breast_cancer[mean features]", 1e6)])
-def test_unpenalized_parity(data: str, C: float, a9a: Any, breast_cancer: Any) -> None:
+def test_unpenalized_parity(data: str, C: float, solver: str, a9a: Any, breast_cancer: Any) -> None:
     """`none` has no penalty; scikit-learn with a C this large is within 1e-6 of the same optimum.
 
     The reference is scikit-learn's Newton solver: on a9a (a nearly flat valley along rare
@@ -177,14 +179,15 @@ def test_unpenalized_parity(data: str, C: float, a9a: Any, breast_cancer: Any) -
     X, y = problem(data, a9a, breast_cancer)
     ref = sklearn_fit(X, y, C, 0.0, solver="newton-cholesky")
     f_ref = binary_objective(X, y, ref.coef_.ravel(), float(ref.intercept_[0]), 0.0, 0.0)
-    ours = our_fit(X, y, "none", None)
+    ours = our_fit(X, y, "none", None, solver=solver)
     f_ours = binary_objective(X, y, ours.weight.ravel(), float(ours.intercept[0]), 0.0, 0.0)
     print(f"{data} none (sklearn C={C:g}): relative gap {(f_ours - f_ref) / f_ref:.2e}")
     assert abs(f_ours - f_ref) <= REL * f_ref
     assert ours.n_nonzero == ours.weight.size
 
 
-def test_multinomial_parity_digits() -> None:
+@pytest.mark.parametrize("solver", SMOOTH_SOLVERS)
+def test_multinomial_parity_digits(solver: str) -> None:
     from sklearn.datasets import load_digits
     from sklearn.preprocessing import StandardScaler
 
@@ -195,7 +198,7 @@ def test_multinomial_parity_digits() -> None:
         strength = 1.0 / (C * n)
         ref = sklearn_fit(X, y, C, 0.0)
         assert ref.coef_.shape == (K, X.shape[1])
-        ours = our_fit(X, y, "l2", strength, n_classes=K)
+        ours = our_fit(X, y, "l2", strength, n_classes=K, solver=solver)
         assert ours.weight.shape == (X.shape[1], K) and ours.intercept.shape == (K,)
         f_ref = multinomial_objective(X, y, ref.coef_.T, ref.intercept_, strength)
         f_ours = multinomial_objective(X, y, ours.weight, ours.intercept, strength)
@@ -206,7 +209,8 @@ def test_multinomial_parity_digits() -> None:
         np.testing.assert_allclose(proba, ref.predict_proba(X), atol=1e-4)
 
 
-def test_multinomial_parity_sst1(data_dir: Any) -> None:
+@pytest.mark.parametrize("solver", SMOOTH_SOLVERS)
+def test_multinomial_parity_sst1(data_dir: Any, solver: str) -> None:
     from tuner.data import load_data, prepare
 
     ds = prepare(load_data(data_dir / "sst" / "stsa.fine.train"), val_size=0, test_size=0)
@@ -217,7 +221,7 @@ def test_multinomial_parity_sst1(data_dir: Any) -> None:
     C = 0.3
     strength = 1.0 / (C * X.shape[0])
     ref = sklearn_fit(X, y, C, 0.0)
-    ours = our_fit(X, y, "l2", strength, n_classes=5)
+    ours = our_fit(X, y, "l2", strength, n_classes=5, solver=solver)
     f_ref = multinomial_objective(X, y, ref.coef_.T, ref.intercept_, strength)
     f_ours = multinomial_objective(X, y, ours.weight, ours.intercept, strength)
     print(f"SST-1 l2 C={C:g}: relative gap {(f_ours - f_ref) / f_ref:.2e}")

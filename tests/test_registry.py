@@ -23,7 +23,7 @@ from tuner.errors import PluginError
 from tuner.testing import check_installed
 
 BUILTIN_PENALTIES = {"none", "l1", "l2", "elasticnet"}
-BUILTIN_OPTIMIZERS = {"sgd", "adam", "rmsprop", "lbfgs", "fista", "newton"}
+BUILTIN_OPTIMIZERS = {"sgd", "adam", "rmsprop", "lbfgs", "fista", "newton", "newton_cg"}
 
 REGISTERED = [("penalty", i.name) for i in penalties.infos()] + [("optimizer", i.name) for i in optimizers.infos()]
 
@@ -51,7 +51,7 @@ def test_every_registered_plugin_is_valid(group: str, name: str) -> None:
 def test_unknown_names_list_the_usable_plugins() -> None:
     with pytest.raises(PluginError, match=r"Unknown penalty 'lasso'\. Usable penalties: elasticnet, l1, l2, none\."):
         penalties.get("lasso")
-    with pytest.raises(PluginError, match=r"Unknown optimizer 'owlqn'\. Usable optimizers: adam, fista, lbfgs, newton, rmsprop, sgd\."):
+    with pytest.raises(PluginError, match=r"Unknown optimizer 'owlqn'\. Usable optimizers: adam, fista, lbfgs, newton, newton_cg, rmsprop, sgd\."):
         optimizers.get("owlqn")
 
 

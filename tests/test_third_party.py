@@ -22,7 +22,7 @@ EXAMPLE = ROOT / "examples" / "logreg-tuner-extras"
 FIXTURES = ROOT / "tests" / "plugin_packages"
 BROKEN = ["broken_import", "wrong_interface", "bad_space", "misnamed", "dup_a", "dup_b"]
 BUILTIN_PENALTIES = {"none", "l1", "l2", "elasticnet"}
-BUILTIN_OPTIMIZERS = {"sgd", "adam", "rmsprop", "lbfgs", "fista", "newton"}
+BUILTIN_OPTIMIZERS = {"sgd", "adam", "rmsprop", "lbfgs", "fista", "newton", "newton_cg"}
 
 # (group, name) -> (distribution, words the reason must contain)
 EXPECTED_BROKEN = {

@@ -44,7 +44,10 @@ Curvature (``uses_hessian = True`` on a full-batch optimizer): the closure also 
 default), with each trial's parameters flattened in the order of the parameter groups (the
 weights row-major, then the intercept: ``P = (p + 1) * c``), and ``closure.nonsmooth()``, the
 per-trial value of the penalty's non-smooth part, shape ``(K,)``. Every full-batch closure also
-offers ``closure.l1_weights()``: each trial's L1 weight ``a`` (shape ``(K,)``) when every trial's
+offers ``closure.hessian_product(trials=None)``, a function ``V -> H V`` of the smooth objective's
+Hessian at the current parameters for the trials selected (``V`` and ``H V``: ``(K', P)`` in the
+weights' dtype, parameters ordered as above; two passes over the data a product, for models of any
+size), and ``closure.l1_weights()``: each trial's L1 weight ``a`` (shape ``(K,)``) when every trial's
 penalty is an elastic net ``a ||W||_1 + b / 2 ||W||_2^2`` (:meth:`Penalty.elastic_net`), else None
 (what an ``l1_only`` optimizer reads). The trainer offers them for
 models of at most ``tuner.train.HESSIAN_MAX_PARAMS`` parameters and refuses such an optimizer on
@@ -186,6 +189,11 @@ class Optimizer:
     where the model is too large for the Hessian, a default study searches these rather than
     first-order full-batch solvers (FISTA), which reach the same optimum in more passes where the
     problem is ill-conditioned (weak penalties on text)."""
+    hessian_products: ClassVar[bool] = False
+    """A full-batch optimizer that takes Newton steps from ``closure.hessian_product()`` (module
+    docstring, "Curvature"): where the model is too large for the Hessian, a default study trains
+    the penalties it takes with it rather than with a quasi-Newton optimizer (the same optimum in
+    fewer passes)."""
     l1_only: ClassVar[bool] = False
     """A ``prox_mode="internal"`` full-batch optimizer that minimises a non-smooth part only when it
     is an elastic net's L1 term (orthant-wise methods such as OWL-QN, which need the L1 weight, not a

@@ -61,7 +61,7 @@ def declaration_problem(plugin: Penalty | Optimizer) -> str | None:
     study that never picks this plugin), so a registry refuses a plugin whose declarations
     have the wrong types, as the conformance kit's ``interface`` check does."""
     penalty = isinstance(plugin, Penalty)
-    flags = ("supports_batch", *(("has_prox", "elementwise_prox") if penalty else ("full_batch", "uses_hessian", "quasi_newton")))
+    flags = ("supports_batch", *(("has_prox", "elementwise_prox") if penalty else ("full_batch", "uses_hessian", "quasi_newton", "hessian_products")))
     for flag in flags:
         value = getattr(plugin, flag, False)
         if not isinstance(value, bool):

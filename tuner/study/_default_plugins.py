@@ -23,6 +23,7 @@ from tuner._registry import optimizers, penalties
 from tuner.data import Dataset
 from tuner.errors import ConfigError
 from tuner.study._spec import StudySpec
+from tuner.study._variant import join_variant
 
 __all__ = ["default_plugins", "drop_failing_plugins", "exact_solvers_by_default", "hessian_solvers_where_they_fit"]
 
@@ -122,10 +123,11 @@ def hessian_solvers_where_they_fit(spec: StudySpec, data: Dataset, keep_mini_bat
     mini-batch optimizer stops near it (a9a, 30 trials: ``benchmarks/RESULTS.md``), so the others
     would only spend the budget on the same or worse models, slower. Otherwise the Hessian solvers
     leave (the trainer would refuse them, or each Hessian would cost more than many first-order
-    passes), and of the others the quasi-Newton ones (``quasi_newton``) stay when they take every
-    penalty in play: on SST-2 a 30-trial study of L-BFGS/OWL-QN trials alone took 65.6 s where one
-    that also searched FISTA took 95.7 s, for the same best validation loss to 1e-4
-    (``benchmarks/RESULTS.md``, sixteenth round). Nothing changes when a penalty in play would be left without an optimizer,
+    passes), and of the others the quasi-Newton (``quasi_newton``) and truncated Newton
+    (``hessian_products``) ones stay when they take every penalty in play, each penalty trained by
+    truncated Newton where one takes it (:func:`_truncated_first`): on SST-2 a 30-trial study of
+    L-BFGS/OWL-QN trials alone took 65.6 s where one that also searched FISTA took 95.7 s, for the
+    same best validation loss to 1e-4 (``benchmarks/RESULTS.md``, sixteenth round). Nothing changes when a penalty in play would be left without an optimizer,
     nor, with ``keep_mini_batch`` (the user sized the mini-batches), where the model fits, and the
     mini-batch optimizers stay where it does not. Returns the notice for the summary."""
     from tuner.train import HESSIAN_MAX_PARAMS, HESSIAN_WORK, n_params
@@ -138,10 +140,11 @@ def hessian_solvers_where_they_fit(spec: StudySpec, data: Dataset, keep_mini_bat
         return []
     hessian = [n for n in spec.optimizers if getattr(optimizers.get(n), "uses_hessian", False)]
     kept = hessian if fits else [n for n in spec.optimizers if n not in hessian]
-    if not fits:  # the quasi-Newton solvers among the rest, where they take every penalty in play
-        quasi = [n for n in kept if getattr(optimizers.get(n), "quasi_newton", False)]
-        if quasi and not keep_mini_batch and all(_solvable(p, quasi) for p in spec.penalties):
-            kept = quasi
+    truncated: list[str] = []
+    if not fits:  # the quasi-Newton and truncated Newton solvers among the rest, where they take every penalty in play
+        curvature = [n for n in kept if _curvature_solver(n)]
+        if curvature and not keep_mini_batch and all(_solvable(p, curvature) for p in spec.penalties):
+            kept, truncated = _truncated_first(spec, curvature)
     left_out = [n for n in spec.optimizers if n not in kept]
     if not kept or not left_out or not all(_solvable(p, kept) for p in spec.penalties):
         return []
@@ -150,15 +153,54 @@ def hessian_solvers_where_they_fit(spec: StudySpec, data: Dataset, keep_mini_bat
         return [f"the model is small ({size:,} parameters a trial), so the search uses the solvers that use its "
                 f"Hessian ({', '.join(kept)}): the exact optimum in a few passes; give the 'optimizer' parameter to "
                 f"search {', '.join(left_out)} too"]
-    others = [n for n in left_out if n not in hessian]
+    others = [n for n in left_out if n not in hessian and any(_solvable(p, [n]) for p in spec.penalties)]
     notice = f"the model is too large for the solvers that use its Hessian ({size:,} parameters a trial, {rows:,} rows)"
-    if len(others) < len(left_out):
-        notice += f", so the search leaves out {', '.join(n for n in left_out if n in hessian)}"
-    if others:
-        notice += (f"{';' if len(others) < len(left_out) else ','} the search uses the quasi-Newton solvers "
-                   f"({', '.join(kept)}), which reach the optimum in fewer passes than first-order ones where the "
-                   f"problem is ill-conditioned; give the 'optimizer' parameter to search {', '.join(others)} too")
+    if hessian:
+        notice += f", so the search leaves out {', '.join(hessian)}"
+    if others or truncated:
+        notice += (f"{';' if hessian else ','} the search uses {_searched_words(spec, kept, truncated)}, which reach "
+                   "the optimum in fewer passes than first-order ones where the problem is ill-conditioned")
+        if others:
+            notice += f"; give the 'optimizer' parameter to search {', '.join(others)} too"
     return [notice]
+
+
+def _curvature_solver(name: str) -> bool:
+    """A full-batch solver that steers by curvature without the Hessian itself: quasi-Newton
+    (``quasi_newton``) or truncated Newton (``hessian_products``)."""
+    opt = optimizers.get(name)
+    return bool(getattr(opt, "quasi_newton", False) or getattr(opt, "hessian_products", False))
+
+
+def _truncated_first(spec: StudySpec, curvature: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Of the ``curvature`` solvers, the ones searched and the truncated Newton ones among them. A
+    penalty that a truncated Newton solver (``hessian_products``) takes is trained with it only: a
+    quasi-Newton solver reaches the same optimum in more passes (SST-2, L2 at strength 1e-6: 130
+    Hessian products against about 500 passes of L-BFGS, ``benchmarks/RESULTS.md``, eighteenth
+    round), and the two would share the trials of one model. Those pairs go to
+    ``spec.left_out_variants``; a quasi-Newton solver left with no penalty leaves."""
+    truncated = [n for n in curvature if getattr(optimizers.get(n), "hessian_products", False)]
+    smooth = [p for p in spec.penalties if _solvable(p, truncated)]
+    rest = [p for p in spec.penalties if p not in smooth]
+    quasi = [n for n in curvature if n not in truncated and any(_solvable(p, [n]) for p in rest)]
+    truncated = truncated if smooth else []
+    spec.left_out_variants = sorted(join_variant(p, q) for p in smooth for q in quasi if _solvable(p, [q]))
+    return [n for n in curvature if n in truncated or n in quasi], truncated
+
+
+def _searched_words(spec: StudySpec, kept: Sequence[str], truncated: Sequence[str]) -> str:
+    """The curvature solvers searched, in words, for the notice of :func:`hessian_solvers_where_they_fit`."""
+    quasi = [n for n in kept if n not in truncated]
+    quasi_words = f"the quasi-Newton solvers ({', '.join(quasi)})"
+    if not truncated:
+        return quasi_words
+    smooth = [p for p in spec.penalties if _solvable(p, truncated)]
+    words = f"the truncated Newton solvers ({', '.join(truncated)}) for {_and(smooth)}"
+    return f"{words}, and {quasi_words} for the other penalties" if quasi else words
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _solvable(penalty: str, solvers: Iterable[str]) -> bool:

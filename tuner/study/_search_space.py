@@ -13,7 +13,7 @@ entry of that name applies to every plugin in play that declares it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,7 +115,7 @@ def build_space(spec: StudySpec) -> SearchSpace:
     """The variants (compatible pairs) and their conditional hyperparameters, overrides applied."""
     pens = {n: penalties.get(n) for n in spec.penalties}
     opts = {n: optimizers.get(n) for n in spec.optimizers}
-    variants, skipped = _variants(pens, opts)
+    variants, skipped = _variants(pens, opts, spec.left_out_variants)
     all_slots = {**_slots("penalty", pens), **_slots("optimizer", opts)}
     # a value for one plugin (optimizer.adam.lr) beats the value for all (optimizer.lr), in any order
     for key, text in sorted(spec.params.items(), key=lambda item: qualified(item[0])):
@@ -128,12 +128,16 @@ def build_space(spec: StudySpec) -> SearchSpace:
     return SearchSpace(variants, slots, skipped)
 
 
-def _variants(pens: Mapping[str, Any], opts: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
-    """The compatible pairs, and the incompatible ones with the reason."""
+def _variants(pens: Mapping[str, Any], opts: Mapping[str, Any],
+              left_out: Collection[str] = ()) -> tuple[list[str], dict[str, str]]:
+    """The compatible pairs not ``left_out``, and the others with the reason."""
     variants, skipped = [], {}
     for pn, p in pens.items():
         for on, o in opts.items():
             reason = compatibility_reason(p, o)
+            if reason is None and join_variant(pn, on) in left_out:
+                reason = (f"the default search trains penalty '{pn}' with a truncated Newton solver, which reaches "
+                          f"the optimum that '{on}' reaches in fewer passes")
             if reason:
                 skipped[join_variant(pn, on)] = reason
             else:

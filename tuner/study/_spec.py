@@ -88,6 +88,10 @@ class StudySpec:
     train: dict[str, Any] = field(default_factory=dict)
     cv: int = 0
     """Stratified folds of the training rows a trial is scored on (0: the validation split)."""
+    left_out_variants: list[str] = field(default_factory=list)
+    """``penalty:optimizer`` pairs of the plugins above that the default search does not train (a
+    penalty that a truncated Newton solver takes is not also searched with a quasi-Newton one);
+    chosen with the plugins when the study is created, so a resume and every worker agree."""
     plugin_versions: dict[str, str] = field(default_factory=dict)
     version: int = SPEC_VERSION
 

@@ -25,6 +25,9 @@ def check_prox_mode(s: Subject) -> str:
         raise Fail(f"full_batch must be a bool; got {opt.full_batch!r}")
     if getattr(opt, "uses_hessian", False) and not opt.full_batch:
         raise Fail("uses_hessian is for full-batch optimizers: the trainer offers closure.hessian() only to them")
+    if getattr(opt, "hessian_products", False) and not opt.full_batch:
+        raise Fail("hessian_products is for full-batch optimizers: the trainer offers closure.hessian_product() only "
+                   "to them")
     if getattr(opt, "quasi_newton", False) and not opt.full_batch:
         raise Fail("quasi_newton is for full-batch optimizers: a default study prefers them as exact solvers")
     if opt.full_batch and opt.prox_mode == "after_step":
@@ -156,7 +159,8 @@ def _run(s: Subject, toy: _Toy, params: Mapping[str, Any], where: str, *, l1: fl
 def _offer_curvature(closure: Any, toy: _Toy, W: torch.Tensor, b: torch.Tensor, l1: float) -> None:
     """What the trainer's closure offers besides gradients (:mod:`tuner._plugin_api`, "Curvature"):
     ``value_only()``, ``hessian(trials)`` (one trial: ``(1, P, P)`` float64, weights then intercept),
-    ``nonsmooth()`` and ``l1_weights()`` (the toy's penalty is ``l1 ||W||_1``)."""
+    ``hessian_product(trials)`` (``V -> H V``, ``(1, P)`` in the weights' dtype), ``nonsmooth()`` and
+    ``l1_weights()`` (the toy's penalty is ``l1 ||W||_1``)."""
 
     def value_only() -> torch.Tensor:
         with torch.no_grad():
@@ -169,6 +173,10 @@ def _offer_curvature(closure: Any, toy: _Toy, W: torch.Tensor, b: torch.Tensor, 
         theta = torch.cat([W.detach().reshape(-1), b.detach().reshape(-1)])
         return torch.autograd.functional.hessian(flat_objective, theta).double().unsqueeze(0)
 
+    def hessian_product(trials: torch.Tensor | None = None) -> Any:
+        H = hessian(trials)[0]
+        return lambda V: (V.double() @ H).to(W.dtype)  # H is symmetric: V H = (H V^T)^T
+
     def nonsmooth() -> torch.Tensor:
         with torch.no_grad():
             return (l1 * W.abs().sum()).reshape(1)
@@ -177,7 +185,7 @@ def _offer_curvature(closure: Any, toy: _Toy, W: torch.Tensor, b: torch.Tensor, 
         return torch.tensor([l1], dtype=W.dtype)
 
     closure.value_only, closure.hessian, closure.nonsmooth = value_only, hessian, nonsmooth
-    closure.l1_weights = l1_weights
+    closure.l1_weights, closure.hessian_product = l1_weights, hessian_product
 
 
 def check_build(s: Subject) -> str:

@@ -68,6 +68,7 @@ class Epochs:
 
         closure.value_only = value_only  # type: ignore[attr-defined]
         closure.hessian = objective.hessian  # type: ignore[attr-defined]
+        closure.hessian_product = objective.hessian_product  # type: ignore[attr-defined]
         closure.nonsmooth = objective.nonsmooth  # type: ignore[attr-defined]
         closure.l1_weights = objective.penalty.l1_weights  # type: ignore[attr-defined]
         try:

@@ -9,7 +9,7 @@ their frozen copies; :class:`Objective` the per-trial losses: each trial k minim
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,6 +191,38 @@ class Objective:
         return H
 
     @torch.no_grad()
+    def hessian_product(self, trials: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``V -> H V`` at the current parameters, for the trials in ``trials`` (a ``(K,)`` bool mask;
+        all by default): ``V`` and the result are ``(K', P)`` in the weights' dtype, parameters
+        ordered as in :meth:`hessian`. The row curvatures are computed here once; each product is
+        then two passes over the data (``X V`` and ``X^T R``), for models of any size."""
+        d, lv = self.data, self.leaves
+        k, p, c, n = lv.k, lv.p, lv.c, d.n
+        idx = torch.arange(k, device=lv.W.device) if trials is None else trials.nonzero().reshape(-1)
+        z = self.logits(d.X, d.XT)[:, idx]
+        w = (d.w if d.w.dim() == 2 else d.w[:, None].expand(-1, k))[:, idx] / n
+        probs = torch.sigmoid(z) if c == 1 else torch.softmax(z, dim=2)
+        curvature = w[..., None] * probs * (1 - probs) if c == 1 else None
+        penalty = _penalty_product(self.penalty, lv.W3.detach(), idx)
+        XT = d.XT if d.XT is not None else d.X.t()
+
+        def product(V: torch.Tensor) -> torch.Tensor:
+            kk = V.shape[0]
+            Vw = V[:, :p * c].reshape(kk, p, c)
+            U = (d.X @ Vw.permute(1, 0, 2).reshape(p, kk * c)).view(-1, kk, c) + V[:, p * c:].reshape(1, kk, c)
+            if curvature is not None:
+                R = curvature * U
+            else:  # the softmax's Jacobian, diag(s) - s s^T, applied row by row
+                SU = probs * U
+                R = (SU - probs * SU.sum(dim=2, keepdim=True)) * w[..., None]
+            HW = (XT @ R.reshape(-1, kk * c)).view(p, kk, c).permute(1, 0, 2)
+            if penalty is not None:
+                HW = HW + penalty(Vw)
+            return torch.cat([HW.reshape(kk, p * c), R.sum(dim=0).reshape(kk, c)], dim=1)
+
+        return product
+
+    @torch.no_grad()
     def val_losses(self) -> list[float]:
         """Per trial: the weighted mean validation log loss (requires validation data)."""
         d = self.data
@@ -202,6 +234,32 @@ class Objective:
         w, k = self.data.w, self.leaves.k
         zero_data = (math.log(2.0) if self.leaves.c == 1 else math.log(self.n_classes)) * (w.sum(dim=0) / self.data.n)
         return (zero_data if zero_data.dim() else zero_data.expand(k)).tolist()
+
+
+def _penalty_product(penalty: PenaltyGroups, W: torch.Tensor, idx: torch.Tensor,
+                     ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``V -> H_pen V`` for the trials ``idx`` of the penalties' smooth parts at the weights ``W``
+    ``(K, p, c)`` (``V``: ``(K', p, c)``), by differentiating their gradient once more (any plugin's
+    smooth part); ``None`` when that Hessian is zero."""
+    Wd = W.clone().requires_grad_()
+    with torch.enable_grad():
+        f = penalty.smooth(Wd)
+        if not f.requires_grad:
+            return None
+        (g,) = torch.autograd.grad(f.sum(), Wd, create_graph=True)
+    if not g.requires_grad:
+        return None
+
+    def product(V: torch.Tensor) -> torch.Tensor:
+        full = V if len(idx) == W.shape[0] else W.new_zeros(W.shape).index_copy(0, idx, V)
+        with torch.enable_grad():
+            # a scalar's gradient: with grad_outputs, torch's first call imports SymPy (0.4 s)
+            (hv,) = torch.autograd.grad((g * full).sum(), Wd, retain_graph=True, allow_unused=True)
+        if hv is None:
+            return torch.zeros_like(V)
+        return hv if len(idx) == W.shape[0] else hv.index_select(0, idx)
+
+    return product
 
 
 def shown_params(params: Mapping[str, Any], k: int, space: Mapping[str, Any] | None = None) -> dict[str, Any]:
