@@ -17,7 +17,7 @@ from tuner.cli import cli
 from tuner.model._model import LogisticModel
 
 BUILTINS = {("penalty", n) for n in ("none", "l1", "l2", "elasticnet")} | {
-    ("optimizer", n) for n in ("sgd", "adam", "rmsprop", "lbfgs", "fista")}
+    ("optimizer", n) for n in ("sgd", "adam", "rmsprop", "lbfgs", "fista", "newton", "newton_cg")}
 
 
 def invoke(*args: Any) -> Result:
@@ -45,6 +45,8 @@ def test_plugins_list_json_parses_back() -> None:
     assert by_key[("optimizer", "lbfgs")]["prox_mode"] == "internal" and by_key[("optimizer", "lbfgs")]["full_batch"]
     assert by_key[("optimizer", "lbfgs")]["l1_only"] and not by_key[("optimizer", "fista")]["l1_only"]
     assert by_key[("optimizer", "fista")]["prox_mode"] == "internal"
+    assert by_key[("optimizer", "newton_cg")]["hessian_products"] and not by_key[("optimizer", "lbfgs")]["hessian_products"]
+    assert by_key[("optimizer", "newton_cg")]["prox_mode"] == "unsupported"
     strength = by_key[("penalty", "elasticnet")]["search_space"]["strength"]
     assert strength["type"] == "float" and strength["log"] is True and strength["low"] < strength["default"] < strength["high"]
     assert set(by_key[("optimizer", "sgd")]["search_space"]) == {"lr", "momentum", "nesterov"}
@@ -59,6 +61,7 @@ def test_plugins_list_text() -> None:
         assert f"  {name} " in out
     assert "penalty.strength: float [" in out and "optimizer.lr: float [" in out and "penalty.l1_ratio" in out
     assert "proximal solver (elastic-net L1 parts only)" in out and "prox after each step" in out
+    assert "(full-batch; truncated Newton; smooth penalties only)" in out
     assert out.index("Penalty plugins") < out.index("elasticnet") < out.index("Optimizer plugins") < out.index("rmsprop")
 
 

@@ -182,7 +182,7 @@ def test_an_unknown_prox_mode_is_refused_with_the_modes_of_the_one_owner() -> No
 
 @pytest.mark.parametrize("declared", [
     {"incompatible_penalties": None}, {"incompatible_penalties": "l2"}, {"full_batch": "yes"},
-    {"supports_batch": 1}, {"uses_hessian": None}, {"quasi_newton": "yes"},
+    {"supports_batch": 1}, {"uses_hessian": None}, {"quasi_newton": "yes"}, {"hessian_products": 0},
 ])
 def test_an_optimizer_whose_declarations_have_wrong_types_is_broken_alone(declared: dict) -> None:
     """A study reads every plugin's declarations when it lists or pairs them (`'l2' in None` stopped

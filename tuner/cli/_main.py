@@ -82,6 +82,7 @@ def _plugin_rows() -> list[dict[str, Any]]:
                     row["prox_mode"] = plugin.prox_mode
                     row["l1_only"] = bool(getattr(plugin, "l1_only", False))
                     row["quasi_newton"] = bool(getattr(plugin, "quasi_newton", False))
+                    row["hessian_products"] = bool(getattr(plugin, "hessian_products", False))
                     row["incompatible"] = sorted(plugin.incompatible_penalties)
                 if info.name in failing:
                     row["status"] = "failing"
@@ -128,6 +129,8 @@ def plugins_list(as_json: bool) -> None:
                 extra.append("full-batch" if row["full_batch"] else "mini-batch")
                 if row.get("quasi_newton"):
                     extra.append("quasi-Newton")
+                if row.get("hessian_products"):
+                    extra.append("truncated Newton")
                 extra.append(PROX_MODES.get(row["prox_mode"], row["prox_mode"])
                              + (" (elastic-net L1 parts only)" if row.get("l1_only") else ""))
             if row["incompatible"]:
