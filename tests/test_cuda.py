@@ -30,7 +30,7 @@ from tuner._registry import optimizers, penalties
 from tuner.train import FitResult, TrainConfig, fit, fit_many
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
-CONVERGING = {"lbfgs": "l2", "fista": "elasticnet", "newton": "l2"}
+CONVERGING = {"lbfgs": "l2", "fista": "elasticnet", "newton": "l2", "newton_cg": "l2"}
 MINI_BATCH = ("sgd", "adam", "rmsprop")
 
 
