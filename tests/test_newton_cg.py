@@ -75,11 +75,12 @@ def test_the_hessian_product_is_the_hessian_times_the_vector(classes: int, spars
     c = 1 if classes == 2 else classes
     pens = [penalties.get("l2"), penalties.get("elasticnet"), penalties.get("none")]
     params = [{"strength": 0.3}, {"strength": 0.05, "l1_ratio": 0.4}, {}]
-    for mask in ([True, True, True], [True, False, True]):
+    folds = (rng.random((60, 3)) < 0.7).astype(float)  # cross-validation's 0/1 row weights, one column a trial
+    for mask, columns in (([True, True, True], None), ([True, False, True], folds)):
         recorder = _Recorder(mask, seed=len(mask) + sum(mask))
         fit_many(data, y, classes, pens, params, recorder, [{}] * 3,
                  TrainConfig(dtype="float64", epochs=1, class_weight="balanced"),
-                 init=_weights_moved(X, y, c, 3), sample_weight=rng.uniform(0.5, 2.0, size=60))
+                 init=_weights_moved(X, y, c, 3), sample_weight=rng.uniform(0.5, 2.0, size=60), column_weight=columns)
         H, V, HV = recorder.seen["H"], recorder.seen["V"], recorder.seen["HV"]
         assert H.shape == (sum(mask), (7 + 1) * c, (7 + 1) * c) and HV.shape == V.shape
         torch.testing.assert_close(HV, torch.einsum("kij,kj->ki", H, V), rtol=1e-10, atol=1e-12)
