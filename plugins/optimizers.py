@@ -201,7 +201,7 @@ class NewtonCGOptimizer(Optimizer):
     prox_mode = "unsupported"
     supports_batch = True
     hessian_products = True
-    batch_state_floats = 8  # the gradient, the step, CG's residual, direction and product, the line search's point
+    batch_state_floats = 16  # float64 (two floats each): the point, gradient, step, CG's residual, direction, product
 
     def build(self, param_groups: Iterable[dict[str, Any]], params: Mapping[str, Any], prox: ProxFn | None = None):
         groups = list(param_groups)
