@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +38,7 @@ from tuner.train._device import _csr_tensor, csr_slice
 from tuner.train._penalties import PenaltyGroups
 from tuner.train._sizing import HESSIAN_MAX_PARAMS, HESSIAN_WORK
 
-__all__ = ["HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "data_hessian", "penalty_hessian"]
+__all__ = ["HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "data_hessian", "penalty_hessian", "penalty_product"]
 
 BATCHED_COLUMNS = 512
 """From this many weights a trial, the penalty's Hessian is taken as one batched gradient
@@ -212,17 +212,48 @@ def data_hessian(X: torch.Tensor, z: torch.Tensor, w: torch.Tensor, n: int) -> t
     return H
 
 
-def penalty_hessian(penalty: PenaltyGroups, W: torch.Tensor) -> torch.Tensor | None:
-    """The Hessian of the penalties' smooth parts with respect to the weights ``(K, p, c)``:
-    ``(K, p c, p c)`` float64, or ``None`` when it is zero (no smooth part, or a linear one)."""
+def _penalty_gradient(penalty: PenaltyGroups, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A leaf copy of ``W`` and the penalties' smooth gradient there, with its graph (to be
+    differentiated once more); ``None`` when that gradient is constant (no smooth part, or a linear one)."""
     Wd = W.detach().clone().requires_grad_()
     with torch.enable_grad():
         f = penalty.smooth(Wd)
         if not f.requires_grad:
             return None
         (g,) = torch.autograd.grad(f.sum(), Wd, create_graph=True)
-        if not g.requires_grad:
-            return None
+    return (Wd, g) if g.requires_grad else None
+
+
+def penalty_product(penalty: PenaltyGroups, W: torch.Tensor, idx: torch.Tensor,
+                    ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``V -> H_pen V`` for the trials ``idx`` of the penalties' smooth parts at the weights ``W``
+    ``(K, p, c)`` (``V``: ``(K', p, c)``), by differentiating their gradient once more (any plugin's
+    smooth part); ``None`` when that Hessian is zero."""
+    graph = _penalty_gradient(penalty, W)
+    if graph is None:
+        return None
+    Wd, g = graph
+
+    def product(V: torch.Tensor) -> torch.Tensor:
+        full = V if len(idx) == W.shape[0] else W.new_zeros(W.shape).index_copy(0, idx, V)
+        with torch.enable_grad():
+            # a scalar's gradient: with grad_outputs, torch's first call imports SymPy (0.4 s)
+            (hv,) = torch.autograd.grad((g * full).sum(), Wd, retain_graph=True, allow_unused=True)
+        if hv is None:
+            return torch.zeros_like(V)
+        return hv if len(idx) == W.shape[0] else hv.index_select(0, idx)
+
+    return product
+
+
+def penalty_hessian(penalty: PenaltyGroups, W: torch.Tensor) -> torch.Tensor | None:
+    """The Hessian of the penalties' smooth parts with respect to the weights ``(K, p, c)``:
+    ``(K, p c, p c)`` float64, or ``None`` when it is zero (no smooth part, or a linear one)."""
+    graph = _penalty_gradient(penalty, W)
+    if graph is None:
+        return None
+    Wd, g = graph
+    with torch.enable_grad():
         k, pc = int(W.shape[0]), int(W[0].numel())
         flat = g.reshape(k, pc)
         # Column j of every trial's Hessian at once: the trials are independent, so the same unit

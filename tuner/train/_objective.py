@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from tuner.errors import ConfigError
 from tuner.train._config import TrainConfig
-from tuner.train._curvature import data_hessian, penalty_hessian
+from tuner.train._curvature import data_hessian, penalty_hessian, penalty_product
 from tuner.train._device import Placement, matmul
 from tuner.train._penalties import PenaltyGroups
 from tuner.train._sizing import HESSIAN_MAX_PARAMS, n_params
@@ -203,7 +203,7 @@ class Objective:
         w = (d.w if d.w.dim() == 2 else d.w[:, None].expand(-1, k))[:, idx] / n
         probs = torch.sigmoid(z) if c == 1 else torch.softmax(z, dim=2)
         curvature = w[..., None] * probs * (1 - probs) if c == 1 else None
-        penalty = _penalty_product(self.penalty, lv.W3.detach(), idx)
+        penalty = penalty_product(self.penalty, lv.W3.detach(), idx)
         XT = d.XT if d.XT is not None else d.X.t()
 
         def product(V: torch.Tensor) -> torch.Tensor:
@@ -234,32 +234,6 @@ class Objective:
         w, k = self.data.w, self.leaves.k
         zero_data = (math.log(2.0) if self.leaves.c == 1 else math.log(self.n_classes)) * (w.sum(dim=0) / self.data.n)
         return (zero_data if zero_data.dim() else zero_data.expand(k)).tolist()
-
-
-def _penalty_product(penalty: PenaltyGroups, W: torch.Tensor, idx: torch.Tensor,
-                     ) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """``V -> H_pen V`` for the trials ``idx`` of the penalties' smooth parts at the weights ``W``
-    ``(K, p, c)`` (``V``: ``(K', p, c)``), by differentiating their gradient once more (any plugin's
-    smooth part); ``None`` when that Hessian is zero."""
-    Wd = W.clone().requires_grad_()
-    with torch.enable_grad():
-        f = penalty.smooth(Wd)
-        if not f.requires_grad:
-            return None
-        (g,) = torch.autograd.grad(f.sum(), Wd, create_graph=True)
-    if not g.requires_grad:
-        return None
-
-    def product(V: torch.Tensor) -> torch.Tensor:
-        full = V if len(idx) == W.shape[0] else W.new_zeros(W.shape).index_copy(0, idx, V)
-        with torch.enable_grad():
-            # a scalar's gradient: with grad_outputs, torch's first call imports SymPy (0.4 s)
-            (hv,) = torch.autograd.grad((g * full).sum(), Wd, retain_graph=True, allow_unused=True)
-        if hv is None:
-            return torch.zeros_like(V)
-        return hv if len(idx) == W.shape[0] else hv.index_select(0, idx)
-
-    return product
 
 
 def shown_params(params: Mapping[str, Any], k: int, space: Mapping[str, Any] | None = None) -> dict[str, Any]:
