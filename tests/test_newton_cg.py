@@ -172,3 +172,20 @@ def test_float32_trials_side_by_side_stop_at_the_precision_floor_in_one_epoch(da
     for result in together:
         assert result.stop_reason == "converged" and result.epochs_run == 1, (result.stop_reason, result.epochs_run)
         assert result.objective == pytest.approx(alone.objective, rel=1e-5)
+
+
+def test_a_named_penalty_no_named_optimizer_takes_is_reported_not_silently_left_out(tmp_path: Any) -> None:
+    """`--optimizer newton_cg --penalty l1,l2` trains l2 only: the summary says why l1 never trains."""
+    import json
+
+    from click.testing import CliRunner
+
+    from tuner.cli import cli
+
+    res = CliRunner().invoke(cli, ["tune", "--dataset", "breast_cancer", "--optimizer", "newton_cg", "--penalty",
+                                   "l1,l2", "--trials", "2", "--no-tracking", "--json",
+                                   "--storage", f"sqlite:///{tmp_path / 's.db'}"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert any(w.startswith("the penalty 'l1' is not searched: ") and "cannot minimise" in w for w in out["warnings"])
+    assert not any("'l2' is not searched" in w for w in out["warnings"])

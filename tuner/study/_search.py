@@ -54,6 +54,7 @@ from tuner.study._search_space import (
     make_pruner,
     make_sampler,
     params_of,
+    unsearched,
 )
 from tuner.study._signals import Interrupted, StopCallback, StopRequest, deferred_signals
 from tuner.study._spec import StudySpec
@@ -134,6 +135,7 @@ def run_study(spec: StudySpec | None, study_name: str, storage_url: str, *,
             raise
         # a --param for a plugin that the default search left out: say why it is not in play
         raise ConfigError(f"{exc} Without a plugin list given, {'; '.join(narrowed)}.") from None
+    notices += unsearched(space, spec)
     config = train_config(spec)
     check_training(config)
     for obs in observers:

@@ -26,7 +26,7 @@ from tuner.errors import ConfigError
 from tuner.study._spec import StudySpec, parse_range
 from tuner.study._variant import VARIANT, join_variant, split_variant
 
-__all__ = ["Slot", "SearchSpace", "build_space", "params_of", "make_sampler", "make_pruner", "SAMPLERS", "PRUNERS"]
+__all__ = ["Slot", "SearchSpace", "build_space", "unsearched", "params_of", "make_sampler", "make_pruner", "SAMPLERS", "PRUNERS"]
 
 SAMPLERS = ("tpe", "random", "qmc", "grid", "cmaes")
 
@@ -126,6 +126,19 @@ def build_space(spec: StudySpec) -> SearchSpace:
         pn, on = split_variant(v)
         slots[v] = [s for (kind, pl, _), s in all_slots.items() if pl == (pn if kind == "penalty" else on)]
     return SearchSpace(variants, slots, skipped)
+
+
+def unsearched(space: SearchSpace, spec: StudySpec) -> list[str]:
+    """One notice per penalty or optimizer of ``spec`` that is in no variant of ``space`` (every
+    pair it makes was incompatible), with the reasons: named, but never trained."""
+    notices = []
+    for kind, names, side in (("penalty", spec.penalties, 0), ("optimizer", spec.optimizers, 1)):
+        for name in names:
+            if any(split_variant(v)[side] == name for v in space.variants):
+                continue
+            reasons = [why for v, why in space.skipped.items() if split_variant(v)[side] == name]
+            notices.append(f"the {kind} {name!r} is not searched: " + "; ".join(reasons))
+    return notices
 
 
 def _variants(pens: Mapping[str, Any], opts: Mapping[str, Any],
