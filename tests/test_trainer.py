@@ -365,6 +365,26 @@ def test_rows_that_are_not_class_indices_or_weights_are_refused(labels: str, wei
             sample_weight=sw)
 
 
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+@pytest.mark.parametrize("where", ["train", "val"])
+def test_features_that_are_not_finite_are_refused_before_training(layout: str, where: str,
+                                                                  breast_cancer: Any) -> None:
+    """A NaN feature made every trial diverge, with the advice to lower a learning rate that
+    newton_cg does not have."""
+    import scipy.sparse as sp
+
+    X, y = breast_cancer
+    bad = np.array(X, dtype=float)
+    bad[3, 4], bad[7, 1] = np.nan, np.inf
+    bad_m = sp.csr_matrix(bad) if layout == "sparse" else bad
+    good_m = sp.csr_matrix(X) if layout == "sparse" else X
+    train, val = (bad_m, good_m) if where == "train" else (good_m, bad_m)
+    rows = "training" if where == "train" else "validation"
+    with pytest.raises(DataError, match=f"The features of the {rows} rows hold 2 NaN or infinite value"):
+        fit(train, y, 2, penalties.get("l2"), {"strength": 1e-3}, optimizers.get("newton_cg"), {},
+            TrainConfig(epochs=3), X_val=val, y_val=y)
+
+
 @pytest.mark.parametrize("opt", ["adam", "sgd", "lbfgs"])
 def test_a_warm_start_far_above_zeros_objective_is_no_divergence(opt: str, breast_cancer: Any) -> None:
     """A start fitted with a weak penalty, under a strong one, costs thousands of times the
