@@ -182,6 +182,13 @@ def test_a_default_study_on_a_wide_model_trains_smooth_penalties_by_truncated_ne
     assert stored["optimizers"] == ["lbfgs", "newton_cg"] and stored["left_out_variants"] == ["l2:lbfgs", "none:lbfgs"]
     assert any("truncated Newton solvers (newton_cg) for l2 and none" in w for w in result.warnings), result.warnings
     run_study(StudySpec.from_json(json.dumps(stored)), "wide", url, refit_best=False, changes={}, n_trials=24)
+    from click.testing import CliRunner
+
+    from tuner.cli import cli
+
+    shown = CliRunner().invoke(cli, ["study", "show", "wide", "--storage", url])
+    assert shown.exit_code == 0, shown.output
+    assert "pairs left out by the default search: l2:lbfgs, none:lbfgs" in shown.output
     trials = trial_records(url, "wide")
     variants = {r.params["variant"] for r in trials}
     assert len(trials) == 24 and variants <= {"l1:lbfgs", "elasticnet:lbfgs", "l2:newton_cg", "none:newton_cg"}

@@ -199,6 +199,9 @@ def _echo_spec(spec: dict[str, Any], direction: str) -> None:
     if columns:
         click.echo(f"  columns: {columns}")
     click.echo(f"  penalties: {', '.join(spec.get('penalties', []))}; optimizers: {', '.join(spec.get('optimizers', []))}")
+    if spec.get("left_out_variants"):
+        click.echo(f"  pairs left out by the default search: {', '.join(spec['left_out_variants'])} (their penalties "
+                   "train with a truncated Newton solver)")
     folds = f", mean over {spec['cv']} folds (--cv {spec['cv']})" if spec.get("cv") else ""
     click.echo(f"  metric: {spec.get('metric')} ({direction}){folds}; sampler {spec.get('sampler')}, "
                f"pruner {spec.get('pruner')}; budget {spec.get('n_trials')} trials")
