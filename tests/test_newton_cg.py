@@ -58,7 +58,7 @@ class _Recorder(Optimizer):
         return _Step()
 
 
-def _weights_moved(X: Any, y: np.ndarray, c: int, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _weights_moved(X: Any, c: int, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Starting weights away from zero, so that the curvature differs from row to row."""
     rng = np.random.default_rng(3)
     return [(rng.normal(scale=0.3, size=(X.shape[1], c)), rng.normal(scale=0.3, size=c)) for _ in range(k)]
@@ -80,7 +80,7 @@ def test_the_hessian_product_is_the_hessian_times_the_vector(classes: int, spars
         recorder = _Recorder(mask, seed=len(mask) + sum(mask))
         fit_many(data, y, classes, pens, params, recorder, [{}] * 3,
                  TrainConfig(dtype="float64", epochs=1, class_weight="balanced"),
-                 init=_weights_moved(X, y, c, 3), sample_weight=rng.uniform(0.5, 2.0, size=60), column_weight=columns)
+                 init=_weights_moved(X, c, 3), sample_weight=rng.uniform(0.5, 2.0, size=60), column_weight=columns)
         H, V, HV = recorder.seen["H"], recorder.seen["V"], recorder.seen["HV"]
         assert H.shape == (sum(mask), (7 + 1) * c, (7 + 1) * c) and HV.shape == V.shape
         torch.testing.assert_close(HV, torch.einsum("kij,kj->ki", H, V), rtol=1e-10, atol=1e-12)
