@@ -435,7 +435,6 @@ def database_failure(exc: BaseException) -> str | None:
     """One line for ``exc`` when it is, or wraps, an error of the database itself (a lock held too
     long, a damaged file, missing tables): the driver's words and what to do; None for any other
     error (Optuna wraps SQLAlchemy's errors, which wrap the driver's)."""
-
     seen: set[int] = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
