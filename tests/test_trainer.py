@@ -380,7 +380,7 @@ def test_features_that_are_not_finite_are_refused_before_training(layout: str, w
     good_m = sp.csr_matrix(X) if layout == "sparse" else X
     train, val = (bad_m, good_m) if where == "train" else (good_m, bad_m)
     rows = "training" if where == "train" else "validation"
-    with pytest.raises(DataError, match=fr"Feature values must be finite in the {rows} rows; row 3 column 4 holds nan\."):
+    with pytest.raises(DataError, match=f"The features of the {rows} rows hold 2 NaN or infinite value"):
         fit(train, y, 2, penalties.get("l2"), {"strength": 1e-3}, optimizers.get("newton_cg"), {},
             TrainConfig(epochs=3), X_val=val, y_val=y)
 
