@@ -380,7 +380,7 @@ def test_features_that_are_not_finite_are_refused_before_training(layout: str, w
     good_m = sp.csr_matrix(X) if layout == "sparse" else X
     train, val = (bad_m, good_m) if where == "train" else (good_m, bad_m)
     rows = "training" if where == "train" else "validation"
-    with pytest.raises(DataError, match=f"The features of the {rows} rows hold 2 NaN or infinite value"):
+    with pytest.raises(DataError, match=fr"Feature values must be finite in the {rows} rows; row 3 column 4 holds nan\."):
         fit(train, y, 2, penalties.get("l2"), {"strength": 1e-3}, optimizers.get("newton_cg"), {},
             TrainConfig(epochs=3), X_val=val, y_val=y)
 
@@ -595,3 +595,17 @@ def test_bad_configuration_is_a_config_error(field: str, value: Any, fragment: s
 def test_one_class_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="two classes"):
         train(np.ones((4, 2)), np.zeros(4, dtype=int), "l2", "lbfgs", pp={"strength": 1e-3}, n_classes=1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_non_finite_value_past_the_first_block_of_rows_is_named_by_its_own_row(dtype: str) -> None:
+    """The trainer checks dense arrays block by block (no float64 copy of a float32 matrix): the
+    row it names must count the blocks before it, as the data layer's message does."""
+    from tuner._finite import CHUNK_VALUES, check_finite_matrix
+
+    X = np.ones((3 * CHUNK_VALUES // 8 + 5, 8), dtype=dtype)  # three blocks and a bit
+    row = X.shape[0] - 2
+    X[row, 6] = -np.inf
+    with pytest.raises(DataError, match=fr"row {row} column 6 holds -inf\."):
+        check_finite_matrix(X, " in the training rows")
+    check_finite_matrix(np.ones((5, 3), dtype=np.int64))  # integers: nothing to refuse

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tuner._finite import CHUNK_VALUES, _chunks, check_finite_matrix, first_non_finite
 from tuner.errors import DataError
 
 __all__ = ["FeaturePipeline", "check_finite_matrix", "numeric_block", "repeated_names", "row_name", "standardization",
@@ -35,15 +36,6 @@ MISSING_CATEGORY = "(missing)"
 DENSE_ONE_HOT_MAX = 1024
 """Categorical columns of at most this many categories in all give dense features (without a text
 column); more give a sparse matrix, so that a column of many categories never makes dense rows."""
-# Stored values handled at a time by the loops over a sparse matrix's non-zeros, so that their
-# temporaries stay a few MiB whatever the matrix's size (a 60M-value matrix is never copied whole).
-CHUNK_VALUES = 1 << 19
-
-
-def _chunks(n: int) -> list[tuple[int, int]]:
-    return [(start, min(start + CHUNK_VALUES, n)) for start in range(0, n, CHUNK_VALUES)]
-
-
 def value_dtype(dtype: Any) -> np.dtype:
     """The float type feature values are kept in: float32 and float64 as they are, anything else float64."""
     dtype = np.dtype(dtype)
@@ -84,15 +76,6 @@ def scale_columns(X: sp.csr_matrix, factor: np.ndarray, *, copy: bool = True) ->
     return sp.csr_matrix((data[:nnz], X.indices[:nnz], X.indptr), shape=X.shape, copy=False)
 
 
-def first_non_finite(A: np.ndarray) -> tuple[int, int] | None:
-    """(row, column) of the first NaN or inf of a dense 2-D array, or None when all are finite."""
-    bad = ~np.isfinite(A)
-    if not bad.any():
-        return None
-    row, col = np.argwhere(bad)[0]
-    return int(row), int(col)
-
-
 def _number_rows(X: Any) -> np.ndarray:
     """Rows given as an array or a list of lists, as numbers (bool and numeric objects included,
     as scikit-learn estimators take them)."""
@@ -101,37 +84,6 @@ def _number_rows(X: Any) -> np.ndarray:
         return A if np.issubdtype(A.dtype, np.number) or A.dtype == np.bool_ else A.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise DataError(f"The rows must be numbers, all of one length: {exc}.") from None
-
-
-def check_finite_matrix(X: Any, where: str = "") -> None:
-    """Raise :class:`DataError` naming the first row and column holding NaN or inf."""
-    if sp.issparse(X):
-        X = sp.csr_matrix(X)
-        pos = _first_non_finite_value(X.data)
-        if pos is not None:
-            row = int(np.searchsorted(X.indptr, pos, side="right") - 1)
-            raise DataError(
-                f"Feature values must be finite{where}; row {row} column {int(X.indices[pos])} holds "
-                f"{X.data[pos]}. Remove or impute such values first."
-            )
-        return
-    A = np.asarray(X, dtype=np.float64)
-    cell = first_non_finite(A)
-    if cell is not None:
-        row, col = cell
-        raise DataError(
-            f"Feature values must be finite{where}; row {row} column {col} holds {A[row, col]}. "
-            "Remove or impute such values first."
-        )
-
-
-def _first_non_finite_value(values: np.ndarray) -> int | None:
-    """Position of the first NaN or inf of a 1-D array (checked in chunks), or None."""
-    for a, b in _chunks(values.size):
-        bad = ~np.isfinite(values[a:b])
-        if bad.any():
-            return a + int(np.argmax(bad))
-    return None
 
 
 def row_name(row: int, line_of: Callable[[int], int] | None = None) -> str:

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from tuner._finite import check_finite_matrix
 from tuner._plugin_api import Optimizer, Penalty, blame_plugin, compatibility_reason
 from tuner.errors import ConfigError, DataError, IncompatiblePluginsError, PluginError, TrainingDivergedError
 from tuner.train._config import TrainConfig
@@ -135,8 +136,8 @@ def _check_rows(X: Any, y: Any, n_classes: int, name: str, sample_weight: Any = 
     rows = int(np.shape(X)[0]) if X is not None else len(labels)
     if X is not None and (len(np.shape(X)) != 2 or np.shape(X)[1] == 0):
         raise DataError(f"The feature matrix must have rows and at least one column; got shape {np.shape(X)}.")
-    if X is not None:
-        _check_finite(X, name)
+    if X is not None:  # a NaN or infinite value would make every trial's loss NaN: a divergence no hyperparameter mends
+        check_finite_matrix(X, f" in the {'training' if name == 'y' else 'validation'} rows")
     if labels.ndim != 1 or len(labels) != rows:
         raise DataError(f"'{name}' must hold one label a row: {rows} rows, got shape {labels.shape}.")
     if labels.dtype == np.bool_:
@@ -153,22 +154,6 @@ def _check_rows(X: Any, y: Any, n_classes: int, name: str, sample_weight: Any = 
         raise DataError(f"'sample_weight' must hold one weight a row: shape ({rows},), got {sw.shape}.")
     if not np.issubdtype(sw.dtype, np.number) or not np.all(np.isfinite(sw)) or np.any(sw < 0) or not sw.sum() > 0:
         raise DataError("'sample_weight' must be finite numbers >= 0, not all zero.")
-
-
-def _check_finite(X: Any, name: str) -> None:
-    """Feature values that are all finite: a NaN or infinite one makes every trial's loss NaN,
-    reported later as a divergence that no hyperparameter mends."""
-    values = X.data if sp.issparse(X) else X
-    if isinstance(values, torch.Tensor):
-        values = values.values() if values.layout != torch.strided else values
-        bad = int((~torch.isfinite(values)).sum()) if values.is_floating_point() else 0
-    else:
-        arr = np.asarray(values)
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr))) if np.issubdtype(arr.dtype, np.inexact) else 0
-    if bad:
-        rows = "training" if name == "y" else "validation"
-        raise DataError(f"The features of the {rows} rows hold {bad:,} NaN or infinite value(s); replace or drop them "
-                        "before training.")
 
 
 def _check_init(init: Sequence[tuple[np.ndarray, np.ndarray] | None] | None, p: int, c: int) -> None:
