@@ -452,8 +452,12 @@ def test_a_mini_batch_fit_far_above_the_optimum_warns_and_an_exact_one_does_not(
 
     X, y = load_iris(return_X_y=True)
     X = StandardScaler().fit_transform(X)
-    with pytest.warns(ConvergenceWarning, match=r"sgd stopped \d+\.\d% above the optimum of its objective \(fista"):
+    with pytest.warns(ConvergenceWarning, match=r"sgd stopped \d+\.\d% above the optimum of its objective \(fista") as said:
         tuner.LogisticRegression("l1", "sgd", C=100, random_state=0).fit(X, y)
+    # the advice names every installed full-batch optimizer (it once left newton_cg out)
+    exact = [n for n in tuner.optimizers.names() if tuner.optimizers.get(n).full_batch]
+    assert "newton_cg" in exact and "sgd" not in exact
+    assert any(f"use a full-batch optimizer ({', '.join(exact)})" in str(w.message) for w in said)
     # max_epochs ends the fit (as one in CI did: random_state=None shuffles anew each fit, and
     # its stops ranged from epoch 43 to 100): the gap is still checked and said, beside the
     # max_epochs warning

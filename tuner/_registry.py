@@ -263,4 +263,14 @@ def _proximal_optimizers(penalty: Penalty) -> str:
                              *(f"'{n}'" for n in steps)])
 
 
+def full_batch_optimizers(default: str = "lbfgs, fista, newton") -> str:
+    """'fista, lbfgs, newton, newton_cg': the installed full-batch optimizers in name order, for
+    advice in messages; ``default`` when the registry cannot say."""
+    try:
+        names = [name for name in optimizers.names() if optimizers.get(name).full_batch]
+    except Exception:  # noqa: BLE001 - a message must not fail on a broken install
+        return default
+    return ", ".join(names) or default
+
+
 plugin_api.proximal_hint = _proximal_optimizers

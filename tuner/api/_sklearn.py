@@ -278,12 +278,13 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         """A ``ConvergenceWarning`` when a mini-batch optimizer settled more than
         ``MAX_OPTIMALITY_GAP`` above the optimum of its objective (checked on small data, as
         ``tuner train`` does): its stall is that optimizer's noise floor, not the optimum."""
+        from tuner._registry import full_batch_optimizers
         from tuner.study import MAX_OPTIMALITY_GAP, fit_gap
 
         gap = fit_gap(X, y, n_classes, pen, pp, result, config, weights, classes)
         if gap is not None and gap[0] > MAX_OPTIMALITY_GAP:
             warnings.warn(f"{type(self).__name__}'s {self.optimizer} stopped {gap[0]:.1%} above the optimum of its "
-                          f"objective ({gap[1]} reaches it): use a full-batch optimizer (lbfgs, fista, newton), or "
+                          f"objective ({gap[1]} reaches it): use a full-batch optimizer ({full_batch_optimizers()}), or "
                           "give it more epochs or a smaller batch_size.", ConvergenceWarning, stacklevel=3)
 
     def _check_params(self) -> None:

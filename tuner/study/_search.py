@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from tuner._numbers import is_count
+from tuner._registry import full_batch_optimizers
 from tuner.errors import ConfigError, StorageError, TunerError
 from tuner.study._configure import TrainOutcome, train_one
 from tuner.study._default_plugins import default_plugins
@@ -228,7 +229,7 @@ def constant_model_note(study: Any) -> str:
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     unconverged = sum("not converged" in str(t.user_attrs.get("prune_reason", "")) for t in trials)
     why = (f"; {unconverged} of the {len(trials)} trials were pruned as not converged: search the full-batch solvers "
-           "(lbfgs, fista, newton), or give the others more epochs" if unconverged else
+           f"({full_batch_optimizers()}), or give the others more epochs" if unconverged else
            "; its penalty is strong enough to zero every weight: lower the strength range (--param)")
     return ("the best trial's model has no non-zero weight: it predicts the same probabilities for every row (the "
             "classes' frequencies)" + why)
