@@ -150,15 +150,23 @@ class BatchedNewton(_Freezable, LightOptimizer):
             tol = 1e-9 if W.dtype == torch.float64 else 1e-6
         self._tol, self._eps = float(tol), float(torch.finfo(W.dtype).eps)
         active = ~self._frozen_mask(k, W.device)
+        first_call = self._converged is None
         if self._converged is None:
             self._converged = torch.zeros(k, dtype=torch.bool, device=W.device)
-        for _ in range(int(group["max_iter"])):
+        for it in range(int(group["max_iter"])):
             f = self._smooth(closure)
             active &= torch.isfinite(f)
             theta, g = self._theta(), self._grad()
             residual = (theta - self._prox_theta(theta - g, torch.ones(k, dtype=torch.float64, device=self._dev))).abs().amax(dim=1)
             # the residual is computed through the prox in the weights' dtype: it cannot go below its rounding
             done = residual <= torch.clamp(4.0 * self._eps * theta.abs().amax(dim=1), min=tol)
+            if first_call and it == 0:
+                # The start may be a neighbour's optimum (a study's warm start): there the gradient is
+                # the change of penalty times the weights, small in every coordinate while the
+                # objective is still well above its optimum (SST-2, L2 from 4.9e-7 to 6.05e-7: max |g|
+                # under 1e-6, 0.65% above). One Newton step from it before the test is trusted; at a
+                # true optimum that step finds no decrease and the trial ends converged all the same.
+                done = torch.zeros_like(done)
             self._converged = torch.where(active | done, done, self._converged)
             active &= ~done
             if not bool(active.any()):

@@ -189,3 +189,22 @@ def test_a_named_penalty_no_named_optimizer_takes_is_reported_not_silently_left_
     out = json.loads(res.stdout)
     assert any(w.startswith("the penalty 'l1' is not searched: ") and "cannot minimise" in w for w in out["warnings"])
     assert not any("'l2' is not searched" in w for w in out["warnings"])
+
+
+@pytest.mark.parametrize("solver", ["newton", "newton_cg"])
+def test_a_warm_start_at_a_neighbours_optimum_takes_a_newton_step_before_it_is_called_converged(
+        solver: str, a9a: tuple[sp.csr_matrix, np.ndarray]) -> None:
+    """A study starts a trial from the optimum of the nearest finished one. There, with a weak
+    penalty, the gradient is the change of strength times the weights: under the float32
+    tolerance (1e-6) in every coordinate while the objective is still above its optimum. The
+    trial stopped "converged" without moving, and the study had to train it again from zero."""
+    X, y = a9a
+    X, y = X[:8000], y[:8000]
+    pen, opt = penalties.get("l2"), optimizers.get(solver)
+    config = TrainConfig(dtype="float32", seed=0)
+    (near,) = fit_many(X, y, 2, pen, [{"strength": 1e-7}], opt, [{}], config)
+    (cold,) = fit_many(X, y, 2, pen, [{"strength": 1.3e-7}], opt, [{}], config)
+    (warm,) = fit_many(X, y, 2, pen, [{"strength": 1.3e-7}], opt, [{}], config, init=[(near.weight, near.intercept)])
+    assert not np.array_equal(warm.weight, near.weight)  # it left the start
+    assert warm.stop_reason == "converged"
+    assert warm.objective <= cold.objective * (1 + 1e-6), (warm.objective, cold.objective)
