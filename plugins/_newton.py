@@ -18,7 +18,8 @@ linear algebra runs in float64 on ``(K, P, P)`` matrices.
 A trial stops once its proximal gradient residual ``max |theta - prox(theta - g)|`` is at most
 ``tolerance_grad`` (or when no step along its direction decreases the objective: the precision
 floor); :meth:`BatchedNewton.converged` tells the trainer which trials did, so they end at once.
-Frozen trials (``freeze``) and trials whose objective is not finite stop moving.
+The test is not trusted at the start of a fit: one Newton step is always taken from it (a warm
+start at a neighbour's optimum can pass it while above its own optimum). Frozen trials (``freeze``) and trials whose objective is not finite stop moving.
 """
 
 from __future__ import annotations
