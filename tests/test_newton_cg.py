@@ -191,20 +191,26 @@ def test_a_named_penalty_no_named_optimizer_takes_is_reported_not_silently_left_
     assert not any("'l2' is not searched" in w for w in out["warnings"])
 
 
-@pytest.mark.parametrize("solver", ["newton", "newton_cg"])
+@pytest.mark.parametrize("solver, max_features", [("newton", 1000), ("newton_cg", None)])
 def test_a_warm_start_at_a_neighbours_optimum_takes_a_newton_step_before_it_is_called_converged(
-        solver: str, a9a: tuple[sp.csr_matrix, np.ndarray]) -> None:
+        solver: str, max_features: int | None, data_dir: Any) -> None:
     """A study starts a trial from the optimum of the nearest finished one. There, with a weak
-    penalty, the gradient is the change of strength times the weights: under the float32
-    tolerance (1e-6) in every coordinate while the objective is still above its optimum. The
-    trial stopped "converged" without moving, and the study had to train it again from zero."""
-    X, y = a9a
-    X, y = X[:8000], y[:8000]
+    penalty, the gradient is the change of strength times the weights: on sentences' TF-IDF
+    (rare n-grams, weights with almost no curvature) it was under the float32 tolerance (1e-6)
+    in every coordinate while the objective was still 0.9% above its optimum (newton_cg; newton
+    on 1,000 features 7e-5). The trial stopped "converged" without moving, and a study had to
+    train it again from zero."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    lines = (data_dir / "sst" / "stsa.binary.train").read_text().splitlines()
+    y = np.array([int(line[0]) for line in lines])
+    X = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=max_features).fit_transform(
+        [line[2:] for line in lines]).tocsr()
     pen, opt = penalties.get("l2"), optimizers.get(solver)
     config = TrainConfig(dtype="float32", seed=0)
-    (near,) = fit_many(X, y, 2, pen, [{"strength": 1e-7}], opt, [{}], config)
-    (cold,) = fit_many(X, y, 2, pen, [{"strength": 1.3e-7}], opt, [{}], config)
-    (warm,) = fit_many(X, y, 2, pen, [{"strength": 1.3e-7}], opt, [{}], config, init=[(near.weight, near.intercept)])
+    (near,) = fit_many(X, y, 2, pen, [{"strength": 1e-6}], opt, [{}], config)
+    (cold,) = fit_many(X, y, 2, pen, [{"strength": 1.3e-6}], opt, [{}], config)
+    (warm,) = fit_many(X, y, 2, pen, [{"strength": 1.3e-6}], opt, [{}], config, init=[(near.weight, near.intercept)])
     assert not np.array_equal(warm.weight, near.weight)  # it left the start
     assert warm.stop_reason == "converged"
-    assert warm.objective <= cold.objective * (1 + 1e-6), (warm.objective, cold.objective)
+    assert warm.objective <= cold.objective * (1 + 1e-4), (warm.objective, cold.objective)
