@@ -257,3 +257,17 @@ def test_a_plugin_that_changes_torchs_default_dtype_is_broken_and_the_dtype_rest
         forget("tuner_test_float64")
         torch.set_default_dtype(torch.float32)
         penalties.reload()
+
+
+def test_advice_names_the_installed_full_batch_optimizers_that_take_the_penalty() -> None:
+    """Messages that send the user to a full-batch solver list them from the registry: a
+    hard-coded list left newton_cg out, and one without the penalty named it for L1, which it
+    refuses."""
+    from tuner._registry import full_batch_optimizers
+
+    exact = [n for n in optimizers.names() if optimizers.get(n).full_batch]
+    assert {"fista", "lbfgs", "newton", "newton_cg"} <= set(exact) and "sgd" not in exact
+    assert full_batch_optimizers() == f" ({', '.join(exact)})"
+    assert "newton_cg" not in full_batch_optimizers([penalties.get("l1")])
+    assert "newton_cg" in full_batch_optimizers([penalties.get("l2")])
+    assert "newton_cg" in full_batch_optimizers([penalties.get("l1"), penalties.get("l2")])  # takes one of them

@@ -121,6 +121,21 @@ def test_a_best_model_without_a_non_zero_weight_is_said(tmp_path: Path) -> None:
     assert code == 0 and "no non-zero weight" not in out
 
 
+def test_the_constant_model_note_sends_unconverged_l1_searches_to_solvers_that_take_l1() -> None:
+    """Most trials pruned as not converged: the note lists the full-batch solvers from the
+    registry, only those that take the penalties searched (newton_cg refuses L1)."""
+    from tuner.study._search import constant_model_note
+
+    study = optuna.create_study()
+    for penalty in ("l1", "l1"):
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.PRUNED, user_attrs={"penalty": penalty, "prune_reason": "not converged: stopped 3% above"}))
+    note = constant_model_note(study)
+    assert "2 of the 2 trials were pruned as not converged: search the full-batch solvers (fista, lbfgs, newton)," in note
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={"penalty": "l2"}))
+    assert "(fista, lbfgs, newton, newton_cg)" in constant_model_note(study)
+
+
 def test_divergent_learning_rate_prunes_with_reason_and_study_still_has_a_best(tmp_path: Path) -> None:
     code, out = tune(tmp_path, "--dataset", "breast_cancer", "--study", "div", "--trials", "6",
                      "--penalty", "l2", "--optimizer", "sgd,lbfgs", "--param", "optimizer.lr=1e3",

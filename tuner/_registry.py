@@ -263,14 +263,17 @@ def _proximal_optimizers(penalty: Penalty) -> str:
                              *(f"'{n}'" for n in steps)])
 
 
-def full_batch_optimizers(default: str = "lbfgs, fista, newton") -> str:
-    """'fista, lbfgs, newton, newton_cg': the installed full-batch optimizers in name order, for
-    advice in messages; ``default`` when the registry cannot say."""
+def full_batch_optimizers(penalties_in_play: Iterable[Penalty] | None = None) -> str:
+    """' (fista, lbfgs, newton)': the installed full-batch optimizers in name order, those that
+    take at least one of ``penalties_in_play`` when given, for advice in messages; '' when there
+    are none or the registry cannot say."""
+    pens = list(penalties_in_play) if penalties_in_play is not None else None
     try:
-        names = [name for name in optimizers.names() if optimizers.get(name).full_batch]
+        names = [name for name in optimizers.names() if optimizers.get(name).full_batch
+                 and (pens is None or any(compatibility_reason(p, optimizers.get(name)) is None for p in pens))]
     except Exception:  # noqa: BLE001 - a message must not fail on a broken install
-        return default
-    return ", ".join(names) or default
+        return ""
+    return f" ({', '.join(names)})" if names else ""
 
 
 plugin_api.proximal_hint = _proximal_optimizers

@@ -284,7 +284,7 @@ class LogisticRegression(LinearProbaMixin, BaseEstimator):
         gap = fit_gap(X, y, n_classes, pen, pp, result, config, weights, classes)
         if gap is not None and gap[0] > MAX_OPTIMALITY_GAP:
             warnings.warn(f"{type(self).__name__}'s {self.optimizer} stopped {gap[0]:.1%} above the optimum of its "
-                          f"objective ({gap[1]} reaches it): use a full-batch optimizer ({full_batch_optimizers()}), or "
+                          f"objective ({gap[1]} reaches it): use a full-batch optimizer{full_batch_optimizers([pen])}, or "
                           "give it more epochs or a smaller batch_size.", ConvergenceWarning, stacklevel=3)
 
     def _check_params(self) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from tuner._numbers import is_count
-from tuner._registry import full_batch_optimizers
+from tuner._registry import full_batch_optimizers, penalties
 from tuner.errors import ConfigError, StorageError, TunerError
 from tuner.study._configure import TrainOutcome, train_one
 from tuner.study._default_plugins import default_plugins
@@ -228,8 +228,10 @@ def constant_model_note(study: Any) -> str:
 
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     unconverged = sum("not converged" in str(t.user_attrs.get("prune_reason", "")) for t in trials)
-    why = (f"; {unconverged} of the {len(trials)} trials were pruned as not converged: search the full-batch solvers "
-           f"({full_batch_optimizers()}), or give the others more epochs" if unconverged else
+    searched = {str(t.user_attrs.get("penalty", "")) for t in trials} & set(penalties.names())
+    solvers = full_batch_optimizers([penalties.get(name) for name in sorted(searched)] or None)
+    why = (f"; {unconverged} of the {len(trials)} trials were pruned as not converged: search the full-batch solvers"
+           f"{solvers}, or give the others more epochs" if unconverged else
            "; its penalty is strong enough to zero every weight: lower the strength range (--param)")
     return ("the best trial's model has no non-zero weight: it predicts the same probabilities for every row (the "
             "classes' frequencies)" + why)
