@@ -609,3 +609,23 @@ def test_a_non_finite_value_past_the_first_block_of_rows_is_named_by_its_own_row
     with pytest.raises(DataError, match=fr"row {row} column 6 holds -inf\."):
         check_finite_matrix(X, " in the training rows")
     check_finite_matrix(np.ones((5, 3), dtype=np.int64))  # integers: nothing to refuse
+
+
+def test_the_finite_check_names_the_first_bad_cell_of_any_sparse_layout_and_leaves_the_matrix_as_it_was() -> None:
+    """CSC and COO input is scanned without a CSR copy unless a value is bad; an unsorted CSR
+    row names its lowest bad column, and the caller's matrix keeps its order."""
+    import scipy.sparse as sp
+
+    from tuner._finite import check_finite_matrix
+
+    A = np.ones((5, 4))
+    A[3, 2], A[4, 0] = np.nan, np.inf
+    for layout in (sp.csr_matrix, sp.csc_matrix, sp.coo_matrix):
+        with pytest.raises(DataError, match=r"row 3 column 2 holds nan\."):
+            check_finite_matrix(layout(A))
+    unsorted = sp.csr_matrix((np.array([1.0, np.nan, np.inf]), np.array([3, 2, 1]), np.array([0, 3])), shape=(1, 4))
+    with pytest.raises(DataError, match=r"row 0 column 1 holds inf\."):
+        check_finite_matrix(unsorted)
+    assert unsorted.indices.tolist() == [3, 2, 1]
+    with pytest.raises(DataError, match=r"row 3 column 0 holds nan\."):
+        check_finite_matrix(A[:, 2])  # one value a row

@@ -37,7 +37,10 @@ def first_non_finite(A: np.ndarray) -> tuple[int, int] | None:
 def check_finite_matrix(X: Any, where: str = "") -> None:
     """Raise :class:`DataError` naming the first row and column holding NaN or inf."""
     if sp.issparse(X):
-        X = sp.csr_matrix(X)
+        if _first_non_finite_value(np.asarray(X.data)) is None:
+            return  # every stored value finite: no CSR copy of a CSC or COO matrix to find where
+        X = sp.csr_matrix(X, copy=True)  # a copy: the caller's matrix keeps its order
+        X.sum_duplicates()  # canonical: the first bad value stored is the first by row and column
         pos = _first_non_finite_value(X.data)
         if pos is not None:
             row = int(np.searchsorted(X.indptr, pos, side="right") - 1)
@@ -47,6 +50,8 @@ def check_finite_matrix(X: Any, where: str = "") -> None:
             )
         return
     A = np.asarray(X)
+    if A.ndim != 2:  # one value a row (1-D), or more axes: rows first, the rest as columns
+        A = A.reshape(A.shape[0] if A.ndim else 1, -1)
     if not np.issubdtype(A.dtype, np.inexact):
         if np.issubdtype(A.dtype, np.integer) or A.dtype == np.bool_:
             return  # integers are finite
@@ -72,8 +77,6 @@ def _first_non_finite_value(values: np.ndarray) -> int | None:
 def _first_non_finite_cell(A: np.ndarray) -> tuple[int, int] | None:
     """:func:`first_non_finite` over blocks of rows of about :data:`CHUNK_VALUES` values, so a large
     float32 array is neither copied nor shadowed by a mask of its size."""
-    if A.ndim != 2:
-        return first_non_finite(np.atleast_2d(A))
     rows = max(1, CHUNK_VALUES // max(1, A.shape[1]))
     for start in range(0, A.shape[0], rows):
         cell = first_non_finite(A[start:start + rows])
