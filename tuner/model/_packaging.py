@@ -26,7 +26,7 @@ __all__ = ["BUNDLE_PACKAGE", "save_pyfunc_model", "input_example_of", "load_logi
 
 BUNDLE_PACKAGE = "logreg_tuner_model"
 # module -> the file it is bundled as; their imports of each other become relative in the copy
-_BUNDLE_MODULES = {"tuner.errors": "errors.py", "tuner.data._features": "_features.py",
+_BUNDLE_MODULES = {"tuner.errors": "errors.py", "tuner._finite": "_finite.py", "tuner.data._features": "_features.py",
                    "tuner.model._model": "_model.py", "tuner.model._pyfunc": "_pyfunc.py"}
 _REQUIREMENTS = ("mlflow", "numpy", "scipy", "pandas", "scikit-learn", "safetensors")
 
