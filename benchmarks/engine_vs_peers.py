@@ -202,6 +202,10 @@ def run_ours(data: list[str], trials: int, work: Path, extra: list[str], timeout
         side.error = failure(proc)
         return side
     out = last_json(proc.stdout)
+    if not out.get("model_version"):  # MLflow logging failed, and the study went on: a cheaper run than the peer's
+        said = [w for w in out.get("warnings", []) if "MLflow" in w or "mlflow" in w]
+        side.error = f"exit 0 but no model version registered ({said[0] if said else 'no warning said why'})".replace("|", "/")
+        return side
     side.best_value, side.test_log_loss = out.get("best_value"), (out.get("test") or {}).get("log_loss")
     counts = out.get("trials", {})
     side.complete, side.pruned, side.failed = counts.get("complete", 0), counts.get("pruned", 0), counts.get("fail", 0)

@@ -125,9 +125,12 @@ class LBFGSOptimizer(Optimizer):
 
     name = "lbfgs"
     description = "Full-batch L-BFGS with Wolfe line search; OWL-QN (exact zeros) for L1 and elastic-net penalties."
+    # Both change how L-BFGS gets to the optimum, not where it is: a study holds them at their defaults
+    # (SST-2, L1 at 9.26e-7: 2.70 s at lr 0.112, 1.63 s at 1, 4.58 s with history 80, for the same model).
     search_space = {
-        "lr": Float(0.1, 1.0, default=1.0, log=True, description="initial step length", domain=LR_DOMAIN),
-        "history_size": Int(3, 100, default=20),
+        "lr": Float(0.1, 1.0, default=1.0, log=True, description="initial step length", domain=LR_DOMAIN,
+                    searched=False),
+        "history_size": Int(3, 100, default=20, description="curvature pairs kept", searched=False),
     }
     full_batch = True
     prox_mode = "internal"

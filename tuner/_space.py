@@ -18,12 +18,17 @@ from tuner.errors import ConfigError
 __all__ = ["Float", "Int", "Categorical", "Hyperparameter", "validate_space", "parse_value", "qualified"]
 
 
+_UNSEARCHED = "; a study holds the default unless --param names it"
+
+
 @dataclass(frozen=True)
 class Float:
     """A real hyperparameter searched in ``[low, high]`` (on a log scale when ``log``).
 
     ``domain`` is the wider range of values a user may fix or search explicitly (for example
     a learning rate of 1e3 to see what divergence looks like); it defaults to ``[low, high]``.
+    ``searched=False``: a study holds it at ``default`` unless the user names it (``--param``);
+    for a setting that changes how an exact solver gets to the optimum, not the optimum.
     """
 
     low: float
@@ -32,6 +37,7 @@ class Float:
     log: bool = False
     description: str = ""
     domain: tuple[float, float] | None = None
+    searched: bool = True
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -65,24 +71,26 @@ class Float:
         return v
 
     def describe(self) -> str:
-        return f"float [{self.low:g}, {self.high:g}]{' log' if self.log else ''}, default {self.default:g}"
+        return (f"float [{self.low:g}, {self.high:g}]{' log' if self.log else ''}, default {self.default:g}"
+                + _UNSEARCHED * (not self.searched))
 
     def to_dict(self) -> dict[str, Any]:
         out = {"type": "float", "low": self.low, "high": self.high, "log": self.log, "default": self.default}
         if self.domain is not None:
             out["domain"] = list(self.domain)
-        return out
+        return _with_searched(out, self.searched)
 
 
 @dataclass(frozen=True)
 class Int:
-    """An integer hyperparameter in ``[low, high]``."""
+    """An integer hyperparameter in ``[low, high]`` (``searched`` as for :class:`Float`)."""
 
     low: int
     high: int
     default: int
     log: bool = False
     description: str = ""
+    searched: bool = True
 
     def check(self) -> None:
         for label, v in (("low", self.low), ("high", self.high), ("default", self.default)):
@@ -107,19 +115,22 @@ class Int:
         return int(f)
 
     def describe(self) -> str:
-        return f"int [{self.low}, {self.high}]{' log' if self.log else ''}, default {self.default}"
+        return (f"int [{self.low}, {self.high}]{' log' if self.log else ''}, default {self.default}"
+                + _UNSEARCHED * (not self.searched))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "int", "low": self.low, "high": self.high, "log": self.log, "default": self.default}
+        return _with_searched({"type": "int", "low": self.low, "high": self.high, "log": self.log,
+                               "default": self.default}, self.searched)
 
 
 @dataclass(frozen=True)
 class Categorical:
-    """A choice among a fixed list of values (str, int, float or bool)."""
+    """A choice among a fixed list of values (str, int, float or bool; ``searched`` as for :class:`Float`)."""
 
     choices: Sequence[Any]
     default: Any
     description: str = ""
+    searched: bool = True
 
     def check(self) -> None:
         if len(self.choices) == 0:
@@ -139,13 +150,21 @@ class Categorical:
         )
 
     def describe(self) -> str:
-        return f"one of {list(self.choices)!r}, default {self.default!r}"
+        return f"one of {list(self.choices)!r}, default {self.default!r}" + _UNSEARCHED * (not self.searched)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "categorical", "choices": list(self.choices), "default": self.default}
+        return _with_searched({"type": "categorical", "choices": list(self.choices), "default": self.default},
+                              self.searched)
 
 
 Hyperparameter = Float | Int | Categorical
+
+
+def _with_searched(out: dict[str, Any], searched: bool) -> dict[str, Any]:
+    """``out``, with ``"searched": False`` for a hyperparameter a study holds at its default."""
+    if not searched:
+        out["searched"] = False
+    return out
 
 
 def validate_space(space: Any) -> dict[str, Hyperparameter]:

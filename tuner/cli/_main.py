@@ -140,9 +140,11 @@ def plugins_list(as_json: bool) -> None:
 
 
 def _describe(spec: dict[str, Any]) -> str:
+    held = "" if spec.get("searched", True) else "; a study holds the default unless --param names it"
     if spec["type"] == "categorical":
-        return f"one of {spec['choices']}, default {spec['default']!r}"
-    return f"{spec['type']} [{spec['low']:g}, {spec['high']:g}]{' log' if spec['log'] else ''}, default {spec['default']:g}"
+        return f"one of {spec['choices']}, default {spec['default']!r}{held}"
+    return (f"{spec['type']} [{spec['low']:g}, {spec['high']:g}]{' log' if spec['log'] else ''}, "
+            f"default {spec['default']:g}{held}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -175,6 +175,8 @@ def _slots(kind: str, plugins: Mapping[str, Any]) -> dict[_SlotKey, Slot]:
             s = Slot(f"{kind}.{hp}" if len(decl[hp]) == 1 else f"{kind}.{pn}.{hp}", kind, pn, hp, hspec)
             if not isinstance(hspec, Categorical):
                 s.low, s.high, s.log = hspec.low, hspec.high, hspec.log
+            if not getattr(hspec, "searched", True):  # held at its default unless params names it (_narrow)
+                s.fixed, s.is_fixed = hspec.default, True
             out[(kind, pn, hp)] = s
     return out
 
@@ -212,6 +214,7 @@ def _narrow(key: str, text: str, all_slots: Mapping[_SlotKey, Slot]) -> None:
         s.spec.validate(s.public_name, low)
         s.spec.validate(s.public_name, high)
         s.low, s.high, s.log = low, high, log or s.spec.log
+        s.is_fixed = False  # a range searches it, whether or not the plugin searches it by default
 
 
 def params_of(space: SearchSpace, trial: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -220,7 +223,8 @@ def params_of(space: SearchSpace, trial: Any) -> tuple[dict[str, Any], dict[str,
     pp: dict[str, Any] = {}
     op: dict[str, Any] = {}
     for s in space.slots[trial.params[VARIANT]]:
-        value = s.fixed if s.is_fixed else trial.params[s.name]
+        # a stored value first: a trial of an older study may have searched what is held now
+        value = trial.params[s.name] if s.name in trial.params or not s.is_fixed else s.fixed
         (pp if s.kind == "penalty" else op)[s.hp] = value
     return pp, op
 
