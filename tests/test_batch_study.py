@@ -484,7 +484,7 @@ def test_one_at_a_time_and_side_by_side_find_the_same_best_with_an_exact_solver(
     # Trial by trial: no pruner (it sees different trials finished when a trial reports), and no
     # strength so weak that L-BFGS does not converge in 100 epochs on these nearly separable
     # data (such a trial ends where its warm start, which differs, led it).
-    narrow = ["--param", "penalty.strength=1e-4..1:log", "--pruner", "none"] if sampler == "random" else []
+    narrow = ["--param", "penalty.strength=1e-4..1:log"] + (["--pruner", "none"] if sampler == "random" else [])
     for batch in ("1", "4"):
         code, out = _invoke("tune", "--dataset", "breast_cancer", "--study", f"k{batch}", "--trials", "12",
                             "--penalty", "l2", "--optimizer", "lbfgs", "--seed", "3", "--sampler", sampler, *narrow,
@@ -493,7 +493,16 @@ def test_one_at_a_time_and_side_by_side_find_the_same_best_with_an_exact_solver(
         best[batch] = json.loads(out)["best_value"]
         trials[batch] = _trials(storage, f"k{batch}")
         assert len(trials[batch]) == 12 and all(t.state in FINISHED for t in trials[batch])
-    assert best["4"] == pytest.approx(best["1"], rel=1e-3), best
+    # TPE's first trials are its random start, drawn alike whatever the batches: those trained alike
+    # must score alike (the trials after it see different results finished, 4 asked at once)
+    shared = [(one, four) for one, four in zip(trials["1"], trials["4"]) if one.params == four.params]
+    assert len(shared) >= 8, [(t.params, u.params) for t, u in zip(trials["1"], trials["4"])]
+    both = [(one, four) for one, four in shared if one.state == four.state == TrialState.COMPLETE]
+    assert len(both) >= 5  # the median pruner sees different trials finished, so it may stop one in one run only
+    for one, four in both:
+        assert four.value == pytest.approx(one.value, rel=1e-3), (one.number, one.params)
+    # TPE's later draws differ, and its best is another point of a flat optimum (0.6% apart here)
+    assert best["4"] == pytest.approx(best["1"], rel=1e-3 if sampler == "random" else 1e-2), best
     if sampler == "random":  # the samples do not depend on the history: the same trials, trial by trial
         for one, four in zip(trials["1"], trials["4"]):
             assert one.params == four.params

@@ -289,8 +289,10 @@ def param_importances(storage_url: str | None, study_name: str,
     complete trials or when they cannot be computed. They weigh only the hyperparameters every
     complete trial has (:func:`~tuner.study.importance_left_out` names the others)."""
     study = _load(open_storage(_url(storage_url), heartbeat=False, writable=False), study_name)
+    space = _space_of(study)  # the held values too (lbfgs's lr), as the search loop's history has them
     return _importances(tuple(d.name.lower() for d in study.directions),
-                        [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+                        [{"number": t.number, "state": t.state.name, "value": t.value,
+                          "params": public_params(t.params, space) if space is not None else t.params}
                          for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"], min_trials)
 
 
