@@ -19,7 +19,8 @@ A trial stops once its proximal gradient residual ``max |theta - prox(theta - g)
 ``tolerance_grad`` (or when no step along its direction decreases the objective: the precision
 floor); :meth:`BatchedNewton.converged` tells the trainer which trials did, so they end at once.
 The test is not trusted at the start of a fit: one Newton step is always taken from it (a warm
-start at a neighbour's optimum can pass it while above its own optimum). Frozen trials (``freeze``) and trials whose objective is not finite stop moving.
+start at a neighbour's optimum can pass it while above its own optimum). Frozen trials
+(``freeze``) and trials whose objective is not finite stop moving.
 """
 
 from __future__ import annotations
