@@ -269,8 +269,8 @@ def full_batch_optimizers(penalties_in_play: Iterable[Penalty] | None = None) ->
     are none or the registry cannot say."""
     pens = list(penalties_in_play) if penalties_in_play is not None else None
     try:
-        names = [name for name in optimizers.names() if optimizers.get(name).full_batch
-                 and (pens is None or any(compatibility_reason(p, optimizers.get(name)) is None for p in pens))]
+        exact = [o for o in (optimizers.get(name) for name in optimizers.names()) if o.full_batch]
+        names = [o.name for o in exact if pens is None or any(compatibility_reason(p, o) is None for p in pens)]
     except Exception:  # noqa: BLE001 - a message must not fail on a broken install
         return ""
     return f" ({', '.join(names)})" if names else ""

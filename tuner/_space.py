@@ -18,7 +18,8 @@ from tuner.errors import ConfigError
 __all__ = ["Float", "Int", "Categorical", "Hyperparameter", "validate_space", "parse_value", "qualified"]
 
 
-_UNSEARCHED = "; a study holds the default unless --param names it"
+UNSEARCHED_NOTE = "; a study holds the default unless --param names it"
+"""What a listing adds to a hyperparameter declared ``searched=False``."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Float:
 
     def describe(self) -> str:
         return (f"float [{self.low:g}, {self.high:g}]{' log' if self.log else ''}, default {self.default:g}"
-                + _UNSEARCHED * (not self.searched))
+                + UNSEARCHED_NOTE * (not self.searched))
 
     def to_dict(self) -> dict[str, Any]:
         out = {"type": "float", "low": self.low, "high": self.high, "log": self.log, "default": self.default}
@@ -116,7 +117,7 @@ class Int:
 
     def describe(self) -> str:
         return (f"int [{self.low}, {self.high}]{' log' if self.log else ''}, default {self.default}"
-                + _UNSEARCHED * (not self.searched))
+                + UNSEARCHED_NOTE * (not self.searched))
 
     def to_dict(self) -> dict[str, Any]:
         return _with_searched({"type": "int", "low": self.low, "high": self.high, "log": self.log,
@@ -150,7 +151,7 @@ class Categorical:
         )
 
     def describe(self) -> str:
-        return f"one of {list(self.choices)!r}, default {self.default!r}" + _UNSEARCHED * (not self.searched)
+        return f"one of {list(self.choices)!r}, default {self.default!r}" + UNSEARCHED_NOTE * (not self.searched)
 
     def to_dict(self) -> dict[str, Any]:
         return _with_searched({"type": "categorical", "choices": list(self.choices), "default": self.default},

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
+from tuner._space import UNSEARCHED_NOTE
 from tuner.cli._mlflow_info import mlflow_block, print_mlflow_block
 from tuner.cli._options import (
     AppContext,
@@ -140,7 +141,7 @@ def plugins_list(as_json: bool) -> None:
 
 
 def _describe(spec: dict[str, Any]) -> str:
-    held = "" if spec.get("searched", True) else "; a study holds the default unless --param names it"
+    held = "" if spec.get("searched", True) else UNSEARCHED_NOTE
     if spec["type"] == "categorical":
         return f"one of {spec['choices']}, default {spec['default']!r}{held}"
     return (f"{spec['type']} [{spec['low']:g}, {spec['high']:g}]{' log' if spec['log'] else ''}, "
