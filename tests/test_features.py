@@ -97,3 +97,29 @@ def test_a_column_constant_up_to_rounding_is_not_scaled_up_by_its_rounding_error
     p, q = result.model.predict_proba(X[:20]), result.model.predict_proba(moved)
     assert np.abs(p - q).max() < 1e-3, (p[:3], q[:3])
     assert 0.02 < p[:, 1].mean() < 0.98
+
+
+TABLE = FRAME.assign(kind=["a", "b", "a", "c", "b"])
+
+
+@pytest.mark.parametrize("rows, options", [
+    (TABLE, {"kind": "table", "numeric_columns": ["x", "flag"], "text_column": "text", "categorical_columns": ["kind"]}),
+    (TABLE, {"kind": "table", "text_column": "text"}),
+    (TABLE, {"kind": "table", "numeric_columns": ["x"], "categorical_columns": ["kind"]}),
+    (np.arange(12.0).reshape(4, 3), {"kind": "matrix"}),
+    (sp.random(6, 5, density=0.4, format="csr", random_state=1), {"kind": "matrix"}),
+])
+def test_fit_transform_is_fit_then_transform(rows: object, options: dict) -> None:
+    """The training rows' features from one pass (:meth:`FeaturePipeline.fit_transform`, what
+    ``prepare`` uses) are exactly those of ``fit`` then ``transform``: values, layout, pipeline."""
+    pipe, X = FeaturePipeline.fit_transform(rows, **options)
+    expected_pipe = FeaturePipeline.fit(rows, **options)
+    expected = expected_pipe.transform(rows)
+    assert type(X) is type(expected) and X.shape == expected.shape and X.dtype == expected.dtype
+    if sp.issparse(X):
+        assert X.has_canonical_format and (X != expected).nnz == 0
+    else:
+        np.testing.assert_array_equal(X, expected)
+    assert pipe.state()[0] == expected_pipe.state()[0]
+    np.testing.assert_array_equal(pipe.transform(rows[:2]).toarray() if sp.issparse(X) else pipe.transform(rows[:2]),
+                                  expected[:2].toarray() if sp.issparse(X) else expected[:2])

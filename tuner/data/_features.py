@@ -280,6 +280,26 @@ class FeaturePipeline:
             feature_names: list[str] | None = None,
             categorical_columns: Sequence[str] | None = None) -> FeaturePipeline:
         """Fit on the training rows (a matrix, or a DataFrame for ``kind='table'``)."""
+        return cls._fit(X, kind=kind, numeric_columns=numeric_columns, text_column=text_column,
+                        feature_names=feature_names, categorical_columns=categorical_columns)[0]
+
+    @classmethod
+    def fit_transform(cls, X: Any, *, kind: str, numeric_columns: list[str] | None = None,
+                      text_column: str | None = None, feature_names: list[str] | None = None,
+                      categorical_columns: Sequence[str] | None = None,
+                      copy: bool = True) -> tuple[FeaturePipeline, Any]:
+        """:meth:`fit` on the training rows and their features, the same as ``fit(X).transform(X)``
+        but with one pass of the text vectorizer over the texts instead of two (a text column's
+        counting is most of the work: 1.3 of SST-2's 2.8 s)."""
+        pipe, text_block = cls._fit(X, kind=kind, numeric_columns=numeric_columns, text_column=text_column,
+                                    feature_names=feature_names, categorical_columns=categorical_columns)
+        return pipe, pipe._transform(X, copy=copy, text_block=text_block)
+
+    @classmethod
+    def _fit(cls, X: Any, *, kind: str, numeric_columns: list[str] | None, text_column: str | None,
+             feature_names: list[str] | None,
+             categorical_columns: Sequence[str] | None) -> tuple[FeaturePipeline, Any]:
+        """The fitted pipeline and, for a text column, the training texts' TF-IDF block (else None)."""
         if kind == "matrix":
             sparse = sp.issparse(X)
             pipe = cls("matrix", n_input_features=X.shape[1], sparse_input=sparse,
@@ -289,7 +309,7 @@ class FeaturePipeline:
                 pipe.scale = np.where(max_abs > 0, max_abs, 1.0)
             else:
                 pipe.center, pipe.scale = standardization(np.asarray(X, dtype=np.float64), pipe.input_feature_names)
-            return pipe
+            return pipe, None
         numeric_columns = list(numeric_columns or [])
         pipe = cls("table", numeric_columns=numeric_columns, text_column=text_column,
                    categorical_columns=list(categorical_columns or []))
@@ -301,14 +321,16 @@ class FeaturePipeline:
             from sklearn.feature_extraction.text import TfidfVectorizer
 
             vec = TfidfVectorizer(**TFIDF_OPTIONS)
-            try:
-                vec.fit(cls._texts(X, text_column))
+            try:  # scikit-learn's fit counts the texts anyway; fit_transform keeps what it counted
+                text_block = vec.fit_transform(cls._texts(X, text_column))
+                text_block.sort_indices()  # its columns were renumbered alphabetically; transform's are sorted
             except ValueError as exc:
                 raise DataError(f"The text column {text_column!r} yields no terms: {exc}") from None
             pipe.vocabulary = list(vec.get_feature_names_out())
             pipe.idf = vec.idf_.copy()
             pipe._vectorizer = vec
-        return pipe
+            return pipe, text_block
+        return pipe, None
 
     @staticmethod
     def _texts(frame: pd.DataFrame, column: str) -> list[str]:
@@ -461,6 +483,11 @@ class FeaturePipeline:
         Sparse rows keep their float32/float64 values and their index arrays (shared with ``X``);
         ``copy=False`` scales a sparse ``X``'s values in place (for rows the caller owns).
         """
+        return self._transform(X, copy=copy)
+
+    def _transform(self, X: Any, *, copy: bool, text_block: Any = None) -> Any:
+        """:meth:`transform`; ``text_block``: the text column's features of these very rows, when
+        the vectorizer's fit already made them."""
         if self.kind == "matrix":
             if isinstance(X, pd.DataFrame):
                 X = numeric_block(self.select_columns(X), self.input_feature_names, hint=_TRAINED_ON_NUMBERS)
@@ -490,7 +517,9 @@ class FeaturePipeline:
         if X.attrs.get(BY_POSITION) or _numbered(X):  # by name when they hold the training names, else by position
             X = self.select_columns(X)
         blocks = []
-        if self.text_column is not None:
+        if self.text_column is not None and text_block is not None:
+            blocks.append(text_block)
+        elif self.text_column is not None:
             texts = self._texts(X, self.text_column)
             # scikit-learn refuses to transform zero rows (an empty validation or test split)
             blocks.append(self._get_vectorizer().transform(texts) if texts

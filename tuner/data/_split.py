@@ -174,10 +174,9 @@ def prepare(raw: RawData, *, val_size: float = 0.2, test_size: float = 0.2, seed
     keep = _keeps_raw(raw, keep_raw)
     kept = raw if keep else replace(raw, X=raw.take(np.arange(min(HEAD_ROWS, len(raw)))), y=np.asarray(raw.y)[:HEAD_ROWS])
     X_train, X_val, X_test_rows = _take_splits(raw, [train_idx, val_idx, test_idx], consume=not keep)
-    pipe = FeaturePipeline.fit(X_train, kind=raw.kind, numeric_columns=raw.numeric_columns,
-                               text_column=raw.text_column, feature_names=raw.feature_names,
-                               categorical_columns=raw.categorical_columns)
-    X_train = pipe.transform(X_train, copy=False)
+    pipe, X_train = FeaturePipeline.fit_transform(X_train, kind=raw.kind, numeric_columns=raw.numeric_columns,
+                                                  text_column=raw.text_column, feature_names=raw.feature_names,
+                                                  categorical_columns=raw.categorical_columns, copy=False)
     pipe.zero_based = raw.zero_based
     pipe.headerless = raw.headerless
     if raw.class_names:
