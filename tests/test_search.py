@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -663,3 +664,52 @@ def test_trial_attrs_are_written_in_one_transaction_and_kept_on_the_trial(tmp_pa
     other = in_memory.ask()
     set_trial_attrs(other, {"a": 1, "b": [2, 3]})
     assert in_memory.trials[0].user_attrs == {"a": 1, "b": [2, 3]}
+
+
+def _ask_and_tell(sampler: Any, storage_url: str, batches: list[int]) -> tuple[list[dict[str, Any]], int]:
+    """Batches of trials asked together (each sampled in full before the next is asked, as the
+    study runner does), then told; the params of each trial and the storage's trial reads."""
+    storage = optuna.storages.RDBStorage(storage_url)
+    reads = {"n": 0}
+    read = storage._get_trials  # what Optuna's cache in front of the database reads the trials with
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads["n"] += 1
+        return read(*args, **kwargs)
+
+    storage._get_trials = counted  # type: ignore[method-assign]
+    study = optuna.create_study(storage=storage, sampler=sampler, study_name="s")
+    params = []
+    for k in batches:
+        asked = []
+        for _ in range(k):
+            t = study.ask()
+            v = t.suggest_categorical("variant", ["l1", "elasticnet"])
+            t.suggest_float("strength", 1e-6, 1.0, log=True)
+            if v == "elasticnet":
+                t.suggest_float("l1_ratio", 0.0, 1.0)
+            asked.append(t)
+            params.append(dict(t.params))
+        for t in asked:
+            p = t.params
+            study.tell(t, abs(math.log10(p["strength"]) + 3) + p.get("l1_ratio", 0.5))
+    return params, reads["n"]
+
+
+def test_tpe_reads_the_trials_once_per_sampled_trial_and_samples_as_optuna_does(tmp_path: Path) -> None:
+    """A study's TPE (constant liar) sampled each trial with one read of the study's trials, not
+    one per parameter group and per lone parameter (3.4 reads of 5.4 ms a trial): the same
+    samples as Optuna's TPE in one process, trials asked together included (each sees the
+    others asked before it as running: the liar)."""
+    from tuner.study._runs import seeded_sampler
+    from tuner.study._search_space import make_sampler
+
+    space = build_space(StudySpec(data=DataSpec(dataset="iris"), penalties=["l1"], optimizers=["newton"]))
+    batches = [10, 1, 1, 4, 1, 4, 1, 1]  # random start, then TPE one at a time and four at a time
+    ours, our_reads = _ask_and_tell(seeded_sampler(lambda s: make_sampler("tpe", s, space), 3),
+                                    f"sqlite:///{tmp_path / 'ours.db'}", batches)
+    theirs, their_reads = _ask_and_tell(make_sampler("tpe", 3, space), f"sqlite:///{tmp_path / 'optuna.db'}", batches)
+    assert ours == theirs
+    assert len({json.dumps(p, sort_keys=True) for p in ours[-4:]}) == 4  # the liar spread a batch out
+    sampled_by_tpe = sum(batches[1:])
+    assert their_reads - our_reads >= sampled_by_tpe, (our_reads, their_reads)
