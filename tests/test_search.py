@@ -424,7 +424,7 @@ def test_an_asked_trial_has_a_heartbeat_before_it_trains(tmp_path: Path, monkeyp
     monkeypatch.setenv("TUNER_HEARTBEAT_GRACE", "2")
     storage = open_storage(f"sqlite:///{tmp_path / 'hb.db'}")
     study = optuna.create_study(study_name="hb", storage=storage)
-    ours = Objective.ask(SimpleNamespace(study=study, storage=storage))  # type: ignore[arg-type]
+    ours = Objective.ask(SimpleNamespace(study=study, storage=storage, _last_beat={}))  # type: ignore[arg-type]
     with pytest.warns(UserWarning, match="Heartbeat"):
         bare = study.ask()  # what Optuna's own ask leaves: no heartbeat until a thread starts
     storage_check = type(storage)._get_stale_trial_ids  # Optuna's, before ours takes it over

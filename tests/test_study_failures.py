@@ -390,6 +390,46 @@ def test_trials_asked_for_a_batch_keep_their_heartbeat_while_the_batch_is_prepar
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
 
 
+def test_a_trial_is_beaten_when_asked_then_once_an_interval_while_it_lasts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial shorter than the heartbeat interval is beaten once, when asked (a thread a trial
+    beat again at once: a second write a trial, 5 ms of a 0.4 s ``bc50`` trial); a trial that
+    trains for several intervals is beaten each interval, never a grace period apart."""
+    import time
+
+    from optuna.storages import RDBStorage
+
+    from tuner.study._trial_batches import TrialBatches
+
+    monkeypatch.setenv("TUNER_HEARTBEAT_INTERVAL", "1")
+    monkeypatch.setenv("TUNER_HEARTBEAT_GRACE", "2")
+    beats: dict[int, list[float]] = {}
+    record = RDBStorage.record_heartbeat
+
+    def counted(self: RDBStorage, trial_id: int) -> None:
+        beats.setdefault(trial_id, []).append(time.monotonic())
+        record(self, trial_id)
+
+    monkeypatch.setattr(RDBStorage, "record_heartbeat", counted)
+    train = TrialBatches.train
+    slow: list[int] = []
+
+    def third_trial_slow(self: TrialBatches, group: Any) -> Any:
+        if group[0].trial.number == 2:
+            slow.append(group[0].trial._trial_id)
+            time.sleep(3.5)  # a long trial: three and a half intervals
+        return train(self, group)
+
+    monkeypatch.setattr(TrialBatches, "train", third_trial_slow)
+    study = _run(tmp_path, [], n_trials=5, batch=1)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    ids = [t._trial_id for t in study.trials]
+    assert [len(beats[i]) for i in ids if i not in slow] == [1, 1, 1, 1], beats
+    (long_id,) = slow
+    gaps = [b - a for a, b in zip(beats[long_id], beats[long_id][1:])]
+    assert len(beats[long_id]) >= 4 and max(gaps) < 1.6, beats[long_id]
+
+
 @pytest.mark.timeout(120)
 def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_as_lost_and_retried(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ with a one-line reason. The pruner is asked through :class:`PruneJudge`, epoch b
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -28,6 +29,8 @@ from tuner.study._variant import VARIANT
 from tuner.train import Callback, TrainConfig, TrainingState, evaluate
 
 __all__ = ["Objective", "MetricCallback", "PruningCallback", "PruneJudge", "held_values", "fail_reason", "CAUGHT"]
+
+_log = logging.getLogger(__name__)
 
 CAUGHT = (TunerError, RuntimeError, ValueError, ArithmeticError, GaveUp)
 """Errors that fail one trial and let the study go on; any other (an interrupt, a bug) fails
@@ -182,7 +185,7 @@ class Objective:
         self.study, self.storage, self.stop, self.after_tell = study, storage, stop, after_tell
         self.metric, self.cv = spec.metric, spec.cv
         self.judge = PruneJudge(study, keeps_last=config.monitor != "val", by_fold=bool(spec.cv))
-        self._beaten_at = time.monotonic()
+        self._last_beat: dict[int, float] = {}  # trial id -> when this process last beat for it (monotonic)
         self.warnings: list[str] = []
         self.not_started = 0  # asked trials failed unstarted when this process's timeout ran out (not counted)
         folds = cv_folds(data.y_train, spec.cv, spec.data.seed, data.groups_train) if spec.cv else None
@@ -246,7 +249,8 @@ class Objective:
 
         keep = True
         untold = list(asked)
-        beats = _Heartbeats(self.heartbeat, asked)
+        oldest = min((self._last_beat.pop(p.trial._trial_id, -math.inf) for p in asked), default=-math.inf)
+        beats = _Heartbeats(self.storage, asked, oldest)
         try:
             for index, group in enumerate(self.runner.groups(asked)):
                 if index > 0 and timed_out is not None and timed_out():
@@ -321,12 +325,6 @@ class Objective:
         self.judge.invalidate()  # the completed trials may have changed
         return True if frozen is None else self.after_tell(frozen)
 
-    def heartbeat(self, trial: Any) -> Any:
-        """The heartbeat thread of a running trial (what ``Study.optimize`` keeps per trial)."""
-        from optuna.storages._heartbeat import get_heartbeat_thread
-
-        return get_heartbeat_thread(trial._trial_id, self.storage)
-
     def ask(self) -> Any:
         """A new trial from the study, with its first heartbeat recorded at once (:meth:`run` keeps
         them up while it trains). Optuna never fails a RUNNING trial that has no heartbeat at all,
@@ -340,6 +338,7 @@ class Objective:
         try:
             if is_heartbeat_enabled(self.storage):
                 self.storage.record_heartbeat(trial._trial_id)
+                self._last_beat[trial._trial_id] = time.monotonic()
         except BaseException as exc:
             self.fail_asked(trial, exc)
             raise
@@ -347,19 +346,18 @@ class Objective:
 
     def keep_alive(self, asked: Sequence[Pending]) -> None:
         """Record a heartbeat for each asked trial while the batch is still being prepared: its
-        threads start only when it trains, and preparing a large batch (an MLflow run a trial on a
+        thread starts only when it trains, and preparing a large batch (an MLflow run a trial on a
         slow server) can outlast the grace period, after which other workers fail these trials as
-        lost. At most one round of beats a heartbeat interval."""
+        lost. At most one beat a trial a heartbeat interval (its ask's counts)."""
         from optuna.storages._heartbeat import is_heartbeat_enabled
 
         if not asked or not is_heartbeat_enabled(self.storage):
             return
-        now = time.monotonic()
-        if now - self._beaten_at < float(self.storage.heartbeat_interval):
-            return
+        interval = float(self.storage.heartbeat_interval)
         for pend in asked:
-            self.storage.record_heartbeat(pend.trial._trial_id)
-        self._beaten_at = now
+            if time.monotonic() - self._last_beat.get(pend.trial._trial_id, -math.inf) >= interval:
+                self.storage.record_heartbeat(pend.trial._trial_id)
+                self._last_beat[pend.trial._trial_id] = time.monotonic()
 
     def fail_asked(self, trial: Any, exc: BaseException) -> None:
         """Fail ``trial``, asked but not yet prepared, with ``exc`` (a second Ctrl-C, a database
@@ -417,24 +415,48 @@ def _raiser(exc: BaseException) -> Callable[[], float]:
 
 
 class _Heartbeats:
-    """The heartbeat threads of a batch's trials, each stopped when its trial is told."""
+    """One thread that beats for a batch's trials until each is told (Optuna's ``Study.optimize``
+    starts a thread a trial, which beats at once).
 
-    def __init__(self, make: Callable[[Any], Any], asked: list[Pending]) -> None:
-        self.running: dict[int, Any] = {}
-        try:
-            for pend in asked:
-                beat = make(pend.trial)
-                beat.__enter__()
-                self.running[id(pend)] = beat
-        except BaseException:
-            self.stop_all()
-            raise
+    Each trial was beaten when it was asked, and while its batch was prepared, so the first round
+    comes an interval after the oldest of those beats, not at once: a trial shorter than the
+    interval (every ``bc50`` trial) costs no second write and no thread of its own. A beat that
+    fails (the database busy for a moment) is tried again a round later; should every round fail,
+    other workers fail the trial as lost after the grace period, and its tell says so."""
+
+    def __init__(self, storage: Any, asked: Sequence[Pending], last_beat: float) -> None:
+        import threading
+
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        self.ids = {id(p): p.trial._trial_id for p in asked}
+        self.lock, self.done = threading.Lock(), threading.Event()
+        self.thread: Any = None
+        if asked and is_heartbeat_enabled(storage):
+            interval = float(storage.heartbeat_interval)
+            first = min(interval, max(0.0, interval - (time.monotonic() - last_beat)))
+            self.thread = threading.Thread(target=self._beat, args=(storage, first, interval), daemon=True,
+                                           name="tuner-heartbeat")
+            self.thread.start()
+
+    def _beat(self, storage: Any, wait: float, interval: float) -> None:
+        while not self.done.wait(wait):
+            with self.lock:
+                ids = list(self.ids.values())
+            for trial_id in ids:
+                try:
+                    storage.record_heartbeat(trial_id)
+                except Exception as exc:  # noqa: BLE001 - the next round tries again
+                    _log.debug("Heartbeat of trial id %s not recorded: %s", trial_id, exc)
+            wait = interval
 
     def stop(self, pend: Pending) -> None:
-        beat = self.running.pop(id(pend), None)
-        if beat is not None:
-            beat.__exit__(None, None, None)
+        with self.lock:
+            self.ids.pop(id(pend), None)
 
     def stop_all(self) -> None:
-        while self.running:
-            self.running.popitem()[1].__exit__(None, None, None)
+        with self.lock:
+            self.ids.clear()
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join()
