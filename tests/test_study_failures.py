@@ -507,3 +507,34 @@ def test_a_start_that_mlflow_refuses_stores_no_study_and_keeps_a_resumed_one(tmp
     with pytest.raises(TrackingError, match="The MLflow experiment 'dl' is deleted"):
         tuner.tune(study_name="dl", tracking_uri=tracking, metric="accuracy", **{**kw, "trials": 2})
     assert len(optuna.load_study(study_name="dl", storage=storage).trials) == 1  # a resumed study stays
+
+
+def test_a_trial_writes_its_attributes_in_two_transactions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its worker, variant and observers' attributes when it starts, its outcome and group when it
+    ends: one transaction each (the worker and the group were a commit of their own, two of a
+    ``bc50`` trial's ~22), and every attribute is still there."""
+    import tuner.study._objective as objective_module
+    import tuner.study._trial_batches as batches_module
+    from tuner.study._runs import WORKER, set_trial_attrs
+
+    writes: dict[int, int] = {}
+
+    def counted(trial: Any, attrs: Any) -> None:
+        if attrs:
+            writes[trial.number] = writes.get(trial.number, 0) + 1
+        set_trial_attrs(trial, attrs)
+
+    monkeypatch.setattr(batches_module, "set_trial_attrs", counted)
+    monkeypatch.setattr(objective_module, "set_trial_attrs", counted, raising=False)
+    monkeypatch.setattr(optuna.trial.Trial, "set_user_attr", lambda *a: pytest.fail(f"a commit of its own: {a[1:]}"))
+    class Marking(Recorder):
+        def on_trial_start(self, study: Any, trial: Any) -> tuple[list[Callback], dict[str, Any]]:
+            return super().on_trial_start(study, trial)[0], {"recorded": trial.number}
+
+    study = _run(tmp_path, [Marking()], n_trials=4, batch=2)
+    assert writes == {0: 2, 1: 2, 2: 2, 3: 2}, writes
+    for t in study.trials:
+        assert t.state == TrialState.COMPLETE
+        assert t.user_attrs["worker"] == WORKER and t.user_attrs["penalty"] == "l2"
+        assert t.user_attrs["group"]["trials"] == [2 * (t.number // 2), 2 * (t.number // 2) + 1]
+        assert t.user_attrs["recorded"] == t.number  # an observer's attribute, with the start's

@@ -20,7 +20,7 @@ from typing import Any
 from tuner.errors import TunerError
 from tuner.study._configure import TrainOutcome, cv_folds
 from tuner.study._observer import StudyInfo, StudyObserver
-from tuner.study._runs import GAVE_UP, LOST, GaveUp, queue_copy
+from tuner.study._runs import GAVE_UP, LOST, WORKER, GaveUp, queue_copy, set_trial_attrs
 from tuner.study._search_space import SearchSpace
 from tuner.study._signals import Interrupted, StopCallback, StopRequest
 from tuner.study._spec import StudySpec
@@ -229,7 +229,7 @@ class Objective:
 
     def give_up(self, trial: Any, reason: str) -> None:
         """Fail a trial asked past the budget or the timeout (not counted)."""
-        trial.set_user_attr("fail_reason", reason)
+        set_trial_attrs(trial, {"worker": WORKER, "fail_reason": reason})
         self.tell(trial, _raiser(GaveUp(GAVE_UP)))
 
     def run(self, asked: list[Pending], timed_out: Callable[[], bool] | None = None) -> bool:

@@ -37,7 +37,6 @@ from tuner.study._resume import (
 from tuner.study._runs import (
     FAIL_STREAK,
     GAVE_UP,
-    WORKER,
     Budget,
     LostTrials,
     budget_warnings,
@@ -399,8 +398,7 @@ class _StudyRun:
             for _ in range(self._batch_size(batch_trials, room)):
                 self.stop.check()
                 trial = self.objective.ask()
-                try:
-                    trial.set_user_attr("worker", WORKER)
+                try:  # its "worker" attribute is written with its variant (prepare) or its end (give_up)
                     claimed = self.budget.claim(trial.number)
                 except BaseException as exc:  # not yet among the asked: abandon below would leave it RUNNING
                     self.objective.fail_asked(trial, exc)

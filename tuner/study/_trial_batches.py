@@ -23,7 +23,7 @@ from tuner._registry import optimizers, penalties
 from tuner.errors import ConfigError, TrainingDivergedError
 from tuner.study._configure import MAX_OPTIMALITY_GAP, TrainOutcome, train_many
 from tuner.study._observer import StudyInfo, StudyObserver, TrialInfo
-from tuner.study._runs import set_trial_attrs
+from tuner.study._runs import WORKER, set_trial_attrs
 from tuner.study._search_space import STARTUP_TRIALS
 from tuner.study._variant import split_variant
 from tuner.train import Callback, TrainConfig, batchable
@@ -158,6 +158,7 @@ class Pending:
     values: dict[str, Any]
     info: TrialInfo
     callbacks: list[Callback] = field(default_factory=list)
+    group: dict[str, Any] | None = None  # which trials it trained with and how long: written with its end
 
 
 class TrialBatches:
@@ -187,7 +188,7 @@ class TrialBatches:
         values = {s.name: s.suggest(trial) for s in slots}
         pp = {s.hp: values[s.name] for s in slots if s.kind == "penalty"}
         op = {s.hp: values[s.name] for s in slots if s.kind == "optimizer"}
-        set_trial_attrs(trial, {"penalty": pn, "optimizer": on})
+        attrs: dict[str, Any] = {"worker": WORKER, "penalty": pn, "optimizer": on}
         tinfo = TrialInfo(trial.number, pn, on, dict(trial.params), pp, op)
         pend = Pending(trial, variant, pn, on, pp, op, values, tinfo)
         callbacks = self.make_callbacks(trial)
@@ -195,11 +196,16 @@ class TrialBatches:
         started: list[StudyObserver] = []
         try:
             for obs in self.observers:
-                cbs, attrs = obs.on_trial_start(self.info, tinfo)
+                cbs, more = obs.on_trial_start(self.info, tinfo)
                 started.append(obs)
                 own.extend(cbs)
-                set_trial_attrs(trial, attrs)
+                attrs.update(more)
+            set_trial_attrs(trial, attrs)  # with the observers' (an MLflow run id): one transaction, not three
         except BaseException as exc:  # the trial fails: the observers that started it hear so (no run left open)
+            try:
+                set_trial_attrs(trial, attrs)
+            except Exception:  # noqa: BLE001, S110 - the first error is the one to report
+                pass
             for obs in started:
                 try:
                     obs.on_trial_end(self.info, tinfo, "FAIL", None, None, f"{type(exc).__name__}: {exc}")
@@ -270,7 +276,7 @@ class TrialBatches:
                 results[i] = r
         mark = {"trials": [p.trial.number for p in group], "seconds": round(time.perf_counter() - started, 4)}
         for pend in group:
-            pend.trial.set_user_attr("group", mark)
+            pend.group = mark
         return results
 
     def conclude(self, pend: Pending, result: TrainOutcome | BaseException,
@@ -341,6 +347,8 @@ class TrialBatches:
         """Record the trial's outcome ``attrs`` and why it ended (one transaction), then let the
         observers close its run and record what they add."""
         attrs = dict(attrs or {})
+        if pend.group is not None:
+            attrs["group"] = pend.group
         if reason:
             attrs["fail_reason" if state == "FAIL" else "prune_reason"] = reason
         set_trial_attrs(pend.trial, attrs)
