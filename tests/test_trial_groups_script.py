@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -55,3 +56,30 @@ def test_the_batch_check_sets_batch_trials_itself_once() -> None:
     assert drop(["--batch-trials", "auto", "--sampler", "tpe"], "--batch-trials") == ["--sampler", "tpe"]
     assert drop(["--batch-trials=4", "--cv", "3"], "--batch-trials") == ["--cv", "3"]
     assert drop(["--batch-trials-x", "1"], "--batch-trials") == ["--batch-trials-x", "1"]
+
+
+def test_a_check_against_the_peer_runs_each_side_in_turn_and_keeps_the_median(
+        tmp_path: Path, capsys: Any, data_dir: Path) -> None:
+    """bc50's sides take ~20 s, within the machine's spread from one run to the next: each side
+    runs three times, alternating, and the table shows each side's median run."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import engine_vs_peers
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert engine_vs_peers.CHECKS["bc50"].repeat == 3
+    engine_vs_peers.main(["--checks", "bc50", "--trials", "2", "--keep", str(tmp_path), "--data-dir", str(data_dir)])
+    out = capsys.readouterr().out
+    order = re.findall(r"^\[bc50\] (ours|peer): ([\d.]+) s", out, flags=re.M)
+    assert [side for side, _ in order] == ["ours", "peer"] * 3, out
+    ours = sorted(float(w) for side, w in order if side == "ours")
+    peer = sorted(float(w) for side, w in order if side == "peer")
+    row = {m.group(1): float(m.group(2)) for m in re.finditer(r"^\| (logreg-tuner|Optuna)[^|]*\| ([\d.]+) \|", out,
+                                                               flags=re.M)}
+    assert row == {"logreg-tuner": ours[1], "Optuna": peer[1]}, out
+    assert "Each side ran 3 times, alternating" in out
+    ratio = float(re.search(r"\*\*Ratio ([\d.]+)x\*\*", out).group(1))
+    assert abs(ratio - peer[1] / ours[1]) <= 0.02 * ratio + 0.01  # walls printed to 0.1 s
+    (work,) = tmp_path.iterdir()
+    assert sorted(p.name for p in (work / "bc50").iterdir()) == ["ours-1", "ours-2", "ours-3",
+                                                                "peer-1", "peer-2", "peer-3"]
