@@ -16,7 +16,6 @@ from typing import Any, NoReturn
 
 import click
 
-from tuner._space import UNSEARCHED_NOTE
 from tuner.cli._mlflow_info import mlflow_block, print_mlflow_block
 from tuner.cli._options import (
     AppContext,
@@ -56,7 +55,8 @@ def plugins() -> None:
     """List and check the installed penalty and optimizer plugins."""
 
 
-def _plugin_rows() -> list[dict[str, Any]]:
+def _plugin_rows() -> list[tuple[dict[str, Any], Any]]:
+    """Each installed plugin's row of ``plugins list --json``, with the plugin (None when broken)."""
     from tuner._registry import optimizers, penalties
     from tuner.testing import failing_plugins, side_by_side_failures
 
@@ -90,7 +90,7 @@ def _plugin_rows() -> list[dict[str, Any]]:
                     row["error"] = failing[info.name]
             else:
                 row["error"] = info.error
-            rows.append(row)
+            rows.append((row, info.plugin if info.ok else None))
     return rows
 
 
@@ -103,14 +103,15 @@ def plugins_list(as_json: bool) -> None:
     it out); `tuner plugins check NAME` runs every check."""
     from tuner._plugin_api import PROX_MODES
 
-    rows = _plugin_rows()
+    listed = _plugin_rows()
+    rows = [row for row, _ in listed]
     if as_json:
         echo_json(rows)
         return
     width = max([12] + [len(r["name"]) for r in rows])  # one column of names, however long a third party's
     for kind in ("penalty", "optimizer"):
         click.secho(f"{kind.capitalize()} plugins (logreg_tuner.{'penalties' if kind == 'penalty' else 'optimizers'}):", bold=True)
-        for row in (r for r in rows if r["group"] == kind):
+        for row, plugin in ((r, p) for r, p in listed if r["group"] == kind):
             origin = f"{row['distribution']} {row['version']}"
             if row["status"] == "broken":
                 usable = any(r["name"] == row["name"] and r["status"] != "broken" for r in rows if r["group"] == kind)
@@ -121,8 +122,8 @@ def plugins_list(as_json: bool) -> None:
             if row["status"] == "failing":
                 click.secho(f"      FAILING its contract checks: {row['error']}; run `tuner plugins check "
                             f"{row['name']}`", fg="red")
-            for hp_name, spec in row["search_space"].items():
-                click.echo(f"      {kind}.{hp_name}: {_describe(spec)}")
+            for hp_name, hp in plugin.search_space.items():
+                click.echo(f"      {kind}.{hp_name}: {hp.describe()}")
             extra = []
             if kind == "penalty" and row["has_prox"]:
                 extra.append("proximal (exact zeros)")
@@ -138,14 +139,6 @@ def plugins_list(as_json: bool) -> None:
                 extra.append("not with: " + ", ".join(row["incompatible"]))
             if extra:
                 click.echo(f"      ({'; '.join(extra)})")
-
-
-def _describe(spec: dict[str, Any]) -> str:
-    held = "" if spec.get("searched", True) else UNSEARCHED_NOTE
-    if spec["type"] == "categorical":
-        return f"one of {spec['choices']}, default {spec['default']!r}{held}"
-    return (f"{spec['type']} [{spec['low']:g}, {spec['high']:g}]{' log' if spec['log'] else ''}, "
-            f"default {spec['default']:g}{held}")
 
 
 # ---------------------------------------------------------------------------------------------
