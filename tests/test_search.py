@@ -450,7 +450,7 @@ def test_telling_a_trial_another_worker_failed_as_lost_warns_and_goes_on(tmp_pat
     trial.set_user_attr("fail_reason", "lost: its worker sent no heartbeat for 30 s (killed or cut off)")
     study.tell(trial, state=TrialState.FAIL)  # what the other worker's stale check does
     told: list[Any] = []
-    me = SimpleNamespace(study=study, warnings=[], judge=SimpleNamespace(invalidate=lambda: None),
+    me = SimpleNamespace(study=study, warnings=[], _last_beat={}, judge=SimpleNamespace(invalidate=lambda: None),
                          after_tell=told.append)
     assert Objective.tell(me, trial, lambda: 0.25) is True  # type: ignore[arg-type]
     assert len(me.warnings) == 1 and "failed as lost by another worker" in me.warnings[0]

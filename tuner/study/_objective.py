@@ -249,7 +249,7 @@ class Objective:
 
         keep = True
         untold = list(asked)
-        oldest = min((self._last_beat.pop(p.trial._trial_id, -math.inf) for p in asked), default=-math.inf)
+        oldest = min((self._last_beat.get(p.trial._trial_id, -math.inf) for p in asked), default=-math.inf)
         beats = _Heartbeats(self.storage, asked, oldest)
         try:
             for index, group in enumerate(self.runner.groups(asked)):
@@ -295,6 +295,7 @@ class Objective:
         import optuna
         from optuna.trial import TrialState
 
+        self._last_beat.pop(trial._trial_id, None)  # told: no more beats (a trial that never trained too)
         state, value, error = TrialState.COMPLETE, None, None
         try:
             value = compute()
