@@ -179,6 +179,57 @@ def test_penalty_hessian_is_each_trials_own(p: int) -> None:
     torch.testing.assert_close(H[2], torch.diag(12 * 0.3 * W[2, :, 0] ** 2))
 
 
+def test_an_elastic_nets_curvature_is_its_l2_weight_without_differentiating(monkeypatch) -> None:
+    """Trials whose penalties are all elastic nets (l1, l2, elastic net, none) add their L2 weight
+    to the diagonal of their weights' block, and their Hessian product is that weight times the
+    direction: the same as differentiating their gradient, which is not done; a penalty that is
+    not an elastic net still is differentiated."""
+    from tuner.train import _curvature
+    from tuner.train._penalties import PenaltyGroups
+
+    p, c = 7, 2
+    names = ["l2", "elasticnet", "l1", "none"]
+    params = [{"strength": 0.3}, {"strength": 0.2, "l1_ratio": 0.25}, {"strength": 0.5}, {}]
+    groups = PenaltyGroups([penalties.get(n) for n in names], params, True, torch.float64, torch.device("cpu"))
+    rng = np.random.default_rng(2)
+    W = torch.tensor(rng.normal(size=(4, p, c)))
+    idx = torch.tensor([0, 1, 3])
+    expected = _curvature.penalty_hessian(groups, W)  # by differentiating the gradient
+    V = torch.tensor(rng.normal(size=(3, p, c)))
+    product_expected = _curvature.penalty_product(groups, W, idx)
+    assert expected is not None and product_expected is not None
+
+    def refused(*args):
+        raise AssertionError("an elastic net's curvature was taken by differentiating its gradient")
+
+    monkeypatch.setattr(_curvature, "_penalty_gradient", refused)
+    H = torch.zeros(3, p * c + c, p * c + c, dtype=torch.float64)
+    _curvature.add_penalty_hessian(H, groups, W, idx)
+    torch.testing.assert_close(H[:, :p * c, :p * c], expected[idx], rtol=1e-15, atol=0)
+    assert not H[:, p * c:].any() and not H[:, :, p * c:].any()  # the intercepts carry no penalty
+    torch.testing.assert_close(H.diagonal(dim1=1, dim2=2)[:, 0], torch.tensor([0.3, 0.2 * 0.75, 0.0], dtype=torch.float64))
+    product = _curvature.penalty_product(groups, W, idx)
+    assert product is not None
+    monkeypatch.undo()
+    torch.testing.assert_close(product(V), product_expected(V), rtol=1e-15, atol=0)
+    no_l2 = PenaltyGroups([penalties.get("l1"), penalties.get("none")], [{"strength": 0.5}, {}], True,
+                          torch.float64, torch.device("cpu"))
+    assert _curvature.penalty_product(no_l2, W[:2], torch.tensor([0, 1])) is None
+
+    class Quartic(type(penalties.get("l2"))):  # strength * sum w^4: no elastic net, so differentiated
+        name = "quartic"
+
+        def smooth_value(self, weight, params):
+            return (params["strength"] * weight.pow(4)).sum(dim=(-2, -1))
+
+    mixed = PenaltyGroups([penalties.get("l2"), Quartic()], [{"strength": 0.3}, {"strength": 0.1}], True,
+                          torch.float64, torch.device("cpu"))
+    H = torch.zeros(2, p * c + c, p * c + c, dtype=torch.float64)
+    _curvature.add_penalty_hessian(H, mixed, W[:2], torch.tensor([0, 1]))
+    torch.testing.assert_close(H[1, :p * c, :p * c], torch.diag(12 * 0.1 * W[1].reshape(-1) ** 2))
+    torch.testing.assert_close(H[0, :p * c, :p * c], 0.3 * torch.eye(p * c, dtype=torch.float64))
+
+
 def test_a_model_too_large_for_its_hessian_is_refused_in_one_line() -> None:
     rng = np.random.default_rng(0)
     X = sp.random(50, HESSIAN_MAX_PARAMS + 10, density=0.01, random_state=0, format="csr")

@@ -38,7 +38,8 @@ from tuner.train._device import _csr_tensor, csr_slice
 from tuner.train._penalties import PenaltyGroups
 from tuner.train._sizing import HESSIAN_MAX_PARAMS, HESSIAN_WORK
 
-__all__ = ["HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "data_hessian", "penalty_hessian", "penalty_product"]
+__all__ = ["HESSIAN_MAX_PARAMS", "HESSIAN_WORK", "add_penalty_hessian", "data_hessian", "penalty_hessian",
+           "penalty_product"]
 
 BATCHED_COLUMNS = 512
 """From this many weights a trial, the penalty's Hessian is taken as one batched gradient
@@ -224,11 +225,22 @@ def _penalty_gradient(penalty: PenaltyGroups, W: torch.Tensor) -> tuple[torch.Te
     return (Wd, g) if g.requires_grad else None
 
 
+def _trials_of(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A ``(K,)`` tensor viewed to broadcast against ``like`` ``(K, ...)``."""
+    return values.view((-1,) + (1,) * (like.dim() - 1))
+
+
 def penalty_product(penalty: PenaltyGroups, W: torch.Tensor, idx: torch.Tensor,
                     ) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """``V -> H_pen V`` for the trials ``idx`` of the penalties' smooth parts at the weights ``W``
     ``(K, p, c)`` (``V``: ``(K', p, c)``), by differentiating their gradient once more (any plugin's
     smooth part); ``None`` when that Hessian is zero."""
+    l2 = penalty.l2_weights()
+    if l2 is not None:  # b / 2 ||W||^2 (the plugins say so, and tuner.testing checks it): b V
+        if not penalty.has_l2():
+            return None
+        scale = _trials_of(l2[idx], W)
+        return lambda V: scale * V
     graph = _penalty_gradient(penalty, W)
     if graph is None:
         return None
@@ -244,6 +256,24 @@ def penalty_product(penalty: PenaltyGroups, W: torch.Tensor, idx: torch.Tensor,
         return hv if len(idx) == W.shape[0] else hv.index_select(0, idx)
 
     return product
+
+
+def add_penalty_hessian(H: torch.Tensor, penalty: PenaltyGroups, W: torch.Tensor, idx: torch.Tensor) -> None:
+    """Add the Hessian of the penalties' smooth parts for the trials ``idx`` to the weights' block of
+    their Hessians ``H`` (``(K', P, P)``, the weights' ``p c`` parameters first), in place.
+
+    An elastic net's smooth part ``b / 2 ||W||^2`` adds ``b`` to the block's diagonal; any other
+    penalty's Hessian is taken by differentiating its gradient (:func:`penalty_hessian`): on
+    breast_cancer's 30 weights that was 30 gradients a Newton step, ~40% of a fit's time."""
+    pc = int(W[0].numel())
+    l2 = penalty.l2_weights()
+    if l2 is not None:
+        if penalty.has_l2():
+            H.diagonal(dim1=1, dim2=2)[:, :pc] += l2[idx].to(H.dtype)[:, None]
+        return
+    pen = penalty_hessian(penalty, W)
+    if pen is not None:
+        H[:, :pc, :pc] += pen[idx]
 
 
 def penalty_hessian(penalty: PenaltyGroups, W: torch.Tensor) -> torch.Tensor | None:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from tuner.errors import ConfigError
 from tuner.train._config import TrainConfig
-from tuner.train._curvature import data_hessian, penalty_hessian, penalty_product
+from tuner.train._curvature import add_penalty_hessian, data_hessian, penalty_product
 from tuner.train._device import Placement, matmul
 from tuner.train._penalties import PenaltyGroups
 from tuner.train._sizing import HESSIAN_MAX_PARAMS, n_params
@@ -184,10 +184,7 @@ class Objective:
         z = self.logits(d.X, d.XT)[:, idx]
         w = (d.w if d.w.dim() == 2 else d.w[:, None].expand(-1, lv.k))[:, idx]
         H = data_hessian(d.X, z, w, d.n)
-        pen = penalty_hessian(self.penalty, lv.W3.detach())
-        if pen is not None:
-            pc = lv.p * lv.c
-            H[:, :pc, :pc] += pen[idx]
+        add_penalty_hessian(H, self.penalty, lv.W3.detach(), idx)
         return H
 
     @torch.no_grad()

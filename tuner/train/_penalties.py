@@ -102,14 +102,26 @@ class PenaltyGroups:
         self.has_prox = any(pen.has_prox for pen, _, _ in self.groups)
         self.elementwise = any(pen.elementwise_prox and pen.has_prox for pen, _, _ in self.groups)
         nets = _elastic_nets(per_trial, params, dtype, device)
-        self.net = nets if batched and len(self.groups) > 1 else None
+        self.net = nets[:2] if nets is not None and batched and len(self.groups) > 1 else None
         """Per-trial ``(l1 (K, 1, 1), l2 (K,))`` weights when a mixed group is all elastic nets."""
         self._l1 = None if nets is None else nets[0].reshape(-1)
+        self._l2 = None if nets is None else nets[1]
+        self._any_l2 = nets is not None and nets[2]
 
     def l1_weights(self) -> torch.Tensor | None:
         """Each trial's L1 weight, shape ``(K,)``, when every trial's penalty is an elastic net
         (:meth:`~tuner._plugin_api.Penalty.elastic_net`); else None (the closure's ``l1_weights()``)."""
         return self._l1
+
+    def l2_weights(self) -> torch.Tensor | None:
+        """Each trial's L2 weight ``b``, shape ``(K,)``, when every trial's penalty is an elastic net:
+        its smooth part is then ``b / 2 ||W||^2``, whose Hessian is ``b`` times the identity; else None."""
+        return self._l2
+
+    def has_l2(self) -> bool:
+        """Whether some trial's elastic net has an L2 part (False when :meth:`l2_weights` is None);
+        known on the host, without reading the device."""
+        return self._any_l2
 
     def _values(self, W: torch.Tensor, method: str) -> torch.Tensor:
         out: torch.Tensor | None = None
@@ -164,9 +176,9 @@ def _prox_result(value: Any, weight: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _elastic_nets(per_trial: Sequence[Penalty], params: Sequence[Mapping[str, Any]], dtype: torch.dtype,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Each trial's ``(l1, l2)`` weights as ``(K, 1, 1)`` and ``(K,)`` tensors, or None unless
-    every trial's penalty is an elastic net."""
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, bool] | None:
+    """Each trial's ``(l1, l2)`` weights as ``(K, 1, 1)`` and ``(K,)`` tensors, and whether any L2
+    weight is positive, or None unless every trial's penalty is an elastic net."""
     weights = []
     for pen, values in zip(per_trial, params):
         if not _net_is_its_own(type(pen)):
@@ -176,7 +188,7 @@ def _elastic_nets(per_trial: Sequence[Penalty], params: Sequence[Mapping[str, An
             return None
         weights.append([float(net[0]), float(net[1])])
     both = torch.tensor(weights, dtype=dtype, device=device)
-    return both[:, 0].reshape(-1, 1, 1), both[:, 1].contiguous()
+    return both[:, 0].reshape(-1, 1, 1), both[:, 1].contiguous(), any(b > 0 for _, b in weights)
 
 
 def _net_is_its_own(cls: type) -> bool:
