@@ -15,6 +15,7 @@ from tuner.train._device import (
     csr_rows,
     cuda_pays_off,
     matmul,
+    times,
 )
 
 
@@ -59,13 +60,15 @@ def test_csr_rows_gathers_rows_like_scipy() -> None:
     assert csr_rows(X, torch.tensor([], dtype=torch.long)).shape == (0, 20)
 
 
+@pytest.mark.parametrize("columns", [1, 3])  # one column: matrix-vector products (times)
 @pytest.mark.parametrize("with_transpose", [True, False])
-def test_sparse_matmul_forward_and_backward_match_dense(with_transpose: bool) -> None:
+def test_sparse_matmul_forward_and_backward_match_dense(with_transpose: bool, columns: int) -> None:
     S = sp.random(40, 15, density=0.3, format="csr", random_state=1)
     place = Placement.resolve("cpu", "float64")
     X, XT = place.features(S), place.features(S.T.tocsr()) if with_transpose else None
-    W = torch.randn(15, 3, dtype=torch.float64, requires_grad=True)
-    G = torch.randn(40, 3, dtype=torch.float64)
+    assert X.col_indices().dtype == torch.int32  # scipy's int32 indices, kept
+    W = torch.randn(15, columns, dtype=torch.float64, requires_grad=True)
+    G = torch.randn(40, columns, dtype=torch.float64)
     (matmul(X, W, XT) * G).sum().backward()
     grad_sparse = W.grad.clone()
     W.grad = None
@@ -73,6 +76,8 @@ def test_sparse_matmul_forward_and_backward_match_dense(with_transpose: bool) ->
     (out_dense * G).sum().backward()
     np.testing.assert_allclose(matmul(X, W, XT).detach().numpy(), out_dense.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(grad_sparse.numpy(), W.grad.numpy(), rtol=1e-12, atol=1e-12)
+    for M in (W.detach(), W.detach()[:, :1], torch.randn(15, 2, dtype=torch.float64)[:, 1:]):  # a strided column too
+        np.testing.assert_allclose(times(X, M).numpy(), S @ M.numpy(), rtol=1e-12)
 
 
 def test_cuda_pays_off_only_above_the_crossover() -> None:

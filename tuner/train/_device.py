@@ -161,13 +161,13 @@ class _SparseMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, X: torch.Tensor, XT: torch.Tensor | None, W: torch.Tensor) -> torch.Tensor:
         ctx.X, ctx.XT = X, XT
-        return X @ W
+        return times(X, W)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
         X, XT = ctx.X, ctx.XT
         if XT is not None:
-            return None, None, XT @ grad
+            return None, None, times(XT, grad)
         crow, col, val = X.crow_indices(), X.col_indices(), X.values()
         row = torch.repeat_interleave(
             torch.arange(X.shape[0], device=crow.device), crow.diff(), output_size=val.numel()
@@ -176,6 +176,16 @@ class _SparseMatmul(torch.autograd.Function):
         # int64: the CPU index_add_ takes ~16x longer with int32 indices (230 against 14 us for a
         # 256-row SST-2 step, torch 2.13); converting a step's few thousand indices costs ~2 us.
         return None, None, out.index_add_(0, col.long(), val[:, None] * grad[row])
+
+
+def times(X: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """``X @ M`` for a dense 2-D ``M``. One column by a sparse CSR ``X`` on the CPU is a
+    matrix-vector product: a quarter faster than the same product as a matrix (SST-2's 53,879 x
+    79,049 TF-IDF rows, 0.82M stored values: 0.76 against 0.99 ms, and 1.03 against 1.35 ms for
+    the transpose; torch 2.13), which is what a binary trial trained alone multiplies."""
+    if X.layout == torch.sparse_csr and M.dim() == 2 and M.shape[1] == 1 and X.device.type == "cpu":
+        return torch.mv(X, M[:, 0]).unsqueeze(1)
+    return X @ M
 
 
 def matmul(X: torch.Tensor, W: torch.Tensor, XT: torch.Tensor | None = None) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tuner.errors import ConfigError
 from tuner.train._config import TrainConfig
 from tuner.train._curvature import add_penalty_hessian, data_hessian, penalty_product
-from tuner.train._device import Placement, matmul
+from tuner.train._device import Placement, matmul, times
 from tuner.train._penalties import PenaltyGroups
 from tuner.train._sizing import HESSIAN_MAX_PARAMS, n_params
 from tuner.train._weights import row_weights, val_row_weights
@@ -206,13 +206,13 @@ class Objective:
         def product(V: torch.Tensor) -> torch.Tensor:
             kk = V.shape[0]
             Vw = V[:, :p * c].reshape(kk, p, c)
-            U = (d.X @ Vw.permute(1, 0, 2).reshape(p, kk * c)).view(-1, kk, c) + V[:, p * c:].reshape(1, kk, c)
+            U = times(d.X, Vw.permute(1, 0, 2).reshape(p, kk * c)).view(-1, kk, c) + V[:, p * c:].reshape(1, kk, c)
             if curvature is not None:
                 R = curvature * U
             else:  # the softmax's Jacobian, diag(s) - s s^T, applied row by row
                 SU = probs * U
                 R = (SU - probs * SU.sum(dim=2, keepdim=True)) * w[..., None]
-            HW = (XT @ R.reshape(-1, kk * c)).view(p, kk, c).permute(1, 0, 2)
+            HW = times(XT, R.reshape(-1, kk * c)).view(p, kk, c).permute(1, 0, 2)
             if penalty is not None:
                 HW = HW + penalty(Vw)
             return torch.cat([HW.reshape(kk, p * c), R.sum(dim=0).reshape(kk, c)], dim=1)
