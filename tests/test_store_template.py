@@ -5,6 +5,7 @@ with its own Default experiment, and a damaged template is rebuilt, never copied
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,72 @@ def test_the_end_of_a_study_uses_the_data_the_study_already_read(tmp_path: Path,
     monkeypatch.setenv(SCHEMA_CACHE_ENV, str(tmp_path / "cache"))
     result = tuner.tune(dataset="breast_cancer", trials=3, seed=1, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
     assert result.model_uri is not None and result.registered_model_version is not None
+
+
+@pytest.fixture
+def no_children(monkeypatch: pytest.MonkeyPatch):
+    """The prebuild module's children of this test alone (stopped at its end)."""
+    from tuner.tracking import _prebuild
+
+    children: list = []
+    monkeypatch.setattr(_prebuild, "_children", children)
+    yield children
+    while children:
+        _prebuild._stop(*children.pop())
+
+
+def test_a_first_runs_template_is_built_by_a_child_process_while_the_run_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_children: list) -> None:
+    """The child builds the template; the run's own process, which waits for it when it opens its
+    store, never runs MLflow's migrations itself (they are refused here), and its store works."""
+    from tuner.tracking import _store
+    from tuner.tracking._prebuild import prebuild_schema_template
+
+    monkeypatch.setenv(SCHEMA_CACHE_ENV, str(tmp_path / "cache"))
+    uri = f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}"
+    assert prebuild_schema_template(uri)
+    (child, _), = no_children
+    assert not prebuild_schema_template(uri)  # one child a process
+
+    def refused(path: Path, **kwargs: object) -> None:
+        raise AssertionError("this process ran MLflow's migrations itself")
+
+    monkeypatch.setattr(_store, "_build_schema", refused)
+    template = schema_template()
+    assert template is not None and template.parent == tmp_path / "cache"
+    assert child.returncode == 0 and not no_children
+    client = _open(tmp_path / "run" / "mlflow.db")
+    assert [e.name for e in client.search_experiments()] == ["Default"]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [template.name]  # nothing half-built left
+
+
+def test_no_child_is_started_where_no_template_is_to_be_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              no_children: list) -> None:
+    from tuner.tracking._prebuild import prebuild_schema_template
+
+    monkeypatch.setenv(SCHEMA_CACHE_ENV, str(tmp_path / "cache"))
+    existing = tmp_path / "old.db"
+    existing.write_bytes(b"x")  # a store that exists: opened, not created
+    for uri in (None, "http://127.0.0.1:5000", f"file://{tmp_path / 'mlruns'}", f"sqlite:///{existing}", "sqlite://",
+                "sqlite:///:memory:", f"postgresql://u@127.0.0.1/{tmp_path.name}"):
+        assert not prebuild_schema_template(uri), uri
+    assert schema_template() is not None  # the template is there now
+    assert not prebuild_schema_template(f"sqlite:///{tmp_path / 'new.db'}")
+    assert not no_children
+
+
+def test_a_child_still_building_when_the_process_ends_is_stopped_and_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_children: list) -> None:
+    from tuner.tracking._prebuild import _stop_children, prebuild_schema_template
+
+    monkeypatch.setenv(SCHEMA_CACHE_ENV, str(tmp_path / "cache"))
+    assert prebuild_schema_template(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (child, _), = no_children
+    cache = tmp_path / "cache"
+    deadline = time.monotonic() + 60
+    while child.poll() is None and time.monotonic() < deadline and not list(cache.glob(".*.new*")):
+        time.sleep(0.005)  # until the child has begun writing its file
+    assert child.poll() is None, "the child ended before it began writing: nothing to stop"
+    _stop_children()  # what atexit runs
+    assert child.poll() is not None and not no_children
+    assert list(cache.iterdir()) == []  # its unfinished file removed, no template

@@ -299,6 +299,9 @@ def tune(
         raise ConfigError(f"Study {study_name!r} cannot be resumed from memory: give the 'storage' it is in.")
     spec, read, new_only = None, None, False
     if has_data:
+        from tuner.tracking._prebuild import prebuild_schema_template
+
+        prebuild_schema_template(tracking_uri)  # a first run's MLflow schema, while the data is read and prepared
         read = read_data(opts)
         spec = StudySpec(
             data=_data_spec(opts, *read), penalties=_names(penalty, "penalty") or penalties.names(),

@@ -255,8 +255,8 @@ def tune(app: AppContext, study_name: str | None, storage: str | None, tracking_
     """
     from pathlib import Path
 
-    from tuner.api import tune as run_tune
     from tuner.study import default_storage_url
+    from tuner.tracking._prebuild import prebuild_schema_template
 
     if options["data"] is None and options["dataset"] is None and study_name is None:
         raise click.UsageError("Give DATA or --dataset to start a study, or --study NAME to resume one.")
@@ -271,9 +271,13 @@ def tune(app: AppContext, study_name: str | None, storage: str | None, tracking_
                   test_file=str(Path(test_file).resolve()) if test_file else None)
     progress = Progress(_progress_mode(app, as_json), metric or _stored_metric(storage_url, study_name), app.quiet)
     try:
+        tracking = _tracking_uri(tracking_uri, no_tracking, storage_url, study_name)
+        prebuild_schema_template(tracking)  # before the imports and the data: a first run's MLflow schema
+        from tuner.api import tune as run_tune
+
         with progress:
             result = run_tune(**data_kwargs(options), **training_kwargs(options), study_name=study_name,
-                              storage=storage_url, tracking_uri=_tracking_uri(tracking_uri, no_tracking, storage_url, study_name),
+                              storage=storage_url, tracking_uri=tracking,
                               penalty=penalty_list, optimizer=optimizer_list, params=assignments, trials=trials,
                               timeout=timeout, metric=metric or "log_loss", sampler=sampler, pruner=pruner, cv=cv,
                               batch_trials=batch_trials, progress=progress, explicit=_explicit_changes(ctx, values))
@@ -300,12 +304,14 @@ def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | N
     """
     from tuner.api import tune as run_tune
     from tuner.study import MissingStudyError
+    from tuner.tracking._prebuild import prebuild_schema_template
 
     progress = Progress(_progress_mode(app, as_json), _stored_metric(storage, study_name), app.quiet)
     try:
+        tracking = _worker_tracking_uri(tracking_uri, no_tracking, storage, study_name, wait)
+        prebuild_schema_template(tracking)
         with progress:
-            result = run_tune(study_name=study_name, storage=storage,
-                              tracking_uri=_worker_tracking_uri(tracking_uri, no_tracking, storage, study_name, wait),
+            result = run_tune(study_name=study_name, storage=storage, tracking_uri=tracking,
                               batch_trials=batch_trials, progress=progress, wait=wait)
     except KeyboardInterrupt:
         _interrupted_before_start()

@@ -20,6 +20,8 @@ from typing import Any
 
 from tuner._logs import quiet_logger
 from tuner.errors import ConfigError, TrackingError
+from tuner.tracking._prebuild import SCHEMA_CACHE_ENV as SCHEMA_CACHE_ENV  # where tests and callers read it
+from tuner.tracking._prebuild import is_template, template_path, wait_for_prebuild
 
 __all__ = [
     "DEFAULT_DB_FILE",
@@ -384,7 +386,6 @@ def _build_schema(path: Path, *, without_default_experiment: bool = False) -> No
             con.execute("DELETE FROM experiments WHERE experiment_id = 0")
 
 
-SCHEMA_CACHE_ENV = "TUNER_CACHE_DIR"
 
 
 def schema_template() -> Path | None:
@@ -397,10 +398,9 @@ def schema_template() -> Path | None:
     its Default experiment, with the right artifact location, when the copy is first opened."""
     import mlflow
 
-    base = os.environ.get(SCHEMA_CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "logreg-tuner")
-    path = Path(base) / f"mlflow-{mlflow.__version__}-sqlite-schema.db"
-    if _is_template(path):
+    path = template_path(mlflow.__version__)
+    wait_for_prebuild()  # a child process this one started may be building it (prebuild_schema_template)
+    if is_template(path):
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -408,22 +408,4 @@ def schema_template() -> Path | None:
             _build_schema(tmp, without_default_experiment=True)
     except OSError:
         return None
-    return path if _is_template(path) else None
-
-
-def _is_template(path: Path) -> bool:
-    """Whether ``path`` is a migrated MLflow store with no experiment (a usable template)."""
-    import sqlite3
-
-    if not path.is_file():
-        return False
-    try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as con:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not {"experiments", "registered_models", "alembic_version"} <= tables:
-                return False
-            empty = con.execute("SELECT COUNT(*) FROM experiments").fetchone()[0] == 0
-            versioned = con.execute("SELECT COUNT(*) FROM alembic_version").fetchone()[0] == 1
-            return bool(empty and versioned)
-    except sqlite3.Error:
-        return False
+    return path if is_template(path) else None
