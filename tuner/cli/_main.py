@@ -271,11 +271,11 @@ def tune(app: AppContext, study_name: str | None, storage: str | None, tracking_
                   test_file=str(Path(test_file).resolve()) if test_file else None)
     progress = Progress(_progress_mode(app, as_json), metric or _stored_metric(storage_url, study_name), app.quiet)
     try:
-        tracking = _tracking_uri(tracking_uri, no_tracking, storage_url, study_name)
-        prebuild_schema_template(tracking)  # before the imports and the data: a first run's MLflow schema
-        from tuner.api import tune as run_tune
-
         with progress:
+            tracking = _tracking_uri(tracking_uri, no_tracking, storage_url, study_name)
+            prebuild_schema_template(tracking)  # before the imports and the data: a first run's MLflow schema
+            from tuner.api import tune as run_tune
+
             result = run_tune(**data_kwargs(options), **training_kwargs(options), study_name=study_name,
                               storage=storage_url, tracking_uri=tracking,
                               penalty=penalty_list, optimizer=optimizer_list, params=assignments, trials=trials,
@@ -308,9 +308,9 @@ def worker(app: AppContext, study_name: str, storage: str, tracking_uri: str | N
 
     progress = Progress(_progress_mode(app, as_json), _stored_metric(storage, study_name), app.quiet)
     try:
-        tracking = _worker_tracking_uri(tracking_uri, no_tracking, storage, study_name, wait)
-        prebuild_schema_template(tracking)
         with progress:
+            tracking = _worker_tracking_uri(tracking_uri, no_tracking, storage, study_name, wait)
+            prebuild_schema_template(tracking)
             result = run_tune(study_name=study_name, storage=storage, tracking_uri=tracking,
                               batch_trials=batch_trials, progress=progress, wait=wait)
     except KeyboardInterrupt:

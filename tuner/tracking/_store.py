@@ -386,8 +386,6 @@ def _build_schema(path: Path, *, without_default_experiment: bool = False) -> No
             con.execute("DELETE FROM experiments WHERE experiment_id = 0")
 
 
-
-
 def schema_template() -> Path | None:
     """An empty, migrated MLflow SQLite store for this MLflow release, kept in the user's cache
     (``$TUNER_CACHE_DIR``, else ``$XDG_CACHE_HOME/logreg-tuner`` or ``~/.cache/logreg-tuner``) and

@@ -233,8 +233,9 @@ def _trials_of(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def penalty_product(penalty: PenaltyGroups, W: torch.Tensor, idx: torch.Tensor,
                     ) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """``V -> H_pen V`` for the trials ``idx`` of the penalties' smooth parts at the weights ``W``
-    ``(K, p, c)`` (``V``: ``(K', p, c)``), by differentiating their gradient once more (any plugin's
-    smooth part); ``None`` when that Hessian is zero."""
+    ``(K, p, c)`` (``V``: ``(K', p, c)``): ``b V`` when every trial's penalty is an elastic net,
+    else by differentiating their gradient once more (any plugin's smooth part); ``None`` when that
+    Hessian is zero."""
     l2 = penalty.l2_weights()
     if l2 is not None:  # b / 2 ||W||^2 (the plugins say so, and tuner.testing checks it): b V
         if not penalty.has_l2():
