@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tuner.tracking._store import SCHEMA_CACHE_ENV, explicit_client, open_store, schema_template
+from tuner.tracking._prebuild import SCHEMA_CACHE_ENV
+from tuner.tracking._store import explicit_client, open_store, schema_template
 
 
 def _open(db: Path):

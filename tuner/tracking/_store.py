@@ -20,7 +20,6 @@ from typing import Any
 
 from tuner._logs import quiet_logger
 from tuner.errors import ConfigError, TrackingError
-from tuner.tracking._prebuild import SCHEMA_CACHE_ENV as SCHEMA_CACHE_ENV  # where tests and callers read it
 from tuner.tracking._prebuild import is_template, template_path, wait_for_prebuild
 
 __all__ = [

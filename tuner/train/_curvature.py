@@ -225,11 +225,6 @@ def _penalty_gradient(penalty: PenaltyGroups, W: torch.Tensor) -> tuple[torch.Te
     return (Wd, g) if g.requires_grad else None
 
 
-def _trials_of(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A ``(K,)`` tensor viewed to broadcast against ``like`` ``(K, ...)``."""
-    return values.view((-1,) + (1,) * (like.dim() - 1))
-
-
 def penalty_product(penalty: PenaltyGroups, W: torch.Tensor, idx: torch.Tensor,
                     ) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """``V -> H_pen V`` for the trials ``idx`` of the penalties' smooth parts at the weights ``W``
@@ -240,7 +235,7 @@ def penalty_product(penalty: PenaltyGroups, W: torch.Tensor, idx: torch.Tensor,
     if l2 is not None:  # b / 2 ||W||^2 (the plugins say so, and tuner.testing checks it): b V
         if not penalty.has_l2():
             return None
-        scale = _trials_of(l2[idx], W)
+        scale = l2[idx].view(-1, 1, 1)  # against V's (K', p, c)
         return lambda V: scale * V
     graph = _penalty_gradient(penalty, W)
     if graph is None:
